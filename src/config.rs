@@ -1,0 +1,695 @@
+//! The publisher's configuration: parsed once, validated completely, then read-only.
+//!
+//! It arrives as the JSON of the `X402` table in `wrangler.toml` (`[vars.X402]`). Every problem is
+//! reported with the exact key (`routes[2].price`) and what is wrong, because the person reading the
+//! message is a publisher, not the author of this code. Everything the request path needs is
+//! precomputed here: each route's offers, down to the exact `PaymentRequirements` JSON, so that the
+//! terms in a 402 and the terms checked on the paid retry are byte-for-byte the same.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::evm::{Address, U256};
+use crate::networks::{self, Network};
+use crate::pattern::PathPattern;
+use crate::x402::{Eip712Extra, PaymentRequirements, PaymentRequirementsV1};
+
+/// Default `maxTimeoutSeconds`: how long a signed payment stays valid, which bounds how late we
+/// may settle it. Same as the reference middleware.
+pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 300;
+/// Default time we give the facilitator to answer.
+pub const DEFAULT_FACILITATOR_TIMEOUT_MS: u64 = 10_000;
+
+/// A configuration problem: the key and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "X402.{}: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawConfig {
+    pay_to: Option<String>,
+    #[serde(default)]
+    accepts: Vec<RawAccept>,
+    origin: Option<String>,
+    facilitator: Option<RawFacilitator>,
+    #[serde(default)]
+    assets: Vec<RawAsset>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+    max_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawAccept {
+    Network(String),
+    Full { network: String, asset: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawFacilitator {
+    url: String,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawAsset {
+    network: String,
+    address: String,
+    name: String,
+    version: String,
+    decimals: u8,
+    symbol: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawRoute {
+    path: String,
+    method: Option<String>,
+    price: Option<Value>,
+    #[serde(default)]
+    free: bool,
+    pay_to: Option<String>,
+    accepts: Option<Vec<RawAccept>>,
+    description: Option<String>,
+    mime_type: Option<String>,
+    max_timeout_seconds: Option<u64>,
+}
+
+/// An EIP-3009 token, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    pub network: Network,
+    pub address: Address,
+    pub name: String,
+    pub version: String,
+    pub decimals: u8,
+    pub symbol: String,
+}
+
+/// One way to pay for a route: a token on a network, a recipient, an exact amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Offer {
+    pub asset: Asset,
+    pub pay_to: Address,
+    pub amount: U256,
+    pub max_timeout_seconds: u64,
+    /// The v2 terms exactly as sent and as expected back.
+    pub requirements: PaymentRequirements,
+}
+
+impl Offer {
+    /// The v1 form of this offer, if v1 clients know its network.
+    pub fn v1(
+        &self,
+        resource: &str,
+        description: &str,
+        mime_type: &str,
+    ) -> Option<PaymentRequirementsV1> {
+        let name = self.asset.network.v1_name?;
+        Some(PaymentRequirementsV1 {
+            scheme: "exact".into(),
+            network: name.into(),
+            max_amount_required: self.requirements.amount.clone(),
+            resource: resource.into(),
+            description: description.into(),
+            mime_type: mime_type.into(),
+            pay_to: self.requirements.pay_to.clone(),
+            max_timeout_seconds: self.max_timeout_seconds,
+            asset: self.requirements.asset.clone(),
+            extra: self.requirements.extra.clone(),
+        })
+    }
+}
+
+/// A route rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Position in `routes`, for messages and logs.
+    pub index: usize,
+    /// Upper-case method, or `None` for any method.
+    pub method: Option<String>,
+    pub pattern: PathPattern,
+    pub description: String,
+    pub mime_type: String,
+    /// Empty for a free route (`free = true`), which passes through.
+    pub offers: Vec<Offer>,
+}
+
+impl Route {
+    pub fn is_free(&self) -> bool {
+        self.offers.is_empty()
+    }
+
+    /// Whether this rule covers the method and path. A rule for GET also covers HEAD: a HEAD is
+    /// a GET without the body, and must not be a free look at what a GET would sell.
+    pub fn covers(&self, method: &str, path: &str) -> bool {
+        let method_ok = match &self.method {
+            None => true,
+            Some(m) => m == method || (m == "GET" && method == "HEAD"),
+        };
+        method_ok && self.pattern.matches(path)
+    }
+}
+
+/// The facilitator we settle through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilitatorConfig {
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub routes: Vec<Route>,
+    pub facilitator: Option<FacilitatorConfig>,
+    /// Where passed requests go; `None` means on to the zone's own origin.
+    pub origin: Option<String>,
+}
+
+impl Config {
+    /// Parses and validates the JSON of `[vars.X402]`.
+    pub fn from_json(json: &str) -> Result<Config, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(json);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let key = if path == "." { String::new() } else { path };
+            err(key, e.into_inner().to_string())
+        })?;
+        raw.resolve()
+    }
+
+    /// The first route that covers this request, if any.
+    pub fn route_for(&self, method: &str, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.covers(method, path))
+    }
+}
+
+fn parse_address(key: &str, s: &str) -> Result<Address, ConfigError> {
+    let a = Address::parse(s).map_err(|e| err(key, format!("{s:?} is not an address: {e}")))?;
+    if a == Address::ZERO {
+        return Err(err(key, "the zero address cannot be paid"));
+    }
+    Ok(a)
+}
+
+fn check_url(key: &str, url: &str) -> Result<String, ConfigError> {
+    let trimmed = url.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or_else(|| err(key, format!("{url:?} must start with http:// or https://")))?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(err(key, format!("{url:?} is not a URL")));
+    }
+    Ok(trimmed.to_string())
+}
+
+impl RawConfig {
+    fn resolve(self) -> Result<Config, ConfigError> {
+        let mut assets = Vec::with_capacity(self.assets.len());
+        for (i, a) in self.assets.iter().enumerate() {
+            let key = format!("assets[{i}]");
+            let network = networks::parse_network(&a.network).ok_or_else(|| {
+                err(
+                    format!("{key}.network"),
+                    format!(
+                        "{:?} is not an EVM network (write eip155:<chain id>)",
+                        a.network
+                    ),
+                )
+            })?;
+            if a.name.is_empty() || a.version.is_empty() {
+                return Err(err(
+                    key,
+                    "name and version are the token's EIP-712 domain and cannot be empty",
+                ));
+            }
+            if a.decimals > 36 {
+                return Err(err(format!("{key}.decimals"), "at most 36"));
+            }
+            assets.push(Asset {
+                network,
+                address: parse_address(&format!("{key}.address"), &a.address)?,
+                name: a.name.clone(),
+                version: a.version.clone(),
+                decimals: a.decimals,
+                symbol: a.symbol.clone().unwrap_or_default(),
+            });
+        }
+
+        let default_pay_to = self
+            .pay_to
+            .as_deref()
+            .map(|s| parse_address("payTo", s))
+            .transpose()?;
+        let default_timeout = self
+            .max_timeout_seconds
+            .unwrap_or(DEFAULT_MAX_TIMEOUT_SECONDS);
+        check_timeout("maxTimeoutSeconds", default_timeout)?;
+        let default_accepts = resolve_accepts("accepts", &self.accepts, &assets)?;
+
+        let facilitator = match &self.facilitator {
+            None => None,
+            Some(f) => Some(FacilitatorConfig {
+                url: check_url("facilitator.url", &f.url)?,
+                timeout_ms: match f.timeout_ms {
+                    Some(0) => return Err(err("facilitator.timeoutMs", "must be more than 0")),
+                    Some(t) => t,
+                    None => DEFAULT_FACILITATOR_TIMEOUT_MS,
+                },
+            }),
+        };
+        let origin = self
+            .origin
+            .as_deref()
+            .map(|o| check_url("origin", o))
+            .transpose()?;
+
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = format!("routes[{i}]");
+            let pattern = PathPattern::parse(&r.path).map_err(|p| err(format!("{key}.path"), p))?;
+            let method = match &r.method {
+                None => None,
+                Some(m) => {
+                    let up = m.to_ascii_uppercase();
+                    if !matches!(
+                        up.as_str(),
+                        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS"
+                    ) {
+                        return Err(err(
+                            format!("{key}.method"),
+                            format!("{m:?} is not an HTTP method"),
+                        ));
+                    }
+                    Some(up)
+                }
+            };
+            let description = r.description.clone().unwrap_or_default();
+            let mime_type = r.mime_type.clone().unwrap_or_default();
+            if r.free {
+                if r.price.is_some() {
+                    return Err(err(key, "a route cannot have both free = true and a price"));
+                }
+                routes.push(Route {
+                    index: i,
+                    method,
+                    pattern,
+                    description,
+                    mime_type,
+                    offers: Vec::new(),
+                });
+                continue;
+            }
+            let price = r.price.as_ref().ok_or_else(|| {
+                err(
+                    format!("{key}.price"),
+                    "missing: give a price (\"$0.01\" or atomic units) or free = true",
+                )
+            })?;
+            let pay_to = match &r.pay_to {
+                Some(s) => parse_address(&format!("{key}.payTo"), s)?,
+                None => default_pay_to.ok_or_else(|| {
+                    err(
+                        format!("{key}.payTo"),
+                        "no payTo here and none at the top level",
+                    )
+                })?,
+            };
+            let accepts = match &r.accepts {
+                Some(a) => resolve_accepts(&format!("{key}.accepts"), a, &assets)?,
+                None => default_accepts.clone(),
+            };
+            if accepts.is_empty() {
+                return Err(err(
+                    format!("{key}.accepts"),
+                    "no way to pay: list at least one network here or at the top level",
+                ));
+            }
+            let timeout = r.max_timeout_seconds.unwrap_or(default_timeout);
+            check_timeout(&format!("{key}.maxTimeoutSeconds"), timeout)?;
+            let mut offers = Vec::with_capacity(accepts.len());
+            for asset in accepts {
+                let amount = parse_price(&format!("{key}.price"), price, &asset)?;
+                offers.push(make_offer(asset, pay_to, amount, timeout));
+            }
+            check_atomic_price_is_unambiguous(&format!("{key}.price"), price, &offers)?;
+            if self.facilitator.is_none() {
+                return Err(err(
+                    "facilitator.url",
+                    "priced routes need a facilitator to settle payments",
+                ));
+            }
+            routes.push(Route {
+                index: i,
+                method,
+                pattern,
+                description,
+                mime_type,
+                offers,
+            });
+        }
+        Ok(Config {
+            routes,
+            facilitator,
+            origin,
+        })
+    }
+}
+
+fn check_timeout(key: &str, t: u64) -> Result<(), ConfigError> {
+    if !(30..=86_400).contains(&t) {
+        return Err(err(key, format!("{t} is outside 30..=86400 seconds")));
+    }
+    Ok(())
+}
+
+fn make_offer(asset: Asset, pay_to: Address, amount: U256, max_timeout_seconds: u64) -> Offer {
+    let requirements = PaymentRequirements {
+        scheme: "exact".into(),
+        network: asset.network.caip2(),
+        amount: amount.to_string(),
+        asset: asset.address.to_checksum(),
+        pay_to: pay_to.to_checksum(),
+        max_timeout_seconds,
+        extra: Eip712Extra {
+            name: asset.name.clone(),
+            version: asset.version.clone(),
+        },
+    };
+    Offer {
+        asset,
+        pay_to,
+        amount,
+        max_timeout_seconds,
+        requirements,
+    }
+}
+
+fn resolve_accepts(
+    key: &str,
+    raw: &[RawAccept],
+    custom: &[Asset],
+) -> Result<Vec<Asset>, ConfigError> {
+    let mut out: Vec<Asset> = Vec::with_capacity(raw.len());
+    for (i, a) in raw.iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        let (net_s, asset_s) = match a {
+            RawAccept::Network(n) => (n.as_str(), None),
+            RawAccept::Full { network, asset } => (network.as_str(), Some(asset.as_str())),
+        };
+        let network = networks::parse_network(net_s).ok_or_else(|| {
+            err(&key, format!("{net_s:?} is not an EVM network (write eip155:<chain id> or a v1 name like base-sepolia)"))
+        })?;
+        let asset = find_asset(network, asset_s, custom).ok_or_else(|| {
+            err(
+                &key,
+                match asset_s {
+                    Some(s) => format!(
+                        "no token {s:?} is known on {}; add it under [[vars.X402.assets]]",
+                        network.caip2()
+                    ),
+                    None => format!(
+                        "no USDC is built in for {}; add the token under [[vars.X402.assets]]",
+                        network.caip2()
+                    ),
+                },
+            )
+        })?;
+        if out
+            .iter()
+            .any(|o| o.network == asset.network && o.address == asset.address)
+        {
+            return Err(err(&key, "listed twice"));
+        }
+        out.push(asset);
+    }
+    Ok(out)
+}
+
+fn find_asset(network: Network, which: Option<&str>, custom: &[Asset]) -> Option<Asset> {
+    let on_chain = |a: &&Asset| a.network.chain_id == network.chain_id;
+    let wanted_address = which.and_then(|w| Address::parse(w).ok());
+    let pick = |a: &&Asset| match (which, wanted_address) {
+        (None, _) => true,
+        (Some(_), Some(addr)) => a.address == addr,
+        (Some(sym), None) => a.symbol.eq_ignore_ascii_case(sym),
+    };
+    if let Some(a) = custom.iter().filter(on_chain).find(pick) {
+        return Some(a.clone());
+    }
+    let known = networks::usdc_of(network.chain_id)?;
+    let asset = Asset {
+        network,
+        address: Address::parse(known.address).ok()?,
+        name: known.name.into(),
+        version: known.version.into(),
+        decimals: known.decimals,
+        symbol: known.symbol.into(),
+    };
+    pick(&&asset).then_some(asset)
+}
+
+/// Reads a price: `"$1.25"` in dollars (converted exactly by the token's decimals), or atomic units
+/// as a decimal string or integer.
+fn parse_price(key: &str, price: &Value, asset: &Asset) -> Result<U256, ConfigError> {
+    let bad = |why: &str| err(key, format!("{price} {why}"));
+    let amount = match price {
+        Value::Number(n) => {
+            let v = n
+                .as_u64()
+                .ok_or_else(|| bad("is not a whole number of atomic units"))?;
+            U256::from_u64(v)
+        }
+        Value::String(s) => {
+            if let Some(d) = s.strip_prefix('$') {
+                dollars_to_atomic(d, asset.decimals).map_err(|w| bad(&w))?
+            } else {
+                U256::from_dec_str(s).map_err(|_| {
+                    bad("is not a price: write dollars as \"$0.01\" or atomic units as \"10000\"")
+                })?
+            }
+        }
+        _ => {
+            return Err(bad(
+                "is not a price: write dollars as \"$0.01\" or atomic units as \"10000\"",
+            ))
+        }
+    };
+    if amount.is_zero() {
+        return Err(bad("is zero: use free = true for a free route"));
+    }
+    Ok(amount)
+}
+
+fn dollars_to_atomic(d: &str, decimals: u8) -> Result<U256, String> {
+    let (whole, frac) = d.split_once('.').unwrap_or((d, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(frac) || (d.contains('.') && frac.is_empty()) {
+        return Err("is not a dollar amount like \"$0.01\"".into());
+    }
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > decimals as usize {
+        return Err(format!(
+            "has more decimal places than the token's {decimals}, so it cannot be charged exactly"
+        ));
+    }
+    let mut atomic = String::with_capacity(whole.len() + decimals as usize);
+    atomic.push_str(whole);
+    atomic.push_str(frac);
+    atomic.extend(std::iter::repeat_n('0', decimals as usize - frac.len()));
+    U256::from_dec_str(atomic.trim_start_matches('0').max("0"))
+        .map_err(|_| "is too large".to_string())
+}
+
+fn check_atomic_price_is_unambiguous(
+    key: &str,
+    price: &Value,
+    offers: &[Offer],
+) -> Result<(), ConfigError> {
+    let atomic = !matches!(price, Value::String(s) if s.starts_with('$'));
+    if atomic {
+        if let Some(first) = offers.first() {
+            if offers
+                .iter()
+                .any(|o| o.asset.decimals != first.asset.decimals)
+            {
+                return Err(err(
+                    key,
+                    "an atomic price means different amounts for tokens with different decimals; write it in dollars",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const PAY_TO: &str = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C";
+
+    fn base(routes: Value) -> Value {
+        json!({
+            "payTo": PAY_TO,
+            "accepts": ["eip155:84532"],
+            "facilitator": {"url": "http://127.0.0.1:4021/"},
+            "routes": routes,
+        })
+    }
+
+    fn load(v: Value) -> Result<Config, ConfigError> {
+        Config::from_json(&v.to_string())
+    }
+
+    #[test]
+    fn dollar_and_atomic_prices() {
+        let c = load(base(json!([
+            {"path": "/a/*", "price": "$0.01"},
+            {"path": "/b", "price": "5000", "method": "get"},
+            {"path": "/c", "price": 7},
+            {"path": "/d", "price": "$12"},
+        ])))
+        .unwrap();
+        let amounts: Vec<String> = c
+            .routes
+            .iter()
+            .map(|r| r.offers[0].requirements.amount.clone())
+            .collect();
+        assert_eq!(amounts, ["10000", "5000", "7", "12000000"]);
+        let r = &c.routes[0].offers[0].requirements;
+        assert_eq!(r.extra.name, "USDC");
+        assert_eq!(r.network, "eip155:84532");
+        assert_eq!(r.pay_to, PAY_TO);
+        assert_eq!(c.facilitator.unwrap().url, "http://127.0.0.1:4021");
+        assert_eq!(c.routes[1].method.as_deref(), Some("GET"));
+    }
+
+    #[test]
+    fn route_selection_first_match_and_head() {
+        let c = load(base(json!([
+            {"path": "/articles/free-*", "free": true},
+            {"path": "/articles/open", "free": true},
+            {"path": "/articles/*", "price": "$0.01", "method": "GET"},
+        ])))
+        .unwrap_err();
+        assert_eq!(c.key, "routes[0].path");
+        let c = load(base(json!([
+            {"path": "/articles/open", "free": true},
+            {"path": "/articles/*", "price": "$0.01", "method": "GET"},
+        ])))
+        .unwrap();
+        assert!(c.route_for("GET", "/articles/open").unwrap().is_free());
+        assert!(!c.route_for("HEAD", "/articles/x").unwrap().is_free());
+        assert!(c.route_for("POST", "/articles/x").is_none());
+        assert!(c.route_for("GET", "/other").is_none());
+    }
+
+    #[test]
+    fn several_networks_in_preference_order() {
+        let c = load(base(json!([{"path": "/x", "price": "$0.5",
+            "accepts": ["base", "eip155:84532", {"network": "eip155:137", "asset": "USDC"}]}])))
+        .unwrap();
+        let nets: Vec<&str> = c.routes[0]
+            .offers
+            .iter()
+            .map(|o| o.requirements.network.as_str())
+            .collect();
+        assert_eq!(nets, ["eip155:8453", "eip155:84532", "eip155:137"]);
+        assert_eq!(c.routes[0].offers[0].requirements.extra.name, "USD Coin");
+        assert_eq!(c.routes[0].offers[0].amount, U256::from_u64(500_000));
+    }
+
+    #[test]
+    fn custom_tokens() {
+        let mut v = base(json!([{"path": "/x", "price": "$1", "accepts": ["eip155:31337"]}]));
+        v["assets"] = json!([{"network": "eip155:31337", "address": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+            "name": "USD Coin", "version": "2", "decimals": 6, "symbol": "USDC"}]);
+        let c = load(v).unwrap();
+        assert_eq!(
+            c.routes[0].offers[0].requirements.asset,
+            "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: Vec<(Value, &str)> = vec![
+            (
+                base(json!([{"path": "/x", "price": "$0.0000001"}])),
+                "routes[0].price",
+            ),
+            (
+                base(json!([{"path": "/x", "price": "1.5"}])),
+                "routes[0].price",
+            ),
+            (
+                base(json!([{"path": "/x", "price": "$-1"}])),
+                "routes[0].price",
+            ),
+            (
+                base(json!([{"path": "/x", "price": "$0"}])),
+                "routes[0].price",
+            ),
+            (
+                base(json!([{"path": "x", "price": "$1"}])),
+                "routes[0].path",
+            ),
+            (
+                base(json!([{"path": "/x", "price": "$1", "method": "FETCH"}])),
+                "routes[0].method",
+            ),
+            (base(json!([{"path": "/x", "prce": "$1"}])), "routes[0]"),
+            (base(json!([{"path": "/x"}])), "routes[0].price"),
+            (
+                base(json!([{"path": "/x", "price": "$1", "accepts": ["eip155:1"]}])),
+                "routes[0].accepts[0]",
+            ),
+            (
+                base(json!([{"path": "/x", "price": "$1", "payTo": "0x1234"}])),
+                "routes[0].payTo",
+            ),
+            (
+                base(json!([{"path": "/x", "price": "$1", "maxTimeoutSeconds": 5}])),
+                "routes[0].maxTimeoutSeconds",
+            ),
+        ];
+        for (v, key) in cases {
+            let e = load(v.clone()).unwrap_err();
+            assert!(e.key.starts_with(key), "{v}: got {e}");
+        }
+        let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+        v["facilitator"] = json!({"url": "ftp://x"});
+        assert_eq!(load(v).unwrap_err().key, "facilitator.url");
+        let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+        v["payTo"] = json!("0xnothex");
+        assert_eq!(load(v).unwrap_err().key, "payTo");
+        assert!(Config::from_json("{").is_err());
+    }
+}

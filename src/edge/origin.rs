@@ -1,0 +1,69 @@
+//! Passing requests on to the origin.
+//!
+//! With `origin` configured, the request goes to that base URL with the same path, query, method,
+//! headers and body; without it, the request continues to the zone's own origin (the Worker is
+//! deployed on a route in front of it). Redirects are handed back to the client, not followed.
+
+use worker::{Fetch, Request, RequestInit, RequestRedirect, Response, Result};
+
+use crate::config::Config;
+use crate::paywall::PaidRequest;
+
+/// Request headers that carry payments; the origin has no use for them once we have checked them.
+const PAYMENT_HEADERS: [&str; 3] = ["payment-signature", "x-payment", "sign-in-with-x"];
+/// Header telling the origin who paid (set only by us: any incoming copy is removed).
+pub const PAYER_HEADER: &str = "x402-payer";
+
+/// An unpriced request, untouched (but for a forged payer header).
+pub async fn pass(config: &Config, req: Request) -> Result<Response> {
+    send(config, req, None).await
+}
+
+/// A paid request: payment headers stripped, the payer named.
+pub async fn forward_paid(
+    config: &Config,
+    req: Request,
+    paid: &PaidRequest<'_>,
+) -> Result<Response> {
+    send(config, req, Some(paid.verified.payer.to_checksum())).await
+}
+
+async fn send(config: &Config, req: Request, payer: Option<String>) -> Result<Response> {
+    let url = req.url()?;
+    let target = match &config.origin {
+        Some(base) => {
+            let mut t = format!("{base}{}", url.path());
+            if let Some(q) = url.query() {
+                t.push('?');
+                t.push_str(q);
+            }
+            t
+        }
+        None => url.to_string(),
+    };
+    let headers = req.headers().clone();
+    // Only we may say who paid: the origin trusts this header, so a client's copy never passes.
+    headers.delete(PAYER_HEADER)?;
+    if let Some(payer) = &payer {
+        for h in PAYMENT_HEADERS {
+            headers.delete(h)?;
+        }
+        headers.set(PAYER_HEADER, payer)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method())
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    if !matches!(req.method(), worker::Method::Get | worker::Method::Head) {
+        init.with_body(req.inner().body().map(Into::into));
+    }
+    let outgoing = Request::new_with_init(&target, &init)?;
+    let response = Fetch::Request(outgoing).send().await?;
+    // Responses from fetch have immutable headers; rebuild so that receipts can be added.
+    let status = response.status_code();
+    let headers = response.headers().clone();
+    let (_, body) = response.into_parts();
+    Ok(Response::from_body(body)?
+        .with_status(status)
+        .with_headers(headers))
+}

@@ -1,0 +1,27 @@
+//! Turning the core's replies into platform responses.
+
+use worker::{Headers, Response, Result};
+
+use crate::paywall::{self, Reply};
+
+/// A reply the paywall wrote itself.
+pub fn reply(reply: Reply) -> Result<Response> {
+    let headers = Headers::new();
+    for (k, v) in &reply.headers {
+        headers.set(k, v)?;
+    }
+    let response = if reply.body.is_empty() {
+        Response::empty()?
+    } else {
+        Response::ok(reply.body)?
+    };
+    Ok(response.with_status(reply.status).with_headers(headers))
+}
+
+/// Adds receipt, CORS and no-store headers to an origin response being sold.
+pub fn decorate(response: &mut Response, extra: Vec<(&'static str, String)>) {
+    let headers = response.headers_mut();
+    for (k, v) in paywall::common_headers().into_iter().chain(extra) {
+        let _ = headers.set(k, &v);
+    }
+}

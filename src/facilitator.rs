@@ -1,0 +1,187 @@
+//! What the facilitator's answers mean, as they really arrive.
+//!
+//! Facilitators answer `200` with `success:false` for a refused settlement, sometimes `400` with the
+//! same result body, sometimes `400`/`5xx` with something else entirely, and sometimes nothing at
+//! all. A refusal is a fact about the payment; everything else is a fact about the facilitator and
+//! says nothing about whether money moved. So a timeout or a garbled answer is [`Unknown`], never
+//! "failed": the payment may have been broadcast.
+//!
+//! [`Unknown`]: SettleOutcome::Unknown
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::x402::SettleResponse;
+
+/// The body of `/verify` and `/settle` requests.
+pub fn request_body(version: u8, payload: &Value, requirements: &Value) -> String {
+    serde_json::json!({
+        "x402Version": version,
+        "paymentPayload": payload,
+        "paymentRequirements": requirements,
+    })
+    .to_string()
+}
+
+/// How a settlement attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettleOutcome {
+    /// Settled on chain.
+    Settled(SettleResponse),
+    /// The facilitator looked at the payment and refused it; nothing moved.
+    Refused { reason: String, message: String },
+    /// No usable answer: the payment may or may not have moved.
+    Unknown(String),
+}
+
+/// How a verification attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyOutcome {
+    Valid { payer: Option<String> },
+    Invalid { reason: String, message: String },
+    Unknown(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyBody {
+    is_valid: bool,
+    #[serde(default)]
+    invalid_reason: Option<String>,
+    #[serde(default)]
+    invalid_message: Option<String>,
+    #[serde(default)]
+    payer: Option<String>,
+}
+
+/// Reads a `/settle` answer. `status` is `None` when no HTTP answer came (timeout, refused).
+pub fn read_settle(status: Option<u16>, body: &str) -> SettleOutcome {
+    let Some(status) = status else {
+        return SettleOutcome::Unknown(non_empty(body, "no answer from the facilitator"));
+    };
+    if status >= 500 {
+        return SettleOutcome::Unknown(format!("facilitator answered {status}"));
+    }
+    match serde_json::from_str::<SettleResponse>(body) {
+        Ok(r) if r.success && (200..300).contains(&status) => SettleOutcome::Settled(r),
+        Ok(r) if !r.success => SettleOutcome::Refused {
+            reason: r
+                .error_reason
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "unexpected_settle_error".into()),
+            message: r.error_message.unwrap_or_default(),
+        },
+        _ if is_json_object_without(body, "success") && status == 400 => SettleOutcome::Refused {
+            reason: "invalid_request".into(),
+            message: short(body),
+        },
+        _ => SettleOutcome::Unknown(format!(
+            "facilitator answered {status} with an unreadable body: {}",
+            short(body)
+        )),
+    }
+}
+
+/// Reads a `/verify` answer.
+pub fn read_verify(status: Option<u16>, body: &str) -> VerifyOutcome {
+    let Some(status) = status else {
+        return VerifyOutcome::Unknown(non_empty(body, "no answer from the facilitator"));
+    };
+    if status >= 500 {
+        return VerifyOutcome::Unknown(format!("facilitator answered {status}"));
+    }
+    match serde_json::from_str::<VerifyBody>(body) {
+        Ok(v) if v.is_valid && (200..300).contains(&status) => {
+            VerifyOutcome::Valid { payer: v.payer }
+        }
+        Ok(v) if !v.is_valid => VerifyOutcome::Invalid {
+            reason: v.invalid_reason.unwrap_or_else(|| "invalid_payload".into()),
+            message: v.invalid_message.unwrap_or_default(),
+        },
+        _ => VerifyOutcome::Unknown(format!(
+            "facilitator answered {status} with an unreadable body: {}",
+            short(body)
+        )),
+    }
+}
+
+fn is_json_object_without(body: &str, key: &str) -> bool {
+    matches!(serde_json::from_str::<Value>(body), Ok(Value::Object(m)) if !m.contains_key(key))
+}
+
+fn non_empty(s: &str, default: &str) -> String {
+    if s.is_empty() {
+        default.into()
+    } else {
+        s.into()
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_answers() {
+        let ok = r#"{"success":true,"transaction":"0xabc","network":"eip155:1","payer":"0x1"}"#;
+        assert!(
+            matches!(read_settle(Some(200), ok), SettleOutcome::Settled(r) if r.transaction == "0xabc")
+        );
+        let refused = r#"{"success":false,"errorReason":"invalid_exact_evm_insufficient_balance","transaction":"","network":"eip155:1"}"#;
+        for status in [200, 400] {
+            assert_eq!(
+                read_settle(Some(status), refused),
+                SettleOutcome::Refused {
+                    reason: "invalid_exact_evm_insufficient_balance".into(),
+                    message: String::new()
+                }
+            );
+        }
+        assert!(matches!(
+            read_settle(Some(400), r#"{"errorType":"invalid_request"}"#),
+            SettleOutcome::Refused { .. }
+        ));
+        assert!(matches!(
+            read_settle(Some(500), refused),
+            SettleOutcome::Unknown(_)
+        ));
+        assert!(matches!(
+            read_settle(Some(200), "<html>"),
+            SettleOutcome::Unknown(_)
+        ));
+        assert!(matches!(
+            read_settle(Some(200), "{}"),
+            SettleOutcome::Unknown(_)
+        ));
+        assert!(matches!(read_settle(None, ""), SettleOutcome::Unknown(_)));
+    }
+
+    #[test]
+    fn verify_answers() {
+        assert_eq!(
+            read_verify(Some(200), r#"{"isValid":true,"payer":"0x1"}"#),
+            VerifyOutcome::Valid {
+                payer: Some("0x1".into())
+            }
+        );
+        assert!(matches!(
+            read_verify(
+                Some(400),
+                r#"{"isValid":false,"invalidReason":"invalid_payload"}"#
+            ),
+            VerifyOutcome::Invalid { .. }
+        ));
+        assert!(matches!(
+            read_verify(Some(502), ""),
+            VerifyOutcome::Unknown(_)
+        ));
+        assert!(matches!(
+            read_verify(Some(200), "[]"),
+            VerifyOutcome::Unknown(_)
+        ));
+    }
+}

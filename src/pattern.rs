@@ -1,0 +1,152 @@
+//! Route patterns: which paths a route rule covers.
+//!
+//! A pattern is a path of segments: a literal (`articles`), a parameter that matches any one segment
+//! (`:id` or `[id]`), `*` in the middle (any one segment) or `*` at the end (one or more segments).
+//! Paths are compared after the same normalisation on both sides: percent-decoded, lowercase, empty
+//! segments dropped. That normalisation is about money: if `/Articles/x`, `/%61rticles/x` or
+//! `/articles//x` reached an origin that reads them as `/articles/x` while the paywall did not see a
+//! priced path, the paywall could be walked around.
+
+/// A compiled route pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    source: String,
+    segments: Vec<Segment>,
+    tail: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Any,
+}
+
+impl PathPattern {
+    /// Compiles a pattern, or says what is wrong with it.
+    pub fn parse(source: &str) -> Result<PathPattern, String> {
+        if !source.starts_with('/') {
+            return Err(format!("{source:?} must start with '/'"));
+        }
+        if source.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{source:?} must not contain spaces"));
+        }
+        let parts: Vec<&str> = source.split('/').filter(|s| !s.is_empty()).collect();
+        let mut segments = Vec::with_capacity(parts.len());
+        let mut tail = false;
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let seg = if *part == "*" {
+                if last {
+                    tail = true;
+                    continue;
+                }
+                Segment::Any
+            } else if part.starts_with(':') || (part.starts_with('[') && part.ends_with(']')) {
+                Segment::Any
+            } else if part.contains('*') {
+                return Err(format!(
+                    "{source:?}: '*' must be a whole segment (/a/*/b or /a/*)"
+                ));
+            } else {
+                Segment::Literal(normalise_segment(part))
+            };
+            segments.push(seg);
+        }
+        Ok(PathPattern {
+            source: source.to_string(),
+            segments,
+            tail,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the (raw, undecoded) request path is covered.
+    pub fn matches(&self, path: &str) -> bool {
+        let mut parts = path.split('/').filter(|s| !s.is_empty());
+        for seg in &self.segments {
+            match (seg, parts.next()) {
+                (_, None) => return false,
+                (Segment::Any, Some(_)) => {}
+                (Segment::Literal(lit), Some(p)) => {
+                    if normalise_segment(p) != *lit {
+                        return false;
+                    }
+                }
+            }
+        }
+        match parts.next() {
+            None => !self.tail,
+            Some(_) => self.tail,
+        }
+    }
+}
+
+/// Percent-decodes and lowercases one segment. Invalid escapes stay as written.
+fn normalise_segment(seg: &str) -> String {
+    let bytes = seg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hi = (bytes[i + 1] as char).to_digit(16);
+            let lo = (bytes[i + 2] as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hi, lo) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, path: &str) -> bool {
+        PathPattern::parse(p).unwrap().matches(path)
+    }
+
+    #[test]
+    fn literals_wildcards_params() {
+        assert!(m("/api/weather", "/api/weather"));
+        assert!(m("/api/weather", "/api/weather/"));
+        assert!(!m("/api/weather", "/api/weather/x"));
+        assert!(m("/articles/*", "/articles/a"));
+        assert!(m("/articles/*", "/articles/a/b"));
+        assert!(!m("/articles/*", "/articles"));
+        assert!(!m("/articles/*", "/article/a"));
+        assert!(m("/users/:id/posts", "/users/7/posts"));
+        assert!(m("/users/[id]/posts", "/users/7/posts"));
+        assert!(!m("/users/:id/posts", "/users/7/8/posts"));
+        assert!(m("/a/*/c", "/a/b/c"));
+        assert!(m("/*", "/anything/at/all"));
+        assert!(m("/", "/"));
+        assert!(!m("/", "/x"));
+    }
+
+    #[test]
+    fn evasions_are_still_matched() {
+        assert!(m("/articles/*", "/Articles/x"));
+        assert!(m("/articles/*", "/%61rticles/x"));
+        assert!(m("/articles/*", "//articles//x"));
+        assert!(m("/articles/*", "/%41RTICLES/x"));
+    }
+
+    #[test]
+    fn bad_patterns_say_why() {
+        assert!(PathPattern::parse("articles").is_err());
+        assert!(PathPattern::parse("/a*").is_err());
+        assert!(PathPattern::parse("/a b").is_err());
+        // A lone or truncated escape is not a crash.
+        assert!(!m("/x", "/%"));
+        assert!(!m("/x", "/%4"));
+    }
+}

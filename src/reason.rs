@@ -1,0 +1,399 @@
+//! Every refusal the paywall can give, in one place.
+//!
+//! A client must always learn why it was refused, in a form a program can act on and a sentence a
+//! person can read. Each [`Reason`] maps to exactly one row of the table in [`Reason::info`]: our own
+//! stable code, the x402 reason string that official clients and facilitators use for the same
+//! failure, the HTTP status, and the human sentence. Nothing else in the crate invents status codes
+//! or error strings for refusals.
+
+use serde::Serialize;
+
+/// Why a request was not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No payment was attached to a priced request.
+    PaymentRequired,
+    /// A payment header is longer than [`crate::x402::codec::MAX_HEADER_BYTES`].
+    HeaderTooLarge,
+    /// A payment header is not base64.
+    InvalidBase64,
+    /// A payment header is base64, but not of JSON.
+    InvalidJson,
+    /// The JSON is not a payment payload of the expected shape.
+    InvalidShape,
+    /// `x402Version` is missing or not one we speak.
+    UnsupportedVersion,
+    /// The payment names a scheme other than `exact`.
+    UnsupportedScheme,
+    /// The payment is for a network this route does not accept.
+    NetworkMismatch,
+    /// The payment is in a token this route does not accept.
+    AssetMismatch,
+    /// The `accepted` terms name another recipient than ours.
+    PayToMismatch,
+    /// The `accepted` terms name another price than ours.
+    PriceMismatch,
+    /// The `accepted` terms differ from ours in another field (timeout, EIP-712 domain).
+    TermsMismatch,
+    /// The authorization pays someone else.
+    RecipientMismatch,
+    /// The authorization's value is not exactly the price.
+    ValueMismatch,
+    /// The authorization is not valid yet (`validAfter` in the future).
+    NotYetValid,
+    /// The authorization expires too soon to be settled (`validBefore`).
+    ExpiresTooSoon,
+    /// The authorization stays valid for longer than the terms allow.
+    ValidTooLong,
+    /// The nonce is not 32 bytes of hex.
+    InvalidNonce,
+    /// An address field is not an address.
+    InvalidAddress,
+    /// A number field is not a decimal uint256.
+    InvalidNumber,
+    /// The signature is malformed (not hex, `v` not 27/28, high `s`, zero `r`/`s`).
+    InvalidSignature,
+    /// The signature is well formed but was not made by `from` over these terms.
+    SignerMismatch,
+    /// The facilitator judged a smart-wallet signature invalid.
+    FacilitatorRejected,
+    /// This exact authorization was already used.
+    Replay,
+    /// The facilitator refused to settle the payment.
+    SettlementFailed,
+    /// The facilitator could not be reached or gave no usable answer; nothing was charged.
+    FacilitatorUnavailable,
+    /// The paywall itself is misconfigured.
+    ConfigInvalid,
+    /// The route is not for sale to this method.
+    MethodNotAllowed,
+}
+
+/// One row of the refusal table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasonInfo {
+    /// Our stable machine-readable code.
+    pub code: &'static str,
+    /// The x402 reason string (what official facilitators call the same failure).
+    pub x402: &'static str,
+    /// HTTP status of the refusal.
+    pub status: u16,
+    /// A sentence for a person.
+    pub message: &'static str,
+}
+
+impl Reason {
+    /// Every reason, for tests and documentation.
+    pub const ALL: [Reason; 28] = [
+        Reason::PaymentRequired,
+        Reason::HeaderTooLarge,
+        Reason::InvalidBase64,
+        Reason::InvalidJson,
+        Reason::InvalidShape,
+        Reason::UnsupportedVersion,
+        Reason::UnsupportedScheme,
+        Reason::NetworkMismatch,
+        Reason::AssetMismatch,
+        Reason::PayToMismatch,
+        Reason::PriceMismatch,
+        Reason::TermsMismatch,
+        Reason::RecipientMismatch,
+        Reason::ValueMismatch,
+        Reason::NotYetValid,
+        Reason::ExpiresTooSoon,
+        Reason::ValidTooLong,
+        Reason::InvalidNonce,
+        Reason::InvalidAddress,
+        Reason::InvalidNumber,
+        Reason::InvalidSignature,
+        Reason::SignerMismatch,
+        Reason::FacilitatorRejected,
+        Reason::Replay,
+        Reason::SettlementFailed,
+        Reason::FacilitatorUnavailable,
+        Reason::ConfigInvalid,
+        Reason::MethodNotAllowed,
+    ];
+
+    /// The table: one row per reason.
+    pub const fn info(self) -> ReasonInfo {
+        const fn row(
+            code: &'static str,
+            x402: &'static str,
+            status: u16,
+            message: &'static str,
+        ) -> ReasonInfo {
+            ReasonInfo {
+                code,
+                x402,
+                status,
+                message,
+            }
+        }
+        match self {
+            Reason::PaymentRequired => row(
+                "payment_required",
+                "payment_required",
+                402,
+                "This resource costs money: pay with one of the offers in the PAYMENT-REQUIRED header.",
+            ),
+            Reason::HeaderTooLarge => row(
+                "header_too_large",
+                "invalid_payload",
+                431,
+                "The payment header is larger than this paywall accepts (8 KiB).",
+            ),
+            Reason::InvalidBase64 => row(
+                "invalid_base64",
+                "invalid_payload",
+                400,
+                "The payment header is not valid base64.",
+            ),
+            Reason::InvalidJson => row(
+                "invalid_json",
+                "invalid_payload",
+                400,
+                "The payment header does not decode to JSON.",
+            ),
+            Reason::InvalidShape => row(
+                "invalid_payload_shape",
+                "invalid_payload",
+                400,
+                "The payment header is JSON but not an x402 payment payload of the expected shape.",
+            ),
+            Reason::UnsupportedVersion => row(
+                "unsupported_x402_version",
+                "invalid_x402_version",
+                400,
+                "The payment uses an x402 version this paywall does not speak (it speaks 1 and 2).",
+            ),
+            Reason::UnsupportedScheme => row(
+                "unsupported_scheme",
+                "unsupported_scheme",
+                402,
+                "The payment uses a scheme this route does not accept; only \"exact\" is offered.",
+            ),
+            Reason::NetworkMismatch => row(
+                "network_mismatch",
+                "invalid_network",
+                402,
+                "The payment is for a network this route does not accept.",
+            ),
+            Reason::AssetMismatch => row(
+                "asset_mismatch",
+                "invalid_payment_requirements",
+                402,
+                "The payment is in a token this route does not accept on that network.",
+            ),
+            Reason::PayToMismatch => row(
+                "pay_to_mismatch",
+                "invalid_exact_evm_recipient_mismatch",
+                402,
+                "The accepted terms name a different recipient than this route's.",
+            ),
+            Reason::PriceMismatch => row(
+                "price_mismatch",
+                "invalid_exact_evm_authorization_value",
+                402,
+                "The accepted terms name a different price than this route's.",
+            ),
+            Reason::TermsMismatch => row(
+                "terms_mismatch",
+                "invalid_payment_requirements",
+                402,
+                "The accepted terms differ from the ones this route offers; pay with the terms from the latest 402.",
+            ),
+            Reason::RecipientMismatch => row(
+                "recipient_mismatch",
+                "invalid_exact_evm_recipient_mismatch",
+                402,
+                "The signed authorization pays a different address than this route's payTo.",
+            ),
+            Reason::ValueMismatch => row(
+                "value_mismatch",
+                "invalid_exact_evm_authorization_value",
+                402,
+                "The signed authorization's value is not exactly the price.",
+            ),
+            Reason::NotYetValid => row(
+                "authorization_not_yet_valid",
+                "invalid_exact_evm_payload_authorization_valid_after",
+                402,
+                "The signed authorization is not valid yet (validAfter is in the future).",
+            ),
+            Reason::ExpiresTooSoon => row(
+                "authorization_expires_too_soon",
+                "invalid_exact_evm_payload_authorization_valid_before",
+                402,
+                "The signed authorization expires too soon to be settled (validBefore).",
+            ),
+            Reason::ValidTooLong => row(
+                "authorization_valid_too_long",
+                "invalid_exact_evm_payload_authorization_valid_before",
+                402,
+                "The signed authorization stays valid longer than the terms' maxTimeoutSeconds allow.",
+            ),
+            Reason::InvalidNonce => row(
+                "invalid_nonce",
+                "invalid_payload",
+                402,
+                "The authorization nonce must be 32 bytes written as 0x and 64 hex digits.",
+            ),
+            Reason::InvalidAddress => row(
+                "invalid_address",
+                "invalid_payload",
+                402,
+                "An address in the payment is not a valid 20-byte address (or its EIP-55 checksum is wrong).",
+            ),
+            Reason::InvalidNumber => row(
+                "invalid_number",
+                "invalid_payload",
+                402,
+                "A number in the authorization is not a decimal uint256 string.",
+            ),
+            Reason::InvalidSignature => row(
+                "invalid_signature_format",
+                "invalid_exact_evm_signature",
+                402,
+                "The signature is malformed or would fail on chain (it must be 65 bytes, v 27 or 28, low s).",
+            ),
+            Reason::SignerMismatch => row(
+                "signer_mismatch",
+                "invalid_exact_evm_signature",
+                402,
+                "The signature was not made by the payer over these terms (wrong key, token, chain or fields).",
+            ),
+            Reason::FacilitatorRejected => row(
+                "facilitator_rejected",
+                "invalid_exact_evm_signature",
+                402,
+                "The facilitator found this smart-wallet signature invalid.",
+            ),
+            Reason::Replay => row(
+                "replayed_authorization",
+                "invalid_exact_evm_nonce_already_used",
+                402,
+                "This signed payment was already used; sign a new one.",
+            ),
+            Reason::SettlementFailed => row(
+                "settlement_failed",
+                "unexpected_settle_error",
+                402,
+                "The payment could not be settled on chain, so the content was not served.",
+            ),
+            Reason::FacilitatorUnavailable => row(
+                "facilitator_unavailable",
+                "unexpected_settle_error",
+                502,
+                "The payment service did not answer in time; nothing was served and nothing should have been charged. Try again.",
+            ),
+            Reason::ConfigInvalid => row(
+                "paywall_misconfigured",
+                "unexpected_verify_error",
+                500,
+                "This paywall is misconfigured; the publisher has been told which setting is wrong.",
+            ),
+            Reason::MethodNotAllowed => row(
+                "method_not_allowed",
+                "invalid_payment_requirements",
+                405,
+                "This method is not offered for this resource.",
+            ),
+        }
+    }
+}
+
+/// A refusal as sent to a client: the reason plus optional detail (the field, the facilitator's
+/// own reason string). Serialised as the JSON body of refusals and as the `error` of 402 terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Reason,
+    /// What exactly was wrong, when there is more to say than the sentence.
+    pub detail: Option<String>,
+    /// A more specific x402 reason string, e.g. the facilitator's own.
+    pub x402_override: Option<String>,
+}
+
+impl From<Reason> for Refusal {
+    fn from(reason: Reason) -> Self {
+        Refusal {
+            reason,
+            detail: None,
+            x402_override: None,
+        }
+    }
+}
+
+impl Refusal {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Refusal {
+            reason,
+            detail: Some(detail.into()),
+            x402_override: None,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.reason.info().status
+    }
+
+    /// The x402 reason string clients see in `error`.
+    pub fn x402(&self) -> &str {
+        self.x402_override
+            .as_deref()
+            .unwrap_or(self.reason.info().x402)
+    }
+
+    /// The human sentence, with the detail appended.
+    pub fn message(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{} ({})", self.reason.info().message, d),
+            None => self.reason.info().message.to_string(),
+        }
+    }
+
+    /// The JSON object describing this refusal: `{error, reason, message}`.
+    pub fn body(&self) -> RefusalBody<'_> {
+        RefusalBody {
+            error: self.x402(),
+            reason: self.reason.info().code,
+            message: self.message(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefusalBody<'a> {
+    pub error: &'a str,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_statuses_are_4xx_or_5xx() {
+        let mut codes = HashSet::new();
+        for r in Reason::ALL {
+            let i = r.info();
+            assert!(codes.insert(i.code), "duplicate code {}", i.code);
+            assert!(
+                (400..600).contains(&i.status),
+                "{} has status {}",
+                i.code,
+                i.status
+            );
+            assert!(i.message.ends_with('.'), "{} sentence", i.code);
+        }
+    }
+
+    #[test]
+    fn detail_is_appended_to_the_sentence() {
+        let r = Refusal::new(Reason::InvalidShape, "missing field `payload`");
+        assert!(r.message().contains("missing field `payload`"));
+        assert_eq!(r.body().reason, "invalid_payload_shape");
+    }
+}

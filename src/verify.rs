@@ -1,0 +1,306 @@
+//! The exact scheme on EVM, checked locally: a payment against a route's offers and the clock.
+//!
+//! Every check of the scheme has its own [`Reason`], so a client learns precisely what it got wrong.
+//! The checks run cheapest first and the signature last: recovering a public key is the only
+//! expensive step, and a payment that fails a string comparison should not cost us one.
+//!
+//! What cannot be known here without a chain (balance, whether the nonce was used on chain, whether
+//! a contract wallet accepts a signature) is left to settlement; signatures that are not 65-byte
+//! ECDSA are handed to the facilitator's `/verify` instead of being refused.
+
+use crate::config::{Offer, Route};
+use crate::evm::{
+    self, Address, Eip712Domain, EvmError, Signature, TransferWithAuthorization, U256,
+};
+use crate::networks;
+use crate::reason::{Reason, Refusal};
+use crate::x402::Payment;
+
+/// Clock skew we tolerate between a client and us, in seconds, when bounding how long an
+/// authorization may stay valid. The reference clients backdate `validAfter` by the same amount.
+pub const CLOCK_SKEW_SECONDS: u64 = 600;
+
+/// How the local check ended when it did not refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<'c> {
+    pub offer: &'c Offer,
+    pub payer: Address,
+    pub nonce: [u8; 32],
+    pub valid_before: u64,
+    /// `false` when the signature is not a 65-byte ECDSA signature and only the facilitator can
+    /// judge it (ERC-1271 / ERC-6492 smart wallets). Everything else was checked.
+    pub signature_checked: bool,
+}
+
+/// Checks `payment` against `route` at time `now` (unix seconds). `settle_within` is how many
+/// seconds we may need before the authorization's `validBefore` to settle it.
+pub fn verify<'c>(
+    payment: &Payment,
+    route: &'c Route,
+    now: u64,
+    settle_within: u64,
+) -> Result<Verified<'c>, Refusal> {
+    if payment.scheme != "exact" {
+        return Err(Refusal::new(
+            Reason::UnsupportedScheme,
+            format!("scheme {:?}", payment.scheme),
+        ));
+    }
+    let network = networks::parse_network(&payment.network).ok_or_else(|| {
+        Refusal::new(
+            Reason::NetworkMismatch,
+            format!("network {:?}", payment.network),
+        )
+    })?;
+    // v1 names the network by its legacy name and v2 by CAIP-2; each must use its own form.
+    let wrote_right_form = match payment.version {
+        1 => network.v1_name == Some(payment.network.as_str()),
+        _ => payment.network.starts_with("eip155:"),
+    };
+    let on_network: Vec<&Offer> = route
+        .offers
+        .iter()
+        .filter(|o| o.asset.network.chain_id == network.chain_id)
+        .collect();
+    if on_network.is_empty() || !wrote_right_form {
+        return Err(Refusal::new(
+            Reason::NetworkMismatch,
+            format!("network {:?} is not offered here", payment.network),
+        ));
+    }
+
+    let auth = &payment.payload.authorization;
+    let from = address("authorization.from", &auth.from)?;
+    let to = address("authorization.to", &auth.to)?;
+    let value = number("authorization.value", &auth.value)?;
+    let valid_after = number("authorization.validAfter", &auth.valid_after)?;
+    let valid_before = number("authorization.validBefore", &auth.valid_before)?;
+    let nonce = evm::parse_bytes32(&auth.nonce).map_err(|_| {
+        Refusal::new(
+            Reason::InvalidNonce,
+            format!("nonce {:?}", truncate(&auth.nonce)),
+        )
+    })?;
+    let signature = match Signature::parse_hex(&payment.payload.signature) {
+        Ok(sig) => Some(sig),
+        Err(EvmError::SignatureLength(n)) if n > 65 => None,
+        Err(e) => return Err(Refusal::new(Reason::InvalidSignature, e.to_string())),
+    };
+
+    let candidates: Vec<&Offer> = match &payment.accepted {
+        Some(accepted) => {
+            let asset = address("accepted.asset", &accepted.asset)?;
+            let offer = on_network
+                .iter()
+                .copied()
+                .find(|o| o.asset.address == asset)
+                .ok_or_else(|| {
+                    Refusal::new(Reason::AssetMismatch, format!("asset {}", accepted.asset))
+                })?;
+            check_accepted(accepted, offer)?;
+            vec![offer]
+        }
+        // v1 does not echo the terms: it names only scheme and network. With several tokens on
+        // that network, the one whose EIP-712 domain the signature recovers under is the one paid.
+        None => on_network,
+    };
+
+    let mut last = None;
+    for offer in candidates {
+        match check_authorization(
+            offer,
+            from,
+            to,
+            value,
+            valid_after,
+            valid_before,
+            now,
+            settle_within,
+        ) {
+            Ok(valid_before) => {
+                let Some(sig) = &signature else {
+                    return Ok(Verified {
+                        offer,
+                        payer: from,
+                        nonce,
+                        valid_before,
+                        signature_checked: false,
+                    });
+                };
+                let message = TransferWithAuthorization {
+                    from,
+                    to,
+                    value,
+                    valid_after,
+                    valid_before: U256::from_u64(valid_before),
+                    nonce,
+                };
+                let domain = Eip712Domain {
+                    name: &offer.asset.name,
+                    version: &offer.asset.version,
+                    chain_id: offer.asset.network.chain_id,
+                    verifying_contract: offer.asset.address,
+                };
+                match sig.recover(&message.digest(&domain)) {
+                    Ok(signer) if signer == from => {
+                        return Ok(Verified {
+                            offer,
+                            payer: from,
+                            nonce,
+                            valid_before,
+                            signature_checked: true,
+                        })
+                    }
+                    Ok(signer) => {
+                        last = Some(Refusal::new(
+                            Reason::SignerMismatch,
+                            format!("recovered {signer}, but from is {from}"),
+                        ))
+                    }
+                    Err(e) => last = Some(Refusal::new(Reason::SignerMismatch, e.to_string())),
+                }
+            }
+            Err(r) => last = Some(r),
+        }
+    }
+    Err(last.unwrap_or_else(|| Reason::NetworkMismatch.into()))
+}
+
+/// The `accepted` terms must be ours, compared field by field so that each difference has its own
+/// reason. Addresses are compared as addresses (checksummed or lowercase alike).
+fn check_accepted(accepted: &crate::x402::AcceptedTerms, offer: &Offer) -> Result<(), Refusal> {
+    let pay_to = address("accepted.payTo", &accepted.pay_to)?;
+    if pay_to != offer.pay_to {
+        return Err(Refusal::new(
+            Reason::PayToMismatch,
+            format!("accepted.payTo {pay_to}, this route pays {}", offer.pay_to),
+        ));
+    }
+    let amount = number("accepted.amount", &accepted.amount)?;
+    if amount != offer.amount {
+        return Err(Refusal::new(
+            Reason::PriceMismatch,
+            format!("accepted.amount {amount}, the price is {}", offer.amount),
+        ));
+    }
+    if accepted.max_timeout_seconds != offer.max_timeout_seconds {
+        return Err(Refusal::new(
+            Reason::TermsMismatch,
+            format!(
+                "accepted.maxTimeoutSeconds {}, offered {}",
+                accepted.max_timeout_seconds, offer.max_timeout_seconds
+            ),
+        ));
+    }
+    let extra = accepted.extra.as_ref();
+    let field = |k: &str| extra.and_then(|e| e.get(k)).and_then(|v| v.as_str());
+    for (k, want) in [
+        ("name", &offer.asset.name),
+        ("version", &offer.asset.version),
+    ] {
+        if field(k) != Some(want.as_str()) {
+            return Err(Refusal::new(
+                Reason::TermsMismatch,
+                format!(
+                    "accepted.extra.{k} is {:?}, the token's EIP-712 {k} is {want:?}",
+                    field(k).unwrap_or("missing")
+                ),
+            ));
+        }
+    }
+    if let Some(method) = field("assetTransferMethod") {
+        if method != "eip3009" {
+            return Err(Refusal::new(
+                Reason::TermsMismatch,
+                format!("accepted.extra.assetTransferMethod {method:?}; only eip3009 is offered"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Recipient, value and validity window. Returns `validBefore` as seconds.
+#[allow(clippy::too_many_arguments)]
+fn check_authorization(
+    offer: &Offer,
+    _from: Address,
+    to: Address,
+    value: U256,
+    valid_after: U256,
+    valid_before: U256,
+    now: u64,
+    settle_within: u64,
+) -> Result<u64, Refusal> {
+    if to != offer.pay_to {
+        return Err(Refusal::new(
+            Reason::RecipientMismatch,
+            format!("authorization.to {to}, this route pays {}", offer.pay_to),
+        ));
+    }
+    if value != offer.amount {
+        return Err(Refusal::new(
+            Reason::ValueMismatch,
+            format!("authorization.value {value}, the price is {}", offer.amount),
+        ));
+    }
+    let after = valid_after.to_u64().unwrap_or(u64::MAX);
+    if after > now {
+        return Err(Refusal::new(
+            Reason::NotYetValid,
+            format!(
+                "validAfter {valid_after} is {}s ahead",
+                after.saturating_sub(now)
+            ),
+        ));
+    }
+    let before = valid_before.to_u64().unwrap_or(u64::MAX);
+    if before < now.saturating_add(settle_within) {
+        return Err(Refusal::new(
+            Reason::ExpiresTooSoon,
+            format!(
+                "validBefore {valid_before} leaves {}s; settling needs {settle_within}s",
+                before.saturating_sub(now)
+            ),
+        ));
+    }
+    let latest = now
+        .saturating_add(offer.max_timeout_seconds)
+        .saturating_add(CLOCK_SKEW_SECONDS);
+    if before > latest {
+        return Err(Refusal::new(
+            Reason::ValidTooLong,
+            format!(
+                "validBefore {valid_before} is more than maxTimeoutSeconds ({}) ahead",
+                offer.max_timeout_seconds
+            ),
+        ));
+    }
+    Ok(before)
+}
+
+fn address(field: &str, s: &str) -> Result<Address, Refusal> {
+    Address::parse(s).map_err(|e| {
+        Refusal::new(
+            Reason::InvalidAddress,
+            format!("{field} {:?}: {e}", truncate(s)),
+        )
+    })
+}
+
+fn number(field: &str, s: &str) -> Result<U256, Refusal> {
+    U256::from_dec_str(s).map_err(|e| {
+        Refusal::new(
+            Reason::InvalidNumber,
+            format!("{field} {:?}: {e}", truncate(s)),
+        )
+    })
+}
+
+/// Keeps refusal messages short whatever a client sends.
+fn truncate(s: &str) -> String {
+    let mut out: String = s.chars().take(80).filter(|c| !c.is_control()).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}

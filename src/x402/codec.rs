@@ -1,0 +1,96 @@
+//! The header codec: base64 of compact JSON, as every x402 header is.
+//!
+//! Strict on what we send (standard alphabet, padded, compact JSON, as the reference decoders
+//! demand), tolerant on what we read (padded or not, standard or URL-safe alphabet), because
+//! clients in the wild differ and the signature inside is what must be exact. The size limit is
+//! checked before any decoding so a hostile header costs nothing.
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
+use base64::Engine;
+use serde::Serialize;
+
+use crate::reason::{Reason, Refusal};
+
+/// The largest payment header we read. A real EIP-3009 payment with its echoed terms is about
+/// 1.5 KB; smart-wallet signatures and extensions can triple that. Anything longer is refused with
+/// 431 before decoding.
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(true);
+const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+/// Decodes a header value to its JSON, refusing oversized, non-base64 and non-JSON input.
+pub fn decode_json(value: &str) -> Result<serde_json::Value, Refusal> {
+    let bytes = decode_base64(value)?;
+    serde_json::from_slice(&bytes).map_err(|e| Refusal::new(Reason::InvalidJson, e.to_string()))
+}
+
+/// Decodes base64 in either alphabet, padded or not, within the size limit.
+pub fn decode_base64(value: &str) -> Result<Vec<u8>, Refusal> {
+    if value.len() > MAX_HEADER_BYTES {
+        return Err(Refusal::new(
+            Reason::HeaderTooLarge,
+            format!("{} bytes", value.len()),
+        ));
+    }
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Refusal::new(Reason::InvalidBase64, "the header is empty"));
+    }
+    let url_safe = value.contains(['-', '_']);
+    let engine = if url_safe {
+        &URL_SAFE_LENIENT
+    } else {
+        &STANDARD_LENIENT
+    };
+    engine
+        .decode(value)
+        .map_err(|e| Refusal::new(Reason::InvalidBase64, e.to_string()))
+}
+
+/// Encodes a value as the reference clients expect: standard padded base64 of compact JSON.
+pub fn encode_json<T: Serialize>(value: &T) -> String {
+    // Serialising our own plain structs cannot fail; an empty object is a safe fallback.
+    let json = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    STANDARD.encode(json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_tolerant_forms() {
+        let v = serde_json::json!({"a": "b?>~", "n": 1});
+        let enc = encode_json(&v);
+        assert_eq!(decode_json(&enc).unwrap(), v);
+        assert_eq!(decode_json(enc.trim_end_matches('=')).unwrap(), v);
+        let url = enc.replace('+', "-").replace('/', "_");
+        assert_eq!(decode_json(&url).unwrap(), v);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(decode_json("").unwrap_err().reason, Reason::InvalidBase64);
+        assert_eq!(
+            decode_json("!!!").unwrap_err().reason,
+            Reason::InvalidBase64
+        );
+        assert_eq!(
+            decode_json(&STANDARD.encode("not json"))
+                .unwrap_err()
+                .reason,
+            Reason::InvalidJson
+        );
+        let big = "A".repeat(MAX_HEADER_BYTES + 1);
+        assert_eq!(
+            decode_json(&big).unwrap_err().reason,
+            Reason::HeaderTooLarge
+        );
+    }
+}
