@@ -453,25 +453,42 @@ fn resolve_accepts(
 
 fn find_asset(network: Network, which: Option<&str>, custom: &[Asset]) -> Option<Asset> {
     let on_chain = |a: &&Asset| a.network.chain_id == network.chain_id;
-    let wanted_address = which.and_then(|w| Address::parse(w).ok());
-    let pick = |a: &&Asset| match (which, wanted_address) {
-        (None, _) => true,
-        (Some(_), Some(addr)) => a.address == addr,
-        (Some(sym), None) => a.symbol.eq_ignore_ascii_case(sym),
+    let known = networks::usdc_of(network.chain_id).and_then(|k| {
+        Some(Asset {
+            network,
+            address: Address::parse(k.address).ok()?,
+            name: k.name.into(),
+            version: k.version.into(),
+            decimals: k.decimals,
+            symbol: k.symbol.into(),
+        })
+    });
+    let Some(which) = which else {
+        // A network alone means its USDC. A custom entry overrides the built-in one when it is the
+        // same contract or calls itself USDC; a chain without built-in USDC (a local chain) takes
+        // its first custom token. Any other custom token must be named.
+        let is_usdc = |a: &&Asset| {
+            a.symbol.eq_ignore_ascii_case("USDC")
+                || known.as_ref().is_some_and(|k| k.address == a.address)
+        };
+        return custom
+            .iter()
+            .filter(on_chain)
+            .find(is_usdc)
+            .cloned()
+            .or(known)
+            .or_else(|| custom.iter().find(on_chain).cloned());
     };
-    if let Some(a) = custom.iter().filter(on_chain).find(pick) {
-        return Some(a.clone());
-    }
-    let known = networks::usdc_of(network.chain_id)?;
-    let asset = Asset {
-        network,
-        address: Address::parse(known.address).ok()?,
-        name: known.name.into(),
-        version: known.version.into(),
-        decimals: known.decimals,
-        symbol: known.symbol.into(),
+    let pick = |a: &Asset| match Address::parse(which) {
+        Ok(addr) => a.address == addr,
+        Err(_) => a.symbol.eq_ignore_ascii_case(which),
     };
-    pick(&&asset).then_some(asset)
+    custom
+        .iter()
+        .filter(on_chain)
+        .find(|a| pick(a))
+        .cloned()
+        .or_else(|| known.filter(pick))
 }
 
 /// Reads a price: `"$1.25"` in dollars (converted exactly by the token's decimals), or atomic units

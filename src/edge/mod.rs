@@ -78,7 +78,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
     };
     let url = req.url()?;
-    let method = req.method().to_string();
+    // Methods are case-sensitive in HTTP, but an origin may not treat them so: compare upper-cased
+    // so that `get` cannot walk past a rule for GET.
+    let method = req.method().to_string().to_ascii_uppercase();
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let (payment_signature, x_payment, preflight_method) = (

@@ -1,0 +1,219 @@
+// What the black-box tests import: a whole local stack on free loopback ports (anvil + the real USDC,
+// the official facilitator, the demo origin), the built Worker under Miniflare 4 on a real port, and
+// the official x402 clients set up to pay it. Tests in parallel files never share a port.
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare, Log, LogLevel } from "miniflare";
+import { privateKeyToAccount } from "viem/accounts";
+import { wrapFetchWithPayment, x402Client } from "@x402/fetch";
+import { registerExactEvmScheme } from "@x402/evm/exact/client";
+import {
+  accounts,
+  authorizationState,
+  balanceOf,
+  chainTime,
+  deployUsdc,
+  increaseTime,
+  setNextBlockTimestamp,
+  startAnvil,
+  transferUsdc,
+  USDC,
+} from "../../scripts/lib/chain.mjs";
+import { startFacilitator, startFaultyFacilitator, v1NetworksFor } from "../../scripts/lib/facilitator.mjs";
+import { startOrigin } from "../../scripts/lib/origin.mjs";
+
+export { accounts, startFacilitator, startFaultyFacilitator, startOrigin, USDC };
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+// wrangler.toml, read by wrangler's own parser. Importing wrangler takes about a second, so the result
+// is cached under node_modules/.cache, keyed by the file's hash.
+let wranglerConfig;
+export function readWranglerConfig() {
+  wranglerConfig ??= (async () => {
+    const file = path.join(ROOT, "wrangler.toml");
+    const hash = createHash("sha256").update(await readFile(file)).digest("hex").slice(0, 16);
+    const cache = path.join(ROOT, "node_modules/.cache/x402-edge", `wrangler-${hash}.json`);
+    try {
+      return JSON.parse(await readFile(cache, "utf8"));
+    } catch {
+      /* not cached yet */
+    }
+    process.env.WRANGLER_SEND_METRICS ??= "false";
+    process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
+    const { experimental_readRawConfig } = await import("wrangler");
+    const { rawConfig } = experimental_readRawConfig({ config: file });
+    await mkdir(path.dirname(cache), { recursive: true });
+    const tmp = `${cache}.${process.pid}`;
+    await writeFile(tmp, JSON.stringify(rawConfig));
+    await rename(tmp, cache);
+    return rawConfig;
+  })();
+  return wranglerConfig;
+}
+
+/**
+ * Starts anvil (fresh chain), deploys USDC and funds the payers, starts the official facilitator
+ * (unless facilitator: false) and the demo origin. chainId 84532 makes the legacy v1 name
+ * "base-sepolia" usable (see v1Networks). verbose: true logs facilitator and origin calls, "all"
+ * also anvil's RPC log. Returns the stack; stop() tears it all down.
+ */
+export async function startStack({ facilitator = true, verbose = false, chainId = 31337 } = {}) {
+  const started = performance.now();
+  const configPromise = readWranglerConfig();
+  const starting = await Promise.allSettled([
+    startAnvil({ chainId, verbose: verbose === "all" }),
+    startOrigin({ verbose: Boolean(verbose) }),
+  ]);
+  const parts = starting.filter((s) => s.status === "fulfilled").map((s) => s.value);
+  const [chain, origin] = starting.map((s) => s.value);
+  try {
+    const failed = starting.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    const usdc = await deployUsdc(chain.rpcUrl);
+    const fac = facilitator ? await startFacilitator({ rpcUrl: chain.rpcUrl, chainId, verbose: Boolean(verbose) }) : null;
+    if (fac) parts.unshift(fac);
+    const wrangler = await configPromise;
+    const rpcUrl = chain.rpcUrl;
+    const network = `eip155:${chainId}`;
+    let stopped = false;
+
+    const stack = {
+      rpcUrl,
+      chainId,
+      network,
+      v1Networks: v1NetworksFor(chainId),
+      usdc,
+      accounts,
+      facilitator: fac,
+      origin,
+      wrangler,
+      startMs: performance.now() - started,
+      balanceOf: (address) => balanceOf(rpcUrl, usdc, address),
+      payer: (i = 0) => accounts.payers[i],
+      /** A Worker configuration for this stack, shaped like [vars.X402], shallow-merged with overrides. */
+      config(overrides = {}) {
+        const base = structuredClone(wrangler.vars?.X402 ?? {});
+        return {
+          ...base,
+          payTo: accounts.payTo.address,
+          accepts: [network],
+          origin: origin.url,
+          ...(fac ? { facilitator: { ...(base.facilitator ?? {}), url: fac.url } } : { facilitator: undefined }),
+          assets: [{ network, address: usdc, ...USDC }],
+          ...overrides,
+        };
+      },
+      chain: {
+        time: () => chainTime(rpcUrl),
+        increaseTime: (seconds) => increaseTime(rpcUrl, seconds),
+        setNextBlockTimestamp: (timestamp) => setNextBlockTimestamp(rpcUrl, timestamp),
+        authorizationState: (authorizer, nonce) => authorizationState(rpcUrl, usdc, authorizer, nonce),
+        transferUsdc: (fromKey, to, amount) => transferUsdc(rpcUrl, usdc, fromKey, to, amount),
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await Promise.all(parts.map((p) => p.stop()));
+      },
+    };
+    return stack;
+  } catch (err) {
+    await Promise.all(parts.map((p) => p.stop()));
+    throw err;
+  }
+}
+
+/**
+ * Runs the built Worker (build/index.js) under Miniflare 4 on a real 127.0.0.1 port.
+ *   config         the X402 binding (see stack.config())
+ *   secrets        extra string bindings, e.g. { X402_ADMIN_TOKEN: "t", X402_SESSION_SECRET: "s" }
+ *   persistDir     keep KV and Durable Object state there (across startWorker calls)
+ *   durableObjects false for none; an object { BINDING: "ClassName" | {className, useSQLite} };
+ *                  default { LEDGER: "Ledger" }
+ * Returns { url, fetch(path, init), mf, kv(), dispose() }.
+ */
+export async function startWorker({
+  config,
+  secrets = {},
+  persistDir,
+  durableObjects,
+  scriptPath = path.join(ROOT, "build/index.js"),
+  verbose = false,
+} = {}) {
+  const wrangler = await readWranglerConfig();
+  const bindings = { X402: JSON.parse(JSON.stringify(config ?? {})), ...secrets };
+  const objects = {};
+  if (durableObjects !== false) {
+    for (const [binding, spec] of Object.entries(durableObjects ?? { LEDGER: "Ledger" })) {
+      const className = typeof spec === "string" ? spec : spec.className;
+      objects[binding] = { className, useSQLite: true, ...(typeof spec === "object" ? spec : {}) };
+    }
+  }
+  const mf = new Miniflare({
+    scriptPath,
+    modules: true,
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: wrangler.compatibility_date,
+    compatibilityFlags: wrangler.compatibility_flags ?? [],
+    cf: false,
+    host: "127.0.0.1",
+    port: 0,
+    bindings,
+    kvNamespaces: ["X402_KV"],
+    durableObjects: objects,
+    ...(persistDir
+      ? { kvPersist: path.join(persistDir, "kv"), durableObjectsPersist: path.join(persistDir, "do") }
+      : {}),
+    log: new Log(verbose ? LogLevel.DEBUG : LogLevel.WARN),
+  });
+  let url;
+  try {
+    url = await mf.ready;
+  } catch (err) {
+    await mf.dispose().catch(() => {});
+    throw err;
+  }
+  return {
+    url: url.href.replace(/\/$/, ""),
+    mf,
+    fetch: (p, init) => fetch(new URL(p, url), init),
+    kv: () => mf.getKVNamespace("X402_KV"),
+    dispose: () => mf.dispose(),
+  };
+}
+
+/** The official v2 client (@x402/fetch) paying as payer #payerIndex, allowed to spend the local USDC. */
+export function payingFetch(stack, payerIndex = 0, { fetch: baseFetch = globalThis.fetch } = {}) {
+  const account = privateKeyToAccount(accounts.payers[payerIndex].privateKey);
+  const client = new x402Client();
+  registerExactEvmScheme(client, { signer: account });
+  client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+  return wrapFetchWithPayment(baseFetch, client);
+}
+
+/**
+ * The legacy v1 client (x402-fetch@1.2.0) paying as payer #payerIndex. It signs for legacy network
+ * names only, so the stack must run a chain that has one: startStack({ chainId: 84532 }) ("base-sepolia").
+ */
+export async function legacyPayingFetch(stack, payerIndex = 0, { fetch: baseFetch = globalThis.fetch, maxValue } = {}) {
+  if (!stack.v1Networks.length) {
+    throw new Error(`chain ${stack.chainId} has no x402 v1 name; start the stack with { chainId: 84532 }`);
+  }
+  const { wrapFetchWithPayment: wrapV1 } = await import("x402-fetch");
+  const account = privateKeyToAccount(accounts.payers[payerIndex].privateKey);
+  return wrapV1(baseFetch, account, maxValue);
+}
+
+/** Decodes a base64 JSON header (PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT...). */
+export function decodeHeader(b64) {
+  if (b64 == null) return null;
+  return JSON.parse(Buffer.from(b64, "base64").toString("utf8"));
+}
+
+/** Encodes an object the way x402 headers carry it (standard base64 of compact JSON). */
+export function encodeHeader(value) {
+  return Buffer.from(JSON.stringify(value), "utf8").toString("base64");
+}
