@@ -117,6 +117,9 @@ pub struct Offer {
     pub max_timeout_seconds: u64,
     /// The v2 terms exactly as sent and as expected back.
     pub requirements: PaymentRequirements,
+    /// Whether v1 clients may pay this offer: its network has a v1 name and the facilitator
+    /// settles v1 payments there.
+    pub v1_enabled: bool,
 }
 
 impl Offer {
@@ -127,7 +130,7 @@ impl Offer {
         description: &str,
         mime_type: &str,
     ) -> Option<PaymentRequirementsV1> {
-        let name = self.asset.network.v1_name?;
+        let name = self.asset.network.v1_name.filter(|_| self.v1_enabled)?;
         Some(PaymentRequirementsV1 {
             scheme: "exact".into(),
             network: name.into(),
@@ -407,6 +410,7 @@ fn make_offer(asset: Asset, pay_to: Address, amount: U256, max_timeout_seconds: 
         amount,
         max_timeout_seconds,
         requirements,
+        v1_enabled: true,
     }
 }
 

@@ -185,3 +185,110 @@ mod tests {
         ));
     }
 }
+
+/// What a facilitator says it can settle (`GET /supported`): pairs of x402 version and network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Supported {
+    kinds: Vec<(u8, String)>,
+}
+
+impl Supported {
+    /// Reads a `/supported` answer; `None` if it is not one.
+    pub fn parse(body: &str) -> Option<Supported> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Kind {
+            x402_version: u8,
+            scheme: String,
+            network: String,
+        }
+        #[derive(Deserialize)]
+        struct Body {
+            kinds: Vec<Kind>,
+        }
+        let body: Body = serde_json::from_str(body).ok()?;
+        Some(Supported {
+            kinds: body
+                .kinds
+                .into_iter()
+                .filter(|k| k.scheme == "exact")
+                .map(|k| (k.x402_version, k.network))
+                .collect(),
+        })
+    }
+
+    /// Whether the facilitator settles the exact scheme on this network in this version. A v1 kind
+    /// names the network by its v1 name, a v2 kind by CAIP-2.
+    pub fn settles(&self, version: u8, network: &crate::networks::Network) -> bool {
+        let name = match version {
+            1 => match network.v1_name {
+                Some(n) => n.to_string(),
+                None => return false,
+            },
+            _ => network.caip2(),
+        };
+        self.kinds
+            .iter()
+            .any(|(v, n)| *v == version && (*n == name || n == "eip155:*"))
+    }
+}
+
+/// The configuration with every offer the facilitator cannot settle (in v2) removed, so that we
+/// never advertise, nor accept, a payment that cannot be settled. A priced route whose offers
+/// would all disappear keeps them: it must never become free because the facilitator is confused;
+/// such routes are returned by name so the shell can log them.
+pub fn restrict(
+    config: &crate::config::Config,
+    supported: &Supported,
+) -> (crate::config::Config, Vec<String>) {
+    let mut out = config.clone();
+    let mut unsettleable = Vec::new();
+    for route in out.routes.iter_mut().filter(|r| !r.is_free()) {
+        let kept: Vec<_> = route
+            .offers
+            .iter()
+            .filter(|o| supported.settles(2, &o.asset.network))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            unsettleable.push(route.pattern.as_str().to_string());
+        } else {
+            route.offers = kept;
+        }
+        for offer in route.offers.iter_mut() {
+            offer.v1_enabled = supported.settles(1, &offer.asset.network);
+        }
+    }
+    (out, unsettleable)
+}
+
+#[cfg(test)]
+mod supported_tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn offers_the_facilitator_cannot_settle_are_dropped_but_never_all() {
+        let config = Config::from_json(
+            r#"{"payTo":"0x209693Bc6afc0C5328bA36FaF03C514EF312287C","accepts":["base","base-sepolia"],
+               "facilitator":{"url":"http://f"},"routes":[{"path":"/a","price":"$1"},
+               {"path":"/b","price":"$1","accepts":["polygon"]}]}"#,
+        )
+        .unwrap();
+        let supported = Supported::parse(
+            r#"{"kinds":[{"x402Version":2,"scheme":"exact","network":"eip155:84532"},
+               {"x402Version":1,"scheme":"exact","network":"base-sepolia"}],"extensions":[],"signers":{}}"#,
+        )
+        .unwrap();
+        let (restricted, unsettleable) = restrict(&config, &supported);
+        let nets: Vec<_> = restricted.routes[0]
+            .offers
+            .iter()
+            .map(|o| o.requirements.network.clone())
+            .collect();
+        assert_eq!(nets, ["eip155:84532"]);
+        assert_eq!(restricted.routes[1].offers.len(), 1, "never made free");
+        assert_eq!(unsettleable, ["/b"]);
+        assert!(Supported::parse("garbage").is_none());
+    }
+}

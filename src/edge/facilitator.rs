@@ -3,8 +3,27 @@
 
 use worker::{Fetch, Headers, Method, Request, RequestInit};
 
-use crate::config::Config;
-use crate::facilitator::{read_settle, read_verify, SettleOutcome, VerifyOutcome};
+use crate::config::{Config, FacilitatorConfig};
+use crate::facilitator::{read_settle, read_verify, SettleOutcome, Supported, VerifyOutcome};
+
+/// How long we wait for `/supported`: it is asked on the request path once every few minutes, so
+/// a slow facilitator must not hold a reader for long.
+const SUPPORTED_TIMEOUT_MS: u32 = 3_000;
+
+/// Asks the facilitator what it settles. `None` when it cannot say.
+pub async fn supported(f: &FacilitatorConfig) -> Option<Supported> {
+    let request = Request::new(&format!("{}/supported", f.url), Method::Get).ok()?;
+    let signal =
+        worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(SUPPORTED_TIMEOUT_MS));
+    let mut response = Fetch::Request(request)
+        .send_with_signal(&signal)
+        .await
+        .ok()?;
+    if response.status_code() != 200 {
+        return None;
+    }
+    Supported::parse(&response.text().await.ok()?)
+}
 
 pub struct Client<'a> {
     base: Option<&'a str>,

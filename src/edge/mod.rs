@@ -25,12 +25,20 @@ const CONFIG_BINDING: &str = "X402";
 /// Secret: a bearer token sent to the facilitator, if it wants one.
 const FACILITATOR_TOKEN: &str = "X402_FACILITATOR_TOKEN";
 
+/// How long what `/supported` said is trusted, and how soon to ask again after it failed.
+const SUPPORTED_TTL_SECONDS: u64 = 300;
+const SUPPORTED_RETRY_SECONDS: u64 = 30;
+
+type Loaded = Rc<std::result::Result<Config, String>>;
+
 thread_local! {
     /// The parsed configuration, once per isolate: vars do not change while an isolate lives.
-    static CONFIG: RefCell<Option<Rc<std::result::Result<Config, String>>>> = const { RefCell::new(None) };
+    static CONFIG: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+    /// The configuration restricted to what the facilitator settles, and when to ask it again.
+    static RESTRICTED: RefCell<Option<(u64, Rc<Config>)>> = const { RefCell::new(None) };
 }
 
-fn load_config(env: &Env) -> Rc<std::result::Result<Config, String>> {
+fn load_config(env: &Env) -> Loaded {
     if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
         return c;
     }
@@ -45,6 +53,43 @@ fn load_config(env: &Env) -> Rc<std::result::Result<Config, String>> {
     let rc = Rc::new(parsed);
     CONFIG.with(|c| *c.borrow_mut() = Some(rc.clone()));
     rc
+}
+
+/// The configuration as it applies now: only offers the facilitator says it can settle (asked
+/// through `/supported`, remembered for a few minutes). If the facilitator cannot be asked, the
+/// last answer stands, or the configuration as written.
+async fn effective_config(base: &Config, now: u64) -> Rc<Config> {
+    if let Some((until, c)) = RESTRICTED.with(|r| r.borrow().clone()) {
+        if now < until {
+            return c;
+        }
+    }
+    let fresh = match base.facilitator.as_ref() {
+        Some(f) => facilitator::supported(f).await,
+        None => None,
+    };
+    let (config, until) = match fresh {
+        Some(supported) => {
+            let (restricted, unsettleable) = crate::facilitator::restrict(base, &supported);
+            for route in unsettleable {
+                worker::console_error!(
+                    "{}",
+                    serde_json::json!({"event": "unsettleable_route", "route": route,
+                        "error": "the facilitator settles none of this route's networks; it stays priced and payments will fail"})
+                );
+            }
+            (Rc::new(restricted), now + SUPPORTED_TTL_SECONDS)
+        }
+        None => {
+            let previous = RESTRICTED.with(|r| r.borrow().clone()).map(|(_, c)| c);
+            (
+                previous.unwrap_or_else(|| Rc::new(base.clone())),
+                now + SUPPORTED_RETRY_SECONDS,
+            )
+        }
+    };
+    RESTRICTED.with(|r| *r.borrow_mut() = Some((until, config.clone())));
+    config
 }
 
 fn read_config_json(env: &Env) -> std::result::Result<String, String> {
@@ -67,16 +112,19 @@ fn now_seconds() -> u64 {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let config = load_config(&env);
-    let config = match config.as_ref() {
+    let loaded = load_config(&env);
+    let base = match loaded.as_ref() {
         Ok(c) => c,
         Err(e) => {
-            return respond::reply(paywall::plain_refusal(&Refusal::new(
-                Reason::ConfigInvalid,
-                e.clone(),
-            )));
+            return respond::reply(
+                paywall::plain_refusal(&Refusal::new(Reason::ConfigInvalid, e.clone())),
+                false,
+            );
         }
     };
+    let now = now_seconds();
+    let config = effective_config(base, now).await;
+    let config = config.as_ref();
     let url = req.url()?;
     // Methods are case-sensitive in HTTP, but an origin may not treat them so: compare upper-cased
     // so that `get` cannot walk past a rule for GET.
@@ -96,10 +144,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         x_payment: x_payment.as_deref(),
         preflight_method: preflight_method.as_deref(),
     };
-    match paywall::decide(config, &incoming, now_seconds()) {
+    let head = method == "HEAD";
+    match paywall::decide(config, &incoming, now) {
         Decision::Pass => origin::pass(config, req).await,
-        Decision::Reply(reply) => respond::reply(reply),
-        Decision::Paid(paid) => serve_paid(config, &env, req, &paid).await,
+        Decision::Reply(reply) => respond::reply(reply, head),
+        Decision::Paid(paid) => serve_paid(config, &env, req, &paid, head).await,
     }
 }
 
@@ -111,6 +160,7 @@ async fn serve_paid(
     env: &Env,
     req: Request,
     paid: &PaidRequest<'_>,
+    head: bool,
 ) -> Result<Response> {
     let client = facilitator::Client::new(
         config,
@@ -121,9 +171,11 @@ async fn serve_paid(
         match client.verify(&body).await {
             VerifyOutcome::Valid { .. } => {}
             VerifyOutcome::Invalid { reason, message } => {
-                return respond::reply(paid.facilitator_rejected(&reason, &message));
+                return respond::reply(paid.facilitator_rejected(&reason, &message), head);
             }
-            VerifyOutcome::Unknown(why) => return respond::reply(paid.settlement_unknown(&why)),
+            VerifyOutcome::Unknown(why) => {
+                return respond::reply(paid.settlement_unknown(&why), head)
+            }
         }
     }
     let mut response = origin::forward_paid(config, req, paid).await?;
@@ -138,11 +190,11 @@ async fn serve_paid(
         }
         SettleOutcome::Refused { reason, message } => {
             log_decision("settlement_refused", paid, &reason);
-            respond::reply(paid.settlement_refused(&reason, &message))
+            respond::reply(paid.settlement_refused(&reason, &message), head)
         }
         SettleOutcome::Unknown(why) => {
             log_decision("settlement_unknown", paid, &why);
-            respond::reply(paid.settlement_unknown(&why))
+            respond::reply(paid.settlement_unknown(&why), head)
         }
     }
 }

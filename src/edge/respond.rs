@@ -4,13 +4,13 @@ use worker::{Headers, Response, Result};
 
 use crate::paywall::{self, Reply};
 
-/// A reply the paywall wrote itself.
-pub fn reply(reply: Reply) -> Result<Response> {
+/// A reply the paywall wrote itself; to a HEAD request, without its body.
+pub fn reply(reply: Reply, head: bool) -> Result<Response> {
     let headers = Headers::new();
     for (k, v) in &reply.headers {
         headers.set(k, v)?;
     }
-    let response = if reply.body.is_empty() {
+    let response = if reply.body.is_empty() || head {
         Response::empty()?
     } else {
         Response::ok(reply.body)?
