@@ -55,6 +55,62 @@ struct RawConfig {
     #[serde(default)]
     routes: Vec<RawRoute>,
     max_timeout_seconds: Option<u64>,
+    settlement: Option<SettlementMode>,
+    deferred: Option<RawDeferred>,
+    #[serde(default)]
+    rpc: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawDeferred {
+    credit_limit: Option<String>,
+    batch_seconds: Option<u64>,
+    safety_margin_seconds: Option<u64>,
+    over_credit: Option<OverCredit>,
+}
+
+/// When a payment is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettlementMode {
+    /// Settled through the facilitator before the response leaves; nothing is served unsettled.
+    Immediate,
+    /// Served as soon as it is verified locally; settled later from the wallet's ledger.
+    Deferred,
+}
+
+/// What a deferred route does when a wallet has run up its credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OverCredit {
+    /// Settle this payment before answering, as an immediate route would.
+    Immediate,
+    /// Answer 402 until the wallet's earlier payments have settled.
+    Refuse,
+}
+
+/// The rules of deferred settlement, shared by every deferred route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredPolicy {
+    /// Unsettled total a wallet may run up, in micro-USD (6 decimals).
+    pub credit_limit_micro_usd: u128,
+    /// How long a payment waits for others to settle with it.
+    pub batch_seconds: u64,
+    /// How long before `validBefore` settlement must be done.
+    pub safety_margin_seconds: u64,
+    pub over_credit: OverCredit,
+}
+
+impl Default for DeferredPolicy {
+    fn default() -> Self {
+        DeferredPolicy {
+            credit_limit_micro_usd: 1_000_000,
+            batch_seconds: 10,
+            safety_margin_seconds: 30,
+            over_credit: OverCredit::Immediate,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +151,7 @@ struct RawRoute {
     description: Option<String>,
     mime_type: Option<String>,
     max_timeout_seconds: Option<u64>,
+    settlement: Option<SettlementMode>,
 }
 
 /// An EIP-3009 token, resolved.
@@ -158,6 +215,7 @@ pub struct Route {
     pub mime_type: String,
     /// Empty for a free route (`free = true`), which passes through.
     pub offers: Vec<Offer>,
+    pub settlement: SettlementMode,
 }
 
 impl Route {
@@ -191,6 +249,20 @@ pub struct Config {
     pub facilitator: Option<FacilitatorConfig>,
     /// Where passed requests go; `None` means on to the zone's own origin.
     pub origin: Option<String>,
+    pub deferred: DeferredPolicy,
+    /// JSON-RPC endpoints by chain id, to read a payment's state on chain when the facilitator's
+    /// answer was lost.
+    pub rpc: Vec<(u64, String)>,
+}
+
+impl Config {
+    /// The JSON-RPC endpoint of a chain, if configured.
+    pub fn rpc_for(&self, chain_id: u64) -> Option<&str> {
+        self.rpc
+            .iter()
+            .find(|(c, _)| *c == chain_id)
+            .map(|(_, u)| u.as_str())
+    }
 }
 
 impl Config {
@@ -291,6 +363,15 @@ impl RawConfig {
             .as_deref()
             .map(|o| check_url("origin", o))
             .transpose()?;
+        let deferred = resolve_deferred(self.deferred.as_ref())?;
+        let default_settlement = self.settlement.unwrap_or(SettlementMode::Immediate);
+        let mut rpc = Vec::with_capacity(self.rpc.len());
+        for (net, url) in &self.rpc {
+            let key = format!("rpc.{net:?}");
+            let network = networks::parse_network(net)
+                .ok_or_else(|| err(&key, format!("{net:?} is not an EVM network")))?;
+            rpc.push((network.chain_id, check_url(&key, url)?));
+        }
 
         let mut routes = Vec::with_capacity(self.routes.len());
         for (i, r) in self.routes.iter().enumerate() {
@@ -325,6 +406,7 @@ impl RawConfig {
                     description,
                     mime_type,
                     offers: Vec::new(),
+                    settlement: SettlementMode::Immediate,
                 });
                 continue;
             }
@@ -361,6 +443,17 @@ impl RawConfig {
                 offers.push(make_offer(asset, pay_to, amount, timeout));
             }
             check_atomic_price_is_unambiguous(&format!("{key}.price"), price, &offers)?;
+            let settlement = r.settlement.unwrap_or(default_settlement);
+            if settlement == SettlementMode::Deferred {
+                // The client signs for maxTimeoutSeconds; the batch and the margin must fit inside.
+                let needed = deferred.batch_seconds + deferred.safety_margin_seconds + 30;
+                if timeout < needed {
+                    return Err(err(
+                        format!("{key}.maxTimeoutSeconds"),
+                        format!("{timeout} s is too short for deferred settlement: the batch window and safety margin need at least {needed} s"),
+                    ));
+                }
+            }
             if self.facilitator.is_none() {
                 return Err(err(
                     "facilitator.url",
@@ -374,14 +467,62 @@ impl RawConfig {
                 description,
                 mime_type,
                 offers,
+                settlement,
             });
         }
         Ok(Config {
             routes,
             facilitator,
             origin,
+            deferred,
+            rpc,
         })
     }
+}
+
+fn resolve_deferred(raw: Option<&RawDeferred>) -> Result<DeferredPolicy, ConfigError> {
+    let mut p = DeferredPolicy::default();
+    let Some(raw) = raw else { return Ok(p) };
+    if let Some(limit) = &raw.credit_limit {
+        let usd = Asset {
+            network: networks::network_of(0),
+            address: Address::ZERO,
+            name: String::new(),
+            version: String::new(),
+            decimals: 6,
+            symbol: "USD".into(),
+        };
+        let amount = parse_price("deferred.creditLimit", &Value::String(limit.clone()), &usd)?;
+        if !limit.starts_with('$') {
+            return Err(err(
+                "deferred.creditLimit",
+                "write the credit limit in dollars, like \"$1.00\"",
+            ));
+        }
+        p.credit_limit_micro_usd = amount.to_u128().unwrap_or(u128::MAX);
+    }
+    if let Some(b) = raw.batch_seconds {
+        if !(1..=3600).contains(&b) {
+            return Err(err(
+                "deferred.batchSeconds",
+                format!("{b} is outside 1..=3600"),
+            ));
+        }
+        p.batch_seconds = b;
+    }
+    if let Some(m) = raw.safety_margin_seconds {
+        if !(10..=3600).contains(&m) {
+            return Err(err(
+                "deferred.safetyMarginSeconds",
+                format!("{m} is outside 10..=3600 (the facilitator refuses within 6 s of expiry)"),
+            ));
+        }
+        p.safety_margin_seconds = m;
+    }
+    if let Some(o) = raw.over_credit {
+        p.over_credit = o;
+    }
+    Ok(p)
 }
 
 fn check_timeout(key: &str, t: u64) -> Result<(), ConfigError> {

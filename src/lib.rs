@@ -29,13 +29,18 @@
 //! | [`facilitator`] | what facilitator answers mean, including the broken ones |
 //! | [`paywall`] | the decision for one request, and the replies we write ourselves |
 
+pub mod chain;
 pub mod config;
+pub mod crawlers;
 pub mod evm;
 pub mod facilitator;
 pub mod networks;
 pub mod pattern;
 pub mod paywall;
 pub mod reason;
+pub mod session;
+pub mod settlement;
+pub mod siwx;
 pub mod verify;
 pub mod x402;
 

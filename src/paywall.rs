@@ -115,6 +115,48 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
 }
 
 impl PaidRequest<'_> {
+    /// The name of the payer's ledger (its Durable Object): the lowercase address.
+    pub fn ledger_name(&self) -> String {
+        self.verified.payer.to_lower_hex()
+    }
+
+    /// What the payer's ledger must remember of this payment.
+    pub fn admission(&self, deferred: bool) -> crate::settlement::Admission {
+        let offer = self.verified.offer;
+        let nonce = format!("0x{}", hex::encode(self.verified.nonce));
+        let asset = offer.asset.address.to_lower_hex();
+        crate::settlement::Admission {
+            id: format!("{}:{asset}:{nonce}", offer.asset.network.chain_id),
+            asset,
+            nonce,
+            amount: offer.amount.to_string(),
+            amount_micro_usd: micro_usd(offer),
+            valid_before: self.verified.valid_before,
+            route: self.route.pattern.as_str().to_string(),
+            network: offer.requirements.network.clone(),
+            deferred,
+            payload: serde_json::from_str(&self.facilitator_body()).unwrap_or_default(),
+        }
+    }
+
+    /// The receipt of a payment accepted for deferred settlement: `success` with an empty
+    /// `transaction` means "accepted, settlement pending".
+    pub fn pending_receipt(&self) -> SettleResponse {
+        SettleResponse {
+            success: true,
+            error_reason: None,
+            error_message: None,
+            transaction: String::new(),
+            network: self.verified.offer.requirements.network.clone(),
+            payer: Some(self.verified.payer.to_checksum()),
+        }
+    }
+
+    /// A refusal of this payment with fresh terms (replay, delinquency, credit).
+    pub fn refuse(&self, refusal: &Refusal) -> Reply {
+        challenge(self.route, &self.url, refusal)
+    }
+
     /// The terms this payment is settled against, in its own generation's shape.
     pub fn requirements_json(&self) -> serde_json::Value {
         let offer = self.verified.offer;
@@ -190,6 +232,18 @@ impl PaidRequest<'_> {
             x402_override: Some(reason.to_string()),
         };
         challenge(self.route, &self.url, &refusal)
+    }
+}
+
+/// An offer's price in micro-USD (6 decimals), the unit of credit limits. Every accepted token is a
+/// dollar stablecoin; its decimals decide the scaling.
+pub fn micro_usd(offer: &crate::config::Offer) -> u128 {
+    let atomic = offer.amount.to_u128().unwrap_or(u128::MAX);
+    let d = u32::from(offer.asset.decimals);
+    if d >= 6 {
+        atomic / 10u128.saturating_pow(d - 6)
+    } else {
+        atomic.saturating_mul(10u128.saturating_pow(6 - d))
     }
 }
 

@@ -59,14 +59,16 @@ pub enum Reason {
     FacilitatorRejected,
     /// This exact authorization was already used.
     Replay,
+    /// An earlier deferred payment of this wallet failed to settle; it owes that first.
+    WalletDelinquent,
+    /// The wallet's unsettled deferred payments reached the credit limit.
+    CreditExceeded,
     /// The facilitator refused to settle the payment.
     SettlementFailed,
     /// The facilitator could not be reached or gave no usable answer; nothing was charged.
     FacilitatorUnavailable,
     /// The paywall itself is misconfigured.
     ConfigInvalid,
-    /// The route is not for sale to this method.
-    MethodNotAllowed,
 }
 
 /// One row of the refusal table.
@@ -84,7 +86,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 28] = [
+    pub const ALL: [Reason; 29] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -109,10 +111,11 @@ impl Reason {
         Reason::SignerMismatch,
         Reason::FacilitatorRejected,
         Reason::Replay,
+        Reason::WalletDelinquent,
+        Reason::CreditExceeded,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
         Reason::ConfigInvalid,
-        Reason::MethodNotAllowed,
     ];
 
     /// The table: one row per reason.
@@ -275,6 +278,18 @@ impl Reason {
                 402,
                 "This signed payment was already used; sign a new one.",
             ),
+            Reason::WalletDelinquent => row(
+                "wallet_delinquent",
+                "invalid_payment",
+                402,
+                "An earlier payment from this wallet could not be settled; it is refused until that debt is settled with the publisher.",
+            ),
+            Reason::CreditExceeded => row(
+                "credit_exceeded",
+                "invalid_payment",
+                402,
+                "This wallet has too many payments still settling; try again when they have settled.",
+            ),
             Reason::SettlementFailed => row(
                 "settlement_failed",
                 "unexpected_settle_error",
@@ -292,12 +307,6 @@ impl Reason {
                 "unexpected_verify_error",
                 500,
                 "This paywall is misconfigured; the publisher has been told which setting is wrong.",
-            ),
-            Reason::MethodNotAllowed => row(
-                "method_not_allowed",
-                "invalid_payment_requirements",
-                405,
-                "This method is not offered for this resource.",
             ),
         }
     }

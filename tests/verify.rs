@@ -1361,8 +1361,9 @@ fn refusal_table() {
         Reason::FacilitatorUnavailable,
         Reason::FacilitatorRejected,
         Reason::ConfigInvalid,
-        Reason::MethodNotAllowed,
         Reason::Replay,
+        Reason::WalletDelinquent,
+        Reason::CreditExceeded,
     ];
     let missing: Vec<&str> = Reason::ALL
         .iter()

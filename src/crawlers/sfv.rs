@@ -166,7 +166,9 @@ impl<'a> Parser<'a> {
         }
         let mut key = String::new();
         while let Some(c) = self.peek() {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.' | b'*')
+            if c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, b'_' | b'-' | b'.' | b'*')
             {
                 key.push(char::from(c));
                 self.pos += 1;
@@ -451,15 +453,34 @@ mod tests {
             r#"("@authority" "signature-agent";key="agent1");created=1;tag="web-bot-auth""#
         );
         assert_eq!(serialize_member(&dict[1].member), "?0");
-        assert_eq!(dict[2].member, Member::Item(Item { bare: Bare::Boolean(true), params: vec![] }));
+        assert_eq!(
+            dict[2].member,
+            Member::Item(Item {
+                bare: Bare::Boolean(true),
+                params: vec![]
+            })
+        );
         assert_eq!(serialize_member(&dict[3].member), "1.5;x");
     }
 
     #[test]
     fn rejects_malformed() {
         for bad in [
-            "a=", "a=(", "a=(1", "a=1,", "A=1", "a=\"unterminated", "a=:!!:", "a=?2", "a=1.", "a=1.2345",
-            "a=1234567890123456", "a=\"\\x\"", "a=(1)(2)", "a=1 b=2", "a=@1",
+            "a=",
+            "a=(",
+            "a=(1",
+            "a=1,",
+            "A=1",
+            "a=\"unterminated",
+            "a=:!!:",
+            "a=?2",
+            "a=1.",
+            "a=1.2345",
+            "a=1234567890123456",
+            "a=\"\\x\"",
+            "a=(1)(2)",
+            "a=1 b=2",
+            "a=@1",
         ] {
             assert!(parse_dictionary(bad).is_err(), "{bad}");
         }
@@ -470,15 +491,33 @@ mod tests {
         let dict = parse_dictionary("a=1, b=2, a=3").expect("parses");
         assert_eq!(dict.len(), 2);
         assert_eq!(dict[0].key, "a");
-        assert_eq!(dict[0].member, Member::Item(Item { bare: Bare::Integer(3), params: vec![] }));
+        assert_eq!(
+            dict[0].member,
+            Member::Item(Item {
+                bare: Bare::Integer(3),
+                params: vec![]
+            })
+        );
     }
 
     #[test]
     fn items() {
-        assert_eq!(parse_item(r#" "https://a.test" "#).map(|i| i.bare), Ok(Bare::String("https://a.test".into())));
-        assert_eq!(parse_item("https://a.test").map(|i| i.bare), Ok(Bare::Token("https://a.test".into())));
-        assert_eq!(parse_item(":AQID:").map(|i| i.bare), Ok(Bare::Bytes(vec![1, 2, 3])));
-        assert_eq!(parse_item("-12.5").map(|i| i.bare), Ok(Bare::Decimal(-12500)));
+        assert_eq!(
+            parse_item(r#" "https://a.test" "#).map(|i| i.bare),
+            Ok(Bare::String("https://a.test".into()))
+        );
+        assert_eq!(
+            parse_item("https://a.test").map(|i| i.bare),
+            Ok(Bare::Token("https://a.test".into()))
+        );
+        assert_eq!(
+            parse_item(":AQID:").map(|i| i.bare),
+            Ok(Bare::Bytes(vec![1, 2, 3]))
+        );
+        assert_eq!(
+            parse_item("-12.5").map(|i| i.bare),
+            Ok(Bare::Decimal(-12500))
+        );
         assert!(parse_item("a b").is_err());
     }
 }

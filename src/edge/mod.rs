@@ -5,16 +5,21 @@
 //! turned into a clear JSON answer rather than an exception, so no client ever sees a bare 500 from
 //! the runtime.
 
+mod admin;
 mod facilitator;
+mod ledger;
+mod ledger_client;
 mod origin;
 mod respond;
+
+use ledger_client::AdmitRefusal;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
-use crate::config::Config;
+use crate::config::{Config, OverCredit, SettlementMode};
 use crate::facilitator::{SettleOutcome, VerifyOutcome};
 use crate::paywall::{self, Decision, Incoming, PaidRequest};
 use crate::reason::{Reason, Refusal};
@@ -24,6 +29,22 @@ use crate::x402;
 const CONFIG_BINDING: &str = "X402";
 /// Secret: a bearer token sent to the facilitator, if it wants one.
 const FACILITATOR_TOKEN: &str = "X402_FACILITATOR_TOKEN";
+/// The KV namespace: delinquent wallets, the wallet index, session grants.
+pub(crate) const KV_BINDING: &str = "X402_KV";
+/// The Durable Object namespace of wallet ledgers.
+pub(crate) const LEDGER_BINDING: &str = "LEDGER";
+
+pub(crate) fn facilitator_token(env: &Env) -> Option<String> {
+    env.secret(FACILITATOR_TOKEN).ok().map(|s| s.to_string())
+}
+
+/// The configuration as written, for code that runs outside a request (Durable Objects, cron).
+pub(crate) fn config_of(env: &Env) -> Option<Rc<Config>> {
+    match load_config(env).as_ref() {
+        Ok(c) => Some(Rc::new(c.clone())),
+        Err(_) => None,
+    }
+}
 
 /// How long what `/supported` said is trusted, and how soon to ask again after it failed.
 const SUPPORTED_TTL_SECONDS: u64 = 300;
@@ -106,12 +127,15 @@ fn read_config_json(env: &Env) -> std::result::Result<String, String> {
     Ok(value.to_string())
 }
 
-fn now_seconds() -> u64 {
+pub(crate) fn now_seconds() -> u64 {
     worker::Date::now().as_millis() / 1000
 }
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    if req.path().starts_with(admin::PREFIX) {
+        return admin::handle(req, &env).await;
+    }
     let loaded = load_config(&env);
     let base = match loaded.as_ref() {
         Ok(c) => c,
@@ -152,9 +176,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
-/// Serves a locally verified payment: smart-wallet signatures are first checked by the
-/// facilitator; the origin answers; a successful answer is settled before it leaves. An origin
-/// error is passed on unsettled: nobody pays for a failure.
+/// Serves a locally verified payment.
+///
+/// Smart-wallet signatures are first checked by the facilitator. On a deferred route the payer's
+/// ledger admits the payment (at most once anywhere, within the wallet's credit) and it is served at
+/// once with a "settlement pending" receipt; otherwise the origin answers and a successful answer
+/// is settled before it leaves. An origin error is never charged.
 async fn serve_paid(
     config: &Config,
     env: &Env,
@@ -162,10 +189,7 @@ async fn serve_paid(
     paid: &PaidRequest<'_>,
     head: bool,
 ) -> Result<Response> {
-    let client = facilitator::Client::new(
-        config,
-        env.secret(FACILITATOR_TOKEN).ok().map(|s| s.to_string()),
-    );
+    let client = facilitator::Client::new(config, facilitator_token(env));
     let body = paid.facilitator_body();
     if !paid.verified.signature_checked {
         match client.verify(&body).await {
@@ -178,11 +202,51 @@ async fn serve_paid(
             }
         }
     }
+    let wallet = paid.ledger_name();
+    if let Some(owed) = blocklisted(env, &wallet).await {
+        return respond::reply(paid.refuse(&delinquent(&owed)), head);
+    }
+    let book = ledger_client::LedgerClient::open(env, &wallet);
+    let mut deferred = paid.route.settlement == SettlementMode::Deferred && book.is_some();
+    if let (true, Some(book)) = (deferred, &book) {
+        match book.admit(paid.admission(true)).await {
+            Ok(()) => {}
+            Err(AdmitRefusal::Refused(refusal)) => {
+                return respond::reply(paid.refuse(&refusal), head)
+            }
+            Err(AdmitRefusal::OverCredit) if config.deferred.over_credit == OverCredit::Refuse => {
+                return respond::reply(paid.refuse(&Reason::CreditExceeded.into()), head);
+            }
+            // Over credit, too close to expiry, or the ledger out of reach: settle now instead;
+            // the chain itself then guarantees the payment is used once.
+            Err(_) => deferred = false,
+        }
+    }
     let mut response = origin::forward_paid(config, req, paid).await?;
+    let id = paid.admission(deferred).id;
     if response.status_code() >= 400 {
+        if let (true, Some(book)) = (deferred, &book) {
+            book.withdraw(&id).await;
+        }
         return Ok(response);
     }
-    match client.settle(&body).await {
+    if deferred {
+        log_decision("accepted_deferred", paid, "");
+        respond::decorate(&mut response, paid.receipt_headers(&paid.pending_receipt()));
+        return Ok(response);
+    }
+    if let Some(book) = &book {
+        // Immediate payments are recorded too: the ledger refuses one already being settled by a
+        // concurrent request, and keeps the outcome for the publisher.
+        if let Err(AdmitRefusal::Refused(refusal)) = book.admit(paid.admission(false)).await {
+            return respond::reply(paid.refuse(&refusal), head);
+        }
+    }
+    let outcome = client.settle(&body).await;
+    if let Some(book) = &book {
+        book.record(&id, &outcome).await;
+    }
+    match outcome {
         SettleOutcome::Settled(receipt) => {
             log_decision("settled", paid, &receipt.transaction);
             respond::decorate(&mut response, paid.receipt_headers(&receipt));
@@ -199,6 +263,32 @@ async fn serve_paid(
     }
 }
 
+/// The KV blocklist: a fast "this wallet owes us" readable at every edge location. The ledger is
+/// the truth; this copy only saves a round trip to it.
+async fn blocklisted(env: &Env, wallet: &str) -> Option<String> {
+    let kv = env.kv(KV_BINDING).ok()?;
+    let value = kv
+        .get(&format!("{}{wallet}", ledger::DELINQUENT_PREFIX))
+        .text()
+        .await
+        .ok()??;
+    let v: serde_json::Value = serde_json::from_str(&value).ok()?;
+    Some(
+        v.get("owedMicroUsd")
+            .and_then(|o| o.as_str())
+            .unwrap_or("?")
+            .to_string(),
+    )
+}
+
+fn delinquent(owed_micro_usd: &str) -> Refusal {
+    let owed = owed_micro_usd
+        .parse::<u128>()
+        .map(|m| format!("owes ${}.{:06}", m / 1_000_000, m % 1_000_000))
+        .unwrap_or_else(|_| "owes an unsettled payment".into());
+    Refusal::new(Reason::WalletDelinquent, owed)
+}
+
 /// One structured line per decision about money, for `wrangler tail` and Workers Logs.
 fn log_decision(outcome: &str, paid: &PaidRequest<'_>, detail: &str) {
     let line = serde_json::json!({
@@ -211,4 +301,18 @@ fn log_decision(outcome: &str, paid: &PaidRequest<'_>, detail: &str) {
         "detail": detail,
     });
     worker::console_log!("{line}");
+}
+
+/// The cron sweep (`[triggers] crons`): nudges every ledger with open entries, in case an alarm
+/// was missed. Each ledger settles what is due and re-arms its own alarm.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let Ok(wallets) = admin::list_prefix(&env, ledger::OPEN_PREFIX).await else {
+        return;
+    };
+    for w in wallets {
+        if let Some(book) = ledger_client::LedgerClient::open(&env, &w) {
+            let _ = book.send(&ledger::Command::Sweep).await;
+        }
+    }
 }

@@ -1,0 +1,161 @@
+//! The publisher's admin interface, behind a bearer secret (`X402_ADMIN_TOKEN`, set with
+//! `wrangler secret put`). Without the secret configured, the interface does not exist.
+//!
+//! - `GET  /__x402/admin/ledger`                  every wallet's ledger summary and entries
+//! - `GET  /__x402/admin/ledger?wallet=0x…`       one wallet's ledger
+//! - `POST /__x402/admin/ledger/forgive?wallet=`  forgive a wallet's debt (it may pay again)
+//! - `POST /__x402/admin/ledger/revoke?wallet=&id=`     drop one failed or untried entry
+//! - `POST /__x402/admin/ledger/mark-paid?wallet=&id=&tx=`  the money arrived after all
+
+use worker::{Env, Request, Response, Result};
+
+use super::ledger::{Command, WALLET_PREFIX};
+use super::ledger_client::LedgerClient;
+use crate::evm::Address;
+
+pub const PREFIX: &str = "/__x402/admin/";
+const ADMIN_TOKEN: &str = "X402_ADMIN_TOKEN";
+
+pub async fn handle(req: Request, env: &Env) -> Result<Response> {
+    let Ok(token) = env.secret(ADMIN_TOKEN).map(|s| s.to_string()) else {
+        return Response::error("not found", 404);
+    };
+    let presented = req
+        .headers()
+        .get("authorization")?
+        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
+    if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        let mut res = Response::from_json(&serde_json::json!({
+            "error": "unauthorized",
+            "message": "This is the publisher's admin interface; send Authorization: Bearer <X402_ADMIN_TOKEN>."
+        }))?
+        .with_status(401);
+        res.headers_mut().set("WWW-Authenticate", "Bearer")?;
+        return Ok(res);
+    }
+    let url = req.url()?;
+    let query = |k: &str| {
+        url.query_pairs()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.to_string())
+    };
+    let action = url.path().trim_start_matches(PREFIX).trim_end_matches('/');
+    let wallet = match query("wallet").map(|w| Address::parse(&w)) {
+        Some(Ok(a)) => Some(a.to_lower_hex()),
+        Some(Err(e)) => return bad(&format!("wallet: {e}")),
+        None => None,
+    };
+    let method = req.method().to_string();
+    let command = match (method.as_str(), action) {
+        ("GET", "ledger") => match wallet {
+            Some(w) => return one(env, &w).await,
+            None => return all(env).await,
+        },
+        ("POST", "ledger/forgive") => Command::Forgive,
+        ("POST", "ledger/revoke") => match query("id") {
+            Some(id) => Command::Revoke { id },
+            None => return bad("id is required"),
+        },
+        ("POST", "ledger/mark-paid") => match query("id") {
+            Some(id) => Command::MarkPaid {
+                id,
+                transaction: query("tx").unwrap_or_default(),
+            },
+            None => return bad("id is required"),
+        },
+        _ => return Response::error("no such admin endpoint", 404),
+    };
+    let Some(w) = wallet else {
+        return bad("wallet is required");
+    };
+    let Some(book) = LedgerClient::open(env, &w) else {
+        return Response::error("no LEDGER binding", 501);
+    };
+    match book.send(&command).await {
+        Some(v) => Response::from_json(&v),
+        None => Response::error("the ledger did not answer", 502),
+    }
+}
+
+async fn one(env: &Env, wallet: &str) -> Result<Response> {
+    let Some(book) = LedgerClient::open(env, wallet) else {
+        return Response::error("no LEDGER binding", 501);
+    };
+    match book.send(&Command::View).await {
+        Some(v) => Response::from_json(&v),
+        None => Response::error("the ledger did not answer", 502),
+    }
+}
+
+/// Every wallet that ever paid (from the KV index), with its ledger. For a publisher's dashboard,
+/// not for the request path: it asks every wallet's ledger.
+async fn all(env: &Env) -> Result<Response> {
+    let wallets = list_prefix(env, WALLET_PREFIX).await?;
+    let mut ledgers = Vec::with_capacity(wallets.len());
+    let (mut pending, mut settled, mut failed) = (0usize, 0usize, 0usize);
+    let (mut unsettled, mut owed) = (0u128, 0u128);
+    for w in wallets {
+        let Some(book) = LedgerClient::open(env, &w) else {
+            continue;
+        };
+        if let Some(v) = book.send(&Command::View).await {
+            pending += v["pending"].as_array().map_or(0, Vec::len);
+            settled += v["settled"].as_array().map_or(0, Vec::len);
+            failed += v["failed"].as_array().map_or(0, Vec::len);
+            unsettled += number(&v["unsettled_micro_usd"]);
+            owed += number(&v["owed_micro_usd"]);
+            ledgers.push(v);
+        }
+    }
+    Response::from_json(&serde_json::json!({
+        "pending": pending,
+        "settled": settled,
+        "failed": failed,
+        "unsettledMicroUsd": unsettled.to_string(),
+        "owedMicroUsd": owed.to_string(),
+        "wallets": ledgers,
+    }))
+}
+
+/// Every key under a prefix, without it.
+pub async fn list_prefix(env: &Env, prefix: &str) -> Result<Vec<String>> {
+    let kv = env.kv(super::KV_BINDING)?;
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let mut list = kv.list().prefix(prefix.to_string());
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list
+            .execute()
+            .await
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        out.extend(
+            page.keys
+                .into_iter()
+                .filter_map(|k| k.name.strip_prefix(prefix).map(str::to_string)),
+        );
+        match page.cursor {
+            Some(c) if !page.list_complete => cursor = Some(c),
+            _ => return Ok(out),
+        }
+    }
+}
+
+fn number(v: &serde_json::Value) -> u128 {
+    match v {
+        serde_json::Value::String(s) => s.parse().unwrap_or(0),
+        serde_json::Value::Number(n) => n.as_u64().map_or(0, u128::from),
+        _ => 0,
+    }
+}
+
+fn bad(message: &str) -> Result<Response> {
+    Response::from_json(&serde_json::json!({"error": "bad_request", "message": message}))
+        .map(|r| r.with_status(400))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

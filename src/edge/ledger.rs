@@ -1,0 +1,415 @@
+//! The wallet ledger as a Durable Object: one object per paying wallet, named by its lowercase
+//! address, so it scales with the number of payers.
+//!
+//! Why a Durable Object and not KV: KV is eventually consistent, so it cannot say "this nonce was
+//! never used" or "this wallet owes less than its limit" across the edge; a Durable Object is one
+//! single-threaded, strongly consistent owner of exactly that state. The state machine itself is
+//! [`crate::settlement::Ledger`]; this file stores it (one JSON value), drives it from requests and
+//! alarms, performs the I/O it asks for (facilitator `/settle`, an optional chain read) and mirrors
+//! two facts into KV where every edge location can read them fast: the delinquent-wallet blocklist
+//! and the index of wallets the cron sweep and the admin view walk.
+//!
+//! A ledger is never held across a network call: every change is load → modify → store with only
+//! storage operations in between, which the Durable Object's input gate makes atomic, so an
+//! admission arriving while an alarm waits on the facilitator can never be lost or doubled.
+
+use serde::{Deserialize, Serialize};
+use worker::{
+    durable_object, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit, Response,
+    Result, State,
+};
+
+use crate::config::Config;
+use crate::evm::Address;
+use crate::settlement::{
+    Action, Admission, AdmitError, Effect, Ledger as Book, LedgerPolicy, Outcome,
+};
+
+const LEDGER_KEY: &str = "ledger";
+const WALLET_KEY: &str = "wallet";
+const OPEN_KEY: &str = "open-in-kv";
+/// KV key prefixes.
+pub const DELINQUENT_PREFIX: &str = "delinquent:";
+pub const WALLET_PREFIX: &str = "wallet:";
+pub const OPEN_PREFIX: &str = "open:";
+
+/// What the Worker asks of a ledger.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    Admit {
+        wallet: String,
+        admission: Admission,
+    },
+    /// The outcome of an immediate settlement the Worker made itself.
+    Record {
+        id: String,
+        outcome: WireOutcome,
+    },
+    /// An admitted payment that will not be collected (the origin failed: nobody pays for that).
+    Withdraw {
+        id: String,
+    },
+    View,
+    /// Settle whatever is due now (the cron sweep's nudge).
+    Sweep,
+    Revoke {
+        id: String,
+    },
+    MarkPaid {
+        id: String,
+        transaction: String,
+    },
+    Forgive,
+}
+
+/// An outcome as it travels from the Worker to the ledger.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WireOutcome {
+    Settled { transaction: String },
+    Refused { reason: String, message: String },
+    Unknown { why: String },
+}
+
+impl From<WireOutcome> for Outcome {
+    fn from(w: WireOutcome) -> Self {
+        match w {
+            WireOutcome::Settled { transaction } => Outcome::Settled { transaction },
+            WireOutcome::Refused { reason, message } => Outcome::Refused { reason, message },
+            WireOutcome::Unknown { why } => Outcome::Unknown { why },
+        }
+    }
+}
+
+/// The ledger's answer to an admission.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AdmitAnswer {
+    pub ok: bool,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub owed_micro_usd: Option<String>,
+}
+
+pub fn policy(config: &Config) -> LedgerPolicy {
+    LedgerPolicy {
+        credit_limit: config.deferred.credit_limit_micro_usd,
+        batch_window: config.deferred.batch_seconds,
+        safety_margin: config.deferred.safety_margin_seconds,
+        ..LedgerPolicy::default()
+    }
+}
+
+#[durable_object]
+pub struct Ledger {
+    state: State,
+    env: Env,
+}
+
+impl DurableObject for Ledger {
+    fn new(state: State, env: Env) -> Self {
+        Ledger { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let command: Command = match req.json().await {
+            Ok(c) => c,
+            Err(e) => return Response::error(format!("bad ledger command: {e}"), 400),
+        };
+        let Some(config) = super::config_of(&self.env) else {
+            return Response::error("the paywall configuration is invalid", 500);
+        };
+        let now = super::now_seconds();
+        let policy = policy(&config);
+        let answer = match command {
+            Command::Admit { wallet, admission } => {
+                let _ = self.state.storage().put(WALLET_KEY, &wallet).await;
+                let mut book = self.load().await?;
+                book.prune(now);
+                let first = book.view().admitted == 0;
+                let result = book.admit(admission, &policy, now);
+                self.store(&book).await?;
+                if first {
+                    self.kv_put(&format!("{WALLET_PREFIX}{wallet}"), &now.to_string())
+                        .await;
+                }
+                self.after_change(&book, now).await?;
+                let answer = match result {
+                    Ok(()) => AdmitAnswer {
+                        ok: true,
+                        error: None,
+                        owed_micro_usd: None,
+                    },
+                    Err(e) => AdmitAnswer {
+                        ok: false,
+                        error: Some(e.code().to_string()),
+                        owed_micro_usd: match e {
+                            AdmitError::Delinquent { owed_micro_usd, .. } => {
+                                Some(owed_micro_usd.to_string())
+                            }
+                            _ => None,
+                        },
+                    },
+                };
+                serde_json::to_value(answer)?
+            }
+            Command::Record { id, outcome } => {
+                let mut book = self.load().await?;
+                let effect = book.record(&id, outcome.into(), &policy, now);
+                self.store(&book).await?;
+                self.effects(effect, &book).await;
+                self.after_change(&book, now).await?;
+                serde_json::json!({"ok": true})
+            }
+            Command::Withdraw { id } | Command::Revoke { id } => {
+                let mut book = self.load().await?;
+                let result = book.revoke(&id);
+                self.store(&book).await?;
+                self.after_change(&book, now).await?;
+                self.sync_delinquency(&book).await;
+                serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
+            }
+            Command::MarkPaid { id, transaction } => {
+                let mut book = self.load().await?;
+                let result = book.mark_paid(&id, transaction, now);
+                self.store(&book).await?;
+                self.sync_delinquency(&book).await;
+                serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
+            }
+            Command::Forgive => {
+                let mut book = self.load().await?;
+                let forgiven = book.clear_delinquency();
+                self.store(&book).await?;
+                self.sync_delinquency(&book).await;
+                serde_json::json!({"ok": true, "forgivenMicroUsd": forgiven.to_string()})
+            }
+            Command::View => {
+                let book = self.load().await?;
+                let wallet: Option<String> =
+                    self.state.storage().get(WALLET_KEY).await.ok().flatten();
+                let mut v = serde_json::to_value(book.view())?;
+                v["wallet"] = serde_json::Value::from(wallet);
+                v
+            }
+            Command::Sweep => {
+                self.settle_due(&config, &policy).await?;
+                serde_json::json!({"ok": true})
+            }
+        };
+        Response::from_json(&answer)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Some(config) = super::config_of(&self.env) {
+            self.settle_due(&config, &policy(&config)).await?;
+        }
+        Response::ok("")
+    }
+}
+
+impl Ledger {
+    async fn load(&self) -> Result<Book> {
+        Ok(self
+            .state
+            .storage()
+            .get::<Book>(LEDGER_KEY)
+            .await?
+            .unwrap_or_default())
+    }
+
+    async fn store(&self, book: &Book) -> Result<()> {
+        self.state.storage().put(LEDGER_KEY, book).await
+    }
+
+    /// Keeps the alarm on the earliest due entry, and the KV index of wallets with open entries
+    /// (what the cron sweep walks) in step.
+    async fn after_change(&self, book: &Book, now: u64) -> Result<()> {
+        let storage = self.state.storage();
+        match book.next_alarm() {
+            Some(at) => {
+                let at_ms = (at.max(now) * 1000) as i64;
+                let current = storage.get_alarm().await.ok().flatten();
+                if current.is_none_or(|c| c > at_ms) {
+                    storage
+                        .set_alarm(worker::ScheduledTime::new(js_sys::Date::new(
+                            &(at_ms as f64).into(),
+                        )))
+                        .await?;
+                }
+            }
+            None => {
+                let _ = storage.delete_alarm().await;
+            }
+        }
+        let open = !book.view().pending.is_empty();
+        let marked: bool = storage.get(OPEN_KEY).await.ok().flatten().unwrap_or(false);
+        if open != marked {
+            if let Some(wallet) = storage.get::<String>(WALLET_KEY).await.ok().flatten() {
+                let key = format!("{OPEN_PREFIX}{wallet}");
+                if open {
+                    self.kv_put(&key, "1").await;
+                } else if let Ok(kv) = self.env.kv(super::KV_BINDING) {
+                    let _ = kv.delete(&key).await;
+                }
+                storage.put(OPEN_KEY, open).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles everything due, one attempt at a time, never holding the ledger across a call.
+    async fn settle_due(&self, config: &Config, policy: &LedgerPolicy) -> Result<()> {
+        let client = super::facilitator::Client::new(config, super::facilitator_token(&self.env));
+        let wallet: Option<String> = self.state.storage().get(WALLET_KEY).await.ok().flatten();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            let now = super::now_seconds();
+            let mut book = self.load().await?;
+            book.prune(now);
+            let Some(attempt) = book.due(now).into_iter().next() else {
+                self.store(&book).await?;
+                self.after_change(&book, now).await?;
+                return Ok(());
+            };
+            if rounds > 200 {
+                // A safety valve: the alarm comes back for the rest.
+                self.store(&book).await?;
+                self.after_change(&book, now).await?;
+                return Ok(());
+            }
+            let Some(attempt) = book.begin(&attempt.id, policy, now) else {
+                self.store(&book).await?;
+                continue;
+            };
+            self.store(&book).await?;
+            let outcome = match attempt.action {
+                Action::Settle => Outcome::from(client.settle(&attempt.payload.to_string()).await),
+                Action::Reconcile => {
+                    reconcile(
+                        config,
+                        wallet.as_deref(),
+                        &attempt.asset,
+                        &attempt.nonce,
+                        &attempt.network,
+                    )
+                    .await
+                }
+            };
+            let now = super::now_seconds();
+            let mut book = self.load().await?;
+            let effect = book.record(&attempt.id, outcome, policy, now);
+            self.store(&book).await?;
+            self.effects(effect, &book).await;
+            log_settlement(wallet.as_deref(), &attempt.id, effect);
+        }
+    }
+
+    async fn effects(&self, effect: Effect, book: &Book) {
+        if let Effect::Failed {
+            became_delinquent: true,
+        } = effect
+        {
+            self.sync_delinquency(book).await;
+        }
+    }
+
+    /// Mirrors the ledger's delinquency (the truth) into the KV blocklist (the fast copy).
+    async fn sync_delinquency(&self, book: &Book) {
+        let Some(wallet) = self
+            .state
+            .storage()
+            .get::<String>(WALLET_KEY)
+            .await
+            .ok()
+            .flatten()
+        else {
+            return;
+        };
+        let key = format!("{DELINQUENT_PREFIX}{wallet}");
+        if book.is_delinquent() {
+            let view = book.view();
+            let value = serde_json::json!({
+                "owedMicroUsd": view.owed_micro_usd.to_string(),
+                "reason": view.delinquent_reason,
+            });
+            self.kv_put(&key, &value.to_string()).await;
+        } else if let Ok(kv) = self.env.kv(super::KV_BINDING) {
+            let _ = kv.delete(&key).await;
+        }
+    }
+
+    async fn kv_put(&self, key: &str, value: &str) {
+        if let Ok(kv) = self.env.kv(super::KV_BINDING) {
+            if let Ok(put) = kv.put(key, value) {
+                let _ = put.execute().await;
+            }
+        }
+    }
+}
+
+/// Asks the chain whether an authorization was used, when an RPC URL is configured for its network.
+async fn reconcile(
+    config: &Config,
+    wallet: Option<&str>,
+    asset: &str,
+    nonce: &str,
+    network: &str,
+) -> Outcome {
+    let chain_id = crate::networks::parse_network(network).map(|n| n.chain_id);
+    let Some(url) = chain_id.and_then(|c| config.rpc_for(c)) else {
+        return Outcome::NoRpc;
+    };
+    let (Some(from), Ok(token), Ok(nonce)) = (
+        wallet.and_then(|w| Address::parse(w).ok()),
+        Address::parse(asset),
+        crate::evm::parse_bytes32(nonce),
+    ) else {
+        return Outcome::Unknown {
+            why: "unreadable entry".into(),
+        };
+    };
+    let body = crate::chain::authorization_state_request(&token, &from, &nonce);
+    let answer = async {
+        let headers = Headers::new();
+        headers.set("Content-Type", "application/json")?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.into()));
+        let signal = worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(5_000));
+        let mut res = Fetch::Request(Request::new_with_init(url, &init)?)
+            .send_with_signal(&signal)
+            .await?;
+        res.text().await
+    }
+    .await;
+    match answer
+        .ok()
+        .as_deref()
+        .and_then(crate::chain::read_bool_result)
+    {
+        Some(true) => Outcome::OnChainUsed,
+        Some(false) => Outcome::OnChainUnused,
+        None => Outcome::Unknown {
+            why: "the chain could not be read".into(),
+        },
+    }
+}
+
+fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {
+    let outcome = match effect {
+        Effect::None => return,
+        Effect::Settled => "settled",
+        Effect::Failed {
+            became_delinquent: true,
+        } => "failed_delinquent",
+        Effect::Failed { .. } => "failed",
+        Effect::Retry { .. } => "retry",
+    };
+    worker::console_log!(
+        "{}",
+        serde_json::json!({"event": "settlement", "outcome": outcome, "payer": wallet, "id": id})
+    );
+}

@@ -1,0 +1,99 @@
+//! The Worker's side of a wallet ledger: sends it commands over the Durable Object stub.
+
+use worker::{Env, Headers, Method, Request, RequestInit, Stub};
+
+use super::ledger::{AdmitAnswer, Command, WireOutcome};
+use crate::facilitator::SettleOutcome;
+use crate::reason::{Reason, Refusal};
+use crate::settlement::Admission;
+
+pub struct LedgerClient {
+    stub: Stub,
+    wallet: String,
+}
+
+/// Why a ledger did not admit a payment.
+pub enum AdmitRefusal {
+    /// A refusal for the client (replay, delinquency).
+    Refused(Refusal),
+    /// Past the wallet's credit limit.
+    OverCredit,
+    /// Too close to `validBefore` to wait for a batch.
+    TooLate,
+    /// The ledger could not be asked.
+    Unreachable,
+}
+
+impl LedgerClient {
+    /// The ledger of `wallet` (lowercase address), if the Worker has the binding.
+    pub fn open(env: &Env, wallet: &str) -> Option<LedgerClient> {
+        let ns = env.durable_object(super::LEDGER_BINDING).ok()?;
+        let stub = ns.id_from_name(wallet).ok()?.get_stub().ok()?;
+        Some(LedgerClient {
+            stub,
+            wallet: wallet.to_string(),
+        })
+    }
+
+    pub async fn send(&self, command: &Command) -> Option<serde_json::Value> {
+        let body = serde_json::to_string(command).ok()?;
+        let headers = Headers::new();
+        headers.set("Content-Type", "application/json").ok()?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.into()));
+        let req = Request::new_with_init("https://ledger.internal/", &init).ok()?;
+        let mut res = self.stub.fetch_with_request(req).await.ok()?;
+        if res.status_code() != 200 {
+            return None;
+        }
+        res.json().await.ok()
+    }
+
+    pub async fn admit(&self, admission: Admission) -> Result<(), AdmitRefusal> {
+        let answer = self
+            .send(&Command::Admit {
+                wallet: self.wallet.clone(),
+                admission,
+            })
+            .await
+            .and_then(|v| serde_json::from_value::<AdmitAnswer>(v).ok())
+            .ok_or(AdmitRefusal::Unreachable)?;
+        if answer.ok {
+            return Ok(());
+        }
+        Err(match answer.error.as_deref() {
+            Some("replay") => AdmitRefusal::Refused(Reason::Replay.into()),
+            Some("delinquent") => AdmitRefusal::Refused(super::delinquent(
+                answer.owed_micro_usd.as_deref().unwrap_or("?"),
+            )),
+            Some("credit_exceeded") => AdmitRefusal::OverCredit,
+            Some("too_late_to_defer") => AdmitRefusal::TooLate,
+            _ => AdmitRefusal::Unreachable,
+        })
+    }
+
+    pub async fn record(&self, id: &str, outcome: &SettleOutcome) {
+        let outcome = match outcome {
+            SettleOutcome::Settled(r) => WireOutcome::Settled {
+                transaction: r.transaction.clone(),
+            },
+            SettleOutcome::Refused { reason, message } => WireOutcome::Refused {
+                reason: reason.clone(),
+                message: message.clone(),
+            },
+            SettleOutcome::Unknown(why) => WireOutcome::Unknown { why: why.clone() },
+        };
+        let _ = self
+            .send(&Command::Record {
+                id: id.to_string(),
+                outcome,
+            })
+            .await;
+    }
+
+    pub async fn withdraw(&self, id: &str) {
+        let _ = self.send(&Command::Withdraw { id: id.to_string() }).await;
+    }
+}

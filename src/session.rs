@@ -1,0 +1,416 @@
+//! Wallet-bound sessions: what a payment buys beyond the one request, and the token that carries it.
+//!
+//! A route may sell a session along with (or instead of) a single request: a [`SessionOffer`] for
+//! a path scope, either for a number of seconds or for a number of requests. When a payment for
+//! such a route is accepted, the shell stores a [`Grant`] under [`grant_key`] (wallet + scope)
+//! and may hand the client a session token ([`issue_token`]) in a cookie ([`cookie`]) or for use
+//! as a bearer credential. Later requests are served if a token checks out ([`check_token`]) or
+//! a SIWX proof ([`crate::siwx`]) names a wallet with a grant that [`Grant::covers`] the path.
+//!
+//! Tokens are our own extension of x402 (standard clients never see them): a compact, versioned,
+//! HMAC-SHA256-authenticated claim `v1.<base64url(JSON claims)>.<base64url(MAC)>`. They are
+//! bearer credentials: whoever holds one is the wallet for that scope until it expires, so the
+//! shell must also check that the grant still exists (revocation, for example after a failed
+//! settlement) and should keep tokens out of logs and away from the origin.
+//!
+//! Nothing here does I/O: the shell gives the clock, the secret and the stored grants.
+
+use core::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::evm::Address;
+use crate::pattern::PathPattern;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The session cookie's name.
+pub const COOKIE_NAME: &str = "x402_session";
+/// The token format version, the first dot-separated part of every token.
+pub const TOKEN_VERSION: &str = "v1";
+/// Tokens longer than this are refused before any decoding. A token for a 100-character scope is
+/// about 300 bytes; cookies are limited to about 4 KiB.
+pub const MAX_TOKEN_BYTES: usize = 2048;
+/// The shortest secret [`check_token`] accepts. A short or empty secret makes tokens forgeable,
+/// so a misconfigured secret fails closed: no token checks out.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// How long a counted grant (a number of requests) lasts at most, so that stored grants always
+/// expire: 30 days.
+pub const COUNTED_GRANT_MAX_SECONDS: u64 = 30 * 24 * 60 * 60;
+/// Domain separation: the MAC covers this label, then `v1.<payload>`, so a MAC made with the same
+/// secret for another purpose is never a valid token MAC.
+const MAC_LABEL: &[u8] = b"x402-edge session token\n";
+
+// ---------------------------------------------------------------------------------------------
+// Offers and grants.
+
+/// What a payment for a route buys beyond the request itself: access to every path matching
+/// `scope`, either for `seconds` or for `requests` requests. Exactly one of the two is set
+/// (use [`SessionOffer::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOffer {
+    pub scope: PathPattern,
+    pub seconds: Option<u64>,
+    pub requests: Option<u64>,
+}
+
+impl SessionOffer {
+    /// An offer, or why it is not one: exactly one of `seconds` and `requests`, and not zero.
+    pub fn new(
+        scope: PathPattern,
+        seconds: Option<u64>,
+        requests: Option<u64>,
+    ) -> Result<SessionOffer, String> {
+        match (seconds, requests) {
+            (Some(_), Some(_)) => Err(format!(
+                "session for {:?}: give either a duration or a number of requests, not both",
+                scope.as_str()
+            )),
+            (None, None) => Err(format!(
+                "session for {:?}: give a duration or a number of requests",
+                scope.as_str()
+            )),
+            (Some(0), None) => Err(format!(
+                "session for {:?}: the duration must be at least one second",
+                scope.as_str()
+            )),
+            (None, Some(0)) => Err(format!(
+                "session for {:?}: the number of requests must be at least one",
+                scope.as_str()
+            )),
+            _ => Ok(SessionOffer {
+                scope,
+                seconds,
+                requests,
+            }),
+        }
+    }
+
+    /// The grant `wallet` gets by paying at `now`: until `now + seconds`, or for `requests`
+    /// requests within [`COUNTED_GRANT_MAX_SECONDS`].
+    pub fn grant(&self, wallet: Address, now: u64) -> Grant {
+        let lifetime = self.seconds.unwrap_or(COUNTED_GRANT_MAX_SECONDS);
+        Grant {
+            wallet,
+            scope: self.scope.as_str().to_string(),
+            expires_at: now.saturating_add(lifetime),
+            requests: self.requests,
+        }
+    }
+}
+
+/// A wallet's right to the paths of a scope, as stored (compact JSON, see [`Grant::to_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Grant {
+    pub wallet: Address,
+    /// The scope's pattern as written (see [`PathPattern::as_str`]).
+    pub scope: String,
+    /// Unix seconds; the grant is valid while `now < expires_at`.
+    pub expires_at: u64,
+    /// For counted grants, the requests left. The shell decrements it ([`Grant::spend`]) in a
+    /// strongly consistent store; KV cannot count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+}
+
+impl Grant {
+    /// Whether this grant lets its wallet have `path` (the raw request path) at `now`: not
+    /// expired, requests left if counted, and `path` matched by the scope. A scope that no longer
+    /// parses covers nothing.
+    pub fn covers(&self, path: &str, now: u64) -> bool {
+        now < self.expires_at
+            && self.requests != Some(0)
+            && PathPattern::parse(&self.scope).is_ok_and(|p| p.matches(path))
+    }
+
+    /// The grant after serving `path` once at `now`, or `None` if it does not cover it. Timed
+    /// grants come back unchanged; counted ones with one request fewer.
+    pub fn spend(&self, path: &str, now: u64) -> Option<Grant> {
+        if !self.covers(path, now) {
+            return None;
+        }
+        Some(Grant {
+            requests: self.requests.map(|n| n.saturating_sub(1)),
+            ..self.clone()
+        })
+    }
+
+    /// Seconds left until expiry at `now` (0 once expired), for a store's time-to-live. Workers
+    /// KV wants at least 60.
+    pub fn ttl(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now)
+    }
+
+    /// Compact JSON: `{"wallet":"0x…","scope":"/x/*","expiresAt":1700000000,"requests":3}`
+    /// (`requests` only for counted grants).
+    pub fn to_json(&self) -> String {
+        // A struct of strings and integers always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads [`Grant::to_json`] back; unknown fields are ignored, for later versions.
+    pub fn from_json(json: &str) -> Result<Grant, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+}
+
+/// The store key of `wallet`'s grant for `scope`:
+/// `grant:0x<40 lowercase hex>:<first 16 bytes of SHA-256(scope), 32 hex digits>`, 81 characters
+/// of `[0-9a-x:]`. The scope is hashed so that any pattern gives a short key that is safe in any
+/// store; 128 bits leave no room for collisions between one publisher's scopes.
+pub fn grant_key(wallet: &Address, scope: &str) -> String {
+    let digest: [u8; 32] = Sha256::digest(scope.as_bytes()).into();
+    let (head, _) = digest.split_at(16);
+    format!("grant:{}:{}", wallet.to_lower_hex(), hex::encode(head))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens.
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub wallet: Address,
+    /// The scope's pattern as written.
+    pub scope: String,
+    /// Unix seconds; the token is valid while `now < expires_at`.
+    pub expires_at: u64,
+}
+
+impl TokenClaims {
+    /// Whether the token's scope matches `path` (expiry was checked by [`check_token`]).
+    pub fn covers(&self, path: &str) -> bool {
+        PathPattern::parse(&self.scope).is_ok_and(|p| p.matches(path))
+    }
+}
+
+/// The claims as serialised inside a token.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireClaims<'a> {
+    /// The wallet, lowercase hex.
+    sub: String,
+    #[serde(borrow)]
+    scope: std::borrow::Cow<'a, str>,
+    exp: u64,
+}
+
+/// Why a token was refused. Each variant has a stable [`code`](TokenError::code) and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    /// Not a token of our shape (empty, wrong number of parts, bad base64, too long, bad claims).
+    Malformed(&'static str),
+    /// A token of another format version.
+    UnsupportedVersion,
+    /// The MAC does not match: the token was altered, or made with another secret.
+    BadMac,
+    /// The token's lifetime is over.
+    Expired { expires_at: u64 },
+    /// The server's secret is shorter than [`MIN_SECRET_BYTES`]: a configuration error.
+    WeakSecret,
+}
+
+impl TokenError {
+    /// Every code, for tests and documentation.
+    pub const CODES: [&'static str; 5] = [
+        "session_token_malformed",
+        "session_token_unsupported_version",
+        "session_token_bad_mac",
+        "session_token_expired",
+        "session_secret_too_short",
+    ];
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Malformed(_) => "session_token_malformed",
+            TokenError::UnsupportedVersion => "session_token_unsupported_version",
+            TokenError::BadMac => "session_token_bad_mac",
+            TokenError::Expired { .. } => "session_token_expired",
+            TokenError::WeakSecret => "session_secret_too_short",
+        }
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenError::Malformed(why) => {
+                write!(f, "The session token is not one this paywall issued ({why}).")
+            }
+            TokenError::UnsupportedVersion => f.write_str(
+                "The session token has a format version this paywall does not read; sign in again.",
+            ),
+            TokenError::BadMac => f.write_str(
+                "The session token was altered or was not issued by this paywall.",
+            ),
+            TokenError::Expired { expires_at } => write!(
+                f,
+                "The session token expired at {expires_at} (unix time); pay or sign in again."
+            ),
+            TokenError::WeakSecret => write!(
+                f,
+                "The paywall's session secret is shorter than {MIN_SECRET_BYTES} bytes, so it issues no valid sessions."
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// A session token for `wallet` on `scope` until `expires_at` (unix seconds):
+/// `v1.<base64url(claims)>.<base64url(HMAC-SHA256)>`, unpadded, so it is safe in a cookie and a
+/// header as is. The claims are `{"sub":"0x<lowercase>","scope":…,"exp":…}`. Use a random secret
+/// of at least [`MIN_SECRET_BYTES`] bytes; with a shorter one the token is still written, but
+/// [`check_token`] refuses every token.
+pub fn issue_token(secret: &[u8], wallet: &Address, scope: &str, expires_at: u64) -> String {
+    let claims = WireClaims {
+        sub: wallet.to_lower_hex(),
+        scope: scope.into(),
+        exp: expires_at,
+    };
+    // Strings and an integer always serialise.
+    let json = serde_json::to_vec(&claims).unwrap_or_default();
+    let mut token = String::with_capacity(json.len().saturating_mul(4) / 3 + 100);
+    token.push_str(TOKEN_VERSION);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+    let mac = mac(secret, &token).map(|m| m.finalize().into_bytes());
+    token.push('.');
+    if let Some(mac) = mac {
+        URL_SAFE_NO_PAD.encode_string(mac, &mut token);
+    }
+    token
+}
+
+/// Checks a token at `now` and returns its claims. Refuses, in this order: a weak secret, a token
+/// longer than [`MAX_TOKEN_BYTES`] or not of three dot-separated parts, another version, a MAC
+/// that does not match (compared in constant time), claims that do not parse, an expired token.
+/// The claims are only parsed once the MAC has authenticated them.
+pub fn check_token(secret: &[u8], token: &str, now: u64) -> Result<TokenClaims, TokenError> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(TokenError::WeakSecret);
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Malformed("too long"));
+    }
+    let mut parts = token.split('.');
+    let (Some(version), Some(payload), Some(tag), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed("not three dot-separated parts"));
+    };
+    if version != TOKEN_VERSION {
+        let versioned = version
+            .strip_prefix('v')
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        return Err(if versioned {
+            TokenError::UnsupportedVersion
+        } else {
+            TokenError::Malformed("no version")
+        });
+    }
+    let tag = URL_SAFE_NO_PAD
+        .decode(tag)
+        .map_err(|_| TokenError::Malformed("the MAC is not base64url"))?;
+    // `signed` is `v1.<payload>`: everything before the last dot.
+    let signed_len = version.len() + 1 + payload.len();
+    let signed = token
+        .get(..signed_len)
+        .ok_or(TokenError::Malformed("not three dot-separated parts"))?;
+    mac(secret, signed)
+        .ok_or(TokenError::WeakSecret)?
+        .verify_slice(&tag)
+        .map_err(|_| TokenError::BadMac)?;
+
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| TokenError::Malformed("the claims are not base64url"))?;
+    let claims: WireClaims<'_> = serde_json::from_slice(&json)
+        .map_err(|_| TokenError::Malformed("the claims are not of the expected shape"))?;
+    let wallet = Address::parse(&claims.sub)
+        .map_err(|_| TokenError::Malformed("the wallet is not an address"))?;
+    if now >= claims.exp {
+        return Err(TokenError::Expired {
+            expires_at: claims.exp,
+        });
+    }
+    Ok(TokenClaims {
+        wallet,
+        scope: claims.scope.into_owned(),
+        expires_at: claims.exp,
+    })
+}
+
+/// An HMAC-SHA256 over the label and `signed`. `None` only if the key is refused, which HMAC never
+/// does.
+fn mac(secret: &[u8], signed: &str) -> Option<HmacSha256> {
+    let mut m = <HmacSha256 as Mac>::new_from_slice(secret).ok()?;
+    m.update(MAC_LABEL);
+    m.update(signed.as_bytes());
+    Some(m)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Carrying the token.
+
+/// The `Set-Cookie` value for a token:
+/// `x402_session=<token>; Path=/; Max-Age=<max_age>; HttpOnly; Secure; SameSite=Lax`.
+/// Characters that cannot appear in a token (anything but letters, digits, `-`, `_`, `.`) are
+/// dropped, so the value can never add attributes.
+pub fn cookie(token: &str, max_age: u64) -> String {
+    let value: String = token.chars().filter(|&c| is_token_char(c)).collect();
+    format!("{COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// The `Set-Cookie` value that deletes the session cookie (sign out, revoked grant).
+pub fn clear_cookie() -> String {
+    format!("{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// Whether `s` has the shape of one of our tokens (`v<n>.<…>.<…>`), so that the origin's own
+/// bearer tokens (JWTs start with `eyJ`) are not taken for ours.
+fn looks_like_token(s: &str) -> bool {
+    s.starts_with('v') && s.split('.').count() == 3 && s.chars().all(is_token_char)
+}
+
+/// The session token of a request: `Authorization: Bearer <token>` (scheme in any case) when it
+/// has the shape of ours, else the `x402_session` cookie (the first one, unquoted). `None` when
+/// neither is there or the value is empty. The token is not checked here: see [`check_token`].
+pub fn token_from_request<'a>(
+    cookie_header: Option<&'a str>,
+    authorization: Option<&'a str>,
+) -> Option<&'a str> {
+    if let Some((scheme, value)) = authorization.and_then(|a| a.trim().split_once(' ')) {
+        let value = value.trim();
+        if scheme.eq_ignore_ascii_case("bearer") && looks_like_token(value) {
+            return Some(value);
+        }
+    }
+    for pair in cookie_header?.split(';') {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        if name.trim() != COOKIE_NAME {
+            continue;
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        if !value.is_empty() {
+            return Some(value);
+        }
+    }
+    None
+}

@@ -1,0 +1,1245 @@
+//! Deferred settlement: serve first, settle later, and never lose track of a payment.
+//!
+//! A payment verified locally can be served at once and settled afterwards through the
+//! facilitator's `/settle`. One Durable Object per paying wallet owns that wallet's [`Ledger`]
+//! (strongly consistent, single-threaded) and stores it as one JSON value. This module is the
+//! ledger's pure state machine: no clock (every function takes `now`, unix seconds), no
+//! randomness, no I/O. The shell calls it, performs the I/O it asks for (`/settle`, an optional
+//! chain read of `authorizationState(from, nonce)`) and feeds the results back with
+//! [`Ledger::record`].
+//!
+//! # The shell's loop
+//!
+//! ```text
+//! request:  prune(now); admit(admission) → serve (deferred) | settle now, record (immediate)
+//! alarm:    prune(now); for a in due(now) { begin(a.id); perform a.action; record(a.id, outcome) }
+//! always:   store the ledger; set the alarm to next_alarm()
+//! ```
+//!
+//! [`Attempt::action`] says what to perform. [`Action::Settle`]: `POST /settle` with the payload and
+//! record the answer ([`Outcome::from`] a [`SettleOutcome`]). [`Action::Reconcile`]: an earlier
+//! attempt got no usable answer, so first find out whether the money moved: with an RPC URL read
+//! `authorizationState(from, nonce)` and record [`Outcome::OnChainUsed`] /
+//! [`Outcome::OnChainUnused`] (or [`Outcome::OnChainCancelled`] when the shell saw an
+//! `AuthorizationCanceled` log, or [`Outcome::Settled`] when it found the transaction; a failed
+//! read is an [`Outcome::Unknown`]); without one record [`Outcome::NoRpc`]. The ledger then
+//! schedules a resend if one is allowed ([`Effect::Retry`] at `now`: call [`Ledger::due`] again).
+//! A shell without RPC may also resend directly when [`Attempt::may_resend`] is true; the answer is
+//! judged the same way. [`Ledger::begin`] marks an entry in flight before the request leaves, so
+//! that a crash between sending and recording is later reconciled rather than blindly resent.
+//!
+//! # The contract
+//!
+//! 1. **Nothing is dropped.** Every admitted entry ends as settled (with its transaction, `""` when
+//!    only the chain state is known) or failed (with its reason). Failed entries stay visible until
+//!    the admin forgives them ([`Ledger::revoke`], [`Ledger::clear_delinquency`]) or marks them paid
+//!    ([`Ledger::mark_paid`]); settled entries stay up to `settled_history`, the rest are counted.
+//!    So `admitted == open + settled + failed + settled_trimmed + forgiven` at all times.
+//! 2. **Admission**, in this order: a delinquent wallet is refused with what it owes; an
+//!    `(asset, nonce)` still remembered is a [`AdmitError::Replay`] (a payment is served at most
+//!    once, even after it settled, until `validBefore` + [`REPLAY_GRACE`] has passed and it was
+//!    pruned); for a deferred admission, `unsettled + amount > credit_limit` is
+//!    [`AdmitError::CreditExceeded`] and `validBefore − safety_margin < now + batch_window` is
+//!    [`AdmitError::TooLateToDefer`] (the shell then settles immediately or answers 402, per route).
+//!    A deferred entry is due at `min(now + batch_window, validBefore − safety_margin)`, or at the
+//!    open batch's due time when that is sooner, so one wake settles a whole batch. An immediate
+//!    entry starts in flight: the shell settles it at once and records the outcome.
+//! 3. **Payer-caused refusal** (insufficient balance or funds, a bad signature, `…nonce_already_used`
+//!    on the first attempt, i.e. a cancelled authorization, anything `invalid_*` that is not
+//!    transient or the facilitator's own): failed, and for a deferred entry the wallet becomes
+//!    delinquent: `owed` grows by the amount and the wallet's next admissions are refused with it.
+//!    If an earlier attempt may have moved the money, state-dependent refusals (balance, revert,
+//!    simulation) are not held against the payer (`unconfirmed_refusal`): our own lost settlement
+//!    may be what drained the balance. Signature and KYT refusals are definite either way.
+//! 4. **Transient or facilitator-side refusal** (`unexpected_*`, `invalid_transaction_state`,
+//!    `invalid_request` from a broken facilitator, unsupported network/scheme, terms mismatches
+//!    that local verification already ruled out, anything mentioning `rpc`, and any reason we do
+//!    not recognise): retried with exponential backoff (1, 2, 4 … capped at 60 s) but never later
+//!    than `validBefore − safety_margin`. When that deadline passes the entry fails with
+//!    [`EXPIRED_UNSETTLED`]: not delinquent (not the payer's fault), counted as lost revenue.
+//!    An expiry refusal (`…valid_before`, `…expired`) ends the same way at once. A transient
+//!    refusal can come after the facilitator broadcast (a failed receipt wait is reported as
+//!    `unexpected_settle_error` too), so later answers are judged as after an uncertain attempt.
+//! 5. **Unknown** (timeout, 5xx, garbage, and refusals whose text says the transaction timed out or
+//!    did not confirm: the payment may or may not have moved): the next attempt reconciles first
+//!    (see above). `OnChainUsed` settles the entry; `OnChainUnused` and `NoRpc` allow a resend while
+//!    the deadline allows it. After such an attempt, `…nonce_already_used` from the facilitator is
+//!    **not** taken as payment: without a chain read we cannot tell a cancelled authorization from
+//!    our own earlier settlement that landed after all, so the entry fails with
+//!    [`UNCONFIRMED_NONCE_USED`], not delinquent (the shell records [`Outcome::Settled`] instead if it
+//!    can confirm a transaction hash). Reconciliation is bounded: more than `max_attempts_unknown`
+//!    unanswered attempts fail with [`SETTLEMENT_UNKNOWN`]; past the deadline only a chain read can
+//!    still settle it (an authorization unused once `validBefore` + [`CHAIN_GRACE`] has passed can
+//!    never move: [`EXPIRED_UNSETTLED`]); without RPC it fails with [`SETTLEMENT_UNKNOWN`].
+//! 6. **Immediate entries** (not deferred) are served only if settlement succeeds, as the shell does
+//!    today. So any refusal fails them without delinquency (the client got a 402 and nothing), and
+//!    after an Unknown they are reconciled by chain reads only, never resent: the client was told
+//!    nothing was charged. A chain read that finds them used settles them (charged, not served: the
+//!    view shows it for a refund).
+//! 7. `unsettled` is the sum of open (pending, in-flight, unknown) amounts in micro-USD; credit is
+//!    per wallet. `owed` is the sum of delinquent failures; `lost` of other deferred failures.
+//! 8. **Deterministic**: the same calls with the same times give the same ledger.
+//!
+//! Stored compactly: short keys, no payload once an entry is closed, nonces remembered as 128-bit
+//! hashes. u128 amounts are written as decimal strings so that JavaScript never rounds them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::facilitator::SettleOutcome;
+
+/// The facilitator refuses to settle when `now + 6 ≥ validBefore` (its `/settle` re-verifies).
+pub const FACILITATOR_WINDOW: u64 = 6;
+/// The smallest usable safety margin: at `validBefore − 6` the facilitator already refuses.
+pub const MIN_SAFETY_MARGIN: u64 = FACILITATOR_WINDOW + 1;
+/// Longest wait between two attempts, in seconds.
+pub const MAX_BACKOFF: u64 = 60;
+/// How long after `validBefore` a nonce is still remembered (clock skew between isolates).
+pub const REPLAY_GRACE: u64 = 300;
+/// How long an attempt may stay in flight before its outcome counts as unknown.
+pub const IN_FLIGHT_LEASE: u64 = 120;
+/// After `validBefore`, how long to wait before a chain read saying "unused" is final (block
+/// timestamps trail the wall clock, and a lost transaction may still be in the mempool).
+pub const CHAIN_GRACE: u64 = 60;
+
+/// Failure: the authorization lapsed while the facilitator could not settle it.
+pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
+/// Failure: `…nonce_already_used` after an attempt that may itself have settled the payment.
+pub const UNCONFIRMED_NONCE_USED: &str = "unconfirmed_nonce_used";
+/// Failure: a state-dependent refusal after an attempt that may have settled the payment.
+pub const UNCONFIRMED_REFUSAL: &str = "unconfirmed_refusal";
+/// Failure: no usable answer could be had and the chain could not be read.
+pub const SETTLEMENT_UNKNOWN: &str = "settlement_unknown";
+/// Failure: the chain shows the payer cancelled the authorization.
+pub const AUTHORIZATION_CANCELLED: &str = "authorization_cancelled";
+
+/// The publisher's settlement policy for one wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerPolicy {
+    /// Unsettled total (micro-USD, 6 decimals) a wallet may run up with deferred payments.
+    pub credit_limit: u128,
+    /// How long a deferred payment waits for others to settle with it, in seconds.
+    pub batch_window: u64,
+    /// Seconds before `validBefore` by which settlement must be done. Values below
+    /// [`MIN_SAFETY_MARGIN`] are treated as that.
+    pub safety_margin: u64,
+    /// Attempts without a usable answer before an entry is given up as [`SETTLEMENT_UNKNOWN`].
+    pub max_attempts_unknown: u32,
+    /// How many settled entries to keep for the view.
+    pub settled_history: usize,
+}
+
+impl Default for LedgerPolicy {
+    /// $1 of credit, a 60 s batch, a 30 s margin, 5 reconciliations, 20 settled entries.
+    fn default() -> Self {
+        LedgerPolicy {
+            credit_limit: 1_000_000,
+            batch_window: 60,
+            safety_margin: 30,
+            max_attempts_unknown: 5,
+            settled_history: 20,
+        }
+    }
+}
+
+impl LedgerPolicy {
+    /// The safety margin actually applied.
+    pub fn margin(&self) -> u64 {
+        self.safety_margin.max(MIN_SAFETY_MARGIN)
+    }
+}
+
+/// A locally verified payment, handed to the ledger before it is served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Admission {
+    /// `chain:asset:nonce`, unique.
+    pub id: String,
+    /// Token contract, lowercase.
+    pub asset: String,
+    /// `0x` + 64 lowercase hex digits.
+    pub nonce: String,
+    /// Atomic units, decimal.
+    pub amount: String,
+    /// The amount in micro-USD.
+    #[serde(with = "dec")]
+    pub amount_micro_usd: u128,
+    /// The authorization's `validBefore`, unix seconds.
+    pub valid_before: u64,
+    pub route: String,
+    pub network: String,
+    /// Served before settlement (`true`) or settled before the response leaves (`false`).
+    pub deferred: bool,
+    /// The facilitator request body, opaque.
+    pub payload: Value,
+}
+
+/// Why an admission was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdmitError {
+    /// This authorization was already admitted.
+    Replay,
+    /// The wallet owes for payments that were served and then refused for its own reasons.
+    Delinquent {
+        owed_micro_usd: u128,
+        reason: String,
+    },
+    /// Deferring this payment would exceed the wallet's credit.
+    CreditExceeded { unsettled: u128, limit: u128 },
+    /// The authorization expires before a batch could settle it.
+    TooLateToDefer,
+}
+
+impl AdmitError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdmitError::Replay => "replay",
+            AdmitError::Delinquent { .. } => "delinquent",
+            AdmitError::CreditExceeded { .. } => "credit_exceeded",
+            AdmitError::TooLateToDefer => "too_late_to_defer",
+        }
+    }
+}
+
+impl std::fmt::Display for AdmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdmitError::Replay => f.write_str("This payment authorization was already used."),
+            AdmitError::Delinquent {
+                owed_micro_usd,
+                reason,
+            } => write!(
+                f,
+                "This wallet owes {} USD for payments that could not be settled ({reason}).",
+                usd(*owed_micro_usd)
+            ),
+            AdmitError::CreditExceeded { unsettled, limit } => write!(
+                f,
+                "This wallet has {} USD unsettled; the limit is {} USD.",
+                usd(*unsettled),
+                usd(*limit)
+            ),
+            AdmitError::TooLateToDefer => {
+                f.write_str("The authorization expires too soon to be settled later.")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AdmitError {}
+
+/// Why an admin operation was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminError {
+    /// No entry has this id.
+    NotFound,
+    /// The entry is settled, or an attempt may have moved its money: it cannot be changed so.
+    NotAllowed,
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AdminError::NotFound => "no entry has this id",
+            AdminError::NotAllowed => "this entry cannot be changed in its current state",
+        })
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+/// What the result of an attempt was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The facilitator settled it (or the shell confirmed the transaction some other way).
+    Settled { transaction: String },
+    /// The facilitator refused it.
+    Refused { reason: String, message: String },
+    /// No usable answer (timeout, 5xx, garbage, a failed chain read).
+    Unknown { why: String },
+    /// `authorizationState` says used: settled, transaction unknown (record `Settled` when known).
+    OnChainUsed,
+    /// `authorizationState` says unused: safe to resend.
+    OnChainUnused,
+    /// The chain shows an `AuthorizationCanceled` for this nonce: the payer cancelled it.
+    OnChainCancelled,
+    /// A reconciliation was asked for but no RPC URL is configured.
+    NoRpc,
+}
+
+impl From<SettleOutcome> for Outcome {
+    fn from(o: SettleOutcome) -> Self {
+        match o {
+            SettleOutcome::Settled(r) => Outcome::Settled {
+                transaction: r.transaction,
+            },
+            SettleOutcome::Refused { reason, message } => Outcome::Refused { reason, message },
+            SettleOutcome::Unknown(why) => Outcome::Unknown { why },
+        }
+    }
+}
+
+/// What [`Ledger::record`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing: no such entry, or it was already closed.
+    None,
+    /// The entry is settled.
+    Settled,
+    /// The entry failed; `became_delinquent` when it is held against the payer.
+    Failed { became_delinquent: bool },
+    /// The entry is still open; its next attempt is due at `at` (possibly `now`).
+    Retry { at: u64 },
+}
+
+/// What the shell must do for a due entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// `POST /settle` with the payload.
+    Settle,
+    /// Find out whether an unanswered attempt moved the money: read the chain, or record `NoRpc`.
+    Reconcile,
+}
+
+/// One attempt the shell should make now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub id: String,
+    pub action: Action,
+    pub asset: String,
+    pub nonce: String,
+    pub network: String,
+    /// The facilitator request body, as admitted.
+    pub payload: Value,
+    /// Whether a `/settle` may be sent now (false for immediate entries and past the deadline).
+    pub may_resend: bool,
+}
+
+/// Where an entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    InFlight,
+    Unknown,
+    Settled,
+    Failed,
+}
+
+/// One entry, as shown to the publisher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    pub id: String,
+    pub status: Status,
+    pub asset: String,
+    pub nonce: String,
+    pub amount: String,
+    #[serde(with = "dec")]
+    pub amount_micro_usd: u128,
+    pub valid_before: u64,
+    pub route: String,
+    pub network: String,
+    pub deferred: bool,
+    pub admitted_at: u64,
+    /// When the next attempt is due (open entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<u64>,
+    /// When it settled or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<String>,
+    /// Why it failed, or the last unanswered attempt's story (unknown entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Failed and held against the payer.
+    pub delinquent: bool,
+    /// Transient refusals so far.
+    pub retries: u32,
+    /// Attempts without a usable answer so far.
+    pub unknowns: u32,
+}
+
+/// The ledger as shown to the publisher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerView {
+    /// Open entries: pending, in flight, or unknown.
+    pub pending: Vec<EntryView>,
+    /// The most recent settled entries.
+    pub settled: Vec<EntryView>,
+    /// Every failed entry not yet forgiven or paid.
+    pub failed: Vec<EntryView>,
+    #[serde(with = "dec")]
+    pub unsettled_micro_usd: u128,
+    #[serde(with = "dec")]
+    pub owed_micro_usd: u128,
+    /// Deferred payments served and not (or not provably) paid, through no fault of the payer.
+    #[serde(with = "dec")]
+    pub lost_micro_usd: u128,
+    pub delinquent: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delinquent_reason: Option<String>,
+    pub admitted: u64,
+    pub settled_trimmed: u64,
+    pub forgiven: u64,
+    pub remembered_nonces: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_alarm: Option<u64>,
+}
+
+/// How a facilitator refusal is judged (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The payer's doing. `definite` when no earlier settlement of ours could have caused it
+    /// (signature, KYT), as opposed to balance or revert refusals.
+    Payer { definite: bool },
+    /// The authorization's nonce is already used on chain.
+    NonceUsed,
+    /// The authorization expired.
+    Expired,
+    /// The facilitator's or the network's trouble: retry.
+    Transient,
+    /// A refusal that says the transaction may still land (timeout, not confirmed): unknown.
+    Unanswered,
+}
+
+/// Judges a facilitator refusal by its reason string and message (both treated as opaque text).
+pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
+    let r = reason.to_ascii_lowercase();
+    let m = message.to_ascii_lowercase();
+    let either = |needle: &str| r.contains(needle) || m.contains(needle);
+    if [
+        "timeout",
+        "timed out",
+        "did not confirm",
+        "not confirmed",
+        "settlement_pending",
+    ]
+    .into_iter()
+    .any(either)
+    {
+        return RefusalKind::Unanswered;
+    }
+    if r.contains("nonce_already_used")
+        || r.contains("nonce_used")
+        || r == "duplicate_settlement"
+        || m.contains("authorization is used")
+    {
+        return RefusalKind::NonceUsed;
+    }
+    if r.contains("valid_before") || r.contains("expired") || m.contains("authorization is expired")
+    {
+        return RefusalKind::Expired;
+    }
+    const FACILITATOR_SIDE: [&str; 9] = [
+        "invalid_transaction_state",
+        "invalid_request",
+        "invalid_network",
+        "invalid_scheme",
+        "invalid_x402_version",
+        "invalid_payment_requirements",
+        "invalid_exact_evm_scheme",
+        "invalid_exact_evm_missing_eip712_domain",
+        "invalid_exact_evm_eip3009_not_supported",
+    ];
+    if FACILITATOR_SIDE.contains(&r.as_str())
+        || r.starts_with("unexpected")
+        || r.starts_with("unsupported")
+        || r.contains("rpc")
+        || r.contains("network_error")
+        || r.contains("valid_after")
+        || m.contains("not yet valid")
+        || r.contains("hook")
+        || r.contains("mismatch")
+        || r.contains("authorization_value")
+    {
+        return RefusalKind::Transient;
+    }
+    if r.contains("signature") || r.contains("kyt") || r.contains("undeployed") {
+        return RefusalKind::Payer { definite: true };
+    }
+    if r.starts_with("invalid_") || r.contains("insufficient") || r.contains("simulation") {
+        return RefusalKind::Payer { definite: false };
+    }
+    RefusalKind::Transient
+}
+
+/// One wallet's deferred payments. Stored as one JSON value by the wallet's Durable Object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    #[serde(rename = "e", default, skip_serializing_if = "Vec::is_empty")]
+    entries: Vec<Entry>,
+    /// Remembered `(asset, nonce)` hashes and when to forget them.
+    #[serde(rename = "s", default, skip_serializing_if = "Vec::is_empty")]
+    seen: Vec<Seen>,
+    #[serde(rename = "c", default, skip_serializing_if = "Counters::is_zero")]
+    counters: Counters,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Seen(String, u64);
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Counters {
+    #[serde(rename = "a", default, skip_serializing_if = "is_zero_u64")]
+    admitted: u64,
+    #[serde(rename = "t", default, skip_serializing_if = "is_zero_u64")]
+    trimmed: u64,
+    #[serde(rename = "f", default, skip_serializing_if = "is_zero_u64")]
+    forgiven: u64,
+}
+
+impl Counters {
+    fn is_zero(&self) -> bool {
+        *self == Counters::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    id: String,
+    #[serde(rename = "a")]
+    asset: String,
+    #[serde(rename = "n")]
+    nonce: String,
+    #[serde(rename = "v")]
+    amount: String,
+    #[serde(rename = "u", with = "dec")]
+    micro: u128,
+    #[serde(rename = "vb")]
+    valid_before: u64,
+    #[serde(rename = "r")]
+    route: String,
+    #[serde(rename = "net")]
+    network: String,
+    #[serde(rename = "at")]
+    admitted_at: u64,
+    #[serde(rename = "i", default, skip_serializing_if = "is_false")]
+    immediate: bool,
+    #[serde(rename = "s")]
+    state: State,
+    /// Transient refusals so far (drives the backoff).
+    #[serde(rename = "tr", default, skip_serializing_if = "is_zero_u32")]
+    tries: u32,
+    /// Attempts without a usable answer so far.
+    #[serde(rename = "uk", default, skip_serializing_if = "is_zero_u32")]
+    unknowns: u32,
+    /// An earlier attempt may have moved the money.
+    #[serde(rename = "x", default, skip_serializing_if = "is_false")]
+    uncertain: bool,
+    /// The facilitator body; dropped once the entry is closed.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    payload: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum State {
+    #[serde(rename = "p")]
+    Pending {
+        #[serde(rename = "d")]
+        due: u64,
+    },
+    #[serde(rename = "f")]
+    InFlight {
+        #[serde(rename = "d")]
+        since: u64,
+    },
+    #[serde(rename = "u")]
+    Unknown {
+        #[serde(rename = "d")]
+        due: u64,
+        #[serde(rename = "w", default)]
+        why: String,
+    },
+    #[serde(rename = "s")]
+    Settled {
+        #[serde(rename = "tx", default)]
+        tx: String,
+        #[serde(rename = "d")]
+        at: u64,
+    },
+    #[serde(rename = "x")]
+    Failed {
+        #[serde(rename = "r")]
+        reason: String,
+        #[serde(rename = "m", default, skip_serializing_if = "String::is_empty")]
+        message: String,
+        #[serde(rename = "d")]
+        at: u64,
+        #[serde(rename = "o", default, skip_serializing_if = "is_false")]
+        owed: bool,
+    },
+}
+
+impl State {
+    fn is_open(&self) -> bool {
+        matches!(
+            self,
+            State::Pending { .. } | State::InFlight { .. } | State::Unknown { .. }
+        )
+    }
+}
+
+/// Whether a `/settle` sent at `now` can still be accepted by the facilitator.
+fn sendable(valid_before: u64, now: u64) -> bool {
+    now.saturating_add(FACILITATOR_WINDOW) < valid_before
+}
+
+/// 1, 2, 4 … seconds, capped at [`MAX_BACKOFF`]; `n` counts from 1.
+fn backoff(n: u32) -> u64 {
+    let shift = n.saturating_sub(1).min(6);
+    (1u64 << shift).min(MAX_BACKOFF)
+}
+
+fn replay_key(asset: &str, nonce: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(asset.to_ascii_lowercase().as_bytes());
+    h.update(b":");
+    h.update(nonce.to_ascii_lowercase().as_bytes());
+    let digest = h.finalize();
+    hex::encode(&digest[..16])
+}
+
+fn detail(reason: &str, message: &str) -> String {
+    if message.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason}: {message}")
+    }
+}
+
+impl Entry {
+    fn deadline(&self, policy: &LedgerPolicy) -> u64 {
+        self.valid_before.saturating_sub(policy.margin())
+    }
+
+    fn may_resend(&self, now: u64) -> bool {
+        !self.immediate && sendable(self.valid_before, now)
+    }
+
+    fn settle(&mut self, tx: String, now: u64) -> Effect {
+        self.state = State::Settled { tx, at: now };
+        self.payload = None;
+        Effect::Settled
+    }
+
+    fn fail(&mut self, reason: &str, message: String, owed: bool, now: u64) -> Effect {
+        self.state = State::Failed {
+            reason: reason.to_string(),
+            message,
+            at: now,
+            owed,
+        };
+        self.payload = None;
+        Effect::Failed {
+            became_delinquent: owed,
+        }
+    }
+
+    /// The deadline passed unsettled. After an unanswered attempt only the chain can tell whether
+    /// the money moved, so reconcile; otherwise it is lost.
+    fn lapse(&mut self, why: &str, now: u64) -> Effect {
+        if self.unknowns > 0 {
+            self.state = State::Unknown {
+                due: now,
+                why: format!("deadline passed after an unanswered attempt ({why})"),
+            };
+            return Effect::Retry { at: now };
+        }
+        let message = if self.immediate {
+            format!("not settled, not served ({why})")
+        } else {
+            format!("the authorization lapsed while the facilitator could not settle it ({why})")
+        };
+        self.fail(EXPIRED_UNSETTLED, message, false, now)
+    }
+
+    fn unknown(&mut self, why: String, policy: &LedgerPolicy, now: u64) -> Effect {
+        self.uncertain = true;
+        self.unknowns = self.unknowns.saturating_add(1);
+        if self.unknowns > policy.max_attempts_unknown {
+            let message = format!(
+                "no usable answer after {} attempts; the payment may have moved ({why})",
+                self.unknowns
+            );
+            return self.fail(SETTLEMENT_UNKNOWN, message, false, now);
+        }
+        let mut at = now.saturating_add(backoff(self.unknowns));
+        let deadline = self.deadline(policy);
+        if !self.immediate && now < deadline {
+            at = at.min(deadline);
+        }
+        self.state = State::Unknown { due: at, why };
+        Effect::Retry { at }
+    }
+
+    fn transient(&mut self, why: String, policy: &LedgerPolicy, now: u64) -> Effect {
+        self.uncertain = true;
+        self.tries = self.tries.saturating_add(1);
+        let at = now
+            .saturating_add(backoff(self.tries))
+            .min(self.deadline(policy));
+        if at <= now || !sendable(self.valid_before, at) {
+            return self.lapse(&why, now);
+        }
+        self.state = State::Pending { due: at };
+        Effect::Retry { at }
+    }
+
+    fn refused(&mut self, reason: &str, message: &str, policy: &LedgerPolicy, now: u64) -> Effect {
+        let kind = classify_refusal(reason, message);
+        let why = detail(reason, message);
+        match kind {
+            RefusalKind::Unanswered => self.unknown(why, policy, now),
+            RefusalKind::NonceUsed if self.uncertain => {
+                let message = format!(
+                    "{why} after an attempt that may have settled it; no transaction confirmed"
+                );
+                self.fail(UNCONFIRMED_NONCE_USED, message, false, now)
+            }
+            _ if self.immediate => self.fail(reason, message.to_string(), false, now),
+            RefusalKind::NonceUsed => self.fail(reason, message.to_string(), true, now),
+            RefusalKind::Expired => self.lapse(&why, now),
+            RefusalKind::Transient => self.transient(why, policy, now),
+            RefusalKind::Payer { definite: false } if self.uncertain => {
+                let message = format!(
+                    "{why} after an attempt that may have settled it; not held against the payer"
+                );
+                self.fail(UNCONFIRMED_REFUSAL, message, false, now)
+            }
+            RefusalKind::Payer { .. } => self.fail(reason, message.to_string(), true, now),
+        }
+    }
+
+    fn on_chain_unused(&mut self, now: u64) -> Effect {
+        if self.may_resend(now) {
+            self.uncertain = true;
+            self.state = State::Pending { due: now };
+            return Effect::Retry { at: now };
+        }
+        let final_at = self.valid_before.saturating_add(CHAIN_GRACE);
+        if now >= final_at {
+            let message = if self.immediate {
+                "unused on chain after validBefore: not charged, not served".to_string()
+            } else {
+                "unused on chain after validBefore: it can no longer be settled".to_string()
+            };
+            return self.fail(EXPIRED_UNSETTLED, message, false, now);
+        }
+        self.state = State::Unknown {
+            due: final_at,
+            why: "unused on chain; reading again once validBefore has passed".into(),
+        };
+        Effect::Retry { at: final_at }
+    }
+
+    fn no_rpc(&mut self, now: u64) -> Effect {
+        if self.may_resend(now) {
+            self.uncertain = true;
+            self.state = State::Pending { due: now };
+            return Effect::Retry { at: now };
+        }
+        let message = "no usable answer and no chain RPC to check: the payment may have moved";
+        self.fail(SETTLEMENT_UNKNOWN, message.into(), false, now)
+    }
+
+    /// The attempt this entry asks for at `now`, if any.
+    fn attempt(&self, now: u64) -> Option<(u64, Attempt)> {
+        let (at, action) = match self.state {
+            State::Pending { due } if due <= now && self.may_resend(now) => (due, Action::Settle),
+            State::Unknown { due, .. } if due <= now => (due, Action::Reconcile),
+            State::InFlight { since } if since.saturating_add(IN_FLIGHT_LEASE) <= now => {
+                (since.saturating_add(IN_FLIGHT_LEASE), Action::Reconcile)
+            }
+            _ => return None,
+        };
+        Some((
+            at,
+            Attempt {
+                id: self.id.clone(),
+                action,
+                asset: self.asset.clone(),
+                nonce: self.nonce.clone(),
+                network: self.network.clone(),
+                payload: self.payload.clone().unwrap_or(Value::Null),
+                may_resend: self.may_resend(now),
+            },
+        ))
+    }
+
+    /// An in-flight attempt whose lease ran out counts as unanswered.
+    fn expire_lease(&mut self, now: u64) {
+        if let State::InFlight { since } = self.state {
+            if since.saturating_add(IN_FLIGHT_LEASE) <= now {
+                self.uncertain = true;
+                self.unknowns = self.unknowns.saturating_add(1);
+                self.state = State::Unknown {
+                    due: now,
+                    why: "an attempt was in flight and its outcome was never recorded".into(),
+                };
+            }
+        }
+    }
+
+    fn next_time(&self) -> Option<u64> {
+        match self.state {
+            State::Pending { due } | State::Unknown { due, .. } => Some(due),
+            State::InFlight { since } => Some(since.saturating_add(IN_FLIGHT_LEASE)),
+            _ => None,
+        }
+    }
+
+    fn view(&self) -> EntryView {
+        let mut v = EntryView {
+            id: self.id.clone(),
+            status: Status::Pending,
+            asset: self.asset.clone(),
+            nonce: self.nonce.clone(),
+            amount: self.amount.clone(),
+            amount_micro_usd: self.micro,
+            valid_before: self.valid_before,
+            route: self.route.clone(),
+            network: self.network.clone(),
+            deferred: !self.immediate,
+            admitted_at: self.admitted_at,
+            due_at: self.next_time(),
+            closed_at: None,
+            transaction: None,
+            reason: None,
+            message: None,
+            delinquent: false,
+            retries: self.tries,
+            unknowns: self.unknowns,
+        };
+        match &self.state {
+            State::Pending { .. } => {}
+            State::InFlight { .. } => v.status = Status::InFlight,
+            State::Unknown { why, .. } => {
+                v.status = Status::Unknown;
+                v.message = Some(why.clone());
+            }
+            State::Settled { tx, at } => {
+                v.status = Status::Settled;
+                v.transaction = Some(tx.clone());
+                v.closed_at = Some(*at);
+            }
+            State::Failed {
+                reason,
+                message,
+                at,
+                owed,
+            } => {
+                v.status = Status::Failed;
+                v.reason = Some(reason.clone());
+                v.message = (!message.is_empty()).then(|| message.clone());
+                v.closed_at = Some(*at);
+                v.delinquent = *owed;
+            }
+        }
+        v
+    }
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Admits a locally verified payment (see rule 2 of the module documentation).
+    pub fn admit(
+        &mut self,
+        a: Admission,
+        policy: &LedgerPolicy,
+        now: u64,
+    ) -> Result<(), AdmitError> {
+        self.close_lapsed(now);
+        if let Some((owed_micro_usd, reason)) = self.debt() {
+            return Err(AdmitError::Delinquent {
+                owed_micro_usd,
+                reason,
+            });
+        }
+        if self.remembers(&a.asset, &a.nonce) || self.entries.iter().any(|e| e.id == a.id) {
+            return Err(AdmitError::Replay);
+        }
+        let state = if a.deferred {
+            let unsettled = self.unsettled();
+            if unsettled.saturating_add(a.amount_micro_usd) > policy.credit_limit {
+                return Err(AdmitError::CreditExceeded {
+                    unsettled,
+                    limit: policy.credit_limit,
+                });
+            }
+            let deadline = a.valid_before.saturating_sub(policy.margin());
+            let window_end = now.saturating_add(policy.batch_window);
+            if deadline < window_end {
+                return Err(AdmitError::TooLateToDefer);
+            }
+            let batch = self.open_batch(now).unwrap_or(u64::MAX);
+            State::Pending {
+                due: window_end.min(deadline).min(batch),
+            }
+        } else {
+            State::InFlight { since: now }
+        };
+        self.seen.push(Seen(
+            replay_key(&a.asset, &a.nonce),
+            a.valid_before.saturating_add(REPLAY_GRACE),
+        ));
+        self.entries.push(Entry {
+            id: a.id,
+            asset: a.asset,
+            nonce: a.nonce,
+            amount: a.amount,
+            micro: a.amount_micro_usd,
+            valid_before: a.valid_before,
+            route: a.route,
+            network: a.network,
+            admitted_at: now,
+            immediate: !a.deferred,
+            state,
+            tries: 0,
+            unknowns: 0,
+            uncertain: false,
+            payload: Some(a.payload),
+        });
+        self.counters.admitted = self.counters.admitted.saturating_add(1);
+        Ok(())
+    }
+
+    /// Entries to attempt now, earliest first: pending entries due and still sendable, unknown
+    /// entries due for reconciliation, and in-flight entries whose lease ran out (reconciled).
+    pub fn due(&self, now: u64) -> Vec<Attempt> {
+        let mut due: Vec<(u64, usize, Attempt)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.attempt(now).map(|(at, a)| (at, i, a)))
+            .collect();
+        due.sort_by_key(|(at, i, _)| (*at, *i));
+        due.into_iter().map(|(_, _, a)| a).collect()
+    }
+
+    /// Marks a due entry in flight just before the shell performs its attempt, and returns the
+    /// attempt; `None` when the entry is not due (or was just given up). If the shell dies before
+    /// recording, the entry comes back after [`IN_FLIGHT_LEASE`] as a reconciliation.
+    pub fn begin(&mut self, id: &str, policy: &LedgerPolicy, now: u64) -> Option<Attempt> {
+        let e = self.entries.iter_mut().find(|e| e.id == id)?;
+        let (_, attempt) = e.attempt(now)?;
+        e.expire_lease(now);
+        if e.unknowns > policy.max_attempts_unknown {
+            let message = format!("no usable answer after {} attempts", e.unknowns);
+            e.fail(SETTLEMENT_UNKNOWN, message, false, now);
+            return None;
+        }
+        e.state = State::InFlight { since: now };
+        Some(attempt)
+    }
+
+    /// Records what an attempt for entry `id` gave (see rules 3–6 of the module documentation).
+    pub fn record(
+        &mut self,
+        id: &str,
+        outcome: Outcome,
+        policy: &LedgerPolicy,
+        now: u64,
+    ) -> Effect {
+        let Some(e) = self.entries.iter_mut().find(|e| e.id == id) else {
+            return Effect::None;
+        };
+        if !e.state.is_open() {
+            return Effect::None;
+        }
+        e.expire_lease(now);
+        let effect = match outcome {
+            Outcome::Settled { transaction } => e.settle(transaction, now),
+            Outcome::OnChainUsed => e.settle(String::new(), now),
+            Outcome::OnChainCancelled => e.fail(
+                AUTHORIZATION_CANCELLED,
+                "the payer cancelled the authorization on chain".into(),
+                !e.immediate,
+                now,
+            ),
+            Outcome::OnChainUnused => e.on_chain_unused(now),
+            Outcome::NoRpc => e.no_rpc(now),
+            Outcome::Unknown { why } => e.unknown(why, policy, now),
+            Outcome::Refused { reason, message } => e.refused(&reason, &message, policy, now),
+        };
+        if effect == Effect::Settled {
+            self.trim(policy.settled_history);
+        }
+        effect
+    }
+
+    /// The earliest time an open entry needs attention, for the Durable Object's alarm.
+    pub fn next_alarm(&self) -> Option<u64> {
+        self.entries.iter().filter_map(Entry::next_time).min()
+    }
+
+    /// Housekeeping, to run before anything else on every wake: pending entries that can no longer
+    /// be sent are closed (rule 4: [`EXPIRED_UNSETTLED`], or reconciled after an unanswered
+    /// attempt), and nonces past `validBefore` + [`REPLAY_GRACE`] are forgotten. Settled history is
+    /// trimmed to the policy's `settled_history` whenever an entry settles.
+    pub fn prune(&mut self, now: u64) {
+        self.close_lapsed(now);
+        self.seen.retain(|s| s.1 > now);
+    }
+
+    /// Trims settled history to `keep` entries, oldest settled first.
+    pub fn trim(&mut self, keep: usize) {
+        let mut settled: Vec<(u64, usize)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e.state {
+                State::Settled { at, .. } => Some((at, i)),
+                _ => None,
+            })
+            .collect();
+        if settled.len() <= keep {
+            return;
+        }
+        settled.sort_unstable();
+        let drop = settled.len() - keep;
+        let mut gone = vec![false; self.entries.len()];
+        for &(_, i) in settled.iter().take(drop) {
+            if let Some(g) = gone.get_mut(i) {
+                *g = true;
+            }
+        }
+        let mut i = 0;
+        self.entries.retain(|_| {
+            let keep = !gone.get(i).copied().unwrap_or(false);
+            i += 1;
+            keep
+        });
+        self.counters.trimmed = self.counters.trimmed.saturating_add(drop as u64);
+    }
+
+    /// The ledger for the publisher.
+    pub fn view(&self) -> LedgerView {
+        let mut v = LedgerView {
+            pending: Vec::new(),
+            settled: Vec::new(),
+            failed: Vec::new(),
+            unsettled_micro_usd: self.unsettled(),
+            owed_micro_usd: 0,
+            lost_micro_usd: self.lost(),
+            delinquent: false,
+            delinquent_reason: None,
+            admitted: self.counters.admitted,
+            settled_trimmed: self.counters.trimmed,
+            forgiven: self.counters.forgiven,
+            remembered_nonces: self.seen.len(),
+            next_alarm: self.next_alarm(),
+        };
+        if let Some((owed, reason)) = self.debt() {
+            v.owed_micro_usd = owed;
+            v.delinquent = true;
+            v.delinquent_reason = Some(reason);
+        }
+        for e in &self.entries {
+            let ev = e.view();
+            match ev.status {
+                Status::Settled => v.settled.push(ev),
+                Status::Failed => v.failed.push(ev),
+                _ => v.pending.push(ev),
+            }
+        }
+        v
+    }
+
+    /// One entry, by id.
+    pub fn entry(&self, id: &str) -> Option<EntryView> {
+        self.entries.iter().find(|e| e.id == id).map(Entry::view)
+    }
+
+    /// Sum of open amounts (pending, in flight, unknown), micro-USD.
+    pub fn unsettled(&self) -> u128 {
+        self.entries
+            .iter()
+            .filter(|e| e.state.is_open())
+            .fold(0u128, |s, e| s.saturating_add(e.micro))
+    }
+
+    /// Sum of failures held against the payer, micro-USD.
+    pub fn owed(&self) -> u128 {
+        self.debt().map_or(0, |(owed, _)| owed)
+    }
+
+    /// Whether the wallet's admissions are refused for what it owes.
+    pub fn is_delinquent(&self) -> bool {
+        self.debt().is_some()
+    }
+
+    /// Whether `(asset, nonce)` is still remembered (a new admission of it would be a replay).
+    pub fn remembers(&self, asset: &str, nonce: &str) -> bool {
+        let key = replay_key(asset, nonce);
+        self.seen.iter().any(|s| s.0 == key)
+            || self
+                .entries
+                .iter()
+                .any(|e| e.asset.eq_ignore_ascii_case(asset) && e.nonce.eq_ignore_ascii_case(nonce))
+    }
+
+    /// Admin: forgives one entry, which leaves the ledger (counted as forgiven); returns its
+    /// amount. Allowed for failed entries (reducing `owed` if held against the payer) and for
+    /// pending entries never attempted (the authorization is simply not collected).
+    pub fn revoke(&mut self, id: &str) -> Result<u128, AdminError> {
+        let i = self
+            .entries
+            .iter()
+            .position(|e| e.id == id)
+            .ok_or(AdminError::NotFound)?;
+        let e = self.entries.get(i).ok_or(AdminError::NotFound)?;
+        let allowed = match e.state {
+            State::Failed { .. } => true,
+            State::Pending { .. } => !e.uncertain && e.tries == 0 && e.unknowns == 0,
+            _ => false,
+        };
+        if !allowed {
+            return Err(AdminError::NotAllowed);
+        }
+        let amount = e.micro;
+        self.entries.remove(i);
+        self.counters.forgiven = self.counters.forgiven.saturating_add(1);
+        Ok(amount)
+    }
+
+    /// Admin: the money for a failed (or unknown) entry arrived after all: it becomes settled
+    /// with `transaction` (may be `""`), clearing what it added to `owed`.
+    pub fn mark_paid(&mut self, id: &str, transaction: String, now: u64) -> Result<(), AdminError> {
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.id == id)
+            .ok_or(AdminError::NotFound)?;
+        match e.state {
+            State::Failed { .. } | State::Unknown { .. } => {
+                e.settle(transaction, now);
+                Ok(())
+            }
+            _ => Err(AdminError::NotAllowed),
+        }
+    }
+
+    /// Admin: forgives every failure held against the payer; returns the amount forgiven.
+    pub fn clear_delinquency(&mut self) -> u128 {
+        let mut forgiven = 0u128;
+        let mut count = 0u64;
+        self.entries.retain(|e| {
+            let owed = matches!(e.state, State::Failed { owed: true, .. });
+            if owed {
+                forgiven = forgiven.saturating_add(e.micro);
+                count += 1;
+            }
+            !owed
+        });
+        self.counters.forgiven = self.counters.forgiven.saturating_add(count);
+        forgiven
+    }
+
+    /// What the wallet owes and the latest reason, if anything.
+    fn debt(&self) -> Option<(u128, String)> {
+        let mut owed = 0u128;
+        let mut latest: Option<(u64, &str)> = None;
+        for e in &self.entries {
+            if let State::Failed {
+                owed: true,
+                at,
+                reason,
+                ..
+            } = &e.state
+            {
+                owed = owed.saturating_add(e.micro);
+                if latest.is_none_or(|(t, _)| *at >= t) {
+                    latest = Some((*at, reason));
+                }
+            }
+        }
+        latest.map(|(_, reason)| (owed, reason.to_string()))
+    }
+
+    fn lost(&self) -> u128 {
+        self.entries
+            .iter()
+            .filter(|e| !e.immediate && matches!(e.state, State::Failed { owed: false, .. }))
+            .fold(0u128, |s, e| s.saturating_add(e.micro))
+    }
+
+    /// The due time of the batch a new deferred entry can join.
+    fn open_batch(&self, now: u64) -> Option<u64> {
+        self.entries
+            .iter()
+            .filter_map(|e| match e.state {
+                State::Pending { due } if due >= now => Some(due),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn close_lapsed(&mut self, now: u64) {
+        for e in &mut self.entries {
+            if matches!(e.state, State::Pending { .. }) && !e.may_resend(now) {
+                e.lapse("not sent before the deadline", now);
+            }
+        }
+    }
+}
+
+fn usd(micro: u128) -> String {
+    format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+/// u128 as a decimal string (JavaScript numbers cannot hold it); a plain number is read too.
+mod dec {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = u128;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a non-negative integer or a decimal string")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<u128, E> {
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(E::custom("not a decimal integer"));
+                }
+                s.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<u128, E> {
+                Ok(n.into())
+            }
+            fn visit_u128<E: de::Error>(self, n: u128) -> Result<u128, E> {
+                Ok(n)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<u128, E> {
+                u128::try_from(n).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}

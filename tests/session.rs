@@ -1,0 +1,512 @@
+//! Session offers, grants, their store keys, and session tokens: round trips and every refusal.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use x402_edge::evm::Address;
+use x402_edge::pattern::PathPattern;
+use x402_edge::session::{
+    check_token, clear_cookie, cookie, grant_key, issue_token, token_from_request, Grant,
+    SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES,
+    MIN_SECRET_BYTES,
+};
+
+const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+const OTHER_SECRET: &[u8; 32] = b"fedcba9876543210fedcba9876543210";
+const ANVIL0: &str = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266";
+const ANVIL1: &str = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const NOW: u64 = 1_705_314_600;
+
+fn wallet() -> Address {
+    Address::parse(ANVIL0).unwrap()
+}
+
+fn token() -> String {
+    issue_token(SECRET, &wallet(), "/premium/*", NOW + 3600)
+}
+
+fn parts(t: &str) -> (String, String, String) {
+    let v: Vec<&str> = t.split('.').collect();
+    assert_eq!(v.len(), 3, "{t}");
+    (v[0].into(), v[1].into(), v[2].into())
+}
+
+/// A token whose MAC is right for `payload` as written (the MAC covers the label, then
+/// `v1.<payload>`).
+fn forge_raw(secret: &[u8], payload: &str) -> String {
+    let signed = format!("v1.{payload}");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap();
+    mac.update(b"x402-edge session token\n");
+    mac.update(signed.as_bytes());
+    format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// A token whose MAC is right for `claims_json`.
+fn forge_with_secret(secret: &[u8], claims_json: &str) -> String {
+    forge_raw(secret, &URL_SAFE_NO_PAD.encode(claims_json))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens.
+
+#[test]
+fn round_trip() {
+    let t = token();
+    let claims = check_token(SECRET, &t, NOW).unwrap();
+    assert_eq!(
+        claims,
+        TokenClaims {
+            wallet: wallet(),
+            scope: "/premium/*".into(),
+            expires_at: NOW + 3600,
+        }
+    );
+    assert!(claims.covers("/premium/article/1"));
+    assert!(claims.covers("/PREMIUM/x"));
+    assert!(!claims.covers("/free"));
+    // Deterministic, compact, versioned, cookie-safe.
+    assert_eq!(t, token());
+    assert!(t.starts_with("v1."));
+    assert!(t
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'));
+    let (_, payload, mac) = parts(&t);
+    assert_eq!(URL_SAFE_NO_PAD.decode(&mac).unwrap().len(), 32);
+    assert_eq!(
+        String::from_utf8(URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap(),
+        r#"{"sub":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/premium/*","exp":1705318200}"#
+    );
+    // Scopes with characters JSON escapes survive the trip.
+    let odd = "/a/\"quoted\"/\\/é/*";
+    let t = issue_token(SECRET, &wallet(), odd, NOW + 1);
+    assert_eq!(check_token(SECRET, &t, NOW).unwrap().scope, odd);
+}
+
+#[test]
+fn the_forging_helper_matches_the_real_format() {
+    // Keeps the tests below honest: a forged token with the real secret is a real token.
+    let json = r#"{"sub":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/premium/*","exp":1705318200}"#;
+    assert_eq!(forge_with_secret(SECRET, json), token());
+}
+
+#[test]
+fn tampered_claims() {
+    let (v, _, mac) = parts(&token());
+    for claims in [
+        // Another wallet.
+        r#"{"sub":"0x70997970c51812dc3a010c7d01b50e0d17dc79c8","scope":"/premium/*","exp":1705318200}"#,
+        // A wider scope.
+        r#"{"sub":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/*","exp":1705318200}"#,
+        // A longer life.
+        r#"{"sub":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/premium/*","exp":9999999999}"#,
+    ] {
+        let forged = format!("{v}.{}.{mac}", URL_SAFE_NO_PAD.encode(claims));
+        assert_eq!(
+            check_token(SECRET, &forged, NOW),
+            Err(TokenError::BadMac),
+            "{claims}"
+        );
+    }
+}
+
+#[test]
+fn tampered_mac() {
+    let t = token();
+    let (v, payload, mac) = parts(&t);
+    // Flip each character of the MAC in turn.
+    for i in 0..mac.len() {
+        let mut bytes = mac.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let forged = format!("{v}.{payload}.{}", String::from_utf8(bytes).unwrap());
+        let err = check_token(SECRET, &forged, NOW).unwrap_err();
+        // The last character carries only 4 bits of the MAC; changing them is either another
+        // MAC or non-canonical base64.
+        assert!(
+            matches!(err, TokenError::BadMac | TokenError::Malformed(_)),
+            "{i}: {err:?}"
+        );
+    }
+    // A truncated, lengthened, empty or all-zero MAC.
+    let raw = URL_SAFE_NO_PAD.decode(&mac).unwrap();
+    let mut longer = raw.clone();
+    longer.push(0);
+    for bad_mac in [
+        URL_SAFE_NO_PAD.encode(&raw[..31]),
+        URL_SAFE_NO_PAD.encode(&raw[..16]),
+        URL_SAFE_NO_PAD.encode(&longer),
+        String::new(),
+        URL_SAFE_NO_PAD.encode([0u8; 32]),
+    ] {
+        let forged = format!("{v}.{payload}.{bad_mac}");
+        assert_eq!(
+            check_token(SECRET, &forged, NOW),
+            Err(TokenError::BadMac),
+            "{bad_mac:?}"
+        );
+    }
+}
+
+#[test]
+fn expired() {
+    let t = token();
+    assert!(check_token(SECRET, &t, NOW + 3599).is_ok());
+    assert_eq!(
+        check_token(SECRET, &t, NOW + 3600),
+        Err(TokenError::Expired {
+            expires_at: NOW + 3600
+        })
+    );
+    assert!(check_token(SECRET, &t, u64::MAX).is_err());
+    let zero = issue_token(SECRET, &wallet(), "/premium/*", 0);
+    assert_eq!(
+        check_token(SECRET, &zero, 0),
+        Err(TokenError::Expired { expires_at: 0 })
+    );
+}
+
+#[test]
+fn another_secret() {
+    assert_eq!(
+        check_token(OTHER_SECRET, &token(), NOW),
+        Err(TokenError::BadMac)
+    );
+    let mut longer = SECRET.to_vec();
+    longer.push(b'x');
+    assert_eq!(check_token(&longer, &token(), NOW), Err(TokenError::BadMac));
+    let mut last = *SECRET;
+    last[31] ^= 1;
+    assert_eq!(check_token(&last, &token(), NOW), Err(TokenError::BadMac));
+    // (HMAC pads short keys with zero bytes, so `SECRET` and `SECRET ‖ 0x00` are the same key: a
+    // property of HMAC, harmless with random secrets.)
+}
+
+#[test]
+fn weak_secret_fails_closed() {
+    // Even a token made with the same short secret does not check out.
+    for secret in [&b""[..], b"short", &SECRET[..MIN_SECRET_BYTES - 1]] {
+        let t = issue_token(secret, &wallet(), "/premium/*", NOW + 60);
+        assert_eq!(check_token(secret, &t, NOW), Err(TokenError::WeakSecret));
+    }
+}
+
+#[test]
+fn malformed_inputs() {
+    let huge = format!("v1.{}.x", "A".repeat(MAX_TOKEN_BYTES));
+    let cases: Vec<(&str, TokenError)> = vec![
+        ("", TokenError::Malformed("not three dot-separated parts")),
+        (
+            "garbage",
+            TokenError::Malformed("not three dot-separated parts"),
+        ),
+        ("v1", TokenError::Malformed("not three dot-separated parts")),
+        (
+            "v1.",
+            TokenError::Malformed("not three dot-separated parts"),
+        ),
+        (
+            "v1.a.b.c",
+            TokenError::Malformed("not three dot-separated parts"),
+        ),
+        ("..", TokenError::Malformed("no version")),
+        ("x1.a.b", TokenError::Malformed("no version")),
+        ("v.a.b", TokenError::Malformed("no version")),
+        ("V1.a.b", TokenError::Malformed("no version")),
+        (
+            "v1.!!!.???",
+            TokenError::Malformed("the MAC is not base64url"),
+        ),
+        (
+            "v1.abc.a+b/",
+            TokenError::Malformed("the MAC is not base64url"),
+        ),
+        (
+            "v1.abc.AAAA====",
+            TokenError::Malformed("the MAC is not base64url"),
+        ),
+        (&huge, TokenError::Malformed("too long")),
+    ];
+    for (t, want) in cases {
+        assert_eq!(
+            check_token(SECRET, t, NOW),
+            Err(want),
+            "{:?}",
+            &t[..t.len().min(20)]
+        );
+    }
+    // Wrong versions are told apart from junk.
+    let (_, payload, mac) = parts(&token());
+    for v in ["v0", "v2", "v10"] {
+        assert_eq!(
+            check_token(SECRET, &format!("{v}.{payload}.{mac}"), NOW),
+            Err(TokenError::UnsupportedVersion)
+        );
+    }
+    // Non-ASCII anywhere is junk, never a panic.
+    for t in ["v1.é.é", "é.a.b", "v1.a.\u{1F600}"] {
+        assert!(check_token(SECRET, t, NOW).is_err(), "{t}");
+    }
+}
+
+#[test]
+fn authenticated_but_malformed_claims() {
+    // Only reachable with the secret: the MAC is checked before the claims are read.
+    for claims in [
+        "not json",
+        "{}",
+        r#"{"sub":"0x12","scope":"/x","exp":1}"#,
+        r#"{"sub":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/x","exp":-1}"#,
+        r#"{"sub":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/x","exp":"1"}"#,
+        r#"{"sub":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/x","exp":1,"admin":true}"#,
+    ] {
+        let t = forge_with_secret(SECRET, claims);
+        assert!(
+            matches!(check_token(SECRET, &t, 0), Err(TokenError::Malformed(_))),
+            "{claims}"
+        );
+        // Without the secret the same token is simply not ours.
+        assert_eq!(check_token(OTHER_SECRET, &t, 0), Err(TokenError::BadMac));
+    }
+    // Bad base64 in the payload of an authenticated token.
+    for payload in ["!!", "", "AAAA===="] {
+        let t = forge_raw(SECRET, payload);
+        assert!(
+            matches!(check_token(SECRET, &t, 0), Err(TokenError::Malformed(_))),
+            "{payload:?}"
+        );
+    }
+}
+
+#[test]
+fn error_codes_and_sentences() {
+    let all = [
+        TokenError::Malformed("x"),
+        TokenError::UnsupportedVersion,
+        TokenError::BadMac,
+        TokenError::Expired { expires_at: 1 },
+        TokenError::WeakSecret,
+    ];
+    let codes: Vec<&str> = all.iter().map(TokenError::code).collect();
+    assert_eq!(codes, TokenError::CODES);
+    let mut unique = codes.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), codes.len());
+    for e in all {
+        assert!(e.to_string().ends_with('.'), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cookies and headers.
+
+#[test]
+fn cookie_shape() {
+    let t = token();
+    assert_eq!(
+        cookie(&t, 3600),
+        format!("x402_session={t}; Path=/; Max-Age=3600; HttpOnly; Secure; SameSite=Lax")
+    );
+    // Nothing can be smuggled into the attributes.
+    assert_eq!(
+        cookie("abc; Domain=evil.com\r\nX: y", 1),
+        "x402_session=abcDomainevil.comXy; Path=/; Max-Age=1; HttpOnly; Secure; SameSite=Lax"
+    );
+    assert_eq!(
+        clear_cookie(),
+        "x402_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+    );
+}
+
+#[test]
+fn token_from_bearer_or_cookie() {
+    let t = token();
+    let bearer = format!("Bearer {t}");
+    let jar = format!("theme=dark; x402_session={t}; other=1");
+    assert_eq!(token_from_request(None, Some(&bearer)), Some(t.as_str()));
+    assert_eq!(
+        token_from_request(None, Some(&format!("  bearer   {t}  "))),
+        Some(t.as_str())
+    );
+    assert_eq!(token_from_request(Some(&jar), None), Some(t.as_str()));
+    // Bearer first.
+    let cookie_only = "x402_session=v1.c.c";
+    assert_eq!(
+        token_from_request(Some(cookie_only), Some(&bearer)),
+        Some(t.as_str())
+    );
+    // The origin's own bearer tokens (a JWT, Basic auth) are not ours: fall back to the cookie.
+    let jwt = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
+    assert_eq!(token_from_request(Some(&jar), Some(jwt)), Some(t.as_str()));
+    assert_eq!(token_from_request(None, Some(jwt)), None);
+    assert_eq!(token_from_request(None, Some("Basic dXNlcjpwdw==")), None);
+    // Quoted cookie values, the first of several, empty and absent ones.
+    assert_eq!(
+        token_from_request(Some(&format!("x402_session=\"{t}\"")), None),
+        Some(t.as_str())
+    );
+    assert_eq!(
+        token_from_request(Some("x402_session=first; x402_session=second"), None),
+        Some("first")
+    );
+    assert_eq!(token_from_request(Some("x402_session="), None), None);
+    assert_eq!(token_from_request(Some("x402_session=\"\""), None), None);
+    assert_eq!(
+        token_from_request(Some("x402_sessionx=a; nope"), None),
+        None
+    );
+    assert_eq!(token_from_request(Some(""), Some("")), None);
+    assert_eq!(token_from_request(None, None), None);
+    assert_eq!(token_from_request(Some(";;;=;"), Some("Bearer")), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offers, grants and keys.
+
+fn pattern(p: &str) -> PathPattern {
+    PathPattern::parse(p).unwrap()
+}
+
+#[test]
+fn offers_need_exactly_one_positive_limit() {
+    assert!(SessionOffer::new(pattern("/p/*"), Some(3600), None).is_ok());
+    assert!(SessionOffer::new(pattern("/p/*"), None, Some(10)).is_ok());
+    for (s, r) in [
+        (None, None),
+        (Some(1), Some(1)),
+        (Some(0), None),
+        (None, Some(0)),
+    ] {
+        let err = SessionOffer::new(pattern("/p/*"), s, r).unwrap_err();
+        assert!(err.contains("/p/*"), "{err}");
+    }
+}
+
+#[test]
+fn offers_make_grants() {
+    let timed = SessionOffer::new(pattern("/p/*"), Some(3600), None).unwrap();
+    assert_eq!(
+        timed.grant(wallet(), NOW),
+        Grant {
+            wallet: wallet(),
+            scope: "/p/*".into(),
+            expires_at: NOW + 3600,
+            requests: None,
+        }
+    );
+    let counted = SessionOffer::new(pattern("/p/*"), None, Some(5)).unwrap();
+    let g = counted.grant(wallet(), NOW);
+    assert_eq!(g.requests, Some(5));
+    assert_eq!(g.expires_at, NOW + COUNTED_GRANT_MAX_SECONDS);
+    // No overflow at the end of time.
+    assert_eq!(timed.grant(wallet(), u64::MAX).expires_at, u64::MAX);
+}
+
+#[test]
+fn grant_coverage_and_expiry() {
+    let g = Grant {
+        wallet: wallet(),
+        scope: "/premium/*".into(),
+        expires_at: NOW + 60,
+        requests: None,
+    };
+    assert!(g.covers("/premium/a", NOW));
+    assert!(g.covers("/premium/a/b", NOW + 59));
+    assert!(g.covers("/%70remium//a", NOW));
+    assert!(!g.covers("/premium/a", NOW + 60));
+    assert!(!g.covers("/premium", NOW));
+    assert!(!g.covers("/free/a", NOW));
+    assert_eq!(g.ttl(NOW), 60);
+    assert_eq!(g.ttl(NOW + 100), 0);
+    assert_eq!(g.spend("/premium/a", NOW), Some(g.clone()));
+    assert_eq!(g.spend("/free", NOW), None);
+
+    // A scope that does not parse covers nothing.
+    let broken = Grant {
+        scope: "no-slash".into(),
+        ..g.clone()
+    };
+    assert!(!broken.covers("/no-slash", NOW));
+}
+
+#[test]
+fn counted_grants() {
+    let mut g = Grant {
+        wallet: wallet(),
+        scope: "/api/*".into(),
+        expires_at: NOW + 60,
+        requests: Some(2),
+    };
+    for left in [1, 0] {
+        g = g.spend("/api/x", NOW).unwrap();
+        assert_eq!(g.requests, Some(left));
+    }
+    assert!(!g.covers("/api/x", NOW));
+    assert_eq!(g.spend("/api/x", NOW), None);
+}
+
+#[test]
+fn grant_json_is_compact_and_round_trips() {
+    let timed = Grant {
+        wallet: wallet(),
+        scope: "/premium/*".into(),
+        expires_at: NOW,
+        requests: None,
+    };
+    assert_eq!(
+        timed.to_json(),
+        r#"{"wallet":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","scope":"/premium/*","expiresAt":1705314600}"#
+    );
+    assert_eq!(Grant::from_json(&timed.to_json()), Ok(timed.clone()));
+    let counted = Grant {
+        requests: Some(3),
+        ..timed.clone()
+    };
+    assert!(counted.to_json().ends_with(r#","requests":3}"#));
+    assert_eq!(Grant::from_json(&counted.to_json()), Ok(counted));
+    // Unknown fields (a later version) are ignored; bad ones are errors, not panics.
+    let later = r#"{"wallet":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/premium/*","expiresAt":1705314600,"tier":"gold"}"#;
+    assert_eq!(Grant::from_json(later), Ok(timed));
+    for bad in [
+        "",
+        "{}",
+        "null",
+        r#"{"wallet":"0x12","scope":"/x","expiresAt":1}"#,
+        r#"{"wallet":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/x","expiresAt":-1}"#,
+    ] {
+        assert!(Grant::from_json(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn grant_key_shape() {
+    let k = grant_key(&wallet(), "/premium/*");
+    let (prefix, rest) = k.split_at(6);
+    assert_eq!(prefix, "grant:");
+    let (addr, hash) = rest.split_once(':').unwrap();
+    assert_eq!(addr, "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266");
+    assert_eq!(hash.len(), 32);
+    assert!(hash
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert_eq!(k.len(), 81);
+    // SHA-256("/premium/*"), first 16 bytes.
+    assert_eq!(hash, &sha256_hex("/premium/*")[..32]);
+
+    // The address's spelling does not matter; the wallet and the scope do.
+    let lower = Address::parse(&ANVIL0.to_ascii_lowercase()).unwrap();
+    assert_eq!(grant_key(&lower, "/premium/*"), k);
+    assert_ne!(grant_key(&Address::parse(ANVIL1).unwrap(), "/premium/*"), k);
+    assert_ne!(grant_key(&wallet(), "/premium/**"), k);
+    // Any scope, however long or odd, gives a key of the same shape.
+    let odd = format!("/{}\u{e9}\n:*", "x".repeat(10_000));
+    assert_eq!(grant_key(&wallet(), &odd).len(), 81);
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(s.as_bytes()))
+}

@@ -1,0 +1,1152 @@
+//! The deferred-settlement ledger: admission, batching, every outcome path, the admin operations,
+//! storage, and a property test driven by a deterministic PRNG that checks nothing is ever lost.
+
+use serde_json::json;
+use x402_edge::facilitator::SettleOutcome;
+use x402_edge::settlement::{
+    classify_refusal, Action, AdminError, Admission, AdmitError, Effect, Ledger, LedgerPolicy,
+    Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED, CHAIN_GRACE, EXPIRED_UNSETTLED,
+    IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED,
+    UNCONFIRMED_REFUSAL,
+};
+use x402_edge::x402::SettleResponse;
+
+const T0: u64 = 1_750_000_000;
+const USDC: &str = "0x036cbd53842c5426634e7929541ec2318f3dcf7e";
+const OTHER: &str = "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913";
+/// A validBefore far enough away for every deferral in these tests.
+const LONG: u64 = T0 + 3_600;
+
+fn policy() -> LedgerPolicy {
+    LedgerPolicy {
+        credit_limit: 100_000,
+        batch_window: 60,
+        safety_margin: 30,
+        max_attempts_unknown: 3,
+        settled_history: 5,
+    }
+}
+
+fn nonce(n: u64) -> String {
+    format!("0x{n:064x}")
+}
+
+fn admission(asset: &str, n: u64, micro: u128, valid_before: u64, deferred: bool) -> Admission {
+    let nonce = nonce(n);
+    Admission {
+        id: format!("eip155:84532:{asset}:{nonce}"),
+        asset: asset.to_string(),
+        nonce: nonce.clone(),
+        amount: micro.to_string(),
+        amount_micro_usd: micro,
+        valid_before,
+        route: "/api/*".into(),
+        network: "eip155:84532".into(),
+        deferred,
+        payload: json!({"x402Version": 2, "nonce": nonce}),
+    }
+}
+
+fn deferred(n: u64, micro: u128) -> Admission {
+    admission(USDC, n, micro, LONG, true)
+}
+
+fn settled(tx: &str) -> Outcome {
+    Outcome::Settled {
+        transaction: tx.into(),
+    }
+}
+
+fn refused(reason: &str) -> Outcome {
+    Outcome::Refused {
+        reason: reason.into(),
+        message: String::new(),
+    }
+}
+
+fn unknown() -> Outcome {
+    Outcome::Unknown {
+        why: "facilitator answered 504".into(),
+    }
+}
+
+/// Admits one deferred payment and brings it to its first attempt; returns (ledger, id, due time).
+fn one_due(micro: u128) -> (Ledger, String, u64) {
+    let mut l = Ledger::new();
+    let a = deferred(1, micro);
+    let id = a.id.clone();
+    l.admit(a, &policy(), T0).unwrap();
+    let at = T0 + 60;
+    assert_eq!(l.due(at).len(), 1);
+    (l, id, at)
+}
+
+fn status(l: &Ledger, id: &str) -> Status {
+    l.entry(id).unwrap().status
+}
+
+#[test]
+fn admit_then_replay_until_valid_before_passes() {
+    let p = LedgerPolicy {
+        settled_history: 0,
+        ..policy()
+    };
+    let mut l = Ledger::new();
+    let vb = T0 + 600;
+    let a = admission(USDC, 7, 10_000, vb, true);
+    let id = a.id.clone();
+    l.admit(a.clone(), &p, T0).unwrap();
+    assert_eq!(l.admit(a.clone(), &p, T0), Err(AdmitError::Replay));
+    // The same nonce in another spelling is the same authorization.
+    let mut upper = a.clone();
+    upper.nonce = upper.nonce.to_uppercase().replacen("0X", "0x", 1);
+    upper.id.push('x');
+    assert_eq!(l.admit(upper, &p, T0), Err(AdmitError::Replay));
+    // The same nonce on another asset is another authorization.
+    l.admit(admission(OTHER, 7, 10_000, vb, true), &p, T0)
+        .unwrap();
+
+    // Settled, and trimmed out of the history: still a replay, the nonce is remembered.
+    assert_eq!(l.record(&id, settled("0xaa"), &p, T0 + 60), Effect::Settled);
+    assert!(l.entry(&id).is_none());
+    assert_eq!(l.view().settled_trimmed, 1);
+    assert_eq!(l.admit(a.clone(), &p, T0 + 100), Err(AdmitError::Replay));
+    l.prune(vb + REPLAY_GRACE - 1);
+    assert_eq!(
+        l.admit(a.clone(), &p, vb + REPLAY_GRACE - 1),
+        Err(AdmitError::Replay)
+    );
+    l.prune(vb + REPLAY_GRACE);
+    assert!(!l.remembers(USDC, &nonce(7)));
+    let mut later = a;
+    later.valid_before = vb + REPLAY_GRACE + 600;
+    l.admit(later, &p, vb + REPLAY_GRACE).unwrap();
+}
+
+#[test]
+fn credit_limit_is_per_wallet_and_counts_open_entries() {
+    let p = policy();
+    let mut l = Ledger::new();
+    l.admit(deferred(1, 60_000), &p, T0).unwrap();
+    assert_eq!(
+        l.admit(deferred(2, 50_000), &p, T0),
+        Err(AdmitError::CreditExceeded {
+            unsettled: 60_000,
+            limit: 100_000
+        })
+    );
+    // Exactly at the limit is fine.
+    l.admit(deferred(3, 40_000), &p, T0).unwrap();
+    assert_eq!(l.unsettled(), 100_000);
+    // Immediate settlement is not credit; it still counts as unsettled while in flight.
+    l.admit(admission(USDC, 4, 50_000, LONG, false), &p, T0)
+        .unwrap();
+    assert_eq!(l.unsettled(), 150_000);
+    // Settling frees credit.
+    for a in l.due(T0 + 60) {
+        l.record(&a.id, settled("0x1"), &p, T0 + 60);
+    }
+    l.record(
+        &admission(USDC, 4, 0, 0, false).id,
+        settled("0x2"),
+        &p,
+        T0 + 1,
+    );
+    assert_eq!(l.unsettled(), 0);
+    l.admit(deferred(2, 50_000), &p, T0 + 61).unwrap();
+}
+
+#[test]
+fn too_late_to_defer() {
+    let p = policy();
+    let mut l = Ledger::new();
+    // validBefore − margin must be at least now + batch window.
+    let edge = T0 + 60 + 30;
+    assert_eq!(
+        l.admit(admission(USDC, 1, 1, edge - 1, true), &p, T0),
+        Err(AdmitError::TooLateToDefer)
+    );
+    l.admit(admission(USDC, 2, 1, edge, true), &p, T0).unwrap();
+    assert_eq!(l.next_alarm(), Some(T0 + 60));
+    // A margin below the facilitator's own window is raised to it.
+    let thin = LedgerPolicy {
+        safety_margin: 0,
+        ..p
+    };
+    assert_eq!(thin.margin(), MIN_SAFETY_MARGIN);
+    assert_eq!(
+        l.admit(
+            admission(USDC, 3, 1, T0 + 60 + MIN_SAFETY_MARGIN - 1, true),
+            &thin,
+            T0
+        ),
+        Err(AdmitError::TooLateToDefer)
+    );
+    // Already expired: too late, and no arithmetic underflow.
+    assert_eq!(
+        l.admit(admission(USDC, 4, 1, 0, true), &p, T0),
+        Err(AdmitError::TooLateToDefer)
+    );
+    // A refused admission leaves nothing behind.
+    assert_eq!(l.view().admitted, 1);
+    assert!(!l.remembers(USDC, &nonce(1)));
+}
+
+#[test]
+fn admissions_in_one_window_settle_in_one_batch() {
+    let p = policy();
+    let mut l = Ledger::new();
+    l.admit(deferred(1, 1), &p, T0).unwrap();
+    l.admit(deferred(2, 1), &p, T0 + 30).unwrap();
+    l.admit(deferred(3, 1), &p, T0 + 59).unwrap();
+    let v = l.view();
+    assert!(v.pending.iter().all(|e| e.due_at.unwrap() <= T0 + 60));
+    assert_eq!(l.next_alarm(), Some(T0 + 60));
+    assert!(l.due(T0 + 59).is_empty());
+    let due = l.due(T0 + 60);
+    assert_eq!(due.len(), 3);
+    assert!(due
+        .iter()
+        .all(|a| a.action == Action::Settle && a.may_resend));
+    assert_eq!(due[0].payload["nonce"], nonce(1));
+    // After the batch, a new admission opens a new window.
+    for a in &due {
+        l.record(&a.id, settled("0xbb"), &p, T0 + 61);
+    }
+    l.admit(deferred(4, 1), &p, T0 + 70).unwrap();
+    assert_eq!(l.next_alarm(), Some(T0 + 130));
+    // A deferral never waits past its own deadline, even to join a batch.
+    let mut l = Ledger::new();
+    l.admit(deferred(1, 1), &p, T0).unwrap();
+    l.admit(admission(USDC, 2, 1, T0 + 10 + 60 + 30, true), &p, T0 + 10)
+        .unwrap();
+    assert!(l.view().pending.iter().all(|e| e.due_at == Some(T0 + 60)));
+}
+
+#[test]
+fn settle_success() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    let attempt = l.begin(&id, &p, at).unwrap();
+    assert_eq!(attempt.action, Action::Settle);
+    assert_eq!(status(&l, &id), Status::InFlight);
+    // In flight: not due again, and still unsettled.
+    assert!(l.due(at + 1).is_empty());
+    assert_eq!(l.unsettled(), 5_000);
+    let outcome = Outcome::from(SettleOutcome::Settled(SettleResponse {
+        success: true,
+        error_reason: None,
+        error_message: None,
+        transaction: "0xfeed".into(),
+        network: "eip155:84532".into(),
+        payer: None,
+    }));
+    assert_eq!(l.record(&id, outcome, &p, at + 2), Effect::Settled);
+    let v = l.view();
+    assert_eq!(v.settled.len(), 1);
+    assert_eq!(v.settled[0].transaction.as_deref(), Some("0xfeed"));
+    assert_eq!(v.settled[0].closed_at, Some(at + 2));
+    assert_eq!(v.unsettled_micro_usd, 0);
+    assert_eq!(l.next_alarm(), None);
+    // A second answer for a closed entry changes nothing.
+    assert_eq!(l.record(&id, refused("x"), &p, at + 3), Effect::None);
+    assert_eq!(l.record("nope", settled("0x"), &p, at + 3), Effect::None);
+}
+
+#[test]
+fn payer_caused_refusal_makes_the_wallet_delinquent() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    let effect = l.record(
+        &id,
+        Outcome::Refused {
+            reason: "invalid_exact_evm_insufficient_balance".into(),
+            message: "balance 0".into(),
+        },
+        &p,
+        at,
+    );
+    assert_eq!(
+        effect,
+        Effect::Failed {
+            became_delinquent: true
+        }
+    );
+    let v = l.view();
+    assert!(v.delinquent);
+    assert_eq!(v.owed_micro_usd, 5_000);
+    assert_eq!(v.lost_micro_usd, 0);
+    assert_eq!(
+        v.failed[0].reason.as_deref(),
+        Some("invalid_exact_evm_insufficient_balance")
+    );
+    let refusal = l.admit(deferred(2, 1), &p, at + 1).unwrap_err();
+    assert_eq!(
+        refusal,
+        AdmitError::Delinquent {
+            owed_micro_usd: 5_000,
+            reason: "invalid_exact_evm_insufficient_balance".into()
+        }
+    );
+    assert_eq!(refusal.code(), "delinquent");
+    assert!(refusal.to_string().contains("0.005000 USD"));
+    // Immediate admissions are refused too.
+    assert!(matches!(
+        l.admit(admission(USDC, 3, 1, LONG, false), &p, at + 1),
+        Err(AdmitError::Delinquent { .. })
+    ));
+    // The admin forgives: the wallet may pay again.
+    assert_eq!(l.clear_delinquency(), 5_000);
+    assert!(!l.is_delinquent());
+    l.admit(deferred(2, 1), &p, at + 2).unwrap();
+    let v = l.view();
+    assert_eq!(v.forgiven, 1);
+    assert_eq!(v.admitted, 2);
+}
+
+#[test]
+fn nonce_used_on_first_attempt_is_a_cancelled_authorization() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    assert_eq!(
+        l.record(&id, refused("invalid_exact_evm_nonce_already_used"), &p, at),
+        Effect::Failed {
+            became_delinquent: true
+        }
+    );
+    assert_eq!(l.owed(), 5_000);
+}
+
+#[test]
+fn transient_refusal_backs_off_until_the_deadline() {
+    let p = policy();
+    let mut l = Ledger::new();
+    // Deadline = validBefore − 30 = T0 + 80; first attempt at T0 + 60.
+    let a = admission(USDC, 1, 5_000, T0 + 110, true);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    let mut now = T0 + 60;
+    let mut schedule = Vec::new();
+    loop {
+        assert_eq!(l.due(now).len(), 1, "due at {now}");
+        l.begin(&id, &p, now).unwrap();
+        match l.record(&id, refused("unexpected_settle_error"), &p, now) {
+            Effect::Retry { at } => {
+                assert!(at > now && at <= T0 + 80);
+                assert_eq!(l.next_alarm(), Some(at));
+                assert!(l.due(at - 1).is_empty());
+                schedule.push(at - now);
+                now = at;
+            }
+            other => {
+                assert_eq!(
+                    other,
+                    Effect::Failed {
+                        became_delinquent: false
+                    }
+                );
+                break;
+            }
+        }
+    }
+    // 1, 2, 4, 8, then clamped to the deadline (T0 + 75 → T0 + 80).
+    assert_eq!(schedule, vec![1, 2, 4, 8, 5]);
+    assert_eq!(now, T0 + 80);
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.reason.as_deref(), Some(EXPIRED_UNSETTLED));
+    assert!(e.message.unwrap().contains("unexpected_settle_error"));
+    let v = l.view();
+    assert!(!v.delinquent);
+    assert_eq!(v.owed_micro_usd, 0);
+    assert_eq!(v.lost_micro_usd, 5_000);
+    l.admit(deferred(2, 1), &p, now).unwrap();
+}
+
+#[test]
+fn backoff_is_capped_at_a_minute() {
+    let p = policy();
+    let (mut l, id, mut now) = one_due(1);
+    let mut gaps = Vec::new();
+    for _ in 0..9 {
+        let Effect::Retry { at } = l.record(&id, refused("rpc_unavailable"), &p, now) else {
+            panic!("expected a retry");
+        };
+        gaps.push(at - now);
+        now = at;
+    }
+    assert_eq!(gaps, vec![1, 2, 4, 8, 16, 32, 60, 60, 60]);
+}
+
+#[test]
+fn expiry_refusal_is_lost_revenue_not_debt() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    assert_eq!(
+        l.record(
+            &id,
+            refused("invalid_exact_evm_payload_authorization_valid_before"),
+            &p,
+            at
+        ),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(EXPIRED_UNSETTLED)
+    );
+    assert_eq!(l.view().lost_micro_usd, 5_000);
+}
+
+#[test]
+fn unknown_then_chain_says_used_settles() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    let Effect::Retry { at: next } = l.record(&id, unknown(), &p, at) else {
+        panic!("expected a retry");
+    };
+    assert_eq!(next, at + 1);
+    assert_eq!(status(&l, &id), Status::Unknown);
+    assert_eq!(l.unsettled(), 5_000);
+    let due = l.due(next);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].action, Action::Reconcile);
+    assert!(due[0].may_resend);
+    l.begin(&id, &p, next).unwrap();
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUsed, &p, next),
+        Effect::Settled
+    );
+    assert_eq!(l.entry(&id).unwrap().transaction.as_deref(), Some(""));
+    assert_eq!(l.unsettled(), 0);
+}
+
+#[test]
+fn unknown_then_chain_says_unused_resends() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, unknown(), &p, at);
+    let now = at + 1;
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUnused, &p, now),
+        Effect::Retry { at: now }
+    );
+    let due = l.due(now);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].action, Action::Settle);
+    assert_eq!(l.record(&id, settled("0xcafe"), &p, now), Effect::Settled);
+    assert_eq!(l.entry(&id).unwrap().transaction.as_deref(), Some("0xcafe"));
+}
+
+#[test]
+fn unknown_without_rpc_then_nonce_used_is_unconfirmed_not_debt() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, unknown(), &p, at);
+    let now = at + 1;
+    assert_eq!(l.due(now)[0].action, Action::Reconcile);
+    assert_eq!(
+        l.record(&id, Outcome::NoRpc, &p, now),
+        Effect::Retry { at: now }
+    );
+    assert_eq!(l.due(now)[0].action, Action::Settle);
+    l.begin(&id, &p, now).unwrap();
+    assert_eq!(
+        l.record(
+            &id,
+            refused("invalid_exact_evm_nonce_already_used"),
+            &p,
+            now
+        ),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.reason.as_deref(), Some(UNCONFIRMED_NONCE_USED));
+    assert!(!e.delinquent);
+    assert!(!l.is_delinquent());
+    // The same through a facilitator that says it in the revert message.
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, unknown(), &p, at);
+    l.record(&id, Outcome::NoRpc, &p, at + 1);
+    let effect = l.record(
+        &id,
+        Outcome::Refused {
+            reason: "invalid_payload".into(),
+            message: "execution reverted: FiatTokenV2: authorization is used or canceled".into(),
+        },
+        &p,
+        at + 1,
+    );
+    assert_eq!(
+        effect,
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+}
+
+#[test]
+fn balance_refusal_after_an_uncertain_attempt_is_not_debt() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, unknown(), &p, at);
+    l.record(&id, Outcome::NoRpc, &p, at + 1);
+    l.record(&id, refused("insufficient_funds"), &p, at + 1);
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(UNCONFIRMED_REFUSAL)
+    );
+    assert!(!l.is_delinquent());
+    // A signature refusal is the payer's whatever happened before.
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, refused("unexpected_settle_error"), &p, at);
+    assert_eq!(
+        l.record(
+            &id,
+            refused("invalid_exact_evm_payload_signature"),
+            &p,
+            at + 1
+        ),
+        Effect::Failed {
+            became_delinquent: true
+        }
+    );
+}
+
+#[test]
+fn unknown_attempts_are_bounded() {
+    let p = policy();
+    let (mut l, id, mut now) = one_due(5_000);
+    for _ in 0..p.max_attempts_unknown {
+        let Effect::Retry { at } = l.record(&id, unknown(), &p, now) else {
+            panic!("expected a retry");
+        };
+        now = at;
+    }
+    assert_eq!(
+        l.record(&id, unknown(), &p, now),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.reason.as_deref(), Some(SETTLEMENT_UNKNOWN));
+    assert_eq!(e.unknowns, p.max_attempts_unknown + 1);
+}
+
+#[test]
+fn unknown_past_the_deadline_only_the_chain_can_settle() {
+    let p = policy();
+    let vb = T0 + 120; // deadline T0 + 90, first attempt at T0 + 60.
+    let mk = || {
+        let mut l = Ledger::new();
+        let a = admission(USDC, 1, 5_000, vb, true);
+        let id = a.id.clone();
+        l.admit(a, &p, T0).unwrap();
+        l.record(&id, unknown(), &p, T0 + 60);
+        (l, id)
+    };
+    // Without RPC, past the deadline: nothing more can be done.
+    let (mut l, id) = mk();
+    let late = vb - 3;
+    assert!(!l.due(late)[0].may_resend);
+    assert_eq!(
+        l.record(&id, Outcome::NoRpc, &p, late),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(SETTLEMENT_UNKNOWN)
+    );
+    // With RPC: unused before validBefore is not final; read again once it has passed.
+    let (mut l, id) = mk();
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUnused, &p, late),
+        Effect::Retry {
+            at: vb + CHAIN_GRACE
+        }
+    );
+    assert!(l.due(vb + CHAIN_GRACE - 1).is_empty());
+    assert_eq!(l.due(vb + CHAIN_GRACE)[0].action, Action::Reconcile);
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUnused, &p, vb + CHAIN_GRACE),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(EXPIRED_UNSETTLED)
+    );
+    // A late chain read can still find it paid.
+    let (mut l, id) = mk();
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUsed, &p, vb + 1_000),
+        Effect::Settled
+    );
+    // A cancellation seen on chain is the payer's doing.
+    let (mut l, id) = mk();
+    l.record(&id, Outcome::OnChainCancelled, &p, T0 + 61);
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.reason.as_deref(), Some(AUTHORIZATION_CANCELLED));
+    assert!(e.delinquent);
+}
+
+#[test]
+fn a_lost_in_flight_attempt_is_reconciled() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    l.begin(&id, &p, at).unwrap();
+    // The shell died before recording anything.
+    assert_eq!(l.next_alarm(), Some(at + IN_FLIGHT_LEASE));
+    assert!(l.due(at + IN_FLIGHT_LEASE - 1).is_empty());
+    let due = l.due(at + IN_FLIGHT_LEASE);
+    assert_eq!(due[0].action, Action::Reconcile);
+    let now = at + IN_FLIGHT_LEASE;
+    l.begin(&id, &p, now).unwrap();
+    assert_eq!(l.entry(&id).unwrap().unknowns, 1);
+    l.record(&id, Outcome::NoRpc, &p, now);
+    assert_eq!(
+        l.record(
+            &id,
+            refused("invalid_exact_evm_nonce_already_used"),
+            &p,
+            now
+        ),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+}
+
+#[test]
+fn immediate_entries_record_outcomes_without_resending() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let a = admission(USDC, 1, 5_000, LONG, false);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    assert_eq!(status(&l, &id), Status::InFlight);
+    assert!(l.due(T0).is_empty());
+    assert_eq!(l.unsettled(), 5_000);
+    assert_eq!(l.record(&id, settled("0x1"), &p, T0 + 2), Effect::Settled);
+
+    // Refused: the client got a 402 and nothing else, so nothing is owed.
+    let a = admission(USDC, 2, 5_000, LONG, false);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    assert_eq!(
+        l.record(
+            &id,
+            refused("invalid_exact_evm_insufficient_balance"),
+            &p,
+            T0 + 2
+        ),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    assert_eq!(l.view().lost_micro_usd, 0);
+
+    // Unknown: reconciled by reading the chain, never by resending.
+    let a = admission(USDC, 3, 5_000, LONG, false);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    let Effect::Retry { at } = l.record(&id, unknown(), &p, T0 + 2) else {
+        panic!("expected a retry");
+    };
+    let due = l.due(at);
+    assert_eq!(due[0].action, Action::Reconcile);
+    assert!(!due[0].may_resend);
+    assert_eq!(
+        l.record(&id, Outcome::NoRpc, &p, at),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(SETTLEMENT_UNKNOWN)
+    );
+    assert!(!l.is_delinquent());
+}
+
+#[test]
+fn next_alarm_is_the_earliest_open_time() {
+    let p = policy();
+    let mut l = Ledger::new();
+    assert_eq!(l.next_alarm(), None);
+    l.admit(deferred(1, 1), &p, T0).unwrap();
+    assert_eq!(l.next_alarm(), Some(T0 + 60));
+    l.admit(admission(USDC, 2, 1, LONG, false), &p, T0 + 10)
+        .unwrap();
+    assert_eq!(l.next_alarm(), Some(T0 + 60));
+    let id1 = deferred(1, 1).id;
+    l.record(&id1, refused("unexpected_settle_error"), &p, T0 + 60);
+    assert_eq!(l.next_alarm(), Some(T0 + 61));
+    l.record(&id1, settled("0x"), &p, T0 + 61);
+    assert_eq!(l.next_alarm(), Some(T0 + 10 + IN_FLIGHT_LEASE));
+    l.record(
+        &admission(USDC, 2, 1, 0, false).id,
+        settled("0x"),
+        &p,
+        T0 + 12,
+    );
+    assert_eq!(l.next_alarm(), None);
+    assert_eq!(l.view().next_alarm, None);
+}
+
+#[test]
+fn prune_forgets_nonces_closes_lapsed_entries_and_history_is_trimmed() {
+    let p = LedgerPolicy {
+        settled_history: 2,
+        ..policy()
+    };
+    let mut l = Ledger::new();
+    for n in 0..5 {
+        l.admit(deferred(n, 1), &p, T0).unwrap();
+    }
+    for (i, a) in l.due(T0 + 60).into_iter().enumerate() {
+        l.record(&a.id, settled(&format!("0x{i}")), &p, T0 + 60 + i as u64);
+    }
+    let v = l.view();
+    assert_eq!(v.settled.len(), 2);
+    assert_eq!(v.settled_trimmed, 3);
+    assert_eq!(v.settled[0].transaction.as_deref(), Some("0x3"));
+    assert_eq!(v.remembered_nonces, 5);
+    l.prune(LONG + REPLAY_GRACE);
+    assert_eq!(l.view().remembered_nonces, 0);
+
+    // A pending entry whose alarm came too late is closed, not sent.
+    let mut l = Ledger::new();
+    let a = admission(USDC, 9, 700, T0 + 100, true);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    let late = T0 + 100 - 6;
+    assert!(l.due(late).is_empty());
+    assert_eq!(l.next_alarm(), Some(T0 + 60));
+    l.prune(late);
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.reason.as_deref(), Some(EXPIRED_UNSETTLED));
+    assert_eq!(l.next_alarm(), None);
+    assert_eq!(l.view().lost_micro_usd, 700);
+}
+
+#[test]
+fn admin_revoke_and_mark_paid() {
+    let p = policy();
+    let mut l = Ledger::new();
+    l.admit(deferred(1, 100), &p, T0).unwrap();
+    l.admit(deferred(2, 200), &p, T0).unwrap();
+    l.admit(deferred(3, 300), &p, T0).unwrap();
+    let [id1, id2, id3] = [1, 2, 3].map(|n| deferred(n, 0).id);
+    // A pending entry never attempted may be forgiven: it is simply not collected.
+    assert_eq!(l.revoke(&id1), Ok(100));
+    assert_eq!(l.revoke(&id1), Err(AdminError::NotFound));
+    l.record(&id2, refused("insufficient_funds"), &p, T0 + 60);
+    l.record(&id3, unknown(), &p, T0 + 60);
+    // An entry whose money may have moved cannot be forgiven.
+    assert_eq!(l.revoke(&id3), Err(AdminError::NotAllowed));
+    assert_eq!(l.owed(), 200);
+    // The debt was paid out of band.
+    l.mark_paid(&id2, "0xpaid".into(), T0 + 100).unwrap();
+    assert!(!l.is_delinquent());
+    assert_eq!(
+        l.entry(&id2).unwrap().transaction.as_deref(),
+        Some("0xpaid")
+    );
+    assert_eq!(
+        l.mark_paid(&id2, String::new(), T0 + 100),
+        Err(AdminError::NotAllowed)
+    );
+    let v = l.view();
+    assert_eq!(
+        v.admitted,
+        (v.pending.len() + v.settled.len() + v.failed.len()) as u64
+            + v.settled_trimmed
+            + v.forgiven
+    );
+}
+
+#[test]
+fn refusals_are_classified() {
+    use RefusalKind::*;
+    let table: &[(&str, &str, RefusalKind)] = &[
+        ("insufficient_funds", "", Payer { definite: false }),
+        (
+            "invalid_exact_evm_insufficient_balance",
+            "",
+            Payer { definite: false },
+        ),
+        (
+            "invalid_exact_evm_payload_signature",
+            "",
+            Payer { definite: true },
+        ),
+        ("invalid_signature", "", Payer { definite: true }),
+        (
+            "invalid_exact_evm_payload_authorization_from_address_kyt",
+            "",
+            Payer { definite: true },
+        ),
+        (
+            "invalid_payload",
+            "execution reverted",
+            Payer { definite: false },
+        ),
+        (
+            "invalid_exact_evm_transaction_failed",
+            "",
+            Payer { definite: false },
+        ),
+        ("invalid_exact_evm_nonce_already_used", "", NonceUsed),
+        ("duplicate_settlement", "", NonceUsed),
+        (
+            "invalid_payload",
+            "FiatTokenV2: authorization is used or canceled",
+            NonceUsed,
+        ),
+        (
+            "invalid_exact_evm_payload_authorization_valid_before",
+            "",
+            Expired,
+        ),
+        ("invalid_payment_expired", "", Expired),
+        ("unexpected_settle_error", "", Transient),
+        ("unexpected_error", "", Transient),
+        ("invalid_transaction_state", "", Transient),
+        ("invalid_request", "", Transient),
+        ("invalid_network", "", Transient),
+        ("unsupported_scheme", "", Transient),
+        (
+            "invalid_exact_evm_payload_authorization_valid_after",
+            "",
+            Transient,
+        ),
+        ("invalid_exact_evm_token_name_mismatch", "", Transient),
+        ("rpc_error", "", Transient),
+        ("failed_to_execute_transfer", "", Transient),
+        ("", "", Transient),
+        ("settle_timeout", "", Unanswered),
+        (
+            "unexpected_settle_error",
+            "transaction did not confirm in time",
+            Unanswered,
+        ),
+        ("settlement_pending", "", Unanswered),
+    ];
+    for (reason, message, kind) in table {
+        assert_eq!(
+            classify_refusal(reason, message),
+            *kind,
+            "{reason} / {message}"
+        );
+    }
+}
+
+#[test]
+fn stored_compactly_and_read_back() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    l.admit(
+        deferred(2, u128::from(u64::MAX) * 3),
+        &LedgerPolicy {
+            credit_limit: u128::MAX,
+            ..p
+        },
+        T0,
+    )
+    .unwrap();
+    l.record(&id, settled("0xabc"), &p, at);
+    let json = serde_json::to_string(&l).unwrap();
+    let back: Ledger = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, l);
+    // Amounts beyond 2^53 are strings; closed entries carry no payload.
+    assert!(json.contains("\"55340232221128654845\""));
+    assert_eq!(json.matches("x402Version").count(), 1);
+    assert_eq!(serde_json::to_string(&Ledger::default()).unwrap(), "{}");
+    assert_eq!(serde_json::from_str::<Ledger>("{}").unwrap(), Ledger::new());
+    let view = serde_json::to_value(l.view()).unwrap();
+    assert_eq!(view["unsettled_micro_usd"], "55340232221128654845");
+    assert_eq!(view["settled"][0]["transaction"], "0xabc");
+    assert_eq!(view["pending"][0]["status"], "pending");
+}
+
+#[test]
+fn garbage_never_panics() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, unknown(), &p, at);
+    l.admit(deferred(2, 1), &p, T0).unwrap();
+    let json = serde_json::to_string(&l).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..2_000 {
+        let mut bytes = json.clone().into_bytes();
+        for _ in 0..1 + rng.below(4) {
+            let i = rng.below(bytes.len() as u64) as usize;
+            bytes[i] = b"0123456789{}[]\",:-xpu"[rng.below(21) as usize];
+        }
+        let Ok(s) = String::from_utf8(bytes) else {
+            continue;
+        };
+        if let Ok(mut g) = serde_json::from_str::<Ledger>(&s) {
+            for now in [0, T0, u64::MAX] {
+                g.prune(now);
+                let _ = g.view();
+                let _ = g.next_alarm();
+                for a in g.due(now) {
+                    g.begin(&a.id, &p, now);
+                    g.record(&a.id, Outcome::NoRpc, &p, now);
+                }
+                let _ = g.admit(deferred(99, u128::MAX), &p, now);
+            }
+        }
+    }
+    // Extreme times and amounts.
+    let mut l = Ledger::new();
+    let mut a = admission(USDC, 1, u128::MAX, u64::MAX, true);
+    a.amount_micro_usd = u128::MAX;
+    let big = LedgerPolicy {
+        credit_limit: u128::MAX,
+        batch_window: u64::MAX,
+        safety_margin: u64::MAX,
+        max_attempts_unknown: u32::MAX,
+        settled_history: usize::MAX,
+    };
+    let _ = l.admit(a, &big, u64::MAX);
+    l.admit(
+        admission(USDC, 2, u128::MAX, u64::MAX, false),
+        &big,
+        u64::MAX,
+    )
+    .unwrap();
+    assert_eq!(l.unsettled(), u128::MAX);
+    let _ = l.record(
+        &admission(USDC, 2, 0, 0, false).id,
+        unknown(),
+        &big,
+        u64::MAX,
+    );
+    let _ = l.due(u64::MAX);
+    let _ = l.next_alarm();
+}
+
+/// xorshift64*: deterministic, good enough to drive the ledger.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const REASONS: [&str; 10] = [
+    "invalid_exact_evm_insufficient_balance",
+    "invalid_exact_evm_payload_signature",
+    "invalid_exact_evm_nonce_already_used",
+    "unexpected_settle_error",
+    "invalid_transaction_state",
+    "invalid_request",
+    "rpc_timeout",
+    "invalid_exact_evm_payload_authorization_valid_before",
+    "failed_to_execute_transfer",
+    "insufficient_funds",
+];
+
+fn random_outcome(rng: &mut Rng, action: Action) -> Outcome {
+    let chain = action == Action::Reconcile && rng.chance(70);
+    if chain {
+        return match rng.below(5) {
+            0 => Outcome::OnChainUsed,
+            1 => Outcome::OnChainUnused,
+            2 => Outcome::NoRpc,
+            3 => Outcome::OnChainCancelled,
+            _ => unknown(),
+        };
+    }
+    match rng.below(10) {
+        0..=3 => settled(&format!("0x{:x}", rng.next())),
+        4..=6 => refused(REASONS[rng.below(REASONS.len() as u64) as usize]),
+        _ => unknown(),
+    }
+}
+
+fn check_invariants(l: &Ledger, p: &LedgerPolicy, seed: u64) {
+    let v = l.view();
+    let open = v.pending.len() as u64;
+    assert_eq!(
+        v.admitted,
+        open + v.settled.len() as u64 + v.failed.len() as u64 + v.settled_trimmed + v.forgiven,
+        "seed {seed}: an entry was lost"
+    );
+    let sum: u128 = v.pending.iter().map(|e| e.amount_micro_usd).sum();
+    assert_eq!(v.unsettled_micro_usd, sum, "seed {seed}");
+    assert_eq!(l.unsettled(), sum);
+    let owed: u128 = v
+        .failed
+        .iter()
+        .filter(|e| e.delinquent)
+        .map(|e| e.amount_micro_usd)
+        .sum();
+    assert_eq!(v.owed_micro_usd, owed, "seed {seed}");
+    assert_eq!(v.delinquent, v.failed.iter().any(|e| e.delinquent));
+    assert!(v.settled.len() <= p.settled_history, "seed {seed}");
+    assert!(v.settled.iter().all(|e| e.transaction.is_some()));
+    assert!(v.failed.iter().all(|e| e.reason.is_some()));
+    assert!(v.pending.iter().all(|e| e.due_at.is_some()));
+    assert_eq!(
+        v.next_alarm,
+        v.pending.iter().filter_map(|e| e.due_at).min(),
+        "seed {seed}"
+    );
+    let mut ids: Vec<&str> = v
+        .pending
+        .iter()
+        .chain(&v.settled)
+        .chain(&v.failed)
+        .map(|e| e.id.as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "seed {seed}: duplicate id");
+}
+
+/// Runs random admissions, attempts, outcomes, crashes, admin actions and time; then drains.
+fn run(seed: u64) {
+    let mut rng = Rng(seed | 1);
+    let p = LedgerPolicy {
+        credit_limit: 200_000,
+        batch_window: 20 + rng.below(60),
+        safety_margin: 6 + rng.below(40),
+        max_attempts_unknown: rng.below(5) as u32,
+        settled_history: rng.below(6) as usize,
+    };
+    let mut l = Ledger::new();
+    let mut now = T0;
+    // (asset, nonce) → forget time, for every successful admission.
+    let mut remembered: Vec<((usize, u64), u64)> = Vec::new();
+    let assets = [USDC, OTHER];
+    for step in 0..400 {
+        now += rng.below(40);
+        if rng.chance(30) {
+            l.prune(now);
+            remembered.retain(|(_, until)| *until > now);
+        }
+        for _ in 0..rng.below(3) {
+            let asset = rng.below(2) as usize;
+            let n = rng.below(60);
+            let vb = now + rng.below(400);
+            let micro = 1 + rng.below(50_000) as u128;
+            let was_remembered = l.remembers(assets[asset], &nonce(n));
+            let a = admission(assets[asset], n, micro, vb, rng.chance(80));
+            match l.admit(a, &p, now) {
+                Ok(()) => {
+                    assert!(!was_remembered, "seed {seed} step {step}: admitted twice");
+                    assert!(
+                        !remembered.iter().any(|(k, _)| *k == (asset, n)),
+                        "seed {seed} step {step}: a remembered nonce was admitted"
+                    );
+                    remembered.push(((asset, n), vb + REPLAY_GRACE));
+                    assert!(l.remembers(assets[asset], &nonce(n)));
+                }
+                Err(AdmitError::Replay) => assert!(was_remembered),
+                Err(_) => {}
+            }
+        }
+        for a in l.due(now) {
+            if rng.chance(70) && l.begin(&a.id, &p, now).is_none() {
+                continue;
+            }
+            if rng.chance(5) {
+                continue; // the shell died before recording
+            }
+            let outcome = random_outcome(&mut rng, a.action);
+            let before = l.entry(&a.id).unwrap();
+            let effect = l.record(&a.id, outcome, &p, now);
+            if let Some(after) = l.entry(&a.id) {
+                match effect {
+                    Effect::Settled => assert_eq!(after.status, Status::Settled),
+                    Effect::Failed { became_delinquent } => {
+                        assert_eq!(after.status, Status::Failed);
+                        assert_eq!(after.delinquent, became_delinquent);
+                        if !before.deferred {
+                            assert!(!became_delinquent, "seed {seed}: immediate debt");
+                        }
+                    }
+                    Effect::Retry { at } => {
+                        assert!(at >= now);
+                        assert_eq!(after.due_at, Some(at));
+                    }
+                    Effect::None => panic!("seed {seed}: a due entry ignored an outcome"),
+                }
+            } else {
+                assert_eq!(
+                    effect,
+                    Effect::Settled,
+                    "seed {seed}: only trimming removes"
+                );
+            }
+        }
+        if rng.chance(3) {
+            let failed = l.view().failed;
+            if let Some(e) = failed.first() {
+                assert_eq!(l.revoke(&e.id), Ok(e.amount_micro_usd));
+            }
+        }
+        if rng.chance(2) {
+            l.clear_delinquency();
+        }
+        if rng.chance(10) {
+            let json = serde_json::to_string(&l).unwrap();
+            let back: Ledger = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, l, "seed {seed}: storage round trip");
+            l = back;
+        }
+        check_invariants(&l, &p, seed);
+    }
+    // Drain: no more admissions, the shell always records; every entry must close.
+    for _ in 0..2_000 {
+        let Some(alarm) = l.next_alarm() else { break };
+        now = now.max(alarm) + rng.below(3);
+        l.prune(now);
+        for a in l.due(now) {
+            if rng.chance(50) && l.begin(&a.id, &p, now).is_none() {
+                continue;
+            }
+            let outcome = random_outcome(&mut rng, a.action);
+            l.record(&a.id, outcome, &p, now);
+        }
+        check_invariants(&l, &p, seed);
+    }
+    let v = l.view();
+    assert!(v.pending.is_empty(), "seed {seed}: entries never closed");
+    assert_eq!(v.unsettled_micro_usd, 0);
+    assert_eq!(l.next_alarm(), None);
+}
+
+#[test]
+fn property_nothing_is_lost_and_nothing_is_served_twice() {
+    for seed in 1..=100u64 {
+        run(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    }
+}
