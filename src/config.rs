@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::evm::{Address, U256};
 use crate::networks::{self, Network};
 use crate::pattern::PathPattern;
+use crate::session::SessionOffer;
 use crate::x402::{Eip712Extra, PaymentRequirements, PaymentRequirementsV1};
 
 /// Default `maxTimeoutSeconds`: how long a signed payment stays valid, which bounds how late we
@@ -152,6 +153,15 @@ struct RawRoute {
     mime_type: Option<String>,
     max_timeout_seconds: Option<u64>,
     settlement: Option<SettlementMode>,
+    session: Option<RawSession>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawSession {
+    scope: Option<String>,
+    seconds: Option<u64>,
+    requests: Option<u64>,
 }
 
 /// An EIP-3009 token, resolved.
@@ -216,6 +226,8 @@ pub struct Route {
     /// Empty for a free route (`free = true`), which passes through.
     pub offers: Vec<Offer>,
     pub settlement: SettlementMode,
+    /// What a payment here buys beyond this request, if anything.
+    pub session: Option<SessionOffer>,
 }
 
 impl Route {
@@ -256,6 +268,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The session offers whose scope covers a path: what a wallet may already have bought.
+    pub fn sessions_covering<'a>(
+        &'a self,
+        path: &'a str,
+    ) -> impl Iterator<Item = &'a SessionOffer> + 'a {
+        self.routes
+            .iter()
+            .filter_map(|r| r.session.as_ref())
+            .filter(move |s| s.scope.matches(path))
+    }
+
     /// The JSON-RPC endpoint of a chain, if configured.
     pub fn rpc_for(&self, chain_id: u64) -> Option<&str> {
         self.rpc
@@ -407,6 +430,7 @@ impl RawConfig {
                     mime_type,
                     offers: Vec::new(),
                     settlement: SettlementMode::Immediate,
+                    session: None,
                 });
                 continue;
             }
@@ -460,6 +484,18 @@ impl RawConfig {
                     "priced routes need a facilitator to settle payments",
                 ));
             }
+            let session = match &r.session {
+                None => None,
+                Some(raw) => {
+                    let scope_src = raw.scope.as_deref().unwrap_or(&r.path);
+                    let scope = PathPattern::parse(scope_src)
+                        .map_err(|p| err(format!("{key}.session.scope"), p))?;
+                    Some(
+                        SessionOffer::new(scope, raw.seconds, raw.requests)
+                            .map_err(|p| err(format!("{key}.session"), p))?,
+                    )
+                }
+            };
             routes.push(Route {
                 index: i,
                 method,
@@ -468,6 +504,7 @@ impl RawConfig {
                 mime_type,
                 offers,
                 settlement,
+                session,
             });
         }
         Ok(Config {

@@ -40,6 +40,15 @@ pub struct Incoming<'a> {
     pub x_payment: Option<&'a str>,
     /// `Access-Control-Request-Method`, present on CORS preflights.
     pub preflight_method: Option<&'a str>,
+    /// Fresh random bytes for a Sign-In-With-X challenge, should this request get a 402.
+    pub siwx_nonce: Option<[u8; 16]>,
+}
+
+/// What a Sign-In-With-X challenge needs besides the route: a fresh nonce and the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SiwxChallenge {
+    pub nonce: [u8; 16],
+    pub now: u64,
 }
 
 /// What to do with a request.
@@ -61,6 +70,7 @@ pub struct PaidRequest<'c> {
     pub payment: Payment,
     pub carrier: Carrier,
     pub url: String,
+    pub siwx: Option<SiwxChallenge>,
 }
 
 /// A complete answer the paywall gives itself.
@@ -91,16 +101,23 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
     let Some(route) = priced_route(config, req.method, req.path) else {
         return Decision::Pass;
     };
+    let siwx = req.siwx_nonce.map(|nonce| SiwxChallenge { nonce, now });
+    let siwx = siwx.as_ref();
     let (header, carrier) = match (req.payment_signature, req.x_payment) {
         (Some(h), _) => (h, Carrier::PaymentSignature),
         (None, Some(h)) => (h, Carrier::XPayment),
         (None, None) => {
-            return Decision::Reply(challenge(route, req.url, &Reason::PaymentRequired.into()))
+            return Decision::Reply(challenge(
+                route,
+                req.url,
+                &Reason::PaymentRequired.into(),
+                siwx,
+            ))
         }
     };
     let payment = match codec::decode_json(header).and_then(Payment::from_json) {
         Ok(p) => p,
-        Err(refusal) => return Decision::Reply(challenge(route, req.url, &refusal)),
+        Err(refusal) => return Decision::Reply(challenge(route, req.url, &refusal, siwx)),
     };
     match verify::verify(&payment, route, now, IMMEDIATE_SETTLE_MARGIN_SECONDS) {
         Ok(verified) => Decision::Paid(Box::new(PaidRequest {
@@ -109,8 +126,9 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
             payment,
             carrier,
             url: req.url.to_string(),
+            siwx: siwx.copied(),
         })),
-        Err(refusal) => Decision::Reply(challenge(route, req.url, &refusal)),
+        Err(refusal) => Decision::Reply(challenge(route, req.url, &refusal, siwx)),
     }
 }
 
@@ -154,7 +172,7 @@ impl PaidRequest<'_> {
 
     /// A refusal of this payment with fresh terms (replay, delinquency, credit).
     pub fn refuse(&self, refusal: &Refusal) -> Reply {
-        challenge(self.route, &self.url, refusal)
+        challenge(self.route, &self.url, refusal, self.siwx.as_ref())
     }
 
     /// The terms this payment is settled against, in its own generation's shape.
@@ -201,7 +219,7 @@ impl PaidRequest<'_> {
                 .or(Some(reason.to_string())),
             x402_override: Some(reason.to_string()),
         };
-        let mut reply = challenge(self.route, &self.url, &refusal);
+        let mut reply = challenge(self.route, &self.url, &refusal, self.siwx.as_ref());
         let receipt = SettleResponse {
             success: false,
             error_reason: Some(reason.to_string()),
@@ -217,7 +235,7 @@ impl PaidRequest<'_> {
     /// The answer when the facilitator gave no usable answer: nothing served, 502.
     pub fn settlement_unknown(&self, why: &str) -> Reply {
         let refusal = Refusal::new(Reason::FacilitatorUnavailable, why);
-        challenge(self.route, &self.url, &refusal)
+        challenge(self.route, &self.url, &refusal, self.siwx.as_ref())
     }
 
     /// The answer when the facilitator judged a smart-wallet signature invalid.
@@ -231,7 +249,7 @@ impl PaidRequest<'_> {
             }),
             x402_override: Some(reason.to_string()),
         };
-        challenge(self.route, &self.url, &refusal)
+        challenge(self.route, &self.url, &refusal, self.siwx.as_ref())
     }
 }
 
@@ -248,7 +266,38 @@ pub fn micro_usd(offer: &crate::config::Offer) -> u128 {
 }
 
 /// The v2 terms of a route for a URL, with the refusal in `error`.
-pub fn terms(route: &Route, url: &str, refusal: &Refusal) -> PaymentRequired {
+pub fn terms(
+    route: &Route,
+    url: &str,
+    refusal: &Refusal,
+    siwx: Option<&SiwxChallenge>,
+) -> PaymentRequired {
+    let mut extensions = serde_json::Map::new();
+    if let (Some(session), Some(challenge)) = (&route.session, siwx) {
+        // A wallet that already bought this scope proves it with Sign-In-With-X instead of paying.
+        if let Some(at) = crate::siwx::HttpUrl::parse(url) {
+            let chains: Vec<String> = route
+                .offers
+                .iter()
+                .map(|o| o.requirements.network.clone())
+                .collect();
+            extensions.insert(
+                crate::siwx::EXTENSION_KEY.into(),
+                crate::siwx::extension(
+                    &at.authority(),
+                    url,
+                    &chains,
+                    challenge.nonce,
+                    challenge.now,
+                    Some(&format!(
+                        "Sign in to use what you bought for {}",
+                        session.scope.as_str()
+                    )),
+                    None,
+                ),
+            );
+        }
+    }
     PaymentRequired {
         x402_version: 2,
         error: Some(refusal.x402().to_string()),
@@ -262,15 +311,20 @@ pub fn terms(route: &Route, url: &str, refusal: &Refusal) -> PaymentRequired {
             .iter()
             .map(|o| o.requirements.clone())
             .collect(),
-        extensions: serde_json::Map::new(),
+        extensions,
     }
 }
 
 /// A refusal of a priced request: the terms in `PAYMENT-REQUIRED` (v2) and in the body (v1), plus
 /// our reason code and sentence. Used for 402s and for malformed payments alike, so a client always
 /// has the terms at hand.
-pub fn challenge(route: &Route, url: &str, refusal: &Refusal) -> Reply {
-    let v2 = terms(route, url, refusal);
+pub fn challenge(
+    route: &Route,
+    url: &str,
+    refusal: &Refusal,
+    siwx: Option<&SiwxChallenge>,
+) -> Reply {
+    let v2 = terms(route, url, refusal, siwx);
     let v1: Vec<_> = route
         .offers
         .iter()

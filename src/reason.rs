@@ -63,6 +63,8 @@ pub enum Reason {
     WalletDelinquent,
     /// The wallet's unsettled deferred payments reached the credit limit.
     CreditExceeded,
+    /// A session proof (Sign-In-With-X or a session token) was refused; paying still works.
+    SessionRefused,
     /// The facilitator refused to settle the payment.
     SettlementFailed,
     /// The facilitator could not be reached or gave no usable answer; nothing was charged.
@@ -86,7 +88,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 30] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -113,6 +115,7 @@ impl Reason {
         Reason::Replay,
         Reason::WalletDelinquent,
         Reason::CreditExceeded,
+        Reason::SessionRefused,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
         Reason::ConfigInvalid,
@@ -289,6 +292,12 @@ impl Reason {
                 "invalid_payment",
                 402,
                 "This wallet has too many payments still settling; try again when they have settled.",
+            ),
+            Reason::SessionRefused => row(
+                "session_refused",
+                "payment_required",
+                402,
+                "The session proof was refused, so this request needs a payment.",
             ),
             Reason::SettlementFailed => row(
                 "settlement_failed",

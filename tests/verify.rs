@@ -1364,6 +1364,7 @@ fn refusal_table() {
         Reason::Replay,
         Reason::WalletDelinquent,
         Reason::CreditExceeded,
+        Reason::SessionRefused,
     ];
     let missing: Vec<&str> = Reason::ALL
         .iter()

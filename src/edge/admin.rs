@@ -6,6 +6,7 @@
 //! - `POST /__x402/admin/ledger/forgive?wallet=`  forgive a wallet's debt (it may pay again)
 //! - `POST /__x402/admin/ledger/revoke?wallet=&id=`     drop one failed or untried entry
 //! - `POST /__x402/admin/ledger/mark-paid?wallet=&id=&tx=`  the money arrived after all
+//! - `POST /__x402/admin/grants/revoke?wallet=`   end a wallet's sessions (grants and tokens)
 
 use worker::{Env, Request, Response, Result};
 
@@ -51,6 +52,13 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
             Some(w) => return one(env, &w).await,
             None => return all(env).await,
         },
+        ("POST", "grants/revoke") => {
+            let Some(w) = wallet.as_deref().and_then(|w| Address::parse(w).ok()) else {
+                return bad("wallet is required");
+            };
+            let revoked = super::access::revoke_grants(env, &w).await;
+            return Response::from_json(&serde_json::json!({"ok": true, "revoked": revoked}));
+        }
         ("POST", "ledger/forgive") => Command::Forgive,
         ("POST", "ledger/revoke") => match query("id") {
             Some(id) => Command::Revoke { id },

@@ -61,7 +61,32 @@ pub enum Command {
         transaction: String,
     },
     Forgive,
+    /// Sessions: a counted grant bought (its requests are counted here, exactly).
+    SetGrant {
+        key: String,
+        requests: u64,
+        until: u64,
+    },
+    /// Sessions: spend one request of a counted grant; answers `{"spent": bool}`.
+    SpendGrant {
+        key: String,
+        now: u64,
+    },
+    /// Sessions: forget every counted grant (revocation).
+    ClearGrants,
+    /// Sign-In-With-X: use a nonce once; answers `{"fresh": bool}`.
+    UseNonce {
+        key: String,
+        until: u64,
+    },
 }
+
+/// Counted grants: requests left and expiry, by grant key.
+type Counts = std::collections::BTreeMap<String, (u64, u64)>;
+/// Sign-In-With-X nonces seen, by replay key, with how long to remember them.
+type Nonces = std::collections::BTreeMap<String, u64>;
+const COUNTS_KEY: &str = "grant-counts";
+const NONCES_KEY: &str = "siwx-nonces";
 
 /// An outcome as it travels from the Worker to the ledger.
 #[derive(Debug, Serialize, Deserialize)]
@@ -192,6 +217,48 @@ impl DurableObject for Ledger {
                 v["wallet"] = serde_json::Value::from(wallet);
                 v
             }
+            Command::SetGrant {
+                key,
+                requests,
+                until,
+            } => {
+                let mut counts = self.counts(now).await;
+                counts.insert(key, (requests, until));
+                self.state.storage().put(COUNTS_KEY, &counts).await?;
+                serde_json::json!({"ok": true})
+            }
+            Command::SpendGrant { key, now } => {
+                let mut counts = self.counts(now).await;
+                let spent = match counts.get_mut(&key) {
+                    Some((left, until)) if *left > 0 && now < *until => {
+                        *left -= 1;
+                        true
+                    }
+                    _ => false,
+                };
+                self.state.storage().put(COUNTS_KEY, &counts).await?;
+                serde_json::json!({"spent": spent})
+            }
+            Command::ClearGrants => {
+                self.state.storage().put(COUNTS_KEY, Counts::new()).await?;
+                serde_json::json!({"ok": true})
+            }
+            Command::UseNonce { key, until } => {
+                let storage = self.state.storage();
+                let mut nonces: Nonces = storage
+                    .get(NONCES_KEY)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                nonces.retain(|_, u| *u > now);
+                let fresh = !nonces.contains_key(&key);
+                if fresh {
+                    nonces.insert(key, until);
+                }
+                storage.put(NONCES_KEY, &nonces).await?;
+                serde_json::json!({"fresh": fresh})
+            }
             Command::Sweep => {
                 self.settle_due(&config, &policy).await?;
                 serde_json::json!({"ok": true})
@@ -209,6 +276,19 @@ impl DurableObject for Ledger {
 }
 
 impl Ledger {
+    async fn counts(&self, now: u64) -> Counts {
+        let mut counts: Counts = self
+            .state
+            .storage()
+            .get(COUNTS_KEY)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        counts.retain(|_, (left, until)| *left > 0 && *until > now);
+        counts
+    }
+
     async fn load(&self) -> Result<Book> {
         Ok(self
             .state

@@ -5,6 +5,7 @@
 //! turned into a clear JSON answer rather than an exception, so no client ever sees a bare 500 from
 //! the runtime.
 
+mod access;
 mod admin;
 mod facilitator;
 mod ledger;
@@ -167,13 +168,55 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         payment_signature: payment_signature.as_deref(),
         x_payment: x_payment.as_deref(),
         preflight_method: preflight_method.as_deref(),
+        siwx_nonce: random_nonce(),
     };
     let head = method == "HEAD";
+    let paying = payment_signature.is_some() || x_payment.is_some();
+    if !paying && method != "OPTIONS" {
+        if let Some(route) = paywall::priced_route(config, &method, url.path()) {
+            // A wallet that already bought a session for this path comes in without paying.
+            match access::try_session(config, &env, headers, url.as_str(), url.path(), now).await {
+                Ok(None) => {}
+                Ok(Some(admitted)) => {
+                    let mut response = origin::forward_as(config, req, &admitted.wallet).await?;
+                    let mut extra = Vec::new();
+                    if let Some(token) = &admitted.token {
+                        extra = access::token_headers(token);
+                    }
+                    log_line(
+                        "session",
+                        &admitted.wallet.to_checksum(),
+                        route.pattern.as_str(),
+                        "0",
+                        "served",
+                    );
+                    respond::decorate(&mut response, extra);
+                    return Ok(response);
+                }
+                Err(refusal) => {
+                    let siwx = incoming
+                        .siwx_nonce
+                        .map(|nonce| paywall::SiwxChallenge { nonce, now });
+                    return respond::reply(
+                        paywall::challenge(route, url.as_str(), &refusal, siwx.as_ref()),
+                        head,
+                    );
+                }
+            }
+        }
+    }
     match paywall::decide(config, &incoming, now) {
         Decision::Pass => origin::pass(config, req).await,
         Decision::Reply(reply) => respond::reply(reply, head),
-        Decision::Paid(paid) => serve_paid(config, &env, req, &paid, head).await,
+        Decision::Paid(paid) => serve_paid(config, &env, req, &paid, head, now).await,
     }
+}
+
+/// Sixteen fresh random bytes (a Sign-In-With-X challenge nonce).
+fn random_nonce() -> Option<[u8; 16]> {
+    let mut nonce = [0u8; 16];
+    getrandom::getrandom(&mut nonce).ok()?;
+    Some(nonce)
 }
 
 /// Serves a locally verified payment.
@@ -188,6 +231,7 @@ async fn serve_paid(
     req: Request,
     paid: &PaidRequest<'_>,
     head: bool,
+    now: u64,
 ) -> Result<Response> {
     let client = facilitator::Client::new(config, facilitator_token(env));
     let body = paid.facilitator_body();
@@ -222,7 +266,7 @@ async fn serve_paid(
             Err(_) => deferred = false,
         }
     }
-    let mut response = origin::forward_paid(config, req, paid).await?;
+    let mut response = origin::forward_as(config, req, &paid.verified.payer).await?;
     let id = paid.admission(deferred).id;
     if response.status_code() >= 400 {
         if let (true, Some(book)) = (deferred, &book) {
@@ -232,7 +276,9 @@ async fn serve_paid(
     }
     if deferred {
         log_decision("accepted_deferred", paid, "");
-        respond::decorate(&mut response, paid.receipt_headers(&paid.pending_receipt()));
+        let mut extra = paid.receipt_headers(&paid.pending_receipt());
+        extra.extend(session_bought(env, paid, now).await);
+        respond::decorate(&mut response, extra);
         return Ok(response);
     }
     if let Some(book) = &book {
@@ -249,7 +295,9 @@ async fn serve_paid(
     match outcome {
         SettleOutcome::Settled(receipt) => {
             log_decision("settled", paid, &receipt.transaction);
-            respond::decorate(&mut response, paid.receipt_headers(&receipt));
+            let mut extra = paid.receipt_headers(&receipt);
+            extra.extend(session_bought(env, paid, now).await);
+            respond::decorate(&mut response, extra);
             Ok(response)
         }
         SettleOutcome::Refused { reason, message } => {
@@ -260,6 +308,21 @@ async fn serve_paid(
             log_decision("settlement_unknown", paid, &why);
             respond::reply(paid.settlement_unknown(&why), head)
         }
+    }
+}
+
+/// When the route sells a session, the grant the payment bought and the token for it.
+async fn session_bought(
+    env: &Env,
+    paid: &PaidRequest<'_>,
+    now: u64,
+) -> Vec<(&'static str, String)> {
+    let Some(offer) = &paid.route.session else {
+        return Vec::new();
+    };
+    match access::grant_after_payment(env, &paid.verified.payer, offer, now).await {
+        Some(token) => access::token_headers(&token),
+        None => Vec::new(),
     }
 }
 
@@ -301,6 +364,13 @@ fn log_decision(outcome: &str, paid: &PaidRequest<'_>, detail: &str) {
         "detail": detail,
     });
     worker::console_log!("{line}");
+}
+
+fn log_line(event: &str, who: &str, route: &str, amount: &str, outcome: &str) {
+    worker::console_log!(
+        "{}",
+        serde_json::json!({"event": event, "payer": who, "route": route, "amount": amount, "outcome": outcome})
+    );
 }
 
 /// The cron sweep (`[triggers] crons`): nudges every ledger with open entries, in case an alarm

@@ -7,7 +7,7 @@
 use worker::{Fetch, Request, RequestInit, RequestRedirect, Response, Result};
 
 use crate::config::Config;
-use crate::paywall::PaidRequest;
+use crate::evm::Address;
 
 /// Request headers that carry payments; the origin has no use for them once we have checked them.
 const PAYMENT_HEADERS: [&str; 3] = ["payment-signature", "x-payment", "sign-in-with-x"];
@@ -19,13 +19,9 @@ pub async fn pass(config: &Config, req: Request) -> Result<Response> {
     send(config, req, None).await
 }
 
-/// A paid request: payment headers stripped, the payer named.
-pub async fn forward_paid(
-    config: &Config,
-    req: Request,
-    paid: &PaidRequest<'_>,
-) -> Result<Response> {
-    send(config, req, Some(paid.verified.payer.to_checksum())).await
+/// A paid (or session) request: payment headers stripped, the wallet named.
+pub async fn forward_as(config: &Config, req: Request, wallet: &Address) -> Result<Response> {
+    send(config, req, Some(wallet.to_checksum())).await
 }
 
 async fn send(config: &Config, req: Request, payer: Option<String>) -> Result<Response> {

@@ -310,6 +310,7 @@ impl Req {
             payment_signature: self.payment_signature.as_deref(),
             x_payment: self.x_payment.as_deref(),
             preflight_method: self.preflight_method.as_deref(),
+            siwx_nonce: None,
         }
     }
 }

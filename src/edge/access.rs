@@ -1,0 +1,265 @@
+//! Sessions at the edge: letting a wallet in without paying again.
+//!
+//! A wallet that bought a session holds a grant: in Workers KV under `grant:<wallet>:<scope>`,
+//! expiring with KV's own expiry, readable fast at every edge location. It proves it is that
+//! wallet with Sign-In-With-X (EIP-4361 signed with EIP-191) or with the short-lived session token
+//! we hand out after a payment or a successful sign-in (cookie, or the same value as a bearer
+//! token).
+//!
+//! What KV cannot do is kept in the wallet's ledger (a Durable Object, strongly consistent):
+//! counting the requests left on a counted grant (KV's read-modify-write races across locations,
+//! so two requests could both spend the last one), and remembering Sign-In-With-X nonces (a
+//! nonce written to KV in one location may not be visible in another for a minute, long enough to
+//! replay it). Every use also checks the delinquent-wallet blocklist and that the grant still
+//! exists, so revoking a grant, or a failed settlement, ends a session at once, tokens included.
+
+use worker::{Env, Headers};
+
+use super::ledger::{Command, DELINQUENT_PREFIX};
+use super::ledger_client::LedgerClient;
+use crate::config::Config;
+use crate::evm::Address;
+use crate::reason::{Reason, Refusal};
+use crate::session::{self, Grant, SessionOffer};
+use crate::siwx;
+
+/// Secret: the key session tokens are signed with (at least 32 bytes).
+const SESSION_SECRET: &str = "X402_SESSION_SECRET";
+/// How long a session token lives at most; the grant's own expiry may be sooner.
+const TOKEN_SECONDS: u64 = 3600;
+/// The response header carrying a fresh session token (also set as a cookie).
+pub const TOKEN_HEADER: &str = "X402-Session";
+
+/// A request let in on a session.
+pub struct Admitted {
+    pub wallet: Address,
+    /// A fresh token to hand back, after a Sign-In-With-X.
+    pub token: Option<(String, u64)>,
+}
+
+/// Tries the request's session credentials. `Ok(None)`: it has none (or none for this path);
+/// `Err`: it has some and they were refused, with the reason (the request still may pay).
+pub async fn try_session(
+    config: &Config,
+    env: &Env,
+    headers: &Headers,
+    url: &str,
+    path: &str,
+    now: u64,
+) -> Result<Option<Admitted>, Refusal> {
+    let offers: Vec<&SessionOffer> = config.sessions_covering(path).collect();
+    if offers.is_empty() {
+        return Ok(None);
+    }
+    let header = |n: &str| headers.get(n).ok().flatten();
+    let secret = env.secret(SESSION_SECRET).ok().map(|s| s.to_string());
+
+    let cookie = header("cookie");
+    let authorization = header("authorization");
+    if let (Some(token), Some(secret)) = (
+        session::token_from_request(cookie.as_deref(), authorization.as_deref()),
+        secret.as_deref(),
+    ) {
+        let claims = session::check_token(secret.as_bytes(), token, now)
+            .map_err(|e| refused(e.code(), &e.to_string()))?;
+        if !claims.covers(path) {
+            return Err(refused(
+                "token_out_of_scope",
+                "the session token does not cover this path",
+            ));
+        }
+        let offer = offers
+            .iter()
+            .find(|o| o.scope.as_str() == claims.scope)
+            .ok_or_else(|| {
+                refused(
+                    "token_out_of_scope",
+                    "the session token's scope is no longer sold",
+                )
+            })?;
+        use_grant(env, &claims.wallet, offer, path, now).await?;
+        return Ok(Some(Admitted {
+            wallet: claims.wallet,
+            token: None,
+        }));
+    }
+
+    let Some(proof) = header(siwx::HEADER) else {
+        return Ok(None);
+    };
+    let proof = siwx::parse_header(&proof).map_err(|e| refused(e.code(), &e.to_string()))?;
+    let wallet = siwx::verify(&proof, url, now, siwx::DEFAULT_MAX_AGE_SECONDS)
+        .map_err(|e| refused(e.code(), &e.to_string()))?;
+    let book = LedgerClient::open(env, &wallet.to_lower_hex())
+        .ok_or_else(|| refused("siwx_unavailable", "no ledger to remember sign-in nonces"))?;
+    let fresh = book
+        .send(&Command::UseNonce {
+            key: siwx::replay_key(&proof),
+            until: siwx::remember_until(&proof, siwx::DEFAULT_MAX_AGE_SECONDS),
+        })
+        .await
+        .and_then(|v| v["fresh"].as_bool());
+    if fresh != Some(true) {
+        return Err(refused(
+            "siwx_nonce_replayed",
+            "this sign-in message was already used",
+        ));
+    }
+    let mut last = refused(
+        "no_grant",
+        "this wallet has no session for this path; pay to get one",
+    );
+    for offer in offers {
+        match use_grant(env, &wallet, offer, path, now).await {
+            Ok(grant) => {
+                let until = grant.expires_at.min(now + TOKEN_SECONDS);
+                let token = secret
+                    .as_deref()
+                    .filter(|s| s.len() >= session::MIN_SECRET_BYTES)
+                    .map(|s| {
+                        (
+                            session::issue_token(
+                                s.as_bytes(),
+                                &wallet,
+                                offer.scope.as_str(),
+                                until,
+                            ),
+                            until - now,
+                        )
+                    });
+                return Ok(Some(Admitted { wallet, token }));
+            }
+            Err(r) => last = r,
+        }
+    }
+    Err(last)
+}
+
+/// Checks that `wallet` still holds a grant for `offer` covering `path`, and spends one request
+/// of a counted grant (in the ledger, where counting is exact).
+async fn use_grant(
+    env: &Env,
+    wallet: &Address,
+    offer: &SessionOffer,
+    path: &str,
+    now: u64,
+) -> Result<Grant, Refusal> {
+    let kv = env
+        .kv(super::KV_BINDING)
+        .map_err(|_| refused("no_store", "no KV binding"))?;
+    let lower = wallet.to_lower_hex();
+    if kv
+        .get(&format!("{DELINQUENT_PREFIX}{lower}"))
+        .text()
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    {
+        return Err(Refusal::new(
+            Reason::WalletDelinquent,
+            "its sessions are suspended until the debt is settled",
+        ));
+    }
+    let key = session::grant_key(wallet, offer.scope.as_str());
+    let grant = kv
+        .get(&key)
+        .text()
+        .await
+        .ok()
+        .flatten()
+        .and_then(|j| Grant::from_json(&j).ok())
+        .filter(|g| g.wallet == *wallet && g.covers(path, now))
+        .ok_or_else(|| {
+            refused(
+                "no_grant",
+                "this wallet has no current session for this path",
+            )
+        })?;
+    if grant.requests.is_some() {
+        let book = LedgerClient::open(env, &lower)
+            .ok_or_else(|| refused("no_ledger", "no ledger to count requests"))?;
+        let left = book
+            .send(&Command::SpendGrant {
+                key: key.clone(),
+                now,
+            })
+            .await
+            .and_then(|v| v["spent"].as_bool());
+        if left != Some(true) {
+            return Err(refused(
+                "grant_used_up",
+                "every request this session bought has been used",
+            ));
+        }
+    }
+    Ok(grant)
+}
+
+/// Records the grant a payment bought, and returns a token for it.
+pub async fn grant_after_payment(
+    env: &Env,
+    wallet: &Address,
+    offer: &SessionOffer,
+    now: u64,
+) -> Option<(String, u64)> {
+    let grant = offer.grant(*wallet, now);
+    let key = session::grant_key(wallet, offer.scope.as_str());
+    if let Some(requests) = grant.requests {
+        let book = LedgerClient::open(env, &wallet.to_lower_hex())?;
+        book.send(&Command::SetGrant {
+            key: key.clone(),
+            requests,
+            until: grant.expires_at,
+        })
+        .await?;
+    }
+    let kv = env.kv(super::KV_BINDING).ok()?;
+    // KV's expiry has a floor of 60 s; the grant's own expiry is checked on every use.
+    let ttl = grant.ttl(now).max(60);
+    kv.put(&key, grant.to_json())
+        .ok()?
+        .expiration_ttl(ttl)
+        .execute()
+        .await
+        .ok()?;
+    let secret = env.secret(SESSION_SECRET).ok()?.to_string();
+    if secret.len() < session::MIN_SECRET_BYTES {
+        return None;
+    }
+    let until = grant.expires_at.min(now + TOKEN_SECONDS);
+    Some((
+        session::issue_token(secret.as_bytes(), wallet, offer.scope.as_str(), until),
+        until - now,
+    ))
+}
+
+/// Headers handing a session token to the client: a cookie for browsers, a header for programs.
+pub fn token_headers(token: &(String, u64)) -> Vec<(&'static str, String)> {
+    vec![
+        ("Set-Cookie", session::cookie(&token.0, token.1)),
+        (TOKEN_HEADER, token.0.clone()),
+    ]
+}
+
+/// Deletes every grant of a wallet from KV (revocation; the ledger forgets its counts too).
+pub async fn revoke_grants(env: &Env, wallet: &Address) -> usize {
+    let prefix = format!("grant:{}:", wallet.to_lower_hex());
+    let Ok(keys) = super::admin::list_prefix(env, &prefix).await else {
+        return 0;
+    };
+    let Ok(kv) = env.kv(super::KV_BINDING) else {
+        return 0;
+    };
+    for k in &keys {
+        let _ = kv.delete(&format!("{prefix}{k}")).await;
+    }
+    if let Some(book) = LedgerClient::open(env, &wallet.to_lower_hex()) {
+        let _ = book.send(&Command::ClearGrants).await;
+    }
+    keys.len()
+}
+
+fn refused(code: &str, message: &str) -> Refusal {
+    Refusal::new(Reason::SessionRefused, format!("{code}: {message}"))
+}
