@@ -58,6 +58,11 @@ struct RawConfig {
     max_timeout_seconds: Option<u64>,
     settlement: Option<SettlementMode>,
     deferred: Option<RawDeferred>,
+    payers: Option<Payers>,
+    humans: Option<Access>,
+    crawlers: Option<Access>,
+    agents: Option<Access>,
+    trust_browsers: Option<bool>,
     #[serde(default)]
     rpc: std::collections::BTreeMap<String, String>,
 }
@@ -154,6 +159,125 @@ struct RawRoute {
     max_timeout_seconds: Option<u64>,
     settlement: Option<SettlementMode>,
     session: Option<RawSession>,
+    discovery: Option<Discovery>,
+    payers: Option<Payers>,
+    humans: Option<Access>,
+    crawlers: Option<Access>,
+    agents: Option<Access>,
+    trust_browsers: Option<bool>,
+}
+
+/// What a route tells agents about itself (the `bazaar` extension and `/.well-known/x402`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Discovery {
+    /// Listed in `/.well-known/x402` and described in the 402 (default true).
+    #[serde(default = "yes")]
+    pub discoverable: bool,
+    /// Example query parameters (GET, HEAD, DELETE) or body (POST, PUT, PATCH).
+    pub input: Option<Value>,
+    /// JSON Schema of the input.
+    pub input_schema: Option<Value>,
+    /// `json`, `form-data` or `text`, for body methods.
+    pub body_type: Option<String>,
+    /// An example of what the route returns.
+    pub output: Option<Value>,
+    /// JSON Schema of the output.
+    pub output_schema: Option<Value>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Who pays, per class of client. A route (or the top level) may say `payers` for the usual
+/// combinations, or set each class.
+#[derive(Debug, Default)]
+struct RawAccess {
+    payers: Option<Payers>,
+    humans: Option<Access>,
+    crawlers: Option<Access>,
+    agents: Option<Access>,
+    trust_browsers: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Payers {
+    /// Everyone pays.
+    Everyone,
+    /// Crawlers and agents pay; people read free.
+    Bots,
+    /// Agents pay; people and crawlers are let through.
+    Agents,
+}
+
+/// What happens to one class of client on a priced route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Let through without payment.
+    Allow,
+    /// Ask for payment (402).
+    Charge,
+    /// Refuse (403).
+    Block,
+}
+
+/// The per-class policy of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub humans: Access,
+    pub crawlers: Access,
+    pub agents: Access,
+    /// Whether a browser-looking request (User-Agent and Accept only, no Cloudflare verdict) is
+    /// treated as a person. Off by default: anyone can claim to be a browser.
+    pub trust_browsers: bool,
+}
+
+impl Default for AccessPolicy {
+    fn default() -> Self {
+        AccessPolicy {
+            humans: Access::Charge,
+            crawlers: Access::Charge,
+            agents: Access::Charge,
+            trust_browsers: false,
+        }
+    }
+}
+
+impl RawAccess {
+    fn resolve(&self, base: AccessPolicy) -> AccessPolicy {
+        let mut p = match self.payers {
+            None => base,
+            Some(Payers::Everyone) => AccessPolicy::default(),
+            Some(Payers::Bots) => AccessPolicy {
+                humans: Access::Allow,
+                crawlers: Access::Charge,
+                agents: Access::Charge,
+                trust_browsers: base.trust_browsers,
+            },
+            Some(Payers::Agents) => AccessPolicy {
+                humans: Access::Allow,
+                crawlers: Access::Allow,
+                agents: Access::Charge,
+                trust_browsers: base.trust_browsers,
+            },
+        };
+        if let Some(t) = self.trust_browsers {
+            p.trust_browsers = t;
+        }
+        if let Some(a) = self.humans {
+            p.humans = a;
+        }
+        if let Some(a) = self.crawlers {
+            p.crawlers = a;
+        }
+        if let Some(a) = self.agents {
+            p.agents = a;
+        }
+        p
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -228,6 +352,9 @@ pub struct Route {
     pub settlement: SettlementMode,
     /// What a payment here buys beyond this request, if anything.
     pub session: Option<SessionOffer>,
+    /// Who pays here, per class of client.
+    pub access: AccessPolicy,
+    pub discovery: Discovery,
 }
 
 impl Route {
@@ -388,6 +515,14 @@ impl RawConfig {
             .transpose()?;
         let deferred = resolve_deferred(self.deferred.as_ref())?;
         let default_settlement = self.settlement.unwrap_or(SettlementMode::Immediate);
+        let default_access = RawAccess {
+            payers: self.payers,
+            humans: self.humans,
+            crawlers: self.crawlers,
+            agents: self.agents,
+            trust_browsers: self.trust_browsers,
+        }
+        .resolve(AccessPolicy::default());
         let mut rpc = Vec::with_capacity(self.rpc.len());
         for (net, url) in &self.rpc {
             let key = format!("rpc.{net:?}");
@@ -431,6 +566,8 @@ impl RawConfig {
                     offers: Vec::new(),
                     settlement: SettlementMode::Immediate,
                     session: None,
+                    access: AccessPolicy::default(),
+                    discovery: Discovery::default(),
                 });
                 continue;
             }
@@ -496,6 +633,18 @@ impl RawConfig {
                     )
                 }
             };
+            let discovery = r.discovery.clone().unwrap_or(Discovery {
+                discoverable: true,
+                ..Discovery::default()
+            });
+            if let Some(bt) = &discovery.body_type {
+                if !matches!(bt.as_str(), "json" | "form-data" | "text") {
+                    return Err(err(
+                        format!("{key}.discovery.bodyType"),
+                        format!("{bt:?} is not json, form-data or text"),
+                    ));
+                }
+            }
             routes.push(Route {
                 index: i,
                 method,
@@ -505,6 +654,15 @@ impl RawConfig {
                 offers,
                 settlement,
                 session,
+                access: RawAccess {
+                    payers: r.payers,
+                    humans: r.humans,
+                    crawlers: r.crawlers,
+                    agents: r.agents,
+                    trust_browsers: r.trust_browsers,
+                }
+                .resolve(default_access),
+                discovery,
             });
         }
         Ok(Config {

@@ -32,11 +32,14 @@
 pub mod chain;
 pub mod config;
 pub mod crawlers;
+pub mod discovery;
 pub mod evm;
 pub mod facilitator;
 pub mod networks;
+pub mod page;
 pub mod pattern;
 pub mod paywall;
+pub mod policy;
 pub mod reason;
 pub mod session;
 pub mod settlement;

@@ -273,6 +273,9 @@ pub fn terms(
     siwx: Option<&SiwxChallenge>,
 ) -> PaymentRequired {
     let mut extensions = serde_json::Map::new();
+    if let Some(b) = crate::discovery::bazaar(route) {
+        extensions.insert("bazaar".into(), b);
+    }
     if let (Some(session), Some(challenge)) = (&route.session, siwx) {
         // A wallet that already bought this scope proves it with Sign-In-With-X instead of paying.
         if let Some(at) = crate::siwx::HttpUrl::parse(url) {

@@ -65,6 +65,11 @@ pub enum Reason {
     CreditExceeded,
     /// A session proof (Sign-In-With-X or a session token) was refused; paying still works.
     SessionRefused,
+    /// This class of client is not let in on this route, paid or not.
+    Blocked,
+    /// A crawler's stated price (`crawler-max-price` / `crawler-exact-price`) was refused; the
+    /// status and the `crawler-error` header follow Pay Per Crawl.
+    CrawlerPriceRefused,
     /// The facilitator refused to settle the payment.
     SettlementFailed,
     /// The facilitator could not be reached or gave no usable answer; nothing was charged.
@@ -88,7 +93,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 32] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -116,6 +121,8 @@ impl Reason {
         Reason::WalletDelinquent,
         Reason::CreditExceeded,
         Reason::SessionRefused,
+        Reason::Blocked,
+        Reason::CrawlerPriceRefused,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
         Reason::ConfigInvalid,
@@ -298,6 +305,18 @@ impl Reason {
                 "payment_required",
                 402,
                 "The session proof was refused, so this request needs a payment.",
+            ),
+            Reason::Blocked => row(
+                "blocked",
+                "blocked",
+                403,
+                "The publisher does not let this kind of client read this resource.",
+            ),
+            Reason::CrawlerPriceRefused => row(
+                "crawler_price_refused",
+                "payment_required",
+                402,
+                "The price this crawler stated does not match this resource's price (see crawler-error).",
             ),
             Reason::SettlementFailed => row(
                 "settlement_failed",

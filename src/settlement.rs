@@ -68,9 +68,12 @@
 //!    our own earlier settlement that landed after all, so the entry fails with
 //!    [`UNCONFIRMED_NONCE_USED`], not delinquent (the shell records [`Outcome::Settled`] instead if it
 //!    can confirm a transaction hash). Reconciliation is bounded: more than `max_attempts_unknown`
-//!    unanswered attempts fail with [`SETTLEMENT_UNKNOWN`]; past the deadline only a chain read can
-//!    still settle it (an authorization unused once `validBefore` + [`CHAIN_GRACE`] has passed can
-//!    never move: [`EXPIRED_UNSETTLED`]); without RPC it fails with [`SETTLEMENT_UNKNOWN`].
+//!    unanswered attempts in a row fail with [`SETTLEMENT_UNKNOWN`]. A chain read that finds the
+//!    authorization unused ends the row: a facilitator that is down for a while is retried with
+//!    backoff until the deadline, not given up while the chain says the money is still there to
+//!    collect. Past the deadline only a chain read can still settle it (an authorization unused
+//!    once `validBefore` + [`CHAIN_GRACE`] has passed can never move: [`EXPIRED_UNSETTLED`]);
+//!    without RPC it fails with [`SETTLEMENT_UNKNOWN`].
 //! 6. **Immediate entries** (not deferred) are served only if settlement succeeds, as the shell does
 //!    today. So any refusal fails them without delinquency (the client got a 402 and nothing), and
 //!    after an Unknown they are reconciled by chain reads only, never resent: the client was told
@@ -525,9 +528,14 @@ struct Entry {
     /// Transient refusals so far (drives the backoff).
     #[serde(rename = "tr", default, skip_serializing_if = "is_zero_u32")]
     tries: u32,
-    /// Attempts without a usable answer so far.
+    /// Attempts without a usable answer so far (drives the backoff).
     #[serde(rename = "uk", default, skip_serializing_if = "is_zero_u32")]
     unknowns: u32,
+    /// Attempts without a usable answer since a chain read last showed the authorization unused:
+    /// what [`LedgerPolicy::max_attempts_unknown`] bounds. A facilitator that is down is not a
+    /// reason to give up a payment the chain says is still collectable; the deadline bounds that.
+    #[serde(rename = "ur", default, skip_serializing_if = "is_zero_u32")]
+    unresolved: u32,
     /// An earlier attempt may have moved the money.
     #[serde(rename = "x", default, skip_serializing_if = "is_false")]
     uncertain: bool,
@@ -661,10 +669,11 @@ impl Entry {
     fn unknown(&mut self, why: String, policy: &LedgerPolicy, now: u64) -> Effect {
         self.uncertain = true;
         self.unknowns = self.unknowns.saturating_add(1);
-        if self.unknowns > policy.max_attempts_unknown {
+        self.unresolved = self.unresolved.saturating_add(1);
+        if self.unresolved > policy.max_attempts_unknown {
             let message = format!(
                 "no usable answer after {} attempts; the payment may have moved ({why})",
-                self.unknowns
+                self.unresolved
             );
             return self.fail(SETTLEMENT_UNKNOWN, message, false, now);
         }
@@ -717,7 +726,10 @@ impl Entry {
 
     fn on_chain_unused(&mut self, now: u64) -> Effect {
         if self.may_resend(now) {
+            // The chain answered what the facilitator could not: nothing moved (yet). Later
+            // answers are still judged as after an uncertain attempt, and the backoff keeps growing.
             self.uncertain = true;
+            self.unresolved = 0;
             self.state = State::Pending { due: now };
             return Effect::Retry { at: now };
         }
@@ -777,6 +789,7 @@ impl Entry {
             if since.saturating_add(IN_FLIGHT_LEASE) <= now {
                 self.uncertain = true;
                 self.unknowns = self.unknowns.saturating_add(1);
+                self.unresolved = self.unresolved.saturating_add(1);
                 self.state = State::Unknown {
                     due: now,
                     why: "an attempt was in flight and its outcome was never recorded".into(),
@@ -905,6 +918,7 @@ impl Ledger {
             state,
             tries: 0,
             unknowns: 0,
+            unresolved: 0,
             uncertain: false,
             payload: Some(a.payload),
         });
@@ -932,8 +946,8 @@ impl Ledger {
         let e = self.entries.iter_mut().find(|e| e.id == id)?;
         let (_, attempt) = e.attempt(now)?;
         e.expire_lease(now);
-        if e.unknowns > policy.max_attempts_unknown {
-            let message = format!("no usable answer after {} attempts", e.unknowns);
+        if e.unresolved > policy.max_attempts_unknown {
+            let message = format!("no usable answer after {} attempts", e.unresolved);
             e.fail(SETTLEMENT_UNKNOWN, message, false, now);
             return None;
         }
@@ -1241,5 +1255,153 @@ mod dec {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_750_000_000;
+    const USDC: &str = "0x036cbd53842c5426634e7929541ec2318f3dcf7e";
+
+    fn policy() -> LedgerPolicy {
+        LedgerPolicy {
+            credit_limit: 1_000_000,
+            batch_window: 2,
+            safety_margin: 30,
+            max_attempts_unknown: 5,
+            settled_history: 20,
+        }
+    }
+
+    fn admit(l: &mut Ledger, valid_before: u64, now: u64) -> String {
+        let nonce = format!("0x{:064x}", 7);
+        let id = format!("31337:{USDC}:{nonce}");
+        l.admit(
+            Admission {
+                id: id.clone(),
+                asset: USDC.into(),
+                nonce,
+                amount: "10000".into(),
+                amount_micro_usd: 10_000,
+                valid_before,
+                route: "/api/*".into(),
+                network: "eip155:31337".into(),
+                deferred: true,
+                payload: serde_json::json!({}),
+            },
+            &policy(),
+            now,
+        )
+        .unwrap();
+        id
+    }
+
+    /// Plays the shell's alarm loop with the facilitator unreachable (every /settle unanswered) and
+    /// a chain that says the authorization is unused, until `until`; returns the time it stopped.
+    fn facilitator_down(l: &mut Ledger, id: &str, mut now: u64, until: u64) -> u64 {
+        let p = policy();
+        while now < until {
+            let Some(next) = l.next_alarm() else { break };
+            now = now.max(next);
+            if now >= until {
+                break;
+            }
+            l.prune(now);
+            while let Some(a) = l.due(now).into_iter().next() {
+                let Some(a) = l.begin(&a.id, &p, now) else {
+                    break;
+                };
+                let outcome = match a.action {
+                    Action::Settle => Outcome::Unknown {
+                        why: "facilitator /settle: Network connection lost.".into(),
+                    },
+                    Action::Reconcile => Outcome::OnChainUnused,
+                };
+                l.record(id, outcome, &p, now);
+            }
+        }
+        now
+    }
+
+    /// A facilitator outage longer than `max_attempts_unknown` backoffs (about 31 s here) used to
+    /// fail a collectable payment as `settlement_unknown` ("may have moved") although every chain
+    /// read said it had not, minutes before its deadline.
+    #[test]
+    fn an_outage_the_chain_can_see_through_does_not_give_a_payment_up() {
+        let p = policy();
+        let mut l = Ledger::new();
+        let vb = T0 + 300;
+        let id = admit(&mut l, vb, T0);
+        let now = facilitator_down(&mut l, &id, T0, T0 + 120);
+        let e = l.entry(&id).unwrap();
+        assert!(
+            matches!(e.status, Status::Unknown | Status::Pending),
+            "still open after a 2-minute outage: {e:?}"
+        );
+        assert!(e.unknowns > p.max_attempts_unknown);
+        // The backoff kept growing: a handful of attempts, not one a second.
+        assert!(e.unknowns <= 12, "{} attempts", e.unknowns);
+        // The facilitator is back: the next attempt reconciles, then resends, and it settles.
+        let now = now.max(l.next_alarm().unwrap());
+        let a = l.begin(&id, &p, now).unwrap();
+        assert_eq!(a.action, Action::Reconcile);
+        assert_eq!(
+            l.record(&id, Outcome::OnChainUnused, &p, now),
+            Effect::Retry { at: now }
+        );
+        let a = l.begin(&id, &p, now).unwrap();
+        assert_eq!(a.action, Action::Settle);
+        let tx = format!("0x{}", "ab".repeat(32));
+        assert_eq!(
+            l.record(
+                &id,
+                Outcome::Settled {
+                    transaction: tx.clone()
+                },
+                &p,
+                now
+            ),
+            Effect::Settled
+        );
+        assert_eq!(l.entry(&id).unwrap().transaction, Some(tx));
+        assert_eq!(l.view().lost_micro_usd, 0);
+    }
+
+    /// An outage that outlasts the authorization ends as lost revenue for the right reason.
+    #[test]
+    fn an_outage_past_the_authorization_ends_as_expired_unsettled() {
+        let mut l = Ledger::new();
+        let vb = T0 + 300;
+        let id = admit(&mut l, vb, T0);
+        facilitator_down(&mut l, &id, T0, vb + 10 * CHAIN_GRACE);
+        let e = l.entry(&id).unwrap();
+        assert_eq!(e.status, Status::Failed);
+        assert_eq!(e.reason.as_deref(), Some(EXPIRED_UNSETTLED), "{e:?}");
+        assert!(!e.delinquent);
+        assert_eq!(l.view().lost_micro_usd, 10_000);
+        assert_eq!(l.next_alarm(), None);
+    }
+
+    /// Without chain reads to resolve them, unanswered attempts stay bounded: a settle nobody
+    /// answered and a chain that cannot be read count alike.
+    #[test]
+    fn unresolved_unknowns_are_still_bounded() {
+        let p = policy();
+        let mut l = Ledger::new();
+        let id = admit(&mut l, T0 + 3_600, T0);
+        let mut now = T0 + 2;
+        let mut records = 0;
+        while let Effect::Retry { at } =
+            l.record(&id, Outcome::Unknown { why: "x".into() }, &p, now)
+        {
+            records += 1;
+            now = at;
+        }
+        assert_eq!(records, p.max_attempts_unknown);
+        let e = l.entry(&id).unwrap();
+        assert_eq!(e.status, Status::Failed);
+        assert_eq!(e.reason.as_deref(), Some(SETTLEMENT_UNKNOWN));
     }
 }

@@ -1365,6 +1365,8 @@ fn refusal_table() {
         Reason::WalletDelinquent,
         Reason::CreditExceeded,
         Reason::SessionRefused,
+        Reason::Blocked,
+        Reason::CrawlerPriceRefused,
     ];
     let missing: Vec<&str> = Reason::ALL
         .iter()
@@ -1505,9 +1507,11 @@ fn several_networks_in_order_v2_header_and_v1_body() {
         json!({"url": format!("{ORIGIN}/reports/q3"), "description": "A quarterly report",
                "mimeType": "application/pdf"})
     );
-    assert!(
-        pr.get("extensions").is_none(),
-        "empty extensions are omitted"
+    let extensions: Vec<&String> = pr["extensions"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        extensions,
+        ["bazaar"],
+        "discovery only: this route sells no session"
     );
     let accepts = pr["accepts"].as_array().unwrap();
     let expected = [

@@ -56,35 +56,22 @@ pub async fn try_session(
 
     let cookie = header("cookie");
     let authorization = header("authorization");
+    let proof = header(siwx::HEADER);
     if let (Some(token), Some(secret)) = (
         session::token_from_request(cookie.as_deref(), authorization.as_deref()),
         secret.as_deref(),
     ) {
-        let claims = session::check_token(secret.as_bytes(), token, now)
-            .map_err(|e| refused(e.code(), &e.to_string()))?;
-        if !claims.covers(path) {
-            return Err(refused(
-                "token_out_of_scope",
-                "the session token does not cover this path",
-            ));
+        match admit_token(env, &offers, token, secret, path, now).await {
+            Ok(admitted) => return Ok(Some(admitted)),
+            // A token that does not get in (expired, out of scope, made with a rotated secret)
+            // must not stand in the way of a sign-in sent with it: a browser sends its one
+            // `Path=/` cookie everywhere, including to another scope the wallet bought.
+            Err(refusal) if proof.is_none() => return Err(refusal),
+            Err(_) => {}
         }
-        let offer = offers
-            .iter()
-            .find(|o| o.scope.as_str() == claims.scope)
-            .ok_or_else(|| {
-                refused(
-                    "token_out_of_scope",
-                    "the session token's scope is no longer sold",
-                )
-            })?;
-        use_grant(env, &claims.wallet, offer, path, now).await?;
-        return Ok(Some(Admitted {
-            wallet: claims.wallet,
-            token: None,
-        }));
     }
 
-    let Some(proof) = header(siwx::HEADER) else {
+    let Some(proof) = proof else {
         return Ok(None);
     };
     let proof = siwx::parse_header(&proof).map_err(|e| refused(e.code(), &e.to_string()))?;
@@ -133,6 +120,40 @@ pub async fn try_session(
         }
     }
     Err(last)
+}
+
+/// Lets a request in on a session token: genuine, unexpired, its scope still sold and covering
+/// `path`, and the grant behind it still there (revocation and delinquency end tokens too).
+async fn admit_token(
+    env: &Env,
+    offers: &[&SessionOffer],
+    token: &str,
+    secret: &str,
+    path: &str,
+    now: u64,
+) -> Result<Admitted, Refusal> {
+    let claims = session::check_token(secret.as_bytes(), token, now)
+        .map_err(|e| refused(e.code(), &e.to_string()))?;
+    if !claims.covers(path) {
+        return Err(refused(
+            "token_out_of_scope",
+            "the session token does not cover this path",
+        ));
+    }
+    let offer = offers
+        .iter()
+        .find(|o| o.scope.as_str() == claims.scope)
+        .ok_or_else(|| {
+            refused(
+                "token_out_of_scope",
+                "the session token's scope is no longer sold",
+            )
+        })?;
+    use_grant(env, &claims.wallet, offer, path, now).await?;
+    Ok(Admitted {
+        wallet: claims.wallet,
+        token: None,
+    })
 }
 
 /// Checks that `wallet` still holds a grant for `offer` covering `path`, and spends one request

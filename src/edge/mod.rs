@@ -7,6 +7,7 @@
 
 mod access;
 mod admin;
+mod bots;
 mod facilitator;
 mod ledger;
 mod ledger_client;
@@ -20,9 +21,11 @@ use std::rc::Rc;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
-use crate::config::{Config, OverCredit, SettlementMode};
+use crate::config::{Access, Config, OverCredit, SettlementMode};
+use crate::crawlers::{self, Class};
 use crate::facilitator::{SettleOutcome, VerifyOutcome};
 use crate::paywall::{self, Decision, Incoming, PaidRequest};
+use crate::policy;
 use crate::reason::{Reason, Refusal};
 use crate::x402;
 
@@ -171,9 +174,76 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         siwx_nonce: random_nonce(),
     };
     let head = method == "HEAD";
+    if url.path() == DISCOVERY_PATH && (method == "GET" || head) {
+        return respond::discovery(config, &url, head);
+    }
     let paying = payment_signature.is_some() || x_payment.is_some();
-    if !paying && method != "OPTIONS" {
-        if let Some(route) = paywall::priced_route(config, &method, url.path()) {
+    let route = match method.as_str() {
+        "OPTIONS" => None,
+        _ => paywall::priced_route(config, &method, url.path()),
+    };
+    let mut ctx = Served {
+        head,
+        now,
+        crawler: None,
+    };
+    if let Some(route) = route {
+        let who = bots::who(&req, &env, &url, &method, now).await;
+        let siwx = incoming
+            .siwx_nonce
+            .map(|nonce| paywall::SiwxChallenge { nonce, now });
+        match policy::access(
+            &route.access,
+            who.class,
+            &who.evidence,
+            who.cloudflare.as_ref(),
+        ) {
+            Access::Allow => {
+                log_line(
+                    "access",
+                    &format!("{:?}", who.evidence),
+                    route.pattern.as_str(),
+                    "0",
+                    "allowed",
+                );
+                return origin::pass(config, req).await;
+            }
+            Access::Block => {
+                let mut reply = paywall::plain_refusal(&Refusal::new(
+                    Reason::Blocked,
+                    format!("{:?} ({:?})", who.class, who.evidence),
+                ));
+                if who.class == Class::Crawler {
+                    reply
+                        .headers
+                        .push((crawlers::CRAWLER_ERROR, "CrawlerForbidden".into()));
+                }
+                log_line(
+                    "access",
+                    &format!("{:?}", who.evidence),
+                    route.pattern.as_str(),
+                    "0",
+                    "blocked",
+                );
+                return respond::reply(reply, head);
+            }
+            Access::Charge => {}
+        }
+        // Pay Per Crawl: a crawler learns the price in `crawler-price`, may state what it accepts,
+        // and is told what it was charged. The money itself moves through x402.
+        match crawler_terms(route, &who, headers) {
+            Ok(c) => ctx.crawler = c,
+            Err((e, reply_refusal)) => {
+                let mut reply =
+                    paywall::challenge(route, url.as_str(), &reply_refusal, siwx.as_ref());
+                reply.status = e.status();
+                reply
+                    .headers
+                    .push((crawlers::CRAWLER_ERROR, e.code().into()));
+                return respond::reply(reply, head);
+            }
+        }
+        if !paying {
             // A wallet that already bought a session for this path comes in without paying.
             match access::try_session(config, &env, headers, url.as_str(), url.path(), now).await {
                 Ok(None) => {}
@@ -194,22 +264,87 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                     return Ok(response);
                 }
                 Err(refusal) => {
-                    let siwx = incoming
-                        .siwx_nonce
-                        .map(|nonce| paywall::SiwxChallenge { nonce, now });
-                    return respond::reply(
-                        paywall::challenge(route, url.as_str(), &refusal, siwx.as_ref()),
-                        head,
-                    );
+                    let reply = paywall::challenge(route, url.as_str(), &refusal, siwx.as_ref());
+                    return respond::reply(ctx.on_refusal(reply), head);
                 }
             }
         }
     }
     match paywall::decide(config, &incoming, now) {
         Decision::Pass => origin::pass(config, req).await,
-        Decision::Reply(reply) => respond::reply(reply, head),
-        Decision::Paid(paid) => serve_paid(config, &env, req, &paid, head, now).await,
+        Decision::Reply(reply) => respond::reply(ctx.on_refusal(reply), head),
+        Decision::Paid(paid) => serve_paid(config, &env, req, &paid, &ctx).await,
     }
+}
+
+/// Where the Worker publishes what is for sale.
+const DISCOVERY_PATH: &str = "/.well-known/x402";
+
+/// What the request path learned that the answer needs.
+struct Served {
+    head: bool,
+    now: u64,
+    /// For crawlers: the price to quote (`crawler-price`) and whether an intent was stated.
+    crawler: Option<CrawlerTerms>,
+}
+
+struct CrawlerTerms {
+    price: String,
+}
+
+impl Served {
+    /// Adds what a refusal to this client also carries (`crawler-price` for crawlers).
+    fn on_refusal(&self, mut reply: paywall::Reply) -> paywall::Reply {
+        if let (Some(c), 402) = (&self.crawler, reply.status) {
+            reply
+                .headers
+                .push((crawlers::CRAWLER_PRICE, c.price.clone()));
+        }
+        reply
+    }
+
+    /// What a served, paid answer also carries (`crawler-charged` for crawlers).
+    fn on_success(&self) -> Vec<(&'static str, String)> {
+        match &self.crawler {
+            Some(c) => vec![(crawlers::CRAWLER_CHARGED, c.price.clone())],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The Pay Per Crawl side of a crawler's request: the price to quote, or why its stated intent
+/// (`crawler-max-price` / `crawler-exact-price`, which must be signed) is refused.
+fn crawler_terms(
+    route: &crate::config::Route,
+    who: &bots::Who,
+    headers: &worker::Headers,
+) -> std::result::Result<Option<CrawlerTerms>, (crawlers::CrawlerError, Refusal)> {
+    let max = headers.get(crawlers::CRAWLER_MAX_PRICE).ok().flatten();
+    let exact = headers.get(crawlers::CRAWLER_EXACT_PRICE).ok().flatten();
+    if who.class != Class::Crawler && max.is_none() && exact.is_none() {
+        return Ok(None);
+    }
+    let Some(offer) = route.offers.first() else {
+        return Ok(None);
+    };
+    let atomic = offer.amount.to_u128().unwrap_or(u128::MAX);
+    let decimals = offer.asset.decimals;
+    let refuse = |e: crawlers::CrawlerError| {
+        (
+            e,
+            Refusal::new(
+                Reason::CrawlerPriceRefused,
+                format!("{}: {}", e.code(), e.message()),
+            ),
+        )
+    };
+    crawlers::require_signed_intent(who.verified.as_ref(), max.is_some(), exact.is_some())
+        .map_err(refuse)?;
+    crawlers::check_crawler_intent(max.as_deref(), exact.as_deref(), atomic, decimals)
+        .map_err(refuse)?;
+    Ok(Some(CrawlerTerms {
+        price: crawlers::crawler_price(atomic, decimals),
+    }))
 }
 
 /// Sixteen fresh random bytes (a Sign-In-With-X challenge nonce).
@@ -230,9 +365,9 @@ async fn serve_paid(
     env: &Env,
     req: Request,
     paid: &PaidRequest<'_>,
-    head: bool,
-    now: u64,
+    ctx: &Served,
 ) -> Result<Response> {
+    let (head, now) = (ctx.head, ctx.now);
     let client = facilitator::Client::new(config, facilitator_token(env));
     let body = paid.facilitator_body();
     if !paid.verified.signature_checked {
@@ -278,6 +413,7 @@ async fn serve_paid(
         log_decision("accepted_deferred", paid, "");
         let mut extra = paid.receipt_headers(&paid.pending_receipt());
         extra.extend(session_bought(env, paid, now).await);
+        extra.extend(ctx.on_success());
         respond::decorate(&mut response, extra);
         return Ok(response);
     }
@@ -297,6 +433,7 @@ async fn serve_paid(
             log_decision("settled", paid, &receipt.transaction);
             let mut extra = paid.receipt_headers(&receipt);
             extra.extend(session_bought(env, paid, now).await);
+            extra.extend(ctx.on_success());
             respond::decorate(&mut response, extra);
             Ok(response)
         }

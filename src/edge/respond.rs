@@ -25,3 +25,25 @@ pub fn decorate(response: &mut Response, extra: Vec<(&'static str, String)>) {
         let _ = headers.set(k, &v);
     }
 }
+
+/// The `/.well-known/x402` document: every priced resource with its terms.
+pub fn discovery(
+    config: &crate::config::Config,
+    url: &worker::Url,
+    head: bool,
+) -> Result<Response> {
+    let origin = url.origin().ascii_serialization();
+    let doc = crate::discovery::document(config, &origin);
+    let mut headers = paywall::common_headers();
+    headers.retain(|(k, _)| *k != "Cache-Control");
+    headers.push(("Cache-Control", "public, max-age=300".into()));
+    headers.push(("Content-Type", "application/json".into()));
+    reply(
+        Reply {
+            status: 200,
+            headers,
+            body: doc.to_string(),
+        },
+        head,
+    )
+}

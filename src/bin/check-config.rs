@@ -1,0 +1,105 @@
+//! Checks a paywall configuration before it is deployed: reads the JSON of `[vars.X402]` on
+//! standard input (`scripts/check-config` extracts it from `wrangler.toml`), validates it exactly
+//! as the Worker will, and prints what each route sells, or the key that is wrong and why.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use x402_edge::config::{Access, Config, SettlementMode};
+
+fn main() -> ExitCode {
+    let mut json = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut json) {
+        eprintln!("could not read the configuration: {e}");
+        return ExitCode::from(2);
+    }
+    let config = match Config::from_json(&json) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!(
+        "ok: {} route(s); facilitator {}; origin {}",
+        config.routes.len(),
+        config
+            .facilitator
+            .as_ref()
+            .map_or("none", |f| f.url.as_str()),
+        config.origin.as_deref().unwrap_or("the zone's own"),
+    );
+    for r in &config.routes {
+        let what = format!(
+            "{} {}",
+            r.method.as_deref().unwrap_or("*"),
+            r.pattern.as_str()
+        );
+        if r.is_free() {
+            println!("  {what:<32} free");
+            continue;
+        }
+        let offers: Vec<String> = r
+            .offers
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {} on {}",
+                    human(o.amount.to_u128().unwrap_or(0), o.asset.decimals),
+                    if o.asset.symbol.is_empty() {
+                        "tokens"
+                    } else {
+                        &o.asset.symbol
+                    },
+                    o.requirements.network
+                )
+            })
+            .collect();
+        let mode = match r.settlement {
+            SettlementMode::Immediate => "immediate",
+            SettlementMode::Deferred => "deferred",
+        };
+        let access = |a: Access| match a {
+            Access::Allow => "allow",
+            Access::Charge => "charge",
+            Access::Block => "block",
+        };
+        println!("  {what:<32} {} ({mode})", offers.join(" | "));
+        println!(
+            "  {:<32} humans {}, crawlers {}, agents {}{}",
+            "",
+            access(r.access.humans),
+            access(r.access.crawlers),
+            access(r.access.agents),
+            if r.access.trust_browsers {
+                " (browsers trusted)"
+            } else {
+                ""
+            }
+        );
+        if let Some(s) = &r.session {
+            let amount = match (s.seconds, s.requests) {
+                (Some(sec), _) => format!("{sec} s"),
+                (_, Some(n)) => format!("{n} requests"),
+                _ => String::new(),
+            };
+            println!(
+                "  {:<32} sells a session: {} for {amount}",
+                "",
+                s.scope.as_str()
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn human(atomic: u128, decimals: u8) -> String {
+    let scale = 10u128.pow(u32::from(decimals));
+    let frac = format!("{:0width$}", atomic % scale, width = decimals as usize);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{}", atomic / scale)
+    } else {
+        format!("{}.{frac}", atomic / scale)
+    }
+}

@@ -1,0 +1,129 @@
+//! Who is asking: Web Bot Auth with the signer's key directory fetched and cached, Cloudflare's
+//! bot verdicts when the request carries them, then the User-Agent. The judgement itself is in
+//! [`crate::crawlers::classify`] and [`crate::policy`]; this file fetches and caches.
+//!
+//! Key directories are cached in KV for an hour (a failed fetch for five minutes, so a broken
+//! directory cannot make us fetch on every request), and fetched with a short deadline and a size
+//! limit: a crawler's directory must never slow down or exhaust the paywall.
+
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+
+use crate::crawlers::{
+    self, Class, ClassifyInput, CloudflareBot, Evidence, Jwks, SignedRequest, VerifiedAgent,
+};
+
+const DIRECTORY_PREFIX: &str = "wba-directory:";
+const DIRECTORY_TTL: u64 = 3600;
+const DIRECTORY_FAILURE_TTL: u64 = 300;
+const DIRECTORY_TIMEOUT_MS: u32 = 3_000;
+
+/// What is known of the client.
+pub struct Who {
+    pub class: Class,
+    pub evidence: Evidence,
+    pub verified: Option<VerifiedAgent>,
+    pub cloudflare: Option<CloudflareBot>,
+}
+
+pub async fn who(req: &Request, env: &Env, url: &worker::Url, method: &str, now: u64) -> Who {
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let authority = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    let signed = SignedRequest {
+        method,
+        authority: &authority,
+        target_uri: url.as_str(),
+        path: url.path(),
+        header: &header,
+    };
+    let (verified, signature_error) = match crawlers::parse_signature(&signed) {
+        Ok(None) => (None, None),
+        Err(e) => (None, Some(e)),
+        Ok(Some(parsed)) => match &parsed.agent_url {
+            None => (None, None),
+            Some(agent_url) => match directory(env, agent_url).await {
+                None => (None, None),
+                Some(keys) => match crawlers::verify(&parsed, &keys, now) {
+                    Ok(v) => (Some(v), None),
+                    Err(e) => (None, Some(e)),
+                },
+            },
+        },
+    };
+    let cloudflare = js_sys::Reflect::get(req.inner(), &"cf".into())
+        .ok()
+        .filter(|cf| cf.is_object())
+        .and_then(|cf| js_sys::JSON::stringify(&cf).ok())
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(&String::from(json)).ok())
+        .and_then(|v| crate::policy::cloudflare_bot(&v));
+    let user_agent = header("user-agent");
+    let accept = header("accept");
+    let (class, evidence) = crawlers::classify(&ClassifyInput {
+        web_bot_auth: verified.as_ref(),
+        cloudflare: cloudflare.as_ref(),
+        user_agent: user_agent.as_deref(),
+        accept: accept.as_deref(),
+    });
+    if let Some(e) = signature_error {
+        // A bad signature is worth no signature: the request is judged as if unsigned.
+        worker::console_log!(
+            "{}",
+            serde_json::json!({"event": "web_bot_auth", "outcome": "refused", "error": e.code(), "detail": e.message()})
+        );
+    }
+    Who {
+        class,
+        evidence,
+        verified,
+        cloudflare,
+    }
+}
+
+/// The signer's keys: from the KV cache, or fetched and cached.
+async fn directory(env: &Env, url: &str) -> Option<Jwks> {
+    let kv = env.kv(super::KV_BINDING).ok();
+    let key = format!("{DIRECTORY_PREFIX}{url}");
+    if let Some(kv) = &kv {
+        if let Ok(Some(cached)) = kv.get(&key).text().await {
+            return crawlers::parse_directory(&cached).ok();
+        }
+    }
+    let body = fetch_directory(url).await;
+    let (value, ttl) = match &body {
+        Some(b) if crawlers::parse_directory(b).is_ok() => (b.clone(), DIRECTORY_TTL),
+        _ => ("{\"keys\":[]}".to_string(), DIRECTORY_FAILURE_TTL),
+    };
+    if let Some(kv) = &kv {
+        if let Ok(put) = kv.put(&key, value) {
+            let _ = put.expiration_ttl(ttl).execute().await;
+        }
+    }
+    crawlers::parse_directory(body.as_deref()?).ok()
+}
+
+async fn fetch_directory(url: &str) -> Option<String> {
+    let headers = Headers::new();
+    headers.set("Accept", crawlers::DIRECTORY_MEDIA_TYPE).ok()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get)
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    let request = Request::new_with_init(url, &init).ok()?;
+    let signal =
+        worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(DIRECTORY_TIMEOUT_MS));
+    let mut res = Fetch::Request(request)
+        .send_with_signal(&signal)
+        .await
+        .ok()?;
+    if res.status_code() != 200 {
+        return None;
+    }
+    let bytes = res.bytes().await.ok()?;
+    if bytes.len() > crawlers::MAX_DIRECTORY_BYTES {
+        return None;
+    }
+    String::from_utf8(bytes).ok()
+}
