@@ -44,6 +44,7 @@ pub mod reason;
 pub mod session;
 pub mod settlement;
 pub mod siwx;
+pub mod stats;
 pub mod verify;
 pub mod x402;
 

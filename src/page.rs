@@ -77,7 +77,8 @@ pub fn is_browser(accept: Option<&str>, user_agent: Option<&str>) -> bool {
 
 /// The page version of a challenge: same status and headers (`PAYMENT-REQUIRED` included), an
 /// HTML body and `Content-Type`. Anything that is not a 402 carrying terms comes back unchanged.
-/// The sentence shown is the `message` of the JSON body the challenge had.
+/// The page shows the `message` of the challenge's JSON body when there is more to say than
+/// "payment required" (a refused or expired session, say).
 pub fn for_browser(reply: Reply, route: &Route, url: &str) -> Reply {
     let terms = reply
         .headers
@@ -87,10 +88,12 @@ pub fn for_browser(reply: Reply, route: &Route, url: &str) -> Reply {
     let Some(terms) = terms.filter(|_| reply.status == 402) else {
         return reply;
     };
-    let message = serde_json::from_str::<serde_json::Value>(&reply.body)
-        .ok()
-        .and_then(|v| v.get("message")?.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let body = serde_json::from_str::<serde_json::Value>(&reply.body).unwrap_or_default();
+    let plain = body.get("reason").and_then(|r| r.as_str()) == Some("payment_required");
+    let message = match body.get("message").and_then(|m| m.as_str()) {
+        Some(m) if !plain => m.to_string(),
+        _ => String::new(),
+    };
     let mut headers: Vec<_> = reply
         .headers
         .into_iter()
@@ -105,7 +108,8 @@ pub fn for_browser(reply: Reply, route: &Route, url: &str) -> Reply {
 }
 
 /// The page for `route` at `url`. `payment_required_b64` is the `PAYMENT-REQUIRED` header's value
-/// (the terms the script pays); `refusal_message` the sentence saying why the page is shown.
+/// (the terms the script pays); `refusal_message`, when not empty, the sentence saying why the page
+/// is shown (pass `""` for a plain "payment required").
 pub fn render(
     route: &Route,
     url: &str,
@@ -472,7 +476,7 @@ const SCRIPT: &str = r##"
       var from = accounts && accounts[0];
       if (!from) throw "Your wallet shared no account. Unlock it and try again.";
       var current = null;
-      try { current = parseInt(await eth.request({ method: "eth_chainId" }), 16); } catch (e) { /* unknown */ }
+      try { current = parseInt(await eth.request({ method: "eth_chainId" }), 16); } catch (e) {}
       if (current !== chainId) {
         say("Asking your wallet to switch to " + pick.network + "\u2026");
         try {
@@ -548,9 +552,9 @@ const SCRIPT: &str = r##"
         return;
       }
       var why = "";
-      try { var body = await res.json(); why = body.message || body.error || ""; } catch (e) { /* not JSON */ }
+      try { var body = await res.json(); why = body.message || body.error || ""; } catch (e) {}
       var fresh = res.headers.get("PAYMENT-REQUIRED");
-      if (fresh) { try { terms = JSON.parse(fromB64(fresh)); } catch (e) { /* keep the old terms */ } }
+      if (fresh) { try { terms = JSON.parse(fromB64(fresh)); } catch (e) {} }
       throw (res.status === 402 ? "The payment was refused" : "The server answered " + res.status) +
             (why ? ": " + why : ".");
     } catch (e) {
@@ -764,9 +768,18 @@ mod tests {
         assert!(paged
             .body
             .contains(&format!("data-terms=\"{}\"", esc(&terms))));
-        assert!(paged
-            .body
-            .contains("Why you see this page: This resource costs money"));
+        assert!(!paged.body.contains("Why you see this page"));
+        // A refused session says why.
+        let refusal = crate::reason::Refusal::new(
+            Reason::SessionRefused,
+            "session_token_expired: the session token expired",
+        );
+        let expired = crate::paywall::challenge(route, url, &refusal, None);
+        let paged = for_browser(expired, route, url);
+        assert!(paged.body.contains(
+            "Why you see this page: The session proof was refused, so this request needs a \
+             payment. (session_token_expired: the session token expired)"
+        ));
         // A preflight, or anything without terms, is left alone.
         let pre = crate::paywall::preflight();
         assert_eq!(for_browser(pre.clone(), route, url), pre);

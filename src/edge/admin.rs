@@ -1,6 +1,8 @@
 //! The publisher's admin interface, behind a bearer secret (`X402_ADMIN_TOKEN`, set with
 //! `wrangler secret put`). Without the secret configured, the interface does not exist.
 //!
+//! - `GET  /__x402/admin/stats`                   revenue per route and day, payments, sessions, settlements, top payers
+//! - `GET  /__x402/admin/stats.html`              the same as a page with a chart (asks for the token)
 //! - `GET  /__x402/admin/ledger`                  every wallet's ledger summary and entries
 //! - `GET  /__x402/admin/ledger?wallet=0x…`       one wallet's ledger
 //! - `POST /__x402/admin/ledger/forgive?wallet=`  forgive a wallet's debt (it may pay again)
@@ -15,12 +17,19 @@ use super::ledger_client::LedgerClient;
 use crate::evm::Address;
 
 pub const PREFIX: &str = "/__x402/admin/";
+const STATS_PAGE: &str = include_str!("stats.html");
 const ADMIN_TOKEN: &str = "X402_ADMIN_TOKEN";
 
 pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     let Ok(token) = env.secret(ADMIN_TOKEN).map(|s| s.to_string()) else {
         return Response::error("not found", 404);
     };
+    if req.path() == format!("{PREFIX}stats.html") {
+        // The page holds no data: its script asks for the token and reads the JSON endpoint.
+        let mut res = Response::from_html(STATS_PAGE)?;
+        res.headers_mut().set("Cache-Control", "no-store")?;
+        return Ok(res);
+    }
     let presented = req
         .headers()
         .get("authorization")?
@@ -48,6 +57,7 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     };
     let method = req.method().to_string();
     let command = match (method.as_str(), action) {
+        ("GET", "stats") => return stats(env).await,
         ("GET", "ledger") => match wallet {
             Some(w) => return one(env, &w).await,
             None => return all(env).await,
@@ -98,31 +108,53 @@ async fn one(env: &Env, wallet: &str) -> Result<Response> {
 /// Every wallet that ever paid (from the KV index), with its ledger. For a publisher's dashboard,
 /// not for the request path: it asks every wallet's ledger.
 async fn all(env: &Env) -> Result<Response> {
+    Response::from_json(&ledgers(env, true).await?)
+}
+
+/// Settlement counts over every wallet's ledger (and the ledgers themselves, if asked).
+async fn ledgers(env: &Env, with_wallets: bool) -> Result<serde_json::Value> {
     let wallets = list_prefix(env, WALLET_PREFIX).await?;
     let mut ledgers = Vec::with_capacity(wallets.len());
-    let (mut pending, mut settled, mut failed) = (0usize, 0usize, 0usize);
-    let (mut unsettled, mut owed) = (0u128, 0u128);
+    let (mut pending, mut settled, mut failed) = (0usize, 0u64, 0usize);
+    let (mut unsettled, mut owed, mut lost) = (0u128, 0u128, 0u128);
     for w in wallets {
         let Some(book) = LedgerClient::open(env, &w) else {
             continue;
         };
         if let Some(v) = book.send(&Command::View).await {
             pending += v["pending"].as_array().map_or(0, Vec::len);
-            settled += v["settled"].as_array().map_or(0, Vec::len);
+            settled += v["settled"].as_array().map_or(0, |a| a.len() as u64)
+                + v["settled_trimmed"].as_u64().unwrap_or(0);
             failed += v["failed"].as_array().map_or(0, Vec::len);
             unsettled += number(&v["unsettled_micro_usd"]);
             owed += number(&v["owed_micro_usd"]);
-            ledgers.push(v);
+            lost += number(&v["lost_micro_usd"]);
+            if with_wallets {
+                ledgers.push(v);
+            }
         }
     }
-    Response::from_json(&serde_json::json!({
+    let mut out = serde_json::json!({
         "pending": pending,
         "settled": settled,
         "failed": failed,
         "unsettledMicroUsd": unsettled.to_string(),
         "owedMicroUsd": owed.to_string(),
-        "wallets": ledgers,
-    }))
+        "lostMicroUsd": lost.to_string(),
+    });
+    if with_wallets {
+        out["wallets"] = serde_json::Value::from(ledgers);
+    }
+    Ok(out)
+}
+
+/// Revenue per route and per day, payments, sessions sold, settlements, top payers.
+async fn stats(env: &Env) -> Result<Response> {
+    let mut v = super::stats::view(env)
+        .await
+        .unwrap_or_else(|| serde_json::json!({}));
+    v["settlements"] = ledgers(env, false).await?;
+    Response::from_json(&v)
 }
 
 /// Every key under a prefix, without it.

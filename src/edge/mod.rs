@@ -13,6 +13,7 @@ mod ledger;
 mod ledger_client;
 mod origin;
 mod respond;
+mod stats;
 
 use ledger_client::AdmitRefusal;
 
@@ -136,7 +137,7 @@ pub(crate) fn now_seconds() -> u64 {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     if req.path().starts_with(admin::PREFIX) {
         return admin::handle(req, &env).await;
     }
@@ -182,10 +183,11 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         "OPTIONS" => None,
         _ => paywall::priced_route(config, &method, url.path()),
     };
-    let mut ctx = Served {
+    let mut served = Served {
         head,
         now,
         crawler: None,
+        ctx: &ctx,
     };
     if let Some(route) = route {
         let who = bots::who(&req, &env, &url, &method, now).await;
@@ -232,7 +234,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         // Pay Per Crawl: a crawler learns the price in `crawler-price`, may state what it accepts,
         // and is told what it was charged. The money itself moves through x402.
         match crawler_terms(route, &who, headers) {
-            Ok(c) => ctx.crawler = c,
+            Ok(c) => served.crawler = c,
             Err((e, reply_refusal)) => {
                 let mut reply =
                     paywall::challenge(route, url.as_str(), &reply_refusal, siwx.as_ref());
@@ -265,15 +267,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
                 }
                 Err(refusal) => {
                     let reply = paywall::challenge(route, url.as_str(), &refusal, siwx.as_ref());
-                    return respond::reply(ctx.on_refusal(reply), head);
+                    return respond::reply(served.on_refusal(reply), head);
                 }
             }
         }
     }
     match paywall::decide(config, &incoming, now) {
         Decision::Pass => origin::pass(config, req).await,
-        Decision::Reply(reply) => respond::reply(ctx.on_refusal(reply), head),
-        Decision::Paid(paid) => serve_paid(config, &env, req, &paid, &ctx).await,
+        Decision::Reply(reply) => respond::reply(served.on_refusal(reply), head),
+        Decision::Paid(paid) => serve_paid(config, &env, req, &paid, &served).await,
     }
 }
 
@@ -281,9 +283,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 const DISCOVERY_PATH: &str = "/.well-known/x402";
 
 /// What the request path learned that the answer needs.
-struct Served {
+struct Served<'a> {
     head: bool,
     now: u64,
+    ctx: &'a Context,
     /// For crawlers: the price to quote (`crawler-price`) and whether an intent was stated.
     crawler: Option<CrawlerTerms>,
 }
@@ -292,7 +295,7 @@ struct CrawlerTerms {
     price: String,
 }
 
-impl Served {
+impl Served<'_> {
     /// Adds what a refusal to this client also carries (`crawler-price` for crawlers).
     fn on_refusal(&self, mut reply: paywall::Reply) -> paywall::Reply {
         if let (Some(c), 402) = (&self.crawler, reply.status) {
@@ -365,7 +368,7 @@ async fn serve_paid(
     env: &Env,
     req: Request,
     paid: &PaidRequest<'_>,
-    ctx: &Served,
+    ctx: &Served<'_>,
 ) -> Result<Response> {
     let (head, now) = (ctx.head, ctx.now);
     let client = facilitator::Client::new(config, facilitator_token(env));
@@ -411,6 +414,7 @@ async fn serve_paid(
     }
     if deferred {
         log_decision("accepted_deferred", paid, "");
+        count_payment(env, ctx, paid, true);
         let mut extra = paid.receipt_headers(&paid.pending_receipt());
         extra.extend(session_bought(env, paid, now).await);
         extra.extend(ctx.on_success());
@@ -431,6 +435,7 @@ async fn serve_paid(
     match outcome {
         SettleOutcome::Settled(receipt) => {
             log_decision("settled", paid, &receipt.transaction);
+            count_payment(env, ctx, paid, false);
             let mut extra = paid.receipt_headers(&receipt);
             extra.extend(session_bought(env, paid, now).await);
             extra.extend(ctx.on_success());
@@ -445,6 +450,34 @@ async fn serve_paid(
             log_decision("settlement_unknown", paid, &why);
             respond::reply(paid.settlement_unknown(&why), head)
         }
+    }
+}
+
+/// Counts a served payment (and the session it bought) in the publisher's statistics.
+fn count_payment(env: &Env, served: &Served<'_>, paid: &PaidRequest<'_>, deferred: bool) {
+    let route = paid.route.pattern.as_str().to_string();
+    let payer = paid.verified.payer.to_lower_hex();
+    stats::record(
+        env,
+        served.ctx,
+        crate::stats::Event::Payment {
+            route: route.clone(),
+            payer: payer.clone(),
+            amount_micro_usd: paywall::micro_usd(paid.verified.offer),
+            deferred,
+            at: served.now,
+        },
+    );
+    if paid.route.session.is_some() {
+        stats::record(
+            env,
+            served.ctx,
+            crate::stats::Event::Session {
+                route,
+                payer,
+                at: served.now,
+            },
+        );
     }
 }
 

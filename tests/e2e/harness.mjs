@@ -132,7 +132,7 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
  *   secrets        extra string bindings, e.g. { X402_ADMIN_TOKEN: "t", X402_SESSION_SECRET: "s" }
  *   persistDir     keep KV and Durable Object state there (across startWorker calls)
  *   durableObjects false for none; an object { BINDING: "ClassName" | {className, useSQLite} };
- *                  default { LEDGER: "Ledger" }
+ *                  default { LEDGER: "Ledger", STATS: "Stats" }
  * Returns { url, fetch(path, init), mf, kv(), dispose() }.
  */
 export async function startWorker({
@@ -147,7 +147,7 @@ export async function startWorker({
   const bindings = { X402: JSON.parse(JSON.stringify(config ?? {})), ...secrets };
   const objects = {};
   if (durableObjects !== false) {
-    for (const [binding, spec] of Object.entries(durableObjects ?? { LEDGER: "Ledger" })) {
+    for (const [binding, spec] of Object.entries(durableObjects ?? { LEDGER: "Ledger", STATS: "Stats" })) {
       const className = typeof spec === "string" ? spec : spec.className;
       objects[binding] = { className, useSQLite: true, ...(typeof spec === "object" ? spec : {}) };
     }

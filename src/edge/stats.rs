@@ -1,0 +1,77 @@
+//! The publisher's statistics as one Durable Object (`STATS`, named "publisher"): the numbers
+//! must add up exactly, so one strongly consistent owner keeps them. Events are sent after the
+//! answer is on its way (`waitUntil`), never on the request's critical path.
+
+use worker::{
+    durable_object, DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result,
+    State,
+};
+
+use crate::stats::{Event, Stats as Tallies};
+
+pub const STATS_BINDING: &str = "STATS";
+const NAME: &str = "publisher";
+const KEY: &str = "stats";
+
+#[durable_object]
+pub struct Stats {
+    state: State,
+}
+
+impl DurableObject for Stats {
+    fn new(state: State, _env: Env) -> Self {
+        Stats { state }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let storage = self.state.storage();
+        let mut tallies: Tallies = storage.get(KEY).await.ok().flatten().unwrap_or_default();
+        if req.method() == Method::Post {
+            let event: Event = match req.json().await {
+                Ok(e) => e,
+                Err(e) => return Response::error(format!("bad event: {e}"), 400),
+            };
+            tallies.record(&event);
+            storage.put(KEY, &tallies).await?;
+            return Response::ok("");
+        }
+        Response::from_json(&tallies.view(10))
+    }
+}
+
+fn stub(env: &Env) -> Option<worker::Stub> {
+    env.durable_object(STATS_BINDING)
+        .ok()?
+        .id_from_name(NAME)
+        .ok()?
+        .get_stub()
+        .ok()
+}
+
+/// Counts an event, off the request path when a context is given.
+pub fn record(env: &Env, ctx: &worker::Context, event: Event) {
+    let Some(stub) = stub(env) else { return };
+    ctx.wait_until(async move {
+        let Ok(body) = serde_json::to_string(&event) else {
+            return;
+        };
+        let headers = Headers::new();
+        let _ = headers.set("Content-Type", "application/json");
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.into()));
+        if let Ok(req) = Request::new_with_init("https://stats.internal/", &init) {
+            let _ = stub.fetch_with_request(req).await;
+        }
+    });
+}
+
+/// The current view, for the admin endpoint.
+pub async fn view(env: &Env) -> Option<serde_json::Value> {
+    let mut res = stub(env)?
+        .fetch_with_str("https://stats.internal/")
+        .await
+        .ok()?;
+    res.json().await.ok()
+}

@@ -1,0 +1,269 @@
+//! Publisher statistics: what was sold, by route and by day, and who bought it.
+//!
+//! Kept by one Durable Object for the whole Worker (the numbers a publisher looks at are small and
+//! must add up exactly, which a single strongly consistent owner guarantees), fed one event per
+//! paid request or session sold, off the request path. Revenue counts payments that were served:
+//! for immediate routes those settled before the answer; for deferred routes those accepted, whose
+//! settlement the ledgers track (a failed one shows there as owed). Amounts are micro-USD.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How many days of history are kept.
+pub const DAYS_KEPT: usize = 90;
+/// How many payers are tracked for the top list.
+pub const PAYERS_KEPT: usize = 500;
+
+/// Something worth counting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A paid request was served.
+    Payment {
+        route: String,
+        payer: String,
+        #[serde(with = "dec")]
+        amount_micro_usd: u128,
+        deferred: bool,
+        /// Unix seconds.
+        at: u64,
+    },
+    /// A payment bought a session.
+    Session {
+        route: String,
+        payer: String,
+        at: u64,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub payments: u64,
+    #[serde(with = "dec")]
+    pub revenue_micro_usd: u128,
+    pub sessions: u64,
+}
+
+/// Everything counted so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// route → day (YYYY-MM-DD) → tally.
+    pub by_route_day: BTreeMap<String, BTreeMap<String, Tally>>,
+    /// payer (lowercase) → tally.
+    pub by_payer: BTreeMap<String, Tally>,
+    pub total: Tally,
+    pub deferred_payments: u64,
+}
+
+impl Stats {
+    pub fn record(&mut self, event: &Event) {
+        let (route, payer, at) = match event {
+            Event::Payment {
+                route, payer, at, ..
+            }
+            | Event::Session { route, payer, at } => (route, payer, *at),
+        };
+        let day = day_of(at);
+        apply(
+            self.by_route_day
+                .entry(route.clone())
+                .or_default()
+                .entry(day)
+                .or_default(),
+            event,
+        );
+        apply(
+            self.by_payer.entry(payer.to_ascii_lowercase()).or_default(),
+            event,
+        );
+        apply(&mut self.total, event);
+        if let Event::Payment { deferred: true, .. } = event {
+            self.deferred_payments += 1;
+        }
+        self.trim();
+    }
+
+    /// Keeps the stored value small: the last [`DAYS_KEPT`] days, the [`PAYERS_KEPT`] biggest payers.
+    fn trim(&mut self) {
+        for days in self.by_route_day.values_mut() {
+            while days.len() > DAYS_KEPT {
+                days.pop_first();
+            }
+        }
+        if self.by_payer.len() > PAYERS_KEPT {
+            let mut ranked: Vec<(String, u128)> = self
+                .by_payer
+                .iter()
+                .map(|(k, t)| (k.clone(), t.revenue_micro_usd))
+                .collect();
+            ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
+            for (k, _) in ranked.into_iter().skip(PAYERS_KEPT) {
+                self.by_payer.remove(&k);
+            }
+        }
+    }
+
+    /// The publisher's view: totals, per route, per day, top payers.
+    pub fn view(&self, top: usize) -> serde_json::Value {
+        let mut payers: Vec<(&String, &Tally)> = self.by_payer.iter().collect();
+        payers.sort_by(|a, b| {
+            b.1.revenue_micro_usd
+                .cmp(&a.1.revenue_micro_usd)
+                .then(a.0.cmp(b.0))
+        });
+        let mut days: BTreeMap<&str, Tally> = BTreeMap::new();
+        let routes: Vec<serde_json::Value> = self
+            .by_route_day
+            .iter()
+            .map(|(route, by_day)| {
+                let mut sum = Tally::default();
+                for (day, t) in by_day {
+                    let d = days.entry(day.as_str()).or_default();
+                    add(d, t);
+                    add(&mut sum, t);
+                }
+                serde_json::json!({
+                    "route": route,
+                    "payments": sum.payments,
+                    "revenueMicroUsd": sum.revenue_micro_usd.to_string(),
+                    "revenue": usd(sum.revenue_micro_usd),
+                    "sessions": sum.sessions,
+                    "days": by_day.iter().map(|(d, t)| day_json(d, t)).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "payments": self.total.payments,
+            "deferredPayments": self.deferred_payments,
+            "revenueMicroUsd": self.total.revenue_micro_usd.to_string(),
+            "revenue": usd(self.total.revenue_micro_usd),
+            "sessionsSold": self.total.sessions,
+            "routes": routes,
+            "days": days.iter().map(|(d, t)| day_json(d, t)).collect::<Vec<_>>(),
+            "topPayers": payers.iter().take(top).map(|(p, t)| serde_json::json!({
+                "payer": p,
+                "payments": t.payments,
+                "revenueMicroUsd": t.revenue_micro_usd.to_string(),
+                "revenue": usd(t.revenue_micro_usd),
+                "sessions": t.sessions,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+fn apply(t: &mut Tally, event: &Event) {
+    match event {
+        Event::Payment {
+            amount_micro_usd, ..
+        } => {
+            t.payments += 1;
+            t.revenue_micro_usd = t.revenue_micro_usd.saturating_add(*amount_micro_usd);
+        }
+        Event::Session { .. } => t.sessions += 1,
+    }
+}
+
+fn add(into: &mut Tally, t: &Tally) {
+    into.payments += t.payments;
+    into.revenue_micro_usd = into.revenue_micro_usd.saturating_add(t.revenue_micro_usd);
+    into.sessions += t.sessions;
+}
+
+fn day_json(day: &str, t: &Tally) -> serde_json::Value {
+    serde_json::json!({
+        "day": day,
+        "payments": t.payments,
+        "revenueMicroUsd": t.revenue_micro_usd.to_string(),
+        "revenue": usd(t.revenue_micro_usd),
+        "sessions": t.sessions,
+    })
+}
+
+/// Micro-USD as dollars with cents and more when needed: `$0.015`, `$12.00`.
+pub fn usd(micro: u128) -> String {
+    let cents_exact = micro.is_multiple_of(10_000);
+    if cents_exact {
+        format!("${}.{:02}", micro / 1_000_000, (micro % 1_000_000) / 10_000)
+    } else {
+        let frac = format!("{:06}", micro % 1_000_000);
+        format!("${}.{}", micro / 1_000_000, frac.trim_end_matches('0'))
+    }
+}
+
+/// The UTC day of a unix time, `YYYY-MM-DD`.
+pub fn day_of(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+mod dec {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pay(route: &str, payer: &str, micro: u128, at: u64) -> Event {
+        Event::Payment {
+            route: route.into(),
+            payer: payer.into(),
+            amount_micro_usd: micro,
+            deferred: false,
+            at,
+        }
+    }
+
+    #[test]
+    fn adds_up_to_the_cent() {
+        let mut s = Stats::default();
+        let day1 = 1_763_700_000; // 2025-11-21
+        s.record(&pay("/a/*", "0xAA", 10_000, day1));
+        s.record(&pay("/a/*", "0xaa", 10_000, day1 + 60));
+        s.record(&pay("/b", "0xbb", 5_000, day1 + 86_400));
+        s.record(&Event::Session {
+            route: "/a/*".into(),
+            payer: "0xaa".into(),
+            at: day1,
+        });
+        let v = s.view(10);
+        assert_eq!(v["payments"], 3);
+        assert_eq!(v["revenue"], "$0.025");
+        assert_eq!(v["sessionsSold"], 1);
+        assert_eq!(v["routes"][0]["revenue"], "$0.02");
+        assert_eq!(v["days"][0]["day"], "2025-11-21");
+        assert_eq!(v["days"][1]["day"], "2025-11-22");
+        assert_eq!(v["topPayers"][0]["payer"], "0xaa");
+        assert_eq!(v["topPayers"][0]["payments"], 2);
+        let back: Stats = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn days_and_dollars() {
+        assert_eq!(day_of(0), "1970-01-01");
+        assert_eq!(day_of(951_782_400), "2000-02-29");
+        assert_eq!(usd(12_000_000), "$12.00");
+        assert_eq!(usd(1), "$0.000001");
+    }
+}

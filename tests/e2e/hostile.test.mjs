@@ -1,0 +1,656 @@
+// Hostile input, black-box: over a hundred crafted requests against the built Worker in workerd (Miniflare),
+// with its wallet ledgers (LEDGER), in front of the demo origin, the real USDC on a local chain and
+// the official facilitator. Each case names its request and the status and `reason` it must get;
+// after the table: no 5xx from the Worker, no protected content in any answer that was not paid
+// for, and every payer's balance moved by exactly what the paid cases say (usually nothing).
+//
+// Requests go over a raw TCP socket (lib/raw-http.mjs) so that nothing normalises them on the way:
+// lower-case and unknown methods, control characters and raw UTF-8 in header values, duplicate
+// headers, obsolete line folding, absurd request targets. Answers are told apart by who wrote them:
+// the Worker (its JSON refusals, with CORS headers), the origin (x-origin), or workerd itself,
+// which refuses some requests before any Worker code runs.
+//
+//   . scripts/lib/env.sh && node --test tests/e2e/hostile.test.mjs
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { gzipSync } from "node:zlib";
+import { after, before, describe, test } from "node:test";
+import { getAddress } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { decodeHeader, encodeHeader, startStack, startWorker } from "./harness.mjs";
+import { rawRequest } from "./lib/raw-http.mjs";
+import { signPayment } from "./lib/sign.mjs";
+
+const PRICE = 10000n; // "$0.01"
+const ADMIN = "t";
+const SESSION_SECRET = "hostile-suite-session-secret-0123456789abcdef";
+const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+const TWO_256 = 2n ** 256n;
+
+// What only a paid request may show: the article, the weather, and the echo of a priced echo route.
+const PROTECTED = [
+  /You paid for this article/,
+  /"temperatureC"/,
+  /"path": "\/echo\/(deferred|pricey|other-payee|session)/i,
+];
+
+let stack, worker;
+/** Terms from the 402s: a = /articles/* (immediate), w = /api/weather (deferred), the rest as named. */
+const T = {};
+/** Private keys by payer index (funded), and fresh unfunded ones made here. */
+const key = (i) => stack.payer(i).privateKey;
+const addr = (i) => stack.payer(i).address;
+const unfunded = generatePrivateKey();
+const unfundedAddress = privateKeyToAccount(unfunded).address;
+
+before(async () => {
+  // Chain id 84532 gives the chain a v1 name ("base-sepolia"), so v1 payments can be sent too.
+  stack = await startStack({ chainId: 84532 });
+  worker = await startWorker({
+    config: stack.config({
+      deferred: { batchSeconds: 1, safetyMarginSeconds: 30, creditLimit: "$1.00" },
+      rpc: { [stack.network]: stack.rpcUrl },
+      routes: [
+        { path: "/articles/free-sample", free: true },
+        { path: "/articles/*", price: "$0.01", mimeType: "text/html" },
+        { path: "/api/weather", method: "GET", price: "$0.01", mimeType: "application/json", settlement: "deferred" },
+        { path: "/echo/deferred/*", price: "$0.01", settlement: "deferred" },
+        { path: "/echo/pricey/*", price: "$0.02" },
+        { path: "/echo/other-payee/*", price: "$0.01", payTo: stack.accounts.deployer.address, settlement: "deferred" },
+        { path: "/echo/session/*", price: "$0.01", session: { seconds: 600 } },
+      ],
+    }),
+    secrets: { X402_ADMIN_TOKEN: ADMIN, X402_SESSION_SECRET: SESSION_SECRET },
+  });
+  for (const [k, p] of Object.entries({
+    a: "/articles/hello",
+    w: "/api/weather",
+    d: "/echo/deferred/x",
+    pricey: "/echo/pricey/x",
+    other: "/echo/other-payee/x",
+  })) {
+    const res = await worker.fetch(p);
+    assert.equal(res.status, 402, p);
+    T[k] = decodeHeader(res.headers.get("payment-required")).accepts[0];
+  }
+  assert.deepEqual(T.a, T.w, "the immediate and deferred routes offer the very same terms: replays between them are the interesting case");
+  start.balances = await allBalances();
+  start.settlements = stack.facilitator.settlements().length;
+});
+after(async () => {
+  await worker?.dispose();
+  await stack?.stop();
+});
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const now = () => Math.floor(Date.now() / 1000);
+const b64 = (s) => Buffer.from(s).toString("base64");
+const hdr = (payload) => [["Payment-Signature", encodeHeader(payload)]];
+const xhdr = (payload) => [["X-Payment", encodeHeader(payload)]];
+const start = {};
+
+/** Every balance that a case could move: the payers, the payees, and the unfunded wallet. */
+async function allBalances() {
+  const who = {
+    payTo: stack.accounts.payTo.address,
+    otherPayee: stack.accounts.deployer.address,
+    unfunded: unfundedAddress,
+  };
+  for (let i = 0; i < stack.accounts.payers.length; i++) who[`payer${i}`] = addr(i);
+  const out = {};
+  await Promise.all(Object.entries(who).map(async ([k, a]) => (out[k] = await stack.balanceOf(a))));
+  return out;
+}
+
+/** A signed v2 payment for terms `t` by payer #i (or a raw key), with overrides. */
+const pay = (t, i, opts) => signPayment(t, typeof i === "number" ? key(i) : i, opts);
+
+/** Signs, then lets `edit` tamper with the payload (after signing). */
+async function tampered(i, edit, t = T.a) {
+  const p = await pay(t, i);
+  edit(p, p.payload.authorization);
+  return p;
+}
+
+/** The signature's bytes, edited by `edit(buf)`, written back as hex. */
+function editSig(p, edit) {
+  const sig = Buffer.from(p.payload.signature.slice(2), "hex");
+  const out = edit(sig) ?? sig;
+  p.payload.signature = `0x${Buffer.from(out).toString("hex")}`;
+}
+const set32 = (buf, at, n) => buf.set(Buffer.from(n.toString(16).padStart(64, "0"), "hex"), at);
+
+/** The v1 form of a v2 payment (same signature: v1 and v2 sign the same EIP-712 message). */
+const asV1 = (p, network = "base-sepolia") => ({ x402Version: 1, scheme: "exact", network, payload: p.payload });
+
+/** A payment JSON padded with spaces so that its base64 is exactly `len` characters (len % 4 == 0). */
+function paddedHeader(p, len) {
+  const json = JSON.stringify(p);
+  const pad = (len / 4) * 3 - Buffer.byteLength(json);
+  assert.ok(pad >= 0);
+  const out = b64(`${json.slice(0, -1)}${" ".repeat(pad)}}`);
+  assert.equal(out.length, len);
+  return out;
+}
+
+/** EIP-712 signature of the same authorization under another primary type (ReceiveWithAuthorization). */
+async function signAsReceive(t, i) {
+  const account = privateKeyToAccount(key(i));
+  const p = await pay(t, i);
+  const a = p.payload.authorization;
+  const fields = ["from:address", "to:address", "value:uint256", "validAfter:uint256", "validBefore:uint256", "nonce:bytes32"];
+  p.payload.signature = await account.signTypedData({
+    domain: { name: t.extra.name, version: t.extra.version, chainId: stack.chainId, verifyingContract: t.asset },
+    types: { ReceiveWithAuthorization: fields.map((f) => ({ name: f.split(":")[0], type: f.split(":")[1] })) },
+    primaryType: "ReceiveWithAuthorization",
+    message: { ...a, value: BigInt(a.value), validAfter: BigInt(a.validAfter), validBefore: BigInt(a.validBefore) },
+  });
+  return p;
+}
+
+/** A forged session token: our format, claims for payer #i, a MAC made without the secret. */
+function forgedToken(i) {
+  const claims = Buffer.from(JSON.stringify({ sub: addr(i).toLowerCase(), scope: "/echo/session/*", exp: now() + 600 }));
+  return `v1.${claims.toString("base64url")}.${randomBytes(32).toString("base64url")}`;
+}
+
+/** The admin view of every ledger. */
+async function ledgers() {
+  const res = await worker.fetch("/__x402/admin/ledger", { headers: { authorization: `Bearer ${ADMIN}` } });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+async function until(what, probe, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
+    await sleep(100);
+  }
+}
+
+/**
+ * Sends one request over a raw socket. `req` is { method, path, headers: [[name, value]...], body,
+ * head (a whole request head, overriding the rest), utf8 }.
+ */
+async function send(req) {
+  const host = new URL(worker.url).host;
+  let head = req.head;
+  if (!head) {
+    const lines = [`${req.method ?? "GET"} ${req.path} HTTP/1.1`, `Host: ${host}`];
+    for (const [k, v] of req.headers ?? []) lines.push(`${k}: ${v}`);
+    if (req.body != null) lines.push(`Content-Length: ${Buffer.byteLength(req.body, req.utf8 ? "utf8" : "latin1")}`);
+    lines.push("Connection: close");
+    head = lines.join("\r\n");
+  } else {
+    head = head.replaceAll("{host}", host);
+  }
+  const res = await rawRequest(worker.url, { head, body: req.body ?? "", utf8: req.utf8 });
+  const text = res.body?.toString("utf8") ?? "";
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  // The origin marks its answers; the Worker's are JSON or carry its CORS headers; workerd's own
+  // refusals are neither (the admin interface's plain-text errors are the Worker's, by path).
+  const source = res.headers?.["x-origin"]
+    ? "origin"
+    : json || res.headers?.["access-control-expose-headers"]?.includes("PAYMENT-REQUIRED") || req.path?.startsWith("/__x402/admin/")
+      ? "worker"
+      : "runtime";
+  const terms = res.headers?.["payment-required"] ? decodeHeader(res.headers["payment-required"]) : null;
+  const receiptHeader = res.headers?.["payment-response"] ?? res.headers?.["x-payment-response"];
+  return {
+    status: res.status,
+    source,
+    reason: json?.reason ?? null,
+    x402: json?.error ?? terms?.error ?? null,
+    terms,
+    receipt: receiptHeader ? decodeHeader(receiptHeader) : null,
+    text,
+    headers: res.headers ?? {},
+  };
+}
+
+// ---- the table -----------------------------------------------------------------------------------
+//
+// Each case: [name, request builder (async () => req), expected status, expected reason, options].
+// reason: our code from the JSON body; null when the answer is not the Worker's (origin, workerd).
+// options:
+//   paid: { payer, amount, to }  a legitimately paid case: content allowed, this money must move
+//   onCredit: true               served on a deferred route before settlement, by design (see the case)
+//   source: "origin" | "runtime" who must have written the answer (default "worker")
+//   x402: "…"                    the x402 reason (for HEAD, whose answer has no body)
+//   check(res)                   more assertions
+//   todo: "…"                    a known Worker bug: run, reported, not failing the suite
+
+const sent = {}; // payments kept between cases (replays)
+const W = "/api/weather";
+const A = "/articles/hello";
+
+const cases = [
+  // -- the header: truncated, oversized, wrong encodings -------------------------------------------
+  ["truncated base64 (100 of ~1600 chars): a JSON prefix", async () => ({ path: A, headers: [["Payment-Signature", encodeHeader(await pay(T.a, 0)).slice(0, 100)]] }), 400, "invalid_json"],
+  ["truncated base64 to a length of 4n+1", async () => ({ path: A, headers: [["Payment-Signature", encodeHeader(await pay(T.a, 0)).slice(0, 101)]] }), 400, "invalid_base64"],
+  ["base64 missing its last quantum (closing braces gone)", async () => ({ path: A, headers: [["Payment-Signature", encodeHeader(await pay(T.a, 0)).replace(/=+$/, "").slice(0, -4)]] }), 400, "invalid_json"],
+  ["a single base64 character", async () => ({ path: A, headers: [["Payment-Signature", "e"]] }), 400, "invalid_base64"],
+  ["only padding", async () => ({ path: A, headers: [["Payment-Signature", "===="]] }), 400, "invalid_base64"],
+  ["raw JSON, not base64", async () => ({ path: A, headers: [["Payment-Signature", JSON.stringify(await pay(T.a, 0))]] }), 400, "invalid_base64"],
+  ["base64 of base64 (double-encoded)", async () => ({ path: A, headers: [["Payment-Signature", b64(encodeHeader(await pay(T.a, 0)))]] }), 400, "invalid_json"],
+  ["hex instead of base64 (all hex digits are base64 symbols)", async () => ({ path: A, headers: [["Payment-Signature", Buffer.from(JSON.stringify(await pay(T.a, 0))).toString("hex")]] }), 400, "invalid_json"],
+  ["UTF-16LE JSON", async () => ({ path: A, headers: [["Payment-Signature", Buffer.from(JSON.stringify(await pay(T.a, 0)), "utf16le").toString("base64")]] }), 400, "invalid_json"],
+  ["gzip of the JSON", async () => ({ path: A, headers: [["Payment-Signature", gzipSync(JSON.stringify(await pay(T.a, 0))).toString("base64")]] }), 400, "invalid_json"],
+  ["UTF-8 byte-order mark before the JSON", async () => ({ path: A, headers: [["Payment-Signature", Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(await pay(T.a, 0)))]).toString("base64")]] }), 400, "invalid_json"],
+  ["base64 split by spaces (MIME-style line breaks, folded)", async () => ({ path: A, headers: [["Payment-Signature", encodeHeader(await pay(T.a, 0)).match(/.{1,76}/g).join(" ")]] }), 400, "invalid_base64"],
+  ["both base64 alphabets in one value ('/' and '_')", async () => {
+    const v = `${b64('{"x402Version":2,"k":"\u00fb\u00ff\u00fe"}')}a_aa`;
+    assert.ok(v.includes("/") && v.length % 4 === 0);
+    return { path: A, headers: [["Payment-Signature", v]] };
+  }, 400, "invalid_base64"],
+  ["percent-encoded base64", async () => ({ path: A, headers: [["Payment-Signature", encodeURIComponent(encodeHeader(await pay(T.a, 0)))]] }), 400, "invalid_base64"],
+  ["empty value", async () => ({ path: A, headers: [["Payment-Signature", ""]] }), 400, "invalid_base64"],
+  ["whitespace-only value", async () => ({ path: A, headers: [["Payment-Signature", "    \t  "]] }), 400, "invalid_base64"],
+  ["header name with an underscore is not ours", async () => ({ path: A, headers: [["Payment_Signature", encodeHeader(await pay(T.a, 0))]] }), 402, "payment_required"],
+  ["the header twice, each a valid payment (joined with a comma)", async () => ({ path: A, headers: [...hdr(await pay(T.a, 0)), ...hdr(await pay(T.a, 1))] }), 400, "invalid_base64"],
+  ["obsolete line folding inside the value", async () => {
+    const v = encodeHeader(await pay(T.a, 0));
+    return { path: A, headers: [["Payment-Signature", `${v.slice(0, 200)}\r\n ${v.slice(200)}`]] };
+  }, 400, "invalid_base64"],
+  ["a control character (0x01) inside the value", async () => ({ path: A, headers: [["Payment-Signature", `eyJ4\x01MDJW`]] }), 400, "invalid_base64"],
+  ["a DEL (0x7f) inside the value", async () => ({ path: A, headers: [["Payment-Signature", `eyJ4\x7fMDJW`]] }), 400, "invalid_base64"],
+  ["a NUL inside the value: workerd refuses the request itself", async () => ({ path: A, headers: [["Payment-Signature", `eyJ4\x00MDJW`]] }), 400, null, { source: "runtime" }],
+  ["raw UTF-8 (snowmen) as the value", async () => ({ path: A, headers: [["Payment-Signature", "☃☃☃☃"]], utf8: true }), 400, "invalid_base64"],
+  ["raw Latin-1 bytes as the value", async () => ({ path: A, headers: [["Payment-Signature", "\xe9\xe9\xe9\xe9"]] }), 400, "invalid_base64"],
+  ["a valid payment padded to exactly 8192 bytes of header: accepted", async () => ({ path: A, headers: [["Payment-Signature", paddedHeader(await pay(T.a, 0), 8192)]] }), 200, null, { source: "origin", paid: { payer: 0 } }],
+  ["the same padded payment with one more '=' (8193 bytes)", async () => ({ path: A, headers: [["Payment-Signature", `${paddedHeader(await pay(T.a, 0), 8192)}=`]] }), 431, "header_too_large"],
+  ["a valid payment padded to 8196 bytes", async () => ({ path: A, headers: [["Payment-Signature", paddedHeader(await pay(T.a, 0), 8196)]] }), 431, "header_too_large"],
+  ["64 KiB of header", async () => ({ path: A, headers: [["Payment-Signature", "A".repeat(65536)]] }), 431, "header_too_large"],
+  ["1 MiB of header: workerd refuses it before the Worker", async () => ({ path: A, headers: [["Payment-Signature", "A".repeat(1 << 20)]] }), 431, null, { source: "runtime" }],
+  ["an oversized X-PAYMENT (v1 carrier)", async () => ({ path: A, headers: [["X-Payment", "B".repeat(9000)]] }), 431, "header_too_large"],
+  ["URL-safe, unpadded base64 of a valid payment: accepted", async () => ({ path: A, headers: [["Payment-Signature", Buffer.from(JSON.stringify(await pay(T.a, 1))).toString("base64url")]] }), 200, null, { source: "origin", paid: { payer: 1 } }],
+
+  // -- the JSON: shapes and versions ---------------------------------------------------------------
+  ["JSON null", async () => ({ path: A, headers: [["Payment-Signature", b64("null")]] }), 400, "invalid_payload_shape"],
+  ["a JSON array of a payment", async () => ({ path: A, headers: [["Payment-Signature", b64(JSON.stringify([await pay(T.a, 0)]))]] }), 400, "invalid_payload_shape"],
+  ["3000 nested arrays (recursion limit)", async () => ({ path: A, headers: [["Payment-Signature", b64("[".repeat(3000) + "]".repeat(3000))]] }), 400, "invalid_json"],
+  ["500 nested objects inside payload", async () => ({ path: A, headers: [["Payment-Signature", b64(`{"x402Version":2,"payload":${'{"a":'.repeat(500)}1${"}".repeat(500)}}`)]] }), 400, "invalid_json"],
+  ["x402Version 2.0 (a float)", async () => ({ path: A, headers: [["Payment-Signature", b64(JSON.stringify(await pay(T.a, 0)).replace('"x402Version":2', '"x402Version":2.0'))]] }), 400, "unsupported_x402_version"],
+  ["x402Version \"2\" (a string)", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), x402Version: "2" }) }), 400, "unsupported_x402_version"],
+  ["x402Version 1e400 (out of any float's range)", async () => ({ path: A, headers: [["Payment-Signature", b64(JSON.stringify(await pay(T.a, 0)).replace('"x402Version":2', '"x402Version":1e400'))]] }), 400, "invalid_json"],
+  ["x402Version 2^64 + 2", async () => ({ path: A, headers: [["Payment-Signature", b64(JSON.stringify(await pay(T.a, 0)).replace('"x402Version":2', '"x402Version":18446744073709551618'))]] }), 400, "unsupported_x402_version"],
+  ["x402Version -2", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), x402Version: -2 }) }), 400, "unsupported_x402_version"],
+  ["authorization.value as a JSON number", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = 10000))) }), 400, "invalid_payload_shape"],
+  ["accepted as a string", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: JSON.stringify(T.a) }) }), 400, "invalid_payload_shape"],
+  ["accepted.maxTimeoutSeconds \"300\" (a string)", async () => ({ path: A, headers: hdr(await pay({ ...T.a, maxTimeoutSeconds: "300" }, 0)) }), 400, "invalid_payload_shape"],
+  ["accepted.maxTimeoutSeconds -300", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, maxTimeoutSeconds: -300 } }) }), 400, "invalid_payload_shape"],
+  ["accepted.maxTimeoutSeconds 300.5", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, maxTimeoutSeconds: 300.5 } }) }), 400, "invalid_payload_shape"],
+  ["a Permit2 payload", async () => ({ path: A, headers: hdr(await tampered(0, (p) => (p.payload.permit2Authorization = { permitted: { token: T.a.asset, amount: "10000" } }))) }), 400, "invalid_payload_shape"],
+  ["scheme 'exаct' with a Cyrillic а", async () => ({ path: A, headers: hdr(await pay({ ...T.a, scheme: "ex\u0430ct" }, 0)) }), 402, "unsupported_scheme"],
+  ["scheme 'exact ' with a trailing space", async () => ({ path: A, headers: hdr(await pay({ ...T.a, scheme: "exact " }, 0)) }), 402, "unsupported_scheme"],
+  ["network with a trailing NUL", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, network: `${T.a.network}\u0000` } }) }), 402, "network_mismatch"],
+  ["network upper-case EIP155:", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, network: T.a.network.toUpperCase() } }) }), 402, "network_mismatch"],
+  ["network with a leading zero (eip155:084532)", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, network: "eip155:084532" } }) }), 402, "network_mismatch"],
+  ["network as hex chain id (eip155:0x14a34)", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, network: "eip155:0x14a34" } }) }), 402, "network_mismatch"],
+  ["accepted.extra missing", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, extra: undefined } }) }), 402, "terms_mismatch"],
+  ["accepted.extra.name 'USDC' (Base Sepolia's real name, not this token's)", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, extra: { name: "USDC", version: "2" } } }) }), 402, "terms_mismatch"],
+  ["accepted.extra.assetTransferMethod permit2", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, extra: { ...T.a.extra, assetTransferMethod: "permit2" } } }) }), 402, "terms_mismatch"],
+
+  // -- numbers: overflow, negative, fractional -----------------------------------------------------
+  ["value = 2^256 (one past uint256)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = String(TWO_256)))) }), 402, "invalid_number"],
+  ["value = 2^256 + price (wraps to the price mod 2^256)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = String(TWO_256 + PRICE)))) }), 402, "invalid_number"],
+  ["value = 2^256 - 1 (the largest uint256)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = String(TWO_256 - 1n)))) }), 402, "value_mismatch"],
+  ["value = the price behind 100 zeros (longer than any uint256)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = `${"0".repeat(100)}10000`))) }), 402, "invalid_number"],
+  ["value = -10000", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "-10000"))) }), 402, "invalid_number"],
+  ["value = -0", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "-0"))) }), 402, "invalid_number"],
+  ["value = +10000", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "+10000"))) }), 402, "invalid_number"],
+  ["value = 10000.0", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "10000.0"))) }), 402, "invalid_number"],
+  ["value = 0.01 (dollars, not atomic units)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "0.01"))) }), 402, "invalid_number"],
+  ["value = 1e4", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "1e4"))) }), 402, "invalid_number"],
+  ["value = ' 10000' (leading space)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = " 10000"))) }), 402, "invalid_number"],
+  ["value in full-width digits", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "１００００"))) }), 402, "invalid_number"],
+  ["value = '' (empty)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = ""))) }), 402, "invalid_number"],
+  ["value = 0, signed", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { value: "0" } })) }), 402, "value_mismatch"],
+  ["accepted.amount = -10000", async () => ({ path: A, headers: hdr(await pay({ ...T.a, amount: "-10000" }, 0, { over: { value: "10000" } })) }), 402, "invalid_number"],
+  ["accepted.amount = 2^256 + price", async () => ({ path: A, headers: hdr(await pay({ ...T.a, amount: String(TWO_256 + PRICE) }, 0, { over: { value: "10000" } })) }), 402, "invalid_number"],
+  ["accepted.amount = 0.01", async () => ({ path: A, headers: hdr(await pay({ ...T.a, amount: "0.01" }, 0, { over: { value: "10000" } })) }), 402, "invalid_number"],
+  ["validBefore = 2^256", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.validBefore = String(TWO_256)))) }), 402, "invalid_number"],
+  ["validBefore = 2^64 (past u64, within uint256), signed", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validBefore: String(2n ** 64n) } })) }), 402, "authorization_valid_too_long"],
+  ["validBefore = -1", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.validBefore = "-1"))) }), 402, "invalid_number"],
+  ["validAfter = 2^255, signed", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validAfter: String(2n ** 255n) } })) }), 402, "authorization_not_yet_valid"],
+
+  // -- addresses -----------------------------------------------------------------------------------
+  ["from with one letter's case flipped (bad EIP-55 checksum)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.from = flipCase(a.from)))) }), 402, "invalid_address"],
+  ["to with a bad checksum", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.to = flipCase(a.to)))) }), 402, "invalid_address"],
+  ["from with an upper-case 0X prefix", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.from = `0X${a.from.slice(2)}`))) }), 402, "invalid_address"],
+  ["from without 0x", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.from = a.from.slice(2)))) }), 402, "invalid_address"],
+  ["from with 41 hex digits", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.from = `${a.from}0`))) }), 402, "invalid_address"],
+  ["from with a non-hex letter", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.from = `${a.from.slice(0, -1)}g`))) }), 402, "invalid_address"],
+  ["accepted.asset with a bad checksum", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, asset: flipCase(T.a.asset) } }) }), 402, "invalid_address"],
+  ["to = the zero address, signed", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { to: "0x0000000000000000000000000000000000000000" } })) }), 402, "recipient_mismatch"],
+  ["to = payTo in all-lower-case (a valid spelling): accepted, deferred", async () => ({ path: W, headers: hdr(await tampered(2, (p, a) => (a.to = a.to.toLowerCase()), T.w)) }), 200, null, { source: "origin", paid: { payer: 2 } }],
+
+  // -- signatures: high s, wrong v, malformed, over other domains ----------------------------------
+  ["v = 0 (y-parity instead of 27/28)", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => void (s[64] -= 27)))) }), 402, "invalid_signature_format"],
+  ["v = 1", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => void (s[64] = 1)))) }), 402, "invalid_signature_format"],
+  ["v = 29", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => void (s[64] = 29)))) }), 402, "invalid_signature_format"],
+  ["v flipped between 27 and 28 (recovers another key)", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => void (s[64] = s[64] === 27 ? 28 : 27)))) }), 402, "signer_mismatch"],
+  ["high s, v left as is", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => set32(s, 32, N - BigInt(`0x${s.subarray(32, 64).toString("hex")}`))))) }), 402, "invalid_signature_format"],
+  ["s = n", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => set32(s, 32, N)))) }), 402, "invalid_signature_format"],
+  ["r = 0", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => set32(s, 0, 0n)))) }), 402, "invalid_signature_format"],
+  ["s = 0", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => set32(s, 32, 0n)))) }), 402, "invalid_signature_format"],
+  ["r = n + 1", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => set32(s, 0, N + 1n)))) }), 402, "invalid_signature_format"],
+  ["64-byte compact (EIP-2098) signature", async () => ({ path: A, headers: hdr(await tampered(0, (p) => editSig(p, (s) => s.subarray(0, 64)))) }), 402, "invalid_signature_format"],
+  ["signature with an upper-case 0X prefix", async () => ({ path: A, headers: hdr(await tampered(0, (p) => (p.payload.signature = `0X${p.payload.signature.slice(2)}`))) }), 402, "invalid_signature_format"],
+  ["signature of odd hex length", async () => ({ path: A, headers: hdr(await tampered(0, (p) => (p.payload.signature = p.payload.signature.slice(0, -1)))) }), 402, "invalid_signature_format"],
+  ["signature '0x'", async () => ({ path: A, headers: hdr(await tampered(0, (p) => (p.payload.signature = "0x"))) }), 402, "invalid_signature_format"],
+  ["a valid signature with one byte appended (66 bytes: sent to the facilitator, refused)", async () => ({ path: W, headers: hdr(await tampered(0, (p) => (p.payload.signature += "00"), T.w)) }), 402, "facilitator_rejected"],
+  ["1.5 KB of random signature bytes", async () => ({ path: A, headers: hdr(await tampered(0, (p) => (p.payload.signature = `0x${randomBytes(1500).toString("hex")}`))) }), 402, "facilitator_rejected"],
+  ["signed by another key than from", async () => ({ path: A, headers: hdr(await tampered(1, (p, a) => (a.from = addr(0)))) }), 402, "signer_mismatch"],
+  ["signed over another token contract", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { domain: { verifyingContract: "0x036CbD53842c5426634e7929541eC2318f3dCF7e" } })) }), 402, "signer_mismatch"],
+  ["signed over the token name 'USDC'", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { domain: { name: "USDC" } })) }), 402, "signer_mismatch"],
+  ["signed over token version '1'", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { domain: { version: "1" } })) }), 402, "signer_mismatch"],
+  ["signed over chain 31337 (another chain, same token address)", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { domain: { chainId: 31337 } })) }), 402, "signer_mismatch"],
+  ["a ReceiveWithAuthorization signature offered as a transfer", async () => ({ path: A, headers: hdr(await signAsReceive(T.a, 0)) }), 402, "signer_mismatch"],
+  ["signed for value 1, then value raised to the price", async () => ({ path: A, headers: hdr(await (async () => {
+    const p = await pay(T.a, 0, { over: { value: "1" } });
+    p.payload.authorization.value = String(PRICE);
+    return p;
+  })()) }), 402, "signer_mismatch"],
+  ["validBefore moved after signing", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.validBefore = String(Number(a.validBefore) - 60)))) }), 402, "signer_mismatch"],
+
+  // -- time ----------------------------------------------------------------------------------------
+  ["expired a minute ago", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validBefore: String(now() - 60) } })) }), 402, "authorization_expires_too_soon"],
+  ["validBefore = 0", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validAfter: "0", validBefore: "0" } })) }), 402, "authorization_expires_too_soon"],
+  ["expires in 8 s (inside the settlement margin)", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validBefore: String(now() + 8) } })) }), 402, "authorization_expires_too_soon"],
+  ["valid only from in an hour", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validAfter: String(now() + 3600) } })) }), 402, "authorization_not_yet_valid"],
+  ["a window entirely in the future", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validAfter: String(now() + 100), validBefore: String(now() + 200) } })) }), 402, "authorization_not_yet_valid"],
+  ["validAfter after validBefore", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validAfter: String(now() + 250), validBefore: String(now() + 200) } })) }), 402, "authorization_not_yet_valid"],
+  ["valid for a day", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { over: { validBefore: String(now() + 86400) } })) }), 402, "authorization_valid_too_long"],
+
+  // -- nonces --------------------------------------------------------------------------------------
+  ["nonce of 33 bytes", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.nonce = `${a.nonce}00`))) }), 402, "invalid_nonce"],
+  ["nonce without 0x", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.nonce = a.nonce.slice(2)))) }), 402, "invalid_nonce"],
+  ["nonce with 0X", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.nonce = `0X${a.nonce.slice(2)}`))) }), 402, "invalid_nonce"],
+  ["nonce with a non-hex digit", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.nonce = `${a.nonce.slice(0, -1)}z`))) }), 402, "invalid_nonce"],
+
+  // -- replays across routes, carriers and spellings -----------------------------------------------
+  ["replay source: paid once on /articles/a (immediate)", async () => {
+    sent.immediate = await pay(T.a, 3);
+    return { path: "/articles/edge-economics", headers: hdr(sent.immediate) };
+  }, 200, null, { source: "origin", paid: { payer: 3 }, check: (r) => assert.match(r.receipt.transaction, /^0x[0-9a-f]{64}$/) }],
+  ["… replayed on /api/weather (deferred, same price and payee)", async () => ({ path: W, headers: hdr(sent.immediate) }), 402, "replayed_authorization"],
+  ["… replayed on /echo/deferred/* (deferred)", async () => ({ path: "/echo/deferred/y", headers: hdr(sent.immediate) }), 402, "replayed_authorization"],
+  ["… replayed on another article", async () => ({ path: "/articles/local-chain", headers: hdr(sent.immediate) }), 402, "replayed_authorization"],
+  ["… replayed with the nonce in upper-case hex", async () => ({ path: W, headers: hdr({ ...sent.immediate, payload: { ...sent.immediate.payload, authorization: { ...sent.immediate.payload.authorization, nonce: `0x${sent.immediate.payload.authorization.nonce.slice(2).toUpperCase()}` } } }) }), 402, "replayed_authorization"],
+  ["… replayed with from in lower-case", async () => ({ path: "/echo/deferred/z", headers: hdr({ ...sent.immediate, payload: { ...sent.immediate.payload, authorization: { ...sent.immediate.payload.authorization, from: addr(3).toLowerCase() } } }) }), 402, "replayed_authorization"],
+  ["… replayed as a v1 payment in X-PAYMENT", async () => ({ path: W, headers: xhdr(asV1(sent.immediate)) }), 402, "replayed_authorization"],
+  ["… replayed on a route with another price", async () => ({ path: "/echo/pricey/x", headers: hdr(sent.immediate) }), 402, "price_mismatch"],
+  ["… replayed on a route paying someone else", async () => ({ path: "/echo/other-payee/x", headers: hdr(sent.immediate) }), 402, "pay_to_mismatch"],
+  ["… replayed as HEAD (no body: the x402 reason in the terms)", async () => ({ method: "HEAD", path: A, headers: hdr(sent.immediate) }), 402, null, { x402: "invalid_exact_evm_nonce_already_used" }],
+  ["replay source: paid once on /api/weather (deferred)", async () => {
+    sent.deferred = await pay(T.w, 4);
+    return { path: W, headers: hdr(sent.deferred) };
+  }, 200, null, { source: "origin", paid: { payer: 4 }, check: (r) => assert.equal(r.receipt.transaction, "", "pending receipt") }],
+  ["… replayed on /articles/* (immediate): not sent to the facilitator", async () => ({ path: A, headers: hdr(sent.deferred) }), 402, "replayed_authorization"],
+  ["… replayed on /echo/deferred/*", async () => ({ path: "/echo/deferred/x", headers: hdr(sent.deferred) }), 402, "replayed_authorization"],
+  ["… replayed as v1 in PAYMENT-SIGNATURE", async () => ({ path: W, headers: hdr(asV1(sent.deferred)) }), 402, "replayed_authorization"],
+  ["one payment sent to three routes at once, 12 times: served once", "concurrent", null, null, { paid: { payer: 5 } }],
+
+  // -- both generations at once --------------------------------------------------------------------
+  ["a valid v2 in PAYMENT-SIGNATURE and another payer's valid v1 in X-PAYMENT: only the first pays", async () => ({
+    path: A,
+    headers: [...hdr(await pay(T.a, 6)), ...xhdr(asV1(await pay(T.a, 0)))],
+  }), 200, null, { source: "origin", paid: { payer: 6 } }],
+  ["garbage PAYMENT-SIGNATURE and a valid v1 X-PAYMENT: refused, nothing charged", async () => ({
+    path: A,
+    headers: [["Payment-Signature", "not a payment"], ...xhdr(asV1(await pay(T.a, 0)))],
+  }), 400, "invalid_base64"],
+  ["one payment in both headers: charged once", async () => {
+    const p = await pay(T.w, 6);
+    return { path: W, headers: [...hdr(p), ...xhdr(asV1(p))] };
+  }, 200, null, { source: "origin", paid: { payer: 6 } }],
+  ["v1 payment naming the network in CAIP-2", async () => ({ path: A, headers: xhdr(asV1(await pay(T.a, 0), T.a.network)) }), 402, "network_mismatch"],
+  ["v2 payment naming the network by its v1 name", async () => ({ path: A, headers: hdr({ ...(await pay(T.a, 0)), accepted: { ...T.a, network: "base-sepolia" } }) }), 402, "network_mismatch"],
+  ["v1 payment without scheme", async () => ({ path: A, headers: xhdr({ ...asV1(await pay(T.a, 0)), scheme: undefined }) }), 400, "invalid_payload_shape"],
+  ["v1 payment with scheme EXACT", async () => ({ path: A, headers: xhdr({ ...asV1(await pay(T.a, 0)), scheme: "EXACT" }) }), 402, "unsupported_scheme"],
+
+  // -- methods, request targets, paths -------------------------------------------------------------
+  ["lower-case method 'get': workerd answers 501 itself", async () => ({ method: "get", path: W }), 501, null, { source: "runtime" }],
+  ["unknown method 'BREW': workerd answers 501 itself", async () => ({ method: "BREW", path: A }), 501, null, { source: "runtime" }],
+  ["PROPFIND on a priced path", async () => ({ method: "PROPFIND", path: A }), 402, "payment_required"],
+  ["PROPFIND on a GET-only priced route (unknown methods are read as GET)", async () => ({ method: "PROPFIND", path: W }), 402, "payment_required"],
+  ["TRACE on a priced path", async () => ({ method: "TRACE", path: A }), 402, "payment_required"],
+  ["DELETE on a priced path", async () => ({ method: "DELETE", path: A }), 402, "payment_required"],
+  ["PATCH with a body on a priced path", async () => ({ method: "PATCH", path: A, body: '{"x":1}', headers: [["Content-Type", "application/json"]] }), 402, "payment_required"],
+  ["HEAD on a priced path (terms in the header)", async () => ({ method: "HEAD", path: A }), 402, null, { x402: "payment_required" }],
+  ["CONNECT: workerd refuses it before the Worker (500)", async () => ({ head: "CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\nConnection: close" }), 500, null, { source: "runtime" }],
+  ["OPTIONS * : workerd refuses it before the Worker (500)", async () => ({ method: "OPTIONS", path: "*" }), 500, null, { source: "runtime" }],
+  ["absolute-form request target: workerd refuses it before the Worker (500)", async () => ({ path: "http://evil.example/articles/hello" }), 500, null, { source: "runtime" }],
+  // BUG: OPTIONS without Access-Control-Request-Method is passed to the origin on every route, even one
+  // whose rule has no method (so covers every method): the demo origin answers OPTIONS with the
+  // article, served unpaid. src/paywall.rs decide(): only a CORS preflight should be special.
+  ["OPTIONS (not a preflight) on a route priced for every method", async () => ({ method: "OPTIONS", path: A }), 402, "payment_required", { todo: "src/paywall.rs decide() passes every OPTIONS to the origin" }],
+  ["OPTIONS with an expired payment attached", async () => ({ method: "OPTIONS", path: A, headers: hdr(await pay(T.a, 0, { over: { validBefore: String(now() - 60) } })) }), 402, "authorization_expires_too_soon", { todo: "src/paywall.rs decide() passes every OPTIONS to the origin" }],
+  // BUG: a method workers-rs does not name (PROPFIND, MKCOL, PURGE, QUERY…) is read as GET
+  // (worker::Method::from maps every unknown method to Get), and src/edge/origin.rs send() forwards
+  // it with req.method(): the origin receives GET. Forward the request's own method string. (Pricing
+  // reads it as GET too, which errs on the safe side: see "PROPFIND on a GET-only priced route".)
+  ["PROPFIND on an unpriced path reaches the origin as PROPFIND", async () => ({ method: "PROPFIND", path: "/echo/free" }), 200, null, {
+    source: "origin",
+    todo: "src/edge/origin.rs forwards unknown methods as GET",
+    check: (r) => assert.equal(JSON.parse(r.text).method, "PROPFIND"),
+  }],
+  ["a CORS preflight for GET: 204, nothing else", async () => ({ method: "OPTIONS", path: A, headers: [["Origin", "https://x.example"], ["Access-Control-Request-Method", "GET"]] }), 204, null, {
+    check: (r) => assert.equal(r.text, ""),
+  }],
+  ["a CORS preflight naming the method in lower case", async () => ({ method: "OPTIONS", path: W, headers: [["Access-Control-Request-Method", "get"]] }), 204, null],
+  ["/free/../articles/hello", async () => ({ path: "/free/../articles/hello" }), 402, "payment_required"],
+  ["/free/%2e%2e/articles/hello", async () => ({ path: "/free/%2e%2e/articles/hello" }), 402, "payment_required"],
+  ["backslashes: /free\\..\\articles\\hello", async () => ({ path: "/free\\..\\articles\\hello" }), 402, "payment_required"],
+  ["/ARTICLES/%68ELLO (case and escapes)", async () => ({ path: "/ARTICLES/%68ELLO" }), 402, "payment_required"],
+  ["/articles/free-sample/../hello (out of the free carve-out)", async () => ({ path: "/articles/free-sample/../hello" }), 402, "payment_required"],
+  ["/articles/free-sample%2f..%2fhello (encoded slashes)", async () => ({ path: "/articles/free-sample%2f..%2fhello" }), 402, "payment_required"],
+  // Not priced, and not the article at this origin; an origin that decoded %2F and then resolved
+  // dot-segments (or dropped ;params) would serve it: see the report.
+  ["/free/%2E%2E%2Farticles/hello: a free page at this origin", async () => ({ path: "/free/%2E%2E%2Farticles/hello" }), 200, null, { source: "origin" }],
+  ["/articles%2Fhello: not priced, not found at this origin", async () => ({ path: "/articles%2Fhello" }), 404, null, { source: "origin" }],
+  ["/articles;x=1/hello: not priced, not found at this origin", async () => ({ path: "/articles;x=1/hello" }), 404, null, { source: "origin" }],
+  ["raw UTF-8 in the path", async () => ({ path: "/articles/héllo", utf8: true }), 402, "payment_required"],
+  ["a control character in the path", async () => ({ path: "/articles/he\x01llo" }), 402, "payment_required"],
+  ["an encoded NUL in the path and query", async () => ({ path: "/articles/hello%00?x=%00" }), 402, "payment_required"],
+  ["a 100 KB URL", async () => ({ path: `/articles/${"a".repeat(100_000)}` }), 402, "payment_required"],
+  // RFC 9112 says to reject whitespace before the colon; workerd takes the name without it, and the
+  // Worker reads the value ("eyJ9" is base64 of '{"') as a payment.
+  ["a header name with a space before the colon", async () => ({ head: `GET ${A} HTTP/1.1\r\nHost: {host}\r\nPayment-Signature : eyJ9\r\nConnection: close` }), 400, "invalid_json"],
+  ["HTTP/1.1 without Host: workerd refuses it", async () => ({ head: `GET ${A} HTTP/1.1\r\nConnection: close` }), 400, null, { source: "runtime" }],
+  ["a forged x402-payer without payment", async () => ({ path: A, headers: [["x402-payer", addr(0)]] }), 402, "payment_required"],
+  ["a valid payment to a free carve-out is not charged", async () => ({ path: "/articles/free-sample", headers: hdr(await pay(T.a, 0)) }), 404, null, { source: "origin" }],
+  ["a paid request with a forged x402-payer: the origin sees the real payer, no payment header", async () => ({
+    path: "/echo/deferred/who",
+    headers: [...hdr(await pay(T.w, 2)), ["x402-payer", addr(0)]],
+  }), 200, null, {
+    source: "origin",
+    paid: { payer: 2 },
+    check: (r) => {
+      const echo = JSON.parse(r.text);
+      assert.equal(echo.headers["x402-payer"], addr(2));
+      assert.equal(echo.headers["payment-signature"], undefined);
+    },
+  }],
+
+  ["a WebSocket upgrade on a priced path", async () => ({ path: A, headers: [["Upgrade", "websocket"], ["Connection", "Upgrade"], ["Sec-WebSocket-Key", randomBytes(16).toString("base64")], ["Sec-WebSocket-Version", "13"]] }), 402, "payment_required"],
+  ["a Range request on a priced path", async () => ({ path: A, headers: [["Range", "bytes=0-99"]] }), 402, "payment_required"],
+  ["500 junk headers", async () => ({ path: A, headers: Array.from({ length: 500 }, (_, i) => [`X-Junk-${i}`, "y".repeat(40)]) }), 402, "payment_required"],
+  ["Transfer-Encoding and Content-Length together (smuggling shape)", async () => ({
+    head: `POST ${A} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close`,
+    body: "0\r\n\r\nGET /articles/hello HTTP/1.1\r\nHost: x\r\n\r\n",
+  }), 402, "payment_required"],
+  ["a valid payment for a missing article: the origin's 404, not charged", async () => {
+    sent.missing = await pay(T.a, 1);
+    return { path: "/articles/no-such-article", headers: hdr(sent.missing) };
+  }, 404, null, { source: "origin" }],
+  ["… the same payment then buys an existing article, once", async () => ({ path: A, headers: hdr(sent.missing) }), 200, null, { source: "origin", paid: { payer: 1 } }],
+
+  // -- the admin interface -------------------------------------------------------------------------
+  ["admin view without a token", async () => ({ path: "/__x402/admin/ledger" }), 401, null],
+  ["admin view with a wrong token", async () => ({ path: "/__x402/admin/ledger", headers: [["Authorization", "Bearer tt"]] }), 401, null],
+  ["admin view with the token in the query", async () => ({ path: `/__x402/admin/ledger?token=${ADMIN}` }), 401, null],
+  ["admin view with the token as Basic credentials", async () => ({ path: "/__x402/admin/ledger", headers: [["Authorization", `Basic ${b64(`admin:${ADMIN}`)}`]] }), 401, null],
+  ["forgiving a wallet's debt without a token", async () => ({ method: "POST", path: `/__x402/admin/ledger/forgive?wallet=${unfundedAddress}`, body: "" }), 401, null],
+  ["forgiving with GET and the token: no such endpoint", async () => ({ path: `/__x402/admin/ledger/forgive?wallet=${unfundedAddress}`, headers: [["Authorization", `Bearer ${ADMIN}`]] }), 404, null],
+  ["admin view of a malformed wallet", async () => ({ path: "/__x402/admin/ledger?wallet=0x1234", headers: [["Authorization", `Bearer ${ADMIN}`]] }), 400, null],
+  ["admin view of a wallet with a bad checksum", async () => ({ path: `/__x402/admin/ledger?wallet=${flipCase(stack.payer(0).address)}`, headers: [["Authorization", `Bearer ${ADMIN}`]] }), 400, null],
+  ["/__X402/ADMIN/ledger is not the admin interface", async () => ({ path: "/__X402/ADMIN/ledger", headers: [["Authorization", `Bearer ${ADMIN}`]] }), 404, null, { source: "origin" }],
+
+  // -- sessions: forged proofs ---------------------------------------------------------------------
+  ["garbage SIGN-IN-WITH-X", async () => ({ path: "/echo/session/a", headers: [["Sign-In-With-X", "hello"]] }), 402, "session_refused"],
+  ["SIGN-IN-WITH-X over 8 KiB", async () => ({ path: "/echo/session/a", headers: [["Sign-In-With-X", "A".repeat(9000)]] }), 402, "session_refused"],
+  ["SIGN-IN-WITH-X of JSON that is not a proof", async () => ({ path: "/echo/session/a", headers: [["Sign-In-With-X", b64(JSON.stringify(await pay(T.a, 0)))]] }), 402, "session_refused"],
+  ["a forged session token as a bearer", async () => ({ path: "/echo/session/a", headers: [["Authorization", `Bearer ${forgedToken(0)}`]] }), 402, "session_refused"],
+  ["a forged session token as a cookie", async () => ({ path: "/echo/session/a", headers: [["Cookie", `x402_session=${forgedToken(0)}`]] }), 402, "session_refused"],
+  ["a 3 KB session cookie", async () => ({ path: "/echo/session/a", headers: [["Cookie", `x402_session=v1.${"a".repeat(3000)}.b`]] }), 402, "session_refused"],
+  ["someone else's JWT as a bearer is not a session", async () => ({ path: "/echo/session/a", headers: [["Authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"]] }), 402, "payment_required"],
+
+  // -- money that is not there ---------------------------------------------------------------------
+  ["an unfunded wallet on an immediate route: refused at settlement, nothing served", async () => ({ path: A, headers: hdr(await pay(T.a, unfunded)) }), 402, "settlement_failed"],
+  // Deferred routes serve before settling: a wallet with no money is served on credit, once, and
+  // refused from then on (below). This is the deferred design, bounded per wallet by creditLimit.
+  ["an unfunded wallet on a deferred route: served on credit", async () => ({ path: W, headers: hdr(await pay(T.w, unfunded)) }), 200, null, { source: "origin", onCredit: true }],
+  ["… once its settlement failed, the same wallet is refused", async () => {
+    // Its refused immediate payment (above) is in its ledger too, but owes nothing: wait for the debt.
+    await until("the unfunded wallet's deferred settlement to fail", async () => {
+      const res = await worker.fetch(`/__x402/admin/ledger?wallet=${unfundedAddress}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      return (await res.json()).delinquent === true;
+    });
+    return { path: W, headers: hdr(await pay(T.w, unfunded)) };
+  }, 402, "wallet_delinquent"],
+];
+
+function flipCase(address) {
+  const i = [...address].findIndex((c, j) => j > 1 && /[a-fA-F]/.test(c));
+  const c = address[i];
+  return address.slice(0, i) + (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()) + address.slice(i + 1);
+}
+
+// ---- running it ----------------------------------------------------------------------------------
+
+/** Everything sent and answered, for the checks after the table. */
+const results = [];
+
+async function concurrentReplay() {
+  const p = await pay(T.a, 5);
+  const paths = ["/articles/hello", W, "/echo/deferred/c"];
+  const reqs = Array.from({ length: 12 }, (_, i) => ({ path: paths[i % 3], headers: hdr(p) }));
+  const answers = await Promise.all(reqs.map(send));
+  const served = answers.filter((r) => r.status === 200);
+  assert.equal(served.length, 1, `statuses: ${answers.map((r) => r.status)}`);
+  for (const r of answers) {
+    if (r.status !== 200) {
+      assert.equal(r.status, 402);
+      assert.equal(r.reason, "replayed_authorization");
+    }
+  }
+  return answers.map((r) => ({ res: r, paid: r.status === 200 }));
+}
+
+describe(`hostile requests (${cases.length} cases)`, () => {
+  for (const [name, build, status, reason, opts = {}] of cases) {
+    const label = `${name} → ${status ?? "once"}${reason ? ` ${reason}` : ""}`;
+    test(label, opts.todo ? { todo: opts.todo } : {}, async () => {
+      if (build === "concurrent") {
+        for (const r of await concurrentReplay()) results.push({ name, ...r, opts });
+        return;
+      }
+      const req = await build();
+      const res = await send(req);
+      results.push({ name, res, paid: Boolean(opts.paid), opts });
+      const said = `${res.status} ${res.source} ${res.reason ?? ""} ${res.text.slice(0, 300)}`;
+      assert.equal(res.status, status, said);
+      assert.equal(res.source, opts.source ?? "worker", `answered by ${res.source}: ${said}`);
+      assert.equal(res.reason, reason, said);
+      if (req.path?.startsWith("/__x402/admin/")) {
+        if (res.status === 401) assert.equal(JSON.parse(res.text).error, "unauthorized");
+        assert.doesNotMatch(res.text, /"wallets"|"settled"/, "no ledger without the token");
+      } else if (res.source === "worker" && res.status >= 400) {
+        assert.ok(res.terms?.accepts?.length, "a refusal carries fresh terms");
+        if (res.reason) assert.equal(res.terms.error, res.x402, "the terms carry the same x402 reason as the body");
+      }
+      if (opts.x402) assert.equal(res.terms?.error, opts.x402);
+      if (opts.paid) {
+        assert.equal(res.receipt?.success, true, "a receipt comes with paid content");
+        assert.equal(res.receipt.payer, addr(opts.paid.payer));
+        assert.equal(res.headers["cache-control"], "no-store", "no shared cache may keep paid content for the next client");
+      } else if (opts.onCredit) {
+        assert.equal(res.receipt?.success, true);
+        assert.equal(res.receipt.transaction, "", "accepted, settlement pending");
+      } else {
+        assert.ok(!res.receipt?.success, "no success receipt without a payment");
+      }
+      opts.check?.(res);
+    });
+  }
+});
+
+describe("after the table", () => {
+  test(`at least 60 requests were sent`, () => {
+    assert.ok(results.length >= 60, `${results.length} requests`);
+    const by = {};
+    for (const r of results) by[`${r.res.status} ${r.res.source}`] = (by[`${r.res.status} ${r.res.source}`] ?? 0) + 1;
+    console.log(`${results.length} requests in ${cases.length} cases; answers: ${JSON.stringify(by)}`);
+  });
+
+  test("no 5xx from the Worker (workerd's own 501 for unknown methods and 500 for CONNECT, OPTIONS * and absolute-form targets are listed cases)", () => {
+    const fivexx = results.filter((r) => r.res.status >= 500);
+    const fromWorker = fivexx.filter((r) => r.res.source !== "runtime");
+    assert.deepEqual(fromWorker.map((r) => `${r.name}: ${r.res.status} ${r.res.text.slice(0, 200)}`), []);
+    for (const r of fivexx) {
+      assert.ok([500, 501].includes(r.res.status) && r.opts.source === "runtime", `${r.name}: ${r.res.status}`);
+      assert.doesNotMatch(r.res.text, /x402|payment/i, "workerd's own answer: no Worker code ran");
+    }
+  });
+
+  test("no protected content in any answer that was not paid for", () => {
+    const leaks = results.filter(
+      (r) => !r.paid && !r.opts.onCredit && !r.opts.todo && PROTECTED.some((re) => re.test(r.res.text)),
+    );
+    assert.deepEqual(leaks.map((r) => `${r.name}: ${r.res.status} ${r.res.text.slice(0, 120)}`), []);
+    const bugs = results.filter((r) => r.opts.todo && PROTECTED.some((re) => re.test(r.res.text)));
+    if (bugs.length) console.log(`known bug, content served unpaid: ${bugs.map((r) => r.name).join("; ")}`);
+  });
+
+  test("every deferred payment settled or failed; balances moved by exactly the paid cases", async () => {
+    const view = await until("every deferred payment to be settled or failed", async () => {
+      const v = await ledgers();
+      return v.pending === 0 ? v : null;
+    });
+    const expected = {};
+    let paidCount = 0;
+    for (const r of results.filter((r) => r.paid)) {
+      const k = `payer${r.opts.paid.payer}`;
+      expected[k] = (expected[k] ?? 0n) + PRICE;
+      expected.payTo = (expected.payTo ?? 0n) + PRICE;
+      paidCount++;
+    }
+    const end = await allBalances();
+    const moved = {};
+    for (const k of Object.keys(end)) {
+      const d = k === "payTo" || k === "otherPayee" ? end[k] - start.balances[k] : start.balances[k] - end[k];
+      if (d !== 0n) moved[k] = d;
+    }
+    assert.deepEqual(moved, expected, "money moved exactly as the paid cases say, and nowhere else");
+    assert.equal(stack.facilitator.settlements().length - start.settlements, paidCount, "one settlement per paid case");
+    // The only failed settlements are the unfunded wallet's (its immediate payment refused, its
+    // deferred one served on credit and now owed); every other wallet owes nothing.
+    const unfundedLedger = view.wallets.find((w) => w.wallet === unfundedAddress.toLowerCase());
+    assert.ok(unfundedLedger.delinquent, "the unfunded wallet owes its credit");
+    assert.equal(unfundedLedger.owed_micro_usd, "10000", "exactly the one payment served on credit");
+    assert.deepEqual(view.wallets.filter((w) => w.failed.length).map((w) => w.wallet), [unfundedAddress.toLowerCase()]);
+    assert.equal(view.owedMicroUsd, "10000");
+  });
+});

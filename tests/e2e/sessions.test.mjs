@@ -1,0 +1,583 @@
+// Wallet-bound sessions, black-box: the built Worker in workerd, the real chain, USDC and
+// facilitator, and the official client (@x402/fetch) with the official Sign-In-With-X hook
+// (@x402/extensions). One payment buys a scope for a time or a number of requests; the wallet comes
+// back with a signed EIP-4361 message or with the session token the paywall handed out, and pays
+// nothing more. Forged proofs, expired and revoked sessions, and out-of-scope paths go back to 402.
+//
+// The SIWX messages forged here are built by the official library (createSIWxMessage) and signed by
+// viem, an implementation independent of ours; tokens are forged with the secret the test gave the
+// Worker. Whether the Worker's own message builder matches the published vectors is `tests/siwx.rs`.
+import assert from "node:assert/strict";
+import { createHmac, randomBytes } from "node:crypto";
+import http from "node:http";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { privateKeyToAccount } from "viem/accounts";
+import { wrapFetchWithPayment, x402Client, x402HTTPClient } from "@x402/fetch";
+import { registerExactEvmScheme } from "@x402/evm/exact/client";
+import {
+  createSIWxClientHook,
+  createSIWxMessage,
+  createSIWxPayload,
+  encodeSIWxHeader,
+} from "@x402/extensions/sign-in-with-x";
+import { decodeHeader, startStack, startWorker } from "./harness.mjs";
+
+const PRICE = 10000n; // "$0.01"
+const SECRET = randomBytes(32).toString("hex"); // 64 hex characters, used as given (64 bytes)
+const ADMIN = "t";
+const SIWX = "sign-in-with-x";
+
+let stack, site, worker;
+
+// An origin that has every page: 200 with the path and the wallet it was told paid. Records what
+// reached it, so that a refusal can be shown to have served nothing.
+async function startSite() {
+  const hits = [];
+  const server = http.createServer((req, res) => {
+    const path = new URL(req.url, "http://site.local").pathname;
+    hits.push({ path, headers: { ...req.headers } });
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end(`content of ${path} for ${req.headers["x402-payer"] ?? "nobody"}`);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    hits,
+    stop: async () => {
+      const closed = new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+before(async () => {
+  [stack, site] = await Promise.all([startStack(), startSite()]);
+  worker = await startWorker({
+    config: stack.config({
+      origin: site.url,
+      routes: [
+        { path: "/articles/*", price: "$0.01", description: "An article", mimeType: "text/plain", session: { scope: "/articles/*", seconds: 3600 } },
+        { path: "/short/*", price: "$0.01", session: { seconds: 2 } },
+        { path: "/api/*", price: "$0.01", session: { requests: 3 } },
+        { path: "/other/*", price: "$0.01" },
+      ],
+    }),
+    secrets: { X402_SESSION_SECRET: SECRET, X402_ADMIN_TOKEN: ADMIN },
+  });
+});
+after(async () => {
+  await worker?.dispose();
+  await Promise.all([stack?.stop(), site?.stop()]);
+});
+
+const account = (i) => privateKeyToAccount(stack.payer(i).privateKey);
+
+async function balances(i) {
+  const [payer, payTo] = await Promise.all([
+    stack.balanceOf(stack.payer(i).address),
+    stack.balanceOf(stack.accounts.payTo.address),
+  ]);
+  return { payer, payTo };
+}
+
+/**
+ * The official client as payer #i, with the official Sign-In-With-X hook attached:
+ * x402HTTPClient(client).onPaymentRequired(createSIWxClientHook(signer)), wrapped by @x402/fetch.
+ * `sent` records every request it makes (which proof headers it carried) and the answer; `headers`
+ * are added to every request (a browser's cookie, say).
+ */
+function sessionClient(i, { headers = {} } = {}) {
+  const signer = account(i);
+  const client = new x402Client();
+  registerExactEvmScheme(client, { signer });
+  client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+  const httpClient = new x402HTTPClient(client).onPaymentRequired(createSIWxClientHook(signer));
+  const sent = [];
+  const recording = async (input, init) => {
+    const req = new Request(input, init);
+    for (const [k, v] of Object.entries(headers)) req.headers.set(k, v);
+    const entry = {
+      path: new URL(req.url).pathname,
+      siwx: req.headers.has(SIWX),
+      payment: req.headers.has("payment-signature") || req.headers.has("x-payment"),
+    };
+    const res = await fetch(req);
+    entry.status = res.status;
+    entry.token = res.headers.get("x402-session");
+    sent.push(entry);
+    return res;
+  };
+  return { fetch: wrapFetchWithPayment(recording, httpClient), sent };
+}
+
+const settlements = () => stack.facilitator.calls.filter((c) => c.kind === "settle").length;
+
+const bearer = (token) => ({ authorization: `Bearer ${token}` });
+
+/** Asserts a 402 session refusal: reason `reason`, the message naming `code`, nothing served. */
+async function assertRefused(res, code, reason = "session_refused") {
+  assert.equal(res.status, 402);
+  const body = await res.json();
+  assert.equal(body.reason, reason, body.message);
+  if (code) assert.match(body.message, new RegExp(code), `${body.message} should name ${code}`);
+  assert.ok(res.headers.get("payment-required"), "fresh terms come with the refusal");
+  assert.equal(res.headers.get("x402-session"), null, "no token for a refused request");
+  return body;
+}
+
+/** The Sign-In-With-X challenge in a fresh 402 for `path`. */
+async function challenge(path) {
+  const res = await worker.fetch(path);
+  assert.equal(res.status, 402);
+  await res.arrayBuffer();
+  return decodeHeader(res.headers.get("payment-required")).extensions?.[SIWX];
+}
+
+/**
+ * A SIGN-IN-WITH-X header answering a fresh challenge for `path`, built by hand so that it can be
+ * wrong: the official message builder over `info` (the challenge, with `over` applied) for
+ * `address`, signed with EIP-191 by `signer`.
+ */
+async function siwxHeader(path, { signer, address = signer.address, over = {} }) {
+  const ext = await challenge(path);
+  const info = { ...ext.info, chainId: ext.supportedChains[0].chainId, type: ext.supportedChains[0].type, ...over };
+  const message = createSIWxMessage(info, address);
+  const signature = await signer.signMessage({ message });
+  return encodeSIWxHeader({ ...info, address, signature });
+}
+
+/** A SIGN-IN-WITH-X header made entirely by the official library (createSIWxPayload). */
+async function officialSiwx(path, signer) {
+  const ext = await challenge(path);
+  const info = { ...ext.info, chainId: ext.supportedChains[0].chainId, type: ext.supportedChains[0].type };
+  return encodeSIWxHeader(await createSIWxPayload(info, signer, `${worker.url}${path}`));
+}
+
+/** A session token in the documented format (v1.<b64url claims>.<b64url HMAC-SHA256>), made with `secret`. */
+function forgeToken(secret, claims) {
+  const signed = `v1.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+  const mac = createHmac("sha256", secret).update("x402-edge session token\n").update(signed).digest("base64url");
+  return `${signed}.${mac}`;
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** How many requests have reached the origin so far. */
+const originHits = () => site.hits.length;
+
+// Tokens and facts shared between tests, in file order (node:test runs a file's tests in sequence).
+let articlesToken; // payer 0's token for /articles/*
+
+describe("one payment, then the wallet comes back without paying", () => {
+  test("the official client pays once for /articles/a; /articles/b and /articles/c come in through its Sign-In-With-X hook", async () => {
+    const me = sessionClient(0);
+    const before = await balances(0);
+    const settlesBefore = settlements();
+
+    const paid = await me.fetch(`${worker.url}/articles/a`);
+    assert.equal(paid.status, 200);
+    assert.equal(await paid.text(), `content of /articles/a for ${stack.payer(0).address}`);
+    assert.equal(decodeHeader(paid.headers.get("payment-response")).success, true);
+    // The paid answer carries the session: the token in a header and the same value in a cookie.
+    articlesToken = paid.headers.get("x402-session");
+    assert.match(articlesToken, /^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    const cookie = paid.headers.get("set-cookie");
+    assert.ok(cookie.startsWith(`x402_session=${articlesToken};`), cookie);
+    assert.match(cookie, /HttpOnly/);
+    assert.match(cookie, /Max-Age=\d+/);
+    // The hook tried to sign in first (no grant yet: refused), then the client paid.
+    assert.deepEqual(
+      me.sent.map(({ siwx, payment, status }) => ({ siwx, payment, status })),
+      [
+        { siwx: false, payment: false, status: 402 },
+        { siwx: true, payment: false, status: 402 },
+        { siwx: false, payment: true, status: 200 },
+      ],
+    );
+
+    for (const slug of ["b", "c"]) {
+      me.sent.length = 0;
+      const res = await me.fetch(`${worker.url}/articles/${slug}`);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), `content of /articles/${slug} for ${stack.payer(0).address}`);
+      assert.equal(res.headers.get("payment-response"), null, "nothing was paid");
+      // Served on the signed-in retry, with a fresh token; no payment was ever signed.
+      assert.deepEqual(
+        me.sent.map(({ siwx, payment, status }) => ({ siwx, payment, status })),
+        [
+          { siwx: false, payment: false, status: 402 },
+          { siwx: true, payment: false, status: 200 },
+        ],
+      );
+      assert.match(me.sent[1].token, /^v1\./, "a successful sign-in hands out a token");
+    }
+
+    const after = await balances(0);
+    assert.equal(before.payer - after.payer, PRICE, "exactly one payment left the wallet");
+    assert.equal(after.payTo - before.payTo, PRICE, "exactly one payment arrived");
+    assert.equal(settlements() - settlesBefore, 1, "the facilitator settled exactly once");
+  });
+
+  test("the token alone gets in, as a bearer token or as the cookie, anywhere in scope", async () => {
+    const settlesBefore = settlements();
+    const byBearer = await worker.fetch("/articles/d", { headers: bearer(articlesToken) });
+    assert.equal(byBearer.status, 200);
+    assert.equal(await byBearer.text(), `content of /articles/d for ${stack.payer(0).address}`);
+    const byCookie = await worker.fetch("/articles/e/deeper", { headers: { cookie: `theme=dark; x402_session=${articlesToken}` } });
+    assert.equal(byCookie.status, 200);
+    assert.equal(await byCookie.text(), `content of /articles/e/deeper for ${stack.payer(0).address}`);
+    // And without it, the same page costs money.
+    const anonymous = await worker.fetch("/articles/d");
+    assert.equal(anonymous.status, 402);
+    assert.equal((await anonymous.json()).reason, "payment_required");
+    assert.equal(settlements(), settlesBefore);
+  });
+});
+
+describe("the Sign-In-With-X challenge", () => {
+  test("a session route's 402 carries sign-in-with-x with a fresh nonce, issuedAt, domain, uri and the chain", async () => {
+    const t0 = Date.now();
+    const [first, second] = [await challenge("/articles/x"), await challenge("/articles/x")];
+    const { host } = new URL(worker.url);
+    for (const ext of [first, second]) {
+      assert.equal(ext.info.domain, host);
+      assert.equal(ext.info.uri, `${worker.url}/articles/x`);
+      assert.equal(ext.info.version, "1");
+      assert.match(ext.info.nonce, /^[0-9a-f]{32}$/);
+      assert.match(ext.info.issuedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      const issued = Date.parse(ext.info.issuedAt);
+      assert.ok(issued >= Math.floor(t0 / 1000) * 1000 - 1000 && issued <= Date.now() + 1000, ext.info.issuedAt);
+      assert.deepEqual(ext.info.resources, [ext.info.uri]);
+      assert.deepEqual(ext.supportedChains, [{ chainId: `eip155:${stack.chainId}`, type: "eip191" }]);
+      assert.equal(typeof ext.schema, "object");
+    }
+    assert.notEqual(first.info.nonce, second.info.nonce, "every 402 has its own nonce");
+    // Every session-selling route has one; the /short/* scope defaulted to the route's path.
+    assert.ok(await challenge("/short/x"));
+    assert.ok(await challenge("/api/x"));
+  });
+
+  test("a route that sells no session has no sign-in-with-x extension", async () => {
+    const res = await worker.fetch("/other/x");
+    assert.equal(res.status, 402);
+    const terms = decodeHeader(res.headers.get("payment-required"));
+    assert.equal(terms.accepts.length, 1);
+    assert.equal(terms.extensions?.[SIWX], undefined);
+  });
+});
+
+describe("a time grant expires", () => {
+  test("after paying /short/x, /short/y is served on the session; 3 s later the token and the wallet's sign-in get 402 again", async () => {
+    // Start at the beginning of a second: the grant is 2 whole seconds from the paid request's
+    // second, so the session requests below have at least a second to run.
+    await sleep(1000 - (Date.now() % 1000));
+    const me = sessionClient(1);
+    const before = await balances(1);
+    const paid = await me.fetch(`${worker.url}/short/x`);
+    assert.equal(paid.status, 200);
+    const paidAt = Date.now();
+    const token = paid.headers.get("x402-session");
+    assert.match(paid.headers.get("set-cookie"), /Max-Age=[12];/, "the cookie lives as long as the grant");
+
+    me.sent.length = 0;
+    const onSession = await me.fetch(`${worker.url}/short/y`);
+    assert.equal(onSession.status, 200, await onSession.clone().text());
+    assert.equal(await onSession.text(), `content of /short/y for ${stack.payer(1).address}`);
+    assert.ok(!me.sent.some((s) => s.payment), "no payment for /short/y");
+    const byToken = await worker.fetch("/short/z", { headers: bearer(token) });
+    assert.equal(byToken.status, 200);
+    await byToken.arrayBuffer();
+    assert.ok(Date.now() < Math.floor(paidAt / 1000) * 1000 + 2000, "the session requests ran inside the grant");
+
+    await sleep(Math.max(0, paidAt + 3000 - Date.now()));
+    const hits = originHits();
+    await assertRefused(await worker.fetch("/short/y", { headers: bearer(token) }), "session_token_expired");
+    await assertRefused(await worker.fetch("/short/y", { headers: { [SIWX]: await officialSiwx("/short/y", account(1)) } }), "no_grant");
+    assert.equal(originHits(), hits, "nothing was served");
+
+    // Paying again works, and costs again.
+    const again = await me.fetch(`${worker.url}/short/y`);
+    assert.equal(again.status, 200);
+    assert.equal(decodeHeader(again.headers.get("payment-response")).success, true);
+    const after = await balances(1);
+    assert.equal(before.payer - after.payer, 2n * PRICE, "two payments in all: the first grant and the second");
+  });
+});
+
+describe("a counted grant", () => {
+  test("serves exactly 3 requests after the paid one, even when 8 arrive at once", async () => {
+    const me = sessionClient(2);
+    const before = await balances(2);
+    const settlesBefore = settlements();
+    const paid = await me.fetch(`${worker.url}/api/a`);
+    // The paid request itself is served and creates the grant; it is not one of the 3.
+    assert.equal(paid.status, 200);
+    assert.equal(await paid.text(), `content of /api/a for ${stack.payer(2).address}`);
+    const token = paid.headers.get("x402-session");
+    assert.ok(token);
+
+    const hits = originHits();
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => worker.fetch(`/api/item/${i}`, { headers: bearer(token) })),
+    );
+    const statuses = answers.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 200, 200, 402, 402, 402, 402, 402]);
+    for (const res of answers) {
+      if (res.status === 402) await assertRefused(res, "grant_used_up");
+      else assert.match(await res.text(), new RegExp(`^content of /api/item/\\d for ${stack.payer(2).address}$`));
+    }
+    assert.equal(originHits() - hits, 3, "the origin answered exactly 3");
+
+    // Used up for every credential: another token request, and a sign-in through the official hook.
+    await assertRefused(await worker.fetch("/api/more", { headers: bearer(token) }), "grant_used_up");
+    await assertRefused(await worker.fetch("/api/more", { headers: { [SIWX]: await officialSiwx("/api/more", account(2)) } }), "grant_used_up");
+
+    const after = await balances(2);
+    assert.equal(before.payer - after.payer, PRICE, "one payment bought all four requests");
+    assert.equal(settlements() - settlesBefore, 1);
+  });
+});
+
+describe("out-of-scope paths still cost money", () => {
+  test("with a valid /articles/* token, /other/x gets 402, and paying for it works", async () => {
+    const before = await balances(0);
+    const res = await worker.fetch("/other/x", { headers: bearer(articlesToken) });
+    assert.equal(res.status, 402);
+    assert.equal((await res.json()).reason, "payment_required");
+    // Another session route's scope: the token is read and refused as out of scope.
+    await assertRefused(await worker.fetch("/api/x", { headers: bearer(articlesToken) }), "token_out_of_scope");
+    await assertRefused(await worker.fetch("/short/x", { headers: { cookie: `x402_session=${articlesToken}` } }), "token_out_of_scope");
+
+    // The official client with its hook: no sign-in offered on /other/*, so it pays.
+    const me = sessionClient(0);
+    const paid = await me.fetch(`${worker.url}/other/x`);
+    assert.equal(paid.status, 200);
+    assert.equal(await paid.text(), `content of /other/x for ${stack.payer(0).address}`);
+    assert.equal(paid.headers.get("x402-session"), null, "a route without a session sells no session");
+    assert.ok(!me.sent.some((s) => s.siwx), "no sign-in was attempted");
+    const after = await balances(0);
+    assert.equal(before.payer - after.payer, PRICE);
+  });
+});
+
+describe("forged proofs are refused", () => {
+  // Payer 0 holds a grant for /articles/*: every proof below is refused for its forgery alone.
+  test("control: a hand-built SIWX header and a hand-made token for the granted wallet get in", async () => {
+    const header = await siwxHeader("/articles/f", { signer: account(0) });
+    const res = await worker.fetch("/articles/f", { headers: { [SIWX]: header } });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), `content of /articles/f for ${stack.payer(0).address}`);
+    const token = forgeToken(SECRET, { sub: stack.payer(0).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 60 });
+    const byToken = await worker.fetch("/articles/f", { headers: bearer(token) });
+    assert.equal(byToken.status, 200);
+    await byToken.arrayBuffer();
+  });
+
+  const siwxCases = [
+    ["another wallet's signature (wallet A's address, wallet B's key)", () => ({ signer: account(4), address: stack.payer(0).address }), "siwx_signer_mismatch"],
+    ["a wrong domain", () => ({ signer: account(0), over: { domain: "evil.example" } }), "siwx_domain_mismatch"],
+    [
+      "a wrong URI (another origin)",
+      () => ({ signer: account(0), over: { uri: "http://evil.example/articles/g", resources: ["http://evil.example/articles/g"] } }),
+      "siwx_uri_mismatch",
+    ],
+    [
+      "the Worker's host on another port",
+      () => ({ signer: account(0), over: { uri: `http://127.0.0.1:${Number(new URL(worker.url).port) + 1}/articles/g` } }),
+      "siwx_uri_mismatch",
+    ],
+    ["a stale issuedAt (6 minutes old)", () => ({ signer: account(0), over: { issuedAt: new Date(Date.now() - 6 * 60_000).toISOString() } }), "siwx_stale"],
+    ["an expirationTime already past", () => ({ signer: account(0), over: { expirationTime: new Date(Date.now() - 1000).toISOString() } }), "siwx_expired"],
+  ];
+  for (const [name, make, code] of siwxCases) {
+    test(`SIWX: ${name}`, async () => {
+      const header = await siwxHeader("/articles/g", make());
+      const hits = originHits();
+      await assertRefused(await worker.fetch("/articles/g", { headers: { [SIWX]: header } }), code);
+      assert.equal(originHits(), hits, "nothing was served");
+    });
+  }
+
+  test("SIWX: a message altered after signing (the statement) does not recover to the wallet", async () => {
+    const header = await siwxHeader("/articles/g", { signer: account(0) });
+    const payload = decodeHeader(header);
+    payload.statement = "Something else";
+    const res = await worker.fetch("/articles/g", { headers: { [SIWX]: Buffer.from(JSON.stringify(payload)).toString("base64") } });
+    await assertRefused(res, "siwx_signer_mismatch");
+  });
+
+  test("SIWX: a replayed nonce (the same valid header twice) is refused the second time", async () => {
+    const header = await siwxHeader("/articles/h", { signer: account(0) });
+    const first = await worker.fetch("/articles/h", { headers: { [SIWX]: header } });
+    assert.equal(first.status, 200);
+    await first.arrayBuffer();
+    const hits = originHits();
+    await assertRefused(await worker.fetch("/articles/h", { headers: { [SIWX]: header } }), "siwx_nonce_replayed");
+    // Also on another path in scope: the nonce is spent, not the path.
+    await assertRefused(await worker.fetch("/articles/i", { headers: { [SIWX]: header } }), "siwx");
+    assert.equal(originHits(), hits);
+  });
+
+  test("SIWX: the same proof replayed concurrently gets in at most once", async () => {
+    const header = await siwxHeader("/articles/j", { signer: account(0) });
+    const answers = await Promise.all(Array.from({ length: 5 }, () => worker.fetch("/articles/j", { headers: { [SIWX]: header } })));
+    assert.deepEqual(answers.map((r) => r.status).sort(), [200, 402, 402, 402, 402]);
+    await Promise.all(answers.map((r) => r.arrayBuffer()));
+  });
+
+  test("SIWX: a valid proof from a wallet that bought nothing is refused", async () => {
+    const header = await siwxHeader("/articles/k", { signer: account(4) });
+    await assertRefused(await worker.fetch("/articles/k", { headers: { [SIWX]: header } }), "no_grant");
+  });
+
+  const flip = (c) => (c === "A" ? "B" : "A");
+  const tokenCases = [
+    [
+      "a tampered token (a character of the claims flipped)",
+      () => {
+        const [v, claims, mac] = articlesToken.split(".");
+        const i = Math.floor(claims.length / 2);
+        return `${v}.${claims.slice(0, i)}${flip(claims[i])}${claims.slice(i + 1)}.${mac}`;
+      },
+      "session_token_bad_mac",
+    ],
+    [
+      "a token re-pointed at another wallet, keeping the MAC",
+      () => {
+        const [v, , mac] = articlesToken.split(".");
+        const claims = Buffer.from(JSON.stringify({ sub: stack.payer(4).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 600 })).toString("base64url");
+        return `${v}.${claims}.${mac}`;
+      },
+      "session_token_bad_mac",
+    ],
+    [
+      "a tampered MAC",
+      () => {
+        const [v, claims, mac] = articlesToken.split(".");
+        const i = Math.floor(mac.length / 2);
+        return `${v}.${claims}.${mac.slice(0, i)}${flip(mac[i])}${mac.slice(i + 1)}`;
+      },
+      "session_token_bad_mac",
+    ],
+    ["an expired token", () => forgeToken(SECRET, { sub: stack.payer(0).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() - 5 }), "session_token_expired"],
+    ["another secret's token", () => forgeToken(randomBytes(32).toString("hex"), { sub: stack.payer(0).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 600 }), "session_token_bad_mac"],
+    ["a well-signed token for a wallet that bought nothing", () => forgeToken(SECRET, { sub: stack.payer(4).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 600 }), "no_grant"],
+    ["a token of another format version", () => articlesToken.replace(/^v1\./, "v2."), "session_token_unsupported_version"],
+  ];
+  for (const [name, make, code] of tokenCases) {
+    test(`token: ${name}`, async () => {
+      const token = make();
+      const hits = originHits();
+      await assertRefused(await worker.fetch("/articles/l", { headers: bearer(token) }), code);
+      await assertRefused(await worker.fetch("/articles/l", { headers: { cookie: `x402_session=${token}` } }), code);
+      assert.equal(originHits(), hits, "nothing was served");
+    });
+  }
+
+  test("the genuine token still works after all that", async () => {
+    const res = await worker.fetch("/articles/m", { headers: bearer(articlesToken) });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+  });
+});
+
+describe("a token that does not get in does not block a sign-in", () => {
+  test("a browser's one cookie, for another scope or stale, does not stop the official hook from signing in", async () => {
+    // A browser keeps one x402_session cookie (Path=/): after buying /articles/* and then /api/*,
+    // it holds the /api/* token and sends it to /articles/* as well.
+    const me = sessionClient(3);
+    const articles = await me.fetch(`${worker.url}/articles/r`);
+    assert.equal(articles.status, 200);
+    const api = await me.fetch(`${worker.url}/api/r`);
+    assert.equal(api.status, 200);
+    const apiCookie = `x402_session=${api.headers.get("x402-session")}`;
+    const before = await balances(3);
+
+    // Alone, the out-of-scope cookie is refused (and says why)...
+    await assertRefused(await worker.fetch("/articles/s", { headers: { cookie: apiCookie } }), "token_out_of_scope");
+    // ...but the official client carrying it signs in and is served without paying.
+    const browser = sessionClient(3, { headers: { cookie: apiCookie } });
+    const res = await browser.fetch(`${worker.url}/articles/s`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), `content of /articles/s for ${stack.payer(3).address}`);
+    assert.ok(!browser.sent.some((s) => s.payment), "no payment");
+    assert.match(res.headers.get("set-cookie"), /^x402_session=v1\./, "a fresh cookie for this scope replaces the other");
+
+    // The same with a cookie from before a secret rotation, and with an expired one.
+    for (const stale of [
+      forgeToken(randomBytes(32).toString("hex"), { sub: stack.payer(3).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 600 }),
+      forgeToken(SECRET, { sub: stack.payer(3).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() - 1 }),
+    ]) {
+      const header = await siwxHeader("/articles/t", { signer: account(3) });
+      const ok = await worker.fetch("/articles/t", { headers: { cookie: `x402_session=${stale}`, [SIWX]: header } });
+      assert.equal(ok.status, 200);
+      await ok.arrayBuffer();
+    }
+    // A failed token does not open the door to a forged sign-in either.
+    const forged = await siwxHeader("/articles/t", { signer: account(4), address: stack.payer(3).address });
+    await assertRefused(await worker.fetch("/articles/t", { headers: { cookie: apiCookie, [SIWX]: forged } }), "siwx_signer_mismatch");
+    // And the /api/* cookie was not charged a request for any of this.
+    const apiToken = api.headers.get("x402-session");
+    const uses = await Promise.all(Array.from({ length: 4 }, (_, i) => worker.fetch(`/api/u${i}`, { headers: bearer(apiToken) })));
+    assert.deepEqual(uses.map((r) => r.status).sort(), [200, 200, 200, 402]);
+    await Promise.all(uses.map((r) => r.arrayBuffer()));
+    assert.deepEqual(await balances(3), before, "nothing more was paid");
+  });
+});
+
+describe("revocation", () => {
+  test("the publisher revokes a wallet's grants: its tokens and its sign-in stop working at once", async () => {
+    const me = sessionClient(5);
+    const wallet = stack.payer(5).address;
+    const articles = await me.fetch(`${worker.url}/articles/n`);
+    assert.equal(articles.status, 200);
+    const articlesTok = articles.headers.get("x402-session");
+    const api = await me.fetch(`${worker.url}/api/n`);
+    assert.equal(api.status, 200);
+    const apiTok = api.headers.get("x402-session");
+    assert.equal((await worker.fetch("/articles/o", { headers: bearer(articlesTok) })).status, 200);
+
+    const unauthorized = await worker.fetch(`/__x402/admin/grants/revoke?wallet=${wallet}`, { method: "POST" });
+    assert.equal(unauthorized.status, 401);
+    await unauthorized.arrayBuffer();
+    assert.equal((await worker.fetch("/articles/o", { headers: bearer(articlesTok) })).status, 200, "still in: that was not the publisher");
+
+    const revoke = await worker.fetch(`/__x402/admin/grants/revoke?wallet=${wallet}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    assert.equal(revoke.status, 200);
+    assert.deepEqual(await revoke.json(), { ok: true, revoked: 2 });
+
+    const hits = originHits();
+    await assertRefused(await worker.fetch("/articles/o", { headers: bearer(articlesTok) }), "no_grant");
+    await assertRefused(await worker.fetch("/api/o", { headers: bearer(apiTok) }), "no_grant");
+    await assertRefused(await worker.fetch("/articles/o", { headers: { [SIWX]: await officialSiwx("/articles/o", account(5)) } }), "no_grant");
+    assert.equal(originHits(), hits);
+    // Another wallet's session is untouched.
+    assert.equal((await worker.fetch("/articles/o", { headers: bearer(articlesToken) })).status, 200);
+  });
+
+  test("a delinquent wallet's session is refused with wallet_delinquent", async () => {
+    // Stand-in for a failed settlement: the ledger writes this KV entry when a deferred payment
+    // fails to settle (proved end to end by the deferred-settlement tests); here it is seeded directly.
+    const me = sessionClient(6);
+    const wallet = stack.payer(6).address.toLowerCase();
+    const paid = await me.fetch(`${worker.url}/articles/p`);
+    assert.equal(paid.status, 200);
+    const token = paid.headers.get("x402-session");
+    assert.equal((await worker.fetch("/articles/q", { headers: bearer(token) })).status, 200);
+
+    await (await worker.kv()).put(`delinquent:${wallet}`, JSON.stringify({ owedMicroUsd: "10000", reason: "settlement_failed" }));
+    const hits = originHits();
+    await assertRefused(await worker.fetch("/articles/q", { headers: bearer(token) }), null, "wallet_delinquent");
+    await assertRefused(await worker.fetch("/articles/q", { headers: { [SIWX]: await officialSiwx("/articles/q", account(6)) } }), null, "wallet_delinquent");
+    assert.equal(originHits(), hits);
+
+    // Debt settled (the entry removed): the grant, which was never deleted, works again.
+    await (await worker.kv()).delete(`delinquent:${wallet}`);
+    assert.equal((await worker.fetch("/articles/q", { headers: bearer(token) })).status, 200);
+  });
+});
