@@ -362,12 +362,18 @@ impl Route {
         self.offers.is_empty()
     }
 
-    /// Whether this rule covers the method and path. A rule for GET also covers HEAD: a HEAD is
-    /// a GET without the body, and must not be a free look at what a GET would sell.
+    /// Whether this rule covers the method and path. A rule for GET also covers HEAD (a GET
+    /// without the body must not be a free look at what a GET would sell) and methods outside
+    /// HTTP's standard set (PROPFIND, PURGE…), which some origins answer as if they were GET.
     pub fn covers(&self, method: &str, path: &str) -> bool {
+        const STANDARD: [&str; 9] = [
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+        ];
         let method_ok = match &self.method {
             None => true,
-            Some(m) => m == method || (m == "GET" && method == "HEAD"),
+            Some(m) => {
+                m == method || (m == "GET" && (method == "HEAD" || !STANDARD.contains(&method)))
+            }
         };
         method_ok && self.pattern.matches(path)
     }

@@ -66,13 +66,14 @@ impl PathPattern {
 
     /// Whether the (raw, undecoded) request path is covered.
     pub fn matches(&self, path: &str) -> bool {
-        let mut parts = path.split('/').filter(|s| !s.is_empty());
+        let normalised = normalise_path(path);
+        let mut parts = normalised.iter();
         for seg in &self.segments {
             match (seg, parts.next()) {
                 (_, None) => return false,
                 (Segment::Any, Some(_)) => {}
                 (Segment::Literal(lit), Some(p)) => {
-                    if normalise_segment(p) != *lit {
+                    if p != lit {
                         return false;
                     }
                 }
@@ -85,7 +86,27 @@ impl PathPattern {
     }
 }
 
-/// Percent-decodes and lowercases one segment. Invalid escapes stay as written.
+/// The segments of a request path as an origin might read them: percent-decoded once (so `%2F`
+/// separates and `%2E%2E` climbs), matrix parameters (`;x=1`) dropped, `.` and `..` resolved,
+/// empty segments dropped, lowercased. Reading more into a path than an origin would only ever
+/// makes the paywall charge more, never less.
+fn normalise_path(path: &str) -> Vec<String> {
+    let decoded = normalise_segment(path);
+    let mut out: Vec<String> = Vec::new();
+    for seg in decoded.split('/') {
+        let seg = seg.split(';').next().unwrap_or_default();
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s.to_string()),
+        }
+    }
+    out
+}
+
+/// Percent-decodes and lowercases a segment (or a path). Invalid escapes stay as written.
 fn normalise_segment(seg: &str) -> String {
     let bytes = seg.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -138,6 +159,16 @@ mod tests {
         assert!(m("/articles/*", "/%61rticles/x"));
         assert!(m("/articles/*", "//articles//x"));
         assert!(m("/articles/*", "/%41RTICLES/x"));
+    }
+
+    #[test]
+    fn paths_an_origin_would_decode_are_matched_as_it_would() {
+        assert!(m("/articles/*", "/articles%2Fhello"));
+        assert!(m("/articles/*", "/free/%2E%2E%2Farticles/hello"));
+        assert!(m("/articles/*", "/free/../articles/hello"));
+        assert!(m("/articles/*", "/articles;x=1/hello"));
+        assert!(m("/articles/*", "/./articles/hello"));
+        assert!(!m("/articles/*", "/articles/../free/x"));
     }
 
     #[test]

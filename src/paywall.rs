@@ -24,7 +24,8 @@ pub const IMMEDIATE_SETTLE_MARGIN_SECONDS: u64 = 12;
 
 /// Headers the paywall answers with on everything it produces, so that browser clients on other
 /// origins can read the terms and receipts.
-pub const EXPOSE_HEADERS: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE";
+pub const EXPOSE_HEADERS: &str =
+    "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, X402-Session, crawler-price, crawler-charged, crawler-error";
 /// Request headers a cross-origin client may send.
 pub const ALLOW_HEADERS: &str =
     "PAYMENT-SIGNATURE, X-PAYMENT, SIGN-IN-WITH-X, Authorization, Content-Type, Accept";
@@ -88,13 +89,12 @@ pub fn priced_route<'c>(config: &'c Config, method: &str, path: &str) -> Option<
 
 /// Decides what happens to a request at time `now` (unix seconds).
 pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<'c> {
-    if req.method == "OPTIONS" {
-        if let Some(method) = req.preflight_method {
-            // A preflight for a priced request is ours to answer: the origin does not know the
-            // payment headers exist.
-            if priced_route(config, &method.to_ascii_uppercase(), req.path).is_some() {
-                return Decision::Reply(preflight());
-            }
+    if let (true, Some(method)) = (req.method == "OPTIONS", req.preflight_method) {
+        // A preflight for a priced request is ours to answer: the origin does not know the
+        // payment headers exist. Any other preflight is the origin's. A plain OPTIONS is priced
+        // like any other method: a rule for every method covers it.
+        if priced_route(config, &method.to_ascii_uppercase(), req.path).is_some() {
+            return Decision::Reply(preflight());
         }
         return Decision::Pass;
     }

@@ -244,7 +244,9 @@ fn check_authorization(
         ));
     }
     let after = valid_after.to_u64().unwrap_or(u64::MAX);
-    if after > now {
+    // EIP-3009 wants block.timestamp > validAfter: an authorization becomes usable the second
+    // after validAfter, so one dated `now` would fail on chain if settled this very second.
+    if after >= now {
         return Err(Refusal::new(
             Reason::NotYetValid,
             format!(

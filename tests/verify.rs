@@ -258,8 +258,8 @@ fn spec_example_verifies_as_v2_and_as_v1() {
 fn spec_example_is_time_bound() {
     let c = one_route(json!(["eip155:84532"]), "10000", 65, json!([]));
     let req = Req::get("/paid/weather").paying(Some(b64(&spec_v2("USDC"))), None);
-    // validAfter 1740672089: one second earlier it is not valid yet.
-    let r = decide_reply(&c, &req, 1_740_672_088);
+    // validAfter 1740672089: usable from the next second on (EIP-3009: timestamp > validAfter).
+    let r = decide_reply(&c, &req, 1_740_672_089);
     check_refusal(&c, &req, &r, Reason::NotYetValid).unwrap();
     // validBefore 1740672154: settling needs 12 s in hand.
     let r = decide_reply(&c, &req, 1_740_672_154 - 11);
@@ -953,8 +953,13 @@ fn table(c: &Config) -> Vec<Case> {
         Refused(Reason::NotYetValid),
     ));
     t.push(pay(
-        "validAfter = now",
+        "validAfter = now (usable only from the next second, as on chain)",
         &ok.with(after(NOW.to_string())),
+        Refused(Reason::NotYetValid),
+    ));
+    t.push(pay(
+        "validAfter = now - 1",
+        &ok.with(after((NOW - 1).to_string())),
         PAID,
     ));
     t.push(pay("validAfter 0", &ok.with(after("0".into())), PAID));
@@ -1455,10 +1460,10 @@ fn the_same_payment_is_judged_by_the_clock() {
     let valid_after = NOW - 600;
     let valid_before = NOW + 300;
     for (now, want) in [
-        (valid_after - 1, Some(Reason::NotYetValid)),
-        (valid_after, None),
+        (valid_after, Some(Reason::NotYetValid)),
+        (valid_after + 1, None),
         // Sent early: validBefore is within maxTimeoutSeconds + 600 s of the clock.
-        (valid_before - 300 - 600, None),
+        (valid_before - 300 - 599, None),
         (valid_before - 12, None),
         (valid_before - 11, Some(Reason::ExpiresTooSoon)),
         (valid_before + 1, Some(Reason::ExpiresTooSoon)),

@@ -222,8 +222,11 @@ impl DurableObject for Ledger {
                 requests,
                 until,
             } => {
+                // Buying again before the last purchase is used up adds to what is left.
                 let mut counts = self.counts(now).await;
-                counts.insert(key, (requests, until));
+                let entry = counts.entry(key).or_insert((0, until));
+                entry.0 = entry.0.saturating_add(requests);
+                entry.1 = entry.1.max(until);
                 self.state.storage().put(COUNTS_KEY, &counts).await?;
                 serde_json::json!({"ok": true})
             }

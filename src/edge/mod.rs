@@ -157,7 +157,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let url = req.url()?;
     // Methods are case-sensitive in HTTP, but an origin may not treat them so: compare upper-cased
     // so that `get` cannot walk past a rule for GET.
-    let method = req.method().to_string().to_ascii_uppercase();
+    // The method as sent: workers-rs maps methods it does not know (PROPFIND, PURGE…) to GET.
+    let method = req.inner().method().to_ascii_uppercase();
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let (payment_signature, x_payment, preflight_method) = (
@@ -179,8 +180,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         return respond::discovery(config, &url, head);
     }
     let paying = payment_signature.is_some() || x_payment.is_some();
-    let route = match method.as_str() {
-        "OPTIONS" => None,
+    let route = match (method.as_str(), &preflight_method) {
+        ("OPTIONS", Some(_)) => None,
         _ => paywall::priced_route(config, &method, url.path()),
     };
     let mut served = Served {

@@ -44,16 +44,36 @@ async fn send(config: &Config, req: Request, payer: Option<String>) -> Result<Re
         for h in PAYMENT_HEADERS {
             headers.delete(h)?;
         }
+        // Our session token is a bearer credential for this paywall only; the origin never sees it.
+        let auth = headers.get("authorization")?;
+        if crate::session::token_from_request(None, auth.as_deref()).is_some() {
+            headers.delete("authorization")?;
+        }
+        if let Some(cookie) = headers.get("cookie")? {
+            let kept: Vec<&str> = cookie
+                .split(';')
+                .map(str::trim)
+                .filter(|c| !c.starts_with(&format!("{}=", crate::session::COOKIE_NAME)))
+                .collect();
+            if kept.is_empty() {
+                headers.delete("cookie")?;
+            } else {
+                headers.set("cookie", &kept.join("; "))?;
+            }
+        }
         headers.set(PAYER_HEADER, payer)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(req.method())
-        .with_headers(headers)
+    init.with_headers(headers)
         .with_redirect(RequestRedirect::Manual);
-    if !matches!(req.method(), worker::Method::Get | worker::Method::Head) {
+    let method = req.inner().method();
+    if !matches!(method.as_str(), "GET" | "HEAD") {
         init.with_body(req.inner().body().map(Into::into));
     }
-    let outgoing = Request::new_with_init(&target, &init)?;
+    // The method exactly as sent: the SDK's own type would turn PROPFIND or PURGE into GET.
+    let raw = web_sys::RequestInit::from(&init);
+    raw.set_method(&method);
+    let outgoing: Request = web_sys::Request::new_with_str_and_init(&target, &raw)?.into();
     let response = Fetch::Request(outgoing).send().await?;
     // Responses from fetch have immutable headers; rebuild so that receipts can be added.
     let status = response.status_code();

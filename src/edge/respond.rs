@@ -22,7 +22,12 @@ pub fn reply(reply: Reply, head: bool) -> Result<Response> {
 pub fn decorate(response: &mut Response, extra: Vec<(&'static str, String)>) {
     let headers = response.headers_mut();
     for (k, v) in paywall::common_headers().into_iter().chain(extra) {
-        let _ = headers.set(k, &v);
+        // The origin's own cookies stay: ours is added beside them.
+        let _ = if k.eq_ignore_ascii_case("set-cookie") {
+            headers.append(k, &v)
+        } else {
+            headers.set(k, &v)
+        };
     }
 }
 
