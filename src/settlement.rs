@@ -1125,6 +1125,30 @@ impl Ledger {
         Ok(amount)
     }
 
+    /// The request that admitted `id` will not collect it (the origin answered with an error, and
+    /// nobody pays for that); returns its amount, counted as forgiven. Allowed wherever
+    /// [`Ledger::revoke`] is, and for an immediate entry whose settlement was never sent (no
+    /// outcome recorded yet): a Worker that admits an immediate payment before asking the origin
+    /// withdraws it instead of settling it. The nonce stays remembered: the authorization is not
+    /// served again, it is simply never collected.
+    pub fn withdraw(&mut self, id: &str) -> Result<u128, AdminError> {
+        let unsent_immediate = |e: &Entry| {
+            e.immediate
+                && matches!(e.state, State::InFlight { .. })
+                && e.tries == 0
+                && e.unknowns == 0
+                && !e.uncertain
+        };
+        match self.entries.iter().position(|e| e.id == id) {
+            Some(i) if self.entries.get(i).is_some_and(unsent_immediate) => {
+                let amount = self.entries.remove(i).micro;
+                self.counters.forgiven = self.counters.forgiven.saturating_add(1);
+                Ok(amount)
+            }
+            _ => self.revoke(id),
+        }
+    }
+
     /// Admin: the money for a failed (or unknown) entry arrived after all: it becomes settled
     /// with `transaction` (may be `""`), clearing what it added to `owed`.
     pub fn mark_paid(&mut self, id: &str, transaction: String, now: u64) -> Result<(), AdminError> {
@@ -1382,6 +1406,51 @@ mod tests {
         assert!(!e.delinquent);
         assert_eq!(l.view().lost_micro_usd, 10_000);
         assert_eq!(l.next_alarm(), None);
+    }
+
+    /// An immediate payment admitted before the origin answered can be withdrawn until its
+    /// settlement is sent; a deferred one only until its batch is attempted.
+    #[test]
+    fn withdraw_only_what_no_attempt_can_have_moved() {
+        let p = policy();
+        let mut l = Ledger::new();
+        let mut a = Admission {
+            id: "31337:a:1".into(),
+            asset: USDC.into(),
+            nonce: format!("0x{:064x}", 1),
+            amount: "10000".into(),
+            amount_micro_usd: 10_000,
+            valid_before: T0 + 300,
+            route: "/api/*".into(),
+            network: "eip155:31337".into(),
+            deferred: false,
+            payload: serde_json::json!({}),
+        };
+        l.admit(a.clone(), &p, T0).unwrap();
+        assert_eq!(l.withdraw(&a.id), Ok(10_000));
+        assert!(l.entry(&a.id).is_none());
+        assert!(l.remembers(&a.asset, &a.nonce), "never served again");
+        assert_eq!(l.admit(a.clone(), &p, T0), Err(AdmitError::Replay));
+        assert_eq!(l.view().forgiven, 1);
+        assert_eq!(l.next_alarm(), None);
+        // Once an outcome came back (here: no answer), the money may have moved: not withdrawn.
+        a.id = "31337:a:2".into();
+        a.nonce = format!("0x{:064x}", 2);
+        l.admit(a.clone(), &p, T0).unwrap();
+        l.record(&a.id, Outcome::Unknown { why: "x".into() }, &p, T0);
+        assert_eq!(l.withdraw(&a.id), Err(AdminError::NotAllowed));
+        // Admin revocation never touches an immediate entry in flight.
+        a.id = "31337:a:3".into();
+        a.nonce = format!("0x{:064x}", 3);
+        l.admit(a.clone(), &p, T0).unwrap();
+        assert_eq!(l.revoke(&a.id), Err(AdminError::NotAllowed));
+        // A deferred entry: withdrawn while pending, not once its batch is in flight.
+        let id = admit(&mut l, T0 + 300, T0);
+        assert_eq!(l.withdraw(&id), Ok(10_000));
+        let mut l = Ledger::new();
+        let id = admit(&mut l, T0 + 300, T0);
+        l.begin(&id, &p, T0 + 2).unwrap();
+        assert_eq!(l.withdraw(&id), Err(AdminError::NotAllowed));
     }
 
     /// Without chain reads to resolve them, unanswered attempts stay bounded: a settle nobody

@@ -20,11 +20,11 @@ pub const PREFIX: &str = "/__x402/admin/";
 const STATS_PAGE: &str = include_str!("stats.html");
 const ADMIN_TOKEN: &str = "X402_ADMIN_TOKEN";
 
-pub async fn handle(req: Request, env: &Env) -> Result<Response> {
+pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Result<Response> {
     let Ok(token) = env.secret(ADMIN_TOKEN).map(|s| s.to_string()) else {
         return Response::error("not found", 404);
     };
-    if req.path() == format!("{PREFIX}stats.html") {
+    if url.path == format!("{PREFIX}stats.html") {
         // The page holds no data: its script asks for the token and reads the JSON endpoint.
         let mut res = Response::from_html(STATS_PAGE)?;
         res.headers_mut().set("Cache-Control", "no-store")?;
@@ -43,13 +43,14 @@ pub async fn handle(req: Request, env: &Env) -> Result<Response> {
         res.headers_mut().set("WWW-Authenticate", "Bearer")?;
         return Ok(res);
     }
-    let url = req.url()?;
+    let pairs = query_pairs(url.query.as_deref().unwrap_or(""));
     let query = |k: &str| {
-        url.query_pairs()
+        pairs
+            .iter()
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.to_string())
     };
-    let action = url.path().trim_start_matches(PREFIX).trim_end_matches('/');
+    let action = url.path.trim_start_matches(PREFIX).trim_end_matches('/');
     let wallet = match query("wallet").map(|w| Address::parse(&w)) {
         Some(Ok(a)) => Some(a.to_lower_hex()),
         Some(Err(e)) => return bad(&format!("wallet: {e}")),
@@ -198,4 +199,39 @@ fn bad(message: &str) -> Result<Response> {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `a=1&b=x%20y` → pairs, percent-decoded (`+` as space).
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -25,18 +25,22 @@ pub struct Who {
     pub cloudflare: Option<CloudflareBot>,
 }
 
-pub async fn who(req: &Request, env: &Env, url: &worker::Url, method: &str, now: u64) -> Who {
+pub async fn who(
+    req: &Request,
+    env: &Env,
+    full: &str,
+    url: &crate::siwx::HttpUrl,
+    method: &str,
+    now: u64,
+) -> Who {
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
-    let authority = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
+    let authority = url.authority();
     let signed = SignedRequest {
         method,
         authority: &authority,
-        target_uri: url.as_str(),
-        path: url.path(),
+        target_uri: full,
+        path: &url.path,
         header: &header,
     };
     let (verified, signature_error) = match crawlers::parse_signature(&signed) {

@@ -22,7 +22,7 @@ use worker::{
 use crate::config::Config;
 use crate::evm::Address;
 use crate::settlement::{
-    Action, Admission, AdmitError, Effect, Ledger as Book, LedgerPolicy, Outcome,
+    Action, AdminError, Admission, AdmitError, Effect, Ledger as Book, LedgerPolicy, Outcome,
 };
 
 const LEDGER_KEY: &str = "ledger";
@@ -187,14 +187,9 @@ impl DurableObject for Ledger {
                 self.after_change(&book, now).await?;
                 serde_json::json!({"ok": true})
             }
-            Command::Withdraw { id } | Command::Revoke { id } => {
-                let mut book = self.load().await?;
-                let result = book.revoke(&id);
-                self.store(&book).await?;
-                self.after_change(&book, now).await?;
-                self.sync_delinquency(&book).await;
-                serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
-            }
+            // The admitting request gives up a payment it never settled (the origin failed).
+            Command::Withdraw { id } => self.remove_entry(now, |book| book.withdraw(&id)).await?,
+            Command::Revoke { id } => self.remove_entry(now, |book| book.revoke(&id)).await?,
             Command::MarkPaid { id, transaction } => {
                 let mut book = self.load().await?;
                 let result = book.mark_paid(&id, transaction, now);
@@ -279,6 +274,20 @@ impl DurableObject for Ledger {
 }
 
 impl Ledger {
+    /// Withdraws or revokes one entry, and keeps the alarm, the open index and the blocklist in step.
+    async fn remove_entry(
+        &self,
+        now: u64,
+        remove: impl FnOnce(&mut Book) -> std::result::Result<u128, AdminError>,
+    ) -> Result<serde_json::Value> {
+        let mut book = self.load().await?;
+        let result = remove(&mut book);
+        self.store(&book).await?;
+        self.after_change(&book, now).await?;
+        self.sync_delinquency(&book).await;
+        Ok(serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())}))
+    }
+
     async fn counts(&self, now: u64) -> Counts {
         let mut counts: Counts = self
             .state

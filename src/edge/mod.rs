@@ -25,9 +25,11 @@ use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, Sc
 use crate::config::{Access, Config, OverCredit, SettlementMode};
 use crate::crawlers::{self, Class};
 use crate::facilitator::{SettleOutcome, VerifyOutcome};
+use crate::page;
 use crate::paywall::{self, Decision, Incoming, PaidRequest};
 use crate::policy;
 use crate::reason::{Reason, Refusal};
+use crate::siwx::HttpUrl;
 use crate::x402;
 
 /// The binding that holds the configuration (`[vars.X402]` in wrangler.toml).
@@ -119,17 +121,19 @@ async fn effective_config(base: &Config, now: u64) -> Rc<Config> {
 }
 
 fn read_config_json(env: &Env) -> std::result::Result<String, String> {
-    // A string holds the JSON itself (handy with `wrangler dev --var`); a table arrives as an object.
-    if let Ok(v) = env.var(CONFIG_BINDING) {
-        let s = v.to_string();
-        if s.trim_start().starts_with('{') {
-            return Ok(s);
-        }
+    let missing = || format!("X402: the [vars.X402] table is missing ({CONFIG_BINDING} binding)");
+    let value = js_sys::Reflect::get(env, &CONFIG_BINDING.into()).map_err(|_| missing())?;
+    // A string holds the JSON itself (handy with `wrangler dev --var`); a table arrives as an
+    // object, turned into JSON by the runtime rather than by a second deserialiser in the bundle.
+    if let Some(s) = value.as_string() {
+        return Ok(s);
     }
-    let value: serde_json::Value = env.object_var(CONFIG_BINDING).map_err(|_| {
-        format!("X402: the [vars.X402] table is missing ({CONFIG_BINDING} binding)")
-    })?;
-    Ok(value.to_string())
+    if !value.is_object() {
+        return Err(missing());
+    }
+    js_sys::JSON::stringify(&value)
+        .map(String::from)
+        .map_err(|_| missing())
 }
 
 pub(crate) fn now_seconds() -> u64 {
@@ -138,8 +142,20 @@ pub(crate) fn now_seconds() -> u64 {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    if req.path().starts_with(admin::PREFIX) {
-        return admin::handle(req, &env).await;
+    // The URL as the runtime serialised it (always ASCII), read by our own narrow parser: the
+    // general URL crate and its Unicode tables would double the size of the Worker.
+    let full = req.inner().url();
+    let Some(url) = HttpUrl::parse(&full) else {
+        return respond::reply(
+            paywall::plain_refusal(&Refusal::new(
+                Reason::InvalidShape,
+                "the request URL cannot be read",
+            )),
+            false,
+        );
+    };
+    if url.path.starts_with(admin::PREFIX) {
+        return admin::handle(req, &env, &url).await;
     }
     let loaded = load_config(&env);
     let base = match loaded.as_ref() {
@@ -154,7 +170,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let now = now_seconds();
     let config = effective_config(base, now).await;
     let config = config.as_ref();
-    let url = req.url()?;
     // Methods are case-sensitive in HTTP, but an origin may not treat them so: compare upper-cased
     // so that `get` cannot walk past a rule for GET.
     // The method as sent: workers-rs maps methods it does not know (PROPFIND, PURGE…) to GET.
@@ -168,30 +183,36 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     );
     let incoming = Incoming {
         method: &method,
-        url: url.as_str(),
-        path: url.path(),
+        url: &full,
+        path: &url.path,
         payment_signature: payment_signature.as_deref(),
         x_payment: x_payment.as_deref(),
         preflight_method: preflight_method.as_deref(),
         siwx_nonce: random_nonce(),
     };
     let head = method == "HEAD";
-    if url.path() == DISCOVERY_PATH && (method == "GET" || head) {
-        return respond::discovery(config, &url, head);
+    if url.path == DISCOVERY_PATH && (method == "GET" || head) {
+        return respond::discovery(config, &url.origin(), head);
     }
     let paying = payment_signature.is_some() || x_payment.is_some();
     let route = match (method.as_str(), &preflight_method) {
         ("OPTIONS", Some(_)) => None,
-        _ => paywall::priced_route(config, &method, url.path()),
+        _ => paywall::priced_route(config, &method, &url.path),
     };
     let mut served = Served {
         head,
         now,
         crawler: None,
         ctx: &ctx,
+        person: false,
     };
     if let Some(route) = route {
-        let who = bots::who(&req, &env, &url, &method, now).await;
+        let who = bots::who(&req, &env, &full, &url, &method, now).await;
+        // A person's browser asking for the page gets the paywall page (still 402, still with
+        // PAYMENT-REQUIRED); a request carrying a payment, and a known crawler, get the JSON.
+        served.person = !paying
+            && who.class != Class::Crawler
+            && page::is_browser(header("accept").as_deref(), header("user-agent").as_deref());
         let siwx = incoming
             .siwx_nonce
             .map(|nonce| paywall::SiwxChallenge { nonce, now });
@@ -209,7 +230,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
                     "0",
                     "allowed",
                 );
-                return origin::pass(config, req).await;
+                return origin::pass(config, req, &url).await;
             }
             Access::Block => {
                 let mut reply = paywall::plain_refusal(&Refusal::new(
@@ -237,8 +258,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         match crawler_terms(route, &who, headers) {
             Ok(c) => served.crawler = c,
             Err((e, reply_refusal)) => {
-                let mut reply =
-                    paywall::challenge(route, url.as_str(), &reply_refusal, siwx.as_ref());
+                let mut reply = paywall::challenge(route, &full, &reply_refusal, siwx.as_ref());
                 reply.status = e.status();
                 reply
                     .headers
@@ -248,10 +268,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         }
         if !paying {
             // A wallet that already bought a session for this path comes in without paying.
-            match access::try_session(config, &env, headers, url.as_str(), url.path(), now).await {
+            match access::try_session(config, &env, headers, &full, &url.path, now).await {
                 Ok(None) => {}
                 Ok(Some(admitted)) => {
-                    let mut response = origin::forward_as(config, req, &admitted.wallet).await?;
+                    let mut response =
+                        origin::forward_as(config, req, &url, &admitted.wallet).await?;
                     let mut extra = Vec::new();
                     if let Some(token) = &admitted.token {
                         extra = access::token_headers(token);
@@ -267,16 +288,23 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
                     return Ok(response);
                 }
                 Err(refusal) => {
-                    let reply = paywall::challenge(route, url.as_str(), &refusal, siwx.as_ref());
-                    return respond::reply(served.on_refusal(reply), head);
+                    let reply = paywall::challenge(route, &full, &refusal, siwx.as_ref());
+                    let reply = served.for_person(served.on_refusal(reply), route, &full);
+                    return respond::reply(reply, head);
                 }
             }
         }
     }
     match paywall::decide(config, &incoming, now) {
-        Decision::Pass => origin::pass(config, req).await,
-        Decision::Reply(reply) => respond::reply(served.on_refusal(reply), head),
-        Decision::Paid(paid) => serve_paid(config, &env, req, &paid, &served).await,
+        Decision::Pass => origin::pass(config, req, &url).await,
+        Decision::Reply(mut reply) => {
+            reply = served.on_refusal(reply);
+            if let Some(route) = route {
+                reply = served.for_person(reply, route, &full);
+            }
+            respond::reply(reply, head)
+        }
+        Decision::Paid(paid) => serve_paid(config, &env, req, &url, &paid, &served).await,
     }
 }
 
@@ -290,6 +318,8 @@ struct Served<'a> {
     ctx: &'a Context,
     /// For crawlers: the price to quote (`crawler-price`) and whether an intent was stated.
     crawler: Option<CrawlerTerms>,
+    /// A person's browser asking for a page, without a payment: refusals become the paywall page.
+    person: bool,
 }
 
 struct CrawlerTerms {
@@ -297,6 +327,21 @@ struct CrawlerTerms {
 }
 
 impl Served<'_> {
+    /// The paywall page instead of the JSON refusal, for a person's browser: same status, same
+    /// headers (`PAYMENT-REQUIRED` included), an HTML body.
+    fn for_person(
+        &self,
+        reply: paywall::Reply,
+        route: &crate::config::Route,
+        url: &str,
+    ) -> paywall::Reply {
+        if self.person {
+            page::for_browser(reply, route, url)
+        } else {
+            reply
+        }
+    }
+
     /// Adds what a refusal to this client also carries (`crawler-price` for crawlers).
     fn on_refusal(&self, mut reply: paywall::Reply) -> paywall::Reply {
         if let (Some(c), 402) = (&self.crawler, reply.status) {
@@ -368,6 +413,7 @@ async fn serve_paid(
     config: &Config,
     env: &Env,
     req: Request,
+    url: &HttpUrl,
     paid: &PaidRequest<'_>,
     ctx: &Served<'_>,
 ) -> Result<Response> {
@@ -405,7 +451,7 @@ async fn serve_paid(
             Err(_) => deferred = false,
         }
     }
-    let mut response = origin::forward_as(config, req, &paid.verified.payer).await?;
+    let mut response = origin::forward_as(config, req, url, &paid.verified.payer).await?;
     let id = paid.admission(deferred).id;
     if response.status_code() >= 400 {
         if let (true, Some(book)) = (deferred, &book) {

@@ -8,6 +8,7 @@ use worker::{Fetch, Request, RequestInit, RequestRedirect, Response, Result};
 
 use crate::config::Config;
 use crate::evm::Address;
+use crate::siwx::HttpUrl;
 
 /// Request headers that carry payments; the origin has no use for them once we have checked them.
 const PAYMENT_HEADERS: [&str; 3] = ["payment-signature", "x-payment", "sign-in-with-x"];
@@ -15,27 +16,36 @@ const PAYMENT_HEADERS: [&str; 3] = ["payment-signature", "x-payment", "sign-in-w
 pub const PAYER_HEADER: &str = "x402-payer";
 
 /// An unpriced request, untouched (but for a forged payer header).
-pub async fn pass(config: &Config, req: Request) -> Result<Response> {
-    send(config, req, None).await
+pub async fn pass(config: &Config, req: Request, url: &HttpUrl) -> Result<Response> {
+    send(config, req, url, None).await
 }
 
 /// A paid (or session) request: payment headers stripped, the wallet named.
-pub async fn forward_as(config: &Config, req: Request, wallet: &Address) -> Result<Response> {
-    send(config, req, Some(wallet.to_checksum())).await
+pub async fn forward_as(
+    config: &Config,
+    req: Request,
+    url: &HttpUrl,
+    wallet: &Address,
+) -> Result<Response> {
+    send(config, req, url, Some(wallet.to_checksum())).await
 }
 
-async fn send(config: &Config, req: Request, payer: Option<String>) -> Result<Response> {
-    let url = req.url()?;
+async fn send(
+    config: &Config,
+    req: Request,
+    url: &HttpUrl,
+    payer: Option<String>,
+) -> Result<Response> {
     let target = match &config.origin {
         Some(base) => {
-            let mut t = format!("{base}{}", url.path());
-            if let Some(q) = url.query() {
+            let mut t = format!("{base}{}", url.path);
+            if let Some(q) = &url.query {
                 t.push('?');
                 t.push_str(q);
             }
             t
         }
-        None => url.to_string(),
+        None => req.inner().url(),
     };
     let headers = req.headers().clone();
     // Only we may say who paid: the origin trusts this header, so a client's copy never passes.

@@ -32,13 +32,8 @@ pub fn decorate(response: &mut Response, extra: Vec<(&'static str, String)>) {
 }
 
 /// The `/.well-known/x402` document: every priced resource with its terms.
-pub fn discovery(
-    config: &crate::config::Config,
-    url: &worker::Url,
-    head: bool,
-) -> Result<Response> {
-    let origin = url.origin().ascii_serialization();
-    let doc = crate::discovery::document(config, &origin);
+pub fn discovery(config: &crate::config::Config, origin: &str, head: bool) -> Result<Response> {
+    let doc = crate::discovery::document(config, origin);
     let mut headers = paywall::common_headers();
     headers.retain(|(k, _)| *k != "Cache-Control");
     headers.push(("Cache-Control", "public, max-age=300".into()));
