@@ -2,7 +2,8 @@
 //! standard input (`scripts/check-config` extracts it from `wrangler.toml`), validates it exactly
 //! as the Worker will, and prints what each route sells, or the key that is wrong and why.
 
-use std::io::Read;
+use std::fmt::Write as _;
+use std::io::{Read, Write as _};
 use std::process::ExitCode;
 
 use x402_edge::config::{Access, Config, SettlementMode};
@@ -20,7 +21,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "ok: {} route(s); facilitator {}; origin {}",
         config.routes.len(),
         config
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
             r.pattern.as_str()
         );
         if r.is_free() {
-            println!("  {what:<32} free");
+            let _ = writeln!(out, "  {what:<32} free");
             continue;
         }
         let offers: Vec<String> = r
@@ -64,8 +67,9 @@ fn main() -> ExitCode {
             Access::Charge => "charge",
             Access::Block => "block",
         };
-        println!("  {what:<32} {} ({mode})", offers.join(" | "));
-        println!(
+        let _ = writeln!(out, "  {what:<32} {} ({mode})", offers.join(" | "));
+        let _ = writeln!(
+            out,
             "  {:<32} humans {}, crawlers {}, agents {}{}",
             "",
             access(r.access.humans),
@@ -83,13 +87,16 @@ fn main() -> ExitCode {
                 (_, Some(n)) => format!("{n} requests"),
                 _ => String::new(),
             };
-            println!(
+            let _ = writeln!(
+                out,
                 "  {:<32} sells a session: {} for {amount}",
                 "",
                 s.scope.as_str()
             );
         }
     }
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     ExitCode::SUCCESS
 }
 

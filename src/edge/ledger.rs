@@ -222,7 +222,7 @@ impl DurableObject for Ledger {
                 let entry = counts.entry(key).or_insert((0, until));
                 entry.0 = entry.0.saturating_add(requests);
                 entry.1 = entry.1.max(until);
-                self.state.storage().put(COUNTS_KEY, &counts).await?;
+                put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;
                 serde_json::json!({"ok": true})
             }
             Command::SpendGrant { key, now } => {
@@ -234,27 +234,22 @@ impl DurableObject for Ledger {
                     }
                     _ => false,
                 };
-                self.state.storage().put(COUNTS_KEY, &counts).await?;
+                put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;
                 serde_json::json!({"spent": spent})
             }
             Command::ClearGrants => {
-                self.state.storage().put(COUNTS_KEY, Counts::new()).await?;
+                put_json(&self.state.storage(), COUNTS_KEY, &Counts::new()).await?;
                 serde_json::json!({"ok": true})
             }
             Command::UseNonce { key, until } => {
                 let storage = self.state.storage();
-                let mut nonces: Nonces = storage
-                    .get(NONCES_KEY)
-                    .await
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
+                let mut nonces: Nonces = get_json(&storage, NONCES_KEY).await;
                 nonces.retain(|_, u| *u > now);
                 let fresh = !nonces.contains_key(&key);
                 if fresh {
                     nonces.insert(key, until);
                 }
-                storage.put(NONCES_KEY, &nonces).await?;
+                put_json(&storage, NONCES_KEY, &nonces).await?;
                 serde_json::json!({"fresh": fresh})
             }
             Command::Sweep => {
@@ -289,29 +284,17 @@ impl Ledger {
     }
 
     async fn counts(&self, now: u64) -> Counts {
-        let mut counts: Counts = self
-            .state
-            .storage()
-            .get(COUNTS_KEY)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let mut counts: Counts = get_json(&self.state.storage(), COUNTS_KEY).await;
         counts.retain(|_, (left, until)| *left > 0 && *until > now);
         counts
     }
 
     async fn load(&self) -> Result<Book> {
-        Ok(self
-            .state
-            .storage()
-            .get::<Book>(LEDGER_KEY)
-            .await?
-            .unwrap_or_default())
+        Ok(get_json(&self.state.storage(), LEDGER_KEY).await)
     }
 
     async fn store(&self, book: &Book) -> Result<()> {
-        self.state.storage().put(LEDGER_KEY, book).await
+        put_json(&self.state.storage(), LEDGER_KEY, book).await
     }
 
     /// Keeps the alarm on the earliest due entry, and the KV index of wallets with open entries
@@ -504,4 +487,23 @@ fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {
         "{}",
         serde_json::json!({"event": "settlement", "outcome": outcome, "payer": wallet, "id": id})
     );
+}
+
+/// Reads a value stored as JSON text. Values are kept as text rather than as structured clones so
+/// that one serialiser (serde_json) serves the whole Worker, which keeps the bundle small.
+async fn get_json<T: serde::de::DeserializeOwned + Default>(
+    storage: &worker::Storage,
+    key: &str,
+) -> T {
+    storage
+        .get::<String>(key)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
+}
+
+async fn put_json<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) -> Result<()> {
+    storage.put(key, serde_json::to_string(value)?).await
 }

@@ -25,14 +25,20 @@ impl DurableObject for Stats {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let storage = self.state.storage();
-        let mut tallies: Tallies = storage.get(KEY).await.ok().flatten().unwrap_or_default();
+        let mut tallies: Tallies = storage
+            .get::<String>(KEY)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
         if req.method() == Method::Post {
             let event: Event = match req.json().await {
                 Ok(e) => e,
                 Err(e) => return Response::error(format!("bad event: {e}"), 400),
             };
             tallies.record(&event);
-            storage.put(KEY, &tallies).await?;
+            storage.put(KEY, serde_json::to_string(&tallies)?).await?;
             return Response::ok("");
         }
         Response::from_json(&tallies.view(10))
