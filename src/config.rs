@@ -30,7 +30,11 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "X402.{}: {}", self.key, self.problem)
+        if self.key.is_empty() {
+            write!(f, "X402: {}", self.problem)
+        } else {
+            write!(f, "X402.{}: {}", self.key, self.problem)
+        }
     }
 }
 
@@ -48,16 +52,16 @@ fn err(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 struct RawConfig {
     pay_to: Option<String>,
     #[serde(default)]
-    accepts: Vec<RawAccept>,
+    accepts: Vec<Value>,
     origin: Option<String>,
-    facilitator: Option<RawFacilitator>,
+    facilitator: Option<Value>,
     #[serde(default)]
-    assets: Vec<RawAsset>,
+    assets: Vec<Value>,
     #[serde(default)]
-    routes: Vec<RawRoute>,
+    routes: Vec<Value>,
     max_timeout_seconds: Option<u64>,
     settlement: Option<SettlementMode>,
-    deferred: Option<RawDeferred>,
+    deferred: Option<Value>,
     payers: Option<Payers>,
     humans: Option<Access>,
     crawlers: Option<Access>,
@@ -153,13 +157,13 @@ struct RawRoute {
     #[serde(default)]
     free: bool,
     pay_to: Option<String>,
-    accepts: Option<Vec<RawAccept>>,
+    accepts: Option<Vec<Value>>,
     description: Option<String>,
     mime_type: Option<String>,
     max_timeout_seconds: Option<u64>,
     settlement: Option<SettlementMode>,
-    session: Option<RawSession>,
-    discovery: Option<Discovery>,
+    session: Option<Value>,
+    discovery: Option<Value>,
     payers: Option<Payers>,
     humans: Option<Access>,
     crawlers: Option<Access>,
@@ -424,13 +428,8 @@ impl Config {
 impl Config {
     /// Parses and validates the JSON of `[vars.X402]`.
     pub fn from_json(json: &str) -> Result<Config, ConfigError> {
-        let de = &mut serde_json::Deserializer::from_str(json);
-        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let key = if path == "." { String::new() } else { path };
-            err(key, e.into_inner().to_string())
-        })?;
-        raw.resolve()
+        let value: Value = serde_json::from_str(json).map_err(|e| err("", e.to_string()))?;
+        section::<RawConfig>(&value, "")?.resolve()
     }
 
     /// The first route that covers this request, if any.
@@ -464,6 +463,7 @@ impl RawConfig {
         let mut assets = Vec::with_capacity(self.assets.len());
         for (i, a) in self.assets.iter().enumerate() {
             let key = format!("assets[{i}]");
+            let a: RawAsset = section(a, &key)?;
             let network = networks::parse_network(&a.network).ok_or_else(|| {
                 err(
                     format!("{key}.network"),
@@ -505,6 +505,10 @@ impl RawConfig {
 
         let facilitator = match &self.facilitator {
             None => None,
+            Some(f) => Some(section::<RawFacilitator>(f, "facilitator")?),
+        };
+        let facilitator = match &facilitator {
+            None => None,
             Some(f) => Some(FacilitatorConfig {
                 url: check_url("facilitator.url", &f.url)?,
                 timeout_ms: match f.timeout_ms {
@@ -519,7 +523,10 @@ impl RawConfig {
             .as_deref()
             .map(|o| check_url("origin", o))
             .transpose()?;
-        let deferred = resolve_deferred(self.deferred.as_ref())?;
+        let deferred = match &self.deferred {
+            Some(d) => resolve_deferred(Some(&section::<RawDeferred>(d, "deferred")?))?,
+            None => resolve_deferred(None)?,
+        };
         let default_settlement = self.settlement.unwrap_or(SettlementMode::Immediate);
         let default_access = RawAccess {
             payers: self.payers,
@@ -540,6 +547,7 @@ impl RawConfig {
         let mut routes = Vec::with_capacity(self.routes.len());
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("routes[{i}]");
+            let r: RawRoute = section(r, &key)?;
             let pattern = PathPattern::parse(&r.path).map_err(|p| err(format!("{key}.path"), p))?;
             let method = match &r.method {
                 None => None,
@@ -630,6 +638,7 @@ impl RawConfig {
             let session = match &r.session {
                 None => None,
                 Some(raw) => {
+                    let raw: RawSession = section(raw, &format!("{key}.session"))?;
                     let scope_src = raw.scope.as_deref().unwrap_or(&r.path);
                     let scope = PathPattern::parse(scope_src)
                         .map_err(|p| err(format!("{key}.session.scope"), p))?;
@@ -639,10 +648,13 @@ impl RawConfig {
                     )
                 }
             };
-            let discovery = r.discovery.clone().unwrap_or(Discovery {
-                discoverable: true,
-                ..Discovery::default()
-            });
+            let discovery = match &r.discovery {
+                Some(d) => section::<Discovery>(d, &format!("{key}.discovery"))?,
+                None => Discovery {
+                    discoverable: true,
+                    ..Discovery::default()
+                },
+            };
             if let Some(bt) = &discovery.body_type {
                 if !matches!(bt.as_str(), "json" | "form-data" | "text") {
                     return Err(err(
@@ -726,6 +738,13 @@ fn resolve_deferred(raw: Option<&RawDeferred>) -> Result<DeferredPolicy, ConfigE
     Ok(p)
 }
 
+/// Reads one part of the configuration, naming its key in the error. The configuration is read
+/// part by part (each route, each asset…) rather than in one go, so that an error says where it
+/// is without a path-tracking deserialiser in the Worker.
+fn section<T: serde::de::DeserializeOwned>(value: &Value, key: &str) -> Result<T, ConfigError> {
+    T::deserialize(value).map_err(|e| err(key, e.to_string()))
+}
+
 fn check_timeout(key: &str, t: u64) -> Result<(), ConfigError> {
     if !(30..=86_400).contains(&t) {
         return Err(err(key, format!("{t} is outside 30..=86400 seconds")));
@@ -756,15 +775,12 @@ fn make_offer(asset: Asset, pay_to: Address, amount: U256, max_timeout_seconds: 
     }
 }
 
-fn resolve_accepts(
-    key: &str,
-    raw: &[RawAccept],
-    custom: &[Asset],
-) -> Result<Vec<Asset>, ConfigError> {
+fn resolve_accepts(key: &str, raw: &[Value], custom: &[Asset]) -> Result<Vec<Asset>, ConfigError> {
     let mut out: Vec<Asset> = Vec::with_capacity(raw.len());
     for (i, a) in raw.iter().enumerate() {
         let key = format!("{key}[{i}]");
-        let (net_s, asset_s) = match a {
+        let a: RawAccept = section(a, &key)?;
+        let (net_s, asset_s) = match &a {
             RawAccept::Network(n) => (n.as_str(), None),
             RawAccept::Full { network, asset } => (network.as_str(), Some(asset.as_str())),
         };
