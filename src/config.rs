@@ -123,11 +123,12 @@ impl Default for DeferredPolicy {
     }
 }
 
+/// One way to pay as written: a network name, or `{ network, asset }`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum RawAccept {
-    Network(String),
-    Full { network: String, asset: String },
+#[serde(deny_unknown_fields)]
+struct RawAccept {
+    network: String,
+    asset: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -779,11 +780,14 @@ fn resolve_accepts(key: &str, raw: &[Value], custom: &[Asset]) -> Result<Vec<Ass
     let mut out: Vec<Asset> = Vec::with_capacity(raw.len());
     for (i, a) in raw.iter().enumerate() {
         let key = format!("{key}[{i}]");
-        let a: RawAccept = section(a, &key)?;
-        let (net_s, asset_s) = match &a {
-            RawAccept::Network(n) => (n.as_str(), None),
-            RawAccept::Full { network, asset } => (network.as_str(), Some(asset.as_str())),
+        let a: RawAccept = match a {
+            Value::String(network) => RawAccept {
+                network: network.clone(),
+                asset: None,
+            },
+            other => section(other, &key)?,
         };
+        let (net_s, asset_s) = (a.network.as_str(), a.asset.as_deref());
         let network = networks::parse_network(net_s).ok_or_else(|| {
             err(&key, format!("{net_s:?} is not an EVM network (write eip155:<chain id> or a v1 name like base-sepolia)"))
         })?;

@@ -1129,24 +1129,31 @@ impl Ledger {
     /// nobody pays for that); returns its amount, counted as forgiven. Allowed wherever
     /// [`Ledger::revoke`] is, and for an immediate entry whose settlement was never sent (no
     /// outcome recorded yet): a Worker that admits an immediate payment before asking the origin
-    /// withdraws it instead of settling it. The nonce stays remembered: the authorization is not
-    /// served again, it is simply never collected.
+    /// withdraws it instead of settling it. When no attempt was ever made, the nonce is forgotten
+    /// too: nothing was served and nothing can have moved, so the same signed payment may still
+    /// buy something else (once). After an attempt it stays remembered.
     pub fn withdraw(&mut self, id: &str) -> Result<u128, AdminError> {
-        let unsent_immediate = |e: &Entry| {
-            e.immediate
-                && matches!(e.state, State::InFlight { .. })
-                && e.tries == 0
-                && e.unknowns == 0
-                && !e.uncertain
-        };
-        match self.entries.iter().position(|e| e.id == id) {
-            Some(i) if self.entries.get(i).is_some_and(unsent_immediate) => {
-                let amount = self.entries.remove(i).micro;
-                self.counters.forgiven = self.counters.forgiven.saturating_add(1);
-                Ok(amount)
-            }
-            _ => self.revoke(id),
+        let i = self
+            .entries
+            .iter()
+            .position(|e| e.id == id)
+            .ok_or(AdminError::NotFound)?;
+        let e = self.entries.get(i).ok_or(AdminError::NotFound)?;
+        let untried = !e.uncertain && e.tries == 0 && e.unknowns == 0;
+        let never_sent = untried
+            && match e.state {
+                State::Pending { .. } => true,
+                State::InFlight { .. } => e.immediate,
+                _ => false,
+            };
+        if !never_sent {
+            return self.revoke(id);
         }
+        let e = self.entries.remove(i);
+        let key = replay_key(&e.asset, &e.nonce);
+        self.seen.retain(|s| s.0 != key);
+        self.counters.forgiven = self.counters.forgiven.saturating_add(1);
+        Ok(e.micro)
     }
 
     /// Admin: the money for a failed (or unknown) entry arrived after all: it becomes settled
@@ -1429,10 +1436,22 @@ mod tests {
         l.admit(a.clone(), &p, T0).unwrap();
         assert_eq!(l.withdraw(&a.id), Ok(10_000));
         assert!(l.entry(&a.id).is_none());
-        assert!(l.remembers(&a.asset, &a.nonce), "never served again");
-        assert_eq!(l.admit(a.clone(), &p, T0), Err(AdmitError::Replay));
         assert_eq!(l.view().forgiven, 1);
         assert_eq!(l.next_alarm(), None);
+        // Never sent, never served: the same authorization may still buy something, once.
+        assert!(!l.remembers(&a.asset, &a.nonce));
+        l.admit(a.clone(), &p, T0).unwrap();
+        assert_eq!(l.admit(a.clone(), &p, T0), Err(AdmitError::Replay));
+        l.record(
+            &a.id,
+            Outcome::Settled {
+                transaction: "0x1".into(),
+            },
+            &p,
+            T0,
+        );
+        assert_eq!(l.view().admitted, 2);
+        assert_eq!(l.view().settled.len(), 1);
         // Once an outcome came back (here: no answer), the money may have moved: not withdrawn.
         a.id = "31337:a:2".into();
         a.nonce = format!("0x{:064x}", 2);
@@ -1444,13 +1463,37 @@ mod tests {
         a.nonce = format!("0x{:064x}", 3);
         l.admit(a.clone(), &p, T0).unwrap();
         assert_eq!(l.revoke(&a.id), Err(AdminError::NotAllowed));
-        // A deferred entry: withdrawn while pending, not once its batch is in flight.
+        // A deferred entry: withdrawn (and forgotten) while pending, not once its batch is in flight.
         let id = admit(&mut l, T0 + 300, T0);
         assert_eq!(l.withdraw(&id), Ok(10_000));
+        assert!(!l.remembers(USDC, &format!("0x{:064x}", 7)));
         let mut l = Ledger::new();
         let id = admit(&mut l, T0 + 300, T0);
         l.begin(&id, &p, T0 + 2).unwrap();
         assert_eq!(l.withdraw(&id), Err(AdminError::NotAllowed));
+        // After an attempt that may have moved the money, a failed entry is withdrawn as revoked,
+        // but its nonce stays remembered: admitting it again could charge the payer twice.
+        l.record(&id, Outcome::Unknown { why: "x".into() }, &p, T0 + 2);
+        l.record(
+            &id,
+            Outcome::Refused {
+                reason: "invalid_exact_evm_nonce_already_used".into(),
+                message: String::new(),
+            },
+            &p,
+            T0 + 4,
+        );
+        assert_eq!(l.entry(&id).unwrap().status, Status::Failed);
+        assert_eq!(l.withdraw(&id), Ok(10_000));
+        assert!(l.remembers(USDC, &format!("0x{:064x}", 7)));
+        // The invariant of rule 1 holds throughout.
+        let v = l.view();
+        assert_eq!(
+            v.admitted,
+            (v.pending.len() + v.settled.len() + v.failed.len()) as u64
+                + v.settled_trimmed
+                + v.forgiven
+        );
     }
 
     /// Without chain reads to resolve them, unanswered attempts stay bounded: a settle nobody

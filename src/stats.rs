@@ -17,7 +17,8 @@ pub const PAYERS_KEPT: usize = 500;
 
 /// Something worth counting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// Externally tagged: internally tagged enums pull a buffering deserialiser into the bundle.
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     /// A paid request was served.
     Payment {

@@ -35,7 +35,8 @@ pub const OPEN_PREFIX: &str = "open:";
 
 /// What the Worker asks of a ledger.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+// Externally tagged: internally tagged enums pull a buffering deserialiser into the bundle.
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     Admit {
         wallet: String,
@@ -90,7 +91,7 @@ const NONCES_KEY: &str = "siwx-nonces";
 
 /// An outcome as it travels from the Worker to the ledger.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum WireOutcome {
     Settled { transaction: String },
     Refused { reason: String, message: String },
