@@ -451,10 +451,19 @@ async fn serve_paid(
             Err(_) => deferred = false,
         }
     }
+    if let (false, Some(book)) = (deferred, &book) {
+        // Immediate payments go through the ledger too, before the origin is asked: a payment
+        // being settled by a concurrent request is refused here instead of reaching the origin
+        // again, and the outcome is kept for the publisher.
+        if let Err(AdmitRefusal::Refused(refusal)) = book.admit(paid.admission(false)).await {
+            return respond::reply(paid.refuse(&refusal), head);
+        }
+    }
     let mut response = origin::forward_as(config, req, url, &paid.verified.payer).await?;
     let id = paid.admission(deferred).id;
     if response.status_code() >= 400 {
-        if let (true, Some(book)) = (deferred, &book) {
+        // Nobody pays for an error: the payment leaves the ledger uncollected.
+        if let Some(book) = &book {
             book.withdraw(&id).await;
         }
         return Ok(response);
@@ -467,13 +476,6 @@ async fn serve_paid(
         extra.extend(ctx.on_success());
         respond::decorate(&mut response, extra);
         return Ok(response);
-    }
-    if let Some(book) = &book {
-        // Immediate payments are recorded too: the ledger refuses one already being settled by a
-        // concurrent request, and keeps the outcome for the publisher.
-        if let Err(AdmitRefusal::Refused(refusal)) = book.admit(paid.admission(false)).await {
-            return respond::reply(paid.refuse(&refusal), head);
-        }
     }
     let outcome = client.settle(&body).await;
     if let Some(book) = &book {

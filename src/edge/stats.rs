@@ -24,25 +24,37 @@ impl DurableObject for Stats {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let storage = self.state.storage();
-        let mut tallies: Tallies = storage
-            .get::<String>(KEY)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        if req.method() == Method::Post {
-            let event: Event = match req.json().await {
-                Ok(e) => e,
+        // The event is read before the tallies: between reading and writing them nothing may be
+        // awaited but storage, whose input gate keeps other events out. Reading a request body in
+        // between would let a concurrent event (a payment and the session it bought are sent at
+        // the same time) read the same old tallies, and one of the two writes would be lost.
+        let event: Option<Event> = if req.method() == Method::Post {
+            match req.json().await {
+                Ok(e) => Some(e),
                 Err(e) => return Response::error(format!("bad event: {e}"), 400),
-            };
-            tallies.record(&event);
-            storage.put(KEY, serde_json::to_string(&tallies)?).await?;
-            return Response::ok("");
-        }
-        Response::from_json(&tallies.view(10))
+            }
+        } else {
+            None
+        };
+        let storage = self.state.storage();
+        let mut tallies = read(&storage).await;
+        let Some(event) = event else {
+            return Response::from_json(&tallies.view(10));
+        };
+        tallies.record(&event);
+        storage.put(KEY, serde_json::to_string(&tallies)?).await?;
+        Response::ok("")
     }
+}
+
+async fn read(storage: &worker::Storage) -> Tallies {
+    storage
+        .get::<String>(KEY)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
 }
 
 fn stub(env: &Env) -> Option<worker::Stub> {

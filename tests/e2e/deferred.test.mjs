@@ -1,0 +1,682 @@
+// Deferred settlement, black-box: the built Worker in workerd with its wallet ledgers (the LEDGER
+// Durable Object) and X402_KV, in front of the demo origin, paid by the official x402 client or by
+// hand-signed payments, settled later by the official facilitator on a local chain with the real
+// USDC. Money is checked on chain; the ledger through the publisher's admin view.
+//
+//   . scripts/lib/env.sh && node --test tests/e2e/deferred.test.mjs
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { decodeHeader, encodeHeader, payingFetch, startStack, startWorker } from "./harness.mjs";
+import { signPayment } from "./lib/sign.mjs";
+
+const PRICE = 10000n; // "$0.01"
+const TOKEN = "t";
+const BATCH = 2;
+const TX = /^0x[0-9a-f]{64}$/;
+
+let stack, worker;
+
+/** The stack's configuration: a deferred route, an immediate one, a deferred one the origin has no page
+ * for, and the given deferred policy (batch window BATCH s, a chain RPC for reconciliation). */
+function deferredConfig(deferred = {}) {
+  return stack.config({
+    deferred: { batchSeconds: BATCH, safetyMarginSeconds: 30, creditLimit: "$1.00", ...deferred },
+    rpc: { [stack.network]: stack.rpcUrl },
+    routes: [
+      { path: "/api/weather", method: "GET", price: "$0.01", mimeType: "application/json", settlement: "deferred" },
+      { path: "/articles/*", price: "$0.01", mimeType: "text/html" },
+      // The demo origin answers 404 here: an origin error on a deferred route.
+      { path: "/missing/*", price: "$0.01", settlement: "deferred" },
+    ],
+  });
+}
+
+const startDeferredWorker = (deferred, opts = {}) =>
+  startWorker({ config: deferredConfig(deferred), secrets: { X402_ADMIN_TOKEN: TOKEN }, ...opts });
+
+before(async () => {
+  stack = await startStack();
+  worker = await startDeferredWorker();
+});
+after(async () => {
+  await worker?.dispose();
+  await stack?.stop();
+});
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let lastSeen; // the last admin view fetched, for failure messages
+
+/** Polls `probe` until it returns something truthy, or fails after `ms` with the last admin view seen. */
+async function until(what, probe, { ms = 15_000, every = 100 } = {}) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await probe();
+    if (got) return got;
+    if (Date.now() > deadline) {
+      assert.fail(`${what}: not within ${ms} ms; last seen ${JSON.stringify(lastSeen ?? null).slice(0, 1500)}`);
+    }
+    await sleep(every);
+  }
+}
+/** Waits for the start of a fresh second, so that a batch window of BATCH s has nearly all of it left. */
+async function freshSecond() {
+  const ms = Date.now() % 1000;
+  if (ms > 50) await sleep(1000 - ms + 5);
+}
+
+async function balances(payerIndex) {
+  const [payer, payTo] = await Promise.all([
+    stack.balanceOf(stack.payer(payerIndex).address),
+    stack.balanceOf(stack.accounts.payTo.address),
+  ]);
+  return { payer, payTo };
+}
+
+async function assertMoved(before, payerIndex, amount) {
+  const now = await balances(payerIndex);
+  assert.equal(before.payer - now.payer, amount, "the payer paid exactly this");
+  assert.equal(now.payTo - before.payTo, amount, "the publisher received exactly this");
+}
+
+/** The admin view of one wallet's ledger. */
+async function ledger(w, payerIndex, token = TOKEN) {
+  const res = await w.fetch(`/__x402/admin/ledger?wallet=${stack.payer(payerIndex).address}`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  assert.equal(res.status, 200, "the admin view answers");
+  lastSeen = await res.json();
+  return lastSeen;
+}
+
+/** Polls the admin view until `ok(view)`. */
+const ledgerUntil = (what, w, payerIndex, ok, opts) =>
+  until(what, async () => {
+    const v = await ledger(w, payerIndex);
+    return ok(v) ? v : null;
+  }, opts);
+
+/** Successful /settle calls the facilitator made for this nonce so far. */
+const settledAtFacilitator = (nonce) =>
+  stack.facilitator.calls.filter((c) => c.kind === "settle" && c.ok && c.nonce?.toLowerCase() === nonce.toLowerCase());
+/** Every /settle call (answered or not) the facilitator received for this nonce so far. */
+const settleCalls = (nonce) =>
+  stack.facilitator.calls.filter((c) => c.kind === "settle" && c.nonce?.toLowerCase() === nonce.toLowerCase());
+
+/**
+ * The official client paying as payer #i, through a fetch that notes the nonce of every payment it
+ * sends, so a test can follow each one to the facilitator and the chain.
+ */
+function officialClient(i) {
+  const sent = [];
+  const headers = [];
+  const noting = (input, init) => {
+    const req = new Request(input, init);
+    const header = req.headers.get("payment-signature");
+    if (header) {
+      sent.push(decodeHeader(header).payload.authorization.nonce);
+      headers.push(header);
+    }
+    return fetch(req);
+  };
+  return { pay: payingFetch(stack, i, { fetch: noting }), sent, headers };
+}
+
+/** The terms of a route, from its 402. */
+async function termsFor(w, p = "/api/weather") {
+  const res = await w.fetch(p);
+  assert.equal(res.status, 402);
+  return decodeHeader(res.headers.get("payment-required")).accepts[0];
+}
+
+const paymentHeaders = (payload) => ({ "payment-signature": encodeHeader(payload) });
+
+async function withFacilitatorStopped(fn) {
+  await stack.facilitator.stop();
+  try {
+    return await fn();
+  } finally {
+    await stack.facilitator.start();
+  }
+}
+
+// ---- the tests -----------------------------------------------------------------------------------
+
+describe("deferred payments are served first and settled within the window", () => {
+  test("N = 5 payments from the official client: served before the chain moved, all settled in one batch", async () => {
+    const N = 5;
+    const payer = 0;
+    const start = await balances(payer);
+    const { pay, sent } = officialClient(payer);
+    await freshSecond();
+    const served = [];
+    for (let i = 0; i < N; i++) {
+      const res = await pay(`${worker.url}/api/weather`);
+      const nonce = sent.at(-1);
+      // What the facilitator had done with this payment at the moment the client had its answer.
+      served.push({ nonce, settleCallsAtResponse: settleCalls(nonce).length });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(typeof (await res.json()), "object", "the weather was served");
+      const receipt = decodeHeader(res.headers.get("payment-response"));
+      assert.equal(receipt.success, true);
+      assert.equal(receipt.transaction, "", "an empty transaction means: accepted, settlement pending");
+      assert.equal(receipt.network, stack.network);
+      assert.equal(receipt.payer, stack.payer(payer).address);
+    }
+    const afterServing = await balances(payer);
+    const anySettleYet = sent.some((n) => settleCalls(n).length > 0);
+    assert.equal(new Set(sent).size, N, "one signed payment per request");
+    for (const s of served) assert.equal(s.settleCallsAtResponse, 0, "served before the facilitator was asked to settle");
+    if (!anySettleYet) assert.deepEqual(afterServing, start, "no money moved while the responses came back");
+
+    const view = await ledgerUntil(`${N} settled`, worker, payer, (v) => v.settled.length === N, { ms: 15_000 });
+    assert.equal(view.pending.length, 0);
+    assert.equal(view.failed.length, 0);
+    assert.equal(view.unsettled_micro_usd, "0");
+    assert.equal(view.admitted, N);
+    assert.equal(view.wallet, stack.payer(payer).address.toLowerCase());
+    const settledNonces = view.settled.map((e) => e.nonce).sort();
+    assert.deepEqual(settledNonces, sent.map((n) => n.toLowerCase()).sort());
+    for (const e of view.settled) {
+      assert.match(e.transaction, TX, "settled with its transaction");
+      assert.equal(e.deferred, true);
+      assert.equal(e.amount, String(PRICE));
+      assert.ok(e.closed_at - e.admitted_at <= BATCH + 3, `settled within the window (${e.closed_at - e.admitted_at} s)`);
+      assert.equal(settledAtFacilitator(e.nonce).length, 1, "settled once");
+      assert.equal(settledAtFacilitator(e.nonce)[0].result.transaction, e.transaction);
+    }
+    assert.equal(await stack.chain.authorizationState(stack.payer(payer).address, sent[0]), true);
+    await assertMoved(start, payer, BigInt(N) * PRICE);
+  });
+
+  test("the same signed payment sent 20 times at once is served exactly once", async () => {
+    const payer = 1;
+    const start = await balances(payer);
+    const payload = await signPayment(await termsFor(worker), stack.payer(payer).privateKey);
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => worker.fetch("/api/weather", { headers: paymentHeaders(payload) })),
+    );
+    const statuses = responses.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, 1, `statuses: ${statuses}`);
+    assert.equal(statuses.filter((s) => s === 402).length, 19, `statuses: ${statuses}`);
+    for (const res of responses) {
+      if (res.status === 200) {
+        const receipt = decodeHeader(res.headers.get("payment-response"));
+        assert.equal(receipt.success, true);
+        assert.equal(receipt.transaction, "");
+        await res.arrayBuffer();
+      } else {
+        const body = await res.json();
+        assert.equal(body.reason, "replayed_authorization", body.message);
+        assert.ok(res.headers.get("payment-required"), "fresh terms come with the refusal");
+      }
+    }
+    const nonce = payload.payload.authorization.nonce;
+    const view = await ledgerUntil("settled", worker, payer, (v) => v.settled.length === 1 && v.pending.length === 0);
+    assert.equal(view.admitted, 1);
+    assert.match(view.settled[0].transaction, TX);
+    assert.equal(settledAtFacilitator(nonce).length, 1);
+    await assertMoved(start, payer, PRICE);
+    // Once settled, it is still a replay.
+    const again = await worker.fetch("/api/weather", { headers: paymentHeaders(payload) });
+    assert.equal(again.status, 402);
+    assert.equal((await again.json()).reason, "replayed_authorization");
+    await assertMoved(start, payer, PRICE);
+  });
+
+  test("the facilitator down while payments arrive: all served, all settled exactly once after it returns", async () => {
+    const payer = 2;
+    const start = await balances(payer);
+    const okBefore = stack.facilitator.settlements().length;
+    const { pay, sent } = officialClient(payer);
+    await withFacilitatorStopped(async () => {
+      for (let i = 0; i < 3; i++) {
+        const res = await pay(`${worker.url}/api/weather`);
+        assert.equal(res.status, 200, await res.clone().text());
+        assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "");
+        await res.arrayBuffer();
+      }
+      // The batch comes due while the facilitator is away: every attempt goes unanswered, the
+      // next one reads authorizationState on chain (unused), resends, and goes unanswered again.
+      const view = await ledgerUntil("two unanswered attempts each", worker, payer, (v) =>
+        v.pending.length === 3 && v.pending.every((e) => e.unknowns >= 2));
+      assert.equal(view.failed.length, 0);
+      for (const e of view.pending) assert.ok(e.status === "unknown" || e.status === "pending", e.status);
+      // More payments arrive during the outage, and are still served.
+      for (let i = 0; i < 2; i++) {
+        const res = await pay(`${worker.url}/api/weather`);
+        assert.equal(res.status, 200, await res.clone().text());
+        await res.arrayBuffer();
+      }
+      assert.deepEqual(await balances(payer), start, "nothing moved during the outage");
+    });
+    const view = await ledgerUntil("5 settled after the facilitator returned", worker, payer, (v) =>
+      v.settled.length === 5, { ms: 30_000 });
+    assert.equal(view.failed.length, 0, JSON.stringify(view.failed));
+    assert.equal(view.pending.length, 0);
+    for (const e of view.settled) assert.match(e.transaction, TX);
+    for (const n of sent) assert.equal(settledAtFacilitator(n).length, 1, `settled exactly once: ${n}`);
+    assert.equal(stack.facilitator.settlements().length - okBefore, 5, "no other settlement happened");
+    await assertMoved(start, payer, 5n * PRICE);
+  });
+
+  test("a payer who moves its USDC away before settlement: failed with the reason, refused, the debt shown", async () => {
+    const payer = 3;
+    const key = stack.payer(payer).privateKey;
+    const address = stack.payer(payer).address;
+    const someone = stack.accounts.deployer.address;
+    const start = await balances(payer);
+    const { pay } = officialClient(payer);
+    await freshSecond();
+    const res = await pay(`${worker.url}/api/weather`);
+    assert.equal(res.status, 200);
+    assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "");
+    await res.arrayBuffer();
+    await stack.chain.transferUsdc(key, someone, start.payer);
+    assert.equal(await stack.balanceOf(address), 0n);
+
+    const view = await ledgerUntil("failed", worker, payer, (v) => v.failed.length === 1, { ms: 15_000 });
+    const [failed] = view.failed;
+    assert.match(`${failed.reason} ${failed.message ?? ""}`, /balance|funds/i, "the reason is recorded");
+    assert.equal(failed.delinquent, true);
+    assert.equal(view.delinquent, true);
+    assert.equal(view.owed_micro_usd, "10000", "the publisher sees what is owed");
+    assert.match(view.delinquent_reason, /balance|funds/i);
+    assert.equal(view.settled.length, 0);
+    // The fast copy every edge location reads.
+    const blocked = JSON.parse(await (await worker.kv()).get(`delinquent:${address.toLowerCase()}`));
+    assert.equal(blocked.owedMicroUsd, "10000");
+
+    // Even with money again, the wallet is refused until the debt is dealt with.
+    await stack.chain.transferUsdc(stack.accounts.deployer.privateKey, address, 1_000_000n);
+    const refused = await pay(`${worker.url}/api/weather`);
+    assert.equal(refused.status, 402);
+    const body = await refused.json();
+    assert.equal(body.reason, "wallet_delinquent");
+    assert.match(body.message, /owes \$0\.010000/, body.message);
+    // The immediate route refuses it too: the ledger is per wallet, not per route.
+    const immediate = await pay(`${worker.url}/articles/hello`);
+    assert.equal(immediate.status, 402);
+    assert.equal((await immediate.json()).reason, "wallet_delinquent");
+
+    // The dashboard of every wallet shows the debt too.
+    const all = await (await worker.fetch("/__x402/admin/ledger", { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+    assert.ok(BigInt(all.owedMicroUsd) >= 10000n);
+    const mine = all.wallets.find((w) => w.wallet === address.toLowerCase());
+    assert.equal(mine?.owed_micro_usd, "10000");
+    assert.equal(await stack.balanceOf(stack.accounts.payTo.address), start.payTo, "the publisher was not paid");
+
+    // The publisher forgives: the wallet may pay again.
+    const forgiven = await worker.fetch(`/__x402/admin/ledger/forgive?wallet=${address}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(forgiven.status, 200);
+    assert.equal((await forgiven.json()).forgivenMicroUsd, "10000");
+    assert.equal(await (await worker.kv()).get(`delinquent:${address.toLowerCase()}`), null);
+    const before2 = await balances(payer);
+    const ok = await pay(`${worker.url}/api/weather`);
+    assert.equal(ok.status, 200, await ok.clone().text());
+    await ok.arrayBuffer();
+    await ledgerUntil("settled after forgiveness", worker, payer, (v) => v.settled.length === 1 && !v.delinquent);
+    await assertMoved(before2, payer, PRICE);
+  });
+
+  test("an origin error on a deferred route is passed on and never charged", async () => {
+    const payer = 4;
+    const start = await balances(payer);
+    const payload = await signPayment(await termsFor(worker, "/missing/page"), stack.payer(payer).privateKey);
+    const res = await worker.fetch("/missing/page", { headers: paymentHeaders(payload) });
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.get("payment-response"), null, "no receipt for an error");
+    await res.arrayBuffer();
+    const view = await ledger(worker, payer);
+    assert.equal(view.pending.length, 0, "withdrawn from the queue");
+    assert.equal(view.settled.length, 0);
+    assert.equal(view.forgiven, 1);
+    assert.equal(view.next_alarm, undefined, "nothing left to settle");
+    assert.equal(settleCalls(payload.payload.authorization.nonce).length, 0);
+    assert.equal(await stack.chain.authorizationState(stack.payer(payer).address, payload.payload.authorization.nonce), false);
+    assert.deepEqual(await balances(payer), start);
+    // Never served, never collected: the same signed payment still buys something else, once.
+    const [ok, again] = [
+      await worker.fetch("/api/weather", { headers: paymentHeaders(payload) }),
+      await worker.fetch("/api/weather", { headers: paymentHeaders(payload) }),
+    ];
+    assert.equal(ok.status, 200, await ok.clone().text());
+    assert.equal(again.status, 402);
+    assert.equal((await again.json()).reason, "replayed_authorization");
+    await ledgerUntil("settled", worker, payer, (v) => v.settled.length === 1 && v.pending.length === 0);
+    await assertMoved(start, payer, PRICE);
+  });
+});
+
+describe("credit limit", () => {
+  let immediateW, refuseW;
+  before(async () => {
+    [immediateW, refuseW] = await Promise.all([
+      startDeferredWorker({ creditLimit: "$0.02" }),
+      startDeferredWorker({ creditLimit: "$0.02", overCredit: "refuse" }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([immediateW?.dispose(), refuseW?.dispose()]);
+  });
+
+  async function threeQuickPayments(w, payer) {
+    const terms = await termsFor(w);
+    const payloads = await Promise.all([0, 1, 2].map(() => signPayment(terms, stack.payer(payer).privateKey)));
+    await freshSecond();
+    const out = [];
+    for (const p of payloads) {
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(p) });
+      const nonce = p.payload.authorization.nonce;
+      out.push({ res, nonce, settleCallsAtResponse: settleCalls(nonce).length, body: await res.text() });
+    }
+    return out;
+  }
+
+  test('over the limit, a deferred payment is settled before answering (overCredit "immediate", the default)', async () => {
+    const payer = 4;
+    const start = await balances(payer);
+    const [a, b, c] = await threeQuickPayments(immediateW, payer);
+    for (const x of [a, b]) {
+      assert.equal(x.res.status, 200, x.body);
+      assert.equal(decodeHeader(x.res.headers.get("payment-response")).transaction, "");
+      assert.equal(x.settleCallsAtResponse, 0);
+    }
+    assert.equal(c.res.status, 200, c.body);
+    const receipt = decodeHeader(c.res.headers.get("payment-response"));
+    assert.equal(receipt.success, true);
+    assert.match(receipt.transaction, TX, "the third one was settled on the spot");
+    assert.equal(settledAtFacilitator(c.nonce).length, 1);
+    assert.equal(await stack.chain.authorizationState(stack.payer(payer).address, c.nonce), true);
+    const view = await ledgerUntil("3 settled", immediateW, payer, (v) => v.settled.length === 3);
+    const third = view.settled.find((e) => e.nonce === c.nonce.toLowerCase());
+    assert.equal(third.deferred, false);
+    assert.equal(third.transaction, receipt.transaction);
+    for (const x of [a, b]) assert.equal(settledAtFacilitator(x.nonce).length, 1);
+    await assertMoved(start, payer, 3n * PRICE);
+  });
+
+  test('over the limit with overCredit "refuse": 402 credit_exceeded, accepted again once settled', async () => {
+    const payer = 5;
+    const start = await balances(payer);
+    const [a, b, c] = await threeQuickPayments(refuseW, payer);
+    for (const x of [a, b]) {
+      assert.equal(x.res.status, 200, x.body);
+      assert.equal(decodeHeader(x.res.headers.get("payment-response")).transaction, "");
+    }
+    assert.equal(c.res.status, 402);
+    const body = JSON.parse(c.body);
+    assert.equal(body.reason, "credit_exceeded", body.message);
+    assert.ok(c.res.headers.get("payment-required"));
+    assert.equal(settleCalls(c.nonce).length, 0, "the refused one was not settled");
+    await ledgerUntil("2 settled", refuseW, payer, (v) => v.settled.length === 2 && v.unsettled_micro_usd === "0");
+    await assertMoved(start, payer, 2n * PRICE);
+    // The credit is back: a new payment is deferred again.
+    const res = await refuseW.fetch("/api/weather", {
+      headers: paymentHeaders(await signPayment(await termsFor(refuseW), stack.payer(payer).privateKey)),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "");
+    await ledgerUntil("3 settled", refuseW, payer, (v) => v.settled.length === 3);
+    await assertMoved(start, payer, 3n * PRICE);
+  });
+});
+
+describe("state survives a restart", () => {
+  test("pending settlements persisted by one Worker are settled by the next, on their own alarm", async () => {
+    const payer = 6;
+    const dir = await mkdtemp(path.join(os.tmpdir(), "x402-deferred-"));
+    let w;
+    try {
+      const start = await balances(payer);
+      const { pay, sent, headers } = officialClient(payer);
+      await withFacilitatorStopped(async () => {
+        w = await startDeferredWorker({}, { persistDir: dir });
+        await freshSecond();
+        for (let i = 0; i < 2; i++) {
+          const res = await pay(`${w.url}/api/weather`);
+          assert.equal(res.status, 200, await res.clone().text());
+          assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "");
+          await res.arrayBuffer();
+        }
+        const v = await ledger(w, payer);
+        assert.equal(v.pending.length, 2);
+        assert.equal(await (await w.kv()).get(`open:${stack.payer(payer).address.toLowerCase()}`), "1");
+        // Gone before the batch window ends.
+        await w.dispose();
+        w = null;
+      });
+      for (const n of sent) assert.equal(settleCalls(n).length, 0, "nothing was attempted before the restart");
+      assert.deepEqual(await balances(payer), start);
+
+      w = await startDeferredWorker({}, { persistDir: dir });
+      // Nothing touches the new Worker: its ledger's alarm, persisted, fires by itself.
+      await until("both settled at the facilitator", () => sent.every((n) => settledAtFacilitator(n).length === 1), { ms: 15_000 });
+      const view = await ledgerUntil("2 settled", w, payer, (v) => v.settled.length === 2);
+      assert.equal(view.pending.length, 0);
+      assert.equal(view.failed.length, 0);
+      for (const e of view.settled) assert.match(e.transaction, TX);
+      assert.deepEqual(view.settled.map((e) => e.nonce).sort(), sent.map((n) => n.toLowerCase()).sort());
+      await assertMoved(start, payer, 2n * PRICE);
+      // The replay memory survived as well: a payment served before the restart is not served again.
+      assert.equal(view.remembered_nonces, 2);
+      const replay = await w.fetch("/api/weather", { headers: { "payment-signature": headers[0] } });
+      assert.equal(replay.status, 402);
+      assert.equal((await replay.json()).reason, "replayed_authorization");
+      const kv = await w.kv();
+      assert.equal(await kv.get(`open:${stack.payer(payer).address.toLowerCase()}`), null, "no longer open");
+      assert.ok(await kv.get(`wallet:${stack.payer(payer).address.toLowerCase()}`), "the wallet index persisted");
+    } finally {
+      await w?.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the cron sweep nudges open ledgers and never settles anything twice", async () => {
+    const payer = 0;
+    const start = await balances(payer);
+    const okBefore = stack.facilitator.settlements().length;
+    const { pay, sent } = officialClient(payer);
+    const res = await pay(`${worker.url}/api/weather`);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    const entry = await worker.mf.getWorker();
+    // Sweep repeatedly, before, at and after the batch comes due, alongside the alarm.
+    await until("settled", async () => {
+      const r = await entry.scheduled({ cron: "*/5 * * * *" });
+      assert.equal(r.outcome, "ok");
+      return settledAtFacilitator(sent[0]).length === 1 && (await ledger(worker, payer)).pending.length === 0;
+    }, { every: 150 });
+    await entry.scheduled({ cron: "*/5 * * * *" });
+    assert.equal(settledAtFacilitator(sent[0]).length, 1);
+    assert.equal(stack.facilitator.settlements().length - okBefore, 1);
+    await assertMoved(start, payer, PRICE);
+  });
+});
+
+describe("the admin view", () => {
+  const wallet = () => stack.payer(0).address;
+  for (const [name, headers] of [
+    ["without a token", {}],
+    ["with a wrong token", { authorization: "Bearer wrong" }],
+    ["with the token under another scheme", { authorization: `Basic ${TOKEN}` }],
+    ["with a longer token", { authorization: `Bearer ${TOKEN}x` }],
+  ]) {
+    test(`refuses requests ${name} (401)`, async () => {
+      for (const [method, p] of [
+        ["GET", `/__x402/admin/ledger?wallet=${wallet()}`],
+        ["GET", "/__x402/admin/ledger"],
+        ["POST", `/__x402/admin/ledger/forgive?wallet=${wallet()}`],
+      ]) {
+        const res = await worker.fetch(p, { method, headers });
+        assert.equal(res.status, 401, `${method} ${p}`);
+        assert.equal(res.headers.get("www-authenticate"), "Bearer");
+        const text = await res.text();
+        assert.doesNotMatch(text, /settled|pending|0x[0-9a-f]{40}/i, "nothing of the ledger leaks");
+      }
+    });
+  }
+
+  test("answers with the token", async () => {
+    const res = await worker.fetch(`/__x402/admin/ledger?wallet=${wallet()}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    assert.equal(res.status, 200);
+    const v = await res.json();
+    assert.ok(Array.isArray(v.settled) && Array.isArray(v.pending) && Array.isArray(v.failed));
+  });
+});
+
+describe("immediate routes", () => {
+  test("the same signed payment sent twice to an immediate route: the second is refused, money moves once", async () => {
+    const payer = 1;
+    const start = await balances(payer);
+    const payload = await signPayment(await termsFor(worker, "/articles/hello"), stack.payer(payer).privateKey);
+    const first = await worker.fetch("/articles/hello", { headers: paymentHeaders(payload) });
+    assert.equal(first.status, 200, await first.clone().text());
+    assert.match(await first.text(), /Hello, paid web/);
+    const receipt = decodeHeader(first.headers.get("payment-response"));
+    assert.equal(receipt.success, true);
+    assert.match(receipt.transaction, TX);
+    await assertMoved(start, payer, PRICE);
+
+    const second = await worker.fetch("/articles/hello", { headers: paymentHeaders(payload) });
+    assert.equal(second.status, 402);
+    const text = await second.text();
+    assert.doesNotMatch(text, /Hello, paid web/, "not served twice");
+    const body = JSON.parse(text);
+    assert.ok(["replayed_authorization", "settlement_failed"].includes(body.reason), body.reason);
+    assert.equal(body.reason, "replayed_authorization", "the ledger knows it");
+    assert.equal(settledAtFacilitator(payload.payload.authorization.nonce).length, 1);
+    await assertMoved(start, payer, PRICE);
+  });
+
+  test("the same signed payment sent 10 times at once to an immediate route is served and settled once", async () => {
+    const payer = 2;
+    const start = await balances(payer);
+    const payload = await signPayment(await termsFor(worker, "/articles/hello"), stack.payer(payer).privateKey);
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, () => worker.fetch("/articles/hello", { headers: paymentHeaders(payload) })),
+    );
+    const bodies = await Promise.all(responses.map((r) => r.text()));
+    const served = responses.filter((r, i) => r.status === 200 && /Hello, paid web/.test(bodies[i]));
+    assert.equal(served.length, 1, `statuses: ${responses.map((r) => r.status)}`);
+    assert.match(decodeHeader(served[0].headers.get("payment-response")).transaction, TX);
+    for (const [i, r] of responses.entries()) {
+      if (r === served[0]) continue;
+      assert.equal(r.status, 402);
+      assert.equal(JSON.parse(bodies[i]).reason, "replayed_authorization");
+    }
+    assert.equal(settledAtFacilitator(payload.payload.authorization.nonce).length, 1);
+    await assertMoved(start, payer, PRICE);
+    const view = await ledger(worker, payer);
+    const entry = view.settled.find((e) => e.nonce === payload.payload.authorization.nonce.toLowerCase());
+    assert.equal(entry?.deferred, false);
+    assert.equal(entry?.transaction, decodeHeader(served[0].headers.get("payment-response")).transaction);
+  });
+
+  test("an origin error on an immediate route is never settled and leaves nothing open in the ledger", async () => {
+    const payer = 3;
+    const start = await balances(payer);
+    const payload = await signPayment(await termsFor(worker, "/articles/no-such-article"), stack.payer(payer).privateKey);
+    const res = await worker.fetch("/articles/no-such-article", { headers: paymentHeaders(payload) });
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.get("payment-response"), null);
+    await res.arrayBuffer();
+    const nonce = payload.payload.authorization.nonce.toLowerCase();
+    const view = await ledger(worker, payer);
+    assert.ok(!view.pending.some((e) => e.nonce === nonce), "nothing left in flight");
+    assert.ok(!view.settled.some((e) => e.nonce === nonce));
+    assert.equal(settleCalls(nonce).length, 0);
+    assert.deepEqual(await balances(payer), start);
+  });
+});
+
+// Gaps these tests found whose fix belongs in src/edge/mod.rs: each is a todo (run and reported, not
+// failing the file) until that change lands; then drop the todo. The last one is slow, so opt-in.
+describe("known gaps", () => {
+  test("a deferred request whose origin fails after the batch came due is not charged", {
+    todo: "src/edge/mod.rs: the ledger settles a deferred entry once its batch is due even while the origin is still answering; a 5xx that comes later is withdrawn too late and the payer is charged for an error",
+  }, async () => {
+    const payer = 5;
+    const slow = await startSlowOrigin(3500);
+    const w = await startWorker({
+      config: { ...deferredConfig(), origin: slow.url },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      const start = await balances(payer);
+      const payload = await signPayment(await termsFor(w, "/api/weather"), stack.payer(payer).privateKey);
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+      assert.equal(res.status, 500);
+      await res.arrayBuffer();
+      await ledgerUntil("closed", w, payer, (v) => v.pending.length === 0);
+      assert.deepEqual(await balances(payer), start, "nobody pays for an origin error");
+    } finally {
+      await w.dispose();
+      await slow.stop();
+    }
+  });
+
+  test("a signed payment replayed at an immediate route never reaches the origin", async () => {
+    const payer = 5;
+    const since = Date.now();
+    const payload = await signPayment(await termsFor(worker, "/articles/edge-economics"), stack.payer(payer).privateKey);
+    const responses = await Promise.all(
+      Array.from({ length: 5 }, () => worker.fetch("/articles/edge-economics", { headers: paymentHeaders(payload) })),
+    );
+    await Promise.all(responses.map((r) => r.arrayBuffer()));
+    assert.equal(responses.filter((r) => r.status === 200).length, 1);
+    const hits = stack.origin.hits.filter((h) => h.path === "/articles/edge-economics" && h.at >= since);
+    assert.equal(hits.length, 1, `the origin saw ${hits.length} requests for one payment`);
+  });
+
+  test("a facilitator outage longer than five backoffs (~40 s) still settles every deferred payment", {
+    skip: !process.env.X402_SLOW_TESTS && "slow (about 70 s): set X402_SLOW_TESTS=1",
+    timeout: 120_000,
+  }, async () => {
+    const payer = 6;
+    const start = await balances(payer);
+    const { pay, sent } = officialClient(payer);
+    await withFacilitatorStopped(async () => {
+      const res = await pay(`${worker.url}/api/weather`);
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      await ledgerUntil("six unanswered attempts", worker, payer, (v) =>
+        v.failed.length > 0 || (v.pending.length === 1 && v.pending[0].unknowns >= 6), { ms: 60_000, every: 500 });
+      assert.equal(lastSeen.failed.length, 0, `given up during the outage: ${JSON.stringify(lastSeen.failed)}`);
+    });
+    const view = await ledgerUntil("settled", worker, payer, (v) => v.settled.length === 1 || v.failed.length > 0, { ms: 90_000, every: 500 });
+    assert.equal(view.failed.length, 0, JSON.stringify(view.failed));
+    assert.equal(settledAtFacilitator(sent[0]).length, 1);
+    await assertMoved(start, payer, PRICE);
+  });
+});
+
+/** An origin that answers 500 after `ms`, to every request. */
+async function startSlowOrigin(ms) {
+  const http = await import("node:http");
+  const server = http.createServer((req, res) => {
+    const timer = setTimeout(() => {
+      res.writeHead(500, { "content-type": "text/plain" });
+      res.end("origin failed slowly");
+    }, ms);
+    res.on("close", () => clearTimeout(timer));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    stop: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(resolve);
+    }),
+  };
+}
