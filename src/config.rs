@@ -360,6 +360,8 @@ pub struct Route {
     /// Who pays here, per class of client.
     pub access: AccessPolicy,
     pub discovery: Discovery,
+    /// The `bazaar` extension of this route's 402s, built once (see [`crate::discovery::bazaar`]).
+    pub bazaar: Option<Value>,
 }
 
 impl Route {
@@ -583,6 +585,7 @@ impl RawConfig {
                     session: None,
                     access: AccessPolicy::default(),
                     discovery: Discovery::default(),
+                    bazaar: None,
                 });
                 continue;
             }
@@ -682,7 +685,11 @@ impl RawConfig {
                 }
                 .resolve(default_access),
                 discovery,
+                bazaar: None,
             });
+            if let Some(route) = routes.last_mut() {
+                route.bazaar = crate::discovery::bazaar(route);
+            }
         }
         Ok(Config {
             routes,

@@ -113,7 +113,7 @@ pub fn document(config: &Config, origin: &str) -> Value {
                 crate::config::SettlementMode::Deferred => "deferred",
             },
         });
-        if let Some(b) = bazaar(route) {
+        if let Some(b) = &route.bazaar {
             item["extensions"] = json!({ "bazaar": b });
         }
         if let Some(s) = &route.session {

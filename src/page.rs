@@ -104,6 +104,7 @@ pub fn for_browser(reply: Reply, route: &Route, url: &str) -> Reply {
         status: reply.status,
         headers,
         body: render(route, url, &terms, &message),
+        reason: reply.reason,
     }
 }
 

@@ -80,6 +80,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// Our reason code, for the log (empty for answers that are not refusals).
+    pub reason: &'static str,
 }
 
 /// The priced route covering a method and path, if any.
@@ -154,6 +156,7 @@ impl PaidRequest<'_> {
             network: offer.requirements.network.clone(),
             deferred,
             payload: serde_json::from_str(&self.facilitator_body()).unwrap_or_default(),
+            held: false,
         }
     }
 
@@ -273,8 +276,8 @@ pub fn terms(
     siwx: Option<&SiwxChallenge>,
 ) -> PaymentRequired {
     let mut extensions = serde_json::Map::new();
-    if let Some(b) = crate::discovery::bazaar(route) {
-        extensions.insert("bazaar".into(), b);
+    if let Some(b) = &route.bazaar {
+        extensions.insert("bazaar".into(), b.clone());
     }
     if let (Some(session), Some(challenge)) = (&route.session, siwx) {
         // A wallet that already bought this scope proves it with Sign-In-With-X instead of paying.
@@ -349,6 +352,7 @@ pub fn challenge(
         status: refusal.status(),
         headers,
         body,
+        reason: refusal.reason.info().code,
     }
 }
 
@@ -365,6 +369,7 @@ pub fn preflight() -> Reply {
         status: 204,
         headers,
         body: String::new(),
+        reason: "",
     }
 }
 
@@ -376,6 +381,7 @@ pub fn plain_refusal(refusal: &Refusal) -> Reply {
         status: refusal.status(),
         headers,
         body: serde_json::to_string(&refusal.body()).unwrap_or_else(|_| "{}".into()),
+        reason: refusal.reason.info().code,
     }
 }
 

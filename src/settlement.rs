@@ -11,10 +11,16 @@
 //! # The shell's loop
 //!
 //! ```text
-//! request:  prune(now); admit(admission) → serve (deferred) | settle now, record (immediate)
+//! request:  prune(now); admit(admission, held) → ask the origin →
+//!             deferred:  answer < 400: serve, release(id) │ answer ≥ 400: withdraw(id)
+//!             immediate: answer < 400: settle now, record │ answer ≥ 400: withdraw(id)
 //! alarm:    prune(now); for a in due(now) { begin(a.id); perform a.action; record(a.id, outcome) }
 //! always:   store the ledger; set the alarm to next_alarm()
 //! ```
+//!
+//! A deferred payment is admitted *before* the origin is asked (replay protection and the credit
+//! check must come first) but may only be collected once the origin has answered successfully:
+//! nobody pays for an error. So the Worker admits it *held* ([`Admission::held`]): see rule 2.
 //!
 //! [`Attempt::action`] says what to perform. [`Action::Settle`]: `POST /settle` with the payload and
 //! record the answer ([`Outcome::from`] a [`SettleOutcome`]). [`Action::Reconcile`]: an earlier
@@ -44,6 +50,25 @@
 //!    A deferred entry is due at `min(now + batch_window, validBefore − safety_margin)`, or at the
 //!    open batch's due time when that is sooner, so one wake settles a whole batch. An immediate
 //!    entry starts in flight: the shell settles it at once and records the outcome.
+//!
+//!    **Holds.** A deferred admission may be *held* while the origin answers. A held entry is open
+//!    like any other (its nonce is remembered, its amount counts against the credit limit and in
+//!    `unsettled`) but it is not attempted: [`Ledger::due`] leaves it out and its batch time does
+//!    not drive [`Ledger::next_alarm`]. [`Ledger::release`] (the origin answered < 400, the content
+//!    was served) makes it an ordinary pending entry, due at its batch time (or at once if that has
+//!    passed); [`Ledger::withdraw`] (the origin answered ≥ 400) removes it, counted as forgiven,
+//!    and forgets its nonce, since nothing was served and nothing was sent. A hold ends by itself
+//!    at `min(admitted_at + HOLD_SECONDS, validBefore − safety_margin)` ([`HOLD_SECONDS`]); that
+//!    time, not the batch's, is what the entry asks the alarm for while it is held, and from then
+//!    on the entry is treated as released. A hold never outlasts the settlement deadline: past it
+//!    the payment could not be collected at all.
+//!
+//!    Why an unanswered hold settles rather than forgets: the Worker withdraws an error on the
+//!    request path, before the error is even returned, and releases only after the origin answered
+//!    successfully. So a hold that nobody ends is most likely a release that was lost (the ledger
+//!    briefly out of reach, the Worker cut off after the response left) for content that was
+//!    served; forgetting it would give that content away. Settling charges for an error only when
+//!    the origin took longer than the hold *and* then failed, or the withdrawal itself was lost.
 //! 3. **Payer-caused refusal** (insufficient balance or funds, a bad signature, `…nonce_already_used`
 //!    on the first attempt, i.e. a cancelled authorization, anything `invalid_*` that is not
 //!    transient or the facilitator's own): failed, and for a deferred entry the wallet becomes
@@ -105,6 +130,10 @@ pub const IN_FLIGHT_LEASE: u64 = 120;
 /// After `validBefore`, how long to wait before a chain read saying "unused" is final (block
 /// timestamps trail the wall clock, and a lost transaction may still be in the mempool).
 pub const CHAIN_GRACE: u64 = 60;
+/// How long a held deferred entry waits for the Worker to release or withdraw it before it is
+/// released by itself (see the module documentation, rule 2): far longer than an origin normally
+/// takes to answer, short enough that a lost release delays settlement by only a couple of minutes.
+pub const HOLD_SECONDS: u64 = 120;
 
 /// Failure: the authorization lapsed while the facilitator could not settle it.
 pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
@@ -175,6 +204,10 @@ pub struct Admission {
     pub deferred: bool,
     /// The facilitator request body, opaque.
     pub payload: Value,
+    /// Deferred only: not to be settled until [`Ledger::release`]d (the origin answered) or
+    /// [`HOLD_SECONDS`] have passed; withdrawn if the origin fails. Ignored for immediate entries.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub held: bool,
 }
 
 /// Why an admission was refused.
@@ -346,9 +379,12 @@ pub struct EntryView {
     pub network: String,
     pub deferred: bool,
     pub admitted_at: u64,
-    /// When the next attempt is due (open entries).
+    /// When the next attempt is due (open entries); for a held entry, when its hold ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<u64>,
+    /// Held (admitted, the origin not answered yet): released by itself at this time at the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<u64>,
     /// When it settled or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<u64>,
@@ -539,6 +575,9 @@ struct Entry {
     /// An earlier attempt may have moved the money.
     #[serde(rename = "x", default, skip_serializing_if = "is_false")]
     uncertain: bool,
+    /// Held until released, withdrawn or this time, whichever comes first (pending, never attempted).
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    held_until: Option<u64>,
     /// The facilitator body; dropped once the entry is closed.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     payload: Option<Value>,
@@ -629,9 +668,15 @@ impl Entry {
         !self.immediate && sendable(self.valid_before, now)
     }
 
+    /// When a pending entry may be attempted: its due time, or the end of its hold if later.
+    fn pending_due(&self, due: u64) -> u64 {
+        self.held_until.map_or(due, |h| due.max(h))
+    }
+
     fn settle(&mut self, tx: String, now: u64) -> Effect {
         self.state = State::Settled { tx, at: now };
         self.payload = None;
+        self.held_until = None;
         Effect::Settled
     }
 
@@ -643,6 +688,7 @@ impl Entry {
             owed,
         };
         self.payload = None;
+        self.held_until = None;
         Effect::Failed {
             became_delinquent: owed,
         }
@@ -762,7 +808,9 @@ impl Entry {
     /// The attempt this entry asks for at `now`, if any.
     fn attempt(&self, now: u64) -> Option<(u64, Attempt)> {
         let (at, action) = match self.state {
-            State::Pending { due } if due <= now && self.may_resend(now) => (due, Action::Settle),
+            State::Pending { due } if self.pending_due(due) <= now && self.may_resend(now) => {
+                (self.pending_due(due), Action::Settle)
+            }
             State::Unknown { due, .. } if due <= now => (due, Action::Reconcile),
             State::InFlight { since } if since.saturating_add(IN_FLIGHT_LEASE) <= now => {
                 (since.saturating_add(IN_FLIGHT_LEASE), Action::Reconcile)
@@ -800,7 +848,8 @@ impl Entry {
 
     fn next_time(&self) -> Option<u64> {
         match self.state {
-            State::Pending { due } | State::Unknown { due, .. } => Some(due),
+            State::Pending { due } => Some(self.pending_due(due)),
+            State::Unknown { due, .. } => Some(due),
             State::InFlight { since } => Some(since.saturating_add(IN_FLIGHT_LEASE)),
             _ => None,
         }
@@ -820,6 +869,7 @@ impl Entry {
             deferred: !self.immediate,
             admitted_at: self.admitted_at,
             due_at: self.next_time(),
+            held_until: self.held_until,
             closed_at: None,
             transaction: None,
             reason: None,
@@ -900,6 +950,10 @@ impl Ledger {
         } else {
             State::InFlight { since: now }
         };
+        let held_until = (a.deferred && a.held).then(|| {
+            now.saturating_add(HOLD_SECONDS)
+                .min(a.valid_before.saturating_sub(policy.margin()))
+        });
         self.seen.push(Seen(
             replay_key(&a.asset, &a.nonce),
             a.valid_before.saturating_add(REPLAY_GRACE),
@@ -920,14 +974,16 @@ impl Ledger {
             unknowns: 0,
             unresolved: 0,
             uncertain: false,
+            held_until,
             payload: Some(a.payload),
         });
         self.counters.admitted = self.counters.admitted.saturating_add(1);
         Ok(())
     }
 
-    /// Entries to attempt now, earliest first: pending entries due and still sendable, unknown
-    /// entries due for reconciliation, and in-flight entries whose lease ran out (reconciled).
+    /// Entries to attempt now, earliest first: pending entries due and still sendable (held ones
+    /// only once their hold has ended), unknown entries due for reconciliation, and in-flight
+    /// entries whose lease ran out (reconciled).
     pub fn due(&self, now: u64) -> Vec<Attempt> {
         let mut due: Vec<(u64, usize, Attempt)> = self
             .entries
@@ -952,6 +1008,7 @@ impl Ledger {
             return None;
         }
         e.state = State::InFlight { since: now };
+        e.held_until = None;
         Some(attempt)
     }
 
@@ -970,6 +1027,7 @@ impl Ledger {
             return Effect::None;
         }
         e.expire_lease(now);
+        e.held_until = None;
         let effect = match outcome {
             Outcome::Settled { transaction } => e.settle(transaction, now),
             Outcome::OnChainUsed => e.settle(String::new(), now),
@@ -990,7 +1048,8 @@ impl Ledger {
         effect
     }
 
-    /// The earliest time an open entry needs attention, for the Durable Object's alarm.
+    /// The earliest time an open entry needs attention, for the Durable Object's alarm (for a held
+    /// entry, the end of its hold: it is released then if nobody released or withdrew it).
     pub fn next_alarm(&self) -> Option<u64> {
         self.entries.iter().filter_map(Entry::next_time).min()
     }
@@ -1125,11 +1184,30 @@ impl Ledger {
         Ok(amount)
     }
 
+    /// The request that admitted `id` served it (the origin answered successfully): a held entry
+    /// becomes an ordinary pending entry, due at its batch time (at once if that has passed; its
+    /// due time is left as it was, so that it does not draw later admissions into an early batch).
+    /// Anything else is left as it is (not held, already released, or its hold ended and it was
+    /// attempted), so releasing twice is harmless. Like an admission, it first closes pending
+    /// entries that can no longer be sent (rule 4).
+    pub fn release(&mut self, id: &str, now: u64) -> Result<(), AdminError> {
+        self.close_lapsed(now);
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.id == id)
+            .ok_or(AdminError::NotFound)?;
+        e.held_until = None;
+        Ok(())
+    }
+
     /// The request that admitted `id` will not collect it (the origin answered with an error, and
     /// nobody pays for that); returns its amount, counted as forgiven. Allowed wherever
     /// [`Ledger::revoke`] is, and for an immediate entry whose settlement was never sent (no
     /// outcome recorded yet): a Worker that admits an immediate payment before asking the origin
-    /// withdraws it instead of settling it. When no attempt was ever made, the nonce is forgotten
+    /// withdraws it instead of settling it; so does one that admitted a deferred payment held
+    /// (still held, or released by its deadline but not yet attempted): nothing was sent, so it
+    /// goes. When no attempt was ever made, the nonce is forgotten
     /// too: nothing was served and nothing can have moved, so the same signed payment may still
     /// buy something else (once). After an attempt it stays remembered.
     pub fn withdraw(&mut self, id: &str) -> Result<u128, AdminError> {
@@ -1321,6 +1399,7 @@ mod tests {
                 network: "eip155:31337".into(),
                 deferred: true,
                 payload: serde_json::json!({}),
+                held: false,
             },
             &policy(),
             now,
@@ -1432,6 +1511,7 @@ mod tests {
             network: "eip155:31337".into(),
             deferred: false,
             payload: serde_json::json!({}),
+            held: false,
         };
         l.admit(a.clone(), &p, T0).unwrap();
         assert_eq!(l.withdraw(&a.id), Ok(10_000));

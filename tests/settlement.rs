@@ -6,8 +6,8 @@ use x402_edge::facilitator::SettleOutcome;
 use x402_edge::settlement::{
     classify_refusal, Action, AdminError, Admission, AdmitError, Effect, Ledger, LedgerPolicy,
     Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED, CHAIN_GRACE, EXPIRED_UNSETTLED,
-    IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED,
-    UNCONFIRMED_REFUSAL,
+    HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPLAY_GRACE, SETTLEMENT_UNKNOWN,
+    UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -44,11 +44,20 @@ fn admission(asset: &str, n: u64, micro: u128, valid_before: u64, deferred: bool
         network: "eip155:84532".into(),
         deferred,
         payload: json!({"x402Version": 2, "nonce": nonce}),
+        held: false,
     }
 }
 
 fn deferred(n: u64, micro: u128) -> Admission {
     admission(USDC, n, micro, LONG, true)
+}
+
+/// A deferred admission held while the origin answers.
+fn held(n: u64, micro: u128, valid_before: u64) -> Admission {
+    Admission {
+        held: true,
+        ..admission(USDC, n, micro, valid_before, true)
+    }
 }
 
 fn settled(tx: &str) -> Outcome {
@@ -221,6 +230,209 @@ fn admissions_in_one_window_settle_in_one_batch() {
     l.admit(admission(USDC, 2, 1, T0 + 10 + 60 + 30, true), &p, T0 + 10)
         .unwrap();
     assert!(l.view().pending.iter().all(|e| e.due_at == Some(T0 + 60)));
+}
+
+#[test]
+fn a_held_entry_is_not_due_until_released() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let a = held(1, 5_000, LONG);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.status, Status::Pending);
+    assert_eq!(e.held_until, Some(T0 + HOLD_SECONDS));
+    // Its batch time passes: not attempted, and it does not wake the ledger for it.
+    assert!(l.due(T0 + 60).is_empty());
+    assert!(l.due(T0 + HOLD_SECONDS - 1).is_empty());
+    assert_eq!(l.next_alarm(), Some(T0 + HOLD_SECONDS));
+    assert_eq!(e.due_at, Some(T0 + HOLD_SECONDS));
+    // An ordinary admission still joins its batch; a release puts both in it.
+    let b = deferred(2, 1_000);
+    l.admit(b.clone(), &p, T0 + 10).unwrap();
+    assert_eq!(l.entry(&b.id).unwrap().due_at, Some(T0 + 60));
+    assert_eq!(l.next_alarm(), Some(T0 + 60));
+    assert_eq!(l.due(T0 + 60).len(), 1);
+    assert_eq!(l.release(&id, T0 + 20), Ok(()));
+    let e = l.entry(&id).unwrap();
+    assert_eq!((e.held_until, e.due_at), (None, Some(T0 + 60)));
+    assert!(l.due(T0 + 59).is_empty());
+    let due = l.due(T0 + 60);
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().all(|a| a.action == Action::Settle));
+    // Releasing again, or something that is not held, changes nothing; an unknown id is an error.
+    let before = l.clone();
+    assert_eq!(l.release(&id, T0 + 20), Ok(()));
+    assert_eq!(l.release(&b.id, T0 + 20), Ok(()));
+    assert_eq!(l, before);
+    assert_eq!(l.release("nope", T0 + 20), Err(AdminError::NotFound));
+    for a in due {
+        l.begin(&a.id, &p, T0 + 60).unwrap();
+        assert_eq!(
+            l.record(&a.id, settled("0x1"), &p, T0 + 61),
+            Effect::Settled
+        );
+    }
+    assert_eq!(l.next_alarm(), None);
+
+    // Released after its batch time (a slow origin): due at once.
+    let mut l = Ledger::new();
+    let a = held(3, 5_000, LONG);
+    l.admit(a.clone(), &p, T0).unwrap();
+    assert!(l.due(T0 + 90).is_empty());
+    l.release(&a.id, T0 + 90).unwrap();
+    assert_eq!(l.next_alarm(), Some(T0 + 60));
+    assert_eq!(l.due(T0 + 90).len(), 1);
+    // It does not pull a later admission into a batch that is already over.
+    l.admit(deferred(4, 1), &p, T0 + 90).unwrap();
+    assert_eq!(l.entry(&deferred(4, 1).id).unwrap().due_at, Some(T0 + 150));
+}
+
+#[test]
+fn a_hold_ends_by_itself_and_never_past_the_deadline() {
+    let p = policy();
+    // Nobody released it (the Worker died, or its release was lost): settled after the hold.
+    let mut l = Ledger::new();
+    let a = held(1, 5_000, LONG);
+    l.admit(a.clone(), &p, T0).unwrap();
+    let at = T0 + HOLD_SECONDS;
+    assert!(l.due(at - 1).is_empty());
+    assert_eq!(l.next_alarm(), Some(at));
+    let due = l.due(at);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].action, Action::Settle);
+    assert!(due[0].may_resend);
+    l.begin(&a.id, &p, at).unwrap();
+    assert_eq!(l.entry(&a.id).unwrap().held_until, None);
+    assert_eq!(l.record(&a.id, settled("0xab"), &p, at), Effect::Settled);
+    assert_eq!(l.next_alarm(), None);
+
+    // A short authorization: the hold ends at validBefore − margin, while it can still be settled.
+    let mut l = Ledger::new();
+    let vb = T0 + 100; // deadline T0 + 70, batch T0 + 60
+    let a = held(2, 5_000, vb);
+    l.admit(a.clone(), &p, T0).unwrap();
+    assert_eq!(l.entry(&a.id).unwrap().held_until, Some(T0 + 70));
+    assert_eq!(l.next_alarm(), Some(T0 + 70));
+    assert!(l.due(T0 + 69).is_empty());
+    let due = l.due(T0 + 70);
+    assert_eq!(due.len(), 1);
+    assert!(due[0].may_resend);
+    assert_eq!(
+        l.record(&a.id, settled("0xcd"), &p, T0 + 71),
+        Effect::Settled
+    );
+
+    // Nobody woke the ledger until it could no longer be sent: lost revenue, as for any entry.
+    let mut l = Ledger::new();
+    let a = held(3, 5_000, vb);
+    l.admit(a.clone(), &p, T0).unwrap();
+    l.prune(vb - 6);
+    let e = l.entry(&a.id).unwrap();
+    assert_eq!(e.status, Status::Failed);
+    assert_eq!(e.reason.as_deref(), Some(EXPIRED_UNSETTLED));
+    assert_eq!(e.held_until, None);
+    assert_eq!(l.next_alarm(), None);
+    // Released too late: the same, at once.
+    let mut l = Ledger::new();
+    l.admit(a.clone(), &p, T0).unwrap();
+    l.release(&a.id, vb - 6).unwrap();
+    assert_eq!(status(&l, &a.id), Status::Failed);
+}
+
+#[test]
+fn a_held_entry_is_withdrawn_when_the_origin_fails() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let a = held(1, 5_000, LONG);
+    l.admit(a.clone(), &p, T0).unwrap();
+    // Long after its batch time: still held, nothing sent, so it simply goes.
+    assert!(l.due(T0 + 90).is_empty());
+    assert_eq!(l.withdraw(&a.id), Ok(5_000));
+    assert!(l.entry(&a.id).is_none());
+    assert!(
+        !l.remembers(USDC, &nonce(1)),
+        "nothing was served: the nonce is free again"
+    );
+    assert_eq!(l.unsettled(), 0);
+    assert_eq!(l.next_alarm(), None);
+    let v = l.view();
+    assert_eq!((v.admitted, v.forgiven), (1, 1));
+    // Its hold ended but no attempt was made yet: still withdrawn.
+    let mut l = Ledger::new();
+    l.admit(a.clone(), &p, T0).unwrap();
+    assert_eq!(l.due(T0 + HOLD_SECONDS).len(), 1);
+    assert_eq!(l.withdraw(&a.id), Ok(5_000));
+    assert!(!l.remembers(USDC, &nonce(1)));
+    // Once an attempt started, the money may move: too late to withdraw.
+    let mut l = Ledger::new();
+    l.admit(a.clone(), &p, T0).unwrap();
+    l.begin(&a.id, &p, T0 + HOLD_SECONDS).unwrap();
+    assert_eq!(l.withdraw(&a.id), Err(AdminError::NotAllowed));
+}
+
+#[test]
+fn held_entries_count_for_credit_and_replay() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let a = held(1, 60_000, LONG);
+    l.admit(a.clone(), &p, T0).unwrap();
+    assert_eq!(l.unsettled(), 60_000);
+    assert_eq!(
+        l.admit(deferred(2, 50_000), &p, T0),
+        Err(AdmitError::CreditExceeded {
+            unsettled: 60_000,
+            limit: 100_000
+        })
+    );
+    assert_eq!(
+        l.admit(held(2, 50_000, LONG), &p, T0),
+        Err(AdmitError::CreditExceeded {
+            unsettled: 60_000,
+            limit: 100_000
+        })
+    );
+    assert_eq!(l.admit(a.clone(), &p, T0 + 1), Err(AdmitError::Replay));
+    assert_eq!(l.admit(deferred(1, 1), &p, T0 + 1), Err(AdmitError::Replay));
+    let v = l.view();
+    assert_eq!(v.unsettled_micro_usd, 60_000);
+    assert_eq!(v.pending.len(), 1);
+    assert_eq!(v.pending[0].held_until, Some(T0 + HOLD_SECONDS));
+    // Released or not, the credit comes back only once it is settled (or withdrawn).
+    l.release(&a.id, T0 + 1).unwrap();
+    assert_eq!(l.unsettled(), 60_000);
+    l.withdraw(&a.id).unwrap();
+    l.admit(deferred(2, 50_000), &p, T0 + 2).unwrap();
+    // An immediate admission is never held.
+    let i = Admission {
+        held: true,
+        ..admission(USDC, 3, 1, LONG, false)
+    };
+    l.admit(i.clone(), &p, T0 + 2).unwrap();
+    let e = l.entry(&i.id).unwrap();
+    assert_eq!((e.status, e.held_until), (Status::InFlight, None));
+}
+
+#[test]
+fn a_hold_is_stored_and_travels() {
+    let p = policy();
+    let mut l = Ledger::new();
+    l.admit(held(1, 5_000, LONG), &p, T0).unwrap();
+    let json = serde_json::to_string(&l).unwrap();
+    assert!(
+        json.contains(&format!("\"h\":{}", T0 + HOLD_SECONDS)),
+        "{json}"
+    );
+    let back: Ledger = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, l);
+    assert!(back.due(T0 + 60).is_empty());
+    // The admission's flag: sent only when set, false when absent (older Workers).
+    let wire = serde_json::to_value(held(1, 1, LONG)).unwrap();
+    assert_eq!(wire["held"], true);
+    let plain = serde_json::to_value(deferred(1, 1)).unwrap();
+    assert!(plain.get("held").is_none());
+    let read: Admission = serde_json::from_value(plain).unwrap();
+    assert!(!read.held);
 }
 
 #[test]
@@ -1058,7 +1270,8 @@ fn run(seed: u64) {
             let vb = now + rng.below(400);
             let micro = 1 + rng.below(50_000) as u128;
             let was_remembered = l.remembers(assets[asset], &nonce(n));
-            let a = admission(assets[asset], n, micro, vb, rng.chance(80));
+            let mut a = admission(assets[asset], n, micro, vb, rng.chance(80));
+            a.held = rng.chance(50);
             match l.admit(a, &p, now) {
                 Ok(()) => {
                     assert!(!was_remembered, "seed {seed} step {step}: admitted twice");
@@ -1073,7 +1286,31 @@ fn run(seed: u64) {
                 Err(_) => {}
             }
         }
+        // The Workers that admitted held entries come back: most release, some withdraw (the
+        // origin failed), some never come back (their hold ends by itself).
+        for e in l.view().pending {
+            let Some(until) = e.held_until else { continue };
+            assert_eq!(e.status, Status::Pending, "seed {seed}: held but attempted");
+            assert_eq!((e.retries, e.unknowns), (0, 0), "seed {seed}");
+            assert!(until <= e.admitted_at + HOLD_SECONDS, "seed {seed}");
+            assert!(until <= e.valid_before - p.margin(), "seed {seed}");
+            match rng.below(10) {
+                0..=3 => assert_eq!(l.release(&e.id, now), Ok(())),
+                4 => {
+                    assert_eq!(l.withdraw(&e.id), Ok(e.amount_micro_usd));
+                    assert!(!l.remembers(&e.asset, &e.nonce), "seed {seed}");
+                    remembered
+                        .retain(|((i, n), _)| !(assets[*i] == e.asset && nonce(*n) == e.nonce));
+                }
+                _ => {}
+            }
+        }
         for a in l.due(now) {
+            let held = l.entry(&a.id).unwrap().held_until;
+            assert!(
+                held.is_none_or(|h| h <= now),
+                "seed {seed} step {step}: a held entry came due"
+            );
             if rng.chance(70) && l.begin(&a.id, &p, now).is_none() {
                 continue;
             }

@@ -57,12 +57,7 @@ pub async fn who(
             },
         },
     };
-    let cloudflare = js_sys::Reflect::get(req.inner(), &"cf".into())
-        .ok()
-        .filter(|cf| cf.is_object())
-        .and_then(|cf| js_sys::JSON::stringify(&cf).ok())
-        .and_then(|json| serde_json::from_str::<serde_json::Value>(&String::from(json)).ok())
-        .and_then(|v| crate::policy::cloudflare_bot(&v));
+    let cloudflare = cloudflare_fields(req);
     let user_agent = header("user-agent");
     let accept = header("accept");
     let (class, evidence) = crawlers::classify(&ClassifyInput {
@@ -130,4 +125,36 @@ async fn fetch_directory(url: &str) -> Option<String> {
         return None;
     }
     String::from_utf8(bytes).ok()
+}
+
+/// Cloudflare's bot fields, read one by one from `request.cf` (not the whole object, which is
+/// large and would cost a serialisation on every request).
+fn cloudflare_fields(req: &Request) -> Option<CloudflareBot> {
+    let get = |o: &wasm_bindgen::JsValue, k: &str| {
+        js_sys::Reflect::get(o, &k.into())
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_null())
+    };
+    let cf = get(req.inner(), "cf")?;
+    let bm = get(&cf, "botManagement");
+    let category = get(&cf, "verifiedBotCategory")
+        .and_then(|v| v.as_string())
+        .filter(|s| !s.is_empty());
+    if bm.is_none() && category.is_none() {
+        return None;
+    }
+    Some(CloudflareBot {
+        verified_bot: bm
+            .as_ref()
+            .and_then(|b| get(b, "verifiedBot"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+        verified_bot_category: category,
+        score: bm
+            .as_ref()
+            .and_then(|b| get(b, "score"))
+            .and_then(|v| v.as_f64())
+            .filter(|s| (0.0..=255.0).contains(s))
+            .map(|s| s as u8),
+    })
 }

@@ -51,6 +51,10 @@ pub enum Command {
     Withdraw {
         id: String,
     },
+    /// A payment admitted held may be collected: the origin answered and it was served.
+    Release {
+        id: String,
+    },
     View,
     /// Settle whatever is due now (the cron sweep's nudge).
     Sweep,
@@ -190,6 +194,14 @@ impl DurableObject for Ledger {
             }
             // The admitting request gives up a payment it never settled (the origin failed).
             Command::Withdraw { id } => self.remove_entry(now, |book| book.withdraw(&id)).await?,
+            // The admitting request served it: settle it with its batch (the alarm is re-armed).
+            Command::Release { id } => {
+                let mut book = self.load().await?;
+                let result = book.release(&id, now);
+                self.store(&book).await?;
+                self.after_change(&book, now).await?;
+                serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
+            }
             Command::Revoke { id } => self.remove_entry(now, |book| book.revoke(&id)).await?,
             Command::MarkPaid { id, transaction } => {
                 let mut book = self.load().await?;

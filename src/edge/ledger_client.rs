@@ -96,4 +96,10 @@ impl LedgerClient {
     pub async fn withdraw(&self, id: &str) {
         let _ = self.send(&Command::Withdraw { id: id.to_string() }).await;
     }
+
+    /// A payment admitted held was served: the ledger may settle it. If this never arrives, the
+    /// hold ends by itself ([`crate::settlement::HOLD_SECONDS`]) and it is settled all the same.
+    pub async fn release(&self, id: &str) {
+        let _ = self.send(&Command::Release { id: id.to_string() }).await;
+    }
 }

@@ -205,6 +205,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         crawler: None,
         ctx: &ctx,
         person: false,
+        who: None,
     };
     if let Some(route) = route {
         let who = bots::who(&req, &env, &full, &url, &method, now).await;
@@ -216,6 +217,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         let siwx = incoming
             .siwx_nonce
             .map(|nonce| paywall::SiwxChallenge { nonce, now });
+        let (kind, agent) = evidence_fields(&who.evidence);
+        served.who = Some((who.class, kind, agent));
         match policy::access(
             &route.access,
             who.class,
@@ -223,13 +226,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             who.cloudflare.as_ref(),
         ) {
             Access::Allow => {
-                log_line(
-                    "access",
-                    &format!("{:?}", who.evidence),
-                    route.pattern.as_str(),
-                    "0",
-                    "allowed",
-                );
+                log_access(&who, route, "allowed", 200, None);
                 return origin::pass(config, req, &url).await;
             }
             Access::Block => {
@@ -242,13 +239,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
                         .headers
                         .push((crawlers::CRAWLER_ERROR, "CrawlerForbidden".into()));
                 }
-                log_line(
-                    "access",
-                    &format!("{:?}", who.evidence),
-                    route.pattern.as_str(),
-                    "0",
-                    "blocked",
-                );
+                log_access(&who, route, "blocked", 403, Some("blocked"));
                 return respond::reply(reply, head);
             }
             Access::Charge => {}
@@ -263,6 +254,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
                 reply
                     .headers
                     .push((crawlers::CRAWLER_ERROR, e.code().into()));
+                log_access(&who, route, "refused", reply.status, Some(e.code()));
                 return respond::reply(reply, head);
             }
         }
@@ -288,6 +280,13 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
                     return Ok(response);
                 }
                 Err(refusal) => {
+                    log_access(
+                        &who,
+                        route,
+                        "refused",
+                        refusal.status(),
+                        Some(refusal.reason.info().code),
+                    );
                     let reply = paywall::challenge(route, &full, &refusal, siwx.as_ref());
                     let reply = served.for_person(served.on_refusal(reply), route, &full);
                     return respond::reply(reply, head);
@@ -300,6 +299,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Decision::Reply(mut reply) => {
             reply = served.on_refusal(reply);
             if let Some(route) = route {
+                log_reply(route, &reply, &served);
                 reply = served.for_person(reply, route, &full);
             }
             respond::reply(reply, head)
@@ -320,6 +320,8 @@ struct Served<'a> {
     crawler: Option<CrawlerTerms>,
     /// A person's browser asking for a page, without a payment: refusals become the paywall page.
     person: bool,
+    /// Who is asking, for the log: class and evidence.
+    who: Option<(Class, &'static str, Option<String>)>,
 }
 
 struct CrawlerTerms {
@@ -406,9 +408,12 @@ fn random_nonce() -> Option<[u8; 16]> {
 /// Serves a locally verified payment.
 ///
 /// Smart-wallet signatures are first checked by the facilitator. On a deferred route the payer's
-/// ledger admits the payment (at most once anywhere, within the wallet's credit) and it is served at
-/// once with a "settlement pending" receipt; otherwise the origin answers and a successful answer
-/// is settled before it leaves. An origin error is never charged.
+/// ledger admits the payment held (at most once anywhere, within the wallet's credit, but not
+/// settled yet), the origin answers, and a successful answer is served at once with a "settlement
+/// pending" receipt while the ledger is told to release the payment to its batch; otherwise a
+/// successful answer is settled before it leaves. An origin error is never charged: the payment is
+/// withdrawn, and a held one cannot have been settled meanwhile, however slow the origin was (up
+/// to the hold's limit, [`crate::settlement::HOLD_SECONDS`]).
 async fn serve_paid(
     config: &Config,
     env: &Env,
@@ -438,7 +443,12 @@ async fn serve_paid(
     let book = ledger_client::LedgerClient::open(env, &wallet);
     let mut deferred = paid.route.settlement == SettlementMode::Deferred && book.is_some();
     if let (true, Some(book)) = (deferred, &book) {
-        match book.admit(paid.admission(true)).await {
+        // Held: it counts for replay and credit now, but is not settled before the origin answers.
+        let held = crate::settlement::Admission {
+            held: true,
+            ..paid.admission(true)
+        };
+        match book.admit(held).await {
             Ok(()) => {}
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)
@@ -459,16 +469,25 @@ async fn serve_paid(
             return respond::reply(paid.refuse(&refusal), head);
         }
     }
-    let mut response = origin::forward_as(config, req, url, &paid.verified.payer).await?;
+    let answer = origin::forward_as(config, req, url, &paid.verified.payer).await;
     let id = paid.admission(deferred).id;
-    if response.status_code() >= 400 {
-        // Nobody pays for an error: the payment leaves the ledger uncollected.
-        if let Some(book) = &book {
-            book.withdraw(&id).await;
+    let mut response = match answer {
+        Ok(response) if response.status_code() < 400 => response,
+        // Nobody pays for an error (nor for an origin out of reach): the payment leaves the
+        // ledger uncollected.
+        failed => {
+            if let Some(book) = &book {
+                book.withdraw(&id).await;
+            }
+            return failed;
         }
-        return Ok(response);
-    }
+    };
     if deferred {
+        // Served: the ledger may settle it with its batch. Off the request path; if the release is
+        // lost, the hold ends by itself and it is settled all the same.
+        if let Some(book) = book {
+            ctx.ctx.wait_until(async move { book.release(&id).await });
+        }
         log_decision("accepted_deferred", paid, "");
         count_payment(env, ctx, paid, true);
         let mut extra = paid.receipt_headers(&paid.pending_receipt());
@@ -583,6 +602,58 @@ fn log_decision(outcome: &str, paid: &PaidRequest<'_>, detail: &str) {
         "detail": detail,
     });
     worker::console_log!("{line}");
+}
+
+/// How the client was identified, for the log: the kind of evidence and the agent it names.
+fn evidence_fields(e: &crawlers::Evidence) -> (&'static str, Option<String>) {
+    use crawlers::Evidence as E;
+    match e {
+        E::WebBotAuth { agent } => ("web_bot_auth", Some(agent.clone())),
+        E::CloudflareVerifiedBot { category } => ("cloudflare_verified_bot", category.clone()),
+        E::DeclaredUserAgent { name } => ("user_agent", Some((*name).to_string())),
+        E::BrowserHeuristic => ("browser", None),
+        E::None => ("none", None),
+    }
+}
+
+fn class_name(c: Class) -> &'static str {
+    match c {
+        Class::Human => "human",
+        Class::Crawler => "crawler",
+        Class::Agent => "agent",
+    }
+}
+
+/// One line for a decision about who may come in.
+fn log_access(
+    who: &bots::Who,
+    route: &crate::config::Route,
+    outcome: &str,
+    status: u16,
+    reason: Option<&str>,
+) {
+    let (kind, agent) = evidence_fields(&who.evidence);
+    worker::console_log!(
+        "{}",
+        serde_json::json!({"event": "access", "class": class_name(who.class), "evidence": kind,
+            "agent": agent, "route": route.pattern.as_str(), "outcome": outcome, "status": status,
+            "reason": reason})
+    );
+}
+
+/// One line for a refusal the paywall wrote (402 terms, a refused payment).
+fn log_reply(route: &crate::config::Route, reply: &paywall::Reply, served: &Served<'_>) {
+    let reason = reply.reason;
+    let (class, kind, agent) = match &served.who {
+        Some((c, k, a)) => (Some(class_name(*c)), Some(*k), a.clone()),
+        None => (None, None, None),
+    };
+    worker::console_log!(
+        "{}",
+        serde_json::json!({"event": "refusal", "class": class, "evidence": kind, "agent": agent,
+            "route": route.pattern.as_str(), "outcome": "refused", "status": reply.status,
+            "reason": reason})
+    );
 }
 
 fn log_line(event: &str, who: &str, route: &str, amount: &str, outcome: &str) {

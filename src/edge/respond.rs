@@ -43,6 +43,7 @@ pub fn discovery(config: &crate::config::Config, origin: &str, head: bool) -> Re
             status: 200,
             headers,
             body: doc.to_string(),
+            reason: "",
         },
         head,
     )

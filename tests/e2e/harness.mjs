@@ -133,6 +133,10 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
  *   persistDir     keep KV and Durable Object state there (across startWorker calls)
  *   durableObjects false for none; an object { BINDING: "ClassName" | {className, useSQLite} };
  *                  default { LEDGER: "Ledger", STATS: "Stats" }
+ *   cf             request.cf for every request (default false: Miniflare's placeholder, which carries
+ *                  botManagement { score: 99, verifiedBot: false }); {} is a zone without Bot Management
+ *   onLog          receives every line the Worker logs, as { timestamp, level, message } (workerd's
+ *                  structured logs); the Worker's console is then not echoed to this process's output
  * Returns { url, fetch(path, init), mf, kv(), dispose() }.
  */
 export async function startWorker({
@@ -142,6 +146,8 @@ export async function startWorker({
   durableObjects,
   scriptPath = path.join(ROOT, "build/index.js"),
   verbose = false,
+  onLog,
+  cf = false,
 } = {}) {
   const wrangler = await readWranglerConfig();
   const bindings = { X402: JSON.parse(JSON.stringify(config ?? {})), ...secrets };
@@ -158,7 +164,7 @@ export async function startWorker({
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: wrangler.compatibility_date,
     compatibilityFlags: wrangler.compatibility_flags ?? [],
-    cf: false,
+    cf,
     host: "127.0.0.1",
     port: 0,
     bindings,
@@ -168,6 +174,7 @@ export async function startWorker({
       ? { kvPersist: path.join(persistDir, "kv"), durableObjectsPersist: path.join(persistDir, "do") }
       : {}),
     log: new Log(verbose ? LogLevel.DEBUG : LogLevel.WARN),
+    ...(onLog ? { handleStructuredLogs: onLog } : {}),
   });
   let url;
   try {
