@@ -48,7 +48,16 @@ impl PathPattern {
                     "{source:?}: '*' must be a whole segment (/a/*/b or /a/*)"
                 ));
             } else {
-                Segment::Literal(normalise_segment(part))
+                // A literal must be one segment as origins read it, or it could never match.
+                let read = normalise_path(part);
+                match read.as_slice() {
+                    [one] => Segment::Literal(one.clone()),
+                    _ => {
+                        return Err(format!(
+                            "{source:?}: {part:?} is read as {read:?}; write the path as origins read it"
+                        ))
+                    }
+                }
             };
             segments.push(seg);
         }
@@ -176,6 +185,10 @@ mod tests {
         assert!(PathPattern::parse("articles").is_err());
         assert!(PathPattern::parse("/a*").is_err());
         assert!(PathPattern::parse("/a b").is_err());
+        // Literals that could never match a normalised path are refused, not silently dead.
+        for dead in ["/reports/./*", "/a/../b", "/a%2Fb"] {
+            assert!(PathPattern::parse(dead).is_err(), "{dead}");
+        }
         // A lone or truncated escape is not a crash.
         assert!(!m("/x", "/%"));
         assert!(!m("/x", "/%4"));
