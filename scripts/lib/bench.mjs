@@ -1,0 +1,912 @@
+// The benchmark behind `scripts/bench`: x402-edge against the official x402 middleware, side by side,
+// on loopback, with one local chain, one real USDC contract, one official facilitator and one demo
+// origin for everyone.
+//
+//   origin      the demo origin alone: the ceiling of the free path
+//   empty       a Worker doing only what the platform must (402, pass-through, one KV read, one Durable
+//               Object write), in the same workerd: the floor
+//   reference   bench/reference: @x402/hono + @x402/core + @x402/evm's exact server scheme in a Worker
+//               (nodejs_compat), bundled by wrangler, in workerd under Miniflare
+//   immediate   build/index.js (scripts/build) in workerd under Miniflare, set up as the black-box
+//               tests' harness sets it up: settles through the facilitator before answering
+//   deferred    the same Worker with settlement = "deferred" on the route: answers once the payment is
+//               verified locally and admitted by the wallet's ledger, settles in batches later
+//   session     the same Worker with a session sold on the route (if the Worker knows sessions):
+//               one payment, then requests on the session token
+//
+// Measured for each: unpaid-402 throughput, free pass-through throughput (an unpriced path; the
+// origin alone is the baseline), paid-request latency (each request a fresh pre-signed payment, one
+// after another), session-request throughput; then the CPU cost of one verification in wasm and
+// natively (scripts/lib/bench-verify.mjs) and the bundle's size. Prints the figures and the targets
+// of issue 7, writes bench-results/bench.json, bench.svg and bench.txt. docs/benchmarks.md says why.
+//
+//   node scripts/lib/bench.mjs [--duration 5] [--connections 8] [--payments 50] [--quick]
+//                              [--callgrind] [--strict] [--wait-quiet SECONDS] [--no-verify]
+//                              [--out bench-results]
+// (scripts/bench builds the Worker first, then runs this.)
+import { execFile, spawn } from "node:child_process";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify, parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import autocannon from "autocannon";
+import { Miniflare, Log, LogLevel } from "miniflare";
+import { accounts, balanceOf, deployUsdc, startAnvil, USDC } from "./chain.mjs";
+import { buildVerifyBenches, callgrindInstructions, timeNative, timeWasm } from "./bench-verify.mjs";
+import { renderSvg } from "./bench-chart.mjs";
+import { decodeHeader, encodeHeader, readWranglerConfig, ROOT } from "../../tests/e2e/harness.mjs";
+import { signPayment } from "../../tests/e2e/lib/sign.mjs";
+
+const run = promisify(execFile);
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: "string" },
+    connections: { type: "string", default: "8" },
+    payments: { type: "string" },
+    warmup: { type: "string", default: "1" },
+    quick: { type: "boolean", default: false },
+    callgrind: { type: "boolean", default: false },
+    strict: { type: "boolean", default: false },
+    "wait-quiet": { type: "string", default: "0" },
+    "no-verify": { type: "boolean", default: false },
+    out: { type: "string", default: "bench-results" },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (args.help) {
+  console.log(`usage: scripts/bench [--duration SECONDS] [--connections N] [--payments N] [--quick]
+                    [--callgrind] [--strict] [--wait-quiet SECONDS] [--no-verify] [--out DIR]
+                    [--no-build]
+  --duration     length of each load run (default 5 s; 2 with --quick)
+  --connections  concurrent connections of each load run (default 8)
+  --payments     paid requests timed per configuration (default 50; 15 with --quick)
+  --callgrind    count the instructions of one native verification even if the wasm target is met
+  --strict       exit 1 if a target is missed
+  --wait-quiet S wait up to S seconds for other processes to leave the CPUs alone first
+  --no-verify    skip the verification benches (no cargo builds; that target is then n/a)
+  --no-build     (scripts/bench) use build/ as it is`);
+  process.exit(0);
+}
+const SETTINGS = {
+  durationS: Number(args.duration ?? (args.quick ? 2 : 5)),
+  warmupS: Number(args.warmup),
+  connections: Number(args.connections),
+  payments: Number(args.payments ?? (args.quick ? 15 : 50)),
+  warmupPayments: 3,
+};
+const OUT = path.resolve(ROOT, args.out);
+
+// The route both paywalls sell, the path nobody prices, the price.
+const PRICED = "/articles/hello";
+const FREE = "/free/about";
+const PRICE_ATOMIC = 10_000n; // $0.01 at 6 decimals
+const SESSION_SECRET = "bench-session-secret-0123456789abcdef0123456789";
+const NETWORK = "eip155:31337";
+
+const TARGETS = {
+  unpaidVsReference: 3, // ours ≥ 3× the reference's unpaid-402 throughput
+  deferredP50VsReference: 0.1, // deferred paid p50 ≤ 1/10 of the reference's
+  sessionVsFree: 0.8, // session requests within 20% of free pass-through
+  wasmVerifyUs: 250, // one verification ≤ 250 µs in wasm
+  bundleGzipBytes: 300 * 1024, // ≤ 300 KB gzipped
+};
+
+const log = (line) => console.log(`[bench] ${line}`);
+const fmt = (n, digits = 0) => (n == null || Number.isNaN(n) ? "n/a" : n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+
+// ---- the machine ----------------------------------------------------------------------------------
+
+/** The share of all CPUs busy (not idle) over `ms`, from the kernel's counters. */
+async function cpuBusy(ms = 1000) {
+  const sample = () => os.cpus().reduce((acc, c) => {
+    const t = c.times;
+    acc.total += t.user + t.nice + t.sys + t.idle + t.irq;
+    acc.idle += t.idle;
+    return acc;
+  }, { total: 0, idle: 0 });
+  const a = sample();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = sample();
+  const total = b.total - a.total;
+  return total > 0 ? 1 - (b.idle - a.idle) / total : 0;
+}
+
+/**
+ * How busy the machine is before we start; with --wait-quiet, waits (up to that long) for three
+ * quiet seconds in a row. Everything here shares two cores: other work skews every figure.
+ */
+async function machineLoad() {
+  const limit = Number(args["wait-quiet"]) * 1000;
+  const started = performance.now();
+  let busy = await cpuBusy();
+  let quiet = busy < 0.2 ? 1 : 0;
+  while (limit > 0 && quiet < 3 && performance.now() - started < limit) {
+    busy = await cpuBusy();
+    quiet = busy < 0.2 ? quiet + 1 : 0;
+  }
+  const waited = (performance.now() - started) / 1000;
+  if (busy >= 0.2) {
+    log(`WARNING: other processes keep ${Math.round(busy * 100)}% of the CPUs busy (load average ${os.loadavg()[0].toFixed(1)}): ` +
+      "the figures will be low and noisy; run again on a quiet machine (or with --wait-quiet 300)");
+  }
+  return { busyBefore: busy, loadAverage: os.loadavg()[0], waitedS: waited };
+}
+
+/**
+ * CPU time (user + system, seconds) used so far by the processes `pids()` names, from /proc. Divided
+ * by the requests of a run, it is the CPU each request cost a server, a figure that other work on the
+ * machine skews much less than throughput.
+ */
+const TICKS_PER_SECOND = 100;
+async function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of await pids()) {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** The workerd processes Miniflare started for this process (one Worker runs at a time). */
+async function workerdPids() {
+  const { readdir } = await import("node:fs/promises");
+  const out = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (comm === "workerd" && ppid === process.pid) out.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+// ---- processes -----------------------------------------------------------------------------------
+
+const cleanups = [];
+let cleaningUp = null;
+function cleanup() {
+  cleaningUp ??= (async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  })();
+  return cleaningUp;
+}
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, async () => {
+    await cleanup();
+    process.exit(130);
+  });
+}
+
+/**
+ * Runs one of the stack's scripts (origin, facilitator) in its own Node process, so that the load
+ * generator in this process never competes with them for an event loop. Resolves with its URL once
+ * it prints `<name> http://…`.
+ */
+async function service(name, script, scriptArgs) {
+  const child = spawn(process.execPath, [path.join(ROOT, script), ...scriptArgs], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {
+      return;
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        /* gone */
+      }
+    }, 2000);
+    await exited;
+    clearTimeout(timer);
+  };
+  cleanups.push(stop);
+  process.on("exit", () => {
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  });
+  let output = "";
+  const url = await new Promise((resolve, reject) => {
+    const pattern = new RegExp(`^${name} (http://\\S+)`, "m");
+    child.stdout.setEncoding("utf8").on("data", (chunk) => {
+      output += chunk;
+      const m = pattern.exec(output);
+      if (m) resolve(m[1]);
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk) => (output += chunk));
+    exited.then((code) => reject(new Error(`${name} exited (${code}) before it listened:\n${output.slice(-2000)}`)));
+    setTimeout(() => reject(new Error(`${name} did not start within 20 s:\n${output.slice(-2000)}`)), 20_000).unref();
+  });
+  // Keep draining its output so that a full pipe never blocks it.
+  child.stdout.removeAllListeners("data").on("data", () => {});
+  return { url, stop, pid: child.pid };
+}
+
+async function startStack() {
+  const started = performance.now();
+  const chain = await startAnvil({ chainId: 31337 });
+  cleanups.push(() => chain.stop());
+  const usdc = await deployUsdc(chain.rpcUrl);
+  const [facilitator, origin] = await Promise.all([
+    service("facilitator", "scripts/lib/facilitator.mjs", ["--rpc", chain.rpcUrl, "--port", "0", "--quiet"]),
+    service("origin", "scripts/lib/origin.mjs", ["--port", "0", "--quiet"]),
+  ]);
+  log(`stack up in ${((performance.now() - started) / 1000).toFixed(1)} s: anvil ${chain.rpcUrl}, USDC ${usdc}, facilitator ${facilitator.url}, origin ${origin.url}`);
+  return { rpcUrl: chain.rpcUrl, usdc, facilitator, origin };
+}
+
+// ---- the Workers ---------------------------------------------------------------------------------
+
+/** Reads `key = "value"` / `key = ["a", "b"]` from the reference's small wrangler.toml. */
+function tomlValue(text, key) {
+  const m = new RegExp(`^${key}\\s*=\\s*(.+)$`, "m").exec(text);
+  return m ? JSON.parse(m[1]) : undefined;
+}
+
+/** Bundles the reference Worker as wrangler deploys it; returns the bundle and its settings. */
+async function bundleReference() {
+  const config = path.join(ROOT, "bench/reference/wrangler.toml");
+  const outdir = path.join(ROOT, "target/bench/reference");
+  await rm(outdir, { recursive: true, force: true });
+  try {
+    await run(path.join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--config", config, "--outdir", outdir], {
+      cwd: ROOT,
+      // wrangler 4 wants Node 22: the project's own (node_modules/.bin/node) comes first.
+      env: { ...process.env, PATH: `${path.join(ROOT, "node_modules/.bin")}:${process.env.PATH}`, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_HIDE_BANNER: "true", NO_UPDATE_NOTIFIER: "1" },
+      maxBuffer: 16 << 20,
+    });
+  } catch (err) {
+    throw new Error(`bundling the reference failed:\n${String(err.stdout ?? "").slice(-2000)}${String(err.stderr ?? err.message).slice(-2000)}`);
+  }
+  await rm(path.join(ROOT, "bench/reference/.wrangler"), { recursive: true, force: true });
+  const toml = await readFile(config, "utf8");
+  const scriptPath = path.join(outdir, "index.js");
+  return {
+    scriptPath,
+    bytes: (await stat(scriptPath)).size,
+    compatibilityDate: tomlValue(toml, "compatibility_date"),
+    compatibilityFlags: tomlValue(toml, "compatibility_flags") ?? [],
+  };
+}
+
+/**
+ * A Worker in workerd under Miniflare 4 on a real 127.0.0.1 port, set up as tests/e2e/harness.mjs
+ * startWorker sets up ours, with one difference: what the Worker writes to the console (x402-edge
+ * logs a line per payment and per session request) is counted and dropped instead of being copied
+ * to this terminal by this process, which also runs the load generator.
+ */
+async function startMiniflare(options) {
+  const logged = { lines: 0 };
+  const drain = (stream) => stream.on("data", (chunk) => (logged.lines += String(chunk).split("\n").length - 1));
+  const mf = new Miniflare({
+    modules: true,
+    cf: false,
+    host: "127.0.0.1",
+    port: 0,
+    log: new Log(LogLevel.WARN),
+    handleRuntimeStdio: (stdout, stderr) => {
+      drain(stdout);
+      drain(stderr);
+    },
+    ...options,
+  });
+  let url;
+  try {
+    url = (await mf.ready).href.replace(/\/$/, "");
+  } catch (err) {
+    await mf.dispose().catch(() => {});
+    throw err;
+  }
+  let disposed = null;
+  const dispose = () => (disposed ??= mf.dispose().catch(() => {}));
+  cleanups.push(dispose); // also on Ctrl-C: workerd would outlive us otherwise
+  return { url, logged, dispose };
+}
+
+/** Our Worker as built (build/index.js), with the bindings wrangler.toml declares. */
+function startOurs(wrangler, config, secrets = {}) {
+  return startMiniflare({
+    scriptPath: path.join(ROOT, "build/index.js"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: wrangler.compatibility_date,
+    compatibilityFlags: wrangler.compatibility_flags ?? [],
+    bindings: { X402: config, ...secrets },
+    kvNamespaces: ["X402_KV"],
+    durableObjects: { LEDGER: { className: "Ledger", useSQLite: true } },
+  });
+}
+
+/** The reference, bundled, with the stack's addresses as its vars. */
+function startReference(bundle, stack) {
+  return startMiniflare({
+    scriptPath: bundle.scriptPath,
+    compatibilityDate: bundle.compatibilityDate,
+    compatibilityFlags: bundle.compatibilityFlags,
+    bindings: {
+      FACILITATOR_URL: stack.facilitator.url,
+      ORIGIN_URL: stack.origin.url,
+      PAY_TO: accounts.payTo.address,
+      NETWORK,
+      ASSET: stack.usdc,
+      ASSET_NAME: USDC.name,
+      ASSET_VERSION: USDC.version,
+      PRICE_ATOMIC: String(PRICE_ATOMIC),
+    },
+  });
+}
+
+/**
+ * The floor: a Worker that does nothing but what the platform must do for each kind of request, in
+ * the same workerd under the same Miniflare, with the same bindings as ours. No paywall can go below
+ * it here.
+ *   /articles/*  answers 402 (the unpaid floor)
+ *   /kv/*        reads one KV key, then passes to the origin (the floor under a session request,
+ *                which reads the wallet's grant)
+ *   /do/*        writes one row in a SQLite Durable Object, then passes to the origin (the floor
+ *                under a deferred payment, which the wallet's ledger admits)
+ *   anything else passes to the origin unchanged (the pass-through floor)
+ */
+const EMPTY_WORKER = `
+export class Book {
+  constructor(state) {
+    this.sql = state.storage.sql;
+    this.sql.exec("CREATE TABLE IF NOT EXISTS admitted (id TEXT PRIMARY KEY, at INTEGER)");
+  }
+  async fetch() {
+    this.sql.exec("INSERT INTO admitted VALUES (?, ?)", crypto.randomUUID(), Date.now());
+    return new Response("admitted");
+  }
+}
+export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const pass = (path) => fetch(env.ORIGIN_URL + path + url.search, { headers: request.headers });
+    if (url.pathname.startsWith("/articles/")) {
+      return new Response("{}", { status: 402, headers: { "content-type": "application/json" } });
+    }
+    if (url.pathname.startsWith("/kv/")) {
+      await env.KV.get("grant:" + url.pathname);
+      return pass(url.pathname.slice(3));
+    }
+    if (url.pathname.startsWith("/do/")) {
+      const book = env.BOOK.get(env.BOOK.idFromName("wallet"));
+      await (await book.fetch("https://ledger/admit", { method: "POST" })).text();
+      return pass(url.pathname.slice(3));
+    }
+    return pass(url.pathname);
+  },
+};`;
+
+function startEmpty(stack, wrangler) {
+  return startMiniflare({
+    script: EMPTY_WORKER,
+    compatibilityDate: wrangler.compatibility_date,
+    bindings: { ORIGIN_URL: stack.origin.url },
+    kvNamespaces: ["KV"],
+    durableObjects: { BOOK: { className: "Book", useSQLite: true } },
+  });
+}
+
+/** Our Worker's configuration for this stack: the priced route as wrangler.toml has it, plus `route`. */
+function ourConfig(stack, wrangler, route = {}) {
+  const vars = wrangler.vars?.X402 ?? {};
+  return {
+    payTo: accounts.payTo.address,
+    accepts: [NETWORK],
+    origin: stack.origin.url,
+    facilitator: { url: stack.facilitator.url },
+    assets: [{ network: NETWORK, address: stack.usdc, ...USDC }],
+    ...(vars.deferred ? { deferred: vars.deferred } : {}),
+    rpc: { [NETWORK]: stack.rpcUrl },
+    routes: [
+      {
+        path: "/articles/*",
+        method: "GET",
+        price: "$0.01",
+        description: "One article of the demo newspaper",
+        mimeType: "text/html",
+        ...route,
+      },
+    ],
+  };
+}
+
+// ---- measurements --------------------------------------------------------------------------------
+
+function cannon(options) {
+  return new Promise((resolve, reject) => {
+    autocannon(options, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
+
+/**
+ * Throughput of GET `url` under autocannon: a warm-up run, then the measured run. Every answer must
+ * have status `expect`; anything else is counted as unexpected (and reported).
+ */
+async function throughput(label, url, { expect, headers = {}, pids = workerdPids }) {
+  const options = { url, connections: SETTINGS.connections, headers, pipelining: 1 };
+  await cannon({ ...options, duration: SETTINGS.warmupS });
+  const cpuBefore = await cpuSeconds(pids);
+  const r = await cannon({ ...options, duration: SETTINGS.durationS });
+  const cpu = (await cpuSeconds(pids)) - cpuBefore;
+  const statusCodes = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]));
+  const total = r.requests.total;
+  const result = {
+    rps: total / r.duration,
+    requests: total,
+    seconds: r.duration,
+    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99 },
+    serverCpuUsPerRequest: total ? (cpu * 1e6) / total : null,
+    statusCodes,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    unexpected: total - (statusCodes[expect] ?? 0) + r.errors + r.timeouts,
+  };
+  log(`${label}: ${fmt(result.rps)} req/s (${total} × ${expect} in ${r.duration} s, p50 ${r.latency.p50} ms, server CPU ${fmt(result.serverCpuUsPerRequest)} µs/request)` +
+    (result.unexpected ? `, ${result.unexpected} UNEXPECTED answers ${JSON.stringify(statusCodes)} errors ${r.errors}` : ""));
+  return result;
+}
+
+function percentile(sorted, p) {
+  if (!sorted.length) return null;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** Latency of `n` plain GETs of `url`, one after another (after a few unmeasured): the floor under a paid request. */
+async function sequentialLatency(url, n = 50) {
+  const samples = [];
+  for (let i = 0; i < n + 5; i++) {
+    const started = performance.now();
+    const res = await fetch(url);
+    await res.arrayBuffer();
+    if (i >= 5) samples.push(performance.now() - started);
+  }
+  samples.sort((a, b) => a - b);
+  return { count: n, p50: percentile(samples, 50), p90: percentile(samples, 90), p99: percentile(samples, 99) };
+}
+
+/** The terms a paywall offers for the priced route, read from its 402. */
+async function termsOf(base) {
+  const res = await fetch(base + PRICED);
+  await res.arrayBuffer();
+  const header = res.headers.get("payment-required");
+  if (res.status !== 402 || !header) throw new Error(`${base}${PRICED} answered ${res.status} without PAYMENT-REQUIRED`);
+  const required = decodeHeader(header);
+  const terms = required.accepts.find((t) => t.scheme === "exact" && t.network === NETWORK);
+  if (!terms) throw new Error(`${base}${PRICED} offers no exact terms on ${NETWORK}: ${header}`);
+  return { terms, resource: required.resource };
+}
+
+/**
+ * Paid-request latency: `SETTINGS.payments` requests, one after another, each with its own payment
+ * signed beforehand by `payer` (viem, tests/e2e/lib/sign.mjs) over the terms the paywall offered.
+ * The first few are a warm-up and not counted. Every answer must be 200 with a successful receipt.
+ */
+async function paidLatency(label, base, payer) {
+  const { terms, resource } = await termsOf(base);
+  const n = SETTINGS.payments + SETTINGS.warmupPayments;
+  const headers = [];
+  for (let i = 0; i < n; i++) headers.push(encodeHeader(await signPayment(terms, payer.privateKey, { resource })));
+  const samples = [];
+  let last = null;
+  let failures = 0;
+  for (const [i, payment] of headers.entries()) {
+    const started = performance.now();
+    const res = await fetch(base + PRICED, { headers: { "PAYMENT-SIGNATURE": payment } });
+    await res.arrayBuffer();
+    const ms = performance.now() - started;
+    const receipt = decodeHeader(res.headers.get("payment-response"));
+    if (res.status !== 200 || receipt?.success !== true) {
+      failures++;
+      if (failures === 1) log(`${label}: a paid request answered ${res.status}, receipt ${JSON.stringify(receipt)}`);
+    }
+    if (i >= SETTINGS.warmupPayments) samples.push(ms);
+    last = res;
+  }
+  const sorted = [...samples].sort((a, b) => a - b);
+  const median = (xs) => percentile([...xs].sort((a, b) => a - b), 50);
+  const tenth = Math.max(1, Math.floor(samples.length / 5));
+  const result = {
+    count: samples.length,
+    // Whether payments get slower as a wallet's history grows: medians of the first and last fifth.
+    trend: { firstFifthP50: median(samples.slice(0, tenth)), lastFifthP50: median(samples.slice(-tenth)) },
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    min: sorted[0],
+    max: sorted.at(-1),
+    mean: samples.reduce((a, b) => a + b, 0) / samples.length,
+    failures,
+    paid: n,
+  };
+  log(`${label}: paid p50 ${fmt(result.p50, 1)} ms, p90 ${fmt(result.p90, 1)} ms, p99 ${fmt(result.p99, 1)} ms over ${result.count}` +
+    ` (first fifth p50 ${fmt(result.trend.firstFifthP50, 1)} ms, last fifth ${fmt(result.trend.lastFifthP50, 1)} ms)` +
+    (failures ? `, ${failures} FAILED` : ""));
+  return { result, last };
+}
+
+/** Waits until `payer` has paid `amount` in total on chain; returns the seconds it took, or null. */
+async function waitForSettlement(stack, payer, before, amount, timeoutS = 40) {
+  const started = performance.now();
+  while (performance.now() - started < timeoutS * 1000) {
+    const now = await balanceOf(stack.rpcUrl, stack.usdc, payer.address);
+    if (before - now >= amount) return (performance.now() - started) / 1000;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return null;
+}
+
+// ---- the configurations ----------------------------------------------------------------------------
+
+async function measureOrigin(stack) {
+  const pids = async () => [stack.origin.pid];
+  return { free: await throughput("origin alone, free", stack.origin.url + FREE, { expect: 200, pids }) };
+}
+
+async function measureEmpty(stack, wrangler) {
+  const worker = await startEmpty(stack, wrangler);
+  try {
+    const unpaid = await throughput("empty Worker, 402", worker.url + PRICED, { expect: 402 });
+    const free = await throughput("empty Worker, pass-through", worker.url + FREE, { expect: 200 });
+    free.sequential = await sequentialLatency(worker.url + FREE);
+    const kv = await throughput("empty Worker, one KV read + pass-through", `${worker.url}/kv${FREE}`, { expect: 200 });
+    const durableObject = { sequential: await sequentialLatency(`${worker.url}/do${FREE}`) };
+    log(`empty Worker, one Durable Object write + pass-through, one at a time: p50 ${fmt(durableObject.sequential.p50, 1)} ms`);
+    return { unpaid, free, kv, durableObject };
+  } finally {
+    await worker.dispose();
+  }
+}
+
+async function measureReference(stack, bundle) {
+  const worker = await startReference(bundle, stack);
+  try {
+    const unpaid = await throughput("reference, unpaid 402", worker.url + PRICED, { expect: 402 });
+    const free = await throughput("reference, free pass-through", worker.url + FREE, { expect: 200 });
+    free.sequential = await sequentialLatency(worker.url + FREE);
+    const { result: paid } = await paidLatency("reference", worker.url, accounts.payers[0]);
+    return { unpaid, free, paid };
+  } finally {
+    await worker.dispose();
+  }
+}
+
+async function measureOurs(label, stack, wrangler, route, payer, { deferred = false } = {}) {
+  const worker = await startOurs(wrangler, ourConfig(stack, wrangler, route));
+  try {
+    const unpaid = await throughput(`${label}, unpaid 402`, worker.url + PRICED, { expect: 402 });
+    const free = await throughput(`${label}, free pass-through`, worker.url + FREE, { expect: 200 });
+    free.sequential = await sequentialLatency(worker.url + FREE);
+    const before = await balanceOf(stack.rpcUrl, stack.usdc, payer.address);
+    const { result: paid } = await paidLatency(label, worker.url, payer);
+    if (deferred) {
+      // Served before settling: wait (Worker still running) until the ledger has settled it all,
+      // so that the batches do not run under the next measurement, and to show they land.
+      const owed = BigInt(paid.paid - paid.failures) * PRICE_ATOMIC;
+      const seconds = await waitForSettlement(stack, payer, before, owed);
+      paid.settledOnChain = seconds !== null;
+      paid.settledWithinS = seconds;
+      log(`${label}: ${seconds === null ? "NOT all settled on chain within 40 s" : `all ${paid.paid - paid.failures} payments settled on chain ${seconds.toFixed(1)} s after the last answer`}`);
+    }
+    return { unpaid, free, paid };
+  } finally {
+    await worker.dispose();
+  }
+}
+
+/**
+ * The session configuration, if the Worker knows sessions: the route sells one (`session` on the
+ * route); one payment buys it; then load on the session token. A Worker without session support
+ * refuses the configuration (500, paywall_misconfigured): then the column is n/a.
+ */
+async function measureSession(stack, wrangler, payer) {
+  const label = "x402-edge session";
+  const route = { session: { scope: "/articles/*", seconds: 3600 } };
+  const worker = await startOurs(wrangler, ourConfig(stack, wrangler, route), { X402_SESSION_SECRET: SESSION_SECRET });
+  try {
+    const probe = await fetch(worker.url + PRICED);
+    const text = await probe.text();
+    if (probe.status !== 402) {
+      let why = `the Worker answered ${probe.status} to a route selling a session`;
+      try {
+        const body = JSON.parse(text);
+        if (body.reason) why = `${body.reason}: ${body.message ?? ""}`.trim();
+      } catch {
+        /* not JSON */
+      }
+      log(`${label}: n/a (${why})`);
+      return { available: false, why };
+    }
+    const unpaid = await throughput(`${label}, unpaid 402`, worker.url + PRICED, { expect: 402 });
+    const free = await throughput(`${label}, free pass-through`, worker.url + FREE, { expect: 200 });
+    free.sequential = await sequentialLatency(worker.url + FREE);
+    const { result: paid, last } = await paidLatency(label, worker.url, payer);
+    const token =
+      last?.headers.get("x402-session") ??
+      /(?:^|[;,]\s*)x402_session=([^;,\s]+)/.exec(last?.headers.get("set-cookie") ?? "")?.[1];
+    if (!token) {
+      const why = "a paid request on a route selling a session returned no session token (X402-Session or cookie)";
+      log(`${label}: session requests n/a (${why})`);
+      return { available: false, why, unpaid, free, paid };
+    }
+    const headers = { authorization: `Bearer ${token}` };
+    const check = await fetch(worker.url + PRICED, { headers });
+    await check.arrayBuffer();
+    if (check.status !== 200) {
+      const why = `a request with the session token answered ${check.status}`;
+      log(`${label}: session requests n/a (${why})`);
+      return { available: false, why, unpaid, free, paid };
+    }
+    const session = await throughput(`${label}, requests on the session`, worker.url + PRICED, { expect: 200, headers });
+    return { available: true, unpaid, free, paid, session };
+  } finally {
+    await worker.dispose();
+  }
+}
+
+async function measureVerification(built) {
+  const wasm = await timeWasm(built.wasm);
+  const native = await timeNative(built.native);
+  log(`one verification: ${fmt(wasm.usPerVerification, 1)} µs in wasm (${wasm.runtime}), ${fmt(native.usPerVerification, 1)} µs native`);
+  let callgrind = null;
+  if (args.callgrind || wasm.usPerVerification > TARGETS.wasmVerifyUs) {
+    try {
+      callgrind = await callgrindInstructions(built.native);
+      if (callgrind) {
+        callgrind.breakdown = await callgrindBreakdown(callgrind.profile);
+        log(`callgrind: ${fmt(callgrind.instructionsPerVerification)} instructions per native verification` +
+          (callgrind.breakdown.length ? `; ${callgrind.breakdown.map((b) => `${b.what} ${fmt(b.share * 100, 0)}%`).join(", ")}` : ""));
+      }
+    } catch (err) {
+      log(`callgrind failed: ${err.message.split("\n")[0]}`);
+    }
+  }
+  return { wasm, native, wasmOverNative: wasm.usPerVerification / native.usPerVerification, callgrind };
+}
+
+/** Shares of the instructions of `paywall::decide` spent in its main parts (inclusive counts). */
+async function callgrindBreakdown(profile) {
+  let text;
+  try {
+    ({ stdout: text } = await run("callgrind_annotate", ["--inclusive=yes", "--threshold=100", profile], { maxBuffer: 64 << 20 }));
+  } catch {
+    return [];
+  }
+  const most = (re) => {
+    let best = 0;
+    for (const line of text.split("\n")) {
+      const m = /^\s*([\d,]+)\s+\([\d.]+%\)\s+(.*)$/.exec(line);
+      if (m && re.test(m[2])) best = Math.max(best, Number(m[1].replaceAll(",", "")));
+    }
+    return best;
+  };
+  const decide = most(/paywall::decide\b/);
+  if (!decide) return [];
+  const parts = [
+    ["secp256k1 recovery (k256 recover_from_prehash)", /recover_from_prehash/],
+    ["of which the check that re-verifies the recovered key (ecdsa verify_prehash)", /verify_prehash/],
+    ["keccak", /keccak|Keccak/],
+    ["JSON (serde_json)", /serde_json::de::/],
+  ];
+  return parts
+    .map(([what, re]) => ({ what, share: most(re) / decide }))
+    .filter((p) => p.share > 0.005);
+}
+
+async function bundleSize() {
+  const file = path.join(ROOT, "build/index_bg.wasm");
+  const bytes = await readFile(file);
+  const js = await stat(path.join(ROOT, "build/index.js")).then((s) => s.size).catch(() => null);
+  return { file: "build/index_bg.wasm", rawBytes: bytes.length, gzipBytes: gzipSync(bytes, { level: 9 }).length, jsBytes: js };
+}
+
+// ---- report --------------------------------------------------------------------------------------
+
+function targetsOf(r) {
+  const ref = r.reference;
+  const imm = r.immediate;
+  const rows = [];
+  const ratio = (a, b) => (a == null || b == null || !b ? null : a / b);
+
+  const unpaid = ratio(imm.unpaid.rps, ref.unpaid.rps);
+  rows.push({
+    id: "unpaid402",
+    target: "unpaid-402 throughput ≥ 3× the reference's",
+    wanted: `≥ ${TARGETS.unpaidVsReference}×`,
+    measured: `${fmt(unpaid, 2)}× (${fmt(imm.unpaid.rps)} vs ${fmt(ref.unpaid.rps)} req/s)`,
+    value: unpaid,
+    met: unpaid != null && unpaid >= TARGETS.unpaidVsReference,
+    by: unpaid != null && unpaid < TARGETS.unpaidVsReference ? `${fmt(TARGETS.unpaidVsReference / unpaid, 2)}× short` : null,
+  });
+
+  const deferred = ratio(r.deferred.paid.p50, ref.paid.p50);
+  rows.push({
+    id: "deferredP50",
+    target: "deferred paid p50 ≤ 1/10 of the reference's paid p50",
+    wanted: `≤ ${TARGETS.deferredP50VsReference}×`,
+    measured: `${fmt(deferred, 3)}× (${fmt(r.deferred.paid.p50, 1)} vs ${fmt(ref.paid.p50, 1)} ms)`,
+    value: deferred,
+    met: deferred != null && deferred <= TARGETS.deferredP50VsReference && r.deferred.paid.failures === 0,
+    by: deferred != null && deferred > TARGETS.deferredP50VsReference ? `${fmt(deferred / TARGETS.deferredP50VsReference, 2)}× too slow` : null,
+  });
+
+  const s = r.session;
+  const session = s.available ? ratio(s.session.rps, s.free.rps) : null;
+  rows.push({
+    id: "session",
+    target: "session requests within 20% of free pass-through",
+    wanted: `≥ ${TARGETS.sessionVsFree}×`,
+    measured: s.available ? `${fmt(session, 2)}× (${fmt(s.session.rps)} vs ${fmt(s.free.rps)} req/s)` : `n/a (${s.why})`,
+    value: session,
+    met: s.available ? session >= TARGETS.sessionVsFree && s.session.unexpected === 0 : null,
+    by: s.available && session < TARGETS.sessionVsFree ? `${fmt((1 - session) * 100, 0)}% below free pass-through` : null,
+  });
+
+  const us = r.verification?.wasm.usPerVerification ?? null;
+  rows.push({
+    id: "wasmVerify",
+    target: "one verification ≤ 250 µs in wasm",
+    wanted: `≤ ${TARGETS.wasmVerifyUs} µs`,
+    measured: us == null ? "n/a (--no-verify)" : `${fmt(us, 0)} µs (native ${fmt(r.verification.native.usPerVerification, 0)} µs)`,
+    value: us,
+    met: us == null ? null : us <= TARGETS.wasmVerifyUs,
+    by: us > TARGETS.wasmVerifyUs ? `${fmt(us / TARGETS.wasmVerifyUs, 2)}× over` : null,
+  });
+
+  const gz = r.bundle.gzipBytes;
+  rows.push({
+    id: "bundle",
+    target: "bundle ≤ 300 KB gzipped",
+    wanted: "≤ 300 KB",
+    measured: `${fmt(gz / 1024, 0)} KB gzip (${fmt(r.bundle.rawBytes / 1024, 0)} KB raw)`,
+    value: gz,
+    met: gz <= TARGETS.bundleGzipBytes,
+    by: gz > TARGETS.bundleGzipBytes ? `${fmt((gz - TARGETS.bundleGzipBytes) / 1024, 0)} KB over` : null,
+  });
+  return rows;
+}
+
+function table(headers, rows) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("  ");
+  return [line(headers), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+function report(r) {
+  const cols = ["origin alone", "empty Worker", "reference", "ours immediate", "ours deferred", "ours session"];
+  const sess = r.session;
+  const cell = (v, d = 0) => (v == null ? "–" : fmt(v, d));
+  const lat = (p) => (p ? `${fmt(p.p50, 1)} / ${fmt(p.p90, 1)} / ${fmt(p.p99, 1)}` : "–");
+  const x = (a, b) => (a == null || b == null ? "–" : `${fmt(a / b, 2)}×`);
+  const rows = [
+    ["unpaid 402 (req/s)", "–", cell(r.empty.unpaid.rps), cell(r.reference.unpaid.rps), cell(r.immediate.unpaid.rps), cell(r.deferred.unpaid.rps), cell(sess.unpaid?.rps)],
+    ["  vs reference", "–", x(r.empty.unpaid.rps, r.reference.unpaid.rps), "1.00×", x(r.immediate.unpaid.rps, r.reference.unpaid.rps), x(r.deferred.unpaid.rps, r.reference.unpaid.rps), x(sess.unpaid?.rps, r.reference.unpaid.rps)],
+    ["  server CPU (µs/request)", "–", cell(r.empty.unpaid.serverCpuUsPerRequest), cell(r.reference.unpaid.serverCpuUsPerRequest), cell(r.immediate.unpaid.serverCpuUsPerRequest), cell(r.deferred.unpaid.serverCpuUsPerRequest), cell(sess.unpaid?.serverCpuUsPerRequest)],
+    ["free pass-through (req/s)", cell(r.origin.free.rps), cell(r.empty.free.rps), cell(r.reference.free.rps), cell(r.immediate.free.rps), cell(r.deferred.free.rps), cell(sess.free?.rps)],
+    ["  vs origin alone", "1.00×", x(r.empty.free.rps, r.origin.free.rps), x(r.reference.free.rps, r.origin.free.rps), x(r.immediate.free.rps, r.origin.free.rps), x(r.deferred.free.rps, r.origin.free.rps), x(sess.free?.rps, r.origin.free.rps)],
+    ["  server CPU (µs/request)", cell(r.origin.free.serverCpuUsPerRequest), cell(r.empty.free.serverCpuUsPerRequest), cell(r.reference.free.serverCpuUsPerRequest), cell(r.immediate.free.serverCpuUsPerRequest), cell(r.deferred.free.serverCpuUsPerRequest), cell(sess.free?.serverCpuUsPerRequest)],
+    ["free, one at a time p50 (ms)", "–", cell(r.empty.free.sequential?.p50, 1), cell(r.reference.free.sequential?.p50, 1), cell(r.immediate.free.sequential?.p50, 1), cell(r.deferred.free.sequential?.p50, 1), cell(sess.free?.sequential?.p50, 1)],
+    ["paid p50 / p90 / p99 (ms)", "–", lat(r.empty.durableObject?.sequential), lat(r.reference.paid), lat(r.immediate.paid), lat(r.deferred.paid), lat(sess.paid)],
+    ["  p50 vs reference", "–", "–", "1.00×", x(r.immediate.paid.p50, r.reference.paid.p50), x(r.deferred.paid.p50, r.reference.paid.p50), x(sess.paid?.p50, r.reference.paid.p50)],
+    ["session requests (req/s)", "–", cell(r.empty.kv?.rps), "–", "–", "–", sess.available ? cell(sess.session.rps) : "n/a"],
+    ["  vs free pass-through", "–", x(r.empty.kv?.rps, r.empty.free.rps), "–", "–", "–", sess.available ? x(sess.session.rps, sess.free.rps) : "n/a"],
+    ["  server CPU (µs/request)", "–", cell(r.empty.kv?.serverCpuUsPerRequest), "–", "–", "–", sess.available ? cell(sess.session.serverCpuUsPerRequest) : "n/a"],
+  ];
+  const lines = [];
+  lines.push("");
+  lines.push(`x402-edge benchmark — ${r.machine.cpus} × ${r.machine.cpuModel}, everything on one machine (loopback)`);
+  if (r.machine.busyBefore >= 0.2) lines.push(`WARNING: the machine was ${Math.round(r.machine.busyBefore * 100)}% busy with other work before the run: figures are skewed`);
+  lines.push(`load: autocannon, ${SETTINGS.connections} connections, ${SETTINGS.durationS} s per run after ${SETTINGS.warmupS} s of warm-up; paid: ${SETTINGS.payments} pre-signed payments one after another (after ${SETTINGS.warmupPayments} unmeasured)`);
+  lines.push("");
+  lines.push(table(["", ...cols], rows));
+  lines.push("empty Worker: the platform's floor in this workerd (402: answers 402; free: passes to the origin; paid: one");
+  lines.push("  Durable Object SQLite write, then the origin, one at a time; session: one KV read, then the origin).");
+  lines.push("server CPU: CPU time of the workerd process (of the origin for \"origin alone\") per request during the run.");
+  lines.push("");
+  const v = r.verification ?? { wasm: {}, native: {} };
+  if (r.verification) lines.push(`one verification (spec example through paywall::decide): ${fmt(v.wasm.usPerVerification, 1)} µs in wasm, ${fmt(v.native.usPerVerification, 1)} µs native (wasm ${fmt(v.wasmOverNative, 2)}× native)` +
+    (v.callgrind ? `; ${fmt(v.callgrind.instructionsPerVerification)} instructions native` : ""));
+  for (const b of v?.callgrind?.breakdown ?? []) lines.push(`  ${fmt(b.share * 100, 0).padStart(3)}%  ${b.what}`);
+  lines.push(`bundle: ${r.bundle.file} ${fmt(r.bundle.rawBytes / 1024, 0)} KB raw, ${fmt(r.bundle.gzipBytes / 1024, 0)} KB gzipped; reference bundle ${fmt(r.referenceBundleBytes / 1024, 0)} KB of JavaScript`);
+  if (r.deferred.paid.settledWithinS != null) lines.push(`deferred: all ${r.deferred.paid.paid - r.deferred.paid.failures} payments settled on chain ${fmt(r.deferred.paid.settledWithinS, 1)} s after the last answer`);
+  else lines.push("deferred: NOT all payments settled on chain within 40 s");
+  const problems = [];
+  for (const [name, m] of Object.entries({ reference: r.reference, immediate: r.immediate, deferred: r.deferred, session: sess })) {
+    for (const kind of ["unpaid", "free", "session"]) if (m[kind]?.unexpected) problems.push(`${name} ${kind}: ${m[kind].unexpected} unexpected answers ${JSON.stringify(m[kind].statusCodes)}`);
+    if (m.paid?.failures) problems.push(`${name} paid: ${m.paid.failures} of ${m.paid.paid} payments not served`);
+  }
+  if (problems.length) lines.push("", "PROBLEMS:", ...problems.map((p) => `  ${p}`));
+  lines.push("");
+  lines.push(table(["target", "wanted", "measured", "result"], r.targets.map((t) => [t.target, t.wanted, t.measured, t.met == null ? "n/a" : t.met ? "MET" : `MISSED${t.by ? ` (${t.by})` : ""}`])));
+  lines.push("");
+  return lines.join("\n");
+}
+
+// ---- main ----------------------------------------------------------------------------------------
+
+async function main() {
+  const started = performance.now();
+  await mkdir(OUT, { recursive: true });
+
+  // CPU-heavy preparation first, so that nothing compiles while anything is measured.
+  const built = args["no-verify"] ? null : await buildVerifyBenches({ log });
+  const referenceBundle = await bundleReference();
+  log(`reference bundled: ${fmt(referenceBundle.bytes / 1024, 0)} KB (${referenceBundle.compatibilityFlags.join(", ")})`);
+  const load = await machineLoad();
+  const verification = built ? await measureVerification(built) : null;
+  const bundle = await bundleSize();
+
+  const wrangler = await readWranglerConfig();
+  const stack = await startStack();
+  const results = {};
+  try {
+    results.origin = await measureOrigin(stack);
+    results.empty = await measureEmpty(stack, wrangler);
+    results.reference = await measureReference(stack, referenceBundle);
+    results.immediate = await measureOurs("x402-edge immediate", stack, wrangler, {}, accounts.payers[1]);
+    results.deferred = await measureOurs("x402-edge deferred", stack, wrangler, { settlement: "deferred" }, accounts.payers[2], { deferred: true });
+    results.session = await measureSession(stack, wrangler, accounts.payers[3]);
+  } finally {
+    await cleanup();
+  }
+
+  const cpus = os.cpus();
+  const r = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus.length, cpuModel: cpus[0]?.model?.trim() ?? "unknown", memoryGB: Math.round(os.totalmem() / 2 ** 30), platform: `${os.platform()} ${os.release()}`, ...load },
+    versions: await versions(),
+    settings: SETTINGS,
+    ...results,
+    verification,
+    bundle,
+    referenceBundleBytes: referenceBundle.bytes,
+  };
+  r.targets = targetsOf(r);
+  r.seconds = (performance.now() - started) / 1000;
+
+  const text = report(r);
+  console.log(text);
+  await writeFile(path.join(OUT, "bench.json"), JSON.stringify(r, null, 2) + "\n");
+  await writeFile(path.join(OUT, "bench.svg"), renderSvg(r));
+  await writeFile(path.join(OUT, "bench.txt"), text + "\n");
+  log(`wrote ${path.relative(ROOT, OUT)}/bench.json, bench.svg and bench.txt (${fmt(r.seconds, 0)} s in all)`);
+  const missed = r.targets.filter((t) => t.met === false);
+  if (args.strict && missed.length) process.exitCode = 1;
+}
+
+async function versions() {
+  const pkg = async (name) => JSON.parse(await readFile(path.join(ROOT, "node_modules", name, "package.json"), "utf8")).version;
+  const out = { node: process.versions.node };
+  for (const name of ["@x402/hono", "@x402/core", "@x402/evm", "hono", "miniflare", "workerd", "autocannon"]) {
+    out[name] = await pkg(name).catch(() => null);
+  }
+  out.rustc = await run("rustc", ["--version"]).then((r) => r.stdout.trim()).catch(() => null);
+  return out;
+}
+
+main().catch(async (err) => {
+  console.error(`[bench] failed: ${err.stack ?? err}`);
+  await cleanup();
+  process.exit(1);
+});
