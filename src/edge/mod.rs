@@ -181,14 +181,14 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         header(x402::X_PAYMENT),
         header("access-control-request-method"),
     );
-    let incoming = Incoming {
+    let mut incoming = Incoming {
         method: &method,
         url: &full,
         path: &url.path,
         payment_signature: payment_signature.as_deref(),
         x_payment: x_payment.as_deref(),
         preflight_method: preflight_method.as_deref(),
-        siwx_nonce: random_nonce(),
+        siwx_nonce: None,
     };
     let head = method == "HEAD";
     if url.path == DISCOVERY_PATH && (method == "GET" || head) {
@@ -199,6 +199,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         ("OPTIONS", Some(_)) => None,
         _ => paywall::priced_route(config, &method, &url.path),
     };
+    // Randomness is drawn only where a Sign-In-With-X challenge may be sent.
+    if route.is_some_and(|r| r.session.is_some()) {
+        incoming.siwx_nonce = random_nonce();
+    }
     let mut served = Served {
         head,
         now,

@@ -8,8 +8,11 @@
 //! wallets, 64-byte ERC-2098) come back as [`EvmError::SignatureLength`] so
 //! the caller can route them to a facilitator.
 
-use k256::ecdsa::{RecoveryId, Signature as K256Signature, VerifyingKey};
-use k256::FieldBytes;
+use k256::ecdsa::VerifyingKey;
+use k256::elliptic_curve::ops::{LinearCombination, Reduce};
+use k256::elliptic_curve::point::DecompressPoint;
+use k256::elliptic_curve::PrimeField;
+use k256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar, U256 as K256Uint};
 
 use super::{hex32, keccak256, strip_0x, Address, EvmError};
 
@@ -107,11 +110,32 @@ impl Signature {
     /// compare the result with the claimed signer.
     pub fn recover(&self, prehash: &[u8; 32]) -> Result<Address, EvmError> {
         self.validate()?;
-        let recid = RecoveryId::from_byte(self.v.wrapping_sub(27)).ok_or(EvmError::BadV(self.v))?;
-        let sig = K256Signature::from_scalars(FieldBytes::from(self.r), FieldBytes::from(self.s))
-            .map_err(|_| EvmError::BadSignature)?;
-        let key = VerifyingKey::recover_from_prehash(prehash, &sig, recid)
-            .map_err(|_| EvmError::RecoveryFailed)?;
+        // Q = r⁻¹ (s·R − z·G), where R is the point whose x is r and whose y parity is v − 27.
+        //
+        // This is what `VerifyingKey::recover_from_prehash` computes, without its final step,
+        // which verifies the signature again against the key it just recovered: a second
+        // double-scalar multiplication that halves the speed of every paid request. That check
+        // cannot fail here: `validate` has ensured 0 < r, s < n with s low, R decompresses (or we
+        // refuse), and `from_affine` refuses the point at infinity; the verification equation
+        // then gives back R by construction. v is 27 or 28, so r is never an x-reduced value.
+        let y_odd = k256::elliptic_curve::subtle::Choice::from(self.v.wrapping_sub(27) & 1);
+        let r_bytes = FieldBytes::from(self.r);
+        let r = Option::<Scalar>::from(Scalar::from_repr(r_bytes)).ok_or(EvmError::BadSignature)?;
+        let s = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(self.s)))
+            .ok_or(EvmError::BadSignature)?;
+        let z = <Scalar as Reduce<K256Uint>>::reduce_bytes(&FieldBytes::from(*prehash));
+        let big_r = Option::<AffinePoint>::from(AffinePoint::decompress(&r_bytes, y_odd))
+            .ok_or(EvmError::RecoveryFailed)?;
+        let r_inv = Option::<Scalar>::from(r.invert()).ok_or(EvmError::RecoveryFailed)?;
+        let u1 = -(r_inv * z);
+        let u2 = r_inv * s;
+        let q = ProjectivePoint::lincomb(
+            &ProjectivePoint::GENERATOR,
+            &u1,
+            &ProjectivePoint::from(big_r),
+            &u2,
+        );
+        let key = VerifyingKey::from_affine(q.to_affine()).map_err(|_| EvmError::RecoveryFailed)?;
         Ok(address_of(&key))
     }
 }
@@ -131,6 +155,7 @@ fn address_of(key: &VerifyingKey) -> Address {
 mod tests {
     use super::*;
     use crate::evm::U256;
+    use k256::ecdsa::Signature as K256Signature;
     use k256::ecdsa::SigningKey;
 
     // Spec example (x402 vectors §6.1): recovers to 0x857b…6b66 over DIGEST.
