@@ -154,10 +154,20 @@ impl DurableObject for Ledger {
         let policy = policy(&config);
         let answer = match command {
             Command::Admit { wallet, admission } => {
-                let _ = self.state.storage().put(WALLET_KEY, &wallet).await;
+                // The first admission names the object's wallet (the index the admin view and the
+                // cron sweep walk); later ones need no write for it.
+                let storage = self.state.storage();
+                let first = storage
+                    .get::<String>(WALLET_KEY)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_none();
+                if first {
+                    storage.put(WALLET_KEY, &wallet).await?;
+                }
                 let mut book = self.load().await?;
                 book.prune(now);
-                let first = book.view().admitted == 0;
                 let result = book.admit(admission, &policy, now);
                 self.store(&book).await?;
                 if first {
@@ -330,7 +340,8 @@ impl Ledger {
                 let _ = storage.delete_alarm().await;
             }
         }
-        let open = !book.view().pending.is_empty();
+        // Open entries are exactly those that keep an alarm (no need to build the whole view).
+        let open = book.next_alarm().is_some();
         let marked: bool = storage.get(OPEN_KEY).await.ok().flatten().unwrap_or(false);
         if open != marked {
             if let Some(wallet) = storage.get::<String>(WALLET_KEY).await.ok().flatten() {

@@ -441,10 +441,14 @@ async fn serve_paid(
         }
     }
     let wallet = paid.ledger_name();
-    if let Some(owed) = blocklisted(env, &wallet).await {
-        return respond::reply(paid.refuse(&delinquent(&owed)), head);
-    }
     let book = ledger_client::LedgerClient::open(env, &wallet);
+    // The ledger, which every payment goes through, is the truth about debts; without one, the
+    // KV blocklist it keeps is the next best thing.
+    if book.is_none() {
+        if let Some(owed) = blocklisted(env, &wallet).await {
+            return respond::reply(paid.refuse(&delinquent(&owed)), head);
+        }
+    }
     let mut deferred = paid.route.settlement == SettlementMode::Deferred && book.is_some();
     if let (true, Some(book)) = (deferred, &book) {
         // Held: it counts for replay and credit now, but is not settled before the origin answers.
