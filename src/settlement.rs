@@ -1332,7 +1332,7 @@ fn is_zero_u64(n: &u64) -> bool {
 }
 
 /// u128 as a decimal string (JavaScript numbers cannot hold it); a plain number is read too.
-mod dec {
+pub(crate) mod dec {
     use serde::de::{self, Visitor};
     use serde::{Deserializer, Serializer};
 
