@@ -153,7 +153,7 @@ export async function startFaultyFacilitator({ mode, port = 0, chainId = 31337, 
   const handler = async (req, res) => {
     const url = new URL(req.url, "http://x");
     const body = req.method === "POST" ? await readBody(req) : "";
-    calls.push({ method: req.method, path: url.pathname, body, at: Date.now() });
+    calls.push({ method: req.method, path: url.pathname, headers: req.headers, body, at: Date.now() });
     if (req.method === "GET" && url.pathname === "/supported" && !breakSupported) {
       return sendJson(res, 200, {
         kinds: [{ x402Version: 2, scheme: "exact", network: `eip155:${chainId}` }],

@@ -11,8 +11,14 @@ use crate::facilitator::{read_settle, read_verify, SettleOutcome, Supported, Ver
 const SUPPORTED_TIMEOUT_MS: u32 = 3_000;
 
 /// Asks the facilitator what it settles. `None` when it cannot say.
-pub async fn supported(f: &FacilitatorConfig) -> Option<Supported> {
-    let request = Request::new(&format!("{}/supported", f.url), Method::Get).ok()?;
+pub async fn supported(f: &FacilitatorConfig, token: Option<&str>) -> Option<Supported> {
+    let headers = Headers::new();
+    if let Some(t) = token {
+        headers.set("Authorization", &format!("Bearer {t}")).ok()?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Get).with_headers(headers);
+    let request = Request::new_with_init(&format!("{}/supported", f.url), &init).ok()?;
     let signal =
         worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(SUPPORTED_TIMEOUT_MS));
     let mut response = Fetch::Request(request)

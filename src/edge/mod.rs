@@ -86,14 +86,15 @@ fn load_config(env: &Env) -> Loaded {
 /// The configuration as it applies now: only offers the facilitator says it can settle (asked
 /// through `/supported`, remembered for a few minutes). If the facilitator cannot be asked, the
 /// last answer stands, or the configuration as written.
-async fn effective_config(base: &Config, now: u64) -> Rc<Config> {
+async fn effective_config(base: &Config, env: &Env, now: u64) -> Rc<Config> {
     if let Some((until, c)) = RESTRICTED.with(|r| r.borrow().clone()) {
         if now < until {
             return c;
         }
     }
+    let token = facilitator_token(env);
     let fresh = match base.facilitator.as_ref() {
-        Some(f) => facilitator::supported(f).await,
+        Some(f) => facilitator::supported(f, token.as_deref()).await,
         None => None,
     };
     let (config, until) = match fresh {
@@ -168,7 +169,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         }
     };
     let now = now_seconds();
-    let config = effective_config(base, now).await;
+    let config = effective_config(base, &env, now).await;
     let config = config.as_ref();
     // Methods are case-sensitive in HTTP, but an origin may not treat them so: compare upper-cased
     // so that `get` cannot walk past a rule for GET.

@@ -250,3 +250,30 @@ describe("a facilitator that misbehaves is survived, and nothing is served unpai
     });
   }
 });
+
+describe("a facilitator that wants a bearer token", () => {
+  test("gets the X402_FACILITATOR_TOKEN secret on every call, and /supported too", async () => {
+    const faulty = await startFaultyFacilitator({ mode: "http400", chainId: stack.chainId });
+    const w = await startWorker({
+      config: stack.config({ facilitator: { url: faulty.url, timeoutMs: 1500 } }),
+      secrets: { X402_FACILITATOR_TOKEN: "facilitator-secret" },
+      durableObjects: false,
+    });
+    try {
+      const terms = decodeHeader((await w.fetch("/articles/hello")).headers.get("payment-required"));
+      const res = await w.fetch("/articles/hello", {
+        headers: { "payment-signature": encodeHeader(await signPayment(terms.accepts[0], stack.payer(5).privateKey)) },
+      });
+      assert.equal(res.status, 402);
+      const settle = faulty.calls.find((c) => c.path === "/settle");
+      assert.ok(settle, "the settlement was attempted");
+      assert.equal(settle.headers.authorization, "Bearer facilitator-secret");
+      const supported = faulty.calls.find((c) => c.path === "/supported");
+      assert.ok(supported, "/supported was asked");
+      assert.equal(supported.headers.authorization, "Bearer facilitator-secret");
+    } finally {
+      await w.dispose();
+      await faulty.stop();
+    }
+  });
+});
