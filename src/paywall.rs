@@ -140,8 +140,9 @@ impl PaidRequest<'_> {
         self.verified.payer.to_lower_hex()
     }
 
-    /// What the payer's ledger must remember of this payment.
-    pub fn admission(&self, deferred: bool) -> crate::settlement::Admission {
+    /// What the payer's ledger must remember of this payment. `body` is
+    /// [`PaidRequest::facilitator_body`], which the caller has already made for the facilitator.
+    pub fn admission(&self, body: &str, deferred: bool) -> crate::settlement::Admission {
         let offer = self.verified.offer;
         let nonce = format!("0x{}", hex::encode(self.verified.nonce));
         let asset = offer.asset.address.to_lower_hex();
@@ -155,7 +156,7 @@ impl PaidRequest<'_> {
             route: self.route.pattern.as_str().to_string(),
             network: offer.requirements.network.clone(),
             deferred,
-            payload: serde_json::from_str(&self.facilitator_body()).unwrap_or_default(),
+            payload: serde_json::from_str(body).unwrap_or_default(),
             held: false,
         }
     }

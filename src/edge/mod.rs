@@ -451,11 +451,15 @@ async fn serve_paid(
         }
     }
     let mut deferred = paid.route.settlement == SettlementMode::Deferred && book.is_some();
+    // Built once: it carries the facilitator body, which is not small.
+    let admission = paid.admission(&body, false);
+    let id = admission.id.clone();
     if let (true, Some(book)) = (deferred, &book) {
         // Held: it counts for replay and credit now, but is not settled before the origin answers.
         let held = crate::settlement::Admission {
             held: true,
-            ..paid.admission(true)
+            deferred: true,
+            ..admission.clone()
         };
         match book.admit(held).await {
             Ok(()) => {}
@@ -474,12 +478,11 @@ async fn serve_paid(
         // Immediate payments go through the ledger too, before the origin is asked: a payment
         // being settled by a concurrent request is refused here instead of reaching the origin
         // again, and the outcome is kept for the publisher.
-        if let Err(AdmitRefusal::Refused(refusal)) = book.admit(paid.admission(false)).await {
+        if let Err(AdmitRefusal::Refused(refusal)) = book.admit(admission).await {
             return respond::reply(paid.refuse(&refusal), head);
         }
     }
     let answer = origin::forward_as(config, req, url, &paid.verified.payer).await;
-    let id = paid.admission(deferred).id;
     let mut response = match answer {
         Ok(response) if response.status_code() < 400 => response,
         // Nobody pays for an error (nor for an origin out of reach): the payment leaves the
