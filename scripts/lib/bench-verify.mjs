@@ -31,13 +31,30 @@ const WASM_FEATURES = [
 
 const cargoEnv = () => ({ ...process.env, CARGO_TARGET_DIR: CARGO_TARGET, CARGO_TERM_COLOR: "never" });
 
+/**
+ * The root Cargo.toml's per-package release settings (`[profile.release.package.NAME]`), as
+ * `cargo --config` arguments: the bench crates are workspaces of their own, so the root profile's
+ * overrides would not reach them, and the bench would time code the Worker does not run.
+ */
+async function packageProfiles() {
+  const toml = await readFile(path.join(ROOT, "Cargo.toml"), "utf8");
+  const args = [];
+  const section = /^\[profile\.release\.package\.([A-Za-z0-9_-]+)\]\s*\n((?:[a-z-]+\s*=\s*[^\n]+\n?)+)/gm;
+  for (const [, pkg, body] of toml.matchAll(section)) {
+    for (const [, key, value] of body.matchAll(/^([a-z-]+)\s*=\s*([^\n]+)$/gm)) {
+      args.push("--config", `profile.release.package.${pkg}.${key}=${value.trim()}`);
+    }
+  }
+  return args;
+}
+
 async function cargo(crate, args) {
   // The project's own Cargo.lock, so that the bench builds exactly the dependency versions the
   // Worker is built with (cargo only adds the bench crate itself). bench/.gitignore keeps the copy
   // out of git.
   await copyFile(path.join(ROOT, "Cargo.lock"), path.join(ROOT, "bench", crate, "Cargo.lock"));
   try {
-    await run("cargo", ["build", "--release", "--quiet", ...args], {
+    await run("cargo", ["build", "--release", "--quiet", ...(await packageProfiles()), ...args], {
       cwd: path.join(ROOT, "bench", crate),
       env: cargoEnv(),
       maxBuffer: 64 << 20,
