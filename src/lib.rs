@@ -41,6 +41,7 @@ pub mod pattern;
 pub mod paywall;
 pub mod policy;
 pub mod reason;
+pub mod recent;
 pub mod session;
 pub mod settlement;
 pub mod siwx;

@@ -11,7 +11,11 @@
 //! so two requests could both spend the last one), and remembering Sign-In-With-X nonces (a
 //! nonce written to KV in one location may not be visible in another for a minute, long enough to
 //! replay it). Every use also checks the delinquent-wallet blocklist and that the grant still
-//! exists, so revoking a grant, or a failed settlement, ends a session at once, tokens included.
+//! exists, so revoking a grant, or a failed settlement, ends a session, tokens included: at once
+//! in the isolate that revoked it or recorded the debt, elsewhere within KV's own propagation delay
+//! plus the few seconds each isolate reuses what it read (see [`crate::recent`]).
+
+use std::cell::RefCell;
 
 use worker::{Env, Headers};
 
@@ -20,8 +24,21 @@ use super::ledger_client::LedgerClient;
 use crate::config::Config;
 use crate::evm::Address;
 use crate::reason::{Reason, Refusal};
+use crate::recent::Recent;
 use crate::session::{self, Grant, SessionOffer};
 use crate::siwx;
+
+thread_local! {
+    /// Grants read from KV a moment ago, by KV key.
+    static GRANTS: RefCell<Recent<Grant>> = RefCell::new(Recent::default());
+    /// Wallets (lowercase hex) found not delinquent a moment ago.
+    static IN_GOOD_STANDING: RefCell<Recent<()>> = RefCell::new(Recent::default());
+}
+
+/// Forgets what this isolate remembers of a wallet's standing (it has just become delinquent).
+pub fn forget_standing(wallet_lower_hex: &str) {
+    IN_GOOD_STANDING.with(|r| r.borrow_mut().forget(wallet_lower_hex));
+}
 
 /// Secret: the key session tokens are signed with (at least 32 bytes).
 const SESSION_SECRET: &str = "X402_SESSION_SECRET";
@@ -169,27 +186,42 @@ async fn use_grant(
         .kv(super::KV_BINDING)
         .map_err(|_| refused("no_store", "no KV binding"))?;
     let lower = wallet.to_lower_hex();
-    if kv
-        .get(&format!("{DELINQUENT_PREFIX}{lower}"))
-        .text()
-        .await
-        .ok()
-        .flatten()
-        .is_some()
-    {
-        return Err(Refusal::new(
-            Reason::WalletDelinquent,
-            "its sessions are suspended until the debt is settled",
-        ));
+    let known_good = IN_GOOD_STANDING.with(|r| r.borrow().get(&lower, now).is_some());
+    if !known_good {
+        let listed = kv
+            .get(&format!("{DELINQUENT_PREFIX}{lower}"))
+            .text()
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        if listed {
+            return Err(Refusal::new(
+                Reason::WalletDelinquent,
+                "its sessions are suspended until the debt is settled",
+            ));
+        }
+        IN_GOOD_STANDING.with(|r| r.borrow_mut().put(&lower, (), now));
     }
     let key = session::grant_key(wallet, offer.scope.as_str());
-    let grant = kv
-        .get(&key)
-        .text()
-        .await
-        .ok()
-        .flatten()
-        .and_then(|j| Grant::from_json(&j).ok())
+    let remembered = GRANTS.with(|r| r.borrow().get(&key, now));
+    let grant = match remembered {
+        Some(grant) => Some(grant),
+        None => {
+            let read = kv
+                .get(&key)
+                .text()
+                .await
+                .ok()
+                .flatten()
+                .and_then(|j| Grant::from_json(&j).ok());
+            if let Some(grant) = &read {
+                GRANTS.with(|r| r.borrow_mut().put(&key, grant.clone(), now));
+            }
+            read
+        }
+    };
+    let grant = grant
         .filter(|g| g.wallet == *wallet && g.covers(path, now))
         .ok_or_else(|| {
             refused(
@@ -244,6 +276,8 @@ pub async fn grant_after_payment(
         .execute()
         .await
         .ok()?;
+    // A grant bought again replaces the one this isolate remembers.
+    GRANTS.with(|r| r.borrow_mut().put(&key, grant.clone(), now));
     let secret = env.secret(SESSION_SECRET).ok()?.to_string();
     if secret.len() < session::MIN_SECRET_BYTES {
         return None;
@@ -266,6 +300,7 @@ pub fn token_headers(token: &(String, u64)) -> Vec<(&'static str, String)> {
 /// Deletes every grant of a wallet from KV (revocation; the ledger forgets its counts too).
 pub async fn revoke_grants(env: &Env, wallet: &Address) -> usize {
     let prefix = format!("grant:{}:", wallet.to_lower_hex());
+    GRANTS.with(|r| r.borrow_mut().forget(&prefix));
     let Ok(keys) = super::admin::list_prefix(env, &prefix).await else {
         return 0;
     };

@@ -434,6 +434,7 @@ impl Ledger {
                 "reason": view.delinquent_reason,
             });
             self.kv_put(&key, &value.to_string()).await;
+            super::access::forget_standing(&wallet);
         } else if let Ok(kv) = self.env.kv(super::KV_BINDING) {
             let _ = kv.delete(&key).await;
         }
