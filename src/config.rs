@@ -69,6 +69,7 @@ struct RawConfig {
     trust_browsers: Option<bool>,
     #[serde(default)]
     rpc: std::collections::BTreeMap<String, String>,
+    log: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +89,18 @@ pub enum SettlementMode {
     Immediate,
     /// Served as soon as it is verified locally; settled later from the wallet's ledger.
     Deferred,
+}
+
+/// Which decisions get a log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Every decision that matters: payments, sessions bought or refused, crawlers classified,
+    /// blocks, refused credentials. Not the routine, high-volume ones: terms sent to a request that
+    /// carried nothing, a person let through free, a request served on a session.
+    #[default]
+    Decisions,
+    /// Those too: a line for every request to a priced route.
+    All,
 }
 
 /// What a deferred route does when a wallet has run up its credit.
@@ -405,6 +418,7 @@ pub struct Config {
     /// JSON-RPC endpoints by chain id, to read a payment's state on chain when the facilitator's
     /// answer was lost.
     pub rpc: Vec<(u64, String)>,
+    pub log: LogLevel,
 }
 
 impl Config {
@@ -697,6 +711,18 @@ impl RawConfig {
             origin,
             deferred,
             rpc,
+            log: match self.log.as_deref() {
+                None | Some("decisions") => LogLevel::Decisions,
+                Some("all") => LogLevel::All,
+                Some(other) => {
+                    return Err(err(
+                        "log",
+                        format!(
+                            "{other:?} is not a log level: \"decisions\" (the default) or \"all\""
+                        ),
+                    ))
+                }
+            },
         })
     }
 }
@@ -1026,6 +1052,23 @@ mod tests {
             c.routes[0].offers[0].requirements.asset,
             "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
         );
+    }
+
+    #[test]
+    fn log_level() {
+        let with = |log: Value| {
+            let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+            v["log"] = log;
+            Config::from_json(&v.to_string())
+        };
+        let plain = Config::from_json(&base(json!([{"path": "/x", "price": "$1"}])).to_string());
+        assert_eq!(plain.unwrap().log, LogLevel::Decisions);
+        assert_eq!(with(json!("decisions")).unwrap().log, LogLevel::Decisions);
+        assert_eq!(with(json!("all")).unwrap().log, LogLevel::All);
+        let e = with(json!("verbose")).unwrap_err();
+        assert_eq!(e.key, "log");
+        assert!(e.problem.contains("\"all\""), "{}", e.problem);
+        assert!(with(json!(true)).is_err());
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! storage operations in between, which the Durable Object's input gate makes atomic, so an
 //! admission arriving while an alarm waits on the facilitator can never be lost or doubled.
 
+use std::cell::RefCell;
+
 use serde::{Deserialize, Serialize};
 use worker::{
     durable_object, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit, Response,
@@ -135,11 +137,29 @@ pub fn policy(config: &Config) -> LedgerPolicy {
 pub struct Ledger {
     state: State,
     env: Env,
+    /// What this object last read or wrote, so that an admission costs one write and no reads.
+    /// Storage stays the truth: the object is its only writer, every write goes through here, and
+    /// a failed write forgets what it was writing.
+    memory: RefCell<Memory>,
+}
+
+/// The object's storage as it was last seen; `None`: not known, read it.
+#[derive(Default)]
+struct Memory {
+    book: Option<Book>,
+    wallet: Option<String>,
+    /// The alarm's time in ms (`Some(None)`: no alarm).
+    alarm_ms: Option<Option<i64>>,
+    open_in_kv: Option<bool>,
 }
 
 impl DurableObject for Ledger {
     fn new(state: State, env: Env) -> Self {
-        Ledger { state, env }
+        Ledger {
+            state,
+            env,
+            memory: RefCell::new(Memory::default()),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -156,15 +176,10 @@ impl DurableObject for Ledger {
             Command::Admit { wallet, admission } => {
                 // The first admission names the object's wallet (the index the admin view and the
                 // cron sweep walk); later ones need no write for it.
-                let storage = self.state.storage();
-                let first = storage
-                    .get::<String>(WALLET_KEY)
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_none();
+                let first = self.wallet().await.is_none();
                 if first {
-                    storage.put(WALLET_KEY, &wallet).await?;
+                    self.state.storage().put(WALLET_KEY, &wallet).await?;
+                    self.memory.borrow_mut().wallet = Some(wallet.clone());
                 }
                 let mut book = self.load().await?;
                 book.prune(now);
@@ -229,8 +244,7 @@ impl DurableObject for Ledger {
             }
             Command::View => {
                 let book = self.load().await?;
-                let wallet: Option<String> =
-                    self.state.storage().get(WALLET_KEY).await.ok().flatten();
+                let wallet = self.wallet().await;
                 let mut v = serde_json::to_value(book.view())?;
                 v["wallet"] = serde_json::Value::from(wallet);
                 v
@@ -284,6 +298,8 @@ impl DurableObject for Ledger {
     }
 
     async fn alarm(&self) -> Result<Response> {
+        // A fired alarm is gone: read it again before deciding to set one.
+        self.memory.borrow_mut().alarm_ms = None;
         if let Some(config) = super::config_of(&self.env) {
             self.settle_due(&config, &policy(&config)).await?;
         }
@@ -313,45 +329,86 @@ impl Ledger {
     }
 
     async fn load(&self) -> Result<Book> {
-        Ok(get_json(&self.state.storage(), LEDGER_KEY).await)
+        if let Some(book) = self.memory.borrow().book.clone() {
+            return Ok(book);
+        }
+        let book: Book = get_json(&self.state.storage(), LEDGER_KEY).await;
+        self.memory.borrow_mut().book = Some(book.clone());
+        Ok(book)
     }
 
     async fn store(&self, book: &Book) -> Result<()> {
-        put_json(&self.state.storage(), LEDGER_KEY, book).await
+        // Forgotten first: if the write fails, the next load reads what storage really holds.
+        self.memory.borrow_mut().book = None;
+        put_json(&self.state.storage(), LEDGER_KEY, book).await?;
+        self.memory.borrow_mut().book = Some(book.clone());
+        Ok(())
+    }
+
+    /// The wallet this object keeps the ledger of, once its first admission has named it.
+    async fn wallet(&self) -> Option<String> {
+        if let Some(w) = self.memory.borrow().wallet.clone() {
+            return Some(w);
+        }
+        let w: Option<String> = self.state.storage().get(WALLET_KEY).await.ok().flatten();
+        self.memory.borrow_mut().wallet = w.clone();
+        w
     }
 
     /// Keeps the alarm on the earliest due entry, and the KV index of wallets with open entries
     /// (what the cron sweep walks) in step.
     async fn after_change(&self, book: &Book, now: u64) -> Result<()> {
         let storage = self.state.storage();
+        let known_alarm = self.memory.borrow().alarm_ms;
         match book.next_alarm() {
             Some(at) => {
                 let at_ms = (at.max(now) * 1000) as i64;
-                let current = storage.get_alarm().await.ok().flatten();
+                let current = match known_alarm {
+                    Some(known) => known,
+                    None => storage.get_alarm().await.ok().flatten(),
+                };
                 if current.is_none_or(|c| c > at_ms) {
+                    self.memory.borrow_mut().alarm_ms = None;
                     storage
                         .set_alarm(worker::ScheduledTime::new(js_sys::Date::new(
                             &(at_ms as f64).into(),
                         )))
                         .await?;
+                    self.memory.borrow_mut().alarm_ms = Some(Some(at_ms));
+                } else {
+                    self.memory.borrow_mut().alarm_ms = Some(current);
                 }
             }
+            None if known_alarm == Some(None) => {}
             None => {
-                let _ = storage.delete_alarm().await;
+                self.memory.borrow_mut().alarm_ms = None;
+                if storage.delete_alarm().await.is_ok() {
+                    self.memory.borrow_mut().alarm_ms = Some(None);
+                }
             }
         }
         // Open entries are exactly those that keep an alarm (no need to build the whole view).
         let open = book.next_alarm().is_some();
-        let marked: bool = storage.get(OPEN_KEY).await.ok().flatten().unwrap_or(false);
+        let known_open = self.memory.borrow().open_in_kv;
+        let marked = match known_open {
+            Some(m) => m,
+            None => {
+                let m: bool = storage.get(OPEN_KEY).await.ok().flatten().unwrap_or(false);
+                self.memory.borrow_mut().open_in_kv = Some(m);
+                m
+            }
+        };
         if open != marked {
-            if let Some(wallet) = storage.get::<String>(WALLET_KEY).await.ok().flatten() {
+            if let Some(wallet) = self.wallet().await {
                 let key = format!("{OPEN_PREFIX}{wallet}");
                 if open {
                     self.kv_put(&key, "1").await;
                 } else if let Ok(kv) = self.env.kv(super::KV_BINDING) {
                     let _ = kv.delete(&key).await;
                 }
+                self.memory.borrow_mut().open_in_kv = None;
                 storage.put(OPEN_KEY, open).await?;
+                self.memory.borrow_mut().open_in_kv = Some(open);
             }
         }
         Ok(())
@@ -360,7 +417,7 @@ impl Ledger {
     /// Settles everything due, one attempt at a time, never holding the ledger across a call.
     async fn settle_due(&self, config: &Config, policy: &LedgerPolicy) -> Result<()> {
         let client = super::facilitator::Client::new(config, super::facilitator_token(&self.env));
-        let wallet: Option<String> = self.state.storage().get(WALLET_KEY).await.ok().flatten();
+        let wallet = self.wallet().await;
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -416,14 +473,7 @@ impl Ledger {
 
     /// Mirrors the ledger's delinquency (the truth) into the KV blocklist (the fast copy).
     async fn sync_delinquency(&self, book: &Book) {
-        let Some(wallet) = self
-            .state
-            .storage()
-            .get::<String>(WALLET_KEY)
-            .await
-            .ok()
-            .flatten()
-        else {
+        let Some(wallet) = self.wallet().await else {
             return;
         };
         let key = format!("{DELINQUENT_PREFIX}{wallet}");

@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
 
-use crate::config::{Access, Config, OverCredit, SettlementMode};
+use crate::config::{Access, Config, LogLevel, OverCredit, SettlementMode};
 use crate::crawlers::{self, Class};
 use crate::facilitator::{SettleOutcome, VerifyOutcome};
 use crate::page;
@@ -231,7 +231,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             who.cloudflare.as_ref(),
         ) {
             Access::Allow => {
-                log_access(&who, route, "allowed", 200, None);
+                // A person reading free is routine; a crawler or agent let in is a decision.
+                if who.class != Class::Human || config.log == LogLevel::All {
+                    log_access(&who, route, "allowed", 200, None);
+                }
                 return origin::pass(config, req, &url).await;
             }
             Access::Block => {
@@ -274,13 +277,16 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
                     if let Some(token) = &admitted.token {
                         extra = access::token_headers(token);
                     }
-                    log_line(
-                        "session",
-                        &admitted.wallet.to_checksum(),
-                        route.pattern.as_str(),
-                        "0",
-                        "served",
-                    );
+                    // A sign-in is a decision; each request on its token is routine.
+                    if admitted.token.is_some() || config.log == LogLevel::All {
+                        log_line(
+                            "session",
+                            &admitted.wallet.to_checksum(),
+                            route.pattern.as_str(),
+                            "0",
+                            "served",
+                        );
+                    }
                     respond::decorate(&mut response, extra);
                     return Ok(response);
                 }
@@ -304,7 +310,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         Decision::Reply(mut reply) => {
             reply = served.on_refusal(reply);
             if let Some(route) = route {
-                log_reply(route, &reply, &served);
+                // Terms for a request that carried no payment are routine.
+                if paying || config.log == LogLevel::All {
+                    log_reply(route, &reply, &served);
+                }
                 reply = served.for_person(reply, route, &full);
             }
             respond::reply(reply, head)

@@ -157,7 +157,8 @@ before(async () => {
   directory = await startDirectory({ keys: [publicKey] });
   [worker, statsWorker] = await Promise.all([
     startWorker({
-      config: stack.config({ origin: site.url, routes: ROUTES }),
+      // Every decision logged, the routine ones included (the other Worker keeps the default).
+      config: stack.config({ origin: site.url, routes: ROUTES, log: "all" }),
       secrets: { X402_ADMIN_TOKEN: ADMIN },
       onLog: collector(logs.main),
       // A zone without Bot Management: request.cf has no bot fields (Miniflare's placeholder
@@ -707,11 +708,25 @@ describe("publisher statistics and decision logs", () => {
     );
   });
 
-  test("a refused payment is logged as a decision too", () => {
+  test("a refused payment is logged as a decision too; the terms sent to a request without one are not", () => {
     const refusal = logs.stats.find((l) => l.event === "refusal" && l.route === "/news/*" && l.outcome === "refused");
     assert.ok(refusal, JSON.stringify(logs.stats));
     assert.equal(typeof refusal.reason, "string");
+    assert.notEqual(refusal.reason, "payment_required");
     assert.ok(refusal.status >= 400);
+    // Every payment above began with a 402 to a request that carried nothing: routine, and not
+    // logged unless the configuration says `log = "all"`.
+    assert.equal(logs.stats.filter((l) => l.reason === "payment_required").length, 0, JSON.stringify(logs.stats));
+  });
+
+  test('with log = "all", the terms sent to a request without a payment are logged too', async () => {
+    const from = logs.main.length;
+    const res = await worker.fetch("/members/x");
+    assert.equal(res.status, 402);
+    await res.arrayBuffer();
+    const line = await logLine(logs.main, from, (l) => l.event === "refusal" && l.reason === "payment_required");
+    assert.equal(line.route, "/members/*");
+    assert.equal(line.status, 402);
   });
 
   test("the admin endpoint wants the token; the HTML page is served", async () => {
