@@ -26,14 +26,14 @@ pub struct Who {
 }
 
 pub async fn who(
-    req: &Request,
+    req: &web_sys::Request,
+    headers: &Headers,
     env: &Env,
     full: &str,
     url: &crate::siwx::HttpUrl,
     method: &str,
     now: u64,
 ) -> Who {
-    let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
     let authority = url.authority();
     let signed = SignedRequest {
@@ -129,13 +129,13 @@ async fn fetch_directory(url: &str) -> Option<String> {
 
 /// Cloudflare's bot fields, read one by one from `request.cf` (not the whole object, which is
 /// large and would cost a serialisation on every request).
-fn cloudflare_fields(req: &Request) -> Option<CloudflareBot> {
+fn cloudflare_fields(req: &web_sys::Request) -> Option<CloudflareBot> {
     let get = |o: &wasm_bindgen::JsValue, k: &str| {
         js_sys::Reflect::get(o, &k.into())
             .ok()
             .filter(|v| !v.is_undefined() && !v.is_null())
     };
-    let cf = get(req.inner(), "cf")?;
+    let cf = get(req, "cf")?;
     let bm = get(&cf, "botManagement");
     let category = get(&cf, "verifiedBotCategory")
         .and_then(|v| v.as_string())

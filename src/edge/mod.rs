@@ -20,7 +20,9 @@ use ledger_client::AdmitRefusal;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{event, Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent};
+use worker::{
+    event, Context, Env, Headers, Request, Response, Result, ScheduleContext, ScheduledEvent,
+};
 
 use crate::config::{Access, Config, LogLevel, OverCredit, SettlementMode};
 use crate::crawlers::{self, Class};
@@ -142,10 +144,12 @@ pub(crate) fn now_seconds() -> u64 {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
+    // The runtime's request as it is: the SDK's own type would build `request.cf` (a large object)
+    // for every request, which costs a tenth of a 402; the bot fields are read where needed.
     // The URL as the runtime serialised it (always ASCII), read by our own narrow parser: the
     // general URL crate and its Unicode tables would double the size of the Worker.
-    let full = req.inner().url();
+    let full = req.url();
     let Some(url) = HttpUrl::parse(&full) else {
         return respond::reply(
             paywall::plain_refusal(&Refusal::new(
@@ -156,7 +160,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         );
     };
     if url.path.starts_with(admin::PREFIX) {
-        return admin::handle(req, &env, &url).await;
+        return admin::handle(Request::from(req), &env, &url).await;
     }
     let loaded = load_config(&env);
     let base = match loaded.as_ref() {
@@ -174,8 +178,8 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // Methods are case-sensitive in HTTP, but an origin may not treat them so: compare upper-cased
     // so that `get` cannot walk past a rule for GET.
     // The method as sent: workers-rs maps methods it does not know (PROPFIND, PURGE…) to GET.
-    let method = req.inner().method().to_ascii_uppercase();
-    let headers = req.headers();
+    let method = req.method().to_ascii_uppercase();
+    let headers = &Headers(req.headers());
     let header = |name: &str| headers.get(name).ok().flatten();
     let (payment_signature, x_payment, preflight_method) = (
         header(x402::PAYMENT_SIGNATURE),
@@ -213,7 +217,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         who: None,
     };
     if let Some(route) = route {
-        let who = bots::who(&req, &env, &full, &url, &method, now).await;
+        let who = bots::who(&req, headers, &env, &full, &url, &method, now).await;
         // A person's browser asking for the page gets the paywall page (still 402, still with
         // PAYMENT-REQUIRED); a request carrying a payment, and a known crawler, get the JSON.
         served.person = !paying
@@ -431,7 +435,7 @@ fn random_nonce() -> Option<[u8; 16]> {
 async fn serve_paid(
     config: &Config,
     env: &Env,
-    req: Request,
+    req: web_sys::Request,
     url: &HttpUrl,
     paid: &PaidRequest<'_>,
     ctx: &Served<'_>,

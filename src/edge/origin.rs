@@ -4,7 +4,7 @@
 //! headers and body; without it, the request continues to the zone's own origin (the Worker is
 //! deployed on a route in front of it). Redirects are handed back to the client, not followed.
 
-use worker::{Fetch, Request, RequestInit, RequestRedirect, Response, Result};
+use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response, Result};
 
 use crate::config::Config;
 use crate::evm::Address;
@@ -16,14 +16,14 @@ const PAYMENT_HEADERS: [&str; 3] = ["payment-signature", "x-payment", "sign-in-w
 pub const PAYER_HEADER: &str = "x402-payer";
 
 /// An unpriced request, untouched (but for a forged payer header).
-pub async fn pass(config: &Config, req: Request, url: &HttpUrl) -> Result<Response> {
+pub async fn pass(config: &Config, req: web_sys::Request, url: &HttpUrl) -> Result<Response> {
     send(config, req, url, None).await
 }
 
 /// A paid (or session) request: payment headers stripped, the wallet named.
 pub async fn forward_as(
     config: &Config,
-    req: Request,
+    req: web_sys::Request,
     url: &HttpUrl,
     wallet: &Address,
 ) -> Result<Response> {
@@ -32,7 +32,7 @@ pub async fn forward_as(
 
 async fn send(
     config: &Config,
-    req: Request,
+    req: web_sys::Request,
     url: &HttpUrl,
     payer: Option<String>,
 ) -> Result<Response> {
@@ -45,9 +45,9 @@ async fn send(
             }
             t
         }
-        None => req.inner().url(),
+        None => req.url(),
     };
-    let headers = req.headers().clone();
+    let headers = Headers(req.headers()).clone();
     // Only we may say who paid: the origin trusts this header, so a client's copy never passes.
     headers.delete(PAYER_HEADER)?;
     if let Some(payer) = &payer {
@@ -76,9 +76,9 @@ async fn send(
     let mut init = RequestInit::new();
     init.with_headers(headers)
         .with_redirect(RequestRedirect::Manual);
-    let method = req.inner().method();
+    let method = req.method();
     if !matches!(method.as_str(), "GET" | "HEAD") {
-        init.with_body(req.inner().body().map(Into::into));
+        init.with_body(req.body().map(Into::into));
     }
     // The method exactly as sent: the SDK's own type would turn PROPFIND or PURGE into GET.
     let raw = web_sys::RequestInit::from(&init);
