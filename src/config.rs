@@ -70,6 +70,7 @@ struct RawConfig {
     #[serde(default)]
     rpc: std::collections::BTreeMap<String, String>,
     log: Option<String>,
+    origin_timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -419,7 +420,15 @@ pub struct Config {
     /// answer was lost.
     pub rpc: Vec<(u64, String)>,
     pub log: LogLevel,
+    /// How long a paid (or session) request waits for the origin's answer before it is refused
+    /// with `origin_unavailable` and nothing is charged.
+    pub origin_timeout_seconds: u64,
 }
+
+/// Cloudflare's own proxy gives up on an origin after 100 s (HTTP 524); a deferred payment is
+/// held for [`crate::settlement::HOLD_SECONDS`] while the origin answers, so the wait must end
+/// well before the hold does.
+pub const DEFAULT_ORIGIN_TIMEOUT_SECONDS: u64 = 100;
 
 impl Config {
     /// The session offers whose scope covers a path: what a wallet may already have bought.
@@ -540,6 +549,18 @@ impl RawConfig {
             .as_deref()
             .map(|o| check_url("origin", o))
             .transpose()?;
+        let origin_timeout_seconds = self
+            .origin_timeout_seconds
+            .unwrap_or(DEFAULT_ORIGIN_TIMEOUT_SECONDS);
+        if !(1..=DEFAULT_ORIGIN_TIMEOUT_SECONDS).contains(&origin_timeout_seconds) {
+            return Err(err(
+                "originTimeoutSeconds",
+                format!(
+                    "{origin_timeout_seconds} is outside 1..={DEFAULT_ORIGIN_TIMEOUT_SECONDS} (a deferred payment is held {} s while the origin answers)",
+                    crate::settlement::HOLD_SECONDS
+                ),
+            ));
+        }
         let deferred = match &self.deferred {
             Some(d) => resolve_deferred(Some(&section::<RawDeferred>(d, "deferred")?))?,
             None => resolve_deferred(None)?,
@@ -711,6 +732,7 @@ impl RawConfig {
             origin,
             deferred,
             rpc,
+            origin_timeout_seconds,
             log: match self.log.as_deref() {
                 None | Some("decisions") => LogLevel::Decisions,
                 Some("all") => LogLevel::All,
@@ -1069,6 +1091,21 @@ mod tests {
         assert_eq!(e.key, "log");
         assert!(e.problem.contains("\"all\""), "{}", e.problem);
         assert!(with(json!(true)).is_err());
+    }
+
+    #[test]
+    fn origin_timeout() {
+        let with = |t: Value| {
+            let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+            v["originTimeoutSeconds"] = t;
+            Config::from_json(&v.to_string())
+        };
+        let plain = Config::from_json(&base(json!([{"path": "/x", "price": "$1"}])).to_string());
+        assert_eq!(plain.unwrap().origin_timeout_seconds, 100);
+        assert_eq!(with(json!(5)).unwrap().origin_timeout_seconds, 5);
+        for bad in [json!(0), json!(101), json!(3600)] {
+            assert_eq!(with(bad).unwrap_err().key, "originTimeoutSeconds");
+        }
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub enum Reason {
     SettlementFailed,
     /// The facilitator could not be reached or gave no usable answer; nothing was charged.
     FacilitatorUnavailable,
+    /// The origin behind the paywall could not be reached or did not answer in time; the payment
+    /// was not charged.
+    OriginUnavailable,
     /// The paywall itself is misconfigured.
     ConfigInvalid,
 }
@@ -93,7 +96,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 33] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -125,6 +128,7 @@ impl Reason {
         Reason::CrawlerPriceRefused,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
+        Reason::OriginUnavailable,
         Reason::ConfigInvalid,
     ];
 
@@ -329,6 +333,12 @@ impl Reason {
                 "unexpected_settle_error",
                 502,
                 "The payment service did not answer in time; nothing was served and nothing should have been charged. Try again.",
+            ),
+            Reason::OriginUnavailable => row(
+                "origin_unavailable",
+                "unexpected_settle_error",
+                502,
+                "The site behind the paywall could not be reached or did not answer in time; the payment was not charged. Try again.",
             ),
             Reason::ConfigInvalid => row(
                 "paywall_misconfigured",

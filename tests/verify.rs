@@ -1364,6 +1364,7 @@ fn refusal_table() {
     let shell_only = [
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
+        Reason::OriginUnavailable,
         Reason::FacilitatorRejected,
         Reason::ConfigInvalid,
         Reason::Replay,

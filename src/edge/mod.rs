@@ -275,8 +275,18 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
             match access::try_session(config, &env, headers, &full, &url.path, now).await {
                 Ok(None) => {}
                 Ok(Some(admitted)) => {
-                    let mut response =
-                        origin::forward_as(config, req, &url, &admitted.wallet).await?;
+                    let mut response = match origin::forward_as(
+                        config,
+                        req,
+                        &url,
+                        &admitted.wallet,
+                        config.origin_timeout_seconds,
+                    )
+                    .await
+                    {
+                        Ok(r) => r,
+                        Err(e) => return origin_unavailable(&e, head),
+                    };
                     let mut extra = Vec::new();
                     if let Some(token) = &admitted.token {
                         extra = access::token_headers(token);
@@ -495,7 +505,19 @@ async fn serve_paid(
             return respond::reply(paid.refuse(&refusal), head);
         }
     }
-    let answer = origin::forward_as(config, req, url, &paid.verified.payer).await;
+    // A held deferred payment lapses into its batch at `min(now + HOLD_SECONDS, validBefore −
+    // safetyMargin)`: the origin must have answered (or been given up on) a little before that,
+    // or a failure could no longer be withdrawn.
+    let mut limit = config.origin_timeout_seconds;
+    if deferred {
+        let hold_ends = (now + crate::settlement::HOLD_SECONDS).min(
+            paid.verified
+                .valid_before
+                .saturating_sub(config.deferred.safety_margin_seconds),
+        );
+        limit = limit.min(hold_ends.saturating_sub(now).saturating_sub(5));
+    }
+    let answer = origin::forward_as(config, req, url, &paid.verified.payer, limit).await;
     let mut response = match answer {
         Ok(response) if response.status_code() < 400 => response,
         // Nobody pays for an error (nor for an origin out of reach): the payment leaves the
@@ -504,7 +526,15 @@ async fn serve_paid(
             if let Some(book) = &book {
                 book.withdraw(&id).await;
             }
-            return failed;
+            let detail = match &failed {
+                Ok(r) => format!("origin answered {}", r.status_code()),
+                Err(e) => e.to_string(),
+            };
+            log_decision("origin_failed", paid, &detail);
+            return match failed {
+                Err(e) => origin_unavailable(&e, head),
+                origin_error => origin_error,
+            };
         }
     };
     if deferred {
@@ -544,6 +574,14 @@ async fn serve_paid(
             respond::reply(paid.settlement_unknown(&why), head)
         }
     }
+}
+
+/// The answer when the origin was out of reach or too slow for a paid or session request.
+fn origin_unavailable(e: &worker::Error, head: bool) -> Result<Response> {
+    respond::reply(
+        paywall::plain_refusal(&Refusal::new(Reason::OriginUnavailable, e.to_string())),
+        head,
+    )
 }
 
 /// Counts a served payment (and the session it bought) in the publisher's statistics.

@@ -4,7 +4,14 @@
 //! headers and body; without it, the request continues to the zone's own origin (the Worker is
 //! deployed on a route in front of it). Redirects are handed back to the client, not followed.
 
-use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response, Result};
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use worker::{
+    Delay, Error, Fetch, Headers, Request, RequestInit, RequestRedirect, Response, Result,
+};
 
 use crate::config::Config;
 use crate::evm::Address;
@@ -20,14 +27,34 @@ pub async fn pass(config: &Config, req: web_sys::Request, url: &HttpUrl) -> Resu
     send(config, req, url, None).await
 }
 
-/// A paid (or session) request: payment headers stripped, the wallet named.
+/// A paid (or session) request: payment headers stripped, the wallet named. The origin has
+/// `limit_seconds` to answer (its headers; the body then streams as it comes): a payment must not
+/// wait on an origin longer than the ledger holds it uncharged. A timeout is an error, like an
+/// origin out of reach, and nobody pays for either.
 pub async fn forward_as(
     config: &Config,
     req: web_sys::Request,
     url: &HttpUrl,
     wallet: &Address,
+    limit_seconds: u64,
 ) -> Result<Response> {
-    send(config, req, url, Some(wallet.to_checksum())).await
+    let answer = send(config, req, url, Some(wallet.to_checksum()));
+    let limit = Duration::from_secs(limit_seconds.max(1));
+    let mut answer = pin!(answer);
+    let mut deadline = pin!(Delay::from(limit));
+    poll_fn(|cx| {
+        if let Poll::Ready(r) = answer.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        if deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(Error::RustError(format!(
+                "the origin did not answer within {} s",
+                limit.as_secs()
+            ))));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 async fn send(

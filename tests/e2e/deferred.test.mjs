@@ -625,6 +625,40 @@ describe("origins that fail, and replays at the origin", () => {
     }
   });
 
+  test("an origin that does not answer within originTimeoutSeconds: 502 origin_unavailable, nothing charged, deferred or immediate", async () => {
+    const payer = 6;
+    // Stand-in for a hung origin: it would answer after a minute; the Worker gives it 1 s.
+    const hung = await startSlowOrigin(60_000);
+    const w = await startWorker({
+      config: { ...deferredConfig(), origin: hung.url, originTimeoutSeconds: 1 },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      const start = await balances(payer);
+      const nonces = [];
+      for (const path of ["/api/weather", "/articles/hung"]) {
+        const payload = await signPayment(await termsFor(w, path), stack.payer(payer).privateKey);
+        nonces.push(payload.payload.authorization.nonce);
+        const began = Date.now();
+        const res = await w.fetch(path, { headers: paymentHeaders(payload) });
+        const body = await res.json();
+        assert.equal(res.status, 502, `${path}: ${JSON.stringify(body)}`);
+        assert.equal(body.reason, "origin_unavailable");
+        assert.match(body.message, /within 1 s/);
+        assert.equal(res.headers.get("payment-response"), null, "no receipt for what was not served");
+        assert.ok(Date.now() - began < 5000, `${path} waited ${Date.now() - began} ms`);
+      }
+      await ledgerUntil("closed", w, payer, (v) => v.pending.length === 0);
+      // Past the deferred batch window: still nothing sent to /settle, nothing moved.
+      await sleep((BATCH + 2) * 1000);
+      for (const n of nonces) assert.equal(settleCalls(n).length, 0, "never sent to /settle");
+      assert.deepEqual(await balances(payer), start, "nobody pays for an origin that did not answer");
+    } finally {
+      await w.dispose();
+      await hung.stop();
+    }
+  });
+
   test("a signed payment replayed at an immediate route never reaches the origin", async () => {
     const payer = 5;
     const since = Date.now();
