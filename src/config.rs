@@ -254,6 +254,15 @@ pub struct AccessPolicy {
     pub trust_browsers: bool,
 }
 
+impl AccessPolicy {
+    /// Whether every class of client pays here: then who is asking changes nothing about access.
+    pub fn charges_everyone(&self) -> bool {
+        [self.humans, self.crawlers, self.agents]
+            .iter()
+            .all(|a| *a == Access::Charge)
+    }
+}
+
 impl Default for AccessPolicy {
     fn default() -> Self {
         AccessPolicy {

@@ -123,9 +123,13 @@ impl Grant {
     /// expired, requests left if counted, and `path` matched by the scope. A scope that no longer
     /// parses covers nothing.
     pub fn covers(&self, path: &str, now: u64) -> bool {
-        now < self.expires_at
-            && self.requests != Some(0)
-            && PathPattern::parse(&self.scope).is_ok_and(|p| p.matches(path))
+        PathPattern::parse(&self.scope).is_ok_and(|p| self.covers_with(&p, path, now))
+    }
+
+    /// [`Grant::covers`] with the scope already parsed (the caller has checked it is this
+    /// grant's).
+    pub fn covers_with(&self, scope: &PathPattern, path: &str, now: u64) -> bool {
+        now < self.expires_at && self.requests != Some(0) && scope.matches(path)
     }
 
     /// The grant after serving `path` once at `now`, or `None` if it does not cover it. Timed

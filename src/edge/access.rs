@@ -29,7 +29,7 @@ use crate::session::{self, Grant, SessionOffer};
 use crate::siwx;
 
 thread_local! {
-    /// Grants read from KV a moment ago, by KV key.
+    /// Grants read from KV a moment ago, by `<wallet lowercase hex>:<scope>`.
     static GRANTS: RefCell<Recent<Grant>> = RefCell::new(Recent::default());
     /// Wallets (lowercase hex) found not delinquent a moment ago.
     static IN_GOOD_STANDING: RefCell<Recent<()>> = RefCell::new(Recent::default());
@@ -182,13 +182,15 @@ async fn use_grant(
     path: &str,
     now: u64,
 ) -> Result<Grant, Refusal> {
-    let kv = env
-        .kv(super::KV_BINDING)
-        .map_err(|_| refused("no_store", "no KV binding"))?;
+    // The KV binding is only looked up on a miss: building its handle costs more than the rest.
+    let kv = || {
+        env.kv(super::KV_BINDING)
+            .map_err(|_| refused("no_store", "no KV binding"))
+    };
     let lower = wallet.to_lower_hex();
     let known_good = IN_GOOD_STANDING.with(|r| r.borrow().get(&lower, now).is_some());
     if !known_good {
-        let listed = kv
+        let listed = kv()?
             .get(&format!("{DELINQUENT_PREFIX}{lower}"))
             .text()
             .await
@@ -203,26 +205,34 @@ async fn use_grant(
         }
         IN_GOOD_STANDING.with(|r| r.borrow_mut().put(&lower, (), now));
     }
-    let key = session::grant_key(wallet, offer.scope.as_str());
-    let remembered = GRANTS.with(|r| r.borrow().get(&key, now));
+    // Remembered by wallet and scope as written; the KV key (which hashes the scope) is only
+    // needed on a miss.
+    let remembered_as = format!("{lower}:{}", offer.scope.as_str());
+    let remembered = GRANTS.with(|r| r.borrow().get(&remembered_as, now));
     let grant = match remembered {
         Some(grant) => Some(grant),
         None => {
-            let read = kv
-                .get(&key)
+            let read = kv()?
+                .get(&session::grant_key(wallet, offer.scope.as_str()))
                 .text()
                 .await
                 .ok()
                 .flatten()
                 .and_then(|j| Grant::from_json(&j).ok());
             if let Some(grant) = &read {
-                GRANTS.with(|r| r.borrow_mut().put(&key, grant.clone(), now));
+                GRANTS.with(|r| r.borrow_mut().put(&remembered_as, grant.clone(), now));
             }
             read
         }
     };
+    // The grant is stored under its scope's key, so its scope is the offer's: the offer's pattern,
+    // parsed once with the configuration, decides what it covers.
     let grant = grant
-        .filter(|g| g.wallet == *wallet && g.covers(path, now))
+        .filter(|g| {
+            g.wallet == *wallet
+                && g.scope == offer.scope.as_str()
+                && g.covers_with(&offer.scope, path, now)
+        })
         .ok_or_else(|| {
             refused(
                 "no_grant",
@@ -234,7 +244,7 @@ async fn use_grant(
             .ok_or_else(|| refused("no_ledger", "no ledger to count requests"))?;
         let left = book
             .send(&Command::SpendGrant {
-                key: key.clone(),
+                key: session::grant_key(wallet, offer.scope.as_str()),
                 now,
             })
             .await
@@ -277,7 +287,8 @@ pub async fn grant_after_payment(
         .await
         .ok()?;
     // A grant bought again replaces the one this isolate remembers.
-    GRANTS.with(|r| r.borrow_mut().put(&key, grant.clone(), now));
+    let remembered_as = format!("{}:{}", wallet.to_lower_hex(), offer.scope.as_str());
+    GRANTS.with(|r| r.borrow_mut().put(&remembered_as, grant.clone(), now));
     let secret = env.secret(SESSION_SECRET).ok()?.to_string();
     if secret.len() < session::MIN_SECRET_BYTES {
         return None;
@@ -300,7 +311,10 @@ pub fn token_headers(token: &(String, u64)) -> Vec<(&'static str, String)> {
 /// Deletes every grant of a wallet from KV (revocation; the ledger forgets its counts too).
 pub async fn revoke_grants(env: &Env, wallet: &Address) -> usize {
     let prefix = format!("grant:{}:", wallet.to_lower_hex());
-    GRANTS.with(|r| r.borrow_mut().forget(&prefix));
+    GRANTS.with(|r| {
+        r.borrow_mut()
+            .forget(&format!("{}:", wallet.to_lower_hex()))
+    });
     let Ok(keys) = super::admin::list_prefix(env, &prefix).await else {
         return 0;
     };

@@ -204,6 +204,19 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         ("OPTIONS", Some(_)) => None,
         _ => paywall::priced_route(config, &method, &url.path),
     };
+    // Where every class of client is charged, who is asking cannot change whether a session lets
+    // the request in: try it before classifying (Web Bot Auth, `request.cf`, user agent), which a
+    // request on a session then never pays for. The result is kept for the refusal path below.
+    let mut early_session = None;
+    if let Some(route) = route {
+        if !paying && route.access.charges_everyone() {
+            let tried = access::try_session(config, &env, headers, &full, &url.path, now).await;
+            if let Ok(Some(admitted)) = tried {
+                return serve_session(config, req, &url, route, &admitted, head).await;
+            }
+            early_session = Some(tried);
+        }
+    }
     // Randomness is drawn only where a Sign-In-With-X challenge may be sent.
     if route.is_some_and(|r| r.session.is_some()) {
         incoming.siwx_nonce = random_nonce();
@@ -272,37 +285,14 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         }
         if !paying {
             // A wallet that already bought a session for this path comes in without paying.
-            match access::try_session(config, &env, headers, &full, &url.path, now).await {
+            let tried = match early_session {
+                Some(tried) => tried,
+                None => access::try_session(config, &env, headers, &full, &url.path, now).await,
+            };
+            match tried {
                 Ok(None) => {}
                 Ok(Some(admitted)) => {
-                    let mut response = match origin::forward_as(
-                        config,
-                        req,
-                        &url,
-                        &admitted.wallet,
-                        config.origin_timeout_seconds,
-                    )
-                    .await
-                    {
-                        Ok(r) => r,
-                        Err(e) => return origin_unavailable(&e, head),
-                    };
-                    let mut extra = Vec::new();
-                    if let Some(token) = &admitted.token {
-                        extra = access::token_headers(token);
-                    }
-                    // A sign-in is a decision; each request on its token is routine.
-                    if admitted.token.is_some() || config.log == LogLevel::All {
-                        log_line(
-                            "session",
-                            &admitted.wallet.to_checksum(),
-                            route.pattern.as_str(),
-                            "0",
-                            "served",
-                        );
-                    }
-                    respond::decorate(&mut response, extra);
-                    return Ok(response);
+                    return serve_session(config, req, &url, route, &admitted, head).await;
                 }
                 Err(refusal) => {
                     log_access(
@@ -517,7 +507,7 @@ async fn serve_paid(
         );
         limit = limit.min(hold_ends.saturating_sub(now).saturating_sub(5));
     }
-    let answer = origin::forward_as(config, req, url, &paid.verified.payer, limit).await;
+    let answer = origin::forward_as(config, req, url, &paid.verified.payer, Some(limit)).await;
     let mut response = match answer {
         Ok(response) if response.status_code() < 400 => response,
         // Nobody pays for an error (nor for an origin out of reach): the payment leaves the
@@ -574,6 +564,37 @@ async fn serve_paid(
             respond::reply(paid.settlement_unknown(&why), head)
         }
     }
+}
+
+/// A request let in on a session: to the origin as the wallet, with a fresh token after a sign-in.
+async fn serve_session(
+    config: &Config,
+    req: web_sys::Request,
+    url: &HttpUrl,
+    route: &crate::config::Route,
+    admitted: &access::Admitted,
+    head: bool,
+) -> Result<Response> {
+    let mut response = match origin::forward_as(config, req, url, &admitted.wallet, None).await {
+        Ok(r) => r,
+        Err(e) => return origin_unavailable(&e, head),
+    };
+    let mut extra = Vec::new();
+    if let Some(token) = &admitted.token {
+        extra = access::token_headers(token);
+    }
+    // A sign-in is a decision; each request on its token is routine.
+    if admitted.token.is_some() || config.log == LogLevel::All {
+        log_line(
+            "session",
+            &admitted.wallet.to_checksum(),
+            route.pattern.as_str(),
+            "0",
+            "served",
+        );
+    }
+    respond::decorate(&mut response, extra);
+    Ok(response)
 }
 
 /// The answer when the origin was out of reach or too slow for a paid or session request.

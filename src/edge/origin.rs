@@ -27,18 +27,22 @@ pub async fn pass(config: &Config, req: web_sys::Request, url: &HttpUrl) -> Resu
     send(config, req, url, None).await
 }
 
-/// A paid (or session) request: payment headers stripped, the wallet named. The origin has
-/// `limit_seconds` to answer (its headers; the body then streams as it comes): a payment must not
-/// wait on an origin longer than the ledger holds it uncharged. A timeout is an error, like an
-/// origin out of reach, and nobody pays for either.
+/// A paid (or session) request: payment headers stripped, the wallet named. With a limit (paid
+/// requests), the origin has `limit_seconds` to answer (its headers; the body then streams as it
+/// comes): a payment must not wait on an origin longer than the ledger holds it uncharged. A
+/// timeout is an error, like an origin out of reach, and nobody pays for either. Requests on a
+/// session, where no payment waits, go without a timer of their own (the platform's applies).
 pub async fn forward_as(
     config: &Config,
     req: web_sys::Request,
     url: &HttpUrl,
     wallet: &Address,
-    limit_seconds: u64,
+    limit_seconds: Option<u64>,
 ) -> Result<Response> {
     let answer = send(config, req, url, Some(wallet.to_checksum()));
+    let Some(limit_seconds) = limit_seconds else {
+        return answer.await;
+    };
     let limit = Duration::from_secs(limit_seconds.max(1));
     let mut answer = pin!(answer);
     let mut deadline = pin!(Delay::from(limit));
