@@ -163,7 +163,11 @@ impl DurableObject for Ledger {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let command: Command = match req.json().await {
+        // As text, parsed by serde_json: the SDK's `Request::json` walks a JavaScript object
+        // field by field across the wasm boundary.
+        let command: Command = match req.text().await.and_then(|t| {
+            serde_json::from_str(&t).map_err(|e| worker::Error::RustError(e.to_string()))
+        }) {
             Ok(c) => c,
             Err(e) => return Response::error(format!("bad ledger command: {e}"), 400),
         };

@@ -50,7 +50,7 @@ pub(crate) fn facilitator_token(env: &Env) -> Option<String> {
 /// The configuration as written, for code that runs outside a request (Durable Objects, cron).
 pub(crate) fn config_of(env: &Env) -> Option<Rc<Config>> {
     match load_config(env).as_ref() {
-        Ok(c) => Some(Rc::new(c.clone())),
+        Ok(c) => Some(c.clone()),
         Err(_) => None,
     }
 }
@@ -59,7 +59,7 @@ pub(crate) fn config_of(env: &Env) -> Option<Rc<Config>> {
 const SUPPORTED_TTL_SECONDS: u64 = 300;
 const SUPPORTED_RETRY_SECONDS: u64 = 30;
 
-type Loaded = Rc<std::result::Result<Config, String>>;
+type Loaded = Rc<std::result::Result<Rc<Config>, String>>;
 
 thread_local! {
     /// The parsed configuration, once per isolate: vars do not change while an isolate lives.
@@ -72,8 +72,11 @@ fn load_config(env: &Env) -> Loaded {
     if let Some(c) = CONFIG.with(|c| c.borrow().clone()) {
         return c;
     }
-    let parsed =
-        read_config_json(env).and_then(|json| Config::from_json(&json).map_err(|e| e.to_string()));
+    let parsed = read_config_json(env).and_then(|json| {
+        Config::from_json(&json)
+            .map(Rc::new)
+            .map_err(|e| e.to_string())
+    });
     if let Err(e) = &parsed {
         worker::console_error!(
             "{{\"event\":\"config_error\",\"error\":{}}}",
