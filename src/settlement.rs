@@ -180,6 +180,13 @@ impl LedgerPolicy {
     pub fn margin(&self) -> u64 {
         self.safety_margin.max(MIN_SAFETY_MARGIN)
     }
+
+    /// When a deferred payment admitted held at `now` lapses into its batch if nobody releases or
+    /// withdraws it: [`HOLD_SECONDS`] later, or at its settlement deadline if sooner.
+    pub fn hold_ends(&self, now: u64, valid_before: u64) -> u64 {
+        now.saturating_add(HOLD_SECONDS)
+            .min(valid_before.saturating_sub(self.margin()))
+    }
 }
 
 /// A locally verified payment, handed to the ledger before it is served.
@@ -950,10 +957,7 @@ impl Ledger {
         } else {
             State::InFlight { since: now }
         };
-        let held_until = (a.deferred && a.held).then(|| {
-            now.saturating_add(HOLD_SECONDS)
-                .min(a.valid_before.saturating_sub(policy.margin()))
-        });
+        let held_until = (a.deferred && a.held).then(|| policy.hold_ends(now, a.valid_before));
         self.seen.push(Seen(
             replay_key(&a.asset, &a.nonce),
             a.valid_before.saturating_add(REPLAY_GRACE),

@@ -35,6 +35,11 @@ thread_local! {
     static IN_GOOD_STANDING: RefCell<Recent<()>> = RefCell::new(Recent::default());
 }
 
+/// Where [`GRANTS`] keeps a wallet's grant for a scope.
+fn remembered_as(wallet: &Address, scope: &str) -> String {
+    format!("{}:{scope}", wallet.to_lower_hex())
+}
+
 /// Forgets what this isolate remembers of a wallet's standing (it has just become delinquent).
 pub fn forget_standing(wallet_lower_hex: &str) {
     IN_GOOD_STANDING.with(|r| r.borrow_mut().forget(wallet_lower_hex));
@@ -207,8 +212,8 @@ async fn use_grant(
     }
     // Remembered by wallet and scope as written; the KV key (which hashes the scope) is only
     // needed on a miss.
-    let remembered_as = format!("{lower}:{}", offer.scope.as_str());
-    let remembered = GRANTS.with(|r| r.borrow().get(&remembered_as, now));
+    let memory_key = remembered_as(wallet, offer.scope.as_str());
+    let remembered = GRANTS.with(|r| r.borrow().get(&memory_key, now));
     let grant = match remembered {
         Some(grant) => Some(grant),
         None => {
@@ -220,7 +225,7 @@ async fn use_grant(
                 .flatten()
                 .and_then(|j| Grant::from_json(&j).ok());
             if let Some(grant) = &read {
-                GRANTS.with(|r| r.borrow_mut().put(&remembered_as, grant.clone(), now));
+                GRANTS.with(|r| r.borrow_mut().put(&memory_key, grant.clone(), now));
             }
             read
         }
@@ -287,8 +292,13 @@ pub async fn grant_after_payment(
         .await
         .ok()?;
     // A grant bought again replaces the one this isolate remembers.
-    let remembered_as = format!("{}:{}", wallet.to_lower_hex(), offer.scope.as_str());
-    GRANTS.with(|r| r.borrow_mut().put(&remembered_as, grant.clone(), now));
+    GRANTS.with(|r| {
+        r.borrow_mut().put(
+            &remembered_as(wallet, offer.scope.as_str()),
+            grant.clone(),
+            now,
+        )
+    });
     let secret = env.secret(SESSION_SECRET).ok()?.to_string();
     if secret.len() < session::MIN_SECRET_BYTES {
         return None;
@@ -311,10 +321,7 @@ pub fn token_headers(token: &(String, u64)) -> Vec<(&'static str, String)> {
 /// Deletes every grant of a wallet from KV (revocation; the ledger forgets its counts too).
 pub async fn revoke_grants(env: &Env, wallet: &Address) -> usize {
     let prefix = format!("grant:{}:", wallet.to_lower_hex());
-    GRANTS.with(|r| {
-        r.borrow_mut()
-            .forget(&format!("{}:", wallet.to_lower_hex()))
-    });
+    GRANTS.with(|r| r.borrow_mut().forget(&remembered_as(wallet, "")));
     let Ok(keys) = super::admin::list_prefix(env, &prefix).await else {
         return 0;
     };

@@ -498,16 +498,12 @@ async fn serve_paid(
             return respond::reply(paid.refuse(&refusal), head);
         }
     }
-    // A held deferred payment lapses into its batch at `min(now + HOLD_SECONDS, validBefore −
-    // safetyMargin)`: the origin must have answered (or been given up on) a little before that,
-    // or a failure could no longer be withdrawn.
+    // A held deferred payment lapses into its batch when its hold ends: the origin must have
+    // answered (or been given up on) a little before that, or a failure could no longer be
+    // withdrawn.
     let mut limit = config.origin_timeout_seconds;
     if deferred {
-        let hold_ends = (now + crate::settlement::HOLD_SECONDS).min(
-            paid.verified
-                .valid_before
-                .saturating_sub(config.deferred.safety_margin_seconds),
-        );
+        let hold_ends = ledger::policy(config).hold_ends(now, paid.verified.valid_before);
         limit = limit.min(hold_ends.saturating_sub(now).saturating_sub(5));
     }
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, Some(limit)).await;
