@@ -2,7 +2,9 @@
 //!
 //! A payment verified locally can be served at once and settled afterwards through the
 //! facilitator's `/settle`. One Durable Object per paying wallet owns that wallet's [`Ledger`]
-//! (strongly consistent, single-threaded) and stores it as one JSON value. This module is the
+//! (strongly consistent, single-threaded) and stores it as rows ([`Ledger::take_rows`]: one per
+//! entry, one per remembered nonce, one for the counters), writing only the rows a change touched,
+//! so that an admission costs the same however many payments the batch holds. This module is the
 //! ledger's pure state machine: no clock (every function takes `now`, unix seconds), no
 //! randomness, no I/O. The shell calls it, performs the I/O it asks for (`/settle`, an optional
 //! chain read of `authorizationState(from, nonce)`) and feeds the results back with
@@ -15,7 +17,7 @@
 //!             deferred:  answer < 400: serve, release(id) │ answer ≥ 400: withdraw(id)
 //!             immediate: answer < 400: settle now, record │ answer ≥ 400: withdraw(id)
 //! alarm:    prune(now); for a in due(now) { begin(a.id); perform a.action; record(a.id, outcome) }
-//! always:   store the ledger; set the alarm to next_alarm()
+//! always:   store take_rows(); set the alarm to next_alarm()
 //! ```
 //!
 //! A deferred payment is admitted *before* the origin is asked (replay protection and the credit
@@ -514,8 +516,17 @@ pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
     RefusalKind::Transient
 }
 
-/// One wallet's deferred payments. Stored as one JSON value by the wallet's Durable Object.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Row keys: an entry (`e:` + id), a remembered nonce (`s:` + replay key), the counters.
+pub const ENTRY_ROW: &str = "e:";
+pub const SEEN_ROW: &str = "s:";
+pub const COUNTERS_ROW: &str = "counters";
+
+/// One stored row: its key, and its JSON text (`None`: delete the row).
+pub type Row = (String, Option<String>);
+
+/// One wallet's deferred payments. Its Durable Object stores it as rows ([`Ledger::take_rows`]);
+/// ledgers stored whole as one JSON value (before rows) are still read ([`Ledger::mark_all`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Ledger {
     #[serde(rename = "e", default, skip_serializing_if = "Vec::is_empty")]
     entries: Vec<Entry>,
@@ -524,6 +535,34 @@ pub struct Ledger {
     seen: Vec<Seen>,
     #[serde(rename = "c", default, skip_serializing_if = "Counters::is_zero")]
     counters: Counters,
+    /// What changed since the rows were last taken.
+    #[serde(skip)]
+    dirty: Dirty,
+}
+
+/// Two ledgers are equal when they hold the same payments (in the same order), the same
+/// remembered nonces (in any order) and the same counters; which rows are still to be written is
+/// not part of a ledger's value.
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Self) -> bool {
+        fn sorted(seen: &[Seen]) -> Vec<(&str, u64)> {
+            let mut v: Vec<(&str, u64)> = seen.iter().map(|s| (s.0.as_str(), s.1)).collect();
+            v.sort_unstable();
+            v
+        }
+        self.entries == other.entries
+            && self.counters == other.counters
+            && sorted(&self.seen) == sorted(&other.seen)
+    }
+}
+
+/// The rows a change touched: entries by id, remembered nonces by key (either may repeat), the
+/// counters.
+#[derive(Debug, Clone, Default)]
+struct Dirty {
+    entries: Vec<String>,
+    seen: Vec<String>,
+    counters: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -548,6 +587,9 @@ impl Counters {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Entry {
     id: String,
+    /// Admission order within the ledger (rows are read back in key order, not this one).
+    #[serde(rename = "q", default)]
+    seq: u64,
     #[serde(rename = "a")]
     asset: String,
     #[serde(rename = "n")]
@@ -814,16 +856,7 @@ impl Entry {
 
     /// The attempt this entry asks for at `now`, if any.
     fn attempt(&self, now: u64) -> Option<(u64, Attempt)> {
-        let (at, action) = match self.state {
-            State::Pending { due } if self.pending_due(due) <= now && self.may_resend(now) => {
-                (self.pending_due(due), Action::Settle)
-            }
-            State::Unknown { due, .. } if due <= now => (due, Action::Reconcile),
-            State::InFlight { since } if since.saturating_add(IN_FLIGHT_LEASE) <= now => {
-                (since.saturating_add(IN_FLIGHT_LEASE), Action::Reconcile)
-            }
-            _ => return None,
-        };
+        let (at, action) = self.due_action(now)?;
         Some((
             at,
             Attempt {
@@ -836,6 +869,20 @@ impl Entry {
                 may_resend: self.may_resend(now),
             },
         ))
+    }
+
+    /// When the entry became due and what it needs, if it is due at `now`.
+    fn due_action(&self, now: u64) -> Option<(u64, Action)> {
+        Some(match self.state {
+            State::Pending { due } if self.pending_due(due) <= now && self.may_resend(now) => {
+                (self.pending_due(due), Action::Settle)
+            }
+            State::Unknown { due, .. } if due <= now => (due, Action::Reconcile),
+            State::InFlight { since } if since.saturating_add(IN_FLIGHT_LEASE) <= now => {
+                (since.saturating_add(IN_FLIGHT_LEASE), Action::Reconcile)
+            }
+            _ => return None,
+        })
     }
 
     /// An in-flight attempt whose lease ran out counts as unanswered.
@@ -920,6 +967,68 @@ impl Ledger {
         Self::default()
     }
 
+    /// The rows changed since the last call, to write in one storage transaction: each entry and
+    /// remembered nonce that was added, changed or removed, and the counters if they moved.
+    pub fn take_rows(&mut self) -> Vec<Row> {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for keys in [&mut dirty.entries, &mut dirty.seen] {
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        let mut rows = Vec::with_capacity(dirty.entries.len() + dirty.seen.len() + 1);
+        for id in dirty.entries {
+            let value = self
+                .entries
+                .iter()
+                .find(|e| e.id == id)
+                .and_then(|e| serde_json::to_string(e).ok());
+            rows.push((format!("{ENTRY_ROW}{id}"), value));
+        }
+        for key in dirty.seen {
+            let value = self
+                .seen
+                .iter()
+                .find(|s| s.0 == key)
+                .map(|s| s.1.to_string());
+            rows.push((format!("{SEEN_ROW}{key}"), value));
+        }
+        if dirty.counters {
+            let value = serde_json::to_string(&self.counters).ok();
+            rows.push((COUNTERS_ROW.to_string(), value));
+        }
+        rows
+    }
+
+    /// A ledger read back from its rows, in any order (keys other than the ledger's are ignored;
+    /// an unreadable row is skipped rather than failing the whole wallet).
+    pub fn from_rows<K: AsRef<str>, V: AsRef<str>>(rows: impl IntoIterator<Item = (K, V)>) -> Self {
+        let mut l = Ledger::new();
+        for (key, value) in rows {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            if key.starts_with(ENTRY_ROW) {
+                if let Ok(e) = serde_json::from_str::<Entry>(value) {
+                    l.entries.push(e);
+                }
+            } else if let Some(k) = key.strip_prefix(SEEN_ROW) {
+                if let Ok(until) = value.parse() {
+                    l.seen.push(Seen(k.to_string(), until));
+                }
+            } else if key == COUNTERS_ROW {
+                l.counters = serde_json::from_str(value).unwrap_or_default();
+            }
+        }
+        l.entries.sort_by_key(|e| (e.admitted_at, e.seq));
+        l
+    }
+
+    /// Marks every row changed: a ledger read whole from its former single value is written back
+    /// as rows.
+    pub fn mark_all(&mut self) {
+        self.dirty.entries = self.entries.iter().map(|e| e.id.clone()).collect();
+        self.dirty.seen = self.seen.iter().map(|s| s.0.clone()).collect();
+        self.dirty.counters = true;
+    }
+
     /// Admits a locally verified payment (see rule 2 of the module documentation).
     pub fn admit(
         &mut self,
@@ -958,12 +1067,15 @@ impl Ledger {
             State::InFlight { since: now }
         };
         let held_until = (a.deferred && a.held).then(|| policy.hold_ends(now, a.valid_before));
-        self.seen.push(Seen(
-            replay_key(&a.asset, &a.nonce),
-            a.valid_before.saturating_add(REPLAY_GRACE),
-        ));
+        let key = replay_key(&a.asset, &a.nonce);
+        self.dirty.seen.push(key.clone());
+        self.seen
+            .push(Seen(key, a.valid_before.saturating_add(REPLAY_GRACE)));
+        self.dirty.entries.push(a.id.clone());
+        self.dirty.counters = true;
         self.entries.push(Entry {
             id: a.id,
+            seq: self.counters.admitted,
             asset: a.asset,
             nonce: a.nonce,
             amount: a.amount,
@@ -999,12 +1111,23 @@ impl Ledger {
         due.into_iter().map(|(_, _, a)| a).collect()
     }
 
+    /// The id of the first of [`Ledger::due`], without building every attempt.
+    pub fn first_due(&self, now: u64) -> Option<String> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.due_action(now).map(|(at, _)| (at, i, e)))
+            .min_by_key(|(at, i, _)| (*at, *i))
+            .map(|(_, _, e)| e.id.clone())
+    }
+
     /// Marks a due entry in flight just before the shell performs its attempt, and returns the
     /// attempt; `None` when the entry is not due (or was just given up). If the shell dies before
     /// recording, the entry comes back after [`IN_FLIGHT_LEASE`] as a reconciliation.
     pub fn begin(&mut self, id: &str, policy: &LedgerPolicy, now: u64) -> Option<Attempt> {
         let e = self.entries.iter_mut().find(|e| e.id == id)?;
         let (_, attempt) = e.attempt(now)?;
+        self.dirty.entries.push(e.id.clone());
         e.expire_lease(now);
         if e.unresolved > policy.max_attempts_unknown {
             let message = format!("no usable answer after {} attempts", e.unresolved);
@@ -1030,6 +1153,7 @@ impl Ledger {
         if !e.state.is_open() {
             return Effect::None;
         }
+        self.dirty.entries.push(e.id.clone());
         e.expire_lease(now);
         e.held_until = None;
         let effect = match outcome {
@@ -1064,7 +1188,14 @@ impl Ledger {
     /// trimmed to the policy's `settled_history` whenever an entry settles.
     pub fn prune(&mut self, now: u64) {
         self.close_lapsed(now);
-        self.seen.retain(|s| s.1 > now);
+        let dirty = &mut self.dirty.seen;
+        self.seen.retain(|s| {
+            let keep = s.1 > now;
+            if !keep {
+                dirty.push(s.0.clone());
+            }
+            keep
+        });
     }
 
     /// Trims settled history to `keep` entries, oldest settled first.
@@ -1090,12 +1221,17 @@ impl Ledger {
             }
         }
         let mut i = 0;
-        self.entries.retain(|_| {
+        let dirty = &mut self.dirty.entries;
+        self.entries.retain(|e| {
             let keep = !gone.get(i).copied().unwrap_or(false);
             i += 1;
+            if !keep {
+                dirty.push(e.id.clone());
+            }
             keep
         });
         self.counters.trimmed = self.counters.trimmed.saturating_add(drop as u64);
+        self.dirty.counters = true;
     }
 
     /// The ledger for the publisher.
@@ -1183,8 +1319,10 @@ impl Ledger {
             return Err(AdminError::NotAllowed);
         }
         let amount = e.micro;
-        self.entries.remove(i);
+        let gone = self.entries.remove(i);
+        self.dirty.entries.push(gone.id);
         self.counters.forgiven = self.counters.forgiven.saturating_add(1);
+        self.dirty.counters = true;
         Ok(amount)
     }
 
@@ -1201,7 +1339,10 @@ impl Ledger {
             .iter_mut()
             .find(|e| e.id == id)
             .ok_or(AdminError::NotFound)?;
-        e.held_until = None;
+        if e.held_until.is_some() {
+            e.held_until = None;
+            self.dirty.entries.push(e.id.clone());
+        }
         Ok(())
     }
 
@@ -1234,7 +1375,10 @@ impl Ledger {
         let e = self.entries.remove(i);
         let key = replay_key(&e.asset, &e.nonce);
         self.seen.retain(|s| s.0 != key);
+        self.dirty.seen.push(key);
+        self.dirty.entries.push(e.id);
         self.counters.forgiven = self.counters.forgiven.saturating_add(1);
+        self.dirty.counters = true;
         Ok(e.micro)
     }
 
@@ -1249,6 +1393,7 @@ impl Ledger {
         match e.state {
             State::Failed { .. } | State::Unknown { .. } => {
                 e.settle(transaction, now);
+                self.dirty.entries.push(e.id.clone());
                 Ok(())
             }
             _ => Err(AdminError::NotAllowed),
@@ -1259,20 +1404,23 @@ impl Ledger {
     pub fn clear_delinquency(&mut self) -> u128 {
         let mut forgiven = 0u128;
         let mut count = 0u64;
+        let dirty = &mut self.dirty.entries;
         self.entries.retain(|e| {
             let owed = matches!(e.state, State::Failed { owed: true, .. });
             if owed {
                 forgiven = forgiven.saturating_add(e.micro);
                 count += 1;
+                dirty.push(e.id.clone());
             }
             !owed
         });
         self.counters.forgiven = self.counters.forgiven.saturating_add(count);
+        self.dirty.counters |= count > 0;
         forgiven
     }
 
     /// What the wallet owes and the latest reason, if anything.
-    fn debt(&self) -> Option<(u128, String)> {
+    pub fn debt(&self) -> Option<(u128, String)> {
         let mut owed = 0u128;
         let mut latest: Option<(u64, &str)> = None;
         for e in &self.entries {
@@ -1314,6 +1462,7 @@ impl Ledger {
         for e in &mut self.entries {
             if matches!(e.state, State::Pending { .. }) && !e.may_resend(now) {
                 e.lapse("not sent before the deadline", now);
+                self.dirty.entries.push(e.id.clone());
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The deferred-settlement ledger: admission, batching, every outcome path, the admin operations,
 //! storage, and a property test driven by a deterministic PRNG that checks nothing is ever lost.
 
+use std::collections::BTreeMap;
+
 use serde_json::json;
 use x402_edge::facilitator::SettleOutcome;
 use x402_edge::settlement::{
@@ -1243,6 +1245,22 @@ fn check_invariants(l: &Ledger, p: &LedgerPolicy, seed: u64) {
     assert_eq!(ids.len(), n, "seed {seed}: duplicate id");
 }
 
+/// Writes a ledger's changed rows into `stored` as its Durable Object does after every command,
+/// then checks that what is stored reads back as the ledger in memory.
+fn store_rows(l: &mut Ledger, stored: &mut BTreeMap<String, String>, seed: u64) {
+    for (key, value) in l.take_rows() {
+        match value {
+            Some(v) => stored.insert(key, v),
+            None => stored.remove(&key),
+        };
+    }
+    assert_eq!(
+        Ledger::from_rows(stored.iter()),
+        *l,
+        "seed {seed}: rows round trip"
+    );
+}
+
 /// Runs random admissions, attempts, outcomes, crashes, admin actions and time; then drains.
 fn run(seed: u64) {
     let mut rng = Rng(seed | 1);
@@ -1254,6 +1272,7 @@ fn run(seed: u64) {
         settled_history: rng.below(6) as usize,
     };
     let mut l = Ledger::new();
+    let mut stored = BTreeMap::new();
     let mut now = T0;
     // (asset, nonce) → forget time, for every successful admission.
     let mut remembered: Vec<((usize, u64), u64)> = Vec::new();
@@ -1305,7 +1324,13 @@ fn run(seed: u64) {
                 _ => {}
             }
         }
-        for a in l.due(now) {
+        let due = l.due(now);
+        assert_eq!(
+            l.first_due(now),
+            due.first().map(|a| a.id.clone()),
+            "seed {seed}"
+        );
+        for a in due {
             let held = l.entry(&a.id).unwrap().held_until;
             assert!(
                 held.is_none_or(|h| h <= now),
@@ -1353,11 +1378,28 @@ fn run(seed: u64) {
         if rng.chance(2) {
             l.clear_delinquency();
         }
+        if rng.chance(2) {
+            let failed = l.view().failed;
+            if let Some(e) = failed.last() {
+                assert_eq!(l.mark_paid(&e.id, "0xfeed".into(), now), Ok(()));
+                l.trim(p.settled_history); // as the Durable Object does after every settlement
+            }
+        }
+        store_rows(&mut l, &mut stored, seed);
         if rng.chance(10) {
-            let json = serde_json::to_string(&l).unwrap();
-            let back: Ledger = serde_json::from_str(&json).unwrap();
-            assert_eq!(back, l, "seed {seed}: storage round trip");
-            l = back;
+            // A cold start: the object reads its rows back (or, stored before rows, the whole
+            // ledger as one value, which it then writes back as rows).
+            if rng.chance(50) {
+                l = Ledger::from_rows(stored.iter());
+            } else {
+                let json = serde_json::to_string(&l).unwrap();
+                let mut back: Ledger = serde_json::from_str(&json).unwrap();
+                assert_eq!(back, l, "seed {seed}: storage round trip");
+                back.mark_all();
+                stored.clear();
+                store_rows(&mut back, &mut stored, seed);
+                l = back;
+            }
         }
         check_invariants(&l, &p, seed);
     }
@@ -1373,6 +1415,7 @@ fn run(seed: u64) {
             let outcome = random_outcome(&mut rng, a.action);
             l.record(&a.id, outcome, &p, now);
         }
+        store_rows(&mut l, &mut stored, seed);
         check_invariants(&l, &p, seed);
     }
     let v = l.view();

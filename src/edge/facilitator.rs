@@ -21,14 +21,14 @@ pub async fn supported(f: &FacilitatorConfig, token: Option<&str>) -> Option<Sup
     let request = Request::new_with_init(&format!("{}/supported", f.url), &init).ok()?;
     let signal =
         worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(SUPPORTED_TIMEOUT_MS));
-    let mut response = Fetch::Request(request)
+    let response = Fetch::Request(request)
         .send_with_signal(&signal)
         .await
         .ok()?;
     if response.status_code() != 200 {
         return None;
     }
-    Supported::parse(&response.text().await.ok()?)
+    Supported::parse(&super::body_text(web_sys::Response::from(response).text()).await?)
 }
 
 pub struct Client<'a> {
@@ -85,9 +85,11 @@ impl<'a> Client<'a> {
         let request = Request::new_with_init(&format!("{base}{path}"), &init)?;
         let timeout = u32::try_from(self.timeout_ms).unwrap_or(u32::MAX);
         let signal = worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(timeout));
-        let mut response = Fetch::Request(request).send_with_signal(&signal).await?;
+        let response = Fetch::Request(request).send_with_signal(&signal).await?;
         let status = response.status_code();
-        let text = response.text().await.unwrap_or_default();
+        let text = super::body_text(web_sys::Response::from(response).text())
+            .await
+            .unwrap_or_default();
         Ok((Some(status), text))
     }
 }

@@ -4,14 +4,17 @@
 //! Why a Durable Object and not KV: KV is eventually consistent, so it cannot say "this nonce was
 //! never used" or "this wallet owes less than its limit" across the edge; a Durable Object is one
 //! single-threaded, strongly consistent owner of exactly that state. The state machine itself is
-//! [`crate::settlement::Ledger`]; this file stores it (one JSON value), drives it from requests and
+//! [`crate::settlement::Ledger`]; this file stores it (as rows: an admission writes one entry, one
+//! nonce and the counters, however long the batch), drives it from requests and
 //! alarms, performs the I/O it asks for (facilitator `/settle`, an optional chain read) and mirrors
 //! two facts into KV where every edge location can read them fast: the delinquent-wallet blocklist
 //! and the index of wallets the cron sweep and the admin view walk.
 //!
-//! A ledger is never held across a network call: every change is load → modify → store with only
-//! storage operations in between, which the Durable Object's input gate makes atomic, so an
-//! admission arriving while an alarm waits on the facilitator can never be lost or doubled.
+//! A ledger is never held across a network call: every change is modify → write its rows, with
+//! only storage operations in between, which the Durable Object's input gate makes atomic, so an
+//! admission arriving while an alarm waits on the facilitator can never be lost or doubled. The
+//! object keeps the ledger in memory between commands (it is its only writer); a failed write
+//! drops that copy, and the next command reads storage again.
 
 use std::cell::RefCell;
 
@@ -24,9 +27,11 @@ use worker::{
 use crate::config::Config;
 use crate::evm::Address;
 use crate::settlement::{
-    Action, AdminError, Admission, AdmitError, Effect, Ledger as Book, LedgerPolicy, Outcome,
+    Action, AdminError, Admission, AdmitError, Attempt, Effect, Ledger as Book, LedgerPolicy,
+    Outcome, Row,
 };
 
+/// Where ledgers were stored whole, as one JSON value, before rows: read once, then rewritten.
 const LEDGER_KEY: &str = "ledger";
 const WALLET_KEY: &str = "wallet";
 const OPEN_KEY: &str = "open-in-kv";
@@ -162,12 +167,13 @@ impl DurableObject for Ledger {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
+    async fn fetch(&self, req: Request) -> Result<Response> {
         // As text, parsed by serde_json: the SDK's `Request::json` walks a JavaScript object
         // field by field across the wasm boundary.
-        let command: Command = match req.text().await.and_then(|t| {
-            serde_json::from_str(&t).map_err(|e| worker::Error::RustError(e.to_string()))
-        }) {
+        let text = super::body_text(req.inner().text())
+            .await
+            .unwrap_or_default();
+        let command: Command = match serde_json::from_str(&text) {
             Ok(c) => c,
             Err(e) => return Response::error(format!("bad ledger command: {e}"), 400),
         };
@@ -185,15 +191,17 @@ impl DurableObject for Ledger {
                     self.state.storage().put(WALLET_KEY, &wallet).await?;
                     self.memory.borrow_mut().wallet = Some(wallet.clone());
                 }
-                let mut book = self.load().await?;
-                book.prune(now);
-                let result = book.admit(admission, &policy, now);
-                self.store(&book).await?;
+                let result = self
+                    .change(|book| {
+                        book.prune(now);
+                        book.admit(admission, &policy, now)
+                    })
+                    .await?;
                 if first {
                     self.kv_put(&format!("{WALLET_PREFIX}{wallet}"), &now.to_string())
                         .await;
                 }
-                self.after_change(&book, now).await?;
+                self.after_change(now).await?;
                 let answer = match result {
                     Ok(()) => AdmitAnswer {
                         ok: true,
@@ -214,42 +222,42 @@ impl DurableObject for Ledger {
                 serde_json::to_value(answer)?
             }
             Command::Record { id, outcome } => {
-                let mut book = self.load().await?;
-                let effect = book.record(&id, outcome.into(), &policy, now);
-                self.store(&book).await?;
-                self.effects(effect, &book).await;
-                self.after_change(&book, now).await?;
+                let effect = self
+                    .change(|book| book.record(&id, outcome.into(), &policy, now))
+                    .await?;
+                self.effects(effect).await;
+                self.after_change(now).await?;
                 serde_json::json!({"ok": true})
             }
             // The admitting request gives up a payment it never settled (the origin failed).
             Command::Withdraw { id } => self.remove_entry(now, |book| book.withdraw(&id)).await?,
             // The admitting request served it: settle it with its batch (the alarm is re-armed).
             Command::Release { id } => {
-                let mut book = self.load().await?;
-                let result = book.release(&id, now);
-                self.store(&book).await?;
-                self.after_change(&book, now).await?;
+                let result = self.change(|book| book.release(&id, now)).await?;
+                self.after_change(now).await?;
                 serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
             }
             Command::Revoke { id } => self.remove_entry(now, |book| book.revoke(&id)).await?,
             Command::MarkPaid { id, transaction } => {
-                let mut book = self.load().await?;
-                let result = book.mark_paid(&id, transaction, now);
-                self.store(&book).await?;
-                self.sync_delinquency(&book).await;
+                let result = self
+                    .change(|book| {
+                        let result = book.mark_paid(&id, transaction, now);
+                        book.trim(policy.settled_history);
+                        result
+                    })
+                    .await?;
+                self.sync_delinquency().await;
                 serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
             }
             Command::Forgive => {
-                let mut book = self.load().await?;
-                let forgiven = book.clear_delinquency();
-                self.store(&book).await?;
-                self.sync_delinquency(&book).await;
+                let forgiven = self.change(Book::clear_delinquency).await?;
+                self.sync_delinquency().await;
                 serde_json::json!({"ok": true, "forgivenMicroUsd": forgiven.to_string()})
             }
             Command::View => {
-                let book = self.load().await?;
+                let view = self.book(Book::view).await?;
                 let wallet = self.wallet().await;
-                let mut v = serde_json::to_value(book.view())?;
+                let mut v = serde_json::to_value(view)?;
                 v["wallet"] = serde_json::Value::from(wallet);
                 v
             }
@@ -318,11 +326,9 @@ impl Ledger {
         now: u64,
         remove: impl FnOnce(&mut Book) -> std::result::Result<u128, AdminError>,
     ) -> Result<serde_json::Value> {
-        let mut book = self.load().await?;
-        let result = remove(&mut book);
-        self.store(&book).await?;
-        self.after_change(&book, now).await?;
-        self.sync_delinquency(&book).await;
+        let result = self.change(remove).await?;
+        self.after_change(now).await?;
+        self.sync_delinquency().await;
         Ok(serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())}))
     }
 
@@ -332,20 +338,93 @@ impl Ledger {
         counts
     }
 
-    async fn load(&self) -> Result<Book> {
-        if let Some(book) = self.memory.borrow().book.clone() {
-            return Ok(book);
+    /// Reads the ledger into memory if this object does not hold it yet: its rows, or a ledger
+    /// stored whole before rows, which is rewritten as rows on the spot.
+    async fn ensure_loaded(&self) -> Result<()> {
+        if self.memory.borrow().book.is_some() {
+            return Ok(());
         }
-        let book: Book = get_json(&self.state.storage(), LEDGER_KEY).await;
-        self.memory.borrow_mut().book = Some(book.clone());
-        Ok(book)
+        let storage = self.state.storage();
+        // Everything the object stores (a few small values besides the ledger's rows, which
+        // `from_rows` picks out): one read, on the object's first command.
+        let mut rows: Vec<(String, String)> = Vec::new();
+        storage.list().await?.for_each(&mut |value, key| {
+            if let (Some(k), Some(v)) = (key.as_string(), value.as_string()) {
+                rows.push((k, v));
+            }
+        });
+        let mut book = Book::from_rows(rows);
+        let whole: Option<String> = storage.get(LEDGER_KEY).await.ok().flatten();
+        if let Some(text) = whole {
+            book =
+                serde_json::from_str(&text).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            book.mark_all();
+            let mut rows = book.take_rows();
+            rows.push((LEDGER_KEY.to_string(), None));
+            self.write(rows).await?;
+        }
+        self.memory.borrow_mut().book = Some(book);
+        Ok(())
     }
 
-    async fn store(&self, book: &Book) -> Result<()> {
-        // Forgotten first: if the write fails, the next load reads what storage really holds.
-        self.memory.borrow_mut().book = None;
-        put_json(&self.state.storage(), LEDGER_KEY, book).await?;
-        self.memory.borrow_mut().book = Some(book.clone());
+    /// Changes the ledger and writes the rows the change touched. Storage stays the truth: if the
+    /// write fails, the copy in memory is dropped and the next command reads storage again.
+    async fn change<R>(&self, f: impl FnOnce(&mut Book) -> R) -> Result<R> {
+        self.ensure_loaded().await?;
+        let (result, rows) = {
+            let mut memory = self.memory.borrow_mut();
+            let Some(book) = memory.book.as_mut() else {
+                return Err(worker::Error::RustError("the ledger is not loaded".into()));
+            };
+            let result = f(book);
+            (result, book.take_rows())
+        };
+        if let Err(e) = self.write(rows).await {
+            self.memory.borrow_mut().book = None;
+            return Err(e);
+        }
+        Ok(result)
+    }
+
+    /// Reads from the ledger.
+    async fn book<R>(&self, f: impl FnOnce(&Book) -> R) -> Result<R> {
+        self.ensure_loaded().await?;
+        match self.memory.borrow().book.as_ref() {
+            Some(book) => Ok(f(book)),
+            None => Err(worker::Error::RustError("the ledger is not loaded".into())),
+        }
+    }
+
+    /// Writes rows (JSON text; `None` deletes) in one transaction: both storage calls are made
+    /// before either is awaited, which the runtime commits together.
+    async fn write(&self, rows: Vec<Row>) -> Result<()> {
+        let puts = js_sys::Object::new();
+        let (mut any_put, mut deletes) = (false, Vec::new());
+        for (key, value) in rows {
+            match value {
+                Some(v) => {
+                    js_sys::Reflect::set(&puts, &key.into(), &v.into())?;
+                    any_put = true;
+                }
+                None => deletes.push(key),
+            }
+        }
+        let storage = self.state.storage();
+        let put = async {
+            match any_put {
+                true => storage.put_multiple_raw(puts).await,
+                false => Ok(()),
+            }
+        };
+        let delete = async {
+            match deletes.is_empty() {
+                true => Ok(0),
+                false => storage.delete_multiple(deletes).await,
+            }
+        };
+        let (put, delete) = futures_util::future::join(put, delete).await;
+        put?;
+        delete?;
         Ok(())
     }
 
@@ -361,10 +440,11 @@ impl Ledger {
 
     /// Keeps the alarm on the earliest due entry, and the KV index of wallets with open entries
     /// (what the cron sweep walks) in step.
-    async fn after_change(&self, book: &Book, now: u64) -> Result<()> {
+    async fn after_change(&self, now: u64) -> Result<()> {
         let storage = self.state.storage();
         let known_alarm = self.memory.borrow().alarm_ms;
-        match book.next_alarm() {
+        let next_alarm = self.book(Book::next_alarm).await?;
+        match next_alarm {
             Some(at) => {
                 let at_ms = (at.max(now) * 1000) as i64;
                 let current = match known_alarm {
@@ -392,7 +472,7 @@ impl Ledger {
             }
         }
         // Open entries are exactly those that keep an alarm (no need to build the whole view).
-        let open = book.next_alarm().is_some();
+        let open = next_alarm.is_some();
         let known_open = self.memory.borrow().open_in_kv;
         let marked = match known_open {
             Some(m) => m,
@@ -426,24 +506,30 @@ impl Ledger {
         loop {
             rounds += 1;
             let now = super::now_seconds();
-            let mut book = self.load().await?;
-            book.prune(now);
-            let Some(attempt) = book.due(now).into_iter().next() else {
-                self.store(&book).await?;
-                self.after_change(&book, now).await?;
-                return Ok(());
+            let step = self
+                .change(|book| {
+                    book.prune(now);
+                    let Some(due) = book.first_due(now) else {
+                        return Step::Done;
+                    };
+                    if rounds > 200 {
+                        // A safety valve: the alarm comes back for the rest.
+                        return Step::Done;
+                    }
+                    match book.begin(&due, policy, now) {
+                        Some(attempt) => Step::Attempt(attempt),
+                        None => Step::Skip,
+                    }
+                })
+                .await?;
+            let attempt = match step {
+                Step::Done => {
+                    self.after_change(now).await?;
+                    return Ok(());
+                }
+                Step::Skip => continue,
+                Step::Attempt(attempt) => attempt,
             };
-            if rounds > 200 {
-                // A safety valve: the alarm comes back for the rest.
-                self.store(&book).await?;
-                self.after_change(&book, now).await?;
-                return Ok(());
-            }
-            let Some(attempt) = book.begin(&attempt.id, policy, now) else {
-                self.store(&book).await?;
-                continue;
-            };
-            self.store(&book).await?;
             let outcome = match attempt.action {
                 Action::Settle => Outcome::from(client.settle(&attempt.payload.to_string()).await),
                 Action::Reconcile => {
@@ -458,34 +544,36 @@ impl Ledger {
                 }
             };
             let now = super::now_seconds();
-            let mut book = self.load().await?;
-            let effect = book.record(&attempt.id, outcome, policy, now);
-            self.store(&book).await?;
-            self.effects(effect, &book).await;
+            let effect = self
+                .change(|book| book.record(&attempt.id, outcome, policy, now))
+                .await?;
+            self.effects(effect).await;
             log_settlement(wallet.as_deref(), &attempt.id, effect);
         }
     }
 
-    async fn effects(&self, effect: Effect, book: &Book) {
+    async fn effects(&self, effect: Effect) {
         if let Effect::Failed {
             became_delinquent: true,
         } = effect
         {
-            self.sync_delinquency(book).await;
+            self.sync_delinquency().await;
         }
     }
 
     /// Mirrors the ledger's delinquency (the truth) into the KV blocklist (the fast copy).
-    async fn sync_delinquency(&self, book: &Book) {
+    async fn sync_delinquency(&self) {
         let Some(wallet) = self.wallet().await else {
             return;
         };
+        let Ok(debt) = self.book(Book::debt).await else {
+            return;
+        };
         let key = format!("{DELINQUENT_PREFIX}{wallet}");
-        if book.is_delinquent() {
-            let view = book.view();
+        if let Some((owed, reason)) = debt {
             let value = serde_json::json!({
-                "owedMicroUsd": view.owed_micro_usd.to_string(),
-                "reason": view.delinquent_reason,
+                "owedMicroUsd": owed.to_string(),
+                "reason": reason,
             });
             self.kv_put(&key, &value.to_string()).await;
             super::access::forget_standing(&wallet);
@@ -501,6 +589,13 @@ impl Ledger {
             }
         }
     }
+}
+
+/// One round of the settlement loop, decided while the ledger is in hand.
+enum Step {
+    Done,
+    Skip,
+    Attempt(Attempt),
 }
 
 /// Asks the chain whether an authorization was used, when an RPC URL is configured for its network.

@@ -44,11 +44,12 @@ impl LedgerClient {
             .with_headers(headers)
             .with_body(Some(body.into()));
         let req = Request::new_with_init("https://ledger.internal/", &init).ok()?;
-        let mut res = self.stub.fetch_with_request(req).await.ok()?;
+        let res = self.stub.fetch_with_request(req).await.ok()?;
         if res.status_code() != 200 {
             return None;
         }
-        res.json().await.ok()
+        let text = super::body_text(web_sys::Response::from(res).text()).await?;
+        serde_json::from_str(&text).ok()
     }
 
     pub async fn admit(&self, admission: Admission) -> Result<(), AdmitRefusal> {

@@ -647,6 +647,17 @@ async fn session_bought(
     }
 }
 
+/// A body as text, read by the runtime in one piece (the SDK's `text()` pulls it through a stream
+/// reader, chunk by chunk across the wasm boundary: a measurable share of a ledger round trip).
+async fn body_text(
+    promise: std::result::Result<js_sys::Promise, wasm_bindgen::JsValue>,
+) -> Option<String> {
+    worker::wasm_bindgen_futures::JsFuture::from(promise.ok()?)
+        .await
+        .ok()?
+        .as_string()
+}
+
 /// The KV blocklist: a fast "this wallet owes us" readable at every edge location. The ledger is
 /// the truth; this copy only saves a round trip to it.
 async fn blocklisted(env: &Env, wallet: &str) -> Option<String> {
