@@ -62,6 +62,10 @@ pub enum Command {
     Release {
         id: String,
     },
+    /// [`Command::Release`] for several payments at once (what a Worker sends).
+    ReleaseAll {
+        ids: Vec<String>,
+    },
     View,
     /// Settle whatever is due now (the cron sweep's nudge).
     Sweep,
@@ -236,6 +240,17 @@ impl DurableObject for Ledger {
                 let result = self.change(|book| book.release(&id, now)).await?;
                 self.after_change(now).await?;
                 serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
+            }
+            Command::ReleaseAll { ids } => {
+                let released = self
+                    .change(|book| {
+                        ids.iter()
+                            .filter(|id| book.release(id, now).is_ok())
+                            .count()
+                    })
+                    .await?;
+                self.after_change(now).await?;
+                serde_json::json!({"ok": true, "released": released})
             }
             Command::Revoke { id } => self.remove_entry(now, |book| book.revoke(&id)).await?,
             Command::MarkPaid { id, transaction } => {

@@ -1,5 +1,7 @@
 //! The Worker's side of a wallet ledger: sends it commands over the Durable Object stub.
 
+use std::cell::RefCell;
+
 use worker::{Env, Headers, Method, Request, RequestInit, Stub};
 
 use super::ledger::{AdmitAnswer, Command, WireOutcome};
@@ -97,10 +99,43 @@ impl LedgerClient {
     pub async fn withdraw(&self, id: &str) {
         let _ = self.send(&Command::Withdraw { id: id.to_string() }).await;
     }
+}
 
-    /// A payment admitted held was served: the ledger may settle it. If this never arrives, the
-    /// hold ends by itself ([`crate::settlement::HOLD_SECONDS`]) and it is settled all the same.
-    pub async fn release(&self, id: &str) {
-        let _ = self.send(&Command::Release { id: id.to_string() }).await;
+/// How long served payments wait to be released together, per isolate: one ledger command for
+/// every payment a wallet made in that time instead of one each (the batch they join settles
+/// seconds later anyway).
+const RELEASE_GATHER_MS: u64 = 200;
+
+thread_local! {
+    /// Served payments not yet released: (wallet, payment id).
+    static TO_RELEASE: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A payment admitted held was served: its ledger may settle it. Sent off the request path,
+/// gathered with the isolate's other releases of the next moments ([`RELEASE_GATHER_MS`]), one
+/// command per wallet. If it never arrives (the isolate died in between), the hold ends by itself
+/// ([`crate::settlement::HOLD_SECONDS`]) and the payment is settled all the same.
+pub fn release_soon(env: &Env, ctx: &worker::Context, wallet: &str, id: String) {
+    let first = TO_RELEASE.with(|r| {
+        let mut r = r.borrow_mut();
+        r.push((wallet.to_string(), id));
+        r.len() == 1
+    });
+    if !first {
+        // A flush is already waiting, and will take this one too.
+        return;
     }
+    let env = env.clone();
+    ctx.wait_until(async move {
+        worker::Delay::from(std::time::Duration::from_millis(RELEASE_GATHER_MS)).await;
+        let mut pending = TO_RELEASE.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        pending.sort_unstable();
+        for group in pending.chunk_by(|a, b| a.0 == b.0) {
+            let Some(book) = group.first().and_then(|(w, _)| LedgerClient::open(&env, w)) else {
+                continue;
+            };
+            let ids = group.iter().map(|(_, id)| id.clone()).collect();
+            let _ = book.send(&Command::ReleaseAll { ids }).await;
+        }
+    });
 }

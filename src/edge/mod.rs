@@ -527,10 +527,11 @@ async fn serve_paid(
         }
     };
     if deferred {
-        // Served: the ledger may settle it with its batch. Off the request path; if the release is
-        // lost, the hold ends by itself and it is settled all the same.
-        if let Some(book) = book {
-            ctx.ctx.wait_until(async move { book.release(&id).await });
+        // Served: the ledger may settle it with its batch. Off the request path, gathered with
+        // the isolate's other releases; if the release is lost, the hold ends by itself and it
+        // is settled all the same.
+        if book.is_some() {
+            ledger_client::release_soon(env, ctx.ctx, &wallet, id);
         }
         log_decision("accepted_deferred", paid, "");
         count_payment(env, ctx, paid, true);

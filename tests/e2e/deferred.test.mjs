@@ -447,7 +447,10 @@ describe("state survives a restart", () => {
           assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "");
           await res.arrayBuffer();
         }
-        const v = await ledger(w, payer);
+        // Both served, so both released to their batch: the Worker sends releases gathered a
+        // moment after the answers (a release lost to an abrupt stop would only delay the
+        // settlement to the end of the hold, past this test's patience).
+        const v = await ledgerUntil("both released", w, payer, (v) => v.pending.length === 2 && v.pending.every((e) => e.held_until == null));
         assert.equal(v.pending.length, 2);
         assert.equal(await (await w.kv()).get(`open:${stack.payer(payer).address.toLowerCase()}`), "1");
         // Gone before the batch window ends.
