@@ -556,8 +556,8 @@ impl PartialEq for Ledger {
     }
 }
 
-/// The rows a change touched: entries by id, remembered nonces by key (either may repeat), the
-/// counters.
+/// The rows a change touched: entries by id, remembered nonces by key (either may repeat: the
+/// rows are the same), the counters.
 #[derive(Debug, Clone, Default)]
 struct Dirty {
     entries: Vec<String>,
@@ -970,11 +970,8 @@ impl Ledger {
     /// The rows changed since the last call, to write in one storage transaction: each entry and
     /// remembered nonce that was added, changed or removed, and the counters if they moved.
     pub fn take_rows(&mut self) -> Vec<Row> {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        for keys in [&mut dirty.entries, &mut dirty.seen] {
-            keys.sort_unstable();
-            keys.dedup();
-        }
+        // A key marked twice gives the same row twice, which the write takes as one.
+        let dirty = std::mem::take(&mut self.dirty);
         let mut rows = Vec::with_capacity(dirty.entries.len() + dirty.seen.len() + 1);
         for id in dirty.entries {
             let value = self

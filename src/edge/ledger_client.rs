@@ -128,14 +128,18 @@ pub fn release_soon(env: &Env, ctx: &worker::Context, wallet: &str, id: String) 
     let env = env.clone();
     ctx.wait_until(async move {
         worker::Delay::from(std::time::Duration::from_millis(RELEASE_GATHER_MS)).await;
-        let mut pending = TO_RELEASE.with(|r| std::mem::take(&mut *r.borrow_mut()));
-        pending.sort_unstable();
-        for group in pending.chunk_by(|a, b| a.0 == b.0) {
-            let Some(book) = group.first().and_then(|(w, _)| LedgerClient::open(&env, w)) else {
-                continue;
-            };
-            let ids = group.iter().map(|(_, id)| id.clone()).collect();
-            let _ = book.send(&Command::ReleaseAll { ids }).await;
+        let pending = TO_RELEASE.with(|r| std::mem::take(&mut *r.borrow_mut()));
+        let mut by_wallet: Vec<(String, Vec<String>)> = Vec::new();
+        for (wallet, id) in pending {
+            match by_wallet.iter_mut().find(|(w, _)| *w == wallet) {
+                Some((_, ids)) => ids.push(id),
+                None => by_wallet.push((wallet, vec![id])),
+            }
+        }
+        for (wallet, ids) in by_wallet {
+            if let Some(book) = LedgerClient::open(&env, &wallet) {
+                let _ = book.send(&Command::ReleaseAll { ids }).await;
+            }
         }
     });
 }
