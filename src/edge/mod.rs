@@ -20,9 +20,7 @@ use ledger_client::AdmitRefusal;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::{
-    event, Context, Env, Headers, Request, Response, Result, ScheduleContext, ScheduledEvent,
-};
+use worker::{event, Context, Env, Headers, Request, Result, ScheduleContext, ScheduledEvent};
 
 use crate::config::{Access, Config, LogLevel, OverCredit, SettlementMode};
 use crate::crawlers::{self, Class};
@@ -147,7 +145,7 @@ pub(crate) fn now_seconds() -> u64 {
 }
 
 #[event(fetch)]
-async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     // The runtime's request as it is: the SDK's own type would build `request.cf` (a large object)
     // for every request, which costs a tenth of a 402; the bot fields are read where needed.
     // The URL as the runtime serialised it (always ASCII), read by our own narrow parser: the
@@ -163,7 +161,9 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         );
     };
     if url.path.starts_with(admin::PREFIX) {
-        return admin::handle(Request::from(req), &env, &url).await;
+        return admin::handle(Request::from(req), &env, &url)
+            .await
+            .map(Into::into);
     }
     let loaded = load_config(&env);
     let base = match loaded.as_ref() {
@@ -255,7 +255,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
                 if who.class != Class::Human || config.log == LogLevel::All {
                     log_access(&who, route, "allowed", 200, None);
                 }
-                return origin::pass(config, req, &url).await;
+                return origin::pass(config, req, &url).await.map(Into::into);
             }
             Access::Block => {
                 let mut reply = paywall::plain_refusal(&Refusal::new(
@@ -313,7 +313,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response
         }
     }
     match paywall::decide(config, &incoming, now) {
-        Decision::Pass => origin::pass(config, req, &url).await,
+        Decision::Pass => origin::pass(config, req, &url).await.map(Into::into),
         Decision::Reply(mut reply) => {
             reply = served.on_refusal(reply);
             if let Some(route) = route {
@@ -442,7 +442,7 @@ async fn serve_paid(
     url: &HttpUrl,
     paid: &PaidRequest<'_>,
     ctx: &Served<'_>,
-) -> Result<Response> {
+) -> Result<web_sys::Response> {
     let (head, now) = (ctx.head, ctx.now);
     let client = facilitator::Client::new(config, facilitator_token(env));
     let body = paid.facilitator_body();
@@ -522,7 +522,7 @@ async fn serve_paid(
             log_decision("origin_failed", paid, &detail);
             return match failed {
                 Err(e) => origin_unavailable(&e, head),
-                origin_error => origin_error,
+                origin_error => origin_error.map(Into::into),
             };
         }
     };
@@ -539,7 +539,7 @@ async fn serve_paid(
         extra.extend(session_bought(env, paid, now).await);
         extra.extend(ctx.on_success());
         respond::decorate(&mut response, extra);
-        return Ok(response);
+        return Ok(response.into());
     }
     let outcome = client.settle(&body).await;
     if let Some(book) = &book {
@@ -553,7 +553,7 @@ async fn serve_paid(
             extra.extend(session_bought(env, paid, now).await);
             extra.extend(ctx.on_success());
             respond::decorate(&mut response, extra);
-            Ok(response)
+            Ok(response.into())
         }
         SettleOutcome::Refused { reason, message } => {
             log_decision("settlement_refused", paid, &reason);
@@ -574,7 +574,7 @@ async fn serve_session(
     route: &crate::config::Route,
     admitted: &access::Admitted,
     head: bool,
-) -> Result<Response> {
+) -> Result<web_sys::Response> {
     let mut response = match origin::forward_as(config, req, url, &admitted.wallet, None).await {
         Ok(r) => r,
         Err(e) => return origin_unavailable(&e, head),
@@ -594,11 +594,11 @@ async fn serve_session(
         );
     }
     respond::decorate(&mut response, extra);
-    Ok(response)
+    Ok(response.into())
 }
 
 /// The answer when the origin was out of reach or too slow for a paid or session request.
-fn origin_unavailable(e: &worker::Error, head: bool) -> Result<Response> {
+fn origin_unavailable(e: &worker::Error, head: bool) -> Result<web_sys::Response> {
     respond::reply(
         paywall::plain_refusal(&Refusal::new(Reason::OriginUnavailable, e.to_string())),
         head,

@@ -22,7 +22,8 @@ const PAYMENT_HEADERS: [&str; 3] = ["payment-signature", "x-payment", "sign-in-w
 /// Header telling the origin who paid (set only by us: any incoming copy is removed).
 pub const PAYER_HEADER: &str = "x402-payer";
 
-/// An unpriced request, untouched (but for a forged payer header).
+/// An unpriced request, untouched (but for a forged payer header), and the origin's answer as it
+/// came.
 pub async fn pass(config: &Config, req: web_sys::Request, url: &HttpUrl) -> Result<Response> {
     send(config, req, url, None).await
 }
@@ -39,7 +40,7 @@ pub async fn forward_as(
     wallet: &Address,
     limit_seconds: Option<u64>,
 ) -> Result<Response> {
-    let answer = send(config, req, url, Some(wallet.to_checksum()));
+    let answer = async { mutable(send(config, req, url, Some(wallet.to_checksum())).await?) };
     let Some(limit_seconds) = limit_seconds else {
         return answer.await;
     };
@@ -115,8 +116,12 @@ async fn send(
     let raw = web_sys::RequestInit::from(&init);
     raw.set_method(&method);
     let outgoing: Request = web_sys::Request::new_with_str_and_init(&target, &raw)?.into();
-    let response = Fetch::Request(outgoing).send().await?;
-    // Responses from fetch have immutable headers; rebuild so that receipts can be added.
+    Fetch::Request(outgoing).send().await
+}
+
+/// An origin's answer with headers that can be changed (those of a fetched response cannot), so
+/// that receipts can be added.
+fn mutable(response: Response) -> Result<Response> {
     let status = response.status_code();
     let headers = response.headers().clone();
     let (_, body) = response.into_parts();
