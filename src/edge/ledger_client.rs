@@ -116,30 +116,26 @@ thread_local! {
 /// command per wallet. If it never arrives (the isolate died in between), the hold ends by itself
 /// ([`crate::settlement::HOLD_SECONDS`]) and the payment is settled all the same.
 pub fn release_soon(env: &Env, ctx: &worker::Context, wallet: &str, id: String) {
-    let first = TO_RELEASE.with(|r| {
-        let mut r = r.borrow_mut();
-        r.push((wallet.to_string(), id));
-        r.len() == 1
-    });
-    if !first {
-        // A flush is already waiting, and will take this one too.
-        return;
-    }
     let env = env.clone();
-    ctx.wait_until(async move {
-        worker::Delay::from(std::time::Duration::from_millis(RELEASE_GATHER_MS)).await;
-        let pending = TO_RELEASE.with(|r| std::mem::take(&mut *r.borrow_mut()));
-        let mut by_wallet: Vec<(String, Vec<String>)> = Vec::new();
-        for (wallet, id) in pending {
-            match by_wallet.iter_mut().find(|(w, _)| *w == wallet) {
-                Some((_, ids)) => ids.push(id),
-                None => by_wallet.push((wallet, vec![id])),
+    let item = (wallet.to_string(), id);
+    super::gather(
+        &TO_RELEASE,
+        ctx,
+        item,
+        RELEASE_GATHER_MS,
+        |pending| async move {
+            let mut by_wallet: Vec<(String, Vec<String>)> = Vec::new();
+            for (wallet, id) in pending {
+                match by_wallet.iter_mut().find(|(w, _)| *w == wallet) {
+                    Some((_, ids)) => ids.push(id),
+                    None => by_wallet.push((wallet, vec![id])),
+                }
             }
-        }
-        for (wallet, ids) in by_wallet {
-            if let Some(book) = LedgerClient::open(&env, &wallet) {
-                let _ = book.send(&Command::ReleaseAll { ids }).await;
+            for (wallet, ids) in by_wallet {
+                if let Some(book) = LedgerClient::open(&env, &wallet) {
+                    let _ = book.send(&Command::ReleaseAll { ids }).await;
+                }
             }
-        }
-    });
+        },
+    );
 }

@@ -648,6 +648,32 @@ async fn session_bought(
     }
 }
 
+/// Work gathered per isolate and done off the request path: `item` joins what `pending` holds,
+/// and the first item of a batch schedules `flush` for everything gathered `wait_ms` later, kept
+/// alive by that request's `waitUntil`. One command to an object then stands for many requests.
+fn gather<T: 'static, F: std::future::Future<Output = ()> + 'static>(
+    pending: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
+    ctx: &Context,
+    item: T,
+    wait_ms: u64,
+    flush: impl FnOnce(Vec<T>) -> F + 'static,
+) {
+    let first = pending.with(|p| {
+        let mut p = p.borrow_mut();
+        p.push(item);
+        p.len() == 1
+    });
+    if !first {
+        // A flush is already waiting, and will take this one too.
+        return;
+    }
+    ctx.wait_until(async move {
+        worker::Delay::from(std::time::Duration::from_millis(wait_ms)).await;
+        let items = pending.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        flush(items).await;
+    });
+}
+
 /// A body as text, read by the runtime in one piece (the SDK's `text()` pulls it through a stream
 /// reader, chunk by chunk across the wasm boundary: a measurable share of a ledger round trip).
 async fn body_text(

@@ -87,21 +87,9 @@ thread_local! {
 /// Counts an event, off the request path: sent with the isolate's other events of the next
 /// second ([`GATHER_MS`]), kept alive by the `waitUntil` of the request that counted the first.
 pub fn record(env: &Env, ctx: &worker::Context, event: Event) {
-    let first = PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        p.push(event);
-        p.len() == 1
-    });
-    if !first {
-        return;
-    }
-    let Some(stub) = stub(env) else {
-        PENDING.with(|p| p.borrow_mut().clear());
-        return;
-    };
-    ctx.wait_until(async move {
-        worker::Delay::from(std::time::Duration::from_millis(GATHER_MS)).await;
-        let events = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let env = env.clone();
+    super::gather(&PENDING, ctx, event, GATHER_MS, |events| async move {
+        let Some(stub) = stub(&env) else { return };
         let Ok(body) = serde_json::to_string(&events) else {
             return;
         };
