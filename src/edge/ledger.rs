@@ -235,23 +235,10 @@ impl DurableObject for Ledger {
             }
             // The admitting request gives up a payment it never settled (the origin failed).
             Command::Withdraw { id } => self.remove_entry(now, |book| book.withdraw(&id)).await?,
-            // The admitting request served it: settle it with its batch (the alarm is re-armed).
-            Command::Release { id } => {
-                let result = self.change(|book| book.release(&id, now)).await?;
-                self.after_change(now).await?;
-                serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
-            }
-            Command::ReleaseAll { ids } => {
-                let released = self
-                    .change(|book| {
-                        ids.iter()
-                            .filter(|id| book.release(id, now).is_ok())
-                            .count()
-                    })
-                    .await?;
-                self.after_change(now).await?;
-                serde_json::json!({"ok": true, "released": released})
-            }
+            // The admitting requests served them: settle them with their batch (the alarm is
+            // re-armed). One id alone is what a Worker of an earlier version sends.
+            Command::Release { id } => self.release(&[id], now).await?,
+            Command::ReleaseAll { ids } => self.release(&ids, now).await?,
             Command::Revoke { id } => self.remove_entry(now, |book| book.revoke(&id)).await?,
             Command::MarkPaid { id, transaction } => {
                 let result = self
@@ -335,6 +322,19 @@ impl DurableObject for Ledger {
 }
 
 impl Ledger {
+    /// Releases served payments to their batch; answers how many of them the ledger holds.
+    async fn release(&self, ids: &[String], now: u64) -> Result<serde_json::Value> {
+        let released = self
+            .change(|book| {
+                ids.iter()
+                    .filter(|id| book.release(id, now).is_ok())
+                    .count()
+            })
+            .await?;
+        self.after_change(now).await?;
+        Ok(serde_json::json!({"ok": true, "released": released}))
+    }
+
     /// Withdraws or revokes one entry, and keeps the alarm, the open index and the blocklist in step.
     async fn remove_entry(
         &self,
