@@ -19,6 +19,7 @@ use std::cell::RefCell;
 
 use worker::{Env, Headers};
 
+use super::js;
 use super::ledger::{Command, DELINQUENT_PREFIX};
 use super::ledger_client::LedgerClient;
 use crate::config::Config;
@@ -187,17 +188,13 @@ async fn use_grant(
     path: &str,
     now: u64,
 ) -> Result<Grant, Refusal> {
-    // The KV binding is only looked up on a miss: building its handle costs more than the rest.
-    let kv = || {
-        env.kv(super::KV_BINDING)
-            .map_err(|_| refused("no_store", "no KV binding"))
-    };
+    // The KV binding is only looked up on a miss.
+    let kv = || js::kv(env, super::KV_BINDING).ok_or_else(|| refused("no_store", "no KV binding"));
     let lower = wallet.to_lower_hex();
     let known_good = IN_GOOD_STANDING.with(|r| r.borrow().get(&lower, now).is_some());
     if !known_good {
         let listed = kv()?
-            .get(&format!("{DELINQUENT_PREFIX}{lower}"))
-            .text()
+            .text(&format!("{DELINQUENT_PREFIX}{lower}"))
             .await
             .ok()
             .flatten()
@@ -218,8 +215,7 @@ async fn use_grant(
         Some(grant) => Some(grant),
         None => {
             let read = kv()?
-                .get(&session::grant_key(wallet, offer.scope.as_str()))
-                .text()
+                .text(&session::grant_key(wallet, offer.scope.as_str()))
                 .await
                 .ok()
                 .flatten()
@@ -282,15 +278,10 @@ pub async fn grant_after_payment(
         })
         .await?;
     }
-    let kv = env.kv(super::KV_BINDING).ok()?;
+    let kv = js::kv(env, super::KV_BINDING)?;
     // KV's expiry has a floor of 60 s; the grant's own expiry is checked on every use.
     let ttl = grant.ttl(now).max(60);
-    kv.put(&key, grant.to_json())
-        .ok()?
-        .expiration_ttl(ttl)
-        .execute()
-        .await
-        .ok()?;
+    kv.put(&key, &grant.to_json(), Some(ttl)).await.ok()?;
     // A grant bought again replaces the one this isolate remembers.
     GRANTS.with(|r| {
         r.borrow_mut().put(
@@ -325,7 +316,7 @@ pub async fn revoke_grants(env: &Env, wallet: &Address) -> usize {
     let Ok(keys) = super::admin::list_prefix(env, &prefix).await else {
         return 0;
     };
-    let Ok(kv) = env.kv(super::KV_BINDING) else {
+    let Some(kv) = js::kv(env, super::KV_BINDING) else {
         return 0;
     };
     for k in &keys {

@@ -160,26 +160,20 @@ async fn stats(env: &Env) -> Result<Response> {
 
 /// Every key under a prefix, without it.
 pub async fn list_prefix(env: &Env, prefix: &str) -> Result<Vec<String>> {
-    let kv = env.kv(super::KV_BINDING)?;
+    let kv = super::js::kv(env, super::KV_BINDING)
+        .ok_or_else(|| worker::Error::RustError("no KV binding".into()))?;
     let mut out = Vec::new();
-    let mut cursor = None;
+    let mut cursor: Option<String> = None;
     loop {
-        let mut list = kv.list().prefix(prefix.to_string());
-        if let Some(c) = cursor.take() {
-            list = list.cursor(c);
-        }
-        let page = list
-            .execute()
-            .await
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        let (names, next) = kv.keys(prefix, cursor.as_deref()).await?;
         out.extend(
-            page.keys
+            names
                 .into_iter()
-                .filter_map(|k| k.name.strip_prefix(prefix).map(str::to_string)),
+                .filter_map(|k| k.strip_prefix(prefix).map(str::to_string)),
         );
-        match page.cursor {
-            Some(c) if !page.list_complete => cursor = Some(c),
-            _ => return Ok(out),
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! directory cannot make us fetch on every request), and fetched with a short deadline and a size
 //! limit: a crawler's directory must never slow down or exhaust the paywall.
 
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::{Env, Fetch, Headers};
+
+use super::js;
 
 use crate::crawlers::{
     self, Class, ClassifyInput, CloudflareBot, Evidence, Jwks, SignedRequest, VerifiedAgent,
@@ -83,10 +85,10 @@ pub async fn who(
 
 /// The signer's keys: from the KV cache, or fetched and cached.
 async fn directory(env: &Env, url: &str) -> Option<Jwks> {
-    let kv = env.kv(super::KV_BINDING).ok();
+    let kv = js::kv(env, super::KV_BINDING);
     let key = format!("{DIRECTORY_PREFIX}{url}");
     if let Some(kv) = &kv {
-        if let Ok(Some(cached)) = kv.get(&key).text().await {
+        if let Ok(Some(cached)) = kv.text(&key).await {
             return crawlers::parse_directory(&cached).ok();
         }
     }
@@ -96,27 +98,24 @@ async fn directory(env: &Env, url: &str) -> Option<Jwks> {
         _ => ("{\"keys\":[]}".to_string(), DIRECTORY_FAILURE_TTL),
     };
     if let Some(kv) = &kv {
-        if let Ok(put) = kv.put(&key, value) {
-            let _ = put.expiration_ttl(ttl).execute().await;
-        }
+        let _ = kv.put(&key, &value, Some(ttl)).await;
     }
     crawlers::parse_directory(body.as_deref()?).ok()
 }
 
 async fn fetch_directory(url: &str) -> Option<String> {
-    let headers = Headers::new();
+    let headers = web_sys::Headers::new().ok()?;
     headers.set("Accept", crawlers::DIRECTORY_MEDIA_TYPE).ok()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get)
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    let request = Request::new_with_init(url, &init).ok()?;
-    let signal =
-        worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(DIRECTORY_TIMEOUT_MS));
-    let mut res = Fetch::Request(request)
-        .send_with_signal(&signal)
-        .await
-        .ok()?;
+    let request = js::Outgoing {
+        method: "GET",
+        headers: &headers,
+        body: None,
+        manual_redirect: true,
+        timeout_ms: Some(DIRECTORY_TIMEOUT_MS),
+    }
+    .build(url)
+    .ok()?;
+    let mut res = Fetch::Request(request.into()).send().await.ok()?;
     if res.status_code() != 200 {
         return None;
     }

@@ -1,7 +1,9 @@
 //! Calls to the facilitator over HTTP, with a deadline. What the answers mean is decided in
 //! [`crate::facilitator`]; this file only carries bytes and notices silence.
 
-use worker::{Fetch, Headers, Method, Request, RequestInit};
+use worker::Fetch;
+
+use super::js;
 
 use crate::config::{Config, FacilitatorConfig};
 use crate::facilitator::{read_settle, read_verify, SettleOutcome, Supported, VerifyOutcome};
@@ -12,19 +14,16 @@ const SUPPORTED_TIMEOUT_MS: u32 = 3_000;
 
 /// Asks the facilitator what it settles. `None` when it cannot say.
 pub async fn supported(f: &FacilitatorConfig, token: Option<&str>) -> Option<Supported> {
-    let headers = Headers::new();
-    if let Some(t) = token {
-        headers.set("Authorization", &format!("Bearer {t}")).ok()?;
+    let request = js::Outgoing {
+        method: "GET",
+        headers: &js::json_headers(token).ok()?,
+        body: None,
+        manual_redirect: false,
+        timeout_ms: Some(SUPPORTED_TIMEOUT_MS),
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Get).with_headers(headers);
-    let request = Request::new_with_init(&format!("{}/supported", f.url), &init).ok()?;
-    let signal =
-        worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(SUPPORTED_TIMEOUT_MS));
-    let response = Fetch::Request(request)
-        .send_with_signal(&signal)
-        .await
-        .ok()?;
+    .build(&format!("{}/supported", f.url))
+    .ok()?;
+    let response = Fetch::Request(request.into()).send().await.ok()?;
     if response.status_code() != 200 {
         return None;
     }
@@ -73,19 +72,14 @@ impl<'a> Client<'a> {
         path: &str,
         body: &str,
     ) -> worker::Result<(Option<u16>, String)> {
-        let headers = Headers::new();
-        headers.set("Content-Type", "application/json")?;
-        if let Some(t) = &self.token {
-            headers.set("Authorization", &format!("Bearer {t}"))?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(body.into()));
-        let request = Request::new_with_init(&format!("{base}{path}"), &init)?;
         let timeout = u32::try_from(self.timeout_ms).unwrap_or(u32::MAX);
-        let signal = worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(timeout));
-        let response = Fetch::Request(request).send_with_signal(&signal).await?;
+        let request = js::post_json(
+            &format!("{base}{path}"),
+            body,
+            self.token.as_deref(),
+            Some(timeout),
+        )?;
+        let response = Fetch::Request(request.into()).send().await?;
         let status = response.status_code();
         let text = super::body_text(web_sys::Response::from(response).text())
             .await

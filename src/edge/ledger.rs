@@ -19,10 +19,9 @@
 use std::cell::RefCell;
 
 use serde::{Deserialize, Serialize};
-use worker::{
-    durable_object, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit, Response,
-    Result, State,
-};
+use worker::{durable_object, DurableObject, Env, Fetch, Request, Response, Result, State};
+
+use super::js;
 
 use crate::config::Config;
 use crate::evm::Address;
@@ -192,7 +191,8 @@ impl DurableObject for Ledger {
                 // cron sweep walk); later ones need no write for it.
                 let first = self.wallet().await.is_none();
                 if first {
-                    self.state.storage().put(WALLET_KEY, &wallet).await?;
+                    let storage = self.state.storage();
+                    js::store(storage.as_raw(), WALLET_KEY, wallet.as_str().into()).await?;
                     self.memory.borrow_mut().wallet = Some(wallet.clone());
                 }
                 let result = self
@@ -223,7 +223,7 @@ impl DurableObject for Ledger {
                         },
                     },
                 };
-                serde_json::to_value(answer)?
+                return Response::from_json(&answer);
             }
             Command::Record { id, outcome } => {
                 let effect = self
@@ -369,7 +369,10 @@ impl Ledger {
             }
         });
         let mut book = Book::from_rows(rows);
-        let whole: Option<String> = storage.get(LEDGER_KEY).await.ok().flatten();
+        let whole = js::stored_text(storage.as_raw(), LEDGER_KEY)
+            .await
+            .ok()
+            .flatten();
         if let Some(text) = whole {
             book =
                 serde_json::from_str(&text).map_err(|e| worker::Error::RustError(e.to_string()))?;
@@ -448,7 +451,11 @@ impl Ledger {
         if let Some(w) = self.memory.borrow().wallet.clone() {
             return Some(w);
         }
-        let w: Option<String> = self.state.storage().get(WALLET_KEY).await.ok().flatten();
+        let storage = self.state.storage();
+        let w = js::stored_text(storage.as_raw(), WALLET_KEY)
+            .await
+            .ok()
+            .flatten();
         self.memory.borrow_mut().wallet = w.clone();
         w
     }
@@ -464,15 +471,11 @@ impl Ledger {
                 let at_ms = (at.max(now) * 1000) as i64;
                 let current = match known_alarm {
                     Some(known) => known,
-                    None => storage.get_alarm().await.ok().flatten(),
+                    None => js::alarm(storage.as_raw()).await.ok().flatten(),
                 };
                 if current.is_none_or(|c| c > at_ms) {
                     self.memory.borrow_mut().alarm_ms = None;
-                    storage
-                        .set_alarm(worker::ScheduledTime::new(js_sys::Date::new(
-                            &(at_ms as f64).into(),
-                        )))
-                        .await?;
+                    js::set_alarm(storage.as_raw(), at_ms).await?;
                     self.memory.borrow_mut().alarm_ms = Some(Some(at_ms));
                 } else {
                     self.memory.borrow_mut().alarm_ms = Some(current);
@@ -481,7 +484,7 @@ impl Ledger {
             None if known_alarm == Some(None) => {}
             None => {
                 self.memory.borrow_mut().alarm_ms = None;
-                if storage.delete_alarm().await.is_ok() {
+                if js::delete_alarm(storage.as_raw()).await.is_ok() {
                     self.memory.borrow_mut().alarm_ms = Some(None);
                 }
             }
@@ -492,7 +495,11 @@ impl Ledger {
         let marked = match known_open {
             Some(m) => m,
             None => {
-                let m: bool = storage.get(OPEN_KEY).await.ok().flatten().unwrap_or(false);
+                let m = js::stored_bool(storage.as_raw(), OPEN_KEY)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(false);
                 self.memory.borrow_mut().open_in_kv = Some(m);
                 m
             }
@@ -502,11 +509,11 @@ impl Ledger {
                 let key = format!("{OPEN_PREFIX}{wallet}");
                 if open {
                     self.kv_put(&key, "1").await;
-                } else if let Ok(kv) = self.env.kv(super::KV_BINDING) {
+                } else if let Some(kv) = js::kv(&self.env, super::KV_BINDING) {
                     let _ = kv.delete(&key).await;
                 }
                 self.memory.borrow_mut().open_in_kv = None;
-                storage.put(OPEN_KEY, open).await?;
+                js::store(storage.as_raw(), OPEN_KEY, open.into()).await?;
                 self.memory.borrow_mut().open_in_kv = Some(open);
             }
         }
@@ -592,16 +599,14 @@ impl Ledger {
             });
             self.kv_put(&key, &value.to_string()).await;
             super::access::forget_standing(&wallet);
-        } else if let Ok(kv) = self.env.kv(super::KV_BINDING) {
+        } else if let Some(kv) = js::kv(&self.env, super::KV_BINDING) {
             let _ = kv.delete(&key).await;
         }
     }
 
     async fn kv_put(&self, key: &str, value: &str) {
-        if let Ok(kv) = self.env.kv(super::KV_BINDING) {
-            if let Ok(put) = kv.put(key, value) {
-                let _ = put.execute().await;
-            }
+        if let Some(kv) = js::kv(&self.env, super::KV_BINDING) {
+            let _ = kv.put(key, value, None).await;
         }
     }
 }
@@ -636,16 +641,8 @@ async fn reconcile(
     };
     let body = crate::chain::authorization_state_request(&token, &from, &nonce);
     let answer = async {
-        let headers = Headers::new();
-        headers.set("Content-Type", "application/json")?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(body.into()));
-        let signal = worker::AbortSignal::from(web_sys::AbortSignal::timeout_with_u32(5_000));
-        let mut res = Fetch::Request(Request::new_with_init(url, &init)?)
-            .send_with_signal(&signal)
-            .await?;
+        let request = js::post_json(url, &body, None, Some(5_000))?;
+        let mut res = Fetch::Request(request.into()).send().await?;
         res.text().await
     }
     .await;
@@ -684,8 +681,7 @@ async fn get_json<T: serde::de::DeserializeOwned + Default>(
     storage: &worker::Storage,
     key: &str,
 ) -> T {
-    storage
-        .get::<String>(key)
+    js::stored_text(storage.as_raw(), key)
         .await
         .ok()
         .flatten()
@@ -694,5 +690,6 @@ async fn get_json<T: serde::de::DeserializeOwned + Default>(
 }
 
 async fn put_json<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) -> Result<()> {
-    storage.put(key, serde_json::to_string(value)?).await
+    let text = serde_json::to_string(value)?;
+    Ok(js::store(storage.as_raw(), key, text.into()).await?)
 }

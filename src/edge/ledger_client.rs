@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use worker::{Env, Headers, Method, Request, RequestInit, Stub};
+use worker::{Env, Stub};
 
 use super::ledger::{AdmitAnswer, Command, WireOutcome};
 use crate::facilitator::SettleOutcome;
@@ -38,30 +38,28 @@ impl LedgerClient {
     }
 
     pub async fn send(&self, command: &Command) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.send_text(command).await?).ok()
+    }
+
+    /// Sends a command; the ledger's answer as JSON text (read straight into the type expected).
+    async fn send_text(&self, command: &Command) -> Option<String> {
         let body = serde_json::to_string(command).ok()?;
-        let headers = Headers::new();
-        headers.set("Content-Type", "application/json").ok()?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(body.into()));
-        let req = Request::new_with_init("https://ledger.internal/", &init).ok()?;
-        let res = self.stub.fetch_with_request(req).await.ok()?;
+        let req = super::js::post_json("https://ledger.internal/", &body, None, None).ok()?;
+        let res = self.stub.fetch_with_request(req.into()).await.ok()?;
         if res.status_code() != 200 {
             return None;
         }
-        let text = super::body_text(web_sys::Response::from(res).text()).await?;
-        serde_json::from_str(&text).ok()
+        super::body_text(web_sys::Response::from(res).text()).await
     }
 
     pub async fn admit(&self, admission: Admission) -> Result<(), AdmitRefusal> {
         let answer = self
-            .send(&Command::Admit {
+            .send_text(&Command::Admit {
                 wallet: self.wallet.clone(),
                 admission,
             })
             .await
-            .and_then(|v| serde_json::from_value::<AdmitAnswer>(v).ok())
+            .and_then(|text| serde_json::from_str::<AdmitAnswer>(&text).ok())
             .ok_or(AdmitRefusal::Unreachable)?;
         if answer.ok {
             return Ok(());

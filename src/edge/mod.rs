@@ -9,6 +9,7 @@ mod access;
 mod admin;
 mod bots;
 mod facilitator;
+mod js;
 mod ledger;
 mod ledger_client;
 mod origin;
@@ -688,10 +689,9 @@ async fn body_text(
 /// The KV blocklist: a fast "this wallet owes us" readable at every edge location. The ledger is
 /// the truth; this copy only saves a round trip to it.
 async fn blocklisted(env: &Env, wallet: &str) -> Option<String> {
-    let kv = env.kv(KV_BINDING).ok()?;
+    let kv = js::kv(env, KV_BINDING)?;
     let value = kv
-        .get(&format!("{}{wallet}", ledger::DELINQUENT_PREFIX))
-        .text()
+        .text(&format!("{}{wallet}", ledger::DELINQUENT_PREFIX))
         .await
         .ok()??;
     let v: serde_json::Value = serde_json::from_str(&value).ok()?;

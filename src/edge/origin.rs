@@ -9,9 +9,8 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use worker::{
-    Delay, Error, Fetch, Headers, Request, RequestInit, RequestRedirect, Response, Result,
-};
+use wasm_bindgen::JsValue;
+use worker::{Delay, Error, Fetch, Headers, Response, Result};
 
 use crate::config::Config;
 use crate::evm::Address;
@@ -105,18 +104,21 @@ async fn send(
         }
         headers.set(PAYER_HEADER, payer)?;
     }
-    let mut init = RequestInit::new();
-    init.with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
+    // The method exactly as sent (the SDK's own type would turn PROPFIND or PURGE into GET).
     let method = req.method();
-    if !matches!(method.as_str(), "GET" | "HEAD") {
-        init.with_body(req.body().map(Into::into));
+    let body = match method.as_str() {
+        "GET" | "HEAD" => None,
+        _ => req.body().map(JsValue::from),
+    };
+    let outgoing = super::js::Outgoing {
+        method: &method,
+        headers: &headers.0,
+        body: body.as_ref(),
+        manual_redirect: true,
+        timeout_ms: None,
     }
-    // The method exactly as sent: the SDK's own type would turn PROPFIND or PURGE into GET.
-    let raw = web_sys::RequestInit::from(&init);
-    raw.set_method(&method);
-    let outgoing: Request = web_sys::Request::new_with_str_and_init(&target, &raw)?.into();
-    Fetch::Request(outgoing).send().await
+    .build(&target)?;
+    Fetch::Request(outgoing.into()).send().await
 }
 
 /// An origin's answer with headers that can be changed (those of a fetched response cannot), so

@@ -4,10 +4,7 @@
 //! gathers the events of a second into one command: one object for the whole Worker could not
 //! take a write per paid request at any volume, and the publisher's figures can wait a second.
 
-use worker::{
-    durable_object, DurableObject, Env, Headers, Method, Request, RequestInit, Response, Result,
-    State,
-};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
 use crate::stats::{Event, Stats as Tallies};
 
@@ -52,7 +49,8 @@ impl DurableObject for Stats {
         for event in &events {
             tallies.record(event);
         }
-        storage.put(KEY, serde_json::to_string(&tallies)?).await?;
+        let text = serde_json::to_string(&tallies)?;
+        super::js::store(storage.as_raw(), KEY, text.into()).await?;
         Response::ok("")
     }
 }
@@ -93,14 +91,8 @@ pub fn record(env: &Env, ctx: &worker::Context, event: Event) {
         let Ok(body) = serde_json::to_string(&events) else {
             return;
         };
-        let headers = Headers::new();
-        let _ = headers.set("Content-Type", "application/json");
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(body.into()));
-        if let Ok(req) = Request::new_with_init("https://stats.internal/", &init) {
-            let _ = stub.fetch_with_request(req).await;
+        if let Ok(req) = super::js::post_json("https://stats.internal/", &body, None, None) {
+            let _ = stub.fetch_with_request(req.into()).await;
         }
     });
 }

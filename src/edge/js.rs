@@ -1,0 +1,213 @@
+//! Direct calls into the runtime where the SDK's wrappers cost bundle size and time.
+//!
+//! The SDK's `RequestInit` builds a full `cf` object (fifteen properties) on every request it
+//! makes, its KV and storage wrappers pass every option and value through a general-purpose
+//! serialiser, and writing a string to KV through it formats numbers as floating point. Together
+//! that was about 40 KB of wasm, and work on every ledger command. What the paywall needs is
+//! small: requests with a method, headers, a body and a deadline; text in and out of KV and
+//! storage; one page of a KV listing.
+
+use js_sys::{Array, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::DurableObjectStorage;
+use worker::Env;
+
+/// An outgoing request, built as the runtime's own.
+pub struct Outgoing<'a> {
+    pub method: &'a str,
+    pub headers: &'a web_sys::Headers,
+    pub body: Option<&'a JsValue>,
+    /// Redirects are handed back rather than followed (the origin's and key directories').
+    pub manual_redirect: bool,
+    pub timeout_ms: Option<u32>,
+}
+
+impl Outgoing<'_> {
+    pub fn build(&self, url: &str) -> Result<web_sys::Request, JsValue> {
+        let init = web_sys::RequestInit::new();
+        init.set_method(self.method);
+        init.set_headers(self.headers);
+        if let Some(body) = self.body {
+            init.set_body(body);
+        }
+        if self.manual_redirect {
+            init.set_redirect(web_sys::RequestRedirect::Manual);
+        }
+        if let Some(ms) = self.timeout_ms {
+            init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(ms)));
+        }
+        web_sys::Request::new_with_str_and_init(url, &init)
+    }
+}
+
+/// Headers with a JSON content type, and a bearer token when there is one.
+pub fn json_headers(bearer: Option<&str>) -> Result<web_sys::Headers, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    headers.set("Content-Type", "application/json")?;
+    if let Some(t) = bearer {
+        headers.set("Authorization", &format!("Bearer {t}"))?;
+    }
+    Ok(headers)
+}
+
+/// A JSON POST with an optional bearer token and deadline.
+pub fn post_json(
+    url: &str,
+    body: &str,
+    bearer: Option<&str>,
+    timeout_ms: Option<u32>,
+) -> Result<web_sys::Request, JsValue> {
+    Outgoing {
+        method: "POST",
+        headers: &json_headers(bearer)?,
+        body: Some(&JsValue::from_str(body)),
+        manual_redirect: false,
+        timeout_ms,
+    }
+    .build(url)
+}
+
+/// Waits for a promise that yields text (`undefined` and `null` read as `None`).
+pub async fn text(promise: Result<Promise, JsValue>) -> Result<Option<String>, JsValue> {
+    Ok(JsFuture::from(promise?).await?.as_string())
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// A Workers KV namespace, as the runtime hands it to the Worker.
+    #[wasm_bindgen(extends = Object)]
+    pub type KvNamespace;
+
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_text(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = put)]
+    fn put_text(
+        this: &KvNamespace,
+        key: &str,
+        value: &str,
+        options: &JsValue,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = delete)]
+    fn delete_key(this: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = list)]
+    fn list_page(this: &KvNamespace, options: &JsValue) -> Result<Promise, JsValue>;
+}
+
+/// The Worker's KV namespace under `binding`, if it has one.
+pub fn kv(env: &Env, binding: &str) -> Option<KvNamespace> {
+    let value = Reflect::get(env, &JsValue::from_str(binding)).ok()?;
+    if value.is_object() {
+        Some(value.unchecked_into())
+    } else {
+        None
+    }
+}
+
+fn object(entries: &[(&str, JsValue)]) -> JsValue {
+    let o = Object::new();
+    for (k, v) in entries {
+        let _ = Reflect::set(&o, &JsValue::from_str(k), v);
+    }
+    o.into()
+}
+
+impl KvNamespace {
+    /// The text under `key`, `None` when there is none.
+    pub async fn text(&self, key: &str) -> Result<Option<String>, JsValue> {
+        text(self.get_text(key)).await
+    }
+
+    /// Stores `value` under `key`, to expire after `ttl_seconds` if given (KV's floor is 60 s).
+    pub async fn put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(), JsValue> {
+        let options = match ttl_seconds {
+            Some(ttl) => object(&[("expirationTtl", JsValue::from_f64(ttl as f64))]),
+            None => JsValue::UNDEFINED,
+        };
+        JsFuture::from(self.put_text(key, value, &options)?).await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), JsValue> {
+        JsFuture::from(self.delete_key(key)?).await?;
+        Ok(())
+    }
+
+    /// One page of the keys under `prefix`, and the cursor of the next page if there is one.
+    pub async fn keys(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>), JsValue> {
+        let mut options = vec![("prefix", JsValue::from_str(prefix))];
+        if let Some(c) = cursor {
+            options.push(("cursor", JsValue::from_str(c)));
+        }
+        let page = JsFuture::from(self.list_page(&object(&options))?).await?;
+        let field = |name: &str| Reflect::get(&page, &JsValue::from_str(name));
+        let names = Array::from(&field("keys")?)
+            .iter()
+            .filter_map(|k| {
+                Reflect::get(&k, &JsValue::from_str("name"))
+                    .ok()?
+                    .as_string()
+            })
+            .collect();
+        let complete = field("list_complete")?.as_bool().unwrap_or(true);
+        let next = if complete {
+            None
+        } else {
+            field("cursor")?.as_string()
+        };
+        Ok((names, next))
+    }
+}
+
+/// A Durable Object's stored value under `key`, as text (`None` when absent or not text).
+pub async fn stored_text(
+    storage: &DurableObjectStorage,
+    key: &str,
+) -> Result<Option<String>, JsValue> {
+    text(storage.get(key)).await
+}
+
+/// A Durable Object's stored value under `key`, as a boolean (`None` when absent or not one).
+pub async fn stored_bool(
+    storage: &DurableObjectStorage,
+    key: &str,
+) -> Result<Option<bool>, JsValue> {
+    Ok(JsFuture::from(storage.get(key)?).await?.as_bool())
+}
+
+/// Stores `value` under `key` in a Durable Object.
+pub async fn store(
+    storage: &DurableObjectStorage,
+    key: &str,
+    value: JsValue,
+) -> Result<(), JsValue> {
+    JsFuture::from(storage.put(key, value)?).await?;
+    Ok(())
+}
+
+/// When the Durable Object's alarm is set for, in milliseconds since the epoch.
+pub async fn alarm(storage: &DurableObjectStorage) -> Result<Option<i64>, JsValue> {
+    let at = JsFuture::from(storage.get_alarm(Object::new())?).await?;
+    Ok(at.as_f64().map(|ms| ms as i64))
+}
+
+pub async fn set_alarm(storage: &DurableObjectStorage, at_ms: i64) -> Result<(), JsValue> {
+    let at = js_sys::Date::new(&JsValue::from_f64(at_ms as f64));
+    JsFuture::from(storage.set_alarm(at, Object::new())?).await?;
+    Ok(())
+}
+
+pub async fn delete_alarm(storage: &DurableObjectStorage) -> Result<(), JsValue> {
+    JsFuture::from(storage.delete_alarm(Object::new())?).await?;
+    Ok(())
+}
