@@ -335,8 +335,12 @@ pub fn check_token(secret: &[u8], token: &str, now: u64) -> Result<TokenClaims, 
     let json = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| TokenError::Malformed("the claims are not base64url"))?;
-    let claims: WireClaims<'_> = serde_json::from_slice(&json)
-        .map_err(|_| TokenError::Malformed("the claims are not of the expected shape"))?;
+    let claims: WireClaims<'_> = std::str::from_utf8(&json)
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .ok_or(TokenError::Malformed(
+            "the claims are not of the expected shape",
+        ))?;
     let wallet = Address::parse(&claims.sub)
         .map_err(|_| TokenError::Malformed("the wallet is not an address"))?;
     if now >= claims.exp {

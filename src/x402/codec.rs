@@ -27,7 +27,10 @@ const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE
 /// Decodes a header value to its JSON, refusing oversized, non-base64 and non-JSON input.
 pub fn decode_json(value: &str) -> Result<serde_json::Value, Refusal> {
     let bytes = decode_base64(value)?;
-    serde_json::from_slice(&bytes).map_err(|e| Refusal::new(Reason::InvalidJson, e.to_string()))
+    // Read as text, the way every other JSON in the Worker is read (one reader in the bundle).
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| Refusal::new(Reason::InvalidJson, format!("the JSON is not UTF-8: {e}")))?;
+    serde_json::from_str(text).map_err(|e| Refusal::new(Reason::InvalidJson, e.to_string()))
 }
 
 /// Decodes base64 in either alphabet, padded or not, within the size limit.

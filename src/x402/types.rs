@@ -187,12 +187,11 @@ impl Payment {
                 "Permit2 payments are not accepted here; sign an EIP-3009 authorization",
             ));
         }
-        let payload: ExactEvmPayload =
-            serde_json::from_value(inner.clone()).map_err(|e| shape(format!("payload: {e}")))?;
+        let payload =
+            ExactEvmPayload::deserialize(inner).map_err(|e| shape(format!("payload: {e}")))?;
         let (accepted, scheme, network) = if version == 2 {
-            let accepted: AcceptedTerms = serde_json::from_value(
+            let accepted = AcceptedTerms::deserialize(
                 obj.get("accepted")
-                    .cloned()
                     .ok_or_else(|| shape("missing field `accepted`"))?,
             )
             .map_err(|e| shape(format!("accepted: {e}")))?;

@@ -58,6 +58,7 @@ before(async () => {
         { path: "/echo/pricey/*", price: "$0.02" },
         { path: "/echo/other-payee/*", price: "$0.01", payTo: stack.accounts.deployer.address, settlement: "deferred" },
         { path: "/echo/session/*", price: "$0.01", session: { seconds: 600 } },
+        { path: "/études/*", price: "$0.01" },
       ],
     }),
     secrets: { X402_ADMIN_TOKEN: ADMIN, X402_SESSION_SECRET: SESSION_SECRET },
@@ -448,6 +449,8 @@ const cases = [
   ["/free/%2e%2e/articles/hello", async () => ({ path: "/free/%2e%2e/articles/hello" }), 402, "payment_required"],
   ["backslashes: /free\\..\\articles\\hello", async () => ({ path: "/free\\..\\articles\\hello" }), 402, "payment_required"],
   ["/ARTICLES/%68ELLO (case and escapes)", async () => ({ path: "/ARTICLES/%68ELLO" }), 402, "payment_required"],
+  ["/%C3%89TUDES/x: a non-ASCII route in another case", async () => ({ path: "/%C3%89TUDES/x" }), 402, "payment_required"],
+  ["/ÉTUDES/x as raw UTF-8", async () => ({ path: "/ÉTUDES/x", utf8: true }), 402, "payment_required"],
   ["/articles/free-sample/../hello (out of the free carve-out)", async () => ({ path: "/articles/free-sample/../hello" }), 402, "payment_required"],
   ["/articles/free-sample%2f..%2fhello (encoded slashes)", async () => ({ path: "/articles/free-sample%2f..%2fhello" }), 402, "payment_required"],
   // Not priced, and not the article at this origin; an origin that decoded %2F and then resolved
