@@ -6,7 +6,9 @@
 //!    Web Bot Auth verifier requirements and builds the RFC 9421 §2.5 signature base. It names the
 //!    directory to fetch in [`ParsedSignature::agent_url`].
 //! 2. The shell fetches (and caches) that directory, gives the body to [`parse_directory`], and
-//!    calls [`verify`] with the keys and the clock.
+//!    calls [`verify`] with the keys and the clock. The Worker calls [`check`] instead, which does
+//!    every check but the Ed25519 arithmetic, and has the runtime's WebCrypto do that (the same
+//!    verification, without the curve's code in the bundle).
 //!
 //! What the signature proves: the holder of a key published under the `Signature-Agent` host
 //! signed this request for this authority within `created..expires`. A signature that fails any
@@ -16,7 +18,6 @@
 use super::sfv::{self, Bare, Entry, Member};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -192,7 +193,10 @@ impl Jwk {
         let public: [u8; 32] = bytes
             .try_into()
             .map_err(|_| WbaError::MalformedDirectory("a key's x is not 32 bytes"))?;
-        VerifyingKey::from_bytes(&public)
+        // In the Worker, a key that is not a point is found when WebCrypto imports it (and then
+        // verifies nothing).
+        #[cfg(not(target_arch = "wasm32"))]
+        ed25519_dalek::VerifyingKey::from_bytes(&public)
             .map_err(|_| WbaError::MalformedDirectory("a key's x is not an Ed25519 point"))?;
         Ok(Jwk {
             kid: kid.map(str::to_owned),
@@ -963,7 +967,62 @@ pub fn parse_directory(json: &str) -> Result<Jwks, WbaError> {
 /// Checks, in order: `created <= now + 60`, `expires > now`, `created < expires <= created + 24 h`,
 /// a key whose thumbprint (or `kid`) equals `keyid`, and the Ed25519 signature (strict
 /// verification) over [`ParsedSignature::signature_base`].
+#[cfg(not(target_arch = "wasm32"))]
 pub fn verify(parsed: &ParsedSignature, keys: &Jwks, now: u64) -> Result<VerifiedAgent, WbaError> {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    let unverified = check(parsed, keys, now)?;
+    let key = VerifyingKey::from_bytes(unverified.key).map_err(|_| WbaError::UnknownKey)?;
+    let signature = Signature::from_bytes(unverified.signature);
+    let ok = unverified
+        .bases
+        .iter()
+        .any(|base| key.verify_strict(base.as_bytes(), &signature).is_ok());
+    unverified.conclude(ok)
+}
+
+/// A signature that passed every check of [`verify`] but the Ed25519 verification itself, and what
+/// that verification is over.
+pub struct Unverified<'a> {
+    /// The signer's raw 32-byte public key.
+    pub key: &'a [u8; 32],
+    /// The 64-byte signature.
+    pub signature: &'a [u8; 64],
+    /// What the signature may be over: the RFC 9421 base, then the legacy one if there is one.
+    /// Verifying over either is enough.
+    pub bases: Vec<&'a str>,
+    parsed: &'a ParsedSignature,
+    jwk: &'a Jwk,
+}
+
+impl Unverified<'_> {
+    /// The agent, if the signature verified over one of [`Self::bases`].
+    pub fn conclude(&self, verified: bool) -> Result<VerifiedAgent, WbaError> {
+        if !verified {
+            return Err(WbaError::InvalidSignature);
+        }
+        let parsed = self.parsed;
+        Ok(VerifiedAgent {
+            agent: parsed
+                .agent
+                .clone()
+                .unwrap_or_else(|| format!("keyid:{}", parsed.keyid)),
+            agent_url: parsed.agent_url.clone(),
+            keyid: parsed.keyid.clone(),
+            kid: self.jwk.kid.clone(),
+            created: parsed.created,
+            expires: parsed.expires,
+            nonce: parsed.nonce.clone(),
+            components: parsed.components.clone(),
+        })
+    }
+}
+
+/// Every check of [`verify`] but the Ed25519 arithmetic: the validity window, then the key.
+pub fn check<'a>(
+    parsed: &'a ParsedSignature,
+    keys: &'a Jwks,
+    now: u64,
+) -> Result<Unverified<'a>, WbaError> {
     if parsed.created > now.saturating_add(CREATED_SKEW_SECONDS) {
         return Err(WbaError::SignatureCreatedInFuture);
     }
@@ -974,29 +1033,13 @@ pub fn verify(parsed: &ParsedSignature, keys: &Jwks, now: u64) -> Result<Verifie
         return Err(WbaError::InvalidValidityWindow);
     }
     let jwk = keys.find(&parsed.keyid).ok_or(WbaError::UnknownKey)?;
-    let key = VerifyingKey::from_bytes(&jwk.public).map_err(|_| WbaError::UnknownKey)?;
-    let signature = Signature::from_bytes(&parsed.signature);
-    let ok = key
-        .verify_strict(parsed.signature_base.as_bytes(), &signature)
-        .is_ok()
-        || parsed
-            .legacy_base
-            .as_ref()
-            .is_some_and(|b| key.verify_strict(b.as_bytes(), &signature).is_ok());
-    if !ok {
-        return Err(WbaError::InvalidSignature);
-    }
-    Ok(VerifiedAgent {
-        agent: parsed
-            .agent
-            .clone()
-            .unwrap_or_else(|| format!("keyid:{}", parsed.keyid)),
-        agent_url: parsed.agent_url.clone(),
-        keyid: parsed.keyid.clone(),
-        kid: jwk.kid.clone(),
-        created: parsed.created,
-        expires: parsed.expires,
-        nonce: parsed.nonce.clone(),
-        components: parsed.components.clone(),
+    let mut bases = vec![parsed.signature_base.as_str()];
+    bases.extend(parsed.legacy_base.as_deref());
+    Ok(Unverified {
+        key: &jwk.public,
+        signature: &parsed.signature,
+        bases,
+        parsed,
+        jwk,
     })
 }

@@ -52,7 +52,7 @@ pub async fn who(
             None => (None, None),
             Some(agent_url) => match directory(env, agent_url).await {
                 None => (None, None),
-                Some(keys) => match crawlers::verify(&parsed, &keys, now) {
+                Some(keys) => match verify(&parsed, &keys, now).await {
                     Ok(v) => (Some(v), None),
                     Err(e) => (None, Some(e)),
                 },
@@ -81,6 +81,23 @@ pub async fn who(
         verified,
         cloudflare,
     }
+}
+
+/// [`crawlers::check`], then the Ed25519 verification by the runtime's WebCrypto.
+async fn verify(
+    parsed: &crawlers::ParsedSignature,
+    keys: &Jwks,
+    now: u64,
+) -> Result<VerifiedAgent, crawlers::WbaError> {
+    let unverified = crawlers::check(parsed, keys, now)?;
+    let mut verified = false;
+    for base in &unverified.bases {
+        if js::ed25519_verify(unverified.key, unverified.signature, base.as_bytes()).await {
+            verified = true;
+            break;
+        }
+    }
+    unverified.conclude(verified)
 }
 
 /// The signer's keys: from the KV cache, or fetched and cached.

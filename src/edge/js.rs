@@ -211,3 +211,33 @@ pub async fn delete_alarm(storage: &DurableObjectStorage) -> Result<(), JsValue>
     JsFuture::from(storage.delete_alarm(Object::new())?).await?;
     Ok(())
 }
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = importKey, catch)]
+    fn import_key(
+        format: &str,
+        key: &[u8],
+        algorithm: &str,
+        extractable: bool,
+        usages: &Array,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = verify, catch)]
+    fn subtle_verify(
+        algorithm: &str,
+        key: &JsValue,
+        signature: &[u8],
+        data: &[u8],
+    ) -> Result<Promise, JsValue>;
+}
+
+/// Ed25519 verification by the runtime's WebCrypto. A key that is not a curve point, or any other
+/// failure, verifies nothing.
+pub async fn ed25519_verify(public_key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> bool {
+    let usages = Array::of1(&JsValue::from_str("verify"));
+    let verified = async {
+        let key = JsFuture::from(import_key("raw", public_key, "Ed25519", false, &usages)?).await?;
+        JsFuture::from(subtle_verify("Ed25519", &key, signature, message)?).await
+    };
+    verified.await.ok().and_then(|v| v.as_bool()) == Some(true)
+}
