@@ -68,7 +68,7 @@ struct RawConfig {
     agents: Option<Access>,
     trust_browsers: Option<bool>,
     #[serde(default)]
-    rpc: std::collections::BTreeMap<String, String>,
+    rpc: crate::sorted::SortedMap<String>,
     log: Option<String>,
     origin_timeout_seconds: Option<u64>,
 }

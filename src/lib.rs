@@ -45,6 +45,7 @@ pub mod recent;
 pub mod session;
 pub mod settlement;
 pub mod siwx;
+pub mod sorted;
 pub mod stats;
 pub mod verify;
 pub mod x402;

@@ -6,7 +6,7 @@
 //! for immediate routes those settled before the answer; for deferred routes those accepted, whose
 //! settlement the ledgers track (a failed one shows there as owed). Amounts are micro-USD.
 
-use std::collections::BTreeMap;
+use crate::sorted::SortedMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -53,9 +53,9 @@ pub struct Tally {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// route → day (YYYY-MM-DD) → tally.
-    pub by_route_day: BTreeMap<String, BTreeMap<String, Tally>>,
+    pub by_route_day: SortedMap<SortedMap<Tally>>,
     /// payer (lowercase) → tally.
-    pub by_payer: BTreeMap<String, Tally>,
+    pub by_payer: SortedMap<Tally>,
     pub total: Tally,
     pub deferred_payments: u64,
 }
@@ -69,18 +69,8 @@ impl Stats {
             | Event::Session { route, payer, at } => (route, payer, *at),
         };
         let day = day_of(at);
-        apply(
-            self.by_route_day
-                .entry(route.clone())
-                .or_default()
-                .entry(day)
-                .or_default(),
-            event,
-        );
-        apply(
-            self.by_payer.entry(payer.to_ascii_lowercase()).or_default(),
-            event,
-        );
+        apply(self.by_route_day.or_default(route).or_default(&day), event);
+        apply(self.by_payer.or_default(&payer.to_ascii_lowercase()), event);
         apply(&mut self.total, event);
         if let Event::Payment { deferred: true, .. } = event {
             self.deferred_payments += 1;
@@ -116,14 +106,14 @@ impl Stats {
                 .cmp(&a.1.revenue_micro_usd)
                 .then(a.0.cmp(b.0))
         });
-        let mut days: BTreeMap<&str, Tally> = BTreeMap::new();
+        let mut days: SortedMap<Tally> = SortedMap::new();
         let routes: Vec<serde_json::Value> = self
             .by_route_day
             .iter()
             .map(|(route, by_day)| {
                 let mut sum = Tally::default();
                 for (day, t) in by_day {
-                    let d = days.entry(day.as_str()).or_default();
+                    let d = days.or_default(day);
                     add(d, t);
                     add(&mut sum, t);
                 }

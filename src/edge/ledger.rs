@@ -97,9 +97,9 @@ pub enum Command {
 }
 
 /// Counted grants: requests left and expiry, by grant key.
-type Counts = std::collections::BTreeMap<String, (u64, u64)>;
+type Counts = crate::sorted::SortedMap<(u64, u64)>;
 /// Sign-In-With-X nonces seen, by replay key, with how long to remember them.
-type Nonces = std::collections::BTreeMap<String, u64>;
+type Nonces = crate::sorted::SortedMap<u64>;
 const COUNTS_KEY: &str = "grant-counts";
 const NONCES_KEY: &str = "siwx-nonces";
 
@@ -270,7 +270,7 @@ impl DurableObject for Ledger {
             } => {
                 // Buying again before the last purchase is used up adds to what is left.
                 let mut counts = self.counts(now).await;
-                let entry = counts.entry(key).or_insert((0, until));
+                let entry = counts.get_or_insert_with(&key, || (0, until));
                 entry.0 = entry.0.saturating_add(requests);
                 entry.1 = entry.1.max(until);
                 put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;

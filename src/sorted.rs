@@ -1,0 +1,205 @@
+//! A map from strings, kept as one vector sorted by key.
+//!
+//! It stands in for `BTreeMap<String, V>` in the statistics, the ledger's grant counts and
+//! nonces, and the configuration's RPC table: small maps, read whole and written whole. Each
+//! `BTreeMap` with another value type is a fresh copy of the tree's code in the Worker, about
+//! 5 KB of wasm each; this is a binary search and a vector. It iterates in key order and is
+//! stored as a JSON object, exactly as a `BTreeMap` is, so values stored by one read back as the
+//! other.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortedMap<V> {
+    items: Vec<(String, V)>,
+}
+
+impl<V> Default for SortedMap<V> {
+    fn default() -> Self {
+        SortedMap { items: Vec::new() }
+    }
+}
+
+impl<V> SortedMap<V> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn find(&self, key: &str) -> Result<usize, usize> {
+        self.items.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.find(key).ok().map(|i| &self.items[i].1)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        match self.find(key) {
+            Ok(i) => Some(&mut self.items[i].1),
+            Err(_) => None,
+        }
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_ok()
+    }
+
+    /// Sets `key` to `value`; the value it replaces, if any.
+    pub fn insert(&mut self, key: String, value: V) -> Option<V> {
+        match self.find(&key) {
+            Ok(i) => Some(std::mem::replace(&mut self.items[i].1, value)),
+            Err(i) => {
+                self.items.insert(i, (key, value));
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        self.find(key).ok().map(|i| self.items.remove(i).1)
+    }
+
+    /// The value under `key`, made by `make` if there was none.
+    pub fn get_or_insert_with(&mut self, key: &str, make: impl FnOnce() -> V) -> &mut V {
+        let i = match self.find(key) {
+            Ok(i) => i,
+            Err(i) => {
+                self.items.insert(i, (key.to_string(), make()));
+                i
+            }
+        };
+        &mut self.items[i].1
+    }
+
+    /// Keeps the entries for which `keep` says yes.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &mut V) -> bool) {
+        self.items.retain_mut(|(k, v)| keep(k, v));
+    }
+
+    /// Removes the entry with the smallest key.
+    pub fn pop_first(&mut self) -> Option<(String, V)> {
+        (!self.items.is_empty()).then(|| self.items.remove(0))
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
+        self.items.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.items.iter_mut().map(|(_, v)| v)
+    }
+}
+
+impl<V: Default> SortedMap<V> {
+    /// The value under `key`, a default one if there was none.
+    pub fn or_default(&mut self, key: &str) -> &mut V {
+        self.get_or_insert_with(key, V::default)
+    }
+}
+
+impl<'a, V> IntoIterator for &'a SortedMap<V> {
+    type Item = (&'a String, &'a V);
+    type IntoIter =
+        std::iter::Map<std::slice::Iter<'a, (String, V)>, fn(&(String, V)) -> (&String, &V)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.items.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl<V: Serialize> Serialize for SortedMap<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.items.len()))?;
+        for (k, v) in &self.items {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for SortedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+            type Value = SortedMap<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+                let mut map = SortedMap::new();
+                // A repeated key keeps its last value, as a BTreeMap does.
+                while let Some((k, v)) = access.next_entry::<String, V>()? {
+                    map.insert(k, v);
+                }
+                Ok(map)
+            }
+        }
+
+        deserializer.deserialize_map(Entries(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn behaves_and_serialises_as_a_btreemap() {
+        let mut ours: SortedMap<u64> = SortedMap::new();
+        let mut tree: BTreeMap<String, u64> = BTreeMap::new();
+        // A fixed pseudo-random walk over a few keys: inserts, updates, removals, defaults.
+        let mut x: u64 = 7;
+        for step in 0..2000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = format!("k{}", (x >> 33) % 40);
+            match step % 5 {
+                0 | 1 => assert_eq!(ours.insert(key.clone(), step), tree.insert(key, step)),
+                2 => assert_eq!(ours.remove(&key), tree.remove(&key)),
+                3 => {
+                    *ours.or_default(&key) += 1;
+                    *tree.entry(key).or_default() += 1;
+                }
+                _ => {
+                    ours.retain(|_, v| *v % 7 != 0);
+                    tree.retain(|_, v| *v % 7 != 0);
+                }
+            }
+            assert_eq!(ours.len(), tree.len());
+        }
+        let a: Vec<(&String, &u64)> = ours.iter().collect();
+        let b: Vec<(&String, &u64)> = tree.iter().collect();
+        assert_eq!(a, b);
+        let json = serde_json::to_string(&ours).unwrap();
+        assert_eq!(json, serde_json::to_string(&tree).unwrap());
+        let back: SortedMap<u64> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ours);
+    }
+
+    #[test]
+    fn reads_any_key_order_and_keeps_the_last_duplicate() {
+        let m: SortedMap<u8> = serde_json::from_str(r#"{"b":1,"a":2,"c":3,"a":4}"#).unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"a":4,"b":1,"c":3}"#);
+        assert_eq!(m.get("a"), Some(&4));
+        assert!(!m.contains_key("d"));
+        assert!(serde_json::from_str::<SortedMap<u8>>("[1]").is_err());
+    }
+}
