@@ -6,7 +6,6 @@
 //! precomputed here: each route's offers, down to the exact `PaymentRequirements` JSON, so that the
 //! terms in a 402 and the terms checked on the paid retry are byte-for-byte the same.
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::evm::{Address, U256};
@@ -47,17 +46,13 @@ fn err(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug)]
 struct RawConfig {
     pay_to: Option<String>,
-    #[serde(default)]
     accepts: Vec<Value>,
     origin: Option<String>,
     facilitator: Option<Value>,
-    #[serde(default)]
     assets: Vec<Value>,
-    #[serde(default)]
     routes: Vec<Value>,
     max_timeout_seconds: Option<u64>,
     settlement: Option<SettlementMode>,
@@ -67,14 +62,12 @@ struct RawConfig {
     crawlers: Option<Access>,
     agents: Option<Access>,
     trust_browsers: Option<bool>,
-    #[serde(default)]
-    rpc: crate::sorted::SortedMap<String>,
+    rpc: Vec<(String, String)>,
     log: Option<String>,
     origin_timeout_seconds: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug)]
 struct RawDeferred {
     credit_limit: Option<String>,
     batch_seconds: Option<u64>,
@@ -83,8 +76,7 @@ struct RawDeferred {
 }
 
 /// When a payment is settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettlementMode {
     /// Settled through the facilitator before the response leaves; nothing is served unsettled.
     Immediate,
@@ -105,8 +97,7 @@ pub enum LogLevel {
 }
 
 /// What a deferred route does when a wallet has run up its credit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverCredit {
     /// Settle this payment before answering, as an immediate route would.
     Immediate,
@@ -138,22 +129,19 @@ impl Default for DeferredPolicy {
 }
 
 /// One way to pay as written: a network name, or `{ network, asset }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 struct RawAccept {
     network: String,
     asset: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug)]
 struct RawFacilitator {
     url: String,
     timeout_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug)]
 struct RawAsset {
     network: String,
     address: String,
@@ -163,13 +151,11 @@ struct RawAsset {
     symbol: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug)]
 struct RawRoute {
     path: String,
     method: Option<String>,
     price: Option<Value>,
-    #[serde(default)]
     free: bool,
     pay_to: Option<String>,
     accepts: Option<Vec<Value>>,
@@ -187,11 +173,9 @@ struct RawRoute {
 }
 
 /// What a route tells agents about itself (the `bazaar` extension and `/.well-known/x402`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Discovery {
     /// Listed in `/.well-known/x402` and described in the 402 (default true).
-    #[serde(default = "yes")]
     pub discoverable: bool,
     /// Example query parameters (GET, HEAD, DELETE) or body (POST, PUT, PATCH).
     pub input: Option<Value>,
@@ -205,10 +189,6 @@ pub struct Discovery {
     pub output_schema: Option<Value>,
 }
 
-fn yes() -> bool {
-    true
-}
-
 /// Who pays, per class of client. A route (or the top level) may say `payers` for the usual
 /// combinations, or set each class.
 #[derive(Debug, Default)]
@@ -220,8 +200,7 @@ struct RawAccess {
     trust_browsers: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Payers {
     /// Everyone pays.
     Everyone,
@@ -232,8 +211,7 @@ enum Payers {
 }
 
 /// What happens to one class of client on a priced route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
     /// Let through without payment.
     Allow,
@@ -308,8 +286,7 @@ impl RawAccess {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug)]
 struct RawSession {
     scope: Option<String>,
     seconds: Option<u64>,
@@ -464,7 +441,7 @@ impl Config {
     /// Parses and validates the JSON of `[vars.X402]`.
     pub fn from_json(json: &str) -> Result<Config, ConfigError> {
         let value: Value = serde_json::from_str(json).map_err(|e| err("", e.to_string()))?;
-        section::<RawConfig>(&value, "")?.resolve()
+        RawConfig::read(&value)?.resolve()
     }
 
     /// The first route that covers this request, if any.
@@ -498,7 +475,7 @@ impl RawConfig {
         let mut assets = Vec::with_capacity(self.assets.len());
         for (i, a) in self.assets.iter().enumerate() {
             let key = format!("assets[{i}]");
-            let a: RawAsset = section(a, &key)?;
+            let a = RawAsset::read(a, &key)?;
             let network = networks::parse_network(&a.network).ok_or_else(|| {
                 err(
                     format!("{key}.network"),
@@ -540,7 +517,7 @@ impl RawConfig {
 
         let facilitator = match &self.facilitator {
             None => None,
-            Some(f) => Some(section::<RawFacilitator>(f, "facilitator")?),
+            Some(f) => Some(RawFacilitator::read(f)?),
         };
         let facilitator = match &facilitator {
             None => None,
@@ -571,7 +548,7 @@ impl RawConfig {
             ));
         }
         let deferred = match &self.deferred {
-            Some(d) => resolve_deferred(Some(&section::<RawDeferred>(d, "deferred")?))?,
+            Some(d) => resolve_deferred(Some(&RawDeferred::read(d)?))?,
             None => resolve_deferred(None)?,
         };
         let default_settlement = self.settlement.unwrap_or(SettlementMode::Immediate);
@@ -594,7 +571,7 @@ impl RawConfig {
         let mut routes = Vec::with_capacity(self.routes.len());
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("routes[{i}]");
-            let r: RawRoute = section(r, &key)?;
+            let r = RawRoute::read(r, &key)?;
             let pattern = PathPattern::parse(&r.path).map_err(|p| err(format!("{key}.path"), p))?;
             let method = match &r.method {
                 None => None,
@@ -686,7 +663,7 @@ impl RawConfig {
             let session = match &r.session {
                 None => None,
                 Some(raw) => {
-                    let raw: RawSession = section(raw, &format!("{key}.session"))?;
+                    let raw = RawSession::read(raw, &format!("{key}.session"))?;
                     let scope_src = raw.scope.as_deref().unwrap_or(&r.path);
                     let scope = PathPattern::parse(scope_src)
                         .map_err(|p| err(format!("{key}.session.scope"), p))?;
@@ -697,7 +674,7 @@ impl RawConfig {
                 }
             };
             let discovery = match &r.discovery {
-                Some(d) => section::<Discovery>(d, &format!("{key}.discovery"))?,
+                Some(d) => Discovery::read(d, &format!("{key}.discovery"))?,
                 None => Discovery {
                     discoverable: true,
                     ..Discovery::default()
@@ -803,11 +780,360 @@ fn resolve_deferred(raw: Option<&RawDeferred>) -> Result<DeferredPolicy, ConfigE
     Ok(p)
 }
 
-/// Reads one part of the configuration, naming its key in the error. The configuration is read
-/// part by part (each route, each asset…) rather than in one go, so that an error says where it
-/// is without a path-tracking deserialiser in the Worker.
-fn section<T: serde::de::DeserializeOwned>(value: &Value, key: &str) -> Result<T, ConfigError> {
-    T::deserialize(value).map_err(|e| err(key, e.to_string()))
+/// One JSON object of the configuration, read field by field. Every problem names its full key,
+/// and a field that is not known is refused (a misspelt key must not be silently ignored). Written
+/// by hand rather than derived: a general deserialiser for a dozen shapes read once per isolate
+/// was the largest single function in the Worker.
+struct Fields<'a> {
+    map: &'a serde_json::Map<String, Value>,
+    key: &'a str,
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn new(value: &'a Value, key: &'a str, known: &[&str]) -> Result<Fields<'a>, ConfigError> {
+        let map = value
+            .as_object()
+            .ok_or_else(|| err(key, format!("expected a table, found {}", kind(value))))?;
+        let fields = Fields { map, key };
+        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(err(
+                fields.path(unknown),
+                format!("unknown key; the known ones are {}", known.join(", ")),
+            ));
+        }
+        Ok(fields)
+    }
+
+    fn path(&self, name: &str) -> String {
+        if self.key.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.key)
+        }
+    }
+
+    fn wrong(&self, name: &str, expected: &str, found: &Value) -> ConfigError {
+        err(
+            self.path(name),
+            format!("expected {expected}, found {}", kind(found)),
+        )
+    }
+
+    /// The field's value; a missing field and `null` are both absent.
+    fn value(&self, name: &str) -> Option<&'a Value> {
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(self.wrong(name, "a string", other)),
+        }
+    }
+
+    fn required_string(&self, name: &str) -> Result<String, ConfigError> {
+        self.string(name)?
+            .ok_or_else(|| err(self.path(name), "missing"))
+    }
+
+    fn number(&self, name: &str) -> Result<Option<u64>, ConfigError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(name, "a whole number of at least 0", v)),
+        }
+    }
+
+    fn boolean(&self, name: &str) -> Result<Option<bool>, ConfigError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(self.wrong(name, "true or false", other)),
+        }
+    }
+
+    fn list(&self, name: &str) -> Result<Option<Vec<Value>>, ConfigError> {
+        match self.value(name) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a.clone())),
+            Some(other) => Err(self.wrong(name, "a list", other)),
+        }
+    }
+
+    /// One of a few words.
+    fn choice<T: Copy>(&self, name: &str, words: &[(&str, T)]) -> Result<Option<T>, ConfigError> {
+        let Some(given) = self.string(name)? else {
+            return Ok(None);
+        };
+        match words.iter().find(|(w, _)| *w == given) {
+            Some((_, t)) => Ok(Some(*t)),
+            None => {
+                let names: Vec<String> = words.iter().map(|(w, _)| format!("{w:?}")).collect();
+                Err(err(
+                    self.path(name),
+                    format!("{given:?} is not one of {}", names.join(", ")),
+                ))
+            }
+        }
+    }
+
+    fn access(&self, name: &str) -> Result<Option<Access>, ConfigError> {
+        self.choice(
+            name,
+            &[
+                ("allow", Access::Allow),
+                ("charge", Access::Charge),
+                ("block", Access::Block),
+            ],
+        )
+    }
+
+    fn payers(&self) -> Result<Option<Payers>, ConfigError> {
+        self.choice(
+            "payers",
+            &[
+                ("everyone", Payers::Everyone),
+                ("bots", Payers::Bots),
+                ("agents", Payers::Agents),
+            ],
+        )
+    }
+
+    fn settlement(&self) -> Result<Option<SettlementMode>, ConfigError> {
+        self.choice(
+            "settlement",
+            &[
+                ("immediate", SettlementMode::Immediate),
+                ("deferred", SettlementMode::Deferred),
+            ],
+        )
+    }
+}
+
+impl RawConfig {
+    fn read(value: &Value) -> Result<RawConfig, ConfigError> {
+        let f = Fields::new(
+            value,
+            "",
+            &[
+                "payTo",
+                "accepts",
+                "origin",
+                "facilitator",
+                "assets",
+                "routes",
+                "maxTimeoutSeconds",
+                "settlement",
+                "deferred",
+                "payers",
+                "humans",
+                "crawlers",
+                "agents",
+                "trustBrowsers",
+                "rpc",
+                "log",
+                "originTimeoutSeconds",
+            ],
+        )?;
+        let mut rpc = Vec::new();
+        if let Some(table) = f.value("rpc") {
+            let table = table
+                .as_object()
+                .ok_or_else(|| f.wrong("rpc", "a table of network = URL", table))?;
+            for (net, url) in table {
+                let url = url
+                    .as_str()
+                    .ok_or_else(|| f.wrong(&format!("rpc.{net:?}"), "a URL", url))?;
+                rpc.push((net.clone(), url.to_string()));
+            }
+        }
+        Ok(RawConfig {
+            pay_to: f.string("payTo")?,
+            accepts: f.list("accepts")?.unwrap_or_default(),
+            origin: f.string("origin")?,
+            facilitator: f.value("facilitator").cloned(),
+            assets: f.list("assets")?.unwrap_or_default(),
+            routes: f.list("routes")?.unwrap_or_default(),
+            max_timeout_seconds: f.number("maxTimeoutSeconds")?,
+            settlement: f.settlement()?,
+            deferred: f.value("deferred").cloned(),
+            payers: f.payers()?,
+            humans: f.access("humans")?,
+            crawlers: f.access("crawlers")?,
+            agents: f.access("agents")?,
+            trust_browsers: f.boolean("trustBrowsers")?,
+            rpc,
+            log: f.string("log")?,
+            origin_timeout_seconds: f.number("originTimeoutSeconds")?,
+        })
+    }
+}
+
+impl RawDeferred {
+    fn read(value: &Value) -> Result<RawDeferred, ConfigError> {
+        let f = Fields::new(
+            value,
+            "deferred",
+            &[
+                "creditLimit",
+                "batchSeconds",
+                "safetyMarginSeconds",
+                "overCredit",
+            ],
+        )?;
+        Ok(RawDeferred {
+            credit_limit: f.string("creditLimit")?,
+            batch_seconds: f.number("batchSeconds")?,
+            safety_margin_seconds: f.number("safetyMarginSeconds")?,
+            over_credit: f.choice(
+                "overCredit",
+                &[
+                    ("immediate", OverCredit::Immediate),
+                    ("refuse", OverCredit::Refuse),
+                ],
+            )?,
+        })
+    }
+}
+
+impl RawAccept {
+    fn read(value: &Value, key: &str) -> Result<RawAccept, ConfigError> {
+        let f = Fields::new(value, key, &["network", "asset"])?;
+        Ok(RawAccept {
+            network: f.required_string("network")?,
+            asset: f.string("asset")?,
+        })
+    }
+}
+
+impl RawFacilitator {
+    fn read(value: &Value) -> Result<RawFacilitator, ConfigError> {
+        let f = Fields::new(value, "facilitator", &["url", "timeoutMs"])?;
+        Ok(RawFacilitator {
+            url: f.required_string("url")?,
+            timeout_ms: f.number("timeoutMs")?,
+        })
+    }
+}
+
+impl RawAsset {
+    fn read(value: &Value, key: &str) -> Result<RawAsset, ConfigError> {
+        let f = Fields::new(
+            value,
+            key,
+            &[
+                "network", "address", "name", "version", "decimals", "symbol",
+            ],
+        )?;
+        let decimals = f
+            .number("decimals")?
+            .ok_or_else(|| err(f.path("decimals"), "missing"))?;
+        Ok(RawAsset {
+            network: f.required_string("network")?,
+            address: f.required_string("address")?,
+            name: f.required_string("name")?,
+            version: f.required_string("version")?,
+            decimals: u8::try_from(decimals).unwrap_or(u8::MAX),
+            symbol: f.string("symbol")?,
+        })
+    }
+}
+
+impl RawRoute {
+    fn read(value: &Value, key: &str) -> Result<RawRoute, ConfigError> {
+        let f = Fields::new(
+            value,
+            key,
+            &[
+                "path",
+                "method",
+                "price",
+                "free",
+                "payTo",
+                "accepts",
+                "description",
+                "mimeType",
+                "maxTimeoutSeconds",
+                "settlement",
+                "session",
+                "discovery",
+                "payers",
+                "humans",
+                "crawlers",
+                "agents",
+                "trustBrowsers",
+            ],
+        )?;
+        Ok(RawRoute {
+            path: f.required_string("path")?,
+            method: f.string("method")?,
+            price: f.value("price").cloned(),
+            free: f.boolean("free")?.unwrap_or(false),
+            pay_to: f.string("payTo")?,
+            accepts: f.list("accepts")?,
+            description: f.string("description")?,
+            mime_type: f.string("mimeType")?,
+            max_timeout_seconds: f.number("maxTimeoutSeconds")?,
+            settlement: f.settlement()?,
+            session: f.value("session").cloned(),
+            discovery: f.value("discovery").cloned(),
+            payers: f.payers()?,
+            humans: f.access("humans")?,
+            crawlers: f.access("crawlers")?,
+            agents: f.access("agents")?,
+            trust_browsers: f.boolean("trustBrowsers")?,
+        })
+    }
+}
+
+impl RawSession {
+    fn read(value: &Value, key: &str) -> Result<RawSession, ConfigError> {
+        let f = Fields::new(value, key, &["scope", "seconds", "requests"])?;
+        Ok(RawSession {
+            scope: f.string("scope")?,
+            seconds: f.number("seconds")?,
+            requests: f.number("requests")?,
+        })
+    }
+}
+
+impl Discovery {
+    fn read(value: &Value, key: &str) -> Result<Discovery, ConfigError> {
+        let f = Fields::new(
+            value,
+            key,
+            &[
+                "discoverable",
+                "input",
+                "inputSchema",
+                "bodyType",
+                "output",
+                "outputSchema",
+            ],
+        )?;
+        Ok(Discovery {
+            discoverable: f.boolean("discoverable")?.unwrap_or(true),
+            input: f.value("input").cloned(),
+            input_schema: f.value("inputSchema").cloned(),
+            body_type: f.string("bodyType")?,
+            output: f.value("output").cloned(),
+            output_schema: f.value("outputSchema").cloned(),
+        })
+    }
 }
 
 fn check_timeout(key: &str, t: u64) -> Result<(), ConfigError> {
@@ -849,7 +1175,7 @@ fn resolve_accepts(key: &str, raw: &[Value], custom: &[Asset]) -> Result<Vec<Ass
                 network: network.clone(),
                 asset: None,
             },
-            other => section(other, &key)?,
+            other => RawAccept::read(other, &key)?,
         };
         let (net_s, asset_s) = (a.network.as_str(), a.asset.as_deref());
         let network = networks::parse_network(net_s).ok_or_else(|| {
@@ -1100,6 +1426,47 @@ mod tests {
         assert_eq!(e.key, "log");
         assert!(e.problem.contains("\"all\""), "{}", e.problem);
         assert!(with(json!(true)).is_err());
+    }
+
+    #[test]
+    fn each_field_is_checked_by_its_full_key() {
+        let route = |extra: Value| {
+            let mut r = json!({"path": "/x", "price": "$1"});
+            for (k, v) in extra.as_object().unwrap() {
+                r[k] = v.clone();
+            }
+            load(base(json!([r]))).unwrap_err()
+        };
+        let e = route(json!({"prce": "$1"}));
+        assert_eq!(e.key, "routes[0].prce");
+        assert!(
+            e.problem.contains("unknown key") && e.problem.contains("price"),
+            "{e}"
+        );
+        let e = route(json!({"maxTimeoutSeconds": "60"}));
+        assert_eq!(e.key, "routes[0].maxTimeoutSeconds");
+        assert!(e.problem.contains("found a string"), "{e}");
+        let e = route(json!({"maxTimeoutSeconds": -1}));
+        assert_eq!(e.key, "routes[0].maxTimeoutSeconds");
+        let e = route(json!({"settlement": "later"}));
+        assert_eq!(e.key, "routes[0].settlement");
+        assert!(e.problem.contains("\"deferred\""), "{e}");
+        let e = route(json!({"humans": "maybe"}));
+        assert_eq!(e.key, "routes[0].humans");
+        let e = route(json!({"session": {"seconds": 60, "scop": "/x"}}));
+        assert_eq!(e.key, "routes[0].session.scop");
+        let e = route(json!({"discovery": {"discoverable": "yes"}}));
+        assert_eq!(e.key, "routes[0].discovery.discoverable");
+        let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+        v["routes"] = json!({"path": "/x"});
+        assert_eq!(load(v).unwrap_err().key, "routes");
+        let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+        v["facilitator"] = json!({"url": "http://f.example", "timeout": 5});
+        assert_eq!(load(v).unwrap_err().key, "facilitator.timeout");
+        // null is the same as absent.
+        let mut v = base(json!([{"path": "/x", "price": "$1", "method": null}]));
+        v["deferred"] = Value::Null;
+        assert!(load(v).is_ok());
     }
 
     #[test]
