@@ -16,7 +16,7 @@ const SUPPORTED_TIMEOUT_MS: u32 = 3_000;
 pub async fn supported(f: &FacilitatorConfig, token: Option<&str>) -> Option<Supported> {
     let request = js::Outgoing {
         method: "GET",
-        headers: &js::json_headers(token).ok()?,
+        headers: &js::headers(false, token).ok()?,
         body: None,
         manual_redirect: false,
         timeout_ms: Some(SUPPORTED_TIMEOUT_MS),

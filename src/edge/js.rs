@@ -42,10 +42,12 @@ impl Outgoing<'_> {
     }
 }
 
-/// Headers with a JSON content type, and a bearer token when there is one.
-pub fn json_headers(bearer: Option<&str>) -> Result<web_sys::Headers, JsValue> {
+/// Headers with a bearer token when there is one, and a JSON content type for a body.
+pub fn headers(json_body: bool, bearer: Option<&str>) -> Result<web_sys::Headers, JsValue> {
     let headers = web_sys::Headers::new()?;
-    headers.set("Content-Type", "application/json")?;
+    if json_body {
+        headers.set("Content-Type", "application/json")?;
+    }
     if let Some(t) = bearer {
         headers.set("Authorization", &format!("Bearer {t}"))?;
     }
@@ -61,7 +63,7 @@ pub fn post_json(
 ) -> Result<web_sys::Request, JsValue> {
     Outgoing {
         method: "POST",
-        headers: &json_headers(bearer)?,
+        headers: &headers(true, bearer)?,
         body: Some(&JsValue::from_str(body)),
         manual_redirect: false,
         timeout_ms,
