@@ -680,10 +680,7 @@ fn gather<T: 'static, F: std::future::Future<Output = ()> + 'static>(
 async fn body_text(
     promise: std::result::Result<js_sys::Promise, wasm_bindgen::JsValue>,
 ) -> Option<String> {
-    worker::wasm_bindgen_futures::JsFuture::from(promise.ok()?)
-        .await
-        .ok()?
-        .as_string()
+    js::text(promise).await.ok().flatten()
 }
 
 /// The KV blocklist: a fast "this wallet owes us" readable at every edge location. The ledger is
