@@ -8,9 +8,9 @@
 //!
 //! [`Unknown`]: SettleOutcome::Unknown
 
-use serde::Deserialize;
 use serde_json::Value;
 
+use crate::json::{self, Fields, Read};
 use crate::x402::SettleResponse;
 
 /// The body of `/verify` and `/settle` requests.
@@ -42,16 +42,23 @@ pub enum VerifyOutcome {
     Unknown(String),
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct VerifyBody {
     is_valid: bool,
-    #[serde(default)]
     invalid_reason: Option<String>,
-    #[serde(default)]
     invalid_message: Option<String>,
-    #[serde(default)]
     payer: Option<String>,
+}
+
+impl Read for VerifyBody {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(VerifyBody {
+            is_valid: f.get("isValid")?,
+            invalid_reason: f.maybe("invalidReason")?,
+            invalid_message: f.maybe("invalidMessage")?,
+            payer: f.maybe("payer")?,
+        })
+    }
 }
 
 /// Reads a `/settle` answer. `status` is `None` when no HTTP answer came (timeout, refused).
@@ -62,19 +69,24 @@ pub fn read_settle(status: Option<u16>, body: &str) -> SettleOutcome {
     if status >= 500 {
         return SettleOutcome::Unknown(format!("facilitator answered {status}"));
     }
-    match serde_json::from_str::<SettleResponse>(body) {
-        Ok(r) if r.success && (200..300).contains(&status) => SettleOutcome::Settled(r),
-        Ok(r) if !r.success => SettleOutcome::Refused {
+    let value = serde_json::from_str::<Value>(body).ok();
+    match value.as_ref().map(SettleResponse::read) {
+        Some(Ok(r)) if r.success && (200..300).contains(&status) => SettleOutcome::Settled(r),
+        Some(Ok(r)) if !r.success => SettleOutcome::Refused {
             reason: r
                 .error_reason
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "unexpected_settle_error".into()),
             message: r.error_message.unwrap_or_default(),
         },
-        _ if is_json_object_without(body, "success") && status == 400 => SettleOutcome::Refused {
-            reason: "invalid_request".into(),
-            message: short(body),
-        },
+        _ if matches!(&value, Some(Value::Object(m)) if !m.contains_key("success"))
+            && status == 400 =>
+        {
+            SettleOutcome::Refused {
+                reason: "invalid_request".into(),
+                message: short(body),
+            }
+        }
         _ => SettleOutcome::Unknown(format!(
             "facilitator answered {status} with an unreadable body: {}",
             short(body)
@@ -90,7 +102,7 @@ pub fn read_verify(status: Option<u16>, body: &str) -> VerifyOutcome {
     if status >= 500 {
         return VerifyOutcome::Unknown(format!("facilitator answered {status}"));
     }
-    match serde_json::from_str::<VerifyBody>(body) {
+    match json::parse::<VerifyBody>(body) {
         Ok(v) if v.is_valid && (200..300).contains(&status) => {
             VerifyOutcome::Valid { payer: v.payer }
         }
@@ -103,10 +115,6 @@ pub fn read_verify(status: Option<u16>, body: &str) -> VerifyOutcome {
             short(body)
         )),
     }
-}
-
-fn is_json_object_without(body: &str, key: &str) -> bool {
-    matches!(serde_json::from_str::<Value>(body), Ok(Value::Object(m)) if !m.contains_key(key))
 }
 
 fn non_empty(s: &str, default: &str) -> String {
@@ -195,21 +203,27 @@ pub struct Supported {
 impl Supported {
     /// Reads a `/supported` answer; `None` if it is not one.
     pub fn parse(body: &str) -> Option<Supported> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
         struct Kind {
             x402_version: u8,
             scheme: String,
             network: String,
         }
-        #[derive(Deserialize)]
-        struct Body {
-            kinds: Vec<Kind>,
+        impl Read for Kind {
+            fn read(value: &Value) -> Result<Self, json::Error> {
+                let f = Fields::new(value)?;
+                let version: u64 = f.get("x402Version")?;
+                Ok(Kind {
+                    x402_version: u8::try_from(version)
+                        .map_err(|_| json::Error::new("too large").at("x402Version"))?,
+                    scheme: f.get("scheme")?,
+                    network: f.get("network")?,
+                })
+            }
         }
-        let body: Body = serde_json::from_str(body).ok()?;
+        let value: Value = serde_json::from_str(body).ok()?;
+        let kinds: Vec<Kind> = Fields::new(&value).ok()?.get("kinds").ok()?;
         Some(Supported {
-            kinds: body
-                .kinds
+            kinds: kinds
                 .into_iter()
                 .filter(|k| k.scheme == "exact")
                 .map(|k| (k.x402_version, k.network))

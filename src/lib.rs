@@ -35,6 +35,7 @@ pub mod crawlers;
 pub mod discovery;
 pub mod evm;
 pub mod facilitator;
+pub mod json;
 pub mod networks;
 pub mod page;
 pub mod pattern;

@@ -20,7 +20,10 @@ use core::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::json::{self, Fields, Read};
 use sha2::{Digest, Sha256};
 
 use crate::evm::Address;
@@ -104,7 +107,7 @@ impl SessionOffer {
 }
 
 /// A wallet's right to the paths of a scope, as stored (compact JSON, see [`Grant::to_json`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Grant {
     pub wallet: Address,
@@ -159,7 +162,19 @@ impl Grant {
 
     /// Reads [`Grant::to_json`] back; unknown fields are ignored, for later versions.
     pub fn from_json(json: &str) -> Result<Grant, String> {
-        serde_json::from_str(json).map_err(|e| e.to_string())
+        json::parse(json).map_err(|e| e.to_string())
+    }
+}
+
+impl Read for Grant {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(Grant {
+            wallet: f.get("wallet")?,
+            scope: f.get("scope")?,
+            expires_at: f.get("expiresAt")?,
+            requests: f.maybe("requests")?,
+        })
     }
 }
 
@@ -194,14 +209,24 @@ impl TokenClaims {
 }
 
 /// The claims as serialised inside a token.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireClaims<'a> {
+#[derive(Serialize)]
+struct WireClaims {
     /// The wallet, lowercase hex.
     sub: String,
-    #[serde(borrow)]
-    scope: std::borrow::Cow<'a, str>,
+    scope: String,
     exp: u64,
+}
+
+/// Exactly the three claims: a token with any other field is not one of ours.
+impl Read for WireClaims {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?.only(&["sub", "scope", "exp"])?;
+        Ok(WireClaims {
+            sub: f.get("sub")?,
+            scope: f.get("scope")?,
+            exp: f.get("exp")?,
+        })
+    }
 }
 
 /// Why a token was refused. Each variant has a stable [`code`](TokenError::code) and a sentence.
@@ -335,9 +360,9 @@ pub fn check_token(secret: &[u8], token: &str, now: u64) -> Result<TokenClaims, 
     let json = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| TokenError::Malformed("the claims are not base64url"))?;
-    let claims: WireClaims<'_> = std::str::from_utf8(&json)
+    let claims: WireClaims = std::str::from_utf8(&json)
         .ok()
-        .and_then(|text| serde_json::from_str(text).ok())
+        .and_then(|text| json::parse(text).ok())
         .ok_or(TokenError::Malformed(
             "the claims are not of the expected shape",
         ))?;
@@ -350,7 +375,7 @@ pub fn check_token(secret: &[u8], token: &str, now: u64) -> Result<TokenClaims, 
     }
     Ok(TokenClaims {
         wallet,
-        scope: claims.scope.into_owned(),
+        scope: claims.scope,
         expires_at: claims.exp,
     })
 }

@@ -113,11 +113,12 @@
 //! Stored compactly: short keys, no payload once an entry is closed, nonces remembered as 128-bit
 //! hashes. u128 amounts are written as decimal strings so that JavaScript never rounds them.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::facilitator::SettleOutcome;
+use crate::json::{self, Fields, Read};
 
 /// The facilitator refuses to settle when `now + 6 ≥ validBefore` (its `/settle` re-verifies).
 pub const FACILITATOR_WINDOW: u64 = 6;
@@ -192,7 +193,7 @@ impl LedgerPolicy {
 }
 
 /// A locally verified payment, handed to the ledger before it is served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Admission {
     /// `chain:asset:nonce`, unique.
     pub id: String,
@@ -339,7 +340,7 @@ pub enum Effect {
 }
 
 /// What the shell must do for a due entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// `POST /settle` with the payload.
@@ -363,7 +364,7 @@ pub struct Attempt {
 }
 
 /// Where an entry stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
@@ -374,7 +375,7 @@ pub enum Status {
 }
 
 /// One entry, as shown to the publisher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EntryView {
     pub id: String,
     pub status: Status,
@@ -413,7 +414,7 @@ pub struct EntryView {
 }
 
 /// The ledger as shown to the publisher.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LedgerView {
     /// Open entries: pending, in flight, or unknown.
     pub pending: Vec<EntryView>,
@@ -526,7 +527,7 @@ pub type Row = (String, Option<String>);
 
 /// One wallet's deferred payments. Its Durable Object stores it as rows ([`Ledger::take_rows`]);
 /// ledgers stored whole as one JSON value (before rows) are still read ([`Ledger::mark_all`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Ledger {
     #[serde(rename = "e", default, skip_serializing_if = "Vec::is_empty")]
     entries: Vec<Entry>,
@@ -565,10 +566,10 @@ struct Dirty {
     counters: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 struct Seen(String, u64);
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 struct Counters {
     #[serde(rename = "a", default, skip_serializing_if = "is_zero_u64")]
     admitted: u64,
@@ -584,7 +585,7 @@ impl Counters {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 struct Entry {
     id: String,
     /// Admission order within the ledger (rows are read back in key order, not this one).
@@ -632,7 +633,7 @@ struct Entry {
     payload: Option<Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 enum State {
     #[serde(rename = "p")]
     Pending {
@@ -677,6 +678,104 @@ impl State {
             self,
             State::Pending { .. } | State::InFlight { .. } | State::Unknown { .. }
         )
+    }
+}
+
+// Reading what was written: field names as the `serde` attributes above write them, absent
+// optional fields as their defaults (so rows written by earlier versions read unchanged).
+
+impl Read for Admission {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(Admission {
+            id: f.get("id")?,
+            asset: f.get("asset")?,
+            nonce: f.get("nonce")?,
+            amount: f.get("amount")?,
+            amount_micro_usd: f.decimal("amount_micro_usd")?,
+            valid_before: f.get("valid_before")?,
+            route: f.get("route")?,
+            network: f.get("network")?,
+            deferred: f.get("deferred")?,
+            payload: f.get("payload")?,
+            held: f.or_default("held")?,
+        })
+    }
+}
+
+/// A ledger stored whole, as one JSON value (before rows).
+impl Read for Ledger {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        let seen: Vec<(String, u64)> = f.or_default("s")?;
+        Ok(Ledger {
+            entries: f.or_default("e")?,
+            seen: seen.into_iter().map(|(k, until)| Seen(k, until)).collect(),
+            counters: f.or_default("c")?,
+            dirty: Dirty::default(),
+        })
+    }
+}
+
+impl Read for Counters {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(Counters {
+            admitted: f.or_default("a")?,
+            trimmed: f.or_default("t")?,
+            forgiven: f.or_default("f")?,
+        })
+    }
+}
+
+impl Read for Entry {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(Entry {
+            id: f.get("id")?,
+            seq: f.or_default("q")?,
+            asset: f.get("a")?,
+            nonce: f.get("n")?,
+            amount: f.get("v")?,
+            micro: f.decimal("u")?,
+            valid_before: f.get("vb")?,
+            route: f.get("r")?,
+            network: f.get("net")?,
+            admitted_at: f.get("at")?,
+            immediate: f.or_default("i")?,
+            state: f.get("s")?,
+            tries: f.or_default("tr")?,
+            unknowns: f.or_default("uk")?,
+            unresolved: f.or_default("ur")?,
+            uncertain: f.or_default("x")?,
+            held_until: f.maybe("h")?,
+            payload: f.maybe("p")?,
+        })
+    }
+}
+
+impl Read for State {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        json::read_variant(value, &["p", "f", "u", "s", "x"], |name, f| {
+            Ok(match name {
+                "p" => State::Pending { due: f.get("d")? },
+                "f" => State::InFlight { since: f.get("d")? },
+                "u" => State::Unknown {
+                    due: f.get("d")?,
+                    why: f.or_default("w")?,
+                },
+                "s" => State::Settled {
+                    tx: f.or_default("tx")?,
+                    at: f.get("d")?,
+                },
+                _ => State::Failed {
+                    reason: f.get("r")?,
+                    message: f.or_default("m")?,
+                    at: f.get("d")?,
+                    owed: f.or_default("o")?,
+                },
+            })
+        })
     }
 }
 
@@ -1003,7 +1102,7 @@ impl Ledger {
         for (key, value) in rows {
             let (key, value) = (key.as_ref(), value.as_ref());
             if key.starts_with(ENTRY_ROW) {
-                if let Ok(e) = serde_json::from_str::<Entry>(value) {
+                if let Ok(e) = json::parse::<Entry>(value) {
                     l.entries.push(e);
                 }
             } else if let Some(k) = key.strip_prefix(SEEN_ROW) {
@@ -1011,7 +1110,7 @@ impl Ledger {
                     l.seen.push(Seen(k.to_string(), until));
                 }
             } else if key == COUNTERS_ROW {
-                l.counters = serde_json::from_str(value).unwrap_or_default();
+                l.counters = json::parse(value).unwrap_or_default();
             }
         }
         l.entries.sort_by_key(|e| (e.admitted_at, e.seq));
@@ -1481,39 +1580,13 @@ fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
-/// u128 as a decimal string (JavaScript numbers cannot hold it); a plain number is read too.
+/// u128 as a decimal string (JavaScript numbers cannot hold it); read back as a [`json::Decimal`],
+/// which also takes a plain number.
 pub(crate) mod dec {
-    use serde::de::{self, Visitor};
-    use serde::{Deserializer, Serializer};
+    use serde::Serializer;
 
     pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(v)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = u128;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a non-negative integer or a decimal string")
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<u128, E> {
-                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(E::custom("not a decimal integer"));
-                }
-                s.parse().map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, n: u64) -> Result<u128, E> {
-                Ok(n.into())
-            }
-            fn visit_u128<E: de::Error>(self, n: u128) -> Result<u128, E> {
-                Ok(n)
-            }
-            fn visit_i64<E: de::Error>(self, n: i64) -> Result<u128, E> {
-                u128::try_from(n).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 

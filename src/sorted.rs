@@ -7,11 +7,10 @@
 //! stored as a JSON object, exactly as a `BTreeMap` is, so values stored by one read back as the
 //! other.
 
-use std::fmt;
-use std::marker::PhantomData;
-
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+
+use crate::json::{self, Fields, Read};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SortedMap<V> {
@@ -130,28 +129,15 @@ impl<V: Serialize> Serialize for SortedMap<V> {
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for SortedMap<V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Entries<V>(PhantomData<V>);
-
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
-            type Value = SortedMap<V>;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a map")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-                let mut map = SortedMap::new();
-                // A repeated key keeps its last value, as a BTreeMap does.
-                while let Some((k, v)) = access.next_entry::<String, V>()? {
-                    map.insert(k, v);
-                }
-                Ok(map)
-            }
+/// Read from a JSON object. Its keys come already in order (a parsed object is a `BTreeMap`), and a
+/// repeated key has kept its last value, as a `BTreeMap` does.
+impl<V: Read> Read for SortedMap<V> {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let mut map = SortedMap::new();
+        for (k, v) in Fields::new(value)?.iter() {
+            map.insert(k.clone(), V::read(v).map_err(|e| e.at(k))?);
         }
-
-        deserializer.deserialize_map(Entries(PhantomData))
+        Ok(map)
     }
 }
 
@@ -190,16 +176,21 @@ mod tests {
         assert_eq!(a, b);
         let json = serde_json::to_string(&ours).unwrap();
         assert_eq!(json, serde_json::to_string(&tree).unwrap());
-        let back: SortedMap<u64> = serde_json::from_str(&json).unwrap();
+        let back: SortedMap<u64> = json::parse(&json).unwrap();
         assert_eq!(back, ours);
     }
 
     #[test]
     fn reads_any_key_order_and_keeps_the_last_duplicate() {
-        let m: SortedMap<u8> = serde_json::from_str(r#"{"b":1,"a":2,"c":3,"a":4}"#).unwrap();
+        let m: SortedMap<u64> = json::parse(r#"{"b":1,"a":2,"c":3,"a":4}"#).unwrap();
         assert_eq!(serde_json::to_string(&m).unwrap(), r#"{"a":4,"b":1,"c":3}"#);
         assert_eq!(m.get("a"), Some(&4));
         assert!(!m.contains_key("d"));
-        assert!(serde_json::from_str::<SortedMap<u8>>("[1]").is_err());
+        assert!(json::parse::<SortedMap<u64>>("[1]").is_err());
+        let e = json::parse::<SortedMap<u64>>(r#"{"a":1,"b":"2"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "b: expected a whole number of at least 0, found a string"
+        );
     }
 }

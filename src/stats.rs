@@ -8,7 +8,10 @@
 
 use crate::sorted::SortedMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::json::{self, Fields, Read};
 
 // u128 amounts travel as decimal strings (JavaScript would round numbers), as in the ledger.
 use crate::settlement::dec;
@@ -19,8 +22,7 @@ pub const DAYS_KEPT: usize = 90;
 pub const PAYERS_KEPT: usize = 500;
 
 /// Something worth counting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-// Externally tagged: internally tagged enums pull a buffering deserialiser into the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     /// A paid request was served.
@@ -41,7 +43,7 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
     pub payments: u64,
     #[serde(with = "dec")]
@@ -50,7 +52,7 @@ pub struct Tally {
 }
 
 /// Everything counted so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
     /// route → day (YYYY-MM-DD) → tally.
     pub by_route_day: SortedMap<SortedMap<Tally>>,
@@ -58,6 +60,47 @@ pub struct Stats {
     pub by_payer: SortedMap<Tally>,
     pub total: Tally,
     pub deferred_payments: u64,
+}
+
+impl Read for Event {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        json::read_variant(value, &["payment", "session"], |name, f| {
+            let (route, payer, at) = (f.get("route")?, f.get("payer")?, f.get("at")?);
+            Ok(match name {
+                "payment" => Event::Payment {
+                    route,
+                    payer,
+                    amount_micro_usd: f.decimal("amount_micro_usd")?,
+                    deferred: f.get("deferred")?,
+                    at,
+                },
+                _ => Event::Session { route, payer, at },
+            })
+        })
+    }
+}
+
+impl Read for Tally {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(Tally {
+            payments: f.get("payments")?,
+            revenue_micro_usd: f.decimal("revenue_micro_usd")?,
+            sessions: f.get("sessions")?,
+        })
+    }
+}
+
+impl Read for Stats {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(Stats {
+            by_route_day: f.get("by_route_day")?,
+            by_payer: f.get("by_payer")?,
+            total: f.get("total")?,
+            deferred_payments: f.get("deferred_payments")?,
+        })
+    }
 }
 
 impl Stats {
@@ -236,8 +279,32 @@ mod tests {
         assert_eq!(v["days"][1]["day"], "2025-11-22");
         assert_eq!(v["topPayers"][0]["payer"], "0xaa");
         assert_eq!(v["topPayers"][0]["payments"], 2);
-        let back: Stats = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        let back: Stats = json::parse(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn events_read_back_as_written() {
+        let events = vec![
+            pay("/a/*", "0xaa", u128::from(u64::MAX) * 4, 7),
+            Event::Session {
+                route: "/s".into(),
+                payer: "0xbb".into(),
+                at: 9,
+            },
+        ];
+        let text = serde_json::to_string(&events).unwrap();
+        assert_eq!(json::parse::<Vec<Event>>(&text).unwrap(), events);
+        let e = json::parse::<Event>(r#"{"refund":{"route":"/","payer":"0x","at":1}}"#);
+        assert!(e
+            .unwrap_err()
+            .problem
+            .starts_with("unknown variant \"refund\""));
+        let e = json::parse::<Event>(r#"{"payment":{"route":"/","payer":"0x","at":1}}"#);
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "payment.amount_micro_usd: missing"
+        );
     }
 
     #[test]

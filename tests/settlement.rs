@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use x402_edge::facilitator::SettleOutcome;
+use x402_edge::json::{self, Read};
 use x402_edge::settlement::{
     classify_refusal, Action, AdminError, Admission, AdmitError, Effect, Ledger, LedgerPolicy,
     Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED, CHAIN_GRACE, EXPIRED_UNSETTLED,
@@ -425,7 +426,7 @@ fn a_hold_is_stored_and_travels() {
         json.contains(&format!("\"h\":{}", T0 + HOLD_SECONDS)),
         "{json}"
     );
-    let back: Ledger = serde_json::from_str(&json).unwrap();
+    let back: Ledger = json::parse(&json).unwrap();
     assert_eq!(back, l);
     assert!(back.due(T0 + 60).is_empty());
     // The admission's flag: sent only when set, false when absent (older Workers).
@@ -433,7 +434,7 @@ fn a_hold_is_stored_and_travels() {
     assert_eq!(wire["held"], true);
     let plain = serde_json::to_value(deferred(1, 1)).unwrap();
     assert!(plain.get("held").is_none());
-    let read: Admission = serde_json::from_value(plain).unwrap();
+    let read: Admission = Read::read(&plain).unwrap();
     assert!(!read.held);
 }
 
@@ -1079,13 +1080,13 @@ fn stored_compactly_and_read_back() {
     .unwrap();
     l.record(&id, settled("0xabc"), &p, at);
     let json = serde_json::to_string(&l).unwrap();
-    let back: Ledger = serde_json::from_str(&json).unwrap();
+    let back: Ledger = json::parse(&json).unwrap();
     assert_eq!(back, l);
     // Amounts beyond 2^53 are strings; closed entries carry no payload.
     assert!(json.contains("\"55340232221128654845\""));
     assert_eq!(json.matches("x402Version").count(), 1);
     assert_eq!(serde_json::to_string(&Ledger::default()).unwrap(), "{}");
-    assert_eq!(serde_json::from_str::<Ledger>("{}").unwrap(), Ledger::new());
+    assert_eq!(json::parse::<Ledger>("{}").unwrap(), Ledger::new());
     let view = serde_json::to_value(l.view()).unwrap();
     assert_eq!(view["unsettled_micro_usd"], "55340232221128654845");
     assert_eq!(view["settled"][0]["transaction"], "0xabc");
@@ -1109,7 +1110,7 @@ fn garbage_never_panics() {
         let Ok(s) = String::from_utf8(bytes) else {
             continue;
         };
-        if let Ok(mut g) = serde_json::from_str::<Ledger>(&s) {
+        if let Ok(mut g) = json::parse::<Ledger>(&s) {
             for now in [0, T0, u64::MAX] {
                 g.prune(now);
                 let _ = g.view();
@@ -1393,7 +1394,7 @@ fn run(seed: u64) {
                 l = Ledger::from_rows(stored.iter());
             } else {
                 let json = serde_json::to_string(&l).unwrap();
-                let mut back: Ledger = serde_json::from_str(&json).unwrap();
+                let mut back: Ledger = json::parse(&json).unwrap();
                 assert_eq!(back, l, "seed {seed}: storage round trip");
                 back.mark_all();
                 stored.clear();

@@ -18,13 +18,15 @@
 
 use std::cell::RefCell;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Fetch, Request, Response, Result, State};
 
 use super::js;
 
 use crate::config::Config;
 use crate::evm::Address;
+use crate::json::{self, Read};
 use crate::settlement::{
     Action, AdminError, Admission, AdmitError, Attempt, Effect, Ledger as Book, LedgerPolicy,
     Outcome, Row,
@@ -40,8 +42,7 @@ pub const WALLET_PREFIX: &str = "wallet:";
 pub const OPEN_PREFIX: &str = "open:";
 
 /// What the Worker asks of a ledger.
-#[derive(Debug, Serialize, Deserialize)]
-// Externally tagged: internally tagged enums pull a buffering deserialiser into the bundle.
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Command {
     Admit {
@@ -104,7 +105,7 @@ const COUNTS_KEY: &str = "grant-counts";
 const NONCES_KEY: &str = "siwx-nonces";
 
 /// An outcome as it travels from the Worker to the ledger.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WireOutcome {
     Settled { transaction: String },
@@ -123,13 +124,97 @@ impl From<WireOutcome> for Outcome {
 }
 
 /// The ledger's answer to an admission.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 pub struct AdmitAnswer {
     pub ok: bool,
-    #[serde(default)]
     pub error: Option<String>,
-    #[serde(default)]
     pub owed_micro_usd: Option<String>,
+}
+
+impl Read for Command {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        const KNOWN: &[&str] = &[
+            "admit",
+            "record",
+            "withdraw",
+            "release",
+            "release_all",
+            "view",
+            "sweep",
+            "revoke",
+            "mark_paid",
+            "forgive",
+            "set_grant",
+            "spend_grant",
+            "clear_grants",
+            "use_nonce",
+        ];
+        json::read_variant(value, KNOWN, |name, f| {
+            Ok(match name {
+                "admit" => Command::Admit {
+                    wallet: f.get("wallet")?,
+                    admission: f.get("admission")?,
+                },
+                "record" => Command::Record {
+                    id: f.get("id")?,
+                    outcome: f.get("outcome")?,
+                },
+                "withdraw" => Command::Withdraw { id: f.get("id")? },
+                "release" => Command::Release { id: f.get("id")? },
+                "release_all" => Command::ReleaseAll { ids: f.get("ids")? },
+                "view" => Command::View,
+                "sweep" => Command::Sweep,
+                "revoke" => Command::Revoke { id: f.get("id")? },
+                "mark_paid" => Command::MarkPaid {
+                    id: f.get("id")?,
+                    transaction: f.get("transaction")?,
+                },
+                "forgive" => Command::Forgive,
+                "set_grant" => Command::SetGrant {
+                    key: f.get("key")?,
+                    requests: f.get("requests")?,
+                    until: f.get("until")?,
+                },
+                "spend_grant" => Command::SpendGrant {
+                    key: f.get("key")?,
+                    now: f.get("now")?,
+                },
+                "clear_grants" => Command::ClearGrants,
+                _ => Command::UseNonce {
+                    key: f.get("key")?,
+                    until: f.get("until")?,
+                },
+            })
+        })
+    }
+}
+
+impl Read for WireOutcome {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        json::read_variant(value, &["settled", "refused", "unknown"], |name, f| {
+            Ok(match name {
+                "settled" => WireOutcome::Settled {
+                    transaction: f.get("transaction")?,
+                },
+                "refused" => WireOutcome::Refused {
+                    reason: f.get("reason")?,
+                    message: f.get("message")?,
+                },
+                _ => WireOutcome::Unknown { why: f.get("why")? },
+            })
+        })
+    }
+}
+
+impl Read for AdmitAnswer {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = json::Fields::new(value)?;
+        Ok(AdmitAnswer {
+            ok: f.get("ok")?,
+            error: f.maybe("error")?,
+            owed_micro_usd: f.maybe("owed_micro_usd")?,
+        })
+    }
 }
 
 pub fn policy(config: &Config) -> LedgerPolicy {
@@ -176,7 +261,7 @@ impl DurableObject for Ledger {
         let text = super::body_text(req.inner().text())
             .await
             .unwrap_or_default();
-        let command: Command = match serde_json::from_str(&text) {
+        let command: Command = match json::parse(&text) {
             Ok(c) => c,
             Err(e) => return Response::error(format!("bad ledger command: {e}"), 400),
         };
@@ -374,8 +459,7 @@ impl Ledger {
             .ok()
             .flatten();
         if let Some(text) = whole {
-            book =
-                serde_json::from_str(&text).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            book = json::parse(&text).map_err(|e| worker::Error::RustError(e.to_string()))?;
             book.mark_all();
             let mut rows = book.take_rows();
             rows.push((LEDGER_KEY.to_string(), None));
@@ -677,15 +761,12 @@ fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {
 
 /// Reads a value stored as JSON text. Values are kept as text rather than as structured clones so
 /// that one serialiser (serde_json) serves the whole Worker, which keeps the bundle small.
-async fn get_json<T: serde::de::DeserializeOwned + Default>(
-    storage: &worker::Storage,
-    key: &str,
-) -> T {
+async fn get_json<T: Read + Default>(storage: &worker::Storage, key: &str) -> T {
     js::stored_text(storage.as_raw(), key)
         .await
         .ok()
         .flatten()
-        .and_then(|s| serde_json::from_str(&s).ok())
+        .and_then(|s| json::parse(&s).ok())
         .unwrap_or_default()
 }
 

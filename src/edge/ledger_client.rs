@@ -59,7 +59,7 @@ impl LedgerClient {
                 admission,
             })
             .await
-            .and_then(|text| serde_json::from_str::<AdmitAnswer>(&text).ok())
+            .and_then(|text| crate::json::parse::<AdmitAnswer>(&text).ok())
             .ok_or(AdmitRefusal::Unreachable)?;
         if answer.ok {
             return Ok(());

@@ -6,6 +6,7 @@
 
 use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
 
+use crate::json::Read;
 use crate::stats::{Event, Stats as Tallies};
 
 pub const STATS_BINDING: &str = "STATS";
@@ -32,9 +33,11 @@ impl DurableObject for Stats {
                 .await
                 .unwrap_or_default();
             // A list of events; one event alone is what a Worker of an earlier version sends.
-            match serde_json::from_str(&text)
-                .or_else(|_| serde_json::from_str::<Event>(&text).map(|e| vec![e]))
-            {
+            let value = crate::json::parse::<serde_json::Value>(&text);
+            match value.and_then(|v| match v {
+                serde_json::Value::Array(_) => Vec::<Event>::read(&v),
+                one => Event::read(&one).map(|e| vec![e]),
+            }) {
                 Ok(e) => Some(e),
                 Err(e) => return Response::error(format!("bad event: {e}"), 400),
             }
@@ -56,12 +59,11 @@ impl DurableObject for Stats {
 }
 
 async fn read(storage: &worker::Storage) -> Tallies {
-    storage
-        .get::<String>(KEY)
+    super::js::stored_text(storage.as_raw(), KEY)
         .await
         .ok()
         .flatten()
-        .and_then(|s| serde_json::from_str(&s).ok())
+        .and_then(|s| crate::json::parse(&s).ok())
         .unwrap_or_default()
 }
 

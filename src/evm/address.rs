@@ -9,7 +9,10 @@
 use core::fmt;
 use core::str::FromStr;
 
-use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::json::{self, Read};
 
 use super::{keccak256, strip_0x, EvmError};
 
@@ -113,19 +116,13 @@ impl Serialize for Address {
     }
 }
 
-impl<'de> Deserialize<'de> for Address {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = Address;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a 0x-prefixed 20-byte hex address")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Address, E> {
-                Address::parse(v).map_err(E::custom)
-            }
+/// Read from a JSON string (a 0x-prefixed 20-byte hex address).
+impl Read for Address {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        match value {
+            Value::String(v) => Address::parse(v).map_err(|e| json::Error::new(e.to_string())),
+            other => Err(json::Error::expected("a string", other)),
         }
-        deserializer.deserialize_str(V)
     }
 }
 
@@ -225,11 +222,11 @@ mod tests {
     #[test]
     fn serde_round_trip() {
         let lower = format!("\"0x{}\"", ANVIL0[2..].to_ascii_lowercase());
-        let a: Address = serde_json::from_str(&lower).unwrap();
+        let a: Address = json::parse(&lower).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), format!("\"{ANVIL0}\""));
         let bad = format!("\"{}\"", ANVIL0.replacen("Fd6", "fd6", 1));
-        assert!(serde_json::from_str::<Address>(&bad).is_err());
-        assert!(serde_json::from_str::<Address>("12").is_err());
+        assert!(json::parse::<Address>(&bad).is_err());
+        assert!(json::parse::<Address>("12").is_err());
     }
 
     #[test]

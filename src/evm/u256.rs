@@ -9,7 +9,10 @@
 use core::fmt;
 use core::str::FromStr;
 
-use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::json::{self, Read};
 
 use super::EvmError;
 
@@ -239,19 +242,13 @@ impl Serialize for U256 {
     }
 }
 
-impl<'de> Deserialize<'de> for U256 {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl de::Visitor<'_> for V {
-            type Value = U256;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a decimal string of an unsigned 256-bit integer")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<U256, E> {
-                U256::from_dec_str(v).map_err(E::custom)
-            }
+/// Read from a JSON string (a decimal string of an unsigned 256-bit integer).
+impl Read for U256 {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        match value {
+            Value::String(v) => U256::from_dec_str(v).map_err(|e| json::Error::new(e.to_string())),
+            other => Err(json::Error::expected("a string", other)),
         }
-        deserializer.deserialize_str(V)
     }
 }
 
@@ -360,11 +357,11 @@ mod tests {
 
     #[test]
     fn serde_as_string() {
-        let v: U256 = serde_json::from_str("\"10000\"").unwrap();
+        let v: U256 = json::parse("\"10000\"").unwrap();
         assert_eq!(v, U256::from_u64(10000));
         assert_eq!(serde_json::to_string(&v).unwrap(), "\"10000\"");
-        assert!(serde_json::from_str::<U256>("10000").is_err());
-        assert!(serde_json::from_str::<U256>("\"-1\"").is_err());
+        assert!(json::parse::<U256>("10000").is_err());
+        assert!(json::parse::<U256>("\"-1\"").is_err());
         assert_eq!(
             serde_json::to_string(&U256::MAX).unwrap(),
             format!("\"{MAX_DEC}\"")

@@ -6,13 +6,14 @@
 //! the right JSON type, and numbers that the specification writes as decimal strings must be
 //! strings.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
+use crate::json::{self, Fields, Read};
 use crate::reason::{Reason, Refusal};
 
 /// EIP-712 domain hints carried in `extra` for the exact scheme on EVM.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Eip712Extra {
     pub name: String,
     pub version: String,
@@ -32,13 +33,11 @@ pub struct PaymentRequirements {
 }
 
 /// What is being sold (v2 `ResourceInfo`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceInfo {
     pub url: String,
-    #[serde(default)]
     pub description: String,
-    #[serde(default)]
     pub mime_type: String,
 }
 
@@ -83,7 +82,7 @@ pub struct PaymentRequiredV1<'a> {
 }
 
 /// A settlement receipt (`PAYMENT-RESPONSE` / `X-PAYMENT-RESPONSE`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettleResponse {
     pub success: bool,
@@ -99,9 +98,23 @@ pub struct SettleResponse {
     pub payer: Option<String>,
 }
 
+/// Unknown fields are ignored; `transaction` and `network` may be absent.
+impl Read for SettleResponse {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(SettleResponse {
+            success: f.get("success")?,
+            error_reason: f.maybe("errorReason")?,
+            error_message: f.maybe("errorMessage")?,
+            transaction: f.or_default("transaction")?,
+            network: f.or_default("network")?,
+            payer: f.maybe("payer")?,
+        })
+    }
+}
+
 /// The `accepted` terms a v2 client echoes, as received.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcceptedTerms {
     pub scheme: String,
     pub network: String,
@@ -109,12 +122,31 @@ pub struct AcceptedTerms {
     pub asset: String,
     pub pay_to: String,
     pub max_timeout_seconds: u64,
-    #[serde(default)]
     pub extra: Option<serde_json::Map<String, Value>>,
 }
 
+impl Read for AcceptedTerms {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        let extra = match f.value("extra") {
+            None => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(other) => return Err(json::Error::expected("an object", other).at("extra")),
+        };
+        Ok(AcceptedTerms {
+            scheme: f.get("scheme")?,
+            network: f.get("network")?,
+            amount: f.get("amount")?,
+            asset: f.get("asset")?,
+            pay_to: f.get("payTo")?,
+            max_timeout_seconds: f.get("maxTimeoutSeconds")?,
+            extra,
+        })
+    }
+}
+
 /// The EIP-3009 authorization as written on the wire (all fields strings).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WireAuthorization {
     pub from: String,
@@ -125,11 +157,35 @@ pub struct WireAuthorization {
     pub nonce: String,
 }
 
+impl Read for WireAuthorization {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(WireAuthorization {
+            from: f.get("from")?,
+            to: f.get("to")?,
+            value: f.get("value")?,
+            valid_after: f.get("validAfter")?,
+            valid_before: f.get("validBefore")?,
+            nonce: f.get("nonce")?,
+        })
+    }
+}
+
 /// The `payload` of an exact-scheme EVM payment.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExactEvmPayload {
     pub signature: String,
     pub authorization: WireAuthorization,
+}
+
+impl Read for ExactEvmPayload {
+    fn read(value: &Value) -> Result<Self, json::Error> {
+        let f = Fields::new(value)?;
+        Ok(ExactEvmPayload {
+            signature: f.get("signature")?,
+            authorization: f.get("authorization")?,
+        })
+    }
 }
 
 /// A decoded payment of either generation.
@@ -188,13 +244,13 @@ impl Payment {
             ));
         }
         let payload =
-            ExactEvmPayload::deserialize(inner).map_err(|e| shape(format!("payload: {e}")))?;
+            ExactEvmPayload::read(inner).map_err(|e| shape(e.at("payload").to_string()))?;
         let (accepted, scheme, network) = if version == 2 {
-            let accepted = AcceptedTerms::deserialize(
+            let accepted = AcceptedTerms::read(
                 obj.get("accepted")
                     .ok_or_else(|| shape("missing field `accepted`"))?,
             )
-            .map_err(|e| shape(format!("accepted: {e}")))?;
+            .map_err(|e| shape(e.at("accepted").to_string()))?;
             let (s, n) = (accepted.scheme.clone(), accepted.network.clone());
             (Some(accepted), s, n)
         } else {
