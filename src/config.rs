@@ -9,6 +9,7 @@
 use serde_json::Value;
 
 use crate::evm::{Address, U256};
+use crate::json;
 use crate::networks::{self, Network};
 use crate::pattern::PathPattern;
 use crate::session::SessionOffer;
@@ -780,39 +781,26 @@ fn resolve_deferred(raw: Option<&RawDeferred>) -> Result<DeferredPolicy, ConfigE
     Ok(p)
 }
 
-/// One JSON object of the configuration, read field by field. Every problem names its full key,
-/// and a field that is not known is refused (a misspelt key must not be silently ignored). Written
-/// by hand rather than derived: a general deserialiser for a dozen shapes read once per isolate
-/// was the largest single function in the Worker.
+/// One JSON object of the configuration, read field by field by [`json::Fields`], knowing its
+/// place in the configuration: every problem names its full key (`routes[0].price`), and a field
+/// that is not known is refused (a misspelt key must not be silently ignored).
 struct Fields<'a> {
-    map: &'a serde_json::Map<String, Value>,
+    fields: json::Fields<'a>,
     key: &'a str,
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "a table",
-    }
+/// A reader's problem, named from the top of the configuration (`key` is where the reader was).
+fn placed(e: json::Error, key: &str) -> ConfigError {
+    let e = if key.is_empty() { e } else { e.at(key) };
+    err(e.key, e.problem)
 }
 
 impl<'a> Fields<'a> {
     fn new(value: &'a Value, key: &'a str, known: &[&str]) -> Result<Fields<'a>, ConfigError> {
-        let map = value
-            .as_object()
-            .ok_or_else(|| err(key, format!("expected a table, found {}", kind(value))))?;
-        let fields = Fields { map, key };
-        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(err(
-                fields.path(unknown),
-                format!("unknown key; the known ones are {}", known.join(", ")),
-            ));
-        }
-        Ok(fields)
+        let fields = json::Fields::new(value)
+            .and_then(|f| f.only(known))
+            .map_err(|e| placed(e, key))?;
+        Ok(Fields { fields, key })
     }
 
     fn path(&self, name: &str) -> String {
@@ -824,71 +812,43 @@ impl<'a> Fields<'a> {
     }
 
     fn wrong(&self, name: &str, expected: &str, found: &Value) -> ConfigError {
-        err(
-            self.path(name),
-            format!("expected {expected}, found {}", kind(found)),
-        )
+        placed(json::Error::expected(expected, found).at(name), self.key)
     }
 
     /// The field's value; a missing field and `null` are both absent.
     fn value(&self, name: &str) -> Option<&'a Value> {
-        self.map.get(name).filter(|v| !v.is_null())
+        self.fields.value(name)
+    }
+
+    fn maybe<T: json::Read>(&self, name: &str) -> Result<Option<T>, ConfigError> {
+        self.fields.maybe(name).map_err(|e| placed(e, self.key))
     }
 
     fn string(&self, name: &str) -> Result<Option<String>, ConfigError> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.wrong(name, "a string", other)),
-        }
+        self.maybe(name)
     }
 
     fn required_string(&self, name: &str) -> Result<String, ConfigError> {
-        self.string(name)?
-            .ok_or_else(|| err(self.path(name), "missing"))
+        self.fields.get(name).map_err(|e| placed(e, self.key))
     }
 
     fn number(&self, name: &str) -> Result<Option<u64>, ConfigError> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| self.wrong(name, "a whole number of at least 0", v)),
-        }
+        self.maybe(name)
     }
 
     fn boolean(&self, name: &str) -> Result<Option<bool>, ConfigError> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.wrong(name, "true or false", other)),
-        }
+        self.maybe(name)
     }
 
     fn list(&self, name: &str) -> Result<Option<Vec<Value>>, ConfigError> {
-        match self.value(name) {
-            None => Ok(None),
-            Some(Value::Array(a)) => Ok(Some(a.clone())),
-            Some(other) => Err(self.wrong(name, "a list", other)),
-        }
+        self.maybe(name)
     }
 
     /// One of a few words.
     fn choice<T: Copy>(&self, name: &str, words: &[(&str, T)]) -> Result<Option<T>, ConfigError> {
-        let Some(given) = self.string(name)? else {
-            return Ok(None);
-        };
-        match words.iter().find(|(w, _)| *w == given) {
-            Some((_, t)) => Ok(Some(*t)),
-            None => {
-                let names: Vec<String> = words.iter().map(|(w, _)| format!("{w:?}")).collect();
-                Err(err(
-                    self.path(name),
-                    format!("{given:?} is not one of {}", names.join(", ")),
-                ))
-            }
-        }
+        self.fields
+            .choice(name, words)
+            .map_err(|e| placed(e, self.key))
     }
 
     fn access(&self, name: &str) -> Result<Option<Access>, ConfigError> {
@@ -1460,6 +1420,11 @@ mod tests {
         let mut v = base(json!([{"path": "/x", "price": "$1"}]));
         v["routes"] = json!({"path": "/x"});
         assert_eq!(load(v).unwrap_err().key, "routes");
+        let e = load(base(json!(["/x"]))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "X402.routes[0]: expected an object, found a string"
+        );
         let mut v = base(json!([{"path": "/x", "price": "$1"}]));
         v["facilitator"] = json!({"url": "http://f.example", "timeout": 5});
         assert_eq!(load(v).unwrap_err().key, "facilitator.timeout");
