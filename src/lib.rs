@@ -26,6 +26,7 @@
 //! | [`evm`] | keccak, addresses, uint256, signatures, EIP-712 and EIP-191 |
 //! | [`verify`] | the exact scheme checked against an offer and the clock |
 //! | [`reason`] | every refusal: code, x402 reason string, status, sentence |
+//! | [`json`] | the one reader of everything read as JSON, each problem named by its key |
 //! | [`facilitator`] | what facilitator answers mean, including the broken ones |
 //! | [`paywall`] | the decision for one request, and the replies we write ourselves |
 
