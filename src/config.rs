@@ -803,14 +803,6 @@ impl<'a> Fields<'a> {
         Ok(Fields { fields, key })
     }
 
-    fn path(&self, name: &str) -> String {
-        if self.key.is_empty() {
-            name.to_string()
-        } else {
-            format!("{}.{name}", self.key)
-        }
-    }
-
     fn wrong(&self, name: &str, expected: &str, found: &Value) -> ConfigError {
         placed(json::Error::expected(expected, found).at(name), self.key)
     }
@@ -824,24 +816,8 @@ impl<'a> Fields<'a> {
         self.fields.maybe(name).map_err(|e| placed(e, self.key))
     }
 
-    fn string(&self, name: &str) -> Result<Option<String>, ConfigError> {
-        self.maybe(name)
-    }
-
-    fn required_string(&self, name: &str) -> Result<String, ConfigError> {
+    fn get<T: json::Read>(&self, name: &str) -> Result<T, ConfigError> {
         self.fields.get(name).map_err(|e| placed(e, self.key))
-    }
-
-    fn number(&self, name: &str) -> Result<Option<u64>, ConfigError> {
-        self.maybe(name)
-    }
-
-    fn boolean(&self, name: &str) -> Result<Option<bool>, ConfigError> {
-        self.maybe(name)
-    }
-
-    fn list(&self, name: &str) -> Result<Option<Vec<Value>>, ConfigError> {
-        self.maybe(name)
     }
 
     /// One of a few words.
@@ -922,23 +898,23 @@ impl RawConfig {
             }
         }
         Ok(RawConfig {
-            pay_to: f.string("payTo")?,
-            accepts: f.list("accepts")?.unwrap_or_default(),
-            origin: f.string("origin")?,
+            pay_to: f.maybe("payTo")?,
+            accepts: f.maybe("accepts")?.unwrap_or_default(),
+            origin: f.maybe("origin")?,
             facilitator: f.value("facilitator").cloned(),
-            assets: f.list("assets")?.unwrap_or_default(),
-            routes: f.list("routes")?.unwrap_or_default(),
-            max_timeout_seconds: f.number("maxTimeoutSeconds")?,
+            assets: f.maybe("assets")?.unwrap_or_default(),
+            routes: f.maybe("routes")?.unwrap_or_default(),
+            max_timeout_seconds: f.maybe("maxTimeoutSeconds")?,
             settlement: f.settlement()?,
             deferred: f.value("deferred").cloned(),
             payers: f.payers()?,
             humans: f.access("humans")?,
             crawlers: f.access("crawlers")?,
             agents: f.access("agents")?,
-            trust_browsers: f.boolean("trustBrowsers")?,
+            trust_browsers: f.maybe("trustBrowsers")?,
             rpc,
-            log: f.string("log")?,
-            origin_timeout_seconds: f.number("originTimeoutSeconds")?,
+            log: f.maybe("log")?,
+            origin_timeout_seconds: f.maybe("originTimeoutSeconds")?,
         })
     }
 }
@@ -956,9 +932,9 @@ impl RawDeferred {
             ],
         )?;
         Ok(RawDeferred {
-            credit_limit: f.string("creditLimit")?,
-            batch_seconds: f.number("batchSeconds")?,
-            safety_margin_seconds: f.number("safetyMarginSeconds")?,
+            credit_limit: f.maybe("creditLimit")?,
+            batch_seconds: f.maybe("batchSeconds")?,
+            safety_margin_seconds: f.maybe("safetyMarginSeconds")?,
             over_credit: f.choice(
                 "overCredit",
                 &[
@@ -974,8 +950,8 @@ impl RawAccept {
     fn read(value: &Value, key: &str) -> Result<RawAccept, ConfigError> {
         let f = Fields::new(value, key, &["network", "asset"])?;
         Ok(RawAccept {
-            network: f.required_string("network")?,
-            asset: f.string("asset")?,
+            network: f.get("network")?,
+            asset: f.maybe("asset")?,
         })
     }
 }
@@ -984,8 +960,8 @@ impl RawFacilitator {
     fn read(value: &Value) -> Result<RawFacilitator, ConfigError> {
         let f = Fields::new(value, "facilitator", &["url", "timeoutMs"])?;
         Ok(RawFacilitator {
-            url: f.required_string("url")?,
-            timeout_ms: f.number("timeoutMs")?,
+            url: f.get("url")?,
+            timeout_ms: f.maybe("timeoutMs")?,
         })
     }
 }
@@ -999,16 +975,14 @@ impl RawAsset {
                 "network", "address", "name", "version", "decimals", "symbol",
             ],
         )?;
-        let decimals = f
-            .number("decimals")?
-            .ok_or_else(|| err(f.path("decimals"), "missing"))?;
+        let decimals: u64 = f.get("decimals")?;
         Ok(RawAsset {
-            network: f.required_string("network")?,
-            address: f.required_string("address")?,
-            name: f.required_string("name")?,
-            version: f.required_string("version")?,
+            network: f.get("network")?,
+            address: f.get("address")?,
+            name: f.get("name")?,
+            version: f.get("version")?,
             decimals: u8::try_from(decimals).unwrap_or(u8::MAX),
-            symbol: f.string("symbol")?,
+            symbol: f.maybe("symbol")?,
         })
     }
 }
@@ -1039,15 +1013,15 @@ impl RawRoute {
             ],
         )?;
         Ok(RawRoute {
-            path: f.required_string("path")?,
-            method: f.string("method")?,
+            path: f.get("path")?,
+            method: f.maybe("method")?,
             price: f.value("price").cloned(),
-            free: f.boolean("free")?.unwrap_or(false),
-            pay_to: f.string("payTo")?,
-            accepts: f.list("accepts")?,
-            description: f.string("description")?,
-            mime_type: f.string("mimeType")?,
-            max_timeout_seconds: f.number("maxTimeoutSeconds")?,
+            free: f.maybe("free")?.unwrap_or(false),
+            pay_to: f.maybe("payTo")?,
+            accepts: f.maybe("accepts")?,
+            description: f.maybe("description")?,
+            mime_type: f.maybe("mimeType")?,
+            max_timeout_seconds: f.maybe("maxTimeoutSeconds")?,
             settlement: f.settlement()?,
             session: f.value("session").cloned(),
             discovery: f.value("discovery").cloned(),
@@ -1055,7 +1029,7 @@ impl RawRoute {
             humans: f.access("humans")?,
             crawlers: f.access("crawlers")?,
             agents: f.access("agents")?,
-            trust_browsers: f.boolean("trustBrowsers")?,
+            trust_browsers: f.maybe("trustBrowsers")?,
         })
     }
 }
@@ -1064,9 +1038,9 @@ impl RawSession {
     fn read(value: &Value, key: &str) -> Result<RawSession, ConfigError> {
         let f = Fields::new(value, key, &["scope", "seconds", "requests"])?;
         Ok(RawSession {
-            scope: f.string("scope")?,
-            seconds: f.number("seconds")?,
-            requests: f.number("requests")?,
+            scope: f.maybe("scope")?,
+            seconds: f.maybe("seconds")?,
+            requests: f.maybe("requests")?,
         })
     }
 }
@@ -1086,10 +1060,10 @@ impl Discovery {
             ],
         )?;
         Ok(Discovery {
-            discoverable: f.boolean("discoverable")?.unwrap_or(true),
+            discoverable: f.maybe("discoverable")?.unwrap_or(true),
             input: f.value("input").cloned(),
             input_schema: f.value("inputSchema").cloned(),
-            body_type: f.string("bodyType")?,
+            body_type: f.maybe("bodyType")?,
             output: f.value("output").cloned(),
             output_schema: f.value("outputSchema").cloned(),
         })
