@@ -88,11 +88,34 @@ impl Read for Value {
     }
 }
 
+/// The text of a JSON string.
+pub fn text(value: &Value) -> Result<&str, Error> {
+    match value {
+        Value::String(s) => Ok(s),
+        other => Err(Error::expected("a string", other)),
+    }
+}
+
+/// A JSON string read by `parse` (an address, a big number); its error becomes the problem.
+pub fn parsed<T, E: std::fmt::Display>(
+    value: &Value,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, Error> {
+    parse(text(value)?).map_err(|e| Error::new(e.to_string()))
+}
+
 impl Read for String {
     fn read(value: &Value) -> Result<Self, Error> {
+        text(value).map(str::to_string)
+    }
+}
+
+/// Any JSON object, as it is.
+impl Read for Map<String, Value> {
+    fn read(value: &Value) -> Result<Self, Error> {
         match value {
-            Value::String(s) => Ok(s.clone()),
-            other => Err(Error::expected("a string", other)),
+            Value::Object(m) => Ok(m.clone()),
+            other => Err(Error::expected("an object", other)),
         }
     }
 }

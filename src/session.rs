@@ -22,11 +22,10 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::Value;
-
-use crate::json::{self, Fields, Read};
 use sha2::{Digest, Sha256};
 
 use crate::evm::Address;
+use crate::json::{self, Fields, Read};
 use crate::pattern::PathPattern;
 
 type HmacSha256 = Hmac<Sha256>;

@@ -119,10 +119,7 @@ impl Serialize for Address {
 /// Read from a JSON string (a 0x-prefixed 20-byte hex address).
 impl Read for Address {
     fn read(value: &Value) -> Result<Self, json::Error> {
-        match value {
-            Value::String(v) => Address::parse(v).map_err(|e| json::Error::new(e.to_string())),
-            other => Err(json::Error::expected("a string", other)),
-        }
+        json::parsed(value, Address::parse)
     }
 }
 

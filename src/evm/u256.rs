@@ -245,10 +245,7 @@ impl Serialize for U256 {
 /// Read from a JSON string (a decimal string of an unsigned 256-bit integer).
 impl Read for U256 {
     fn read(value: &Value) -> Result<Self, json::Error> {
-        match value {
-            Value::String(v) => U256::from_dec_str(v).map_err(|e| json::Error::new(e.to_string())),
-            other => Err(json::Error::expected("a string", other)),
-        }
+        json::parsed(value, U256::from_dec_str)
     }
 }
 

@@ -128,11 +128,6 @@ pub struct AcceptedTerms {
 impl Read for AcceptedTerms {
     fn read(value: &Value) -> Result<Self, json::Error> {
         let f = Fields::new(value)?;
-        let extra = match f.value("extra") {
-            None => None,
-            Some(Value::Object(m)) => Some(m.clone()),
-            Some(other) => return Err(json::Error::expected("an object", other).at("extra")),
-        };
         Ok(AcceptedTerms {
             scheme: f.get("scheme")?,
             network: f.get("network")?,
@@ -140,7 +135,7 @@ impl Read for AcceptedTerms {
             asset: f.get("asset")?,
             pay_to: f.get("payTo")?,
             max_timeout_seconds: f.get("maxTimeoutSeconds")?,
-            extra,
+            extra: f.maybe("extra")?,
         })
     }
 }
