@@ -363,6 +363,8 @@ pub struct Route {
     pub discovery: Discovery,
     /// The `bazaar` extension of this route's 402s, built once (see [`crate::discovery::bazaar`]).
     pub bazaar: Option<Value>,
+    /// This route's terms as JSON text, rendered once (see [`crate::paywall::Rendered`]).
+    pub rendered: crate::paywall::Rendered,
 }
 
 impl Route {
@@ -608,6 +610,7 @@ impl RawConfig {
                     access: AccessPolicy::default(),
                     discovery: Discovery::default(),
                     bazaar: None,
+                    rendered: Default::default(),
                 });
                 continue;
             }
@@ -708,9 +711,11 @@ impl RawConfig {
                 .resolve(default_access),
                 discovery,
                 bazaar: None,
+                rendered: Default::default(),
             });
             if let Some(route) = routes.last_mut() {
                 route.bazaar = crate::discovery::bazaar(route);
+                route.rendered = crate::paywall::Rendered::of(route);
             }
         }
         Ok(Config {

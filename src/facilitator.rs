@@ -272,6 +272,8 @@ pub fn restrict(
         for offer in route.offers.iter_mut() {
             offer.v1_enabled = supported.settles(1, &offer.asset.network);
         }
+        // The terms a 402 carries are rendered from the offers: render them again.
+        route.rendered = crate::paywall::Rendered::of(route);
     }
     (out, unsettleable)
 }

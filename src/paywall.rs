@@ -269,7 +269,8 @@ pub fn micro_usd(offer: &crate::config::Offer) -> u128 {
     }
 }
 
-/// The v2 terms of a route for a URL, with the refusal in `error`.
+/// The v2 terms of a route for a URL, with the refusal in `error`, as a typed value. What a 402
+/// carries is [`Rendered`]'s text, which must never differ from this value serialised.
 pub fn terms(
     route: &Route,
     url: &str,
@@ -280,30 +281,8 @@ pub fn terms(
     if let Some(b) = &route.bazaar {
         extensions.insert("bazaar".into(), b.clone());
     }
-    if let (Some(session), Some(challenge)) = (&route.session, siwx) {
-        // A wallet that already bought this scope proves it with Sign-In-With-X instead of paying.
-        if let Some(at) = crate::siwx::HttpUrl::parse(url) {
-            let chains: Vec<String> = route
-                .offers
-                .iter()
-                .map(|o| o.requirements.network.clone())
-                .collect();
-            extensions.insert(
-                crate::siwx::EXTENSION_KEY.into(),
-                crate::siwx::extension(
-                    &at.authority(),
-                    url,
-                    &chains,
-                    challenge.nonce,
-                    challenge.now,
-                    Some(&format!(
-                        "Sign in to use what you bought for {}",
-                        session.scope.as_str()
-                    )),
-                    None,
-                ),
-            );
-        }
+    if let Some((key, value)) = siwx_extension(route, url, siwx) {
+        extensions.insert(key.into(), value);
     }
     PaymentRequired {
         x402_version: 2,
@@ -322,6 +301,105 @@ pub fn terms(
     }
 }
 
+/// The v1 body of a refusal, as a typed value (see [`terms`]).
+pub fn terms_v1(route: &Route, url: &str, refusal: &Refusal) -> String {
+    let v1: Vec<_> = route
+        .offers
+        .iter()
+        .filter_map(|o| o.v1(url, &route.description, &route.mime_type))
+        .collect();
+    serde_json::to_string(&PaymentRequiredV1 {
+        x402_version: 1,
+        error: refusal.x402(),
+        reason: refusal.reason.info().code,
+        message: &refusal.message(),
+        accepts: &v1,
+    })
+    .unwrap_or_else(|_| "{}".into())
+}
+
+/// A wallet that already bought this route's scope proves it with Sign-In-With-X instead of
+/// paying: the challenge, where the route sells a session and the request may get one.
+fn siwx_extension(
+    route: &Route,
+    url: &str,
+    siwx: Option<&SiwxChallenge>,
+) -> Option<(&'static str, serde_json::Value)> {
+    let (session, challenge) = (route.session.as_ref()?, siwx?);
+    let at = crate::siwx::HttpUrl::parse(url)?;
+    let chains: Vec<String> = route
+        .offers
+        .iter()
+        .map(|o| o.requirements.network.clone())
+        .collect();
+    let statement = format!(
+        "Sign in to use what you bought for {}",
+        session.scope.as_str()
+    );
+    let value = crate::siwx::extension(
+        &at.authority(),
+        url,
+        &chains,
+        challenge.nonce,
+        challenge.now,
+        Some(&statement),
+        None,
+    );
+    Some((crate::siwx::EXTENSION_KEY, value))
+}
+
+/// A route's terms as JSON text, rendered once with its configuration: a 402 then only splices
+/// in what differs per request (the URL, the refusal, a Sign-In-With-X challenge) instead of
+/// copying and serialising the offers and the `bazaar` document again every time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// The v2 `resource` object after its `url`: `,"description":…,"mimeType":…}`.
+    resource_rest: String,
+    /// The v2 `accepts` array.
+    accepts: String,
+    /// The `bazaar` extension's value.
+    bazaar: Option<String>,
+    /// Each v1 offer, split where its `resource` (the URL) goes.
+    v1: Vec<(String, String)>,
+}
+
+impl Rendered {
+    pub fn of(route: &Route) -> Rendered {
+        let resource_rest = format!(
+            ",\"description\":{},\"mimeType\":{}}}",
+            json(&route.description),
+            json(&route.mime_type)
+        );
+        let accepts: Vec<_> = route.offers.iter().map(|o| &o.requirements).collect();
+        let v1 = route
+            .offers
+            .iter()
+            .filter_map(|o| o.v1("", &route.description, &route.mime_type))
+            .map(|o| {
+                let text = json(&o);
+                // `resource` precedes every value that could hold the same text (`extra`), and a
+                // string's quotes are escaped inside it: the first match is the field itself.
+                match text.split_once("\"resource\":\"\"") {
+                    Some((before, after)) => (format!("{before}\"resource\":"), after.into()),
+                    None => (text, String::new()),
+                }
+            })
+            .collect();
+        Rendered {
+            resource_rest,
+            accepts: json(&accepts),
+            bazaar: route.bazaar.as_ref().map(json),
+            v1,
+        }
+    }
+}
+
+/// Compact JSON text of one of our own plain values, whose serialising cannot fail (`null` is
+/// the safe fallback).
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
 /// A refusal of a priced request: the terms in `PAYMENT-REQUIRED` (v2) and in the body (v1), plus
 /// our reason code and sentence. Used for 402s and for malformed payments alike, so a client always
 /// has the terms at hand.
@@ -331,24 +409,69 @@ pub fn challenge(
     refusal: &Refusal,
     siwx: Option<&SiwxChallenge>,
 ) -> Reply {
-    let v2 = terms(route, url, refusal, siwx);
-    let v1: Vec<_> = route
-        .offers
-        .iter()
-        .filter_map(|o| o.v1(url, &route.description, &route.mime_type))
-        .collect();
-    let message = refusal.message();
-    let body = serde_json::to_string(&PaymentRequiredV1 {
-        x402_version: 1,
-        error: refusal.x402(),
-        reason: refusal.reason.info().code,
-        message: &message,
-        accepts: &v1,
-    })
-    .unwrap_or_else(|_| "{}".into());
+    let r = &route.rendered;
+    let (url_json, error) = (json(url), json(refusal.x402()));
+    let mut v2 =
+        String::with_capacity(256 + r.accepts.len() + r.bazaar.as_ref().map_or(0, String::len));
+    for part in [
+        "{\"x402Version\":2,\"error\":",
+        &error,
+        ",\"resource\":{\"url\":",
+        &url_json,
+        &r.resource_rest,
+        ",\"accepts\":",
+        &r.accepts,
+    ] {
+        v2.push_str(part);
+    }
+    // The extensions in key order, as a JSON object of them is written.
+    let siwx = siwx_extension(route, url, siwx).map(|(k, v)| (k, json(&v)));
+    let extensions = r
+        .bazaar
+        .as_deref()
+        .map(|b| ("bazaar", b))
+        .into_iter()
+        .chain(siwx.as_ref().map(|(k, v)| (*k, v.as_str())));
+    for (i, (key, value)) in extensions.enumerate() {
+        v2.push_str(if i == 0 { ",\"extensions\":{" } else { "," });
+        v2.push_str(&json(key));
+        v2.push(':');
+        v2.push_str(value);
+    }
+    if r.bazaar.is_some() || siwx.is_some() {
+        v2.push('}');
+    }
+    v2.push('}');
+    let mut body = String::with_capacity(
+        160 + r
+            .v1
+            .iter()
+            .map(|(a, b)| a.len() + b.len() + url_json.len() + 1)
+            .sum::<usize>(),
+    );
+    for part in [
+        "{\"x402Version\":1,\"error\":",
+        &error,
+        ",\"reason\":",
+        &json(refusal.reason.info().code),
+        ",\"message\":",
+        &json(&refusal.message()),
+        ",\"accepts\":[",
+    ] {
+        body.push_str(part);
+    }
+    for (i, (before, after)) in r.v1.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(before);
+        body.push_str(&url_json);
+        body.push_str(after);
+    }
+    body.push_str("]}");
     let mut headers = common_headers();
     headers.push(("Content-Type", "application/json".into()));
-    headers.push((x402::PAYMENT_REQUIRED, codec::encode_json(&v2)));
+    headers.push((x402::PAYMENT_REQUIRED, codec::encode_text(&v2)));
     Reply {
         status: refusal.status(),
         headers,
@@ -394,4 +517,98 @@ pub fn common_headers() -> Vec<(&'static str, String)> {
         ("Access-Control-Allow-Origin", "*".into()),
         ("Access-Control-Expose-Headers", EXPOSE_HEADERS.into()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    fn config(routes: serde_json::Value) -> Config {
+        let v = json!({
+            "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+            "accepts": ["base-sepolia", "eip155:31337"],
+            "facilitator": {"url": "http://127.0.0.1:4021/"},
+            "assets": [{"network": "eip155:31337", "address": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
+                        "name": "USD Coin", "version": "2", "decimals": 6}],
+            "routes": routes,
+        });
+        Config::from_json(&v.to_string()).expect("valid config")
+    }
+
+    /// The terms a 402 carries, rendered once per route and spliced per request, are byte for
+    /// byte what the typed terms serialise to: in the header (v2) and in the body (v1), with and
+    /// without `bazaar` and Sign-In-With-X, for URLs and texts that need escaping.
+    #[test]
+    fn rendered_terms_are_the_typed_terms() {
+        let c = config(json!([
+            {"path": "/a/*", "price": "$0.01"},
+            {"path": "/b/*", "price": "$0.02", "description": "Quotes \" and \\ and \"resource\":\"\" and é ☃ \u{1}",
+             "mimeType": "text/html; charset=\"utf-8\"", "discovery": {"input": {"q": "x"}}},
+            {"path": "/c/*", "price": "$0.03", "description": "Sessions",
+             "session": {"scope": "/c/*", "seconds": 3600}, "discovery": {"discoverable": false}},
+            {"path": "/d/*", "price": "10000", "accepts": ["eip155:31337"],
+             "session": {"scope": "/d/*", "requests": 5}},
+        ]));
+        let urls = [
+            "https://news.example/a/x",
+            "https://news.example/b/\"quoted\"?q=<é>&r=\\",
+            "https://news.example/c/%00/\u{7f}",
+            "https://news.example/d/",
+        ];
+        let refusals = [
+            Refusal::from(Reason::PaymentRequired),
+            Refusal::new(
+                Reason::InvalidShape,
+                "payload.authorization.value: \"1\" \u{2028}",
+            ),
+            Refusal {
+                reason: Reason::FacilitatorRejected,
+                detail: None,
+                x402_override: Some("invalid_exact_evm_payload_signature".into()),
+            },
+        ];
+        let challenge_siwx = SiwxChallenge {
+            nonce: [7; 16],
+            now: 1_750_000_000,
+        };
+        let mut checked = 0;
+        for route in &c.routes {
+            for url in urls {
+                for refusal in &refusals {
+                    for siwx in [None, Some(&challenge_siwx)] {
+                        let reply = challenge(route, url, refusal, siwx);
+                        let header = reply
+                            .headers
+                            .iter()
+                            .find(|(k, _)| *k == x402::PAYMENT_REQUIRED)
+                            .map(|(_, v)| v.clone())
+                            .expect("PAYMENT-REQUIRED");
+                        let typed = codec::encode_json(&terms(route, url, refusal, siwx));
+                        assert_eq!(header, typed, "v2 terms of {} at {url}", route.index);
+                        assert_eq!(reply.body, terms_v1(route, url, refusal));
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 4 * 3 * 2);
+        // What the cases cover: bazaar, Sign-In-With-X and v1 offers each present and absent.
+        let v2 = |i: usize, siwx| {
+            let url = format!("https://news.example/{}/x", ["a", "b", "c", "d"][i]);
+            serde_json::to_value(terms(&c.routes[i], &url, &refusals[0], siwx)).unwrap()
+        };
+        assert!(v2(0, None)["extensions"]["bazaar"].is_object());
+        assert!(v2(2, Some(&challenge_siwx))["extensions"]["sign-in-with-x"].is_object());
+        assert!(v2(2, None).get("extensions").is_none());
+        let both = v2(3, Some(&challenge_siwx))["extensions"].clone();
+        assert!(both["bazaar"].is_object() && both["sign-in-with-x"].is_object());
+        assert_eq!(
+            c.routes[0].rendered.v1.len(),
+            1,
+            "base-sepolia has a v1 name"
+        );
+        assert_eq!(c.routes[3].rendered.v1.len(), 0, "eip155:31337 has none");
+    }
 }

@@ -63,6 +63,11 @@ pub fn encode_json<T: Serialize>(value: &T) -> String {
     STANDARD.encode(json)
 }
 
+/// Encodes JSON text already rendered, as [`encode_json`] does a value.
+pub fn encode_text(json: &str) -> String {
+    STANDARD.encode(json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
