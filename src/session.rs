@@ -382,8 +382,24 @@ pub fn check_token(secret: &[u8], token: &str, now: u64) -> Result<TokenClaims, 
 /// An HMAC-SHA256 over the label and `signed`. `None` only if the key is refused, which HMAC never
 /// does.
 fn mac(secret: &[u8], signed: &str) -> Option<HmacSha256> {
-    let mut m = <HmacSha256 as Mac>::new_from_slice(secret).ok()?;
-    m.update(MAC_LABEL);
+    // The key's inner and outer pads are hashed once per secret, not for every token: the secret
+    // is the same for every request an isolate serves.
+    thread_local! {
+        static KEYED: std::cell::RefCell<Option<(Vec<u8>, HmacSha256)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let mut m = KEYED.with(|k| {
+        let mut k = k.borrow_mut();
+        match k.as_ref() {
+            Some((key, m)) if key == secret => Some(m.clone()),
+            _ => {
+                let mut m = <HmacSha256 as Mac>::new_from_slice(secret).ok()?;
+                m.update(MAC_LABEL);
+                *k = Some((secret.to_vec(), m.clone()));
+                Some(m)
+            }
+        }
+    })?;
     m.update(signed.as_bytes());
     Some(m)
 }

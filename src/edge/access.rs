@@ -157,21 +157,25 @@ async fn admit_token(
 ) -> Result<Admitted, Refusal> {
     let claims = session::check_token(secret.as_bytes(), token, now)
         .map_err(|e| refused(e.code(), &e.to_string()))?;
-    if !claims.covers(path) {
+    // The scope as the offer parsed it with the configuration; parsed from the token only when no
+    // offer sells it any more.
+    let offer = offers.iter().find(|o| o.scope.as_str() == claims.scope);
+    let covered = match offer {
+        Some(o) => o.scope.matches(path),
+        None => claims.covers(path),
+    };
+    if !covered {
         return Err(refused(
             "token_out_of_scope",
             "the session token does not cover this path",
         ));
     }
-    let offer = offers
-        .iter()
-        .find(|o| o.scope.as_str() == claims.scope)
-        .ok_or_else(|| {
-            refused(
-                "token_out_of_scope",
-                "the session token's scope is no longer sold",
-            )
-        })?;
+    let offer = offer.ok_or_else(|| {
+        refused(
+            "token_out_of_scope",
+            "the session token's scope is no longer sold",
+        )
+    })?;
     use_grant(env, &claims.wallet, offer, path, now).await?;
     Ok(Admitted {
         wallet: claims.wallet,
