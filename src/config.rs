@@ -1215,6 +1215,12 @@ fn parse_price(key: &str, price: &Value, asset: &Asset) -> Result<U256, ConfigEr
     if amount.is_zero() {
         return Err(bad("is zero: use free = true for a free route"));
     }
+    // Credit limits, statistics and crawler prices count amounts in 128 bits: above that no
+    // dollar stablecoin has a price anyone would charge (2^128 atomic units of a 36-decimal
+    // token is $340), so it is refused rather than counted wrong.
+    if amount.to_u128().is_none() {
+        return Err(bad("is too large for this token's decimals"));
+    }
     Ok(amount)
 }
 

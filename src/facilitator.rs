@@ -14,7 +14,7 @@ use crate::json::{self, Fields, Read};
 use crate::x402::SettleResponse;
 
 /// The body of `/verify` and `/settle` requests.
-pub fn request_body(version: u8, payload: &Value, requirements: &Value) -> String {
+pub fn request_body(version: u8, payload: Value, requirements: Value) -> String {
     serde_json::json!({
         "x402Version": version,
         "paymentPayload": payload,

@@ -193,12 +193,19 @@ impl PaidRequest<'_> {
     }
 
     /// The body of the facilitator's `/verify` and `/settle` calls.
+    ///
+    /// The payment goes as the client sent it, but for its `accepted` terms: those were checked to
+    /// be ours, yet may be spelt differently (an address in another case, a key more in `extra`),
+    /// and a facilitator that compares them with the requirements strictly would refuse at
+    /// settlement a payment already served. They go as our terms, exactly; nothing in them is
+    /// signed.
     pub fn facilitator_body(&self) -> String {
-        crate::facilitator::request_body(
-            self.payment.version,
-            &self.payment.raw,
-            &self.requirements_json(),
-        )
+        let requirements = self.requirements_json();
+        let mut payload = self.payment.raw.clone();
+        if let Some(accepted) = payload.get_mut("accepted") {
+            *accepted = requirements.clone();
+        }
+        crate::facilitator::request_body(self.payment.version, payload, requirements)
     }
 
     /// Receipt headers for a settled (or accepted) payment.
@@ -258,12 +265,14 @@ impl PaidRequest<'_> {
 }
 
 /// An offer's price in micro-USD (6 decimals), the unit of credit limits. Every accepted token is a
-/// dollar stablecoin; its decimals decide the scaling.
+/// dollar stablecoin; its decimals decide the scaling. A token with more than 6 decimals can
+/// charge a fraction of a micro-dollar: it is rounded up, so that no payment counts for less than
+/// it is against a wallet's credit (and none counts as nothing).
 pub fn micro_usd(offer: &crate::config::Offer) -> u128 {
     let atomic = offer.amount.to_u128().unwrap_or(u128::MAX);
     let d = u32::from(offer.asset.decimals);
     if d >= 6 {
-        atomic / 10u128.saturating_pow(d - 6)
+        atomic.div_ceil(10u128.saturating_pow(d - 6))
     } else {
         atomic.saturating_mul(10u128.saturating_pow(6 - d))
     }

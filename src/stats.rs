@@ -116,7 +116,7 @@ impl Stats {
         apply(self.by_payer.or_default(&payer.to_ascii_lowercase()), event);
         apply(&mut self.total, event);
         if let Event::Payment { deferred: true, .. } = event {
-            self.deferred_payments += 1;
+            self.deferred_payments = self.deferred_payments.saturating_add(1);
         }
         self.trim();
     }
@@ -194,17 +194,17 @@ fn apply(t: &mut Tally, event: &Event) {
         Event::Payment {
             amount_micro_usd, ..
         } => {
-            t.payments += 1;
+            t.payments = t.payments.saturating_add(1);
             t.revenue_micro_usd = t.revenue_micro_usd.saturating_add(*amount_micro_usd);
         }
-        Event::Session { .. } => t.sessions += 1,
+        Event::Session { .. } => t.sessions = t.sessions.saturating_add(1),
     }
 }
 
 fn add(into: &mut Tally, t: &Tally) {
-    into.payments += t.payments;
+    into.payments = into.payments.saturating_add(t.payments);
     into.revenue_micro_usd = into.revenue_micro_usd.saturating_add(t.revenue_micro_usd);
-    into.sessions += t.sessions;
+    into.sessions = into.sessions.saturating_add(t.sessions);
 }
 
 fn day_json(day: &str, t: &Tally) -> serde_json::Value {
@@ -281,6 +281,19 @@ mod tests {
         assert_eq!(v["topPayers"][0]["payments"], 2);
         let back: Stats = json::parse(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// A counter read back at its limit stays there instead of wrapping to zero (or panicking).
+    #[test]
+    fn counters_saturate() {
+        let mut s = Stats::default();
+        s.record(&pay("/a/*", "0xaa", u128::MAX, 7));
+        let mut text = serde_json::to_value(&s).unwrap();
+        text["total"]["payments"] = serde_json::json!(u64::MAX);
+        let mut s: Stats = json::parse(&text.to_string()).unwrap();
+        s.record(&pay("/a/*", "0xaa", 1, 8));
+        assert_eq!(s.total.payments, u64::MAX);
+        assert_eq!(s.total.revenue_micro_usd, u128::MAX);
     }
 
     #[test]

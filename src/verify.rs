@@ -68,6 +68,22 @@ pub fn verify<'c>(
             format!("network {:?} is not offered here", payment.network),
         ));
     }
+    // A v1 payment only where v1 is offered: the facilitator must settle v1 on that network
+    // (`/supported`), and the 402's v1 body offers nothing else.
+    let on_network: Vec<&Offer> = match payment.version {
+        1 => on_network.into_iter().filter(|o| o.v1_enabled).collect(),
+        _ => on_network,
+    };
+    if on_network.is_empty() {
+        return Err(Refusal::new(
+            Reason::NetworkMismatch,
+            format!(
+                "x402 v1 payments on {:?} are not taken here: the facilitator settles only v2 \
+                 there; pay with PAYMENT-SIGNATURE (v2)",
+                payment.network
+            ),
+        ));
+    }
 
     let auth = &payment.payload.authorization;
     let from = address("authorization.from", &auth.from)?;

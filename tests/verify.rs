@@ -1947,3 +1947,92 @@ fn a_network_alone_means_its_usdc_even_with_other_custom_tokens_on_that_chain() 
     );
     assert_eq!(c.routes[0].offers[0].asset.name, "USD Coin");
 }
+
+/// Where the facilitator settles only v2 on a network, the 402 offers no v1 terms there, and a v1
+/// payment is refused before anything is served: its settlement would fail, with nobody owing.
+#[test]
+fn v1_payment_refused_where_the_facilitator_settles_only_v2() {
+    let base = one_route(json!(["eip155:84532"]), "10000", 300, json!([]));
+    let k0 = signing_key(ANVIL0_KEY);
+    let terms = terms_of(&base, 0);
+    let d = Draft::v1(&terms, &k0, NOW);
+    let req = Req::get("/paid/x").paying(None, Some(d.header()));
+    // While the facilitator settles v1 there (the configuration as written), it is paid.
+    let paid = decide_paid(&base, &req, NOW);
+    let sent: Value = serde_json::from_str(&paid.facilitator_body()).unwrap();
+    assert!(sent["paymentRequirements"].is_object());
+
+    let v2_only = x402_edge::facilitator::Supported::parse(
+        r#"{"kinds":[{"x402Version":2,"scheme":"exact","network":"eip155:84532"}]}"#,
+    )
+    .unwrap();
+    let (c, _) = x402_edge::facilitator::restrict(&base, &v2_only);
+    let r = decide_reply(&c, &req, NOW);
+    assert_eq!((r.status, r.reason), (402, "network_mismatch"));
+    assert!(
+        body(&r)["message"].as_str().unwrap().contains("only v2"),
+        "{}",
+        r.body
+    );
+    assert_eq!(body(&r)["accepts"], json!([]), "no v1 terms offered");
+    // The same wallet paying in v2 is served.
+    let d2 = Draft::v2(&terms_of(&c, 0), &k0, NOW);
+    decide_paid(
+        &c,
+        &Req::get("/paid/x").paying(Some(d2.header()), None),
+        NOW,
+    );
+}
+
+/// The facilitator gets our terms as `accepted`, exactly, whatever spelling of them the client
+/// used: a strict facilitator must not refuse at settlement a payment already served.
+#[test]
+fn facilitator_gets_our_terms_as_accepted() {
+    let c = one_route(json!(["eip155:84532"]), "10000", 300, json!([]));
+    let terms = terms_of(&c, 0);
+    let mut spelt = terms.clone();
+    spelt["payTo"] = json!(PAY_TO.to_lowercase());
+    spelt["asset"] = json!(BASE_SEPOLIA_USDC.to_uppercase().replacen("0X", "0x", 1));
+    let mut d = Draft::v2(&terms, &signing_key(ANVIL0_KEY), NOW);
+    d.accepted = spelt.clone();
+    let paid = decide_paid(&c, &Req::get("/paid/x").paying(Some(d.header()), None), NOW);
+    let body: Value = serde_json::from_str(&paid.facilitator_body()).unwrap();
+    assert_eq!(body["paymentRequirements"], terms);
+    assert_eq!(body["paymentPayload"]["accepted"], terms);
+    assert_ne!(spelt, terms);
+    // Everything else goes as the client sent it.
+    assert_eq!(body["paymentPayload"]["payload"], d.json()["payload"]);
+}
+
+/// Amounts in micro-USD (credit limits, statistics) never count a payment for less than it is:
+/// a token with more decimals rounds up, and a price too large to count is refused.
+#[test]
+fn micro_usd_rounds_up_and_prices_beyond_128_bits_are_refused() {
+    let dai = |decimals: u8, price: &str| {
+        Config::from_json(
+            &json!({
+                "payTo": PAY_TO,
+                "assets": [{"network": "eip155:8453", "address": "0x50c5725949A6F0c72E6C4a641F24049A917DB0Cb",
+                            "name": "Dai Stablecoin", "version": "1", "decimals": decimals, "symbol": "DAI"}],
+                "accepts": [{"network": "eip155:8453", "asset": "DAI"}],
+                "facilitator": {"url": FACILITATOR},
+                "routes": [{"path": "/paid/*", "price": price}],
+            })
+            .to_string(),
+        )
+    };
+    let micro =
+        |decimals, price| paywall::micro_usd(&dai(decimals, price).unwrap().routes[0].offers[0]);
+    assert_eq!(
+        micro(18, "$0.0000009"),
+        1,
+        "less than a micro-dollar counts as one"
+    );
+    assert_eq!(micro(18, "$0.0000019"), 2);
+    assert_eq!(micro(18, "$0.000002"), 2, "exact amounts stay exact");
+    assert_eq!(micro(18, "$1000"), 1_000_000_000);
+    assert_eq!(micro(36, "$340"), 340_000_000);
+    let e = dai(36, "$1000").unwrap_err();
+    assert_eq!(e.key, "routes[0].price");
+    assert!(e.problem.contains("too large"), "{}", e.problem);
+}

@@ -192,7 +192,7 @@ pub struct Payment {
     pub scheme: String,
     pub network: String,
     pub payload: ExactEvmPayload,
-    /// The whole JSON as received, forwarded verbatim to the facilitator.
+    /// The whole JSON as received, forwarded to the facilitator (with our terms as `accepted`).
     pub raw: Value,
 }
 
