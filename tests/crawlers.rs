@@ -1332,3 +1332,20 @@ fn price_intent_needs_a_covering_signature() {
         Err(CrawlerError::InvalidSignature)
     );
 }
+
+/// Every directory can be cached in KV: a URL that would make a key longer than KV's 512 bytes
+/// is cached under its hash, distinct per URL.
+#[test]
+fn directory_cache_keys_fit_kv() {
+    let short = "https://bot.example/.well-known/http-message-signatures-directory";
+    assert_eq!(directory_key(short), format!("wba-directory:{short}"));
+    let long = |c: char| format!("https://bot.example/{}", c.to_string().repeat(600));
+    let (a, b) = (directory_key(&long('a')), directory_key(&long('b')));
+    assert!(
+        a.len() <= 512 && a.starts_with("wba-directory:sha256:"),
+        "{a}"
+    );
+    assert_ne!(a, b);
+    let edge = format!("https://bot.example/{}", "x".repeat(512 - 14 - 20));
+    assert_eq!(directory_key(&edge).len(), 512, "the longest plain key");
+}

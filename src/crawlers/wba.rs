@@ -924,6 +924,20 @@ fn url_authority(url: &str) -> Option<String> {
     rest.get(..end).map(str::to_owned)
 }
 
+/// The key under which a signer's directory is cached in KV: its URL, or the URL's SHA-256 where
+/// the URL would make a key longer than KV takes (512 bytes), so that every directory can be
+/// cached (a directory fetched again for every request would let a signer slow the paywall).
+pub fn directory_key(url: &str) -> String {
+    const PREFIX: &str = "wba-directory:";
+    const KV_KEY_MAX: usize = 512;
+    if PREFIX.len() + url.len() <= KV_KEY_MAX {
+        return format!("{PREFIX}{url}");
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(url.as_bytes());
+    format!("{PREFIX}sha256:{}", hex::encode(digest))
+}
+
 /// Reads a key directory (a JWKS, `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"…"}, …]}`).
 /// Keys of other types or curves, and malformed Ed25519 keys, are skipped; at most
 /// [`MAX_DIRECTORY_KEYS`] are kept. Fails if the body is not such an object or has no usable key.

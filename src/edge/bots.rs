@@ -6,6 +6,7 @@
 //! directory cannot make us fetch on every request), and fetched with a short deadline and a size
 //! limit: a crawler's directory must never slow down or exhaust the paywall.
 
+use futures_util::StreamExt;
 use worker::{Env, Fetch, Headers};
 
 use super::js;
@@ -14,7 +15,6 @@ use crate::crawlers::{
     self, Class, ClassifyInput, CloudflareBot, Evidence, Jwks, SignedRequest, VerifiedAgent,
 };
 
-const DIRECTORY_PREFIX: &str = "wba-directory:";
 const DIRECTORY_TTL: u64 = 3600;
 const DIRECTORY_FAILURE_TTL: u64 = 300;
 const DIRECTORY_TIMEOUT_MS: u32 = 3_000;
@@ -103,7 +103,7 @@ async fn verify(
 /// The signer's keys: from the KV cache, or fetched and cached.
 async fn directory(env: &Env, url: &str) -> Option<Jwks> {
     let kv = js::kv(env, super::KV_BINDING);
-    let key = format!("{DIRECTORY_PREFIX}{url}");
+    let key = crawlers::directory_key(url);
     if let Some(kv) = &kv {
         if let Ok(Some(cached)) = kv.text(&key).await {
             return crawlers::parse_directory(&cached).ok();
@@ -136,9 +136,23 @@ async fn fetch_directory(url: &str) -> Option<String> {
     if res.status_code() != 200 {
         return None;
     }
-    let bytes = res.bytes().await.ok()?;
-    if bytes.len() > crawlers::MAX_DIRECTORY_BYTES {
+    // Read no further than the limit: the signer's server chooses how much it sends.
+    let limit = crawlers::MAX_DIRECTORY_BYTES;
+    let declared = res.headers().get("content-length").ok().flatten();
+    if declared
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+    {
         return None;
+    }
+    let mut body = res.stream().ok()?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.ok()?;
+        if bytes.len() + chunk.len() > limit {
+            return None;
+        }
+        bytes.extend_from_slice(&chunk);
     }
     String::from_utf8(bytes).ok()
 }
