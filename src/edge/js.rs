@@ -42,6 +42,29 @@ impl Outgoing<'_> {
     }
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch, catch)]
+    fn global_fetch(request: &web_sys::Request) -> Result<Promise, JsValue>;
+}
+
+/// Sends a request with the runtime's `fetch`, and hands back its answer as the runtime made it:
+/// the SDK's response type reads every part of it (`cf` included) into one of its own, and turning
+/// that back into the runtime's builds the response a second time.
+pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+    JsFuture::from(global_fetch(request)?).await?.dyn_into()
+}
+
+/// A response like `response`, with the same status, headers and body (still streaming), whose
+/// headers can be changed: those of a fetched response cannot.
+pub fn mutable(response: &web_sys::Response) -> Result<web_sys::Response, JsValue> {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(response.status());
+    init.set_status_text(&response.status_text());
+    init.set_headers(&response.headers());
+    web_sys::Response::new_with_opt_readable_stream_and_init(response.body().as_ref(), &init)
+}
+
 /// Headers with a bearer token when there is one, and a JSON content type for a body.
 pub fn headers(json_body: bool, bearer: Option<&str>) -> Result<web_sys::Headers, JsValue> {
     let headers = web_sys::Headers::new()?;

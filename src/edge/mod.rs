@@ -256,7 +256,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
                 if who.class != Class::Human || config.log == LogLevel::All {
                     log_access(&who, route, "allowed", 200, None);
                 }
-                return origin::pass(config, req, &url).await.map(Into::into);
+                return origin::pass(config, req, &url).await;
             }
             Access::Block => {
                 let mut reply = paywall::plain_refusal(&Refusal::new(
@@ -314,7 +314,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
         }
     }
     match paywall::decide(config, &incoming, now) {
-        Decision::Pass => origin::pass(config, req, &url).await.map(Into::into),
+        Decision::Pass => origin::pass(config, req, &url).await,
         Decision::Reply(mut reply) => {
             reply = served.on_refusal(reply);
             if let Some(route) = route {
@@ -508,8 +508,8 @@ async fn serve_paid(
         limit = limit.min(hold_ends.saturating_sub(now).saturating_sub(5));
     }
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, Some(limit)).await;
-    let mut response = match answer {
-        Ok(response) if response.status_code() < 400 => response,
+    let response = match answer {
+        Ok(response) if response.status() < 400 => response,
         // Nobody pays for an error (nor for an origin out of reach): the payment leaves the
         // ledger uncollected.
         failed => {
@@ -517,13 +517,13 @@ async fn serve_paid(
                 book.withdraw(&id).await;
             }
             let detail = match &failed {
-                Ok(r) => format!("origin answered {}", r.status_code()),
+                Ok(r) => format!("origin answered {}", r.status()),
                 Err(e) => e.to_string(),
             };
             log_decision("origin_failed", paid, &detail);
             return match failed {
                 Err(e) => origin_unavailable(&e, head),
-                origin_error => origin_error.map(Into::into),
+                origin_error => origin_error,
             };
         }
     };
@@ -539,8 +539,8 @@ async fn serve_paid(
         let mut extra = paid.receipt_headers(&paid.pending_receipt());
         extra.extend(session_bought(env, paid, now).await);
         extra.extend(ctx.on_success());
-        respond::decorate(&mut response, extra);
-        return Ok(response.into());
+        respond::decorate(&response, extra);
+        return Ok(response);
     }
     let outcome = client.settle(&body).await;
     if let Some(book) = &book {
@@ -553,8 +553,8 @@ async fn serve_paid(
             let mut extra = paid.receipt_headers(&receipt);
             extra.extend(session_bought(env, paid, now).await);
             extra.extend(ctx.on_success());
-            respond::decorate(&mut response, extra);
-            Ok(response.into())
+            respond::decorate(&response, extra);
+            Ok(response)
         }
         SettleOutcome::Refused { reason, message } => {
             log_decision("settlement_refused", paid, &reason);
@@ -576,7 +576,7 @@ async fn serve_session(
     admitted: &access::Admitted,
     head: bool,
 ) -> Result<web_sys::Response> {
-    let mut response = match origin::forward_as(config, req, url, &admitted.wallet, None).await {
+    let response = match origin::forward_as(config, req, url, &admitted.wallet, None).await {
         Ok(r) => r,
         Err(e) => return origin_unavailable(&e, head),
     };
@@ -594,8 +594,8 @@ async fn serve_session(
             "served",
         );
     }
-    respond::decorate(&mut response, extra);
-    Ok(response.into())
+    respond::decorate(&response, extra);
+    Ok(response)
 }
 
 /// The answer when the origin was out of reach or too slow for a paid or session request.

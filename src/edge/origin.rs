@@ -10,7 +10,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use wasm_bindgen::JsValue;
-use worker::{Delay, Error, Fetch, Headers, Response, Result};
+use worker::{Delay, Error, Headers, Result};
 
 use crate::config::Config;
 use crate::evm::Address;
@@ -23,7 +23,11 @@ pub const PAYER_HEADER: &str = "x402-payer";
 
 /// An unpriced request, untouched (but for a forged payer header), and the origin's answer as it
 /// came.
-pub async fn pass(config: &Config, req: web_sys::Request, url: &HttpUrl) -> Result<Response> {
+pub async fn pass(
+    config: &Config,
+    req: web_sys::Request,
+    url: &HttpUrl,
+) -> Result<web_sys::Response> {
     send(config, req, url, None).await
 }
 
@@ -38,8 +42,11 @@ pub async fn forward_as(
     url: &HttpUrl,
     wallet: &Address,
     limit_seconds: Option<u64>,
-) -> Result<Response> {
-    let answer = async { mutable(send(config, req, url, Some(wallet.to_checksum())).await?) };
+) -> Result<web_sys::Response> {
+    let answer = async {
+        let fetched = send(config, req, url, Some(wallet.to_checksum())).await?;
+        Ok(super::js::mutable(&fetched)?)
+    };
     let Some(limit_seconds) = limit_seconds else {
         return answer.await;
     };
@@ -66,7 +73,7 @@ async fn send(
     req: web_sys::Request,
     url: &HttpUrl,
     payer: Option<String>,
-) -> Result<Response> {
+) -> Result<web_sys::Response> {
     let target = match &config.origin {
         Some(base) => {
             let mut t = format!("{base}{}", url.path);
@@ -118,16 +125,5 @@ async fn send(
         timeout_ms: None,
     }
     .build(&target)?;
-    Fetch::Request(outgoing.into()).send().await
-}
-
-/// An origin's answer with headers that can be changed (those of a fetched response cannot), so
-/// that receipts can be added.
-fn mutable(response: Response) -> Result<Response> {
-    let status = response.status_code();
-    let headers = response.headers().clone();
-    let (_, body) = response.into_parts();
-    Ok(Response::from_body(body)?
-        .with_status(status)
-        .with_headers(headers))
+    Ok(super::js::fetch(&outgoing).await?)
 }

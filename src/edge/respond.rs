@@ -1,6 +1,6 @@
 //! Turning the core's replies into platform responses.
 
-use worker::{Response, Result};
+use worker::Result;
 
 use crate::paywall::{self, Reply};
 
@@ -19,8 +19,8 @@ pub fn reply(reply: Reply, head: bool) -> Result<web_sys::Response> {
 }
 
 /// Adds receipt, CORS and no-store headers to an origin response being sold.
-pub fn decorate(response: &mut Response, extra: Vec<(&'static str, String)>) {
-    let headers = response.headers_mut();
+pub fn decorate(response: &web_sys::Response, extra: Vec<(&'static str, String)>) {
+    let headers = response.headers();
     for (k, v) in paywall::common_headers().into_iter().chain(extra) {
         // The origin's own cookies stay: ours is added beside them.
         let _ = if k.eq_ignore_ascii_case("set-cookie") {
