@@ -310,7 +310,7 @@ pub fn terms(
     }
 }
 
-/// The v1 body of a refusal, as a typed value (see [`terms`]).
+/// The v1 body of a refusal, serialised from typed values (see [`terms`]).
 pub fn terms_v1(route: &Route, url: &str, refusal: &Refusal) -> String {
     let v1: Vec<_> = route
         .offers
