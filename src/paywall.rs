@@ -14,9 +14,7 @@
 use crate::config::{Config, Route};
 use crate::reason::{Reason, Refusal};
 use crate::verify::{self, Verified};
-use crate::x402::{
-    self, codec, Carrier, Payment, PaymentRequired, PaymentRequiredV1, ResourceInfo, SettleResponse,
-};
+use crate::x402::{self, codec, Carrier, Payment, SettleResponse};
 
 /// Seconds we keep in hand before an authorization's `validBefore` when settling before we answer:
 /// the facilitator refuses anything within 6 s of expiry (one block), plus time for the round trip.
@@ -278,55 +276,6 @@ pub fn micro_usd(offer: &crate::config::Offer) -> u128 {
     }
 }
 
-/// The v2 terms of a route for a URL, with the refusal in `error`, as a typed value. What a 402
-/// carries is [`Rendered`]'s text, which must never differ from this value serialised.
-pub fn terms(
-    route: &Route,
-    url: &str,
-    refusal: &Refusal,
-    siwx: Option<&SiwxChallenge>,
-) -> PaymentRequired {
-    let mut extensions = serde_json::Map::new();
-    if let Some(b) = &route.bazaar {
-        extensions.insert("bazaar".into(), b.clone());
-    }
-    if let Some((key, value)) = siwx_extension(route, url, siwx) {
-        extensions.insert(key.into(), value);
-    }
-    PaymentRequired {
-        x402_version: 2,
-        error: Some(refusal.x402().to_string()),
-        resource: ResourceInfo {
-            url: url.to_string(),
-            description: route.description.clone(),
-            mime_type: route.mime_type.clone(),
-        },
-        accepts: route
-            .offers
-            .iter()
-            .map(|o| o.requirements.clone())
-            .collect(),
-        extensions,
-    }
-}
-
-/// The v1 body of a refusal, serialised from typed values (see [`terms`]).
-pub fn terms_v1(route: &Route, url: &str, refusal: &Refusal) -> String {
-    let v1: Vec<_> = route
-        .offers
-        .iter()
-        .filter_map(|o| o.v1(url, &route.description, &route.mime_type))
-        .collect();
-    serde_json::to_string(&PaymentRequiredV1 {
-        x402_version: 1,
-        error: refusal.x402(),
-        reason: refusal.reason.info().code,
-        message: &refusal.message(),
-        accepts: &v1,
-    })
-    .unwrap_or_else(|_| "{}".into())
-}
-
 /// A wallet that already bought this route's scope proves it with Sign-In-With-X instead of
 /// paying: the challenge, where the route sells a session and the request may get one.
 fn siwx_extension(
@@ -441,13 +390,15 @@ pub fn challenge(
         .map(|b| ("bazaar", b))
         .into_iter()
         .chain(siwx.as_ref().map(|(k, v)| (*k, v.as_str())));
-    for (i, (key, value)) in extensions.enumerate() {
-        v2.push_str(if i == 0 { ",\"extensions\":{" } else { "," });
+    let mut opened = false;
+    for (key, value) in extensions {
+        v2.push_str(if opened { "," } else { ",\"extensions\":{" });
+        opened = true;
         v2.push_str(&json(key));
         v2.push(':');
         v2.push_str(value);
     }
-    if r.bazaar.is_some() || siwx.is_some() {
+    if opened {
         v2.push('}');
     }
     v2.push('}');
@@ -532,7 +483,57 @@ pub fn common_headers() -> Vec<(&'static str, String)> {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::x402::{PaymentRequired, PaymentRequiredV1, ResourceInfo};
     use serde_json::json;
+
+    /// The v2 terms of a route for a URL, with the refusal in `error`, as a typed value: what a
+    /// 402 carries is [`Rendered`]'s text, which must never differ from this value serialised.
+    fn terms(
+        route: &Route,
+        url: &str,
+        refusal: &Refusal,
+        siwx: Option<&SiwxChallenge>,
+    ) -> PaymentRequired {
+        let mut extensions = serde_json::Map::new();
+        if let Some(b) = &route.bazaar {
+            extensions.insert("bazaar".into(), b.clone());
+        }
+        if let Some((key, value)) = siwx_extension(route, url, siwx) {
+            extensions.insert(key.into(), value);
+        }
+        PaymentRequired {
+            x402_version: 2,
+            error: Some(refusal.x402().to_string()),
+            resource: ResourceInfo {
+                url: url.to_string(),
+                description: route.description.clone(),
+                mime_type: route.mime_type.clone(),
+            },
+            accepts: route
+                .offers
+                .iter()
+                .map(|o| o.requirements.clone())
+                .collect(),
+            extensions,
+        }
+    }
+
+    /// The v1 body of a refusal, serialised from typed values (see [`terms`]).
+    fn terms_v1(route: &Route, url: &str, refusal: &Refusal) -> String {
+        let v1: Vec<_> = route
+            .offers
+            .iter()
+            .filter_map(|o| o.v1(url, &route.description, &route.mime_type))
+            .collect();
+        serde_json::to_string(&PaymentRequiredV1 {
+            x402_version: 1,
+            error: refusal.x402(),
+            reason: refusal.reason.info().code,
+            message: &refusal.message(),
+            accepts: &v1,
+        })
+        .unwrap_or_else(|_| "{}".into())
+    }
 
     fn config(routes: serde_json::Value) -> Config {
         let v = json!({
