@@ -299,6 +299,9 @@ pub enum WbaError {
     MalformedDirectory(&'static str),
     /// The directory has no usable Ed25519 key.
     DirectoryWithoutKeys,
+    /// The directory could not be fetched (an error, a timeout, a status other than 200, a body
+    /// over [`MAX_DIRECTORY_BYTES`]), or failed to read a few minutes ago and is remembered so.
+    DirectoryUnavailable(String),
 }
 
 impl WbaError {
@@ -333,6 +336,7 @@ impl WbaError {
             WbaError::InvalidSignature => "invalid_signature",
             WbaError::MalformedDirectory(_) => "malformed_directory",
             WbaError::DirectoryWithoutKeys => "directory_without_keys",
+            WbaError::DirectoryUnavailable(_) => "directory_unavailable",
         }
     }
 
@@ -387,6 +391,7 @@ impl WbaError {
             WbaError::InvalidSignature => "The signature does not verify for this request with the agent's key.".into(),
             WbaError::MalformedDirectory(why) => format!("The key directory could not be read: {why}."),
             WbaError::DirectoryWithoutKeys => "The key directory has no Ed25519 key.".into(),
+            WbaError::DirectoryUnavailable(why) => format!("The key directory {why}."),
         }
     }
 

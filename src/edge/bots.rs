@@ -2,9 +2,10 @@
 //! bot verdicts when the request carries them, then the User-Agent. The judgement itself is in
 //! [`crate::crawlers::classify`] and [`crate::policy`]; this file fetches and caches.
 //!
-//! Key directories are cached in KV for an hour (a failed fetch for five minutes, so a broken
-//! directory cannot make us fetch on every request), and fetched with a short deadline and a size
-//! limit: a crawler's directory must never slow down or exhaust the paywall.
+//! Key directories are cached in KV for an hour (a failed fetch for five minutes, with why, so a
+//! broken directory cannot make us fetch on every request and the log still says what is wrong),
+//! and fetched with a short deadline and a size limit: a crawler's directory must never slow down
+//! or exhaust the paywall.
 
 use futures_util::StreamExt;
 use worker::{Env, Fetch, Headers};
@@ -51,8 +52,8 @@ pub async fn who(
         Ok(Some(parsed)) => match &parsed.agent_url {
             None => (None, None),
             Some(agent_url) => match directory(env, agent_url).await {
-                None => (None, None),
-                Some(keys) => match verify(&parsed, &keys, now).await {
+                Err(e) => (None, Some(e)),
+                Ok(keys) => match verify(&parsed, &keys, now).await {
                     Ok(v) => (Some(v), None),
                     Err(e) => (None, Some(e)),
                 },
@@ -100,29 +101,59 @@ async fn verify(
     unverified.conclude(verified)
 }
 
-/// The signer's keys: from the KV cache, or fetched and cached.
-async fn directory(env: &Env, url: &str) -> Option<Jwks> {
+/// The signer's keys: from the KV cache, or fetched and cached. A directory that could not be used
+/// is remembered for a few minutes as [`UNAVAILABLE`] and why, so the log keeps saying why.
+async fn directory(env: &Env, url: &str) -> Result<Jwks, crawlers::WbaError> {
     let kv = js::kv(env, super::KV_BINDING);
     let key = crawlers::directory_key(url);
     if let Some(kv) = &kv {
         if let Ok(Some(cached)) = kv.text(&key).await {
-            return crawlers::parse_directory(&cached).ok();
+            // A directory is cached only once it parsed, so it never starts with the marker.
+            return match cached.strip_prefix(UNAVAILABLE) {
+                Some(why) => Err(crawlers::WbaError::DirectoryUnavailable(format!(
+                    "{why} (remembered for {} minutes)",
+                    DIRECTORY_FAILURE_TTL / 60
+                ))),
+                None => crawlers::parse_directory(&cached),
+            };
         }
     }
-    let body = fetch_directory(url).await;
-    let (value, ttl) = match &body {
-        Some(b) if crawlers::parse_directory(b).is_ok() => (b.clone(), DIRECTORY_TTL),
-        _ => ("{\"keys\":[]}".to_string(), DIRECTORY_FAILURE_TTL),
+    let (result, value, ttl) = match fetch_directory(url).await {
+        Ok(body) => match crawlers::parse_directory(&body) {
+            Ok(keys) => (Ok(keys), body, DIRECTORY_TTL),
+            Err(e) => {
+                let why = format!("at {url} could not be used: {}", e.message());
+                (Err(e), format!("{UNAVAILABLE}{why}"), DIRECTORY_FAILURE_TTL)
+            }
+        },
+        Err(why) => {
+            let why = format!("at {url} {why}");
+            let value = format!("{UNAVAILABLE}{why}");
+            (
+                Err(crawlers::WbaError::DirectoryUnavailable(why)),
+                value,
+                DIRECTORY_FAILURE_TTL,
+            )
+        }
     };
     if let Some(kv) = &kv {
         let _ = kv.put(&key, &value, Some(ttl)).await;
     }
-    crawlers::parse_directory(body.as_deref()?).ok()
+    result
 }
 
-async fn fetch_directory(url: &str) -> Option<String> {
-    let headers = web_sys::Headers::new().ok()?;
-    headers.set("Accept", crawlers::DIRECTORY_MEDIA_TYPE).ok()?;
+/// How a cached directory that could not be used begins (what follows says why).
+const UNAVAILABLE: &str = "unavailable: ";
+
+/// The directory's body, or what went wrong (a phrase that follows "the key directory at URL").
+async fn fetch_directory(url: &str) -> Result<String, String> {
+    fn unreadable<E>(_: E) -> String {
+        "could not be fetched".to_string()
+    }
+    let headers = web_sys::Headers::new().map_err(unreadable)?;
+    headers
+        .set("Accept", crawlers::DIRECTORY_MEDIA_TYPE)
+        .map_err(unreadable)?;
     let request = js::Outgoing {
         method: "GET",
         headers: &headers,
@@ -131,30 +162,35 @@ async fn fetch_directory(url: &str) -> Option<String> {
         timeout_ms: Some(DIRECTORY_TIMEOUT_MS),
     }
     .build(url)
-    .ok()?;
-    let mut res = Fetch::Request(request.into()).send().await.ok()?;
+    .map_err(|_| "is not a URL that can be fetched".to_string())?;
+    let mut res = Fetch::Request(request.into()).send().await.map_err(|_| {
+        format!(
+            "could not be fetched (a network error, or no answer within {DIRECTORY_TIMEOUT_MS} ms)"
+        )
+    })?;
     if res.status_code() != 200 {
-        return None;
+        return Err(format!("answered HTTP {}, not 200", res.status_code()));
     }
     // Read no further than the limit: the signer's server chooses how much it sends.
     let limit = crawlers::MAX_DIRECTORY_BYTES;
+    let too_large = || format!("sent more than the {limit} bytes read");
     let declared = res.headers().get("content-length").ok().flatten();
     if declared
         .and_then(|n| n.trim().parse::<u64>().ok())
         .is_some_and(|n| n > limit as u64)
     {
-        return None;
+        return Err(too_large());
     }
-    let mut body = res.stream().ok()?;
+    let mut body = res.stream().map_err(unreadable)?;
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.ok()?;
+        let chunk = chunk.map_err(|_| "broke off while sending".to_string())?;
         if bytes.len() + chunk.len() > limit {
-            return None;
+            return Err(too_large());
         }
         bytes.extend_from_slice(&chunk);
     }
-    String::from_utf8(bytes).ok()
+    String::from_utf8(bytes).map_err(|_| "sent a body that is not UTF-8".to_string())
 }
 
 /// Cloudflare's bot fields, read one by one from `request.cf` (not the whole object, which is

@@ -189,11 +189,11 @@ const now = () => Math.floor(Date.now() / 1000);
  * Headers for `url` signed by the web-bot-auth library: Signature-Agent names our directory (as an
  * sf-string, or as a dictionary member with `dictionary: true`), the library's default components
  * (@authority, signature-agent) unless `components` says otherwise, created now, expiring in 5 min.
- * `signer` signs (a forger may pass a signer that claims the crawler's keyid).
+ * `agent` names another directory server. `signer` signs (a forger may pass a signer that claims the crawler's keyid).
  */
-async function signedHeaders(url, { headers = {}, method = "GET", components, signer = crawlerSigner, created, expires, dictionary = false } = {}) {
+async function signedHeaders(url, { headers = {}, method = "GET", components, signer = crawlerSigner, created, expires, dictionary = false, agent = directory.url } = {}) {
   const h = new Headers(headers);
-  h.set("signature-agent", dictionary ? `crawler="${directory.url}"` : `"${directory.url}"`);
+  h.set("signature-agent", dictionary ? `crawler="${agent}"` : `"${agent}"`);
   const t = now();
   const params = { created: new Date((created ?? t) * 1000), expires: new Date((expires ?? t + 300) * 1000) };
   if (components) params.components = components;
@@ -328,6 +328,89 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
         assert.deepEqual(forged, unsigned, `${p}: what an unsigned request gets`);
         assert.deepEqual([forged.status, forged.reason, forged.crawlerError], [402, "payment_required", null], p);
         assert.equal(site.hits.length, hitsBefore, "nothing reached the origin");
+      }
+    });
+  }
+
+  // A signer's directory server is the signer's to write: it must not be able to hold the paywall,
+  // exhaust its memory or make it fetch on every request. Each server below serves the crawler's
+  // real key after its hostility, so a paywall that read past the limit would find the key.
+  const { d: _d, ...crawlerKey } = CRAWLER_JWK;
+  const realDirectory = Buffer.from(JSON.stringify({ keys: [crawlerKey] }));
+  const hostile = [
+    [
+      "streams without end (no Content-Length)",
+      (res) => {
+        res.writeHead(200, { "content-type": DIRECTORY_TYPE });
+        res.write('{"keys":[');
+        const spaces = Buffer.alloc(16 * 1024, 0x20);
+        const pump = () => {
+          while (!res.destroyed && res.write(spaces));
+        };
+        res.on("drain", pump);
+        pump();
+      },
+      /sent more than the 65536 bytes read/,
+    ],
+    [
+      "announces 10 MB in Content-Length",
+      (res) => {
+        const body = Buffer.concat([Buffer.from('{"keys":['), Buffer.alloc(10 * 1024 * 1024 - realDirectory.length - 9, 0x20), realDirectory.subarray(9)]);
+        res.writeHead(200, { "content-type": DIRECTORY_TYPE, "content-length": body.length });
+        res.end(body);
+      },
+      /sent more than the 65536 bytes read/,
+    ],
+    [
+      "sends 64 KiB + 1 byte, the real key at the end, in chunks without a length",
+      (res) => {
+        const pad = Buffer.alloc(64 * 1024 + 1 - realDirectory.length, 0x20);
+        res.writeHead(200, { "content-type": DIRECTORY_TYPE });
+        res.write(pad);
+        setTimeout(() => res.end(realDirectory), 20);
+      },
+      /sent more than the 65536 bytes read/,
+    ],
+    [
+      "answers 500",
+      (res) => res.writeHead(500).end(JSON.stringify({ keys: [crawlerKey] })),
+      /answered HTTP 500, not 200/,
+    ],
+    [
+      "redirects to the real directory",
+      (res) => res.writeHead(302, { location: `${directory.url}${DIRECTORY_PATH}` }).end(),
+      /answered HTTP 302, not 200/,
+    ],
+  ];
+  for (const [name, serve, detail] of hostile) {
+    test(`a key directory that ${name}: refused with why, once, and the request is judged unsigned`, async () => {
+      const hits = [];
+      const server = http.createServer((req, res) => {
+        hits.push(req.url);
+        serve(res);
+      });
+      const agent = await listen(server, hits);
+      try {
+        for (const [round, remembered] of [
+          [1, false],
+          [2, true],
+        ]) {
+          const url = `${worker.url}/open/story`;
+          const headers = await signedHeaders(url, { agent: agent.url });
+          const from = logs.main.length;
+          const hitsBefore = site.hits.length;
+          const signed = await outcome(await fetch(url, { headers }));
+          const refused = await logLine(logs.main, from, (l) => l.event === "web_bot_auth");
+          assert.equal(refused.error, "directory_unavailable", refused.detail);
+          assert.match(refused.detail, detail);
+          assert.ok(refused.detail.includes(agent.url), refused.detail);
+          assert.equal(refused.detail.includes("remembered"), remembered, `round ${round}: ${refused.detail}`);
+          assert.deepEqual([signed.status, signed.reason, signed.crawlerError], [402, "payment_required", null]);
+          assert.equal(site.hits.length, hitsBefore, "nothing reached the origin");
+        }
+        assert.deepEqual(hits, [DIRECTORY_PATH], "fetched once, then remembered");
+      } finally {
+        await agent.stop();
       }
     });
   }
