@@ -415,6 +415,27 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
     });
   }
 
+  test("a key directory of exactly 64 KiB, sent in pieces without a length, is read whole: the crawler is verified", async () => {
+    const pad = Buffer.alloc(64 * 1024 - realDirectory.length, 0x20);
+    const hits = [];
+    const server = http.createServer((req, res) => {
+      hits.push(req.url);
+      res.writeHead(200, { "content-type": DIRECTORY_TYPE });
+      res.write(pad);
+      setTimeout(() => res.end(realDirectory), 20);
+    });
+    const agent = await listen(server, hits);
+    try {
+      const from = logs.main.length;
+      const res = await outcome(await crawl("/open/story", { agent: agent.url }));
+      assert.deepEqual([res.status, res.fromOrigin], [200, true], "a verified crawler reads /open/* free");
+      assert.equal(logs.main.slice(from).find((l) => l.event === "web_bot_auth"), undefined, "no refusal logged");
+      assert.deepEqual(hits, [DIRECTORY_PATH]);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   test("a signature made for another site does not carry over (@authority is covered)", async () => {
     const headers = await signedHeaders("http://news.example/open/story");
     const from = logs.main.length;
