@@ -122,7 +122,12 @@ async fn directory(env: &Env, url: &str) -> Result<Jwks, crawlers::WbaError> {
         Ok(body) => match crawlers::parse_directory(&body) {
             Ok(keys) => (Ok(keys), body, DIRECTORY_TTL),
             Err(e) => {
-                let why = format!("at {url} could not be used: {}", e.message());
+                let why = match &e {
+                    crawlers::WbaError::MalformedDirectory(why) => {
+                        format!("at {url} could not be read: {why}")
+                    }
+                    _ => format!("at {url} has no Ed25519 key"),
+                };
                 (Err(e), format!("{UNAVAILABLE}{why}"), DIRECTORY_FAILURE_TTL)
             }
         },
