@@ -118,9 +118,10 @@ async fn directory(env: &Env, url: &str) -> Result<Jwks, crawlers::WbaError> {
             };
         }
     }
-    let (result, value, ttl) = match fetch_directory(url).await {
+    // Either the keys and the body to cache, or the refusal and why it is remembered.
+    let fetched = match fetch_directory(url).await {
         Ok(body) => match crawlers::parse_directory(&body) {
-            Ok(keys) => (Ok(keys), body, DIRECTORY_TTL),
+            Ok(keys) => Ok((keys, body)),
             Err(e) => {
                 let why = match &e {
                     crawlers::WbaError::MalformedDirectory(why) => {
@@ -128,18 +129,17 @@ async fn directory(env: &Env, url: &str) -> Result<Jwks, crawlers::WbaError> {
                     }
                     _ => format!("at {url} has no Ed25519 key"),
                 };
-                (Err(e), format!("{UNAVAILABLE}{why}"), DIRECTORY_FAILURE_TTL)
+                Err((e, why))
             }
         },
         Err(why) => {
             let why = format!("at {url} {why}");
-            let value = format!("{UNAVAILABLE}{why}");
-            (
-                Err(crawlers::WbaError::DirectoryUnavailable(why)),
-                value,
-                DIRECTORY_FAILURE_TTL,
-            )
+            Err((crawlers::WbaError::DirectoryUnavailable(why.clone()), why))
         }
+    };
+    let (result, value, ttl) = match fetched {
+        Ok((keys, body)) => (Ok(keys), body, DIRECTORY_TTL),
+        Err((e, why)) => (Err(e), format!("{UNAVAILABLE}{why}"), DIRECTORY_FAILURE_TTL),
     };
     if let Some(kv) = &kv {
         let _ = kv.put(&key, &value, Some(ttl)).await;

@@ -388,15 +388,25 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
       "malformed_directory",
     ],
   ];
-  for (const [name, serve, detail, firstError = "directory_unavailable"] of hostile) {
-    test(`a key directory that ${name}: refused with why, once, and the request is judged unsigned`, async () => {
-      const hits = [];
-      const server = http.createServer((req, res) => {
+  /** Runs `body(agent)` with a directory server that answers every request with `serve(res)`. */
+  async function withDirectoryServer(serve, body) {
+    const hits = [];
+    const agent = await listen(
+      http.createServer((req, res) => {
         hits.push(req.url);
         serve(res);
-      });
-      const agent = await listen(server, hits);
-      try {
+      }),
+      hits,
+    );
+    try {
+      await body(agent);
+    } finally {
+      await agent.stop();
+    }
+  }
+  for (const [name, serve, detail, firstError = "directory_unavailable"] of hostile) {
+    test(`a key directory that ${name}: refused with why, once, and the request is judged unsigned`, async () => {
+      await withDirectoryServer(serve, async (agent) => {
         for (const [round, remembered] of [
           [1, false],
           [2, true],
@@ -407,48 +417,36 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
           const hitsBefore = site.hits.length;
           const signed = await outcome(await fetch(url, { headers }));
           const refused = await logLine(logs.main, from, (l) => l.event === "web_bot_auth");
-          if (remembered) {
-            // Remembered for a few minutes with why, whatever the first refusal was.
-            assert.equal(refused.error, "directory_unavailable", refused.detail);
+          // Remembered for a few minutes with why, whatever the first refusal was.
+          const expected = remembered ? "directory_unavailable" : firstError;
+          assert.equal(refused.error, expected, refused.detail);
+          if (expected === "directory_unavailable") {
             assert.match(refused.detail, detail);
             assert.ok(refused.detail.includes(agent.url), refused.detail);
-          } else {
-            assert.equal(refused.error, firstError, refused.detail);
-            if (firstError === "directory_unavailable") {
-              assert.match(refused.detail, detail);
-              assert.ok(refused.detail.includes(agent.url), refused.detail);
-            }
           }
           assert.equal(refused.detail.includes("remembered"), remembered, `round ${round}: ${refused.detail}`);
           assert.deepEqual([signed.status, signed.reason, signed.crawlerError], [402, "payment_required", null]);
           assert.equal(site.hits.length, hitsBefore, "nothing reached the origin");
         }
-        assert.deepEqual(hits, [DIRECTORY_PATH], "fetched once, then remembered");
-      } finally {
-        await agent.stop();
-      }
+        assert.deepEqual(agent.hits, [DIRECTORY_PATH], "fetched once, then remembered");
+      });
     });
   }
 
   test("a key directory of exactly 64 KiB, sent in pieces without a length, is read whole: the crawler is verified", async () => {
     const pad = Buffer.alloc(64 * 1024 - realDirectory.length, 0x20);
-    const hits = [];
-    const server = http.createServer((req, res) => {
-      hits.push(req.url);
+    const serve = (res) => {
       res.writeHead(200, { "content-type": DIRECTORY_TYPE });
       res.write(pad);
       setTimeout(() => res.end(realDirectory), 20);
-    });
-    const agent = await listen(server, hits);
-    try {
+    };
+    await withDirectoryServer(serve, async (agent) => {
       const from = logs.main.length;
       const res = await outcome(await crawl("/open/story", { agent: agent.url }));
       assert.deepEqual([res.status, res.fromOrigin], [200, true], "a verified crawler reads /open/* free");
       assert.equal(logs.main.slice(from).find((l) => l.event === "web_bot_auth"), undefined, "no refusal logged");
-      assert.deepEqual(hits, [DIRECTORY_PATH]);
-    } finally {
-      await agent.stop();
-    }
+      assert.deepEqual(agent.hits, [DIRECTORY_PATH]);
+    });
   });
 
   test("a signature made for another site does not carry over (@authority is covered)", async () => {
