@@ -407,16 +407,11 @@ export default {
       await env.KV.get("grant:" + url.pathname);
       return pass(url.pathname.slice(3));
     }
-    if (url.pathname.startsWith("/do-read/") || url.pathname.startsWith("/do-put/")) {
-      const [, kind, ...rest] = url.pathname.split("/");
+    const kind = url.pathname.split("/")[1];
+    if (["do", "do-read", "do-put"].includes(kind)) {
       const book = env.BOOK.get(env.BOOK.idFromName("wallet"));
       await (await book.fetch("https://ledger/" + kind, { method: "POST" })).text();
-      return pass("/" + rest.join("/"));
-    }
-    if (url.pathname.startsWith("/do/")) {
-      const book = env.BOOK.get(env.BOOK.idFromName("wallet"));
-      await (await book.fetch("https://ledger/admit", { method: "POST" })).text();
-      return pass(url.pathname.slice(3));
+      return pass(url.pathname.slice(kind.length + 1));
     }
     return pass(url.pathname);
   },
