@@ -543,8 +543,8 @@ async function paidLatency(label, base, payer) {
     const res = await fetch(base + PRICED, { headers: { "PAYMENT-SIGNATURE": payment } });
     await res.arrayBuffer();
     const ms = performance.now() - started;
-    const receipt = decodeHeader(res.headers.get("payment-response"));
-    if (res.status !== 200 || receipt?.success !== true) {
+    const { ok, receipt } = paidAnswer(res);
+    if (!ok) {
       failures++;
       if (failures === 1) log(`${label}: a paid request answered ${res.status}, receipt ${JSON.stringify(receipt)}`);
     }
@@ -571,6 +571,12 @@ async function paidLatency(label, base, payer) {
     ` (first fifth p50 ${fmt(result.trend.firstFifthP50, 1)} ms, last fifth ${fmt(result.trend.lastFifthP50, 1)} ms)` +
     (failures ? `, ${failures} FAILED` : ""));
   return { result, last };
+}
+
+/** Whether a paid request was served: a 200 carrying a successful receipt (and the receipt). */
+function paidAnswer(res) {
+  const receipt = decodeHeader(res.headers.get("payment-response"));
+  return { ok: res.status === 200 && receipt?.success === true, receipt };
 }
 
 /** Waits until `payer` has paid `amount` in total on chain; returns the seconds it took, or null. */
@@ -962,7 +968,8 @@ async function compare() {
   const builds = args.compare.split(",").filter(Boolean);
   const n = Number(args.payments ?? 90);
   const perPayer = 80; // under the $1 credit limit of wrangler.toml at $0.01
-  const payersPerBuild = Math.ceil((n + SETTINGS.warmupPayments) / perPayer);
+  const total = n + SETTINGS.warmupPayments;
+  const payersPerBuild = Math.ceil(total / perPayer);
   if (builds.length * payersPerBuild > accounts.payers.length) {
     throw new Error(`${builds.length} builds × ${payersPerBuild} payers each: only ${accounts.payers.length} funded payers (fewer builds, or --payments)`);
   }
@@ -991,7 +998,7 @@ async function compare() {
       const payers = accounts.payers.slice(k * payersPerBuild, (k + 1) * payersPerBuild);
       const { terms, resource } = await termsOf(worker.url);
       const payments = [];
-      for (let i = 0; i < n + SETTINGS.warmupPayments; i++) {
+      for (let i = 0; i < total; i++) {
         payments.push(encodeHeader(await signPayment(terms, payers[Math.floor(i / perPayer)].privateKey, { resource })));
       }
       const before = await Promise.all(payers.map((p) => balanceOf(stack.rpcUrl, stack.usdc, p.address)));
@@ -1005,7 +1012,7 @@ async function compare() {
       await res.arrayBuffer();
       return { res, ms: performance.now() - t };
     };
-    for (let i = 0; i < n + SETTINGS.warmupPayments; i++) {
+    for (let i = 0; i < total; i++) {
       const counted = i >= SETTINGS.warmupPayments;
       for (const f of floors) {
         const { res, ms } = await timed(f.url);
@@ -1014,7 +1021,7 @@ async function compare() {
       }
       for (const r of runs) {
         const { res, ms } = await timed(r.worker.url + PRICED, { headers: { "PAYMENT-SIGNATURE": r.payments[i] } });
-        if (res.status !== 200 || decodeHeader(res.headers.get("payment-response"))?.success !== true) r.failures++;
+        if (!paidAnswer(res).ok) r.failures++;
         if (counted) r.samples.push(ms);
       }
     }
@@ -1029,11 +1036,11 @@ async function compare() {
       let settled = true;
       for (const [j, payer] of r.payers.entries()) {
         if (!settled) break; // one payer short is enough to say so
-        const count = BigInt(Math.min(perPayer, n + SETTINGS.warmupPayments - j * perPayer));
+        const count = BigInt(Math.min(perPayer, total - j * perPayer));
         settled &&= (await waitForSettlement(stack, payer, r.before[j], count * PRICE_ATOMIC)) !== null;
       }
       const outcome = r.failures ? `${r.failures} FAILED` : settled ? "all served and settled" : "NOT all settled within 40 s";
-      rows.push([r.build, ...summary(r.samples), fmt((r.cpu * 1e6) / (n + SETTINGS.warmupPayments), 0), outcome]);
+      rows.push([r.build, ...summary(r.samples), fmt((r.cpu * 1e6) / total, 0), outcome]);
     }
     console.log("\n" + table(["", "p25 (ms)", "p50 (ms)", "p90 (ms)", "workerd CPU/payment (µs)", ""], rows));
   } finally {
