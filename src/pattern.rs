@@ -99,10 +99,26 @@ impl PathPattern {
     }
 }
 
+/// Whether the (raw) request path hides a `.` or `..` segment: one that only some readers see,
+/// encoded (`%2E%2E`), behind matrix parameters (`..;x`) or beside an encoded separator (`..%2F`,
+/// `..%5C`). The runtime resolves plain dot segments (and encoded ones) before the Worker sees the
+/// URL; what is left is read as a climb by some origins and as a name by others, so no reading of
+/// it can be priced safely. Such a path is refused before anything else (see
+/// [`crate::paywall::decide`]).
+pub fn hides_dot_segment(path: &str) -> bool {
+    path.split('/').any(|raw| {
+        !matches!(raw, "." | "..")
+            && normalise_segment(raw)
+                .split(['/', '\\'])
+                .any(|piece| matches!(piece.split(';').next(), Some("." | "..")))
+    })
+}
+
 /// The segments of a request path as an origin might read them: percent-decoded once (so `%2F`
 /// separates and `%2E%2E` climbs), matrix parameters (`;x=1`) dropped, `.` and `..` resolved,
 /// empty segments dropped, lowercased. Reading more into a path than an origin would only ever
-/// makes the paywall charge more, never less.
+/// makes the paywall charge more, never less, except for a climb: a `..` that an origin may read
+/// as a name. Paths that hide one are refused ([`hides_dot_segment`]) before they are matched.
 fn normalise_path(path: &str) -> Vec<String> {
     let decoded = normalise_segment(path);
     let mut out: Vec<String> = Vec::new();

@@ -89,6 +89,9 @@ pub fn priced_route<'c>(config: &'c Config, method: &str, path: &str) -> Option<
 
 /// Decides what happens to a request at time `now` (unix seconds).
 pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<'c> {
+    if let Some(reply) = disguised_path(req.path) {
+        return Decision::Reply(reply);
+    }
     if let (true, Some(method)) = (req.method == "OPTIONS", req.preflight_method) {
         // A preflight for a priced request is ours to answer: the origin does not know the
         // payment headers exist. Any other preflight is the origin's. A plain OPTIONS is priced
@@ -458,6 +461,18 @@ pub fn preflight() -> Reply {
 }
 
 /// A refusal that has no route (the paywall's own errors).
+/// The refusal of a path that hides a dot segment ([`crate::pattern::hides_dot_segment`]): which
+/// route it falls under depends on who reads it, so it is not passed, priced or let in on a
+/// session. Checked first, by [`decide`] and by the Worker before anything else.
+pub fn disguised_path(path: &str) -> Option<Reply> {
+    crate::pattern::hides_dot_segment(path).then(|| {
+        plain_refusal(&Refusal::new(
+            Reason::InvalidPath,
+            format!("{path:?}: a '.' or '..' segment behind ';' or an encoded '/' or '\\'"),
+        ))
+    })
+}
+
 pub fn plain_refusal(refusal: &Refusal) -> Reply {
     let mut headers = common_headers();
     headers.push(("Content-Type", "application/json".into()));

@@ -21,6 +21,8 @@ pub enum Reason {
     InvalidJson,
     /// The JSON is not a payment payload of the expected shape.
     InvalidShape,
+    /// The request path hides a dot segment, which origins read differently.
+    InvalidPath,
     /// `x402Version` is missing or not one we speak.
     UnsupportedVersion,
     /// The payment names a scheme other than `exact`.
@@ -96,12 +98,13 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 33] = [
+    pub const ALL: [Reason; 34] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
         Reason::InvalidJson,
         Reason::InvalidShape,
+        Reason::InvalidPath,
         Reason::UnsupportedVersion,
         Reason::UnsupportedScheme,
         Reason::NetworkMismatch,
@@ -177,6 +180,12 @@ impl Reason {
                 "invalid_payload",
                 400,
                 "The payment header is JSON but not an x402 payment payload of the expected shape.",
+            ),
+            Reason::InvalidPath => row(
+                "invalid_path",
+                "invalid_request",
+                400,
+                "The path hides a '.' or '..' segment, which sites read in different ways; send the path resolved.",
             ),
             Reason::UnsupportedVersion => row(
                 "unsupported_x402_version",

@@ -1360,8 +1360,10 @@ fn refusal_table() {
         failures.join("\n")
     );
 
-    // One case at least for every refusal `decide` can give on its own.
+    // One case at least for every refusal `decide` can give on its own (a path's own refusal is
+    // `disguised_dot_segments_are_refused_before_any_route`).
     let shell_only = [
+        Reason::InvalidPath,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
         Reason::OriginUnavailable,
@@ -2035,4 +2037,77 @@ fn micro_usd_rounds_up_and_prices_beyond_128_bits_are_refused() {
     let e = dai(36, "$1000").unwrap_err();
     assert_eq!(e.key, "routes[0].price");
     assert!(e.problem.contains("too large"), "{}", e.problem);
+}
+
+/// A `..` (or `.`) that only some readers see, behind matrix parameters or an encoded separator,
+/// would move a priced path out of its pattern (or into a cheaper one) while the origin reads the
+/// path as sent: such paths are refused before any route is matched, paid or not.
+#[test]
+fn disguised_dot_segments_are_refused_before_any_route() {
+    let c = common::config(&json!({
+        "payTo": PAY_TO, "accepts": ["eip155:84532"],
+        "facilitator": {"url": FACILITATOR},
+        "routes": [
+            {"path": "/premium/*", "price": "$5"},
+            {"path": "/articles/*", "price": "$0.01"},
+            {"method": "GET", "path": "/:section/:year/*", "price": "$0.01"},
+        ],
+    }));
+    for path in [
+        "/articles/123/..;",
+        "/articles/123/..;x",
+        "/articles/123/..%2F",
+        "/articles/123/..%2f",
+        "/articles/123/..%5C",
+        "/articles/123/..%3B",
+        "/articles/123/%2E%2E%3Bx",
+        "/articles/123/.;x",
+        "/articles/%2e%2e/b",
+        "/articles/123/%2E",
+        "/news/2025/story/..;",
+        "/premium/5/..;/..;/articles/x",
+        "/free/..;/premium/x",
+    ] {
+        let req = Req::get(path);
+        let Decision::Reply(reply) = paywall::decide(&c, &req.incoming(), NOW) else {
+            panic!("{path}: not refused");
+        };
+        let info = Reason::InvalidPath.info();
+        let b = body(&reply);
+        assert_eq!(
+            (reply.status, b["reason"].as_str()),
+            (400, Some(info.code)),
+            "{path}"
+        );
+        assert!(
+            b["message"].as_str().unwrap().starts_with(info.message),
+            "{path}"
+        );
+        assert!(
+            header(&reply, "PAYMENT-REQUIRED").is_none(),
+            "{path}: no terms for a bad path"
+        );
+    }
+    // Plain dot segments (which the runtime resolves before the Worker sees them anyway), dots
+    // inside names, and matrix parameters on ordinary segments are read as before.
+    // (An encoded dot segment, which the runtime resolves too, cannot reach the Worker: refused
+    // above all the same.)
+    for (path, priced) in [
+        ("/articles/a/../b", true),
+        ("/articles/v1.2;rev=3", true),
+        ("/articles/...", true),
+        ("/articles/..x", true),
+        ("/about/.well", false),
+    ] {
+        let req = Req::get(path);
+        let outcome = paywall::decide(&c, &req.incoming(), NOW);
+        match outcome {
+            Decision::Reply(r) => {
+                assert!(priced, "{path}: refused");
+                assert_eq!(body(&r)["reason"], "payment_required", "{path}");
+            }
+            Decision::Pass => assert!(!priced, "{path}: passed unpaid"),
+            Decision::Paid(_) => panic!("{path}: paid without a payment"),
+        }
+    }
 }

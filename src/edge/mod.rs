@@ -161,6 +161,9 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
             false,
         );
     };
+    if let Some(reply) = paywall::disguised_path(&url.path) {
+        return respond::reply(reply, false);
+    }
     if url.path.starts_with(admin::PREFIX) {
         return admin::handle(Request::from(req), &env, &url)
             .await

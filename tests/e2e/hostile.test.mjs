@@ -22,6 +22,8 @@ import { rawRequest } from "./lib/raw-http.mjs";
 import { signPayment } from "./lib/sign.mjs";
 
 const PRICE = 10000n; // "$0.01"
+/** A path refused before any route is matched: no route, so no terms. */
+const BAD_PATH = { terms: false };
 const ADMIN = "t";
 const SESSION_SECRET = "hostile-suite-session-secret-0123456789abcdef";
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
@@ -454,10 +456,15 @@ const cases = [
   ["/%C3%89TUDES/x: a non-ASCII route in another case", async () => ({ path: "/%C3%89TUDES/x" }), 402, "payment_required"],
   ["/ÉTUDES/x as raw UTF-8", async () => ({ path: "/ÉTUDES/x", utf8: true }), 402, "payment_required"],
   ["/articles/free-sample/../hello (out of the free carve-out)", async () => ({ path: "/articles/free-sample/../hello" }), 402, "payment_required"],
-  ["/articles/free-sample%2f..%2fhello (encoded slashes)", async () => ({ path: "/articles/free-sample%2f..%2fhello" }), 402, "payment_required"],
-  // Not priced, and not the article at this origin; an origin that decoded %2F and then resolved
-  // dot-segments (or dropped ;params) would serve it: see the report.
-  ["/free/%2E%2E%2Farticles/hello", async () => ({ path: "/free/%2E%2E%2Farticles/hello" }), 402, "payment_required"],
+  // A dot segment only some readers see (behind an encoded slash or a ;param) moves a path from one
+  // route to another depending on who reads it: refused before any route is matched.
+  ["/articles/free-sample%2f..%2fhello (encoded slashes)", async () => ({ path: "/articles/free-sample%2f..%2fhello" }), 400, "invalid_path", BAD_PATH],
+  ["/free/%2E%2E%2Farticles/hello", async () => ({ path: "/free/%2E%2E%2Farticles/hello" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/hello/..; (out of /articles/* for a reader that drops ;params)", async () => ({ path: "/articles/hello/..;" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/hello/..;x", async () => ({ path: "/articles/hello/..;x" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/hello/..%3B (an encoded ;)", async () => ({ path: "/articles/hello/..%3B" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/hello/..%5C (an encoded backslash)", async () => ({ path: "/articles/hello/..%5C" }), 400, "invalid_path", BAD_PATH],
+  ["/echo/pricey/x/..;/..;/..;/articles/y (into a cheaper route)", async () => ({ path: "/echo/pricey/x/..;/..;/..;/articles/y" }), 400, "invalid_path", BAD_PATH],
   ["/articles%2Fhello", async () => ({ path: "/articles%2Fhello" }), 402, "payment_required"],
   ["/articles;x=1/hello", async () => ({ path: "/articles;x=1/hello" }), 402, "payment_required"],
   ["raw UTF-8 in the path", async () => ({ path: "/articles/héllo", utf8: true }), 402, "payment_required"],
@@ -576,6 +583,8 @@ describe(`hostile requests (${cases.length} cases)`, () => {
       if (req.path?.startsWith("/__x402/admin/")) {
         if (res.status === 401) assert.equal(JSON.parse(res.text).error, "unauthorized");
         assert.doesNotMatch(res.text, /"wallets"|"settled"/, "no ledger without the token");
+      } else if (opts.terms === false) {
+        assert.equal(res.terms, null, "no terms: the path belongs to no route");
       } else if (res.source === "worker" && res.status >= 400) {
         assert.ok(res.terms?.accepts?.length, "a refusal carries fresh terms");
         if (res.reason) assert.equal(res.terms.error, res.x402, "the terms carry the same x402 reason as the body");
