@@ -21,8 +21,8 @@ const PAYMENT_HEADERS: [&str; 3] = ["payment-signature", "x-payment", "sign-in-w
 /// Header telling the origin who paid (set only by us: any incoming copy is removed).
 pub const PAYER_HEADER: &str = "x402-payer";
 
-/// An unpriced request, untouched (but for a forged payer header), and the origin's answer as it
-/// came.
+/// An unpriced request, untouched (but for a forged payer header and our own session token), and
+/// the origin's answer as it came.
 pub async fn pass(
     config: &Config,
     req: web_sys::Request,
@@ -88,26 +88,33 @@ async fn send(
     let headers = Headers(req.headers()).clone();
     // Only we may say who paid: the origin trusts this header, so a client's copy never passes.
     headers.delete(PAYER_HEADER)?;
-    if let Some(payer) = &payer {
-        for h in PAYMENT_HEADERS {
-            headers.delete(h)?;
-        }
-        // Our session token is a bearer credential for this paywall only; the origin never sees it.
-        let auth = headers.get("authorization")?;
-        if crate::session::token_from_request(None, auth.as_deref()).is_some() {
-            headers.delete("authorization")?;
-        }
-        if let Some(cookie) = headers.get("cookie")? {
-            let kept: Vec<&str> = cookie
-                .split(';')
-                .map(str::trim)
-                .filter(|c| !c.starts_with(&format!("{}=", crate::session::COOKIE_NAME)))
-                .collect();
+    // Our session token is a credential for this paywall only: the origin never sees it, on paid
+    // and free requests alike (the cookie goes out with every page of the site).
+    let auth = headers.get("authorization")?;
+    if crate::session::token_from_request(None, auth.as_deref()).is_some() {
+        headers.delete("authorization")?;
+    }
+    if let Some(cookie) = headers.get("cookie")? {
+        // Named as `session::token_from_request` reads it (spaces around the name allowed).
+        let kept: Vec<&str> = cookie
+            .split(';')
+            .map(str::trim)
+            .filter(|c| {
+                c.split_once('=')
+                    .is_none_or(|(name, _)| name.trim() != crate::session::COOKIE_NAME)
+            })
+            .collect();
+        if kept.len() < cookie.split(';').count() {
             if kept.is_empty() {
                 headers.delete("cookie")?;
             } else {
                 headers.set("cookie", &kept.join("; "))?;
             }
+        }
+    }
+    if let Some(payer) = &payer {
+        for h in PAYMENT_HEADERS {
+            headers.delete(h)?;
         }
         headers.set(PAYER_HEADER, payer)?;
     }

@@ -441,6 +441,21 @@ const cases = [
   ["OPTIONS (not a preflight) on a route priced for every method", async () => ({ method: "OPTIONS", path: A }), 402, "payment_required"],
   ["OPTIONS with an expired payment attached", async () => ({ method: "OPTIONS", path: A, headers: hdr(await pay(T.a, 0, { over: { validBefore: String(now() - 60) } })) }), 402, "authorization_expires_too_soon"],
   // Methods the Workers SDK has no name for reach the origin exactly as sent.
+  ["an unpriced page: our session token (cookie or bearer) never reaches the origin, the site's own cookies do", async () => ({
+    path: "/echo/free",
+    headers: [["Cookie", "theme=dark; x402_session=v1.c2Vzc2lvbg.bWFj;lang=fr; x402_session =v1.YQ.Yg"], ["Authorization", "Bearer v1.dG9rZW4.c2ln"]],
+  }), 200, null, {
+    source: "origin",
+    check: (r) => {
+      const seen = JSON.parse(r.text).headers;
+      assert.equal(seen.cookie, "theme=dark; lang=fr");
+      assert.equal(seen.authorization, undefined);
+    },
+  }],
+  ["an unpriced page: an Authorization that is not our token passes untouched", async () => ({ path: "/echo/free", headers: [["Authorization", "Bearer site-own-token"]] }), 200, null, {
+    source: "origin",
+    check: (r) => assert.equal(JSON.parse(r.text).headers.authorization, "Bearer site-own-token"),
+  }],
   ["PROPFIND on an unpriced path reaches the origin as PROPFIND", async () => ({ method: "PROPFIND", path: "/echo/free" }), 200, null, {
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).method, "PROPFIND"),
