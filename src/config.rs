@@ -372,6 +372,24 @@ impl Route {
         self.offers.is_empty()
     }
 
+    /// The most one request here costs, in micro-USD, over its offers (0 when free).
+    pub fn dearest_micro_usd(&self) -> u128 {
+        self.offers
+            .iter()
+            .map(crate::paywall::micro_usd)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The least one request here costs, in micro-USD, over its offers (0 when free).
+    pub fn cheapest_micro_usd(&self) -> u128 {
+        self.offers
+            .iter()
+            .map(crate::paywall::micro_usd)
+            .min()
+            .unwrap_or(0)
+    }
+
     /// Whether this rule covers the method and path. A rule for GET also covers HEAD (a GET
     /// without the body must not be a free look at what a GET would sell) and methods outside
     /// HTTP's standard set (PROPFIND, PURGE…), which some origins answer as if they were GET.
@@ -420,15 +438,21 @@ pub struct Config {
 pub const DEFAULT_ORIGIN_TIMEOUT_SECONDS: u64 = 100;
 
 impl Config {
-    /// The session offers whose scope covers a path: what a wallet may already have bought.
-    pub fn sessions_covering<'a>(
+    /// The session offers that let a request priced by `route` in, on `path`: what a wallet may
+    /// already have bought. A session opens the paths its scope covers, but never a page dearer
+    /// than the one that sold it: a scope that also covers a dearer route (which comes first,
+    /// so prices its paths) or another method's dearer rule does not open those.
+    pub fn sessions_for<'a>(
         &'a self,
+        route: &'a Route,
         path: &'a str,
     ) -> impl Iterator<Item = &'a SessionOffer> + 'a {
-        self.routes
-            .iter()
-            .filter_map(|r| r.session.as_ref())
-            .filter(move |s| s.scope.matches(path))
+        let asked = route.dearest_micro_usd();
+        self.routes.iter().filter_map(move |seller| {
+            let offer = seller.session.as_ref()?;
+            let no_dearer = seller.index == route.index || asked <= seller.cheapest_micro_usd();
+            (no_dearer && offer.scope.matches(path)).then_some(offer)
+        })
     }
 
     /// The JSON-RPC endpoint of a chain, if configured.

@@ -510,3 +510,43 @@ fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
     hex::encode(Sha256::digest(s.as_bytes()))
 }
+
+/// A session opens the paths its scope covers, but never a page dearer than the one that sold
+/// it: a dearer route listed first (which prices its paths) or another method's dearer rule under
+/// the same scope stays paid.
+#[test]
+fn a_session_never_opens_a_dearer_route() {
+    let config = x402_edge::config::Config::from_json(
+        &serde_json::json!({
+            "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+            "accepts": ["eip155:84532"],
+            "facilitator": {"url": "https://facilitator.example"},
+            "routes": [
+                {"path": "/articles/premium/*", "price": "$5"},
+                {"method": "POST", "path": "/articles/*", "price": "$1"},
+                {"method": "GET", "path": "/articles/*", "price": "$0.01", "session": {"seconds": 86400}},
+                {"path": "/guides/*", "price": "$0.01"},
+                {"path": "/pass", "price": "$0.50", "session": {"scope": "/*", "seconds": 86400}},
+            ],
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let route = |method: &str, path: &str| {
+        x402_edge::paywall::priced_route(&config, method, path).expect("priced")
+    };
+    let scopes = |method: &str, path: &str| -> Vec<String> {
+        config
+            .sessions_for(route(method, path), path)
+            .map(|o| o.scope.as_str().to_string())
+            .collect()
+    };
+    // The $0.01 article session: its own pages, not the $5 ones nor the $1 POSTs.
+    assert_eq!(scopes("GET", "/articles/a"), ["/articles/*", "/*"]);
+    assert_eq!(scopes("GET", "/articles/premium/a"), Vec::<String>::new());
+    assert_eq!(scopes("POST", "/articles/a"), Vec::<String>::new());
+    // The $0.50 site pass opens every page of $0.50 or less, its scope says so; not the $5 ones
+    // nor the $1 POSTs.
+    assert_eq!(scopes("GET", "/guides/a"), ["/*"]);
+    assert_eq!(scopes("GET", "/pass"), ["/*"]);
+}

@@ -22,7 +22,7 @@ use worker::{Env, Headers};
 use super::js;
 use super::ledger::{Command, DELINQUENT_PREFIX};
 use super::ledger_client::LedgerClient;
-use crate::config::Config;
+use crate::config::{Config, Route};
 use crate::evm::Address;
 use crate::reason::{Reason, Refusal};
 use crate::recent::Recent;
@@ -60,17 +60,19 @@ pub struct Admitted {
     pub token: Option<(String, u64)>,
 }
 
-/// Tries the request's session credentials. `Ok(None)`: it has none (or none for this path);
-/// `Err`: it has some and they were refused, with the reason (the request still may pay).
+/// Tries the request's session credentials, for a request `route` prices. `Ok(None)`: it has
+/// none (or none for this path); `Err`: it has some and they were refused, with the reason (the
+/// request still may pay).
 pub async fn try_session(
     config: &Config,
+    route: &Route,
     env: &Env,
     headers: &Headers,
     url: &str,
     path: &str,
     now: u64,
 ) -> Result<Option<Admitted>, Refusal> {
-    let offers: Vec<&SessionOffer> = config.sessions_covering(path).collect();
+    let offers: Vec<&SessionOffer> = config.sessions_for(route, path).collect();
     if offers.is_empty() {
         return Ok(None);
     }

@@ -217,7 +217,8 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     let mut early_session = None;
     if let Some(route) = route {
         if !paying && route.access.charges_everyone() {
-            let tried = access::try_session(config, &env, headers, &full, &url.path, now).await;
+            let tried =
+                access::try_session(config, route, &env, headers, &full, &url.path, now).await;
             if let Ok(Some(admitted)) = tried {
                 return serve_session(config, req, &url, route, &admitted, head).await;
             }
@@ -294,7 +295,9 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
             // A wallet that already bought a session for this path comes in without paying.
             let tried = match early_session {
                 Some(tried) => tried,
-                None => access::try_session(config, &env, headers, &full, &url.path, now).await,
+                None => {
+                    access::try_session(config, route, &env, headers, &full, &url.path, now).await
+                }
             };
             match tried {
                 Ok(None) => {}

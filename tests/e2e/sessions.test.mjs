@@ -58,6 +58,8 @@ before(async () => {
     config: stack.config({
       origin: site.url,
       routes: [
+        // Dearer, and first: it prices its paths although the article session's scope covers them.
+        { path: "/articles/premium/*", price: "$0.05" },
         { path: "/articles/*", price: "$0.01", description: "An article", mimeType: "text/plain", session: { scope: "/articles/*", seconds: 3600 } },
         { path: "/short/*", price: "$0.01", session: { seconds: 2 } },
         { path: "/api/*", price: "$0.01", session: { requests: 3 } },
@@ -233,6 +235,17 @@ describe("one payment, then the wallet comes back without paying", () => {
     assert.equal(anonymous.status, 402);
     assert.equal((await anonymous.json()).reason, "payment_required");
     assert.equal(settlements(), settlesBefore);
+  });
+
+  test("the token does not open a dearer route inside its scope: those pages are still paid", async () => {
+    const hits = originHits();
+    for (const headers of [bearer(articlesToken), { cookie: `x402_session=${articlesToken}` }]) {
+      const res = await worker.fetch("/articles/premium/p", { headers });
+      assert.equal(res.status, 402);
+      const terms = decodeHeader(res.headers.get("payment-required"));
+      assert.equal(terms.accepts[0].amount, "50000", "the premium price, not the session's");
+    }
+    assert.equal(originHits(), hits, "the origin was not asked");
   });
 });
 
