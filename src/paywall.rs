@@ -200,11 +200,34 @@ impl PaidRequest<'_> {
     /// and a facilitator that compares them with the requirements strictly would refuse at
     /// settlement a payment already served. They go as our terms, exactly; nothing in them is
     /// signed.
+    ///
+    /// Nor does a v2 payment's `resource` or `extensions` go as the client wrote them: nothing in
+    /// them is signed either, and a facilitator may refuse a payment for them (a description too
+    /// long for it) or catalogue what they say. They go as our 402 had them: this URL, the
+    /// route's description and type, and the route's `bazaar` document.
     pub fn facilitator_body(&self) -> String {
         let requirements = self.requirements_json();
         let mut payload = self.payment.raw.clone();
         if let Some(accepted) = payload.get_mut("accepted") {
             *accepted = requirements.clone();
+        }
+        if let (2, Some(fields)) = (self.payment.version, payload.as_object_mut()) {
+            fields.insert(
+                "resource".into(),
+                serde_json::json!({
+                    "url": self.url,
+                    "description": self.route.description,
+                    "mimeType": self.route.mime_type,
+                }),
+            );
+            match &self.route.bazaar {
+                Some(bazaar) => {
+                    fields.insert("extensions".into(), serde_json::json!({ "bazaar": bazaar }));
+                }
+                None => {
+                    fields.remove("extensions");
+                }
+            }
         }
         crate::facilitator::request_body(self.payment.version, payload, requirements)
     }

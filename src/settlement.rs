@@ -333,6 +333,9 @@ pub enum Effect {
     None,
     /// The entry is settled.
     Settled,
+    /// An entry closed as failed is settled after all (a confirmed answer came late): the
+    /// payer's debts may have changed.
+    SettledAfterAll,
     /// The entry failed; `became_delinquent` when it is held against the payer.
     Failed { became_delinquent: bool },
     /// The entry is still open; its next attempt is due at `at` (possibly `now`).
@@ -501,6 +504,8 @@ pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
         || r.contains("rpc")
         || r.contains("network_error")
         || r.contains("valid_after")
+        || r.ends_with("_early")
+        || r == "invalid_format"
         || m.contains("not yet valid")
         || r.contains("hook")
         || r.contains("mismatch")
@@ -1247,7 +1252,17 @@ impl Ledger {
             return Effect::None;
         };
         if !e.state.is_open() {
-            return Effect::None;
+            // A confirmed settlement is never thrown away: one that comes back after its entry was
+            // closed as failed (the call outlived its lease, and the entry was given up or
+            // resent meanwhile) settles it after all, and lifts any debt the failure made.
+            return match (outcome, &e.state) {
+                (Outcome::Settled { transaction }, State::Failed { .. }) => {
+                    self.dirty.entries.push(e.id.clone());
+                    e.settle(transaction, now);
+                    Effect::SettledAfterAll
+                }
+                _ => Effect::None,
+            };
         }
         self.dirty.entries.push(e.id.clone());
         e.expire_lease(now);

@@ -305,7 +305,15 @@ fn address(field: &str, s: &str) -> Result<Address, Refusal> {
     })
 }
 
+/// A decimal uint256 written canonically: a leading zero (`"010000"`) means the same number to us,
+/// but not to every facilitator, and the payment goes to the facilitator as written.
 fn number(field: &str, s: &str) -> Result<U256, Refusal> {
+    if s.len() > 1 && s.starts_with('0') {
+        return Err(Refusal::new(
+            Reason::InvalidNumber,
+            format!("{field} {:?}: written with a leading zero", truncate(s)),
+        ));
+    }
     U256::from_dec_str(s).map_err(|e| {
         Refusal::new(
             Reason::InvalidNumber,

@@ -1044,6 +1044,9 @@ fn refusals_are_classified() {
             "",
             Transient,
         ),
+        // x402-rs: not yet valid, and a request it could not read (ours, not the payer's).
+        ("invalid_payment_early", "", Transient),
+        ("invalid_format", "", Transient),
         ("invalid_exact_evm_token_name_mismatch", "", Transient),
         ("rpc_error", "", Transient),
         ("failed_to_execute_transfer", "", Transient),
@@ -1361,6 +1364,7 @@ fn run(seed: u64) {
                         assert_eq!(after.due_at, Some(at));
                     }
                     Effect::None => panic!("seed {seed}: a due entry ignored an outcome"),
+                    Effect::SettledAfterAll => panic!("seed {seed}: a due entry was closed"),
                 }
             } else {
                 assert_eq!(
@@ -1430,4 +1434,47 @@ fn property_nothing_is_lost_and_nothing_is_served_twice() {
     for seed in 1..=100u64 {
         run(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     }
+}
+
+/// A confirmed settlement is never thrown away: when a `/settle` call outlived its lease and the
+/// entry was resent and closed meanwhile, the `Settled` answer of the first call, coming back
+/// late, settles it after all, with its transaction, and lifts any debt the failure made.
+#[test]
+fn a_late_confirmed_settlement_settles_an_entry_closed_meanwhile() {
+    let p = policy();
+    // Resent after an unanswered call and no chain to ask: the resend finds the nonce used.
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, unknown(), &p, at);
+    l.record(&id, Outcome::NoRpc, &p, at + 1);
+    l.begin(&id, &p, at + 1).unwrap();
+    l.record(
+        &id,
+        refused("invalid_exact_evm_nonce_already_used"),
+        &p,
+        at + 1,
+    );
+    assert_eq!(l.entry(&id).unwrap().status, Status::Failed);
+    assert_eq!(
+        l.record(&id, settled("0xabc"), &p, at + 2),
+        Effect::SettledAfterAll
+    );
+    let e = l.entry(&id).unwrap();
+    assert_eq!(
+        (e.status, e.transaction.as_deref()),
+        (Status::Settled, Some("0xabc"))
+    );
+    // A second late answer changes nothing.
+    assert_eq!(l.record(&id, settled("0xdef"), &p, at + 3), Effect::None);
+    assert_eq!(l.entry(&id).unwrap().transaction.as_deref(), Some("0xabc"));
+
+    // Held against the payer (a refusal for its balance), then the money arrived after all.
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, refused("insufficient_funds"), &p, at);
+    assert!(l.is_delinquent());
+    assert_eq!(
+        l.record(&id, settled("0xabc"), &p, at + 1),
+        Effect::SettledAfterAll
+    );
+    assert!(!l.is_delinquent(), "no debt for a payment that arrived");
+    assert!(!l.entry(&id).unwrap().delinquent);
 }

@@ -924,6 +924,9 @@ fn table(c: &Config) -> Vec<Case> {
         "10000 ".to_string(),
         "+10000".to_string(),
         "１0000".to_string(),
+        // The same number to us, not to every facilitator (and the payment goes to it as written).
+        "010000".to_string(),
+        "00".to_string(),
         two_pow_256(),
         "9".repeat(100),
     ] {
@@ -963,6 +966,11 @@ fn table(c: &Config) -> Vec<Case> {
         PAID,
     ));
     t.push(pay("validAfter 0", &ok.with(after("0".into())), PAID));
+    t.push(pay(
+        "validAfter with a leading zero",
+        &ok.with(after(format!("0{}", NOW - 1))),
+        Refused(Reason::InvalidNumber),
+    ));
     t.push(pay(
         "validAfter hex",
         &ok.with(after("0x0".into())),
@@ -1821,8 +1829,29 @@ fn replies_after_verification() {
 
     let fb: Value = serde_json::from_str(&paid.facilitator_body()).unwrap();
     assert_eq!(fb["x402Version"], 2);
-    assert_eq!(fb["paymentPayload"], v2.json());
+    let sent = v2.json();
+    let expect_payload = |sent: &Value| {
+        let mut want = sent.clone();
+        want["resource"] = json!({
+            "url": "https://shop.example.com/paid/item",
+            "description": paid.route.description,
+            "mimeType": paid.route.mime_type,
+        });
+        want["extensions"] =
+            json!({ "bazaar": paid.route.bazaar.clone().expect("a bazaar document") });
+        want
+    };
+    assert_eq!(fb["paymentPayload"], expect_payload(&sent));
     assert_eq!(fb["paymentRequirements"], terms_of(&c, 0));
+    // What the client wrote beside the signed authorization (a resource of its own, extensions
+    // of its own) is not what the facilitator is sent: it gets our 402's resource and bazaar.
+    let mut odd = sent.clone();
+    odd["resource"] = json!({"url": "https://elsewhere.example/", "description": "x".repeat(600), "mimeType": "text/html"});
+    odd["extensions"] = json!({"bazaar": {"info": {"input": {"type": "http", "method": "POST"}}}, "payment-identifier": {"info": {"id": "pay_0123456789abcdef"}}});
+    let req = Req::get("/paid/item").paying(Some(b64(&odd)), None);
+    let odd_paid = decide_paid(&c, &req, NOW);
+    let fb: Value = serde_json::from_str(&odd_paid.facilitator_body()).unwrap();
+    assert_eq!(fb["paymentPayload"], expect_payload(&sent));
 
     let receipt = SettleResponse {
         success: true,

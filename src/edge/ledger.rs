@@ -661,7 +661,8 @@ impl Ledger {
     async fn effects(&self, effect: Effect) {
         if let Effect::Failed {
             became_delinquent: true,
-        } = effect
+        }
+        | Effect::SettledAfterAll = effect
         {
             self.sync_delinquency().await;
         }
@@ -747,6 +748,7 @@ fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {
     let outcome = match effect {
         Effect::None => return,
         Effect::Settled => "settled",
+        Effect::SettledAfterAll => "settled_after_failure",
         Effect::Failed {
             became_delinquent: true,
         } => "failed_delinquent",

@@ -508,10 +508,12 @@ async fn serve_paid(
     // A held deferred payment lapses into its batch when its hold ends: the origin must have
     // answered (or been given up on) a little before that, or a failure could no longer be
     // withdrawn.
+    // Counted from now, not from the request's start: `/verify` and the admission took their
+    // time too.
     let mut limit = config.origin_timeout_seconds;
     if deferred {
         let hold_ends = ledger::policy(config).hold_ends(now, paid.verified.valid_before);
-        limit = limit.min(hold_ends.saturating_sub(now).saturating_sub(5));
+        limit = limit.min(hold_ends.saturating_sub(now_seconds()).saturating_sub(5));
     }
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, Some(limit)).await;
     let response = match answer {

@@ -311,6 +311,8 @@ const cases = [
   ["value = 2^256 + price (wraps to the price mod 2^256)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = String(TWO_256 + PRICE)))) }), 402, "invalid_number"],
   ["value = 2^256 - 1 (the largest uint256)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = String(TWO_256 - 1n)))) }), 402, "value_mismatch"],
   ["value = the price behind 100 zeros (longer than any uint256)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = `${"0".repeat(100)}10000`))) }), 402, "invalid_number"],
+  ["value = 010000 (a leading zero: the same number to us, not to every facilitator)", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "010000"))) }), 402, "invalid_number"],
+  ["validBefore with a leading zero", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.validBefore = `0${a.validBefore}`))) }), 402, "invalid_number"],
   ["value = -10000", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "-10000"))) }), 402, "invalid_number"],
   ["value = -0", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "-0"))) }), 402, "invalid_number"],
   ["value = +10000", async () => ({ path: A, headers: hdr(await tampered(0, (p, a) => (a.value = "+10000"))) }), 402, "invalid_number"],
