@@ -106,8 +106,11 @@ impl PathPattern {
 /// it can be priced safely. Such a path is refused before anything else (see
 /// [`crate::paywall::decide`]).
 pub fn hides_dot_segment(path: &str) -> bool {
+    // Only a segment with an escape or a `;` can hide one: the others are read as they are
+    // (nothing is decoded for them, so the check costs next to nothing on ordinary paths).
     path.split('/').any(|raw| {
         !matches!(raw, "." | "..")
+            && raw.contains(['%', ';'])
             && normalise_segment(raw)
                 .split(['/', '\\'])
                 .any(|piece| matches!(piece.split(';').next(), Some("." | "..")))
