@@ -431,6 +431,13 @@ fn looks_like_token(s: &str) -> bool {
     s.starts_with('v') && s.split('.').count() == 3 && s.chars().all(is_token_char)
 }
 
+/// Whether one `name=value` pair of a `Cookie` header is our session cookie (spaces around the
+/// name allowed).
+pub fn is_session_cookie(pair: &str) -> bool {
+    pair.split_once('=')
+        .is_some_and(|(name, _)| name.trim() == COOKIE_NAME)
+}
+
 /// The session token of a request: `Authorization: Bearer <token>` (scheme in any case) when it
 /// has the shape of ours, else the `x402_session` cookie (the first one, unquoted). `None` when
 /// neither is there or the value is empty. The token is not checked here: see [`check_token`].
@@ -445,10 +452,10 @@ pub fn token_from_request<'a>(
         }
     }
     for pair in cookie_header?.split(';') {
-        let Some((name, value)) = pair.split_once('=') else {
+        let Some((_, value)) = pair.split_once('=') else {
             continue;
         };
-        if name.trim() != COOKIE_NAME {
+        if !is_session_cookie(pair) {
             continue;
         }
         let value = value.trim();

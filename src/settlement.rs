@@ -1255,12 +1255,12 @@ impl Ledger {
             // A confirmed settlement is never thrown away: one that comes back after its entry was
             // closed as failed (the call outlived its lease, and the entry was given up or
             // resent meanwhile) settles it after all, and lifts any debt the failure made.
-            return match (outcome, &e.state) {
-                (Outcome::Settled { transaction }, State::Failed { .. }) => {
-                    self.dirty.entries.push(e.id.clone());
-                    e.settle(transaction, now);
-                    Effect::SettledAfterAll
-                }
+            // (What an admin's `mark_paid` does; a closed entry is settled or failed.)
+            return match outcome {
+                Outcome::Settled { transaction } => match self.mark_paid(id, transaction, now) {
+                    Ok(()) => Effect::SettledAfterAll,
+                    Err(_) => Effect::None,
+                },
                 _ => Effect::None,
             };
         }

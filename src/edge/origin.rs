@@ -95,16 +95,13 @@ async fn send(
         headers.delete("authorization")?;
     }
     if let Some(cookie) = headers.get("cookie")? {
-        // Named as `session::token_from_request` reads it (spaces around the name allowed).
-        let kept: Vec<&str> = cookie
-            .split(';')
-            .map(str::trim)
-            .filter(|c| {
-                c.split_once('=')
-                    .is_none_or(|(name, _)| name.trim() != crate::session::COOKIE_NAME)
-            })
+        let pairs: Vec<&str> = cookie.split(';').map(str::trim).collect();
+        let kept: Vec<&str> = pairs
+            .iter()
+            .copied()
+            .filter(|c| !crate::session::is_session_cookie(c))
             .collect();
-        if kept.len() < cookie.split(';').count() {
+        if kept.len() < pairs.len() {
             if kept.is_empty() {
                 headers.delete("cookie")?;
             } else {
