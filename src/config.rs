@@ -74,6 +74,7 @@ struct RawDeferred {
     batch_seconds: Option<u64>,
     safety_margin_seconds: Option<u64>,
     over_credit: Option<OverCredit>,
+    credit: Option<Credit>,
 }
 
 /// When a payment is settled.
@@ -106,6 +107,18 @@ pub enum OverCredit {
     Refuse,
 }
 
+/// How much a wallet is trusted with before its payments settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credit {
+    /// No more than the wallet has already paid in settled payments (up to the limit): a new
+    /// wallet's first payment is settled before it is served, and a wallet that cannot pay costs
+    /// the publisher at most what it paid before.
+    Earned,
+    /// The whole limit from the first payment, for callers known some other way: every new key
+    /// can run the limit up unpaid.
+    Full,
+}
+
 /// The rules of deferred settlement, shared by every deferred route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeferredPolicy {
@@ -116,6 +129,7 @@ pub struct DeferredPolicy {
     /// How long before `validBefore` settlement must be done.
     pub safety_margin_seconds: u64,
     pub over_credit: OverCredit,
+    pub credit: Credit,
 }
 
 impl Default for DeferredPolicy {
@@ -125,6 +139,7 @@ impl Default for DeferredPolicy {
             batch_seconds: 10,
             safety_margin_seconds: 30,
             over_credit: OverCredit::Immediate,
+            credit: Credit::Earned,
         }
     }
 }
@@ -807,6 +822,9 @@ fn resolve_deferred(raw: Option<&RawDeferred>) -> Result<DeferredPolicy, ConfigE
     if let Some(o) = raw.over_credit {
         p.over_credit = o;
     }
+    if let Some(c) = raw.credit {
+        p.credit = c;
+    }
     Ok(p)
 }
 
@@ -958,6 +976,7 @@ impl RawDeferred {
                 "batchSeconds",
                 "safetyMarginSeconds",
                 "overCredit",
+                "credit",
             ],
         )?;
         Ok(RawDeferred {
@@ -970,6 +989,10 @@ impl RawDeferred {
                     ("immediate", OverCredit::Immediate),
                     ("refuse", OverCredit::Refuse),
                 ],
+            )?,
+            credit: f.choice(
+                "credit",
+                &[("earned", Credit::Earned), ("full", Credit::Full)],
             )?,
         })
     }

@@ -47,7 +47,10 @@
 //!    `(asset, nonce)` still remembered is a [`AdmitError::Replay`] (a payment is served at most
 //!    once, even after it settled, until `validBefore` + [`REPLAY_GRACE`] has passed and it was
 //!    pruned); for a deferred admission, `unsettled + amount > credit_limit` is
-//!    [`AdmitError::CreditExceeded`] and `validBefore − safety_margin < now + batch_window` is
+//!    [`AdmitError::CreditExceeded`], with earned credit `unsettled + amount > paid` (everything the
+//!    wallet ever paid through settled entries) is [`AdmitError::CreditNotEarned`] (the shell then
+//!    settles it before serving: a wallet is never trusted with more than it has paid), and
+//!    `validBefore − safety_margin < now + batch_window` is
 //!    [`AdmitError::TooLateToDefer`] (the shell then settles immediately or answers 402, per route).
 //!    A deferred entry is due at `min(now + batch_window, validBefore − safety_margin)`, or at the
 //!    open batch's due time when that is sooner, so one wake settles a whole batch. An immediate
@@ -107,7 +110,9 @@
 //!    nothing was charged. A chain read that finds them used settles them (charged, not served: the
 //!    view shows it for a refund).
 //! 7. `unsettled` is the sum of open (pending, in-flight, unknown) amounts in micro-USD; credit is
-//!    per wallet. `owed` is the sum of delinquent failures; `lost` of other deferred failures.
+//!    per wallet. `owed` is the sum of delinquent failures; `lost` of other deferred failures;
+//!    `paid` of every entry that ever settled (admin `mark_paid` included), kept in the counters so
+//!    that trimming history does not shrink it.
 //! 8. **Deterministic**: the same calls with the same times give the same ledger.
 //!
 //! Stored compactly: short keys, no payload once an entry is closed, nonces remembered as 128-bit
@@ -163,10 +168,15 @@ pub struct LedgerPolicy {
     pub max_attempts_unknown: u32,
     /// How many settled entries to keep for the view.
     pub settled_history: usize,
+    /// Credit is earned: a wallet may leave unsettled no more than it has already paid in settled
+    /// payments (and never more than `credit_limit`), so a new wallet's first payment is settled
+    /// before it is served. When `false`, every wallet starts with the whole `credit_limit`.
+    pub earned_credit: bool,
 }
 
 impl Default for LedgerPolicy {
-    /// $1 of credit, a 60 s batch, a 30 s margin, 5 reconciliations, 20 settled entries.
+    /// $1 of credit (earned), a 60 s batch, a 30 s margin, 5 reconciliations, 20 settled
+    /// entries.
     fn default() -> Self {
         LedgerPolicy {
             credit_limit: 1_000_000,
@@ -174,6 +184,7 @@ impl Default for LedgerPolicy {
             safety_margin: 30,
             max_attempts_unknown: 5,
             settled_history: 20,
+            earned_credit: true,
         }
     }
 }
@@ -232,6 +243,9 @@ pub enum AdmitError {
     },
     /// Deferring this payment would exceed the wallet's credit.
     CreditExceeded { unsettled: u128, limit: u128 },
+    /// Deferring this payment would leave more unsettled than the wallet has ever paid (credit is
+    /// earned, [`LedgerPolicy::earned_credit`]): it must be settled before it is served.
+    CreditNotEarned { unsettled: u128, paid: u128 },
     /// The authorization expires before a batch could settle it.
     TooLateToDefer,
 }
@@ -243,6 +257,7 @@ impl AdmitError {
             AdmitError::Replay => "replay",
             AdmitError::Delinquent { .. } => "delinquent",
             AdmitError::CreditExceeded { .. } => "credit_exceeded",
+            AdmitError::CreditNotEarned { .. } => "credit_not_earned",
             AdmitError::TooLateToDefer => "too_late_to_defer",
         }
     }
@@ -265,6 +280,13 @@ impl std::fmt::Display for AdmitError {
                 "This wallet has {} USD unsettled; the limit is {} USD.",
                 usd(*unsettled),
                 usd(*limit)
+            ),
+            AdmitError::CreditNotEarned { unsettled, paid } => write!(
+                f,
+                "This wallet has {} USD unsettled and has paid {} USD so far; it is trusted for no \
+                 more than it has paid.",
+                usd(*unsettled),
+                usd(*paid)
             ),
             AdmitError::TooLateToDefer => {
                 f.write_str("The authorization expires too soon to be settled later.")
@@ -438,6 +460,9 @@ pub struct LedgerView {
     pub admitted: u64,
     pub settled_trimmed: u64,
     pub forgiven: u64,
+    /// Everything this wallet has paid through settled entries, micro-USD.
+    #[serde(with = "dec")]
+    pub paid_micro_usd: u128,
     pub remembered_nonces: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_alarm: Option<u64>,
@@ -582,6 +607,14 @@ struct Counters {
     trimmed: u64,
     #[serde(rename = "f", default, skip_serializing_if = "is_zero_u64")]
     forgiven: u64,
+    /// Micro-USD paid through settled entries, ever (trimmed ones included): the earned credit.
+    #[serde(
+        rename = "p",
+        default,
+        skip_serializing_if = "is_zero_u128",
+        with = "dec"
+    )]
+    paid: u128,
 }
 
 impl Counters {
@@ -729,6 +762,10 @@ impl Read for Counters {
             admitted: f.or_default("a")?,
             trimmed: f.or_default("t")?,
             forgiven: f.or_default("f")?,
+            paid: match f.maybe::<json::Decimal>("p")? {
+                Some(d) => d.0,
+                None => 0,
+            },
         })
     }
 }
@@ -1119,6 +1156,14 @@ impl Ledger {
             }
         }
         l.entries.sort_by_key(|e| (e.admitted_at, e.seq));
+        if l.counters.paid == 0 {
+            // A ledger kept before payments were counted: what its settled entries show.
+            l.counters.paid = l
+                .entries
+                .iter()
+                .filter(|e| matches!(e.state, State::Settled { .. }))
+                .fold(0u128, |s, e| s.saturating_add(e.micro));
+        }
         l
     }
 
@@ -1149,10 +1194,17 @@ impl Ledger {
         }
         let state = if a.deferred {
             let unsettled = self.unsettled();
-            if unsettled.saturating_add(a.amount_micro_usd) > policy.credit_limit {
+            let after = unsettled.saturating_add(a.amount_micro_usd);
+            if after > policy.credit_limit {
                 return Err(AdmitError::CreditExceeded {
                     unsettled,
                     limit: policy.credit_limit,
+                });
+            }
+            if after > self.credit(policy) {
+                return Err(AdmitError::CreditNotEarned {
+                    unsettled,
+                    paid: self.counters.paid,
                 });
             }
             let deadline = a.valid_before.saturating_sub(policy.margin());
@@ -1267,6 +1319,7 @@ impl Ledger {
         self.dirty.entries.push(e.id.clone());
         e.expire_lease(now);
         e.held_until = None;
+        let micro = e.micro;
         let effect = match outcome {
             Outcome::Settled { transaction } => e.settle(transaction, now),
             Outcome::OnChainUsed => e.settle(String::new(), now),
@@ -1282,9 +1335,31 @@ impl Ledger {
             Outcome::Refused { reason, message } => e.refused(&reason, &message, policy, now),
         };
         if effect == Effect::Settled {
+            self.count_paid(micro);
             self.trim(policy.settled_history);
         }
         effect
+    }
+
+    /// An entry of `micro` settled: it counts toward the wallet's earned credit.
+    fn count_paid(&mut self, micro: u128) {
+        self.counters.paid = self.counters.paid.saturating_add(micro);
+        self.dirty.counters = true;
+    }
+
+    /// What the wallet may leave unsettled with deferred payments: the policy's limit, or with
+    /// earned credit no more than the wallet has paid so far.
+    pub fn credit(&self, policy: &LedgerPolicy) -> u128 {
+        if policy.earned_credit {
+            policy.credit_limit.min(self.counters.paid)
+        } else {
+            policy.credit_limit
+        }
+    }
+
+    /// Everything the wallet has paid through settled entries, micro-USD.
+    pub fn paid(&self) -> u128 {
+        self.counters.paid
     }
 
     /// The earliest time an open entry needs attention, for the Durable Object's alarm (for a held
@@ -1359,6 +1434,7 @@ impl Ledger {
             admitted: self.counters.admitted,
             settled_trimmed: self.counters.trimmed,
             forgiven: self.counters.forgiven,
+            paid_micro_usd: self.counters.paid,
             remembered_nonces: self.seen.len(),
             next_alarm: self.next_alarm(),
         };
@@ -1505,6 +1581,8 @@ impl Ledger {
             State::Failed { .. } | State::Unknown { .. } => {
                 e.settle(transaction, now);
                 self.dirty.entries.push(e.id.clone());
+                let micro = e.micro;
+                self.count_paid(micro);
                 Ok(())
             }
             _ => Err(AdminError::NotAllowed),
@@ -1595,6 +1673,10 @@ fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
+fn is_zero_u128(n: &u128) -> bool {
+    *n == 0
+}
+
 /// u128 as a decimal string (JavaScript numbers cannot hold it); read back as a [`json::Decimal`],
 /// which also takes a plain number.
 pub(crate) mod dec {
@@ -1619,6 +1701,7 @@ mod tests {
             safety_margin: 30,
             max_attempts_unknown: 5,
             settled_history: 20,
+            earned_credit: false,
         }
     }
 

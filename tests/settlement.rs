@@ -8,9 +8,9 @@ use x402_edge::facilitator::SettleOutcome;
 use x402_edge::json::{self, Read};
 use x402_edge::settlement::{
     classify_refusal, Action, AdminError, Admission, AdmitError, Effect, Ledger, LedgerPolicy,
-    Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED, CHAIN_GRACE, EXPIRED_UNSETTLED,
-    HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPLAY_GRACE, SETTLEMENT_UNKNOWN,
-    UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
+    Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED, CHAIN_GRACE, COUNTERS_ROW,
+    EXPIRED_UNSETTLED, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPLAY_GRACE,
+    SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -20,6 +20,8 @@ const OTHER: &str = "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913";
 /// A validBefore far enough away for every deferral in these tests.
 const LONG: u64 = T0 + 3_600;
 
+/// The whole credit from the first payment: most tests here are about what happens to a payment
+/// once it is deferred. Earned credit has its own tests below.
 fn policy() -> LedgerPolicy {
     LedgerPolicy {
         credit_limit: 100_000,
@@ -27,6 +29,7 @@ fn policy() -> LedgerPolicy {
         safety_margin: 30,
         max_attempts_unknown: 3,
         settled_history: 5,
+        earned_credit: false,
     }
 }
 
@@ -166,6 +169,130 @@ fn credit_limit_is_per_wallet_and_counts_open_entries() {
     );
     assert_eq!(l.unsettled(), 0);
     l.admit(deferred(2, 50_000), &p, T0 + 61).unwrap();
+}
+
+/// Credit is earned: what a wallet may leave unsettled grows with what it has paid.
+fn earned() -> LedgerPolicy {
+    LedgerPolicy {
+        earned_credit: true,
+        ..policy()
+    }
+}
+
+#[test]
+fn a_new_wallet_is_trusted_with_no_more_than_it_has_paid() {
+    let p = earned();
+    let mut l = Ledger::new();
+    // A throwaway key that never paid anything gets no credit: its payment must settle first.
+    assert_eq!(
+        l.admit(deferred(1, 10_000), &p, T0),
+        Err(AdmitError::CreditNotEarned {
+            unsettled: 0,
+            paid: 0
+        })
+    );
+    assert_eq!(l.view().admitted, 0, "a refused admission leaves no entry");
+    assert_eq!(l.credit(&p), 0);
+    // Settled before it was served (the Worker's fallback): now the wallet has paid 10_000.
+    let first = admission(USDC, 1, 10_000, LONG, false);
+    l.admit(first.clone(), &p, T0).unwrap();
+    l.record(&first.id, settled("0x1"), &p, T0 + 2);
+    assert_eq!((l.paid(), l.credit(&p)), (10_000, 10_000));
+    // So it may leave that much unsettled, and no more.
+    l.admit(deferred(2, 6_000), &p, T0 + 3).unwrap();
+    l.admit(deferred(3, 4_000), &p, T0 + 3).unwrap();
+    assert_eq!(
+        l.admit(deferred(4, 1), &p, T0 + 3),
+        Err(AdmitError::CreditNotEarned {
+            unsettled: 10_000,
+            paid: 10_000
+        })
+    );
+    // A deferred payment that failed is not paid: it earns nothing.
+    let due = l.due(T0 + 63);
+    assert_eq!(due.len(), 2);
+    l.record(&due[0].id, settled("0x2"), &p, T0 + 63);
+    l.record(&due[1].id, refused("insufficient_funds"), &p, T0 + 63);
+    assert_eq!(l.paid(), 16_000);
+    assert!(l.is_delinquent());
+    // An admin's mark_paid is money that arrived: it counts, and lifts the debt.
+    l.mark_paid(&due[1].id, "0x3".into(), T0 + 70).unwrap();
+    assert_eq!(l.paid(), 20_000);
+    assert_eq!(l.view().paid_micro_usd, 20_000);
+    l.admit(deferred(5, 20_000), &p, T0 + 71).unwrap();
+}
+
+#[test]
+fn earned_credit_never_passes_the_limit_and_then_over_credit_applies() {
+    let p = earned();
+    let mut l = Ledger::new();
+    for n in 0..3 {
+        let a = admission(USDC, n, 60_000, LONG, false);
+        l.admit(a.clone(), &p, T0).unwrap();
+        l.record(&a.id, settled("0x1"), &p, T0 + 1);
+    }
+    assert_eq!((l.paid(), l.credit(&p)), (180_000, 100_000));
+    l.admit(deferred(10, 60_000), &p, T0 + 2).unwrap();
+    // Past the publisher's limit the refusal is the limit's, whatever was earned: the route's
+    // overCredit rule applies (settle first or refuse), as without earned credit.
+    assert_eq!(
+        l.admit(deferred(11, 50_000), &p, T0 + 2),
+        Err(AdmitError::CreditExceeded {
+            unsettled: 60_000,
+            limit: 100_000
+        })
+    );
+}
+
+#[test]
+fn what_a_wallet_paid_survives_storage_and_trimming() {
+    let p = LedgerPolicy {
+        settled_history: 0,
+        ..earned()
+    };
+    let mut l = Ledger::new();
+    let a = admission(USDC, 1, 30_000, LONG, false);
+    l.admit(a.clone(), &p, T0).unwrap();
+    l.record(&a.id, settled("0x1"), &p, T0 + 1);
+    assert!(l.view().settled.is_empty(), "trimmed from the view");
+    let rows: BTreeMap<String, String> = l
+        .take_rows()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    let back = Ledger::from_rows(rows);
+    assert_eq!(back.paid(), 30_000);
+    assert_eq!(back.credit(&p), 30_000);
+    let whole: Ledger = json::parse(&serde_json::to_string(&l).unwrap()).unwrap();
+    assert_eq!(whole.paid(), 30_000);
+}
+
+#[test]
+fn a_ledger_kept_before_payments_were_counted_earns_what_its_settled_entries_show() {
+    let p = earned();
+    let mut l = Ledger::new();
+    for n in 0..2 {
+        let a = admission(USDC, n, 25_000, LONG, false);
+        l.admit(a.clone(), &p, T0).unwrap();
+        l.record(&a.id, settled("0x1"), &p, T0 + 1);
+    }
+    // Keyed as storage keys them (a row changed twice is written once).
+    let rows: BTreeMap<String, String> = l
+        .take_rows()
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .map(|(k, v)| {
+            if k != COUNTERS_ROW {
+                return (k, v);
+            }
+            // The counters row as it was written before it held the paid total.
+            let mut counters: serde_json::Value = serde_json::from_str(&v).unwrap();
+            assert_eq!(counters["p"], "50000");
+            counters.as_object_mut().unwrap().remove("p");
+            (k, counters.to_string())
+        })
+        .collect();
+    assert_eq!(Ledger::from_rows(rows).paid(), 50_000);
 }
 
 #[test]
@@ -1136,6 +1263,7 @@ fn garbage_never_panics() {
         safety_margin: u64::MAX,
         max_attempts_unknown: u32::MAX,
         settled_history: usize::MAX,
+        earned_credit: false,
     };
     let _ = l.admit(a, &big, u64::MAX);
     l.admit(
@@ -1228,6 +1356,11 @@ fn check_invariants(l: &Ledger, p: &LedgerPolicy, seed: u64) {
     assert_eq!(v.owed_micro_usd, owed, "seed {seed}");
     assert_eq!(v.delinquent, v.failed.iter().any(|e| e.delinquent));
     assert!(v.settled.len() <= p.settled_history, "seed {seed}");
+    let settled: u128 = v.settled.iter().map(|e| e.amount_micro_usd).sum();
+    assert!(
+        v.paid_micro_usd >= settled,
+        "seed {seed}: paid less than settled"
+    );
     assert!(v.settled.iter().all(|e| e.transaction.is_some()));
     assert!(v.failed.iter().all(|e| e.reason.is_some()));
     assert!(v.pending.iter().all(|e| e.due_at.is_some()));
@@ -1274,6 +1407,7 @@ fn run(seed: u64) {
         safety_margin: 6 + rng.below(40),
         max_attempts_unknown: rng.below(5) as u32,
         settled_history: rng.below(6) as usize,
+        earned_credit: rng.below(2) == 1,
     };
     let mut l = Ledger::new();
     let mut stored = BTreeMap::new();

@@ -59,7 +59,9 @@ try {
   const config = (settlement) =>
     stack.config({
       // Enough credit for every request of the run, so that none falls back to immediate settlement.
-      deferred: { batchSeconds: BATCH, safetyMarginSeconds: 30, creditLimit: `$${WARMUP + N}.00` },
+      // A wallet with its whole credit (earned credit would settle a new wallet's first payments
+      // before serving them: the immediate path, measured beside it).
+      deferred: { batchSeconds: BATCH, safetyMarginSeconds: 30, creditLimit: `$${WARMUP + N}.00`, credit: "full" },
       rpc: { [stack.network]: stack.rpcUrl },
       routes: [{ path: PATH, method: "GET", price: "$0.01", mimeType: "application/json", settlement }],
     });

@@ -436,7 +436,10 @@ function ourConfig(stack, wrangler, route = {}) {
     origin: stack.origin.url,
     facilitator: { url: stack.facilitator.url },
     assets: [{ network: NETWORK, address: stack.usdc, ...USDC }],
-    ...(vars.deferred ? { deferred: vars.deferred } : {}),
+    // The deferred column measures a wallet that has its credit: with earned credit (the default)
+    // that is a wallet that has already paid its credit's worth; a new wallet's first payments are
+    // settled before they are served, which is the immediate column's path.
+    deferred: { ...(vars.deferred ?? {}), credit: "full" },
     rpc: { [NETWORK]: stack.rpcUrl },
     routes: [
       {

@@ -24,7 +24,7 @@ use worker::{durable_object, DurableObject, Env, Fetch, Request, Response, Resul
 
 use super::js;
 
-use crate::config::Config;
+use crate::config::{Config, Credit};
 use crate::evm::Address;
 use crate::json::{self, Read};
 use crate::settlement::{
@@ -222,6 +222,7 @@ pub fn policy(config: &Config) -> LedgerPolicy {
         credit_limit: config.deferred.credit_limit_micro_usd,
         batch_window: config.deferred.batch_seconds,
         safety_margin: config.deferred.safety_margin_seconds,
+        earned_credit: config.deferred.credit == Credit::Earned,
         ..LedgerPolicy::default()
     }
 }
@@ -342,10 +343,12 @@ impl DurableObject for Ledger {
                 serde_json::json!({"ok": true, "forgivenMicroUsd": forgiven.to_string()})
             }
             Command::View => {
-                let view = self.book(Book::view).await?;
+                let (view, credit) = self.book(|b| (b.view(), b.credit(&policy))).await?;
                 let wallet = self.wallet().await;
                 let mut v = serde_json::to_value(view)?;
                 v["wallet"] = serde_json::Value::from(wallet);
+                // What the wallet may leave unsettled now: the limit, or what it has earned.
+                v["credit_micro_usd"] = serde_json::Value::from(credit.to_string());
                 v
             }
             Command::SetGrant {

@@ -22,6 +22,8 @@ pub enum AdmitRefusal {
     OverCredit,
     /// Too close to `validBefore` to wait for a batch.
     TooLate,
+    /// The wallet has not paid enough yet to be trusted with this much unsettled.
+    NotEarned,
     /// The ledger could not be asked.
     Unreachable,
 }
@@ -71,6 +73,7 @@ impl LedgerClient {
             )),
             Some("credit_exceeded") => AdmitRefusal::OverCredit,
             Some("too_late_to_defer") => AdmitRefusal::TooLate,
+            Some("credit_not_earned") => AdmitRefusal::NotEarned,
             _ => AdmitRefusal::Unreachable,
         })
     }

@@ -492,8 +492,9 @@ async fn serve_paid(
             Err(AdmitRefusal::OverCredit) if config.deferred.over_credit == OverCredit::Refuse => {
                 return respond::reply(paid.refuse(&Reason::CreditExceeded.into()), head);
             }
-            // Over credit, too close to expiry, or the ledger out of reach: settle now instead;
-            // the chain itself then guarantees the payment is used once.
+            // Over credit, credit not yet earned, too close to expiry, or the ledger out of
+            // reach: settle now instead; the chain itself then guarantees the payment is used
+            // once.
             Err(_) => deferred = false,
         }
     }

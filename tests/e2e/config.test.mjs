@@ -44,6 +44,7 @@ describe("broken configurations are caught, naming the key", () => {
     ["a deferred route whose timeout cannot cover the batch", (t) => t.replace('settlement = "deferred"', 'settlement = "deferred"\nmaxTimeoutSeconds = 40'), "routes[1].maxTimeoutSeconds"],
     ["a session with both a duration and a count", (t) => t.replace('mimeType = "text/html"', 'mimeType = "text/html"\nsession = { seconds = 60, requests = 5 }'), "routes[0].session"],
     ["a facilitator URL that is not one", (t) => t.replace('url = "http://127.0.0.1:4021"', 'url = "127.0.0.1:4021"'), "facilitator.url"],
+    ["a credit rule nobody knows", (t) => t.replace('credit = "earned"', 'credit = "trusting"'), "deferred.credit"],
     ["a credit limit in atomic units", (t) => t.replace('creditLimit = "$1.00"', 'creditLimit = "1000000"'), "deferred.creditLimit"],
     ["a custom token without its EIP-712 version", (t) => t.replace('version = "2"\ndecimals = 6', 'version = ""\ndecimals = 6'), "assets[0]"],
     ["an unknown body type for discovery", (t) => t.replace('mimeType = "application/json"', 'mimeType = "application/json"\ndiscovery = { bodyType = "xml" }'), "routes[1].discovery.bodyType"],

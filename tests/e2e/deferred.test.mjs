@@ -20,10 +20,12 @@ const TX = /^0x[0-9a-f]{64}$/;
 let stack, worker;
 
 /** The stack's configuration: a deferred route, an immediate one, a deferred one the origin has no page
- * for, and the given deferred policy (batch window BATCH s, a chain RPC for reconciliation). */
+ * for, and the given deferred policy (batch window BATCH s, a chain RPC for reconciliation). Most tests
+ * here follow what happens to a payment once it is deferred, so wallets get their whole credit from
+ * the first payment (`credit: "full"`); "earned credit" below tests the default. */
 function deferredConfig(deferred = {}) {
   return stack.config({
-    deferred: { batchSeconds: BATCH, safetyMarginSeconds: 30, creditLimit: "$1.00", ...deferred },
+    deferred: { batchSeconds: BATCH, safetyMarginSeconds: 30, creditLimit: "$1.00", credit: "full", ...deferred },
     rpc: { [stack.network]: stack.rpcUrl },
     routes: [
       { path: "/api/weather", method: "GET", price: "$0.01", mimeType: "application/json", settlement: "deferred" },
@@ -426,6 +428,53 @@ describe("credit limit", () => {
     assert.equal(res.status, 200);
     assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "");
     await ledgerUntil("3 settled", refuseW, payer, (v) => v.settled.length === 3);
+    await assertMoved(start, payer, 3n * PRICE);
+  });
+});
+
+describe("earned credit (the default)", () => {
+  let w;
+  before(async () => {
+    w = await startDeferredWorker({ credit: undefined });
+  });
+  after(async () => {
+    await w?.dispose();
+  });
+
+  test("a wallet's first payment is settled before it is served; then it is trusted with what it has paid", async () => {
+    const payer = 2;
+    const start = await balances(payer);
+    const terms = await termsFor(w);
+    const payloads = await Promise.all([0, 1, 2].map(() => signPayment(terms, stack.payer(payer).privateKey)));
+    const send = async (p) => {
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(p) });
+      const body = await res.text();
+      assert.equal(res.status, 200, body);
+      const nonce = p.payload.authorization.nonce;
+      return { receipt: decodeHeader(res.headers.get("payment-response")), nonce, settleCalls: settleCalls(nonce).length };
+    };
+    const first = await send(payloads[0]);
+    assert.match(first.receipt.transaction, TX, "a wallet that never paid gets no credit: settled before it was served");
+    assert.equal(await stack.chain.authorizationState(stack.payer(payer).address, first.nonce), true);
+    let view = await ledger(w, payer);
+    assert.equal(view.paid_micro_usd, "10000");
+    assert.equal(view.credit_micro_usd, "10000", "trusted with what it has paid");
+
+    await freshSecond();
+    const second = await send(payloads[1]);
+    assert.equal(second.receipt.transaction, "", "deferred: within the $0.01 it has earned");
+    assert.equal(second.settleCalls, 0, "not settled before the answer");
+    const third = await send(payloads[2]);
+    assert.match(third.receipt.transaction, TX, "its earned credit is in use by the second: settled first");
+
+    view = await ledgerUntil("all three settled", w, payer, (v) => v.settled.length === 3 && v.unsettled_micro_usd === "0");
+    assert.equal(view.paid_micro_usd, "30000");
+    assert.equal(view.credit_micro_usd, "30000");
+    const deferred = Object.fromEntries(view.settled.map((e) => [e.nonce, e.deferred]));
+    assert.deepEqual(
+      [first, second, third].map((x) => deferred[x.nonce.toLowerCase()]),
+      [false, true, false],
+    );
     await assertMoved(start, payer, 3n * PRICE);
   });
 });

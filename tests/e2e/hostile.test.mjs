@@ -227,7 +227,6 @@ async function send(req) {
 // reason: our code from the JSON body; null when the answer is not the Worker's (origin, workerd).
 // options:
 //   paid: { payer, amount, to }  a legitimately paid case: content allowed, this money must move
-//   onCredit: true               served on a deferred route before settlement, by design (see the case)
 //   source: "origin" | "runtime" who must have written the answer (default "worker")
 //   x402: "…"                    the x402 reason (for HEAD, whose answer has no body)
 //   check(res)                   more assertions
@@ -400,10 +399,11 @@ const cases = [
   ["… replayed on a route with another price", async () => ({ path: "/echo/pricey/x", headers: hdr(sent.immediate) }), 402, "price_mismatch"],
   ["… replayed on a route paying someone else", async () => ({ path: "/echo/other-payee/x", headers: hdr(sent.immediate) }), 402, "pay_to_mismatch"],
   ["… replayed as HEAD (no body: the x402 reason in the terms)", async () => ({ method: "HEAD", path: A, headers: hdr(sent.immediate) }), 402, null, { x402: "invalid_exact_evm_nonce_already_used" }],
+  // Payer 3 has just paid once, settled: it has earned the credit to have this one deferred.
   ["replay source: paid once on /api/weather (deferred)", async () => {
-    sent.deferred = await pay(T.w, 4);
+    sent.deferred = await pay(T.w, 3);
     return { path: W, headers: hdr(sent.deferred) };
-  }, 200, null, { source: "origin", paid: { payer: 4 }, check: (r) => assert.equal(r.receipt.transaction, "", "pending receipt") }],
+  }, 200, null, { source: "origin", paid: { payer: 3 }, check: (r) => assert.equal(r.receipt.transaction, "", "pending receipt") }],
   ["… replayed on /articles/* (immediate): not sent to the facilitator", async () => ({ path: A, headers: hdr(sent.deferred) }), 402, "replayed_authorization"],
   ["… replayed on /echo/deferred/*", async () => ({ path: "/echo/deferred/x", headers: hdr(sent.deferred) }), 402, "replayed_authorization"],
   ["… replayed as v1 in PAYMENT-SIGNATURE", async () => ({ path: W, headers: hdr(asV1(sent.deferred)) }), 402, "replayed_authorization"],
@@ -542,17 +542,11 @@ const cases = [
 
   // -- money that is not there ---------------------------------------------------------------------
   ["an unfunded wallet on an immediate route: refused at settlement, nothing served", async () => ({ path: A, headers: hdr(await pay(T.a, unfunded)) }), 402, "settlement_failed"],
-  // Deferred routes serve before settling: a wallet with no money is served on credit, once, and
-  // refused from then on (below). This is the deferred design, bounded per wallet by creditLimit.
-  ["an unfunded wallet on a deferred route: served on credit", async () => ({ path: W, headers: hdr(await pay(T.w, unfunded)) }), 200, null, { source: "origin", onCredit: true }],
-  ["… once its settlement failed, the same wallet is refused", async () => {
-    // Its refused immediate payment (above) is in its ledger too, but owes nothing: wait for the debt.
-    await until("the unfunded wallet's deferred settlement to fail", async () => {
-      const res = await worker.fetch(`/__x402/admin/ledger?wallet=${unfundedAddress}`, { headers: { authorization: `Bearer ${ADMIN}` } });
-      return (await res.json()).delinquent === true;
-    });
-    return { path: W, headers: hdr(await pay(T.w, unfunded)) };
-  }, 402, "wallet_delinquent"],
+  // Deferred routes serve before settling, but credit is earned (the default): a wallet that has
+  // never paid is trusted with nothing, so its payment is settled before anything is served. A
+  // throwaway key with no money gets nothing, however many times it tries, and owes nothing.
+  ["an unfunded wallet on a deferred route: no credit before it has paid, refused at settlement", async () => ({ path: W, headers: hdr(await pay(T.w, unfunded)) }), 402, "settlement_failed"],
+  ["… and again on another deferred route: refused the same way", async () => ({ path: "/echo/deferred/u", headers: hdr(await pay(T.d, unfunded)) }), 402, "settlement_failed"],
 ];
 
 function flipCase(address) {
@@ -611,9 +605,6 @@ describe(`hostile requests (${cases.length} cases)`, () => {
         assert.equal(res.receipt?.success, true, "a receipt comes with paid content");
         assert.equal(res.receipt.payer, addr(opts.paid.payer));
         assert.equal(res.headers["cache-control"], "no-store", "no shared cache may keep paid content for the next client");
-      } else if (opts.onCredit) {
-        assert.equal(res.receipt?.success, true);
-        assert.equal(res.receipt.transaction, "", "accepted, settlement pending");
       } else {
         assert.ok(!res.receipt?.success, "no success receipt without a payment");
       }
@@ -642,7 +633,7 @@ describe("after the table", () => {
 
   test("no protected content in any answer that was not paid for", () => {
     const leaks = results.filter(
-      (r) => !r.paid && !r.opts.onCredit && !r.opts.todo && PROTECTED.some((re) => re.test(r.res.text)),
+      (r) => !r.paid && !r.opts.todo && PROTECTED.some((re) => re.test(r.res.text)),
     );
     assert.deepEqual(leaks.map((r) => `${r.name}: ${r.res.status} ${r.res.text.slice(0, 120)}`), []);
     const bugs = results.filter((r) => r.opts.todo && PROTECTED.some((re) => re.test(r.res.text)));
@@ -670,12 +661,14 @@ describe("after the table", () => {
     }
     assert.deepEqual(moved, expected, "money moved exactly as the paid cases say, and nowhere else");
     assert.equal(stack.facilitator.settlements().length - start.settlements, paidCount, "one settlement per paid case");
-    // The only failed settlements are the unfunded wallet's (its immediate payment refused, its
-    // deferred one served on credit and now owed); every other wallet owes nothing.
+    // The only failed settlements are the unfunded wallet's three, each refused before anything
+    // was served: it owes nothing, and nobody does.
     const unfundedLedger = view.wallets.find((w) => w.wallet === unfundedAddress.toLowerCase());
-    assert.ok(unfundedLedger.delinquent, "the unfunded wallet owes its credit");
-    assert.equal(unfundedLedger.owed_micro_usd, "10000", "exactly the one payment served on credit");
+    assert.equal(unfundedLedger.failed.length, 3, "its three payments, all refused at settlement");
+    assert.ok(unfundedLedger.failed.every((e) => !e.delinquent), "none of them held against it");
+    assert.equal(unfundedLedger.delinquent, false, "nothing was served, so nothing is owed");
+    assert.equal(unfundedLedger.paid_micro_usd, "0", "and it has earned no credit");
     assert.deepEqual(view.wallets.filter((w) => w.failed.length).map((w) => w.wallet), [unfundedAddress.toLowerCase()]);
-    assert.equal(view.owedMicroUsd, "10000");
+    assert.equal(view.owedMicroUsd, "0");
   });
 });

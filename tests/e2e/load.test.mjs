@@ -8,10 +8,11 @@
 //   . scripts/lib/env.sh && node --test tests/e2e/load.test.mjs
 //   X402_LOAD_PAYMENTS=200 X402_LOAD_CONCURRENCY=20 node --test tests/e2e/load.test.mjs
 //
-// Payments are spread round-robin over all the funded payers, and the credit limit is raised to
-// what one payer can run up in the worst case (its share of N at the price, plus one): a payment
-// over a wallet's credit would be settled before answering instead of deferred, which is a different
-// path from the one measured here. Spreading keeps each wallet's ledger (one Durable Object each)
+// Payments are spread round-robin over all the funded payers, the credit limit is raised to what one
+// payer can run up in the worst case (its share of N at the price, plus one), and wallets get that
+// credit from their first payment (`credit: "full"`, not earned): a payment over a wallet's credit
+// would be settled before answering instead of deferred, which is a different path from the one
+// measured here (earned credit is tested in deferred.test.mjs). Spreading keeps each wallet's ledger (one Durable Object each)
 // from being the only queue, as with real traffic from many clients.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -39,6 +40,7 @@ before(async () => {
       deferred: {
         batchSeconds: 1,
         safetyMarginSeconds: 30,
+        credit: "full",
         creditLimit: `$${credit / 1_000_000n}.${String(credit % 1_000_000n).padStart(6, "0")}`,
       },
       rpc: { [stack.network]: stack.rpcUrl },
