@@ -66,6 +66,7 @@ struct RawConfig {
     rpc: Vec<(String, String)>,
     log: Option<String>,
     origin_timeout_seconds: Option<u64>,
+    trust_signers: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -445,6 +446,11 @@ pub struct Config {
     /// How long a paid (or session) request waits for the origin's answer before it is refused
     /// with `origin_unavailable` and nothing is charged.
     pub origin_timeout_seconds: u64,
+    /// Web Bot Auth signers whose word is taken on who they are: `host` or `host:port` of their
+    /// `Signature-Agent` (a host also covers its subdomains), lowercase. Anyone can host a key
+    /// directory, so a signature from anyone else proves nothing this site should act on; its
+    /// directory is not even fetched. See [`crate::crawlers::signer_trusted`].
+    pub trust_signers: Vec<String>,
 }
 
 /// Cloudflare's own proxy gives up on an origin after 100 s (HTTP 524); a deferred payment is
@@ -589,6 +595,12 @@ impl RawConfig {
                 ),
             ));
         }
+        let trust_signers = self
+            .trust_signers
+            .iter()
+            .enumerate()
+            .map(|(i, host)| check_signer_host(&format!("trustSigners[{i}]"), host))
+            .collect::<Result<Vec<_>, _>>()?;
         let deferred = match &self.deferred {
             Some(d) => resolve_deferred(Some(&RawDeferred::read(d)?))?,
             None => resolve_deferred(None)?,
@@ -764,6 +776,7 @@ impl RawConfig {
             deferred,
             rpc,
             origin_timeout_seconds,
+            trust_signers,
             log: match self.log.as_deref() {
                 None | Some("decisions") => LogLevel::Decisions,
                 Some("all") => LogLevel::All,
@@ -778,6 +791,34 @@ impl RawConfig {
             },
         })
     }
+}
+
+/// A trusted signer as written: a host name (`crawler.example.com`) or `host:port`, lowercased.
+fn check_signer_host(key: &str, host: &str) -> Result<String, ConfigError> {
+    let lower = host.trim().to_ascii_lowercase();
+    let (name, port) = match lower.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (lower.as_str(), None),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if !name_ok || !port_ok {
+        return Err(err(
+            key,
+            format!(
+                "{host:?} is not a host name: write the signer's host as its Signature-Agent \
+                 names it, like \"crawler.example.com\" (no scheme, no path)"
+            ),
+        ));
+    }
+    Ok(lower)
 }
 
 fn resolve_deferred(raw: Option<&RawDeferred>) -> Result<DeferredPolicy, ConfigError> {
@@ -930,6 +971,7 @@ impl RawConfig {
                 "rpc",
                 "log",
                 "originTimeoutSeconds",
+                "trustSigners",
             ],
         )?;
         let mut rpc = Vec::new();
@@ -962,6 +1004,7 @@ impl RawConfig {
             rpc,
             log: f.maybe("log")?,
             origin_timeout_seconds: f.maybe("originTimeoutSeconds")?,
+            trust_signers: f.maybe("trustSigners")?.unwrap_or_default(),
         })
     }
 }
@@ -1464,6 +1507,37 @@ mod tests {
         let mut v = base(json!([{"path": "/x", "price": "$1", "method": null}]));
         v["deferred"] = Value::Null;
         assert!(load(v).is_ok());
+    }
+
+    #[test]
+    fn trusted_signers_are_host_names() {
+        let with = |t: Value| {
+            let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+            v["trustSigners"] = t;
+            load(v)
+        };
+        let plain = load(base(json!([{"path": "/x", "price": "$1"}]))).unwrap();
+        assert!(plain.trust_signers.is_empty(), "nobody by default");
+        let ok = with(json!(["Crawler.Example.com", "127.0.0.1:8790"])).unwrap();
+        assert_eq!(ok.trust_signers, ["crawler.example.com", "127.0.0.1:8790"]);
+        for (bad, key) in [
+            (json!(["https://crawler.example.com"]), "trustSigners[0]"),
+            (
+                json!(["ok.test", "crawler.example.com/keys"]),
+                "trustSigners[1]",
+            ),
+            (json!([""]), "trustSigners[0]"),
+            (json!(["a..b"]), "trustSigners[0]"),
+            (json!(["host:0"]), "trustSigners[0]"),
+            (json!(["host:99999"]), "trustSigners[0]"),
+            (json!(["bad host"]), "trustSigners[0]"),
+        ] {
+            assert_eq!(with(bad.clone()).unwrap_err().key, key, "{bad}");
+        }
+        assert_eq!(
+            with(json!("crawler.example.com")).unwrap_err().key,
+            "trustSigners"
+        );
     }
 
     #[test]

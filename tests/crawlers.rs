@@ -204,6 +204,40 @@ fn directory_parsing() {
 }
 
 #[test]
+fn only_signers_the_publisher_trusts_count() {
+    let trusted: Vec<String> = ["crawler.example.com", "127.0.0.1:8790", "bot.test"]
+        .map(String::from)
+        .to_vec();
+    for (agent, expected) in [
+        ("crawler.example.com", true),
+        ("CRAWLER.Example.com", true),
+        ("crawler.example.com:8443", true),
+        ("eu.crawler.example.com", true),
+        ("127.0.0.1:8790", true),
+        ("bot.test", true),
+        // Not the trusted host: a look-alike, a parent, a suffix that is not a subdomain.
+        ("evilcrawler.example.com", false),
+        ("example.com", false),
+        ("crawler.example.com.evil.test", false),
+        ("notbot.test", false),
+        // A trusted host:port covers that port only.
+        ("127.0.0.1:8791", false),
+        ("127.0.0.1", false),
+        ("", false),
+    ] {
+        assert_eq!(signer_trusted(agent, &trusted), expected, "{agent}");
+    }
+    assert!(
+        !signer_trusted("crawler.example.com", &[]),
+        "nobody is trusted by default"
+    );
+    assert_eq!(
+        WbaError::UntrustedSigner("x.test".into()).code(),
+        "untrusted_signer"
+    );
+}
+
+#[test]
 fn directory_urls() {
     let well_known = "/.well-known/http-message-signatures-directory";
     for (agent, expected) in [

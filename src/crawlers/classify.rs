@@ -182,17 +182,40 @@ pub fn classify(input: &ClassifyInput<'_>) -> (Class, Evidence) {
 }
 
 fn is_known_agent_host(agent: &str) -> bool {
-    let host = agent
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(agent, |(h, _)| h)
-        .to_ascii_lowercase();
-    KNOWN_AGENT_HOSTS.iter().any(|known| {
-        host == *known
-            || host
-                .strip_suffix(known)
-                .is_some_and(|prefix| prefix.ends_with('.'))
+    let agent = agent.to_ascii_lowercase();
+    let (host, _) = split_port(&agent);
+    KNOWN_AGENT_HOSTS.iter().any(|known| within(host, known))
+}
+
+/// Whether a Web Bot Auth signer (`host[:port]`, as in [`VerifiedAgent::agent`]) is one the
+/// publisher trusts (`trustSigners`, lowercase). An entry `host` covers that host and its
+/// subdomains on any port; `host:port` only on that port. Anyone can publish a key directory, so
+/// a signature proves only who signed; it is worth something only from a signer on this list.
+pub fn signer_trusted(agent: &str, trusted: &[String]) -> bool {
+    let agent = agent.to_ascii_lowercase();
+    let (host, port) = split_port(&agent);
+    trusted.iter().any(|entry| {
+        let (trusted_host, trusted_port) = split_port(entry);
+        (trusted_port.is_none() || trusted_port == port) && within(host, trusted_host)
     })
+}
+
+/// `host[:port]` split at a port made of digits.
+fn split_port(agent: &str) -> (&str, Option<&str>) {
+    match agent.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            (host, Some(port))
+        }
+        _ => (agent, None),
+    }
+}
+
+/// Whether `host` is `parent` or one of its subdomains.
+fn within(host: &str, parent: &str) -> bool {
+    host == parent
+        || host
+            .strip_suffix(parent)
+            .is_some_and(|prefix| prefix.ends_with('.'))
 }
 
 /// Whether a Cloudflare verified-bot category is one of programs fetching for a person now.

@@ -15,7 +15,11 @@
 //!   Ok(None)          unsigned: classify without web_bot_auth
 //!   Err(e)            a bad signature is worth no signature: classify without it; may report
 //!                     e.code() in a debug header, and e.crawler_error() on Pay Per Crawl replies
-//!   Ok(Some(parsed))  keys = cache.get(parsed.agent_url) or fetch it:
+//!   Ok(Some(parsed))  a signer the publisher does not trust (signer_trusted(parsed.agent), or
+//!                     Cloudflare's own verified-bot flag): unsigned, its directory not fetched
+//!                     (anyone can host one, so its word is worth nothing, and fetching it on
+//!                     demand would let anyone make the paywall fetch any URL); otherwise
+//!                     keys = cache.get(parsed.agent_url) or fetch it:
 //!                       GET parsed.agent_url, Accept: application/http-message-signatures-directory+json,
 //!                       no redirects to other hosts, a short timeout, a body limit of 64 KiB,
 //!                       parse_directory(body), cache by URL (KV, ~1 h; failures ~5 min)
@@ -49,8 +53,8 @@ mod sfv;
 mod wba;
 
 pub use classify::{
-    classify, is_strong, Class, ClassifyInput, CloudflareBot, Evidence, AUTOMATED_SCORE_BELOW,
-    KNOWN_AGENT_HOSTS,
+    classify, is_strong, signer_trusted, Class, ClassifyInput, CloudflareBot, Evidence,
+    AUTOMATED_SCORE_BELOW, KNOWN_AGENT_HOSTS,
 };
 pub use price::{
     check_crawler_intent, crawler_price, parse_crawler_price, require_signed_intent, CrawlerError,

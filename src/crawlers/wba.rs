@@ -302,6 +302,8 @@ pub enum WbaError {
     /// The directory could not be fetched (an error, a timeout, a status other than 200, a body
     /// over [`MAX_DIRECTORY_BYTES`]), or failed to read a few minutes ago and is remembered so.
     DirectoryUnavailable(String),
+    /// The signer (`Signature-Agent` host) is not one the publisher trusts (`trustSigners`).
+    UntrustedSigner(String),
 }
 
 impl WbaError {
@@ -337,6 +339,7 @@ impl WbaError {
             WbaError::MalformedDirectory(_) => "malformed_directory",
             WbaError::DirectoryWithoutKeys => "directory_without_keys",
             WbaError::DirectoryUnavailable(_) => "directory_unavailable",
+            WbaError::UntrustedSigner(_) => "untrusted_signer",
         }
     }
 
@@ -392,6 +395,7 @@ impl WbaError {
             WbaError::MalformedDirectory(why) => format!("The key directory could not be read: {why}."),
             WbaError::DirectoryWithoutKeys => "The key directory has no Ed25519 key.".into(),
             WbaError::DirectoryUnavailable(why) => format!("The key directory {why}."),
+            WbaError::UntrustedSigner(agent) => format!("The signer {agent} is not one this site trusts (trustSigners): the request is judged as unsigned, and its key directory is not fetched."),
         }
     }
 

@@ -28,10 +28,12 @@ pub struct Who {
     pub cloudflare: Option<CloudflareBot>,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn who(
     req: &web_sys::Request,
     headers: &Headers,
     env: &Env,
+    trusted: &[String],
     full: &str,
     url: &crate::siwx::HttpUrl,
     method: &str,
@@ -46,21 +48,31 @@ pub async fn who(
         path: &url.path,
         header: &header,
     };
+    let cloudflare = cloudflare_fields(req);
+    // Cloudflare's own verified-bot flag vouches for the signer as the publisher's list does.
+    let vouched = cloudflare.as_ref().is_some_and(|cf| cf.verified_bot);
     let (verified, signature_error) = match crawlers::parse_signature(&signed) {
         Ok(None) => (None, None),
         Err(e) => (None, Some(e)),
-        Ok(Some(parsed)) => match &parsed.agent_url {
-            None => (None, None),
-            Some(agent_url) => match directory(env, agent_url).await {
-                Err(e) => (None, Some(e)),
-                Ok(keys) => match verify(&parsed, &keys, now).await {
-                    Ok(v) => (Some(v), None),
+        Ok(Some(parsed)) => match (&parsed.agent_url, &parsed.agent) {
+            (Some(agent_url), Some(agent))
+                if vouched || crawlers::signer_trusted(agent, trusted) =>
+            {
+                match directory(env, agent_url).await {
                     Err(e) => (None, Some(e)),
-                },
-            },
+                    Ok(keys) => match verify(&parsed, &keys, now).await {
+                        Ok(v) => (Some(v), None),
+                        Err(e) => (None, Some(e)),
+                    },
+                }
+            }
+            (Some(_), Some(agent)) => (
+                None,
+                Some(crawlers::WbaError::UntrustedSigner(agent.clone())),
+            ),
+            _ => (None, None),
         },
     };
-    let cloudflare = cloudflare_fields(req);
     let user_agent = header("user-agent");
     let accept = header("accept");
     let (class, evidence) = crawlers::classify(&ClassifyInput {

@@ -238,7 +238,17 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
         who: None,
     };
     if let Some(route) = route {
-        let who = bots::who(&req, headers, &env, &full, &url, &method, now).await;
+        let who = bots::who(
+            &req,
+            headers,
+            &env,
+            &config.trust_signers,
+            &full,
+            &url,
+            &method,
+            now,
+        )
+        .await;
         // A person's browser asking for the page gets the paywall page (still 402, still with
         // PAYMENT-REQUIRED); a request carrying a payment, and a known crawler, get the JSON.
         served.person = !paying

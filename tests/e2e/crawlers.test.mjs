@@ -2,9 +2,10 @@
 // official facilitator. Requests are signed with Web Bot Auth by Cloudflare's own `web-bot-auth`
 // library (an implementation independent of ours), whose key directory is served by a small server
 // of the test's own on 127.0.0.1. Shown here:
-//   1. a verified signature classifies the request as that crawler, and the route's per-class
-//      policy applies to it; forged, tampered and expired signatures, and a crawler's user agent
-//      alone, get exactly what an unsigned request gets;
+//   1. a verified signature from a signer the site trusts (trustSigners) classifies the request as
+//      that crawler, and the route's per-class policy applies to it; forged, tampered and expired
+//      signatures, valid ones from untrusted signers, and a crawler's user agent alone, get exactly
+//      what an unsigned request gets;
 //   2. per-class policies for people (trustBrowsers, humans = "block");
 //   3. the Pay Per Crawl headers (crawler-price / -max-price / -exact-price / -charged / -error),
 //      with the money moving through x402 on chain;
@@ -158,7 +159,9 @@ before(async () => {
   [worker, statsWorker] = await Promise.all([
     startWorker({
       // Every decision logged, the routine ones included (the other Worker keeps the default).
-      config: stack.config({ origin: site.url, routes: ROUTES, log: "all" }),
+      // Signers on loopback are trusted (any port: the hostile directories below have their own);
+      // "localhost" is not, though it names the same directory server.
+      config: stack.config({ origin: site.url, routes: ROUTES, log: "all", trustSigners: ["127.0.0.1"] }),
       secrets: { X402_ADMIN_TOKEN: ADMIN },
       onLog: collector(logs.main),
       // A zone without Bot Management: request.cf has no bot fields (Miniflare's placeholder
@@ -259,6 +262,29 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
       assert.equal(res.reason, "payment_required");
       assert.equal(res.fromOrigin, false);
     }
+  });
+
+  test("a valid signature from a signer the site does not trust is worth nothing: judged unsigned, its directory never fetched", async () => {
+    // Anyone can host a key directory and sign with its key: an agent that did so would read free
+    // as a "crawler" wherever crawlers read free. The same key and directory, named as
+    // "localhost", a host not in trustSigners.
+    const untrusted = directory.url.replace("127.0.0.1", "localhost");
+    const [hitsBefore, directoryHitsBefore, from] = [site.hits.length, directory.hits.length, logs.main.length];
+    for (const opts of [{ agent: untrusted }, { agent: untrusted, dictionary: true }, { agent: untrusted, headers: { "user-agent": GPTBOT_UA } }]) {
+      const res = await outcome(await crawl("/open/story", opts));
+      assert.deepEqual([res.status, res.reason, res.fromOrigin], [402, "payment_required", false], JSON.stringify(opts));
+    }
+    const refused = await logLine(logs.main, from, (l) => l.event === "web_bot_auth");
+    assert.equal(refused.error, "untrusted_signer", refused.detail);
+    assert.match(refused.detail, /localhost:\d+ is not one this site trusts/);
+    await logLine(logs.main, from, (l) => l.event === "refusal" && l.evidence === "user_agent");
+    const refusals = logs.main.slice(from).filter((l) => l.event === "refusal");
+    assert.equal(refusals.length, 3, JSON.stringify(refusals));
+    assert.ok(refusals.every((l) => l.evidence !== "web_bot_auth" && !l.agent?.startsWith("localhost")), JSON.stringify(refusals));
+    assert.equal(site.hits.length, hitsBefore, "nothing reached the origin");
+    assert.equal(directory.hits.length, directoryHitsBefore, "the paywall never fetched the untrusted directory");
+    // The same signature from the trusted name still verifies.
+    assert.equal((await outcome(await crawl("/open/story"))).status, 200);
   });
 
   test("the key directory is fetched from Signature-Agent once, with its media type, then cached in KV", async () => {
