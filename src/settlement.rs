@@ -89,7 +89,9 @@
 //!    [`EXPIRED_UNSETTLED`]: not delinquent (not the payer's fault), counted as lost revenue.
 //!    An expiry refusal (`…valid_before`, `…expired`) ends the same way at once. A transient
 //!    refusal can come after the facilitator broadcast (a failed receipt wait is reported as
-//!    `unexpected_settle_error` too), so later answers are judged as after an uncertain attempt.
+//!    `unexpected_settle_error` too), so later answers are judged as after an uncertain attempt,
+//!    and when the deadline passes after one the chain is read (rule 5) before the entry is
+//!    closed: money that moved is booked settled, not lost. Past the deadline nothing is resent.
 //! 5. **Unknown** (timeout, 5xx, garbage, and refusals whose text says the transaction timed out or
 //!    did not confirm: the payment may or may not have moved): the next attempt reconciles first
 //!    (see above). `OnChainUsed` settles the entry; `OnChainUnused` and `NoRpc` allow a resend while
@@ -887,10 +889,13 @@ impl Entry {
     /// The deadline passed unsettled. After an unanswered attempt only the chain can tell whether
     /// the money moved, so reconcile; otherwise it is lost.
     fn lapse(&mut self, why: &str, now: u64) -> Effect {
-        if self.unknowns > 0 {
+        // After an unanswered attempt, or a refusal that can follow a broadcast (x402's
+        // `unexpected_settle_error` is also what a failed receipt wait gives), the money may
+        // have moved: only the chain can say whether it did.
+        if self.unknowns > 0 || self.uncertain {
             self.state = State::Unknown {
                 due: now,
-                why: format!("deadline passed after an unanswered attempt ({why})"),
+                why: format!("deadline passed after an attempt that may have moved it ({why})"),
             };
             return Effect::Retry { at: now };
         }
@@ -960,8 +965,14 @@ impl Entry {
         }
     }
 
-    fn on_chain_unused(&mut self, now: u64) -> Effect {
-        if self.may_resend(now) {
+    /// Whether a resend is still allowed: not an immediate entry, and before the settlement
+    /// deadline (past it only a chain read can still settle it, rule 5).
+    fn may_resend_by(&self, policy: &LedgerPolicy, now: u64) -> bool {
+        self.may_resend(now) && now < self.deadline(policy)
+    }
+
+    fn on_chain_unused(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
+        if self.may_resend_by(policy, now) {
             // The chain answered what the facilitator could not: nothing moved (yet). Later
             // answers are still judged as after an uncertain attempt, and the backoff keeps growing.
             self.uncertain = true;
@@ -985,8 +996,8 @@ impl Entry {
         Effect::Retry { at: final_at }
     }
 
-    fn no_rpc(&mut self, now: u64) -> Effect {
-        if self.may_resend(now) {
+    fn no_rpc(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
+        if self.may_resend_by(policy, now) {
             self.uncertain = true;
             self.state = State::Pending { due: now };
             return Effect::Retry { at: now };
@@ -1329,8 +1340,8 @@ impl Ledger {
                 !e.immediate,
                 now,
             ),
-            Outcome::OnChainUnused => e.on_chain_unused(now),
-            Outcome::NoRpc => e.no_rpc(now),
+            Outcome::OnChainUnused => e.on_chain_unused(policy, now),
+            Outcome::NoRpc => e.no_rpc(policy, now),
             Outcome::Unknown { why } => e.unknown(why, policy, now),
             Outcome::Refused { reason, message } => e.refused(&reason, &message, policy, now),
         };
