@@ -2,7 +2,9 @@
 //!
 //! When a settlement attempt got no usable answer, the money may or may not have moved. The token
 //! itself knows: EIP-3009's `authorizationState(authorizer, nonce)` is true once an authorization
-//! was used (or cancelled). These are the JSON-RPC bytes for that question and for its answer.
+//! was used, or cancelled. Which of the two is told by the token's logs: `AuthorizationUsed` or
+//! `AuthorizationCanceled`, both indexed by authorizer and nonce (and the first names the
+//! transaction that paid). These are the JSON-RPC bytes for those questions and their answers.
 
 use crate::evm::Address;
 
@@ -27,6 +29,105 @@ pub fn authorization_state_request(
         "params": [{"to": token.to_checksum(), "data": data}, "latest"],
     })
     .to_string()
+}
+
+/// What the token's logs say happened to an authorization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizationEvent {
+    /// `AuthorizationUsed`: it paid, in this transaction.
+    Used { transaction: String },
+    /// `AuthorizationCanceled`: the payer cancelled it; nothing moved.
+    Cancelled,
+}
+
+/// Topic 0 of `AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)`.
+fn used_topic() -> String {
+    format!(
+        "0x{}",
+        hex::encode(crate::evm::keccak256(b"AuthorizationUsed(address,bytes32)"))
+    )
+}
+
+/// Topic 0 of `AuthorizationCanceled(address indexed authorizer, bytes32 indexed nonce)`.
+fn cancelled_topic() -> String {
+    format!(
+        "0x{}",
+        hex::encode(crate::evm::keccak256(
+            b"AuthorizationCanceled(address,bytes32)"
+        ))
+    )
+}
+
+/// The body of an `eth_blockNumber`.
+pub fn block_number_request() -> String {
+    r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#.to_string()
+}
+
+/// Reads the block number an `eth_blockNumber` returned.
+pub fn read_block_number(body: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let hex = v.get("result")?.as_str()?.strip_prefix("0x")?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// How many blocks back to look for an authorization's logs when it was admitted `elapsed`
+/// seconds ago: four blocks a second (the fastest chains we settle on) over that time plus ten
+/// minutes, so that the range surely holds the block that used or cancelled it.
+pub fn blocks_back(elapsed: u64) -> u64 {
+    elapsed.saturating_add(600).saturating_mul(4)
+}
+
+/// The body of an `eth_getLogs` for the token's `AuthorizationUsed` and `AuthorizationCanceled`
+/// logs of this authorizer and nonce, from `from_block` to the latest block.
+pub fn authorization_logs_request(
+    token: &Address,
+    authorizer: &Address,
+    nonce: &[u8; 32],
+    from_block: u64,
+) -> String {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_getLogs",
+        "params": [{
+            "address": token.to_checksum(),
+            "fromBlock": format!("0x{from_block:x}"),
+            "toBlock": "latest",
+            "topics": [
+                [used_topic(), cancelled_topic()],
+                format!("0x{:0>64}", hex::encode(authorizer.0)),
+                format!("0x{}", hex::encode(nonce)),
+            ],
+        }],
+    })
+    .to_string()
+}
+
+/// Reads an `eth_getLogs` answer: the first use or cancellation it shows; `None` when it shows
+/// neither, or is an error or unreadable (either way, the logs did not tell).
+pub fn read_authorization_logs(body: &str) -> Option<AuthorizationEvent> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let logs = v.get("result")?.as_array()?;
+    let (used, cancelled) = (used_topic(), cancelled_topic());
+    for log in logs {
+        let topic = log
+            .get("topics")
+            .and_then(|t| t.get(0))
+            .and_then(|t| t.as_str())
+            .map(str::to_ascii_lowercase);
+        if topic.as_deref() == Some(cancelled.as_str()) {
+            return Some(AuthorizationEvent::Cancelled);
+        }
+        if topic.as_deref() == Some(used.as_str()) {
+            let transaction = log
+                .get("transactionHash")
+                .and_then(|t| t.as_str())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            return Some(AuthorizationEvent::Used { transaction });
+        }
+    }
+    None
 }
 
 /// Reads the boolean an `eth_call` returned; `None` for an error or anything else.
@@ -66,5 +167,53 @@ mod tests {
         assert_eq!(read_bool_result(&zero), Some(false));
         assert_eq!(read_bool_result(r#"{"error":{"code":-32000}}"#), None);
         assert_eq!(read_bool_result("garbage"), None);
+    }
+
+    #[test]
+    fn logs_tell_use_from_cancellation() {
+        // The topics FiatToken emits (keccak256 of the event signatures).
+        assert_eq!(
+            used_topic(),
+            "0x98de503528ee59b575ef0c0a2576a82497bfc029a5685b209e9ec333479b10a5"
+        );
+        assert_eq!(
+            cancelled_topic(),
+            "0x1cdd46ff242716cdaa72d159d339a485b3438398348d68f09d7c8c0a59353d81"
+        );
+        let token = Address::parse("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512").unwrap();
+        let from = Address::parse("0x90F79bf6EB2c4f870365E785982E1f101E93b906").unwrap();
+        let body = authorization_logs_request(&token, &from, &[0x11; 32], 0x1234);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["method"], "eth_getLogs");
+        let filter = &v["params"][0];
+        assert_eq!(filter["fromBlock"], "0x1234");
+        assert_eq!(
+            filter["topics"][1],
+            "0x00000000000000000000000090f79bf6eb2c4f870365e785982e1f101e93b906"
+        );
+        assert_eq!(filter["topics"][2], format!("0x{}", "11".repeat(32)));
+        let log = |topic: String| {
+            serde_json::json!({"result": [{"topics": [topic], "transactionHash": "0xABC"}]})
+                .to_string()
+        };
+        assert_eq!(
+            read_authorization_logs(&log(used_topic())),
+            Some(AuthorizationEvent::Used {
+                transaction: "0xabc".into()
+            })
+        );
+        assert_eq!(
+            read_authorization_logs(&log(cancelled_topic())),
+            Some(AuthorizationEvent::Cancelled)
+        );
+        assert_eq!(read_authorization_logs(r#"{"result":[]}"#), None);
+        assert_eq!(
+            read_authorization_logs(r#"{"error":{"message":"range too large"}}"#),
+            None
+        );
+        assert_eq!(read_block_number(r#"{"result":"0x10"}"#), Some(16));
+        assert_eq!(read_block_number(r#"{"result":"12"}"#), None);
+        assert_eq!(blocks_back(0), 2_400);
+        assert_eq!(blocks_back(u64::MAX), u64::MAX);
     }
 }

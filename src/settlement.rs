@@ -384,6 +384,8 @@ pub struct Attempt {
     pub asset: String,
     pub nonce: String,
     pub network: String,
+    /// When the entry was admitted, unix seconds (how far back a chain read must look).
+    pub admitted_at: u64,
     /// The facilitator request body, as admitted.
     pub payload: Value,
     /// Whether a `/settle` may be sent now (false for immediate entries and past the deadline).
@@ -1017,6 +1019,7 @@ impl Entry {
                 asset: self.asset.clone(),
                 nonce: self.nonce.clone(),
                 network: self.network.clone(),
+                admitted_at: self.admitted_at,
                 payload: self.payload.clone().unwrap_or(Value::Null),
                 may_resend: self.may_resend(now),
             },

@@ -13,6 +13,7 @@ import {
   getAddress,
   http,
   parseAbi,
+  parseSignature,
   publicActions,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -49,6 +50,7 @@ const usdcAbi = parseAbi([
   "function balanceOf(address) view returns (uint256)",
   "function transfer(address to, uint256 value) returns (bool)",
   "function authorizationState(address authorizer, bytes32 nonce) view returns (bool)",
+  "function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s)",
   "function name() view returns (string)",
   "function version() view returns (string)",
   "function decimals() view returns (uint8)",
@@ -294,6 +296,30 @@ export async function authorizationState(rpcUrl, token, authorizer, nonce) {
     functionName: "authorizationState",
     args: [authorizer, nonce],
   });
+}
+
+/**
+ * The payer cancels an EIP-3009 authorization it signed (FiatToken's cancelAuthorization, signed by
+ * the authorizer and sent from its own account): the nonce is used up and nothing moves. Returns the
+ * transaction hash.
+ */
+export async function cancelAuthorization(rpcUrl, token, authorizerKey, nonce) {
+  const wallet = await walletClientFor(rpcUrl, authorizerKey);
+  const authorizer = wallet.account.address;
+  const signature = await wallet.signTypedData({
+    domain: { name: USDC.name, version: USDC.version, chainId: await wallet.getChainId(), verifyingContract: token },
+    types: { CancelAuthorization: [{ name: "authorizer", type: "address" }, { name: "nonce", type: "bytes32" }] },
+    primaryType: "CancelAuthorization",
+    message: { authorizer, nonce },
+  });
+  const { v, r, s } = parseSignature(signature);
+  const receipt = await send(wallet, {
+    address: token,
+    abi: usdcAbi,
+    functionName: "cancelAuthorization",
+    args: [authorizer, nonce, Number(v), r, s],
+  });
+  return receipt.transactionHash;
 }
 
 /** Timestamp (seconds) of the latest block. */

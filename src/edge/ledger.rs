@@ -24,6 +24,7 @@ use worker::{durable_object, DurableObject, Env, Fetch, Request, Response, Resul
 
 use super::js;
 
+use crate::chain::AuthorizationEvent;
 use crate::config::{Config, Credit};
 use crate::evm::Address;
 use crate::json::{self, Read};
@@ -641,16 +642,7 @@ impl Ledger {
             };
             let outcome = match attempt.action {
                 Action::Settle => Outcome::from(client.settle(&attempt.payload.to_string()).await),
-                Action::Reconcile => {
-                    reconcile(
-                        config,
-                        wallet.as_deref(),
-                        &attempt.asset,
-                        &attempt.nonce,
-                        &attempt.network,
-                    )
-                    .await
-                }
+                Action::Reconcile => reconcile(config, wallet.as_deref(), &attempt).await,
             };
             let now = super::now_seconds();
             let effect = self
@@ -706,45 +698,67 @@ enum Step {
     Attempt(Attempt),
 }
 
-/// Asks the chain whether an authorization was used, when an RPC URL is configured for its network.
-async fn reconcile(
-    config: &Config,
-    wallet: Option<&str>,
-    asset: &str,
-    nonce: &str,
-    network: &str,
-) -> Outcome {
-    let chain_id = crate::networks::parse_network(network).map(|n| n.chain_id);
+/// Asks the chain whether an authorization was used, when an RPC URL is configured for its
+/// network; and if its state says so, whether it paid or was cancelled (the token's logs).
+async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> Outcome {
+    let chain_id = crate::networks::parse_network(&attempt.network).map(|n| n.chain_id);
     let Some(url) = chain_id.and_then(|c| config.rpc_for(c)) else {
         return Outcome::NoRpc;
     };
     let (Some(from), Ok(token), Ok(nonce)) = (
         wallet.and_then(|w| Address::parse(w).ok()),
-        Address::parse(asset),
-        crate::evm::parse_bytes32(nonce),
+        Address::parse(&attempt.asset),
+        crate::evm::parse_bytes32(&attempt.nonce),
     ) else {
         return Outcome::Unknown {
             why: "unreadable entry".into(),
         };
     };
     let body = crate::chain::authorization_state_request(&token, &from, &nonce);
-    let answer = async {
-        let request = js::post_json(url, &body, None, Some(5_000))?;
-        let mut res = Fetch::Request(request.into()).send().await?;
-        res.text().await
-    }
-    .await;
-    match answer
-        .ok()
+    match rpc(url, &body)
+        .await
         .as_deref()
         .and_then(crate::chain::read_bool_result)
     {
-        Some(true) => Outcome::OnChainUsed,
-        Some(false) => Outcome::OnChainUnused,
-        None => Outcome::Unknown {
-            why: "the chain could not be read".into(),
-        },
+        Some(true) => {}
+        Some(false) => return Outcome::OnChainUnused,
+        None => {
+            return Outcome::Unknown {
+                why: "the chain could not be read".into(),
+            }
+        }
     }
+    // Used or cancelled: FiatToken sets the same state for both. The logs tell them apart (and
+    // name the paying transaction). If they cannot be read, the state is all there is.
+    let elapsed = super::now_seconds().saturating_sub(attempt.admitted_at);
+    let latest = rpc(url, &crate::chain::block_number_request())
+        .await
+        .as_deref()
+        .and_then(crate::chain::read_block_number);
+    let event = match latest {
+        Some(latest) => {
+            let from_block = latest.saturating_sub(crate::chain::blocks_back(elapsed));
+            let body = crate::chain::authorization_logs_request(&token, &from, &nonce, from_block);
+            rpc(url, &body)
+                .await
+                .and_then(|text| crate::chain::read_authorization_logs(&text))
+        }
+        None => None,
+    };
+    match event {
+        Some(AuthorizationEvent::Cancelled) => Outcome::OnChainCancelled,
+        Some(AuthorizationEvent::Used { transaction }) if !transaction.is_empty() => {
+            Outcome::Settled { transaction }
+        }
+        _ => Outcome::OnChainUsed,
+    }
+}
+
+/// One JSON-RPC call; the answer's text, or `None` when the node could not be reached.
+async fn rpc(url: &str, body: &str) -> Option<String> {
+    let request = js::post_json(url, body, None, Some(5_000)).ok()?;
+    let mut res = Fetch::Request(request.into()).send().await.ok()?;
+    res.text().await.ok()
 }
 
 fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {

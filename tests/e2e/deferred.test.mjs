@@ -267,6 +267,38 @@ describe("deferred payments are served first and settled within the window", () 
     await assertMoved(start, payer, 5n * PRICE);
   });
 
+  test("a payer who cancels its authorization while the facilitator is away: found cancelled on chain, never booked as paid", async () => {
+    // FiatToken's authorizationState is true both once an authorization paid and once it was
+    // cancelled: reconciliation must tell them apart (by the token's logs), or a payer who cancels
+    // during an outage would be recorded as having paid.
+    const payer = 1;
+    const w = await startDeferredWorker();
+    try {
+      const start = await balances(payer);
+      const payload = await signPayment(await termsFor(w), stack.payer(payer).privateKey);
+      const nonce = payload.payload.authorization.nonce;
+      await withFacilitatorStopped(async () => {
+        const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+        assert.equal(res.status, 200, await res.clone().text());
+        assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "");
+        await res.arrayBuffer();
+        await ledgerUntil("an unanswered settlement attempt", w, payer, (v) => v.pending.length === 1 && v.pending[0].unknowns >= 1);
+        await stack.chain.cancelAuthorization(stack.payer(payer).privateKey, nonce);
+        assert.equal(await stack.chain.authorizationState(stack.payer(payer).address, nonce), true, "used up, as a payment would leave it");
+        const view = await ledgerUntil("the entry failed as cancelled", w, payer, (v) => v.failed.length === 1, { ms: 30_000 });
+        assert.equal(view.settled.length, 0, "not booked as paid");
+        assert.equal(view.failed[0].reason, "authorization_cancelled", JSON.stringify(view.failed[0]));
+        assert.equal(view.failed[0].delinquent, true, "served, then cancelled: held against the payer");
+        assert.equal(view.owed_micro_usd, "10000");
+        assert.equal(view.paid_micro_usd, "0");
+      });
+      assert.deepEqual(await balances(payer), start, "nothing moved");
+      assert.equal(settledAtFacilitator(nonce).length, 0);
+    } finally {
+      await w.dispose();
+    }
+  });
+
   test("a payer who moves its USDC away before settlement: failed with the reason, refused, the debt shown", async () => {
     const payer = 3;
     const key = stack.payer(payer).privateKey;

@@ -12,6 +12,7 @@ import { registerExactEvmScheme } from "@x402/evm/exact/client";
 import {
   accounts,
   authorizationState,
+  cancelAuthorization,
   balanceOf,
   chainTime,
   deployUsdc,
@@ -112,6 +113,7 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
         setNextBlockTimestamp: (timestamp) => setNextBlockTimestamp(rpcUrl, timestamp),
         authorizationState: (authorizer, nonce) => authorizationState(rpcUrl, usdc, authorizer, nonce),
         transferUsdc: (fromKey, to, amount) => transferUsdc(rpcUrl, usdc, fromKey, to, amount),
+        cancelAuthorization: (authorizerKey, nonce) => cancelAuthorization(rpcUrl, usdc, authorizerKey, nonce),
       },
       async stop() {
         if (stopped) return;
