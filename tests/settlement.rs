@@ -179,6 +179,13 @@ fn earned() -> LedgerPolicy {
     }
 }
 
+/// Payment `n` of `micro`, settled before it was served (admitted at T0, settled at T0 + 1).
+fn paid_now(l: &mut Ledger, p: &LedgerPolicy, n: u64, micro: u128) {
+    let a = admission(USDC, n, micro, LONG, false);
+    l.admit(a.clone(), p, T0).unwrap();
+    assert_eq!(l.record(&a.id, settled("0x1"), p, T0 + 1), Effect::Settled);
+}
+
 #[test]
 fn a_new_wallet_is_trusted_with_no_more_than_it_has_paid() {
     let p = earned();
@@ -194,9 +201,7 @@ fn a_new_wallet_is_trusted_with_no_more_than_it_has_paid() {
     assert_eq!(l.view().admitted, 0, "a refused admission leaves no entry");
     assert_eq!(l.credit(&p), 0);
     // Settled before it was served (the Worker's fallback): now the wallet has paid 10_000.
-    let first = admission(USDC, 1, 10_000, LONG, false);
-    l.admit(first.clone(), &p, T0).unwrap();
-    l.record(&first.id, settled("0x1"), &p, T0 + 2);
+    paid_now(&mut l, &p, 1, 10_000);
     assert_eq!((l.paid(), l.credit(&p)), (10_000, 10_000));
     // So it may leave that much unsettled, and no more.
     l.admit(deferred(2, 6_000), &p, T0 + 3).unwrap();
@@ -227,9 +232,7 @@ fn earned_credit_never_passes_the_limit_and_then_over_credit_applies() {
     let p = earned();
     let mut l = Ledger::new();
     for n in 0..3 {
-        let a = admission(USDC, n, 60_000, LONG, false);
-        l.admit(a.clone(), &p, T0).unwrap();
-        l.record(&a.id, settled("0x1"), &p, T0 + 1);
+        paid_now(&mut l, &p, n, 60_000);
     }
     assert_eq!((l.paid(), l.credit(&p)), (180_000, 100_000));
     l.admit(deferred(10, 60_000), &p, T0 + 2).unwrap();
@@ -251,9 +254,7 @@ fn what_a_wallet_paid_survives_storage_and_trimming() {
         ..earned()
     };
     let mut l = Ledger::new();
-    let a = admission(USDC, 1, 30_000, LONG, false);
-    l.admit(a.clone(), &p, T0).unwrap();
-    l.record(&a.id, settled("0x1"), &p, T0 + 1);
+    paid_now(&mut l, &p, 1, 30_000);
     assert!(l.view().settled.is_empty(), "trimmed from the view");
     let rows: BTreeMap<String, String> = l
         .take_rows()
@@ -272,9 +273,7 @@ fn a_ledger_kept_before_payments_were_counted_earns_what_its_settled_entries_sho
     let p = earned();
     let mut l = Ledger::new();
     for n in 0..2 {
-        let a = admission(USDC, n, 25_000, LONG, false);
-        l.admit(a.clone(), &p, T0).unwrap();
-        l.record(&a.id, settled("0x1"), &p, T0 + 1);
+        paid_now(&mut l, &p, n, 25_000);
     }
     // Keyed as storage keys them (a row changed twice is written once).
     let rows: BTreeMap<String, String> = l
