@@ -22,13 +22,15 @@ pub fn authorization_state_request(
         hex::encode(authorizer.0),
         hex::encode(nonce)
     );
-    serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "eth_call",
-        "params": [{"to": token.to_checksum(), "data": data}, "latest"],
-    })
-    .to_string()
+    request(
+        "eth_call",
+        serde_json::json!([{"to": token.to_checksum(), "data": data}, "latest"]),
+    )
+}
+
+/// A JSON-RPC 2.0 request body.
+fn request(method: &str, params: serde_json::Value) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
 }
 
 /// What the token's logs say happened to an authorization.
@@ -60,7 +62,7 @@ fn cancelled_topic() -> String {
 
 /// The body of an `eth_blockNumber`.
 pub fn block_number_request() -> String {
-    r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#.to_string()
+    request("eth_blockNumber", serde_json::json!([]))
 }
 
 /// Reads the block number an `eth_blockNumber` returned.
@@ -85,11 +87,9 @@ pub fn authorization_logs_request(
     nonce: &[u8; 32],
     from_block: u64,
 ) -> String {
-    serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "eth_getLogs",
-        "params": [{
+    request(
+        "eth_getLogs",
+        serde_json::json!([{
             "address": token.to_checksum(),
             "fromBlock": format!("0x{from_block:x}"),
             "toBlock": "latest",
@@ -98,9 +98,8 @@ pub fn authorization_logs_request(
                 format!("0x{:0>64}", hex::encode(authorizer.0)),
                 format!("0x{}", hex::encode(nonce)),
             ],
-        }],
-    })
-    .to_string()
+        }]),
+    )
 }
 
 /// Reads an `eth_getLogs` answer: the first use or cancellation it shows; `None` when it shows
