@@ -142,8 +142,14 @@ impl PaidRequest<'_> {
     }
 
     /// What the payer's ledger must remember of this payment. `body` is
-    /// [`PaidRequest::facilitator_body`], which the caller has already made for the facilitator.
-    pub fn admission(&self, body: &str, deferred: bool) -> crate::settlement::Admission {
+    /// [`PaidRequest::facilitator_body`], which the caller has already made for the facilitator;
+    /// `ticket` names the admitting request ([`crate::settlement::Admission::ticket`]).
+    pub fn admission(
+        &self,
+        body: &str,
+        deferred: bool,
+        ticket: String,
+    ) -> crate::settlement::Admission {
         let offer = self.verified.offer;
         let nonce = format!("0x{}", hex::encode(self.verified.nonce));
         let asset = offer.asset.address.to_lower_hex();
@@ -159,6 +165,7 @@ impl PaidRequest<'_> {
             deferred,
             payload: serde_json::from_str(body).unwrap_or_default(),
             held: false,
+            ticket,
         }
     }
 

@@ -56,6 +56,13 @@
 //!    open batch's due time when that is sooner, so one wake settles a whole batch. An immediate
 //!    entry starts in flight: the shell settles it at once and records the outcome.
 //!
+//!    **Tickets.** Each admission carries a ticket drawn by the admitting request
+//!    ([`Admission::ticket`]). Only that request may later withdraw, release or fail the entry
+//!    ([`Ledger::owns`], [`Ledger::record_from`]): a replaying request, refused or not, cannot
+//!    undo a payment that was served. And only that request may admit the same payment again
+//!    while nothing was sent, when the answer to its admission was lost: the same admission is
+//!    accepted as it stands, an immediate one turns the entry into that immediate settlement.
+//!
 //!    **Holds.** A deferred admission may be *held* while the origin answers. A held entry is open
 //!    like any other (its nonce is remembered, its amount counts against the credit limit and in
 //!    `unsettled`) but it is not attempted: [`Ledger::due`] leaves it out and its batch time does
@@ -231,6 +238,12 @@ pub struct Admission {
     /// [`HOLD_SECONDS`] have passed; withdrawn if the origin fails. Ignored for immediate entries.
     #[serde(default, skip_serializing_if = "is_false")]
     pub held: bool,
+    /// Drawn afresh by the admitting request: it names that request in its later commands
+    /// ([`Ledger::owns`]), so that another request carrying the same payment can neither withdraw,
+    /// release nor fail it, and the same request may send its admission again when an answer was
+    /// lost. Empty from a Worker of an earlier version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ticket: String,
 }
 
 /// Why an admission was refused.
@@ -673,6 +686,9 @@ struct Entry {
     /// The facilitator body; dropped once the entry is closed.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     payload: Option<Value>,
+    /// The admitting request's [`Admission::ticket`].
+    #[serde(rename = "k", default, skip_serializing_if = "String::is_empty")]
+    ticket: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -741,6 +757,7 @@ impl Read for Admission {
             deferred: f.get("deferred")?,
             payload: f.get("payload")?,
             held: f.or_default("held")?,
+            ticket: f.or_default("ticket")?,
         })
     }
 }
@@ -796,6 +813,7 @@ impl Read for Entry {
             uncertain: f.or_default("x")?,
             held_until: f.maybe("h")?,
             payload: f.maybe("p")?,
+            ticket: f.or_default("k")?,
         })
     }
 }
@@ -856,6 +874,29 @@ fn detail(reason: &str, message: &str) -> String {
 impl Entry {
     fn deadline(&self, policy: &LedgerPolicy) -> u64 {
         self.valid_before.saturating_sub(policy.margin())
+    }
+
+    /// The request that admitted this entry sends its admission again, because the answer was
+    /// lost: accepted when it is that request (the same ticket) and nothing was sent yet, so that
+    /// it is not turned away as a replay of its own payment. A deferred entry admitted again as
+    /// immediate (the request fell back to settling the payment itself) becomes an immediate
+    /// entry in flight.
+    fn admitted_again(&mut self, a: &Admission, now: u64) -> bool {
+        let untried = !self.uncertain && self.tries == 0 && self.unknowns == 0;
+        if a.ticket.is_empty() || a.ticket != self.ticket || !untried {
+            return false;
+        }
+        match (&self.state, a.deferred) {
+            (State::Pending { .. }, true) => true,
+            (State::InFlight { .. }, false) => self.immediate,
+            (State::Pending { .. }, false) => {
+                self.immediate = true;
+                self.held_until = None;
+                self.state = State::InFlight { since: now };
+                true
+            }
+            _ => false,
+        }
     }
 
     fn may_resend(&self, now: u64) -> bool {
@@ -1203,7 +1244,16 @@ impl Ledger {
                 reason,
             });
         }
-        if self.remembers(&a.asset, &a.nonce) || self.entries.iter().any(|e| e.id == a.id) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.id == a.id) {
+            return match e.admitted_again(&a, now) {
+                true => {
+                    self.dirty.entries.push(a.id);
+                    Ok(())
+                }
+                false => Err(AdmitError::Replay),
+            };
+        }
+        if self.remembers(&a.asset, &a.nonce) {
             return Err(AdmitError::Replay);
         }
         let state = if a.deferred {
@@ -1259,6 +1309,7 @@ impl Ledger {
             uncertain: false,
             held_until,
             payload: Some(a.payload),
+            ticket: a.ticket,
         });
         self.counters.admitted = self.counters.admitted.saturating_add(1);
         Ok(())
@@ -1501,6 +1552,35 @@ impl Ledger {
                 .any(|e| e.asset.eq_ignore_ascii_case(asset) && e.nonce.eq_ignore_ascii_case(nonce))
     }
 
+    /// Whether the request holding `ticket` admitted entry `id`: only that request may withdraw,
+    /// release or fail it (another request carrying the same payment is a replay, whatever
+    /// happened to its own admission). No ticket, or an entry admitted without one, is a Worker
+    /// of an earlier version, trusted as before.
+    pub fn owns(&self, id: &str, ticket: Option<&str>) -> bool {
+        match (ticket, self.entries.iter().find(|e| e.id == id)) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(t), Some(e)) => e.ticket.is_empty() || e.ticket == t,
+        }
+    }
+
+    /// [`Ledger::record`] for an outcome a request reports: a settlement is a fact on chain,
+    /// recorded whoever reports it; any other outcome only from the request that owns the entry
+    /// ([`Ledger::owns`]).
+    pub fn record_from(
+        &mut self,
+        ticket: Option<&str>,
+        id: &str,
+        outcome: Outcome,
+        policy: &LedgerPolicy,
+        now: u64,
+    ) -> Effect {
+        if !matches!(outcome, Outcome::Settled { .. }) && !self.owns(id, ticket) {
+            return Effect::None;
+        }
+        self.record(id, outcome, policy, now)
+    }
+
     /// Admin: forgives one entry, which leaves the ledger (counted as forgiven); returns its
     /// amount. Allowed for failed entries (reducing `owed` if held against the payer) and for
     /// pending entries never attempted (the authorization is simply not collected).
@@ -1735,6 +1815,7 @@ mod tests {
                 deferred: true,
                 payload: serde_json::json!({}),
                 held: false,
+                ticket: String::new(),
             },
             &policy(),
             now,
@@ -1847,6 +1928,7 @@ mod tests {
             deferred: false,
             payload: serde_json::json!({}),
             held: false,
+            ticket: String::new(),
         };
         l.admit(a.clone(), &p, T0).unwrap();
         assert_eq!(l.withdraw(&a.id), Ok(10_000));

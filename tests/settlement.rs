@@ -51,6 +51,15 @@ fn admission(asset: &str, n: u64, micro: u128, valid_before: u64, deferred: bool
         deferred,
         payload: json!({"x402Version": 2, "nonce": nonce}),
         held: false,
+        ticket: String::new(),
+    }
+}
+
+/// `a` as admitted by the request holding `ticket`.
+fn by(ticket: &str, a: Admission) -> Admission {
+    Admission {
+        ticket: ticket.into(),
+        ..a
     }
 }
 
@@ -529,6 +538,125 @@ fn held_entries_count_for_credit_and_replay() {
     l.admit(i.clone(), &p, T0 + 2).unwrap();
     let e = l.entry(&i.id).unwrap();
     assert_eq!((e.status, e.held_until), (Status::InFlight, None));
+}
+
+#[test]
+fn a_request_whose_admission_answer_was_lost_may_admit_again() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let a = by("request-1", held(1, 5_000, LONG));
+    l.admit(a.clone(), &p, T0).unwrap();
+    // The same request, the same held admission again: the same entry, counted once.
+    assert_eq!(l.admit(a.clone(), &p, T0), Ok(()));
+    assert_eq!((l.view().admitted, l.unsettled()), (1, 5_000));
+    // It fell back to settling the payment itself: the entry becomes that immediate settlement,
+    // no longer held, no longer waiting for a batch.
+    let immediate = by("request-1", admission(USDC, 1, 5_000, LONG, false));
+    assert_eq!(l.admit(immediate.clone(), &p, T0 + 1), Ok(()));
+    let e = l.entry(&a.id).unwrap();
+    assert_eq!((e.status, e.held_until), (Status::InFlight, None));
+    assert!(
+        l.due(T0 + HOLD_SECONDS).is_empty(),
+        "the request settles it"
+    );
+    assert_eq!(l.admit(immediate, &p, T0 + 1), Ok(()));
+    assert_eq!(
+        l.record_from(Some("request-1"), &a.id, settled("0xab"), &p, T0 + 2),
+        Effect::Settled
+    );
+    assert_eq!(l.view().admitted, 1);
+    // Settled: admitting it again is a replay, even for the same request.
+    assert_eq!(l.admit(a.clone(), &p, T0 + 3), Err(AdmitError::Replay));
+
+    // Another request carrying the same payment is a replay, held or immediate.
+    let mut l = Ledger::new();
+    l.admit(a.clone(), &p, T0).unwrap();
+    assert_eq!(
+        l.admit(by("request-2", held(1, 5_000, LONG)), &p, T0),
+        Err(AdmitError::Replay)
+    );
+    assert_eq!(
+        l.admit(
+            by("request-2", admission(USDC, 1, 5_000, LONG, false)),
+            &p,
+            T0
+        ),
+        Err(AdmitError::Replay)
+    );
+    // So is one without a ticket (a Worker of an earlier version).
+    assert_eq!(
+        l.admit(held(1, 5_000, LONG), &p, T0),
+        Err(AdmitError::Replay)
+    );
+    assert!(l.entry(&a.id).unwrap().held_until.is_some());
+
+    // Once an attempt was made, nobody admits it again: the money may have moved.
+    l.begin(&a.id, &p, T0 + HOLD_SECONDS).unwrap();
+    assert_eq!(
+        l.admit(a.clone(), &p, T0 + HOLD_SECONDS),
+        Err(AdmitError::Replay)
+    );
+    let immediate = by("request-1", admission(USDC, 1, 5_000, LONG, false));
+    assert_eq!(
+        l.admit(immediate, &p, T0 + HOLD_SECONDS),
+        Err(AdmitError::Replay)
+    );
+}
+
+#[test]
+fn only_the_admitting_request_withdraws_releases_or_fails_its_payment() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let a = by("request-1", held(1, 5_000, LONG));
+    l.admit(a.clone(), &p, T0).unwrap();
+    assert!(l.owns(&a.id, Some("request-1")));
+    assert!(!l.owns(&a.id, Some("request-2")), "a replaying request");
+    assert!(l.owns(&a.id, None), "a Worker of an earlier version");
+    assert!(!l.owns("nope", Some("request-1")));
+    // A replaying request's failed settlement is not held against the payment it replayed...
+    let refusal = refused("invalid_exact_evm_payload_authorization_nonce_already_used");
+    let e = l.record_from(Some("request-2"), &a.id, refusal.clone(), &p, T0 + 1);
+    assert_eq!(e, Effect::None);
+    assert_eq!(status(&l, &a.id), Status::Pending);
+    assert_eq!(l.owed(), 0);
+    // ...but money that moved is a fact, whoever reports it.
+    let e = l.record_from(Some("request-2"), &a.id, settled("0xcd"), &p, T0 + 1);
+    assert_eq!(e, Effect::Settled);
+    assert_eq!(status(&l, &a.id), Status::Settled);
+
+    // The admitting request itself records what it got.
+    let mut l = Ledger::new();
+    let i = by("request-1", admission(USDC, 2, 5_000, LONG, false));
+    l.admit(i.clone(), &p, T0).unwrap();
+    let e = l.record_from(Some("request-1"), &i.id, refusal, &p, T0 + 1);
+    assert_ne!(e, Effect::None);
+    assert_eq!(status(&l, &i.id), Status::Failed);
+    // Entries admitted without a ticket are trusted as before.
+    let mut l = Ledger::new();
+    let old = held(3, 5_000, LONG);
+    l.admit(old.clone(), &p, T0).unwrap();
+    assert!(l.owns(&old.id, Some("anyone")));
+}
+
+#[test]
+fn a_ticket_is_stored_and_travels() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let mut stored = BTreeMap::new();
+    let a = by("0123456789abcdef0123456789abcdef", held(1, 5_000, LONG));
+    l.admit(a.clone(), &p, T0).unwrap();
+    store_rows(&mut l, &mut stored, 0);
+    let mut back = Ledger::from_rows(stored.iter());
+    assert!(back.owns(&a.id, Some(&a.ticket)));
+    assert!(!back.owns(&a.id, Some("another")));
+    assert_eq!(back.admit(a.clone(), &p, T0 + 1), Ok(()));
+    // On the wire: sent only when there is one; absent reads as none (older Workers).
+    let wire = serde_json::to_value(&a).unwrap();
+    assert_eq!(wire["ticket"], a.ticket.as_str());
+    let plain = serde_json::to_value(held(1, 1, LONG)).unwrap();
+    assert!(plain.get("ticket").is_none());
+    let read: Admission = Read::read(&plain).unwrap();
+    assert!(read.ticket.is_empty());
 }
 
 #[test]
@@ -1432,7 +1560,7 @@ fn run(seed: u64) {
             l.prune(now);
             remembered.retain(|(_, until)| *until > now);
         }
-        for _ in 0..rng.below(3) {
+        for k in 0..rng.below(3) {
             let asset = rng.below(2) as usize;
             let n = rng.below(60);
             let vb = now + rng.below(400);
@@ -1440,7 +1568,8 @@ fn run(seed: u64) {
             let was_remembered = l.remembers(assets[asset], &nonce(n));
             let mut a = admission(assets[asset], n, micro, vb, rng.chance(80));
             a.held = rng.chance(50);
-            match l.admit(a, &p, now) {
+            a.ticket = format!("request-{step}-{k}");
+            match l.admit(a.clone(), &p, now) {
                 Ok(()) => {
                     assert!(!was_remembered, "seed {seed} step {step}: admitted twice");
                     assert!(
@@ -1449,6 +1578,16 @@ fn run(seed: u64) {
                     );
                     remembered.push(((asset, n), vb + REPLAY_GRACE));
                     assert!(l.remembers(assets[asset], &nonce(n)));
+                    // Another request with the same payment is a replay; the same request,
+                    // whose answer was lost, may admit again, as it was or as immediate.
+                    let other = by("another request", a.clone());
+                    assert_eq!(l.admit(other, &p, now), Err(AdmitError::Replay));
+                    if rng.chance(10) {
+                        let (admitted, unsettled) = (l.view().admitted, l.unsettled());
+                        a.deferred &= rng.chance(50);
+                        assert_eq!(l.admit(a, &p, now), Ok(()), "seed {seed} step {step}");
+                        assert_eq!((l.view().admitted, l.unsettled()), (admitted, unsettled));
+                    }
                 }
                 Err(AdmitError::Replay) => assert!(was_remembered),
                 Err(_) => {}

@@ -51,21 +51,31 @@ pub enum Command {
         admission: Admission,
     },
     /// The outcome of an immediate settlement the Worker made itself.
+    ///
+    /// `ticket`, here and below, is the admitting request's
+    /// [`Admission::ticket`](crate::settlement::Admission::ticket): what only that request may do
+    /// is refused to any other ([`Book::owns`]). Absent from a Worker of an earlier version.
     Record {
         id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
         outcome: WireOutcome,
     },
     /// An admitted payment that will not be collected (the origin failed: nobody pays for that).
     Withdraw {
         id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
     },
     /// A payment admitted held may be collected: the origin answered and it was served.
     Release {
         id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
     },
-    /// [`Command::Release`] for several payments at once (what a Worker sends).
+    /// [`Command::Release`] for several payments at once (what a Worker sends): `(id, ticket)`.
     ReleaseAll {
-        ids: Vec<String>,
+        ids: Vec<(String, String)>,
     },
     View,
     /// Settle whatever is due now (the cron sweep's nudge).
@@ -158,10 +168,17 @@ impl Read for Command {
                 },
                 "record" => Command::Record {
                     id: f.get("id")?,
+                    ticket: f.maybe("ticket")?,
                     outcome: f.get("outcome")?,
                 },
-                "withdraw" => Command::Withdraw { id: f.get("id")? },
-                "release" => Command::Release { id: f.get("id")? },
+                "withdraw" => Command::Withdraw {
+                    id: f.get("id")?,
+                    ticket: f.maybe("ticket")?,
+                },
+                "release" => Command::Release {
+                    id: f.get("id")?,
+                    ticket: f.maybe("ticket")?,
+                },
                 "release_all" => Command::ReleaseAll { ids: f.get("ids")? },
                 "view" => Command::View,
                 "sweep" => Command::Sweep,
@@ -312,20 +329,36 @@ impl DurableObject for Ledger {
                 };
                 return Response::from_json(&answer);
             }
-            Command::Record { id, outcome } => {
+            Command::Record {
+                id,
+                ticket,
+                outcome,
+            } => {
                 let effect = self
-                    .change(|book| book.record(&id, outcome.into(), &policy, now))
+                    .change(|book| {
+                        book.record_from(ticket.as_deref(), &id, outcome.into(), &policy, now)
+                    })
                     .await?;
                 self.effects(effect).await;
                 self.after_change(now).await?;
                 serde_json::json!({"ok": true})
             }
             // The admitting request gives up a payment it never settled (the origin failed).
-            Command::Withdraw { id } => self.remove_entry(now, |book| book.withdraw(&id)).await?,
+            // Another request carrying the same payment may not (it is a replay).
+            Command::Withdraw { id, ticket } => {
+                self.remove_entry(now, |book| match book.owns(&id, ticket.as_deref()) {
+                    true => book.withdraw(&id),
+                    false => Err(AdminError::NotAllowed),
+                })
+                .await?
+            }
             // The admitting requests served them: settle them with their batch (the alarm is
             // re-armed). One id alone is what a Worker of an earlier version sends.
-            Command::Release { id } => self.release(&[id], now).await?,
-            Command::ReleaseAll { ids } => self.release(&ids, now).await?,
+            Command::Release { id, ticket } => self.release(&[(id, ticket)], now).await?,
+            Command::ReleaseAll { ids } => {
+                let ids: Vec<_> = ids.into_iter().map(|(id, t)| (id, Some(t))).collect();
+                self.release(&ids, now).await?
+            }
             Command::Revoke { id } => self.remove_entry(now, |book| book.revoke(&id)).await?,
             Command::MarkPaid { id, transaction } => {
                 let result = self
@@ -412,11 +445,17 @@ impl DurableObject for Ledger {
 
 impl Ledger {
     /// Releases served payments to their batch; answers how many of them the ledger holds.
-    async fn release(&self, ids: &[String], now: u64) -> Result<serde_json::Value> {
+    async fn release(
+        &self,
+        ids: &[(String, Option<String>)],
+        now: u64,
+    ) -> Result<serde_json::Value> {
         let released = self
             .change(|book| {
                 ids.iter()
-                    .filter(|id| book.release(id, now).is_ok())
+                    .filter(|(id, ticket)| {
+                        book.owns(id, ticket.as_deref()) && book.release(id, now).is_ok()
+                    })
                     .count()
             })
             .await?;

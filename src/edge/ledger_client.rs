@@ -78,7 +78,8 @@ impl LedgerClient {
         })
     }
 
-    pub async fn record(&self, id: &str, outcome: &SettleOutcome) {
+    /// The outcome of the immediate settlement of `id`, made by the request holding `ticket`.
+    pub async fn record(&self, id: &str, ticket: &str, outcome: &SettleOutcome) {
         let outcome = match outcome {
             SettleOutcome::Settled(r) => WireOutcome::Settled {
                 transaction: r.transaction.clone(),
@@ -92,13 +93,23 @@ impl LedgerClient {
         let _ = self
             .send(&Command::Record {
                 id: id.to_string(),
+                ticket: Some(ticket.to_string()),
                 outcome,
             })
             .await;
     }
 
-    pub async fn withdraw(&self, id: &str) {
-        let _ = self.send(&Command::Withdraw { id: id.to_string() }).await;
+    /// The request holding `ticket` will not collect `id`. Sent a second time if the first got no
+    /// answer: a withdrawal that is lost leaves a held payment to settle when its hold ends,
+    /// charging for an error (withdrawing twice is harmless).
+    pub async fn withdraw(&self, id: &str, ticket: &str) {
+        let command = Command::Withdraw {
+            id: id.to_string(),
+            ticket: Some(ticket.to_string()),
+        };
+        if self.send(&command).await.is_none() {
+            let _ = self.send(&command).await;
+        }
     }
 }
 
@@ -108,24 +119,24 @@ impl LedgerClient {
 const RELEASE_GATHER_MS: u64 = 200;
 
 thread_local! {
-    /// Served payments not yet released: (wallet, payment id).
-    static TO_RELEASE: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+    /// Served payments not yet released: (wallet, (payment id, ticket)).
+    static TO_RELEASE: RefCell<Vec<(String, (String, String))>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A payment admitted held was served: its ledger may settle it. Sent off the request path,
 /// gathered with the isolate's other releases of the next moments ([`RELEASE_GATHER_MS`]), one
 /// command per wallet. If it never arrives (the isolate died in between), the hold ends by itself
 /// ([`crate::settlement::HOLD_SECONDS`]) and the payment is settled all the same.
-pub fn release_soon(env: &Env, ctx: &worker::Context, wallet: &str, id: String) {
+pub fn release_soon(env: &Env, ctx: &worker::Context, wallet: &str, id: String, ticket: String) {
     let env = env.clone();
-    let item = (wallet.to_string(), id);
+    let item = (wallet.to_string(), (id, ticket));
     super::gather(
         &TO_RELEASE,
         ctx,
         item,
         RELEASE_GATHER_MS,
         |pending| async move {
-            let mut by_wallet: Vec<(String, Vec<String>)> = Vec::new();
+            let mut by_wallet: Vec<(String, Vec<(String, String)>)> = Vec::new();
             for (wallet, id) in pending {
                 match by_wallet.iter_mut().find(|(w, _)| *w == wallet) {
                     Some((_, ids)) => ids.push(id),

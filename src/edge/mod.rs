@@ -484,8 +484,11 @@ async fn serve_paid(
         }
     }
     let mut deferred = paid.route.settlement == SettlementMode::Deferred && book.is_some();
+    // Names this request in its commands to the ledger, so that no other request carrying the
+    // same payment can act on its entry, and so that it may admit again after a lost answer.
+    let ticket = random_nonce().map(hex::encode).unwrap_or_default();
     // Built once: it carries the facilitator body, which is not small.
-    let admission = paid.admission(&body, false);
+    let admission = paid.admission(&body, false, ticket.clone());
     let id = admission.id.clone();
     if let (true, Some(book)) = (deferred, &book) {
         // Held: it counts for replay and credit now, but is not settled before the origin answers.
@@ -504,7 +507,8 @@ async fn serve_paid(
             }
             // Over credit, credit not yet earned, too close to expiry, or the ledger out of
             // reach: settle now instead; the chain itself then guarantees the payment is used
-            // once.
+            // once. If the held admission did land and only its answer was lost, the immediate
+            // one below, with the same ticket, turns that entry into this settlement.
             Err(_) => deferred = false,
         }
     }
@@ -533,7 +537,7 @@ async fn serve_paid(
         // ledger uncollected.
         failed => {
             if let Some(book) = &book {
-                book.withdraw(&id).await;
+                book.withdraw(&id, &ticket).await;
             }
             let detail = match &failed {
                 Ok(r) => format!("origin answered {}", r.status()),
@@ -551,7 +555,7 @@ async fn serve_paid(
         // the isolate's other releases; if the release is lost, the hold ends by itself and it
         // is settled all the same.
         if book.is_some() {
-            ledger_client::release_soon(env, ctx.ctx, &wallet, id);
+            ledger_client::release_soon(env, ctx.ctx, &wallet, id, ticket);
         }
         log_decision("accepted_deferred", paid, "");
         count_payment(env, ctx, paid, true);
@@ -563,7 +567,7 @@ async fn serve_paid(
     }
     let outcome = client.settle(&body).await;
     if let Some(book) = &book {
-        book.record(&id, &outcome).await;
+        book.record(&id, &ticket, &outcome).await;
     }
     match outcome {
         SettleOutcome::Settled(receipt) => {
