@@ -171,7 +171,7 @@ fn check_decision(config: &Config, req: &Incoming<'_>) {
             assert_eq!(paid.payment, payment, "the payment is not the header's");
             check_paid(&payment, &paid.verified);
             // Everything the shell does next with a paid request renders.
-            let _ = paid.admission(&paid.facilitator_body(), true);
+            let _ = paid.admission(&paid.facilitator_body(), true, "ticket".into());
             let _ = paid.facilitator_body();
             let _ = paid.receipt_headers(&paid.pending_receipt());
             let _ = paid.settlement_refused("invalid_transaction_state", "");
