@@ -2,10 +2,11 @@
 //!
 //! A pattern is a path of segments: a literal (`articles`), a parameter that matches any one segment
 //! (`:id` or `[id]`), `*` in the middle (any one segment) or `*` at the end (one or more segments).
-//! Paths are compared after the same normalisation on both sides: percent-decoded, lowercase, empty
-//! segments dropped. That normalisation is about money: if `/Articles/x`, `/%61rticles/x` or
-//! `/articles//x` reached an origin that reads them as `/articles/x` while the paywall did not see a
-//! priced path, the paywall could be walked around.
+//! Paths are compared after the same normalisation on both sides: percent-decoded, case-folded,
+//! empty segments dropped, trailing dots and spaces of a segment dropped. That normalisation is
+//! about money: if `/Articles/x`, `/%61rticles/x`, `/articles//x`, `/articleſ/x` or `/articles./x`
+//! reached an origin that reads them as `/articles/x` while the paywall did not see a priced path,
+//! the paywall could be walked around.
 
 /// A compiled route pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,21 +106,31 @@ impl PathPattern {
 /// URL; what is left is read as a climb by some origins and as a name by others, so no reading of
 /// it can be priced safely. Such a path is refused before anything else (see
 /// [`crate::paywall::decide`]).
+///
+/// So is a segment of dots and spaces other than `.` and `..` (`...`, `..%20`, `.%20`): an origin
+/// that drops trailing dots and spaces from a name, as Windows does, reads it as one of those.
 pub fn hides_dot_segment(path: &str) -> bool {
-    // Only a segment with an escape or a `;` can hide one: the others are read as they are
-    // (nothing is decoded for them, so the check costs next to nothing on ordinary paths).
+    // Only a segment with an escape or a `;`, or one of dots alone, can hide one: the others are
+    // read as they are (nothing is decoded for them, so the check costs next to nothing on
+    // ordinary paths).
     path.split('/').any(|raw| {
         !matches!(raw, "." | "..")
-            && raw.contains(['%', ';'])
+            && (raw.contains(['%', ';']) || raw.bytes().all(|b| b == b'.'))
             && normalise_segment(raw)
                 .split(['/', '\\'])
-                .any(|piece| matches!(piece.split(';').next(), Some("." | "..")))
+                .any(|piece| dots(piece.split(';').next().unwrap_or_default()))
     })
 }
 
+/// `.`, `..`, or a name an origin may read as one of them: dots and spaces alone.
+fn dots(piece: &str) -> bool {
+    piece.contains('.') && piece.bytes().all(|b| b == b'.' || b == b' ')
+}
+
 /// The segments of a request path as an origin might read them: percent-decoded once (so `%2F`
-/// separates and `%2E%2E` climbs), matrix parameters (`;x=1`) dropped, `.` and `..` resolved,
-/// empty segments dropped, lowercased. Reading more into a path than an origin would only ever
+/// separates and `%2E%2E` climbs), matrix parameters (`;x=1`) dropped, trailing dots and spaces
+/// dropped (`articles.` is `articles` on Windows), `.` and `..` resolved, empty segments dropped,
+/// case-folded. Reading more into a path than an origin would only ever
 /// makes the paywall charge more, never less, except for a climb: a `..` that an origin may read
 /// as a name. Paths that hide one are refused ([`hides_dot_segment`]) before they are matched.
 fn normalise_path(path: &str) -> Vec<String> {
@@ -127,6 +138,10 @@ fn normalise_path(path: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for seg in decoded.split('/') {
         let seg = seg.split(';').next().unwrap_or_default();
+        let seg = match seg {
+            "." | ".." => seg,
+            _ => seg.trim_end_matches(['.', ' ']),
+        };
         match seg {
             "" | "." => {}
             ".." => {
@@ -138,7 +153,7 @@ fn normalise_path(path: &str) -> Vec<String> {
     out
 }
 
-/// Percent-decodes and lowercases a segment (or a path). Invalid escapes stay as written.
+/// Percent-decodes and case-folds a segment (or a path). Invalid escapes stay as written.
 fn normalise_segment(seg: &str) -> String {
     let bytes = seg.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -160,21 +175,28 @@ fn normalise_segment(seg: &str) -> String {
     if text.is_ascii() {
         text.to_ascii_lowercase()
     } else {
-        unicode_lowercase(&text)
+        unicode_fold(&text)
     }
 }
 
-/// Unicode's default lowercase mapping. In the Worker it is the runtime's own `toLowerCase`, the
-/// same mapping as Rust's: Rust's case tables would add 25 KB to the bundle for the rare non-ASCII
-/// path.
+/// Unicode's default case mappings, lower, upper, then lower: what a case-insensitive origin may
+/// compare. Lowercase alone is not enough, since some letters are another letter's case in one
+/// direction only: `ſ` and `ı` uppercase to `S` and `I`, `ß` and `ﬁ` to `SS` and `FI` (and `ẞ`
+/// lowercases to `ß`). In the Worker it is
+/// the runtime's own `toUpperCase` and `toLowerCase`, the same mappings as Rust's: Rust's case
+/// tables would add 25 KB to the bundle for the rare non-ASCII path.
 #[cfg(target_arch = "wasm32")]
-fn unicode_lowercase(text: &str) -> String {
-    js_sys::JsString::from(text).to_lower_case().into()
+fn unicode_fold(text: &str) -> String {
+    js_sys::JsString::from(text)
+        .to_lower_case()
+        .to_upper_case()
+        .to_lower_case()
+        .into()
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn unicode_lowercase(text: &str) -> String {
-    text.to_lowercase()
+fn unicode_fold(text: &str) -> String {
+    text.to_lowercase().to_uppercase().to_lowercase()
 }
 
 #[cfg(test)]
@@ -213,6 +235,45 @@ mod tests {
         assert!(m("/études/*", "/ÉTUDES/x"));
         assert!(m("/études/*", "/%C3%89tudes/x"));
         assert!(m("/ÉTUDES/*", "/études/x"));
+        // Letters that are another letter's case in one direction only: an origin that compares
+        // in upper case reads them as ASCII.
+        assert!(m("/articles/*", "/articleſ/x"));
+        assert!(m("/articles/*", "/%C4%B1/../art%C4%B1cles/x"));
+        assert!(m("/classes/*", "/claßes/x"));
+        assert!(m("/classes/*", "/CLAẞES/x"));
+        assert!(m("/files/*", "/ﬁles/x"));
+        assert!(m("/kelvin/*", "/\u{212A}elvin/x"));
+    }
+
+    #[test]
+    fn trailing_dots_and_spaces_are_dropped_as_windows_does() {
+        assert!(m("/articles/*", "/articles./x"));
+        assert!(m("/articles/*", "/articles%20/x"));
+        assert!(m("/articles/*", "/articles.%20./x"));
+        assert!(m("/api/weather", "/api/weather."));
+        assert!(m("/v1./*", "/v1/x"));
+        assert!(!m("/articles/*", "/articles.x/y"));
+        // Dots and spaces alone could be read as `.` or `..`: refused before matching.
+        for hidden in [
+            "/free/.../articles/x",
+            "/free/..%20/articles/x",
+            "/free/.%20/x",
+            "/free/%20../x",
+            "/articles/x/..%20.",
+        ] {
+            assert!(hides_dot_segment(hidden), "{hidden}");
+        }
+        for plain in [
+            "/articles/x",
+            "/a.b/c",
+            "/v1./x",
+            "//x",
+            "/x/",
+            "/%20/x",
+            "/articles/.hidden",
+        ] {
+            assert!(!hides_dot_segment(plain), "{plain}");
+        }
     }
 
     #[test]

@@ -490,7 +490,6 @@ pub fn preflight() -> Reply {
     }
 }
 
-/// A refusal that has no route (the paywall's own errors).
 /// The refusal of a path that hides a dot segment ([`crate::pattern::hides_dot_segment`]): which
 /// route it falls under depends on who reads it, so it is not passed, priced or let in on a
 /// session. Checked first, by [`decide`] and by the Worker before anything else.
@@ -498,11 +497,15 @@ pub fn disguised_path(path: &str) -> Option<Reply> {
     crate::pattern::hides_dot_segment(path).then(|| {
         plain_refusal(&Refusal::new(
             Reason::InvalidPath,
-            format!("{path:?}: a '.' or '..' segment behind ';' or an encoded '/' or '\\'"),
+            format!(
+                "{path:?}: a '.' or '..' segment behind ';' or an encoded '/' or '\\', \
+                 or written with more dots or with spaces"
+            ),
         ))
     })
 }
 
+/// A refusal that has no route (the paywall's own errors).
 pub fn plain_refusal(refusal: &Refusal) -> Reply {
     let mut headers = common_headers();
     headers.push(("Content-Type", "application/json".into()));

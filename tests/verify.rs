@@ -2096,6 +2096,10 @@ fn disguised_dot_segments_are_refused_before_any_route() {
         "/news/2025/story/..;",
         "/premium/5/..;/..;/articles/x",
         "/free/..;/premium/x",
+        // Dots and spaces alone: `.` or `..` to an origin that drops trailing dots and spaces.
+        "/articles/...",
+        "/premium/5/..%20/../articles/x",
+        "/articles/123/.%20",
     ] {
         let req = Req::get(path);
         let Decision::Reply(reply) = paywall::decide(&c, &req.incoming(), NOW) else {
@@ -2124,8 +2128,9 @@ fn disguised_dot_segments_are_refused_before_any_route() {
     for (path, priced) in [
         ("/articles/a/../b", true),
         ("/articles/v1.2;rev=3", true),
-        ("/articles/...", true),
         ("/articles/..x", true),
+        ("/articles/x.", true),
+        ("/articles./x", true),
         ("/about/.well", false),
     ] {
         let req = Req::get(path);

@@ -472,6 +472,13 @@ const cases = [
   ["/ARTICLES/%68ELLO (case and escapes)", async () => ({ path: "/ARTICLES/%68ELLO" }), 402, "payment_required"],
   ["/%C3%89TUDES/x: a non-ASCII route in another case", async () => ({ path: "/%C3%89TUDES/x" }), 402, "payment_required"],
   ["/ÉTUDES/x as raw UTF-8", async () => ({ path: "/ÉTUDES/x", utf8: true }), 402, "payment_required"],
+  // Letters that uppercase to ASCII, and the trailing dots and spaces Windows drops: an origin that
+  // compares in upper case or runs on Windows reads these as /articles/hello.
+  ["/articleſ/hello as raw UTF-8 (ſ uppercases to S)", async () => ({ path: "/articleſ/hello", utf8: true }), 402, "payment_required"],
+  ["/art%C4%B1cles/hello (ı uppercases to I)", async () => ({ path: "/art%C4%B1cles/hello" }), 402, "payment_required"],
+  ["/articles./hello (a trailing dot)", async () => ({ path: "/articles./hello" }), 402, "payment_required"],
+  ["/articles%20/hello (a trailing space)", async () => ({ path: "/articles%20/hello" }), 402, "payment_required"],
+  ["/articles/free-sample./../hello", async () => ({ path: "/articles/free-sample./../hello" }), 402, "payment_required"],
   ["/articles/free-sample/../hello (out of the free carve-out)", async () => ({ path: "/articles/free-sample/../hello" }), 402, "payment_required"],
   // A dot segment only some readers see (behind an encoded slash or a ;param) moves a path from one
   // route to another depending on who reads it: refused before any route is matched.
@@ -482,6 +489,8 @@ const cases = [
   ["/articles/hello/..%3B (an encoded ;)", async () => ({ path: "/articles/hello/..%3B" }), 400, "invalid_path", BAD_PATH],
   ["/articles/hello/..%5C (an encoded backslash)", async () => ({ path: "/articles/hello/..%5C" }), 400, "invalid_path", BAD_PATH],
   ["/echo/pricey/x/..;/..;/..;/articles/y (into a cheaper route)", async () => ({ path: "/echo/pricey/x/..;/..;/..;/articles/y" }), 400, "invalid_path", BAD_PATH],
+  ["/free/.../articles/hello (dots alone, a climb on some origins)", async () => ({ path: "/free/.../articles/hello" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/hello/..%20 (a climb once the space is dropped)", async () => ({ path: "/articles/hello/..%20" }), 400, "invalid_path", BAD_PATH],
   ["/articles%2Fhello", async () => ({ path: "/articles%2Fhello" }), 402, "payment_required"],
   ["/articles;x=1/hello", async () => ({ path: "/articles;x=1/hello" }), 402, "payment_required"],
   ["raw UTF-8 in the path", async () => ({ path: "/articles/héllo", utf8: true }), 402, "payment_required"],
