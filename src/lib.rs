@@ -28,8 +28,10 @@
 //! | [`reason`] | every refusal: code, x402 reason string, status, sentence |
 //! | [`json`] | the one reader of everything read as JSON, each problem named by its key |
 //! | [`facilitator`] | what facilitator answers mean, including the broken ones |
+//! | [`cdp`] | CDP API keys, and the JWT each call to CDP's facilitator carries |
 //! | [`paywall`] | the decision for one request, and the replies we write ourselves |
 
+pub mod cdp;
 pub mod chain;
 pub mod config;
 pub mod crawlers;

@@ -247,6 +247,16 @@ extern "C" {
         extractable: bool,
         usages: &Array,
     ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = importKey, catch)]
+    fn import_key_as(
+        format: &str,
+        key: &[u8],
+        algorithm: &JsValue,
+        extractable: bool,
+        usages: &Array,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = sign, catch)]
+    fn subtle_sign(algorithm: &JsValue, key: &JsValue, data: &[u8]) -> Result<Promise, JsValue>;
     #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = verify, catch)]
     fn subtle_verify(
         algorithm: &str,
@@ -265,4 +275,20 @@ pub async fn ed25519_verify(public_key: &[u8; 32], signature: &[u8; 64], message
         JsFuture::from(subtle_verify("Ed25519", &key, signature, message)?).await
     };
     verified.await.ok().and_then(|v| v.as_bool()) == Some(true)
+}
+
+/// Signs `data` with a private key in PKCS #8 by the runtime's WebCrypto: Ed25519, or ECDSA P-256
+/// with SHA-256 (the signature as `r ‖ s`, as JWS wants it).
+pub async fn sign(alg: crate::cdp::Alg, pkcs8: &[u8], data: &[u8]) -> Result<Vec<u8>, JsValue> {
+    let (import, sign) = match alg {
+        crate::cdp::Alg::EdDsa => (JsValue::from_str("Ed25519"), JsValue::from_str("Ed25519")),
+        crate::cdp::Alg::Es256 => (
+            js_sys::JSON::parse(r#"{"name":"ECDSA","namedCurve":"P-256"}"#)?,
+            js_sys::JSON::parse(r#"{"name":"ECDSA","hash":"SHA-256"}"#)?,
+        ),
+    };
+    let usages = Array::of1(&JsValue::from_str("sign"));
+    let key = JsFuture::from(import_key_as("pkcs8", pkcs8, &import, false, &usages)?).await?;
+    let signature = JsFuture::from(subtle_sign(&sign, &key, data)?).await?;
+    Ok(js_sys::Uint8Array::new(&signature).to_vec())
 }

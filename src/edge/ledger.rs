@@ -649,7 +649,8 @@ impl Ledger {
 
     /// Settles everything due, one attempt at a time, never holding the ledger across a call.
     async fn settle_due(&self, config: &Config, policy: &LedgerPolicy) -> Result<()> {
-        let client = super::facilitator::Client::new(config, super::facilitator_token(&self.env));
+        let client =
+            super::facilitator::Client::new(config, super::facilitator::Auth::of(&self.env));
         let wallet = self.wallet().await;
         let mut rounds = 0;
         loop {

@@ -35,16 +35,10 @@ use crate::x402;
 
 /// The binding that holds the configuration (`[vars.X402]` in wrangler.toml).
 const CONFIG_BINDING: &str = "X402";
-/// Secret: a bearer token sent to the facilitator, if it wants one.
-const FACILITATOR_TOKEN: &str = "X402_FACILITATOR_TOKEN";
 /// The KV namespace: delinquent wallets, the wallet index, session grants.
 pub(crate) const KV_BINDING: &str = "X402_KV";
 /// The Durable Object namespace of wallet ledgers.
 pub(crate) const LEDGER_BINDING: &str = "LEDGER";
-
-pub(crate) fn facilitator_token(env: &Env) -> Option<String> {
-    env.secret(FACILITATOR_TOKEN).ok().map(|s| s.to_string())
-}
 
 /// The configuration as written, for code that runs outside a request (Durable Objects, cron).
 pub(crate) fn config_of(env: &Env) -> Option<Rc<Config>> {
@@ -96,9 +90,8 @@ async fn effective_config(base: &Config, env: &Env, now: u64) -> Rc<Config> {
             return c;
         }
     }
-    let token = facilitator_token(env);
     let fresh = match base.facilitator.as_ref() {
-        Some(f) => facilitator::supported(f, token.as_deref()).await,
+        Some(f) => facilitator::supported(f, &facilitator::Auth::of(env)).await,
         None => None,
     };
     let (config, until) = match fresh {
@@ -461,7 +454,7 @@ async fn serve_paid(
     ctx: &Served<'_>,
 ) -> Result<web_sys::Response> {
     let (head, now) = (ctx.head, ctx.now);
-    let client = facilitator::Client::new(config, facilitator_token(env));
+    let client = facilitator::Client::new(config, facilitator::Auth::of(env));
     let body = paid.facilitator_body();
     if !paid.verified.signature_checked {
         match client.verify(&body).await {
