@@ -62,6 +62,8 @@
 //!    undo a payment that was served. And only that request may admit the same payment again
 //!    while nothing was sent, when the answer to its admission was lost: the same admission is
 //!    accepted as it stands, an immediate one turns the entry into that immediate settlement.
+//!    This comes before the checks above: had the wallet become delinquent in between, turning
+//!    the request away would still leave its held entry to be collected, unserved.
 //!
 //!    **Holds.** A deferred admission may be *held* while the origin answers. A held entry is open
 //!    like any other (its nonce is remembered, its amount counts against the credit limit and in
@@ -1238,22 +1240,21 @@ impl Ledger {
         now: u64,
     ) -> Result<(), AdmitError> {
         self.close_lapsed(now);
+        // The request that admitted it already, asking again: admitted, whatever happened since
+        // (were it turned away now, its held entry would still be collected, unserved).
+        if let Some(e) = self.entries.iter_mut().find(|e| e.id == a.id) {
+            if e.admitted_again(&a, now) {
+                self.dirty.entries.push(a.id);
+                return Ok(());
+            }
+        }
         if let Some((owed_micro_usd, reason)) = self.debt() {
             return Err(AdmitError::Delinquent {
                 owed_micro_usd,
                 reason,
             });
         }
-        if let Some(e) = self.entries.iter_mut().find(|e| e.id == a.id) {
-            return match e.admitted_again(&a, now) {
-                true => {
-                    self.dirty.entries.push(a.id);
-                    Ok(())
-                }
-                false => Err(AdmitError::Replay),
-            };
-        }
-        if self.remembers(&a.asset, &a.nonce) {
+        if self.remembers(&a.asset, &a.nonce) || self.entries.iter().any(|e| e.id == a.id) {
             return Err(AdmitError::Replay);
         }
         let state = if a.deferred {

@@ -568,6 +568,22 @@ fn a_request_whose_admission_answer_was_lost_may_admit_again() {
     // Settled: admitting it again is a replay, even for the same request.
     assert_eq!(l.admit(a.clone(), &p, T0 + 3), Err(AdmitError::Replay));
 
+    // The wallet became delinquent meanwhile: the same request is still admitted (turned away,
+    // its held entry would be collected unserved); anyone else is refused for the debt.
+    let mut l = Ledger::new();
+    let debt = deferred(2, 1_000);
+    l.admit(debt.clone(), &p, T0).unwrap();
+    l.admit(a.clone(), &p, T0).unwrap();
+    l.begin(&debt.id, &p, T0 + 60).unwrap();
+    l.record(&debt.id, refused("insufficient_funds"), &p, T0 + 60);
+    assert!(l.is_delinquent());
+    let immediate = by("request-1", admission(USDC, 1, 5_000, LONG, false));
+    assert_eq!(l.admit(immediate, &p, T0 + 61), Ok(()));
+    assert!(matches!(
+        l.admit(by("request-2", held(1, 5_000, LONG)), &p, T0 + 61),
+        Err(AdmitError::Delinquent { .. })
+    ));
+
     // Another request carrying the same payment is a replay, held or immediate.
     let mut l = Ledger::new();
     l.admit(a.clone(), &p, T0).unwrap();
