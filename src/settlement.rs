@@ -1565,6 +1565,28 @@ impl Ledger {
         }
     }
 
+    /// [`Ledger::withdraw`], asked by the request holding `ticket`: refused to any other
+    /// ([`Ledger::owns`]).
+    pub fn withdraw_from(&mut self, ticket: Option<&str>, id: &str) -> Result<u128, AdminError> {
+        match self.owns(id, ticket) {
+            true => self.withdraw(id),
+            false => Err(AdminError::NotAllowed),
+        }
+    }
+
+    /// [`Ledger::release`], asked by the request holding `ticket`: refused to any other.
+    pub fn release_from(
+        &mut self,
+        ticket: Option<&str>,
+        id: &str,
+        now: u64,
+    ) -> Result<(), AdminError> {
+        match self.owns(id, ticket) {
+            true => self.release(id, now),
+            false => Err(AdminError::NotAllowed),
+        }
+    }
+
     /// [`Ledger::record`] for an outcome a request reports: a settlement is a fact on chain,
     /// recorded whoever reports it; any other outcome only from the request that owns the entry
     /// ([`Ledger::owns`]).

@@ -629,6 +629,20 @@ fn only_the_admitting_request_withdraws_releases_or_fails_its_payment() {
     assert!(!l.owns(&a.id, Some("request-2")), "a replaying request");
     assert!(l.owns(&a.id, None), "a Worker of an earlier version");
     assert!(!l.owns("nope", Some("request-1")));
+    // A replaying request can neither withdraw nor release it...
+    assert_eq!(
+        l.withdraw_from(Some("request-2"), &a.id),
+        Err(AdminError::NotAllowed)
+    );
+    assert_eq!(
+        l.release_from(Some("request-2"), &a.id, T0),
+        Err(AdminError::NotAllowed)
+    );
+    let e = l.entry(&a.id).unwrap();
+    assert_eq!(
+        (e.status, e.held_until),
+        (Status::Pending, Some(T0 + HOLD_SECONDS))
+    );
     // A replaying request's failed settlement is not held against the payment it replayed...
     let refusal = refused("invalid_exact_evm_payload_authorization_nonce_already_used");
     let e = l.record_from(Some("request-2"), &a.id, refusal.clone(), &p, T0 + 1);
@@ -639,6 +653,14 @@ fn only_the_admitting_request_withdraws_releases_or_fails_its_payment() {
     let e = l.record_from(Some("request-2"), &a.id, settled("0xcd"), &p, T0 + 1);
     assert_eq!(e, Effect::Settled);
     assert_eq!(status(&l, &a.id), Status::Settled);
+
+    // ...the admitting request can.
+    let mut l = Ledger::new();
+    l.admit(a.clone(), &p, T0).unwrap();
+    assert_eq!(l.release_from(Some("request-1"), &a.id, T0), Ok(()));
+    assert_eq!(l.entry(&a.id).unwrap().held_until, None);
+    assert_eq!(l.withdraw_from(Some("request-1"), &a.id), Ok(5_000));
+    assert!(l.entry(&a.id).is_none());
 
     // The admitting request itself records what it got.
     let mut l = Ledger::new();

@@ -57,8 +57,7 @@ impl Auth {
             Auth::None => None,
             Auth::Bearer(token) => Some(token.to_string()),
             Auth::Cdp(key) => {
-                let mut nonce = [0u8; 16];
-                getrandom::getrandom(&mut nonce).ok()?;
+                let nonce = super::random_nonce()?;
                 let input = key.signing_input(method, url, super::now_seconds(), &nonce);
                 match js::sign(key.alg, &key.pkcs8, input.as_bytes()).await {
                     Ok(signature) => Some(crate::cdp::token(&input, &signature)),

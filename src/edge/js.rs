@@ -243,14 +243,6 @@ extern "C" {
     fn import_key(
         format: &str,
         key: &[u8],
-        algorithm: &str,
-        extractable: bool,
-        usages: &Array,
-    ) -> Result<Promise, JsValue>;
-    #[wasm_bindgen(js_namespace = ["crypto", "subtle"], js_name = importKey, catch)]
-    fn import_key_as(
-        format: &str,
-        key: &[u8],
         algorithm: &JsValue,
         extractable: bool,
         usages: &Array,
@@ -271,7 +263,8 @@ extern "C" {
 pub async fn ed25519_verify(public_key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> bool {
     let usages = Array::of1(&JsValue::from_str("verify"));
     let verified = async {
-        let key = JsFuture::from(import_key("raw", public_key, "Ed25519", false, &usages)?).await?;
+        let ed25519 = JsValue::from_str("Ed25519");
+        let key = JsFuture::from(import_key("raw", public_key, &ed25519, false, &usages)?).await?;
         JsFuture::from(subtle_verify("Ed25519", &key, signature, message)?).await
     };
     verified.await.ok().and_then(|v| v.as_bool()) == Some(true)
@@ -288,7 +281,7 @@ pub async fn sign(alg: crate::cdp::Alg, pkcs8: &[u8], data: &[u8]) -> Result<Vec
         ),
     };
     let usages = Array::of1(&JsValue::from_str("sign"));
-    let key = JsFuture::from(import_key_as("pkcs8", pkcs8, &import, false, &usages)?).await?;
+    let key = JsFuture::from(import_key("pkcs8", pkcs8, &import, false, &usages)?).await?;
     let signature = JsFuture::from(subtle_sign(&sign, &key, data)?).await?;
     Ok(js_sys::Uint8Array::new(&signature).to_vec())
 }

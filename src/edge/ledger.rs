@@ -346,11 +346,8 @@ impl DurableObject for Ledger {
             // The admitting request gives up a payment it never settled (the origin failed).
             // Another request carrying the same payment may not (it is a replay).
             Command::Withdraw { id, ticket } => {
-                self.remove_entry(now, |book| match book.owns(&id, ticket.as_deref()) {
-                    true => book.withdraw(&id),
-                    false => Err(AdminError::NotAllowed),
-                })
-                .await?
+                self.remove_entry(now, |book| book.withdraw_from(ticket.as_deref(), &id))
+                    .await?
             }
             // The admitting requests served them: settle them with their batch (the alarm is
             // re-armed). One id alone is what a Worker of an earlier version sends.
@@ -453,9 +450,7 @@ impl Ledger {
         let released = self
             .change(|book| {
                 ids.iter()
-                    .filter(|(id, ticket)| {
-                        book.owns(id, ticket.as_deref()) && book.release(id, now).is_ok()
-                    })
+                    .filter(|(id, ticket)| book.release_from(ticket.as_deref(), id, now).is_ok())
                     .count()
             })
             .await?;
