@@ -182,9 +182,9 @@ fn normalise_segment(seg: &str) -> String {
 /// Unicode's default case mappings, lower, upper, then lower: what a case-insensitive origin may
 /// compare. Lowercase alone is not enough, since some letters are another letter's case in one
 /// direction only: `ſ` and `ı` uppercase to `S` and `I`, `ß` and `ﬁ` to `SS` and `FI` (and `ẞ`
-/// lowercases to `ß`). In the Worker it is
-/// the runtime's own `toUpperCase` and `toLowerCase`, the same mappings as Rust's: Rust's case
-/// tables would add 25 KB to the bundle for the rare non-ASCII path.
+/// lowercases to `ß`). In the Worker it is the runtime's own `toUpperCase` and `toLowerCase`, the
+/// same mappings as Rust's: Rust's case tables would add 25 KB to the bundle for the rare
+/// non-ASCII path.
 #[cfg(target_arch = "wasm32")]
 fn unicode_fold(text: &str) -> String {
     js_sys::JsString::from(text)

@@ -878,14 +878,18 @@ impl Entry {
         self.valid_before.saturating_sub(policy.margin())
     }
 
+    /// No attempt was ever made to settle it: nothing can have moved.
+    fn untried(&self) -> bool {
+        !self.uncertain && self.tries == 0 && self.unknowns == 0
+    }
+
     /// The request that admitted this entry sends its admission again, because the answer was
     /// lost: accepted when it is that request (the same ticket) and nothing was sent yet, so that
     /// it is not turned away as a replay of its own payment. A deferred entry admitted again as
     /// immediate (the request fell back to settling the payment itself) becomes an immediate
     /// entry in flight.
     fn admitted_again(&mut self, a: &Admission, now: u64) -> bool {
-        let untried = !self.uncertain && self.tries == 0 && self.unknowns == 0;
-        if a.ticket.is_empty() || a.ticket != self.ticket || !untried {
+        if a.ticket.is_empty() || a.ticket != self.ticket || !self.untried() {
             return false;
         }
         match (&self.state, a.deferred) {
@@ -1616,7 +1620,7 @@ impl Ledger {
         let e = self.entries.get(i).ok_or(AdminError::NotFound)?;
         let allowed = match e.state {
             State::Failed { .. } => true,
-            State::Pending { .. } => !e.uncertain && e.tries == 0 && e.unknowns == 0,
+            State::Pending { .. } => e.untried(),
             _ => false,
         };
         if !allowed {
@@ -1666,8 +1670,7 @@ impl Ledger {
             .position(|e| e.id == id)
             .ok_or(AdminError::NotFound)?;
         let e = self.entries.get(i).ok_or(AdminError::NotFound)?;
-        let untried = !e.uncertain && e.tries == 0 && e.unknowns == 0;
-        let never_sent = untried
+        let never_sent = e.untried()
             && match e.state {
                 State::Pending { .. } => true,
                 State::InFlight { .. } => e.immediate,
