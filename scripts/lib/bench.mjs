@@ -37,6 +37,7 @@ import { Miniflare, Log, LogLevel } from "miniflare";
 import { accounts, balanceOf, deployUsdc, startAnvil, USDC } from "./chain.mjs";
 import { buildVerifyBenches, callgrindInstructions, timeNative, timeWasm } from "./bench-verify.mjs";
 import { renderSvg } from "./bench-chart.mjs";
+import { attachProfiler, freePort, selfTimes } from "./bench-profile.mjs";
 import { decodeHeader, encodeHeader, readWranglerConfig, ROOT } from "../../tests/e2e/harness.mjs";
 import { signPayment } from "../../tests/e2e/lib/sign.mjs";
 
@@ -56,6 +57,9 @@ const { values: args } = parseArgs({
     "no-verify": { type: "boolean", default: false },
     out: { type: "string", default: "bench-results" },
     compare: { type: "string" },
+    "through-entry": { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
+    only: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -73,6 +77,12 @@ if (args.help) {
   --no-verify    skip the verification benches (no cargo builds; that target is then n/a)
   --compare A,B  instead of the whole bench: the deferred paid latency of builds A, B… (directories
                  inside the project holding index.js and index_bg.wasm), one request to each in turn
+  --profile      V8's CPU profile, in workerd, of our Worker's free pass-through and session requests
+                 (nothing else is measured), or with --compare and one build, of its timed deferred
+                 payments: self time per function printed, each profile written as NAME.cpuprofile
+  --only session measure the session column alone (its free pass-through and session requests)
+  --through-entry  send every request through Miniflare's entry worker (the local proxy in front of
+                 workerd, which Cloudflare does not have) instead of straight to the Worker's socket
   --no-build     (scripts/bench) use build/ as it is`);
   process.exit(0);
 }
@@ -317,11 +327,15 @@ async function startMiniflare(options) {
       drain(stdout);
       drain(stderr);
     },
+    // Straight to the Worker's own socket, as Cloudflare's edge hands it a request: Miniflare's entry
+    // worker (which adds local `cf` data and error pages) would otherwise run before every request.
+    ...(args["through-entry"] ? {} : { unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] }),
     ...options,
   });
   let url;
   try {
     url = (await mf.ready).href.replace(/\/$/, "");
+    if (!args["through-entry"]) url = (await mf.unsafeGetDirectURL()).href.replace(/\/$/, "");
   } catch (err) {
     await mf.dispose().catch(() => {});
     throw err;
@@ -333,8 +347,9 @@ async function startMiniflare(options) {
 }
 
 /** Our Worker as built (build/index.js), with the bindings wrangler.toml declares. */
-function startOurs(wrangler, config, secrets = {}, build = "build") {
+function startOurs(wrangler, config, secrets = {}, build = "build", extra = {}) {
   return startMiniflare({
+    ...extra,
     scriptPath: path.resolve(ROOT, build, "index.js"),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: wrangler.compatibility_date,
@@ -652,6 +667,26 @@ async function measureOurs(label, stack, wrangler, route, payer, { deferred = fa
 }
 
 /**
+ * With --profile: `run()` under V8's CPU profiler in the Worker behind `inspectorPort`; prints the
+ * self time of the busiest functions and writes `<name>.cpuprofile`. Without: just `run()`.
+ */
+async function profiled(inspectorPort, name, run) {
+  if (!inspectorPort) return run();
+  const profiler = await attachProfiler(inspectorPort);
+  await profiler.start();
+  const result = await run();
+  const profile = await profiler.stop();
+  await mkdir(OUT, { recursive: true });
+  await writeFile(path.join(OUT, `${name}.cpuprofile`), JSON.stringify(profile));
+  const rows = selfTimes(profile)
+    .slice(0, 30)
+    .map((f) => [f.name.slice(0, 90), fmt(f.ms, 1), f.share == null ? "" : `${fmt(f.share * 100, 1)}%`]);
+  console.log(`\n${name}: self time per function in the Worker's isolate\n` + table(["function", "ms", "of busy"], rows));
+  log(`wrote ${path.relative(ROOT, OUT)}/${name}.cpuprofile (open it in Chrome's DevTools, Performance)`);
+  return result;
+}
+
+/**
  * The session configuration, if the Worker knows sessions: the route sells one (`session` on the
  * route); one payment buys it; then load on the session token. A Worker without session support
  * refuses the configuration (500, paywall_misconfigured): then the column is n/a.
@@ -659,7 +694,8 @@ async function measureOurs(label, stack, wrangler, route, payer, { deferred = fa
 async function measureSession(stack, wrangler, payer) {
   const label = "x402-edge session";
   const route = { session: { scope: "/articles/*", seconds: 3600 } };
-  const worker = await startOurs(wrangler, ourConfig(stack, wrangler, route), { X402_SESSION_SECRET: SESSION_SECRET });
+  const inspectorPort = args.profile ? await freePort() : undefined;
+  const worker = await startOurs(wrangler, ourConfig(stack, wrangler, route), { X402_SESSION_SECRET: SESSION_SECRET }, "build", { inspectorPort });
   try {
     const probe = await fetch(worker.url + PRICED);
     const text = await probe.text();
@@ -675,7 +711,7 @@ async function measureSession(stack, wrangler, payer) {
       return { available: false, why };
     }
     const unpaid = await throughput(`${label}, unpaid 402`, worker.url + PRICED, { expect: 402 });
-    const free = await throughput(`${label}, free pass-through`, worker.url + FREE, { expect: 200 });
+    const free = await profiled(inspectorPort, "session-free", () => throughput(`${label}, free pass-through`, worker.url + FREE, { expect: 200 }));
     free.sequential = await sequentialLatency(worker.url + FREE);
     const { result: paid, last } = await paidLatency(label, worker.url, payer);
     const token =
@@ -694,7 +730,7 @@ async function measureSession(stack, wrangler, payer) {
       log(`${label}: session requests n/a (${why})`);
       return { available: false, why, unpaid, free, paid };
     }
-    const session = await throughput(`${label}, requests on the session`, worker.url + PRICED, { expect: 200, headers });
+    const session = await profiled(inspectorPort, "session", () => throughput(`${label}, requests on the session`, worker.url + PRICED, { expect: 200, headers }));
     return { available: true, unpaid, free, paid, session };
   } finally {
     await worker.dispose();
@@ -909,6 +945,20 @@ function report(r) {
 async function main() {
   const started = performance.now();
   await mkdir(OUT, { recursive: true });
+  if (args.profile || args.only === "session") {
+    // Only the session column (with --profile, its free pass-through and session requests under
+    // the profiler): its figures are in the log lines, its target judged here.
+    if (args.only && args.only !== "session") throw new Error(`--only ${args.only}: only "session" can be measured alone`);
+    const wrangler = await readWranglerConfig();
+    const stack = await startStack();
+    try {
+      const s = await measureSession(stack, wrangler, accounts.payers[3]);
+      if (s.available) log(`session requests / free pass-through: ${fmt(s.session.rps / s.free.rps, 2)}× (target ≥ ${TARGETS.sessionVsFree}×)`);
+    } finally {
+      await cleanup();
+    }
+    return;
+  }
 
   // CPU-heavy preparation first, so that nothing compiles while anything is measured.
   const built = args["no-verify"] ? null : await buildVerifyBenches({ log });
@@ -994,9 +1044,11 @@ async function compare() {
       ["empty Worker, Durable Object put of 2,500 bytes", `/do-put${FREE}`],
       ["empty Worker, Durable Object SQL insert (the bench's floor)", `/do${FREE}`],
     ].map(([label, p]) => ({ label, url: empty.url + p, samples: [] }));
+    if (args.profile && builds.length !== 1) throw new Error("--profile takes one build");
+    const inspectorPort = args.profile ? await freePort() : undefined;
     const runs = [];
     for (const [k, build] of builds.entries()) {
-      const worker = await startOurs(wrangler, ourConfig(stack, wrangler, { settlement: "deferred" }), {}, build);
+      const worker = await startOurs(wrangler, ourConfig(stack, wrangler, { settlement: "deferred" }), {}, build, { inspectorPort });
       const pids = await pidsOfLast();
       const payers = accounts.payers.slice(k * payersPerBuild, (k + 1) * payersPerBuild);
       const { terms, resource } = await termsOf(worker.url);
@@ -1015,19 +1067,21 @@ async function compare() {
       await res.arrayBuffer();
       return { res, ms: performance.now() - t };
     };
-    for (let i = 0; i < total; i++) {
-      const counted = i >= SETTINGS.warmupPayments;
-      for (const f of floors) {
-        const { res, ms } = await timed(f.url);
-        if (res.status !== 200) throw new Error(`${f.label}: answered ${res.status}`);
-        if (counted) f.samples.push(ms);
+    await profiled(inspectorPort, "deferred", async () => {
+      for (let i = 0; i < total; i++) {
+        const counted = i >= SETTINGS.warmupPayments;
+        for (const f of floors) {
+          const { res, ms } = await timed(f.url);
+          if (res.status !== 200) throw new Error(`${f.label}: answered ${res.status}`);
+          if (counted) f.samples.push(ms);
+        }
+        for (const r of runs) {
+          const { res, ms } = await timed(r.worker.url + PRICED, { headers: { "PAYMENT-SIGNATURE": r.payments[i] } });
+          if (!paidAnswer(res).ok) r.failures++;
+          if (counted) r.samples.push(ms);
+        }
       }
-      for (const r of runs) {
-        const { res, ms } = await timed(r.worker.url + PRICED, { headers: { "PAYMENT-SIGNATURE": r.payments[i] } });
-        if (!paidAnswer(res).ok) r.failures++;
-        if (counted) r.samples.push(ms);
-      }
-    }
+    });
     for (const r of runs) r.cpu = (await cpuSeconds(async () => r.pids)) - r.cpuBefore;
     const summary = (samples) => {
       const sorted = [...samples].sort((a, b) => a - b);
