@@ -25,8 +25,8 @@ use super::ledger_client::LedgerClient;
 use crate::config::{Config, Route};
 use crate::evm::Address;
 use crate::reason::{Reason, Refusal};
-use crate::recent::Recent;
-use crate::session::{self, Grant, SessionOffer};
+use crate::recent::{self, Recent};
+use crate::session::{self, Grant, SessionOffer, TokenClaims};
 use crate::siwx;
 
 thread_local! {
@@ -34,6 +34,41 @@ thread_local! {
     static GRANTS: RefCell<Recent<Grant>> = RefCell::new(Recent::default());
     /// Wallets (lowercase hex) found not delinquent a moment ago.
     static IN_GOOD_STANDING: RefCell<Recent<()>> = RefCell::new(Recent::default());
+    /// Session tokens found genuine a moment ago, by their MAC: the whole token and its claims,
+    /// with the secret they were checked against.
+    static TOKENS: RefCell<(String, Recent<(String, TokenClaims)>)> =
+        RefCell::new((String::new(), Recent::new(TOKEN_KEEP_SECONDS, recent::CAPACITY)));
+}
+
+/// How long this isolate trusts a token it has checked without checking its MAC again (its
+/// expiry is still checked on every request, and the grant behind it as before).
+const TOKEN_KEEP_SECONDS: u64 = 60;
+
+/// A session token's claims, if it is genuine and unexpired. An agent sends the same token with
+/// every request: its MAC is checked once a minute per isolate, not every time.
+fn checked_token(secret: &str, token: &str, now: u64) -> Result<TokenClaims, session::TokenError> {
+    let tag = token.rsplit('.').next().unwrap_or(token);
+    let kept = TOKENS.with(|t| {
+        let t = t.borrow();
+        (t.0 == secret).then(|| t.1.get(tag, now)).flatten()
+    });
+    if let Some((whole, claims)) = kept {
+        if whole == token && now < claims.expires_at {
+            return Ok(claims);
+        }
+    }
+    let claims = session::check_token(secret.as_bytes(), token, now)?;
+    TOKENS.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.0 != secret {
+            *t = (
+                secret.to_string(),
+                Recent::new(TOKEN_KEEP_SECONDS, recent::CAPACITY),
+            );
+        }
+        t.1.put(tag, (token.to_string(), claims.clone()), now);
+    });
+    Ok(claims)
 }
 
 /// Where [`GRANTS`] keeps a wallet's grant for a scope.
@@ -157,8 +192,8 @@ async fn admit_token(
     path: &str,
     now: u64,
 ) -> Result<Admitted, Refusal> {
-    let claims = session::check_token(secret.as_bytes(), token, now)
-        .map_err(|e| refused(e.code(), &e.to_string()))?;
+    let claims =
+        checked_token(secret, token, now).map_err(|e| refused(e.code(), &e.to_string()))?;
     // The scope as the offer parsed it with the configuration; parsed from the token only when no
     // offer sells it any more.
     let offer = offers.iter().find(|o| o.scope.as_str() == claims.scope);

@@ -55,14 +55,52 @@ pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, JsVa
     JsFuture::from(global_fetch(request)?).await?.dyn_into()
 }
 
-/// A response like `response`, with the same status, headers and body (still streaming), whose
-/// headers can be changed: those of a fetched response cannot.
-pub fn mutable(response: &web_sys::Response) -> Result<web_sys::Response, JsValue> {
-    let init = web_sys::ResponseInit::new();
-    init.set_status(response.status());
-    init.set_status_text(&response.status_text());
-    init.set_headers(&response.headers());
-    web_sys::Response::new_with_opt_readable_stream_and_init(response.body().as_ref(), &init)
+#[wasm_bindgen(
+    inline_js = "export function x402_response(body, status, statusText, base, flat) {
+  const headers = new Headers(base ?? undefined);
+  const pairs = flat === '' ? [] : flat.split('\\n');
+  for (let i = 0; i + 1 < pairs.length; i += 2) {
+    if (pairs[i].toLowerCase() === 'set-cookie') headers.append(pairs[i], pairs[i + 1]);
+    else headers.set(pairs[i], pairs[i + 1]);
+  }
+  return new Response(body, { status, statusText, headers });
+}"
+)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn x402_response(
+        body: &JsValue,
+        status: u16,
+        status_text: &str,
+        base: &JsValue,
+        flat: &str,
+    ) -> Result<web_sys::Response, JsValue>;
+}
+
+/// A response built in one call into the runtime: `body` (text, a stream, or null), `status`,
+/// the headers of `base` if given, then `headers` set in order (`Set-Cookie` appended beside any
+/// already there). Each header set from wasm would be its own crossing, with its name and value
+/// decoded one by one: the headers go across as one text instead, a line per name and per value
+/// (a line break is never valid inside either, and is replaced by a space).
+pub fn response<'a>(
+    body: &JsValue,
+    status: u16,
+    status_text: &str,
+    base: Option<&web_sys::Headers>,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<web_sys::Response, JsValue> {
+    let mut flat = String::new();
+    for (i, part) in headers.into_iter().flat_map(|(k, v)| [k, v]).enumerate() {
+        if i > 0 {
+            flat.push('\n');
+        }
+        flat.extend(
+            part.chars()
+                .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
+        );
+    }
+    let base = base.map_or(JsValue::NULL, |h| h.into());
+    x402_response(body, status, status_text, &base, &flat)
 }
 
 /// Headers with a bearer token when there is one, and a JSON content type for a body.

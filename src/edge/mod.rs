@@ -135,7 +135,8 @@ fn read_config_json(env: &Env) -> std::result::Result<String, String> {
 }
 
 pub(crate) fn now_seconds() -> u64 {
-    worker::Date::now().as_millis() / 1000
+    // One call into the runtime (the SDK's `Date::now` makes a `Date` object, then reads it).
+    (js_sys::Date::now() / 1000.0) as u64
 }
 
 #[event(fetch)]
@@ -555,8 +556,7 @@ async fn serve_paid(
         let mut extra = paid.receipt_headers(&paid.pending_receipt());
         extra.extend(session_bought(env, paid, now).await);
         extra.extend(ctx.on_success());
-        respond::decorate(&response, extra);
-        return Ok(response);
+        return respond::decorate(&response, extra);
     }
     let outcome = client.settle(&body).await;
     if let Some(book) = &book {
@@ -569,8 +569,7 @@ async fn serve_paid(
             let mut extra = paid.receipt_headers(&receipt);
             extra.extend(session_bought(env, paid, now).await);
             extra.extend(ctx.on_success());
-            respond::decorate(&response, extra);
-            Ok(response)
+            respond::decorate(&response, extra)
         }
         SettleOutcome::Refused { reason, message } => {
             log_decision("settlement_refused", paid, &reason);
@@ -610,8 +609,7 @@ async fn serve_session(
             "served",
         );
     }
-    respond::decorate(&response, extra);
-    Ok(response)
+    respond::decorate(&response, extra)
 }
 
 /// The answer when the origin was out of reach or too slow for a paid or session request.

@@ -43,10 +43,7 @@ pub async fn forward_as(
     wallet: &Address,
     limit_seconds: Option<u64>,
 ) -> Result<web_sys::Response> {
-    let answer = async {
-        let fetched = send(config, req, url, Some(wallet.to_checksum())).await?;
-        Ok(super::js::mutable(&fetched)?)
-    };
+    let answer = send(config, req, url, Some(checksum(wallet)));
     let Some(limit_seconds) = limit_seconds else {
         return answer.await;
     };
@@ -66,6 +63,26 @@ pub async fn forward_as(
         Poll::Pending
     })
     .await
+}
+
+/// The wallet as the origin is told it (EIP-55), remembered for the last wallet: a Keccak hash per
+/// request otherwise, for the same few wallets on their sessions.
+fn checksum(wallet: &Address) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(Address, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match last.as_ref() {
+            Some((w, text)) if w == wallet => text.clone(),
+            _ => {
+                let text = wallet.to_checksum();
+                *last = Some((*wallet, text.clone()));
+                text
+            }
+        }
+    })
 }
 
 async fn send(

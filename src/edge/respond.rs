@@ -1,34 +1,42 @@
 //! Turning the core's replies into platform responses.
 
+use wasm_bindgen::JsValue;
 use worker::Result;
+
+use super::js;
 
 use crate::paywall::{self, Reply};
 
 /// A reply the paywall wrote itself; to a HEAD request, without its body. Built as the runtime's
 /// own response: the SDK's would be copied into one on the way out (a tenth of a 402's CPU).
 pub fn reply(reply: Reply, head: bool) -> Result<web_sys::Response> {
-    let headers = web_sys::Headers::new()?;
-    for (k, v) in &reply.headers {
-        headers.set(k, v)?;
-    }
-    let init = web_sys::ResponseInit::new();
-    init.set_status(reply.status);
-    init.set_headers(&headers);
-    let body = (!reply.body.is_empty() && !head).then_some(reply.body.as_str());
-    Ok(web_sys::Response::new_with_opt_str_and_init(body, &init)?)
+    let body = match reply.body.is_empty() || head {
+        true => JsValue::NULL,
+        false => JsValue::from_str(&reply.body),
+    };
+    let headers = reply.headers.iter().map(|(k, v)| (*k, v.as_str()));
+    Ok(js::response(&body, reply.status, "", None, headers)?)
 }
 
-/// Adds receipt, CORS and no-store headers to an origin response being sold.
-pub fn decorate(response: &web_sys::Response, extra: Vec<(&'static str, String)>) {
-    let headers = response.headers();
-    for (k, v) in paywall::common_headers().into_iter().chain(extra) {
-        // The origin's own cookies stay: ours is added beside them.
-        let _ = if k.eq_ignore_ascii_case("set-cookie") {
-            headers.append(k, &v)
-        } else {
-            headers.set(k, &v)
-        };
-    }
+/// An origin response being sold, with receipt, CORS and no-store headers added: the same status
+/// and body (still streaming), the origin's headers, then ours (the origin's cookies stay, ours are
+/// added beside them).
+pub fn decorate(
+    response: &web_sys::Response,
+    extra: Vec<(&'static str, String)>,
+) -> Result<web_sys::Response> {
+    let common = paywall::common_headers();
+    let headers = common.iter().chain(&extra).map(|(k, v)| (*k, v.as_str()));
+    let body = response.body().map_or(JsValue::NULL, JsValue::from);
+    let status_text = response.status_text();
+    let origin = response.headers();
+    Ok(js::response(
+        &body,
+        response.status(),
+        &status_text,
+        Some(&origin),
+        headers,
+    )?)
 }
 
 /// The `/.well-known/x402` document: every priced resource with its terms.

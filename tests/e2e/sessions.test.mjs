@@ -29,15 +29,17 @@ const ADMIN = "t";
 const SIWX = "sign-in-with-x";
 
 let stack, site, worker;
+const SITE_COOKIE = "site_pref=dark; Path=/";
 
-// An origin that has every page: 200 with the path and the wallet it was told paid. Records what
-// reached it, so that a refusal can be shown to have served nothing.
+// An origin that has every page: 200 with the path and the wallet it was told paid, a cookie of
+// its own and a cache lifetime that a shared cache would honour. Records what reached it, so that a
+// refusal can be shown to have served nothing.
 async function startSite() {
   const hits = [];
   const server = http.createServer((req, res) => {
     const path = new URL(req.url, "http://site.local").pathname;
     hits.push({ path, headers: { ...req.headers } });
-    res.writeHead(200, { "content-type": "text/plain" });
+    res.writeHead(200, { "content-type": "text/plain", "set-cookie": SITE_COOKIE, "cache-control": "public, max-age=600" });
     res.end(`content of ${path} for ${req.headers["x402-payer"] ?? "nobody"}`);
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -185,8 +187,12 @@ describe("one payment, then the wallet comes back without paying", () => {
     // The paid answer carries the session: the token in a header and the same value in a cookie.
     articlesToken = paid.headers.get("x402-session");
     assert.match(articlesToken, /^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
-    const cookie = paid.headers.get("set-cookie");
-    assert.ok(cookie.startsWith(`x402_session=${articlesToken};`), cookie);
+    const cookie = paid.headers.getSetCookie().find((c) => c.startsWith("x402_session="));
+    assert.ok(cookie?.startsWith(`x402_session=${articlesToken};`), cookie);
+    // The site's own cookie stays beside ours, and a page sold to one wallet is never stored by a
+    // shared cache, whatever the site said.
+    assert.ok(paid.headers.getSetCookie().includes(SITE_COOKIE), paid.headers.getSetCookie().join(" | "));
+    assert.equal(paid.headers.get("cache-control"), "no-store");
     assert.match(cookie, /HttpOnly/);
     assert.match(cookie, /Max-Age=\d+/);
     // The hook tried to sign in first (no grant yet: refused), then the client paid.
@@ -227,6 +233,8 @@ describe("one payment, then the wallet comes back without paying", () => {
     const byBearer = await worker.fetch("/articles/d", { headers: bearer(articlesToken) });
     assert.equal(byBearer.status, 200);
     assert.equal(await byBearer.text(), `content of /articles/d for ${stack.payer(0).address}`);
+    assert.deepEqual(byBearer.headers.getSetCookie(), [SITE_COOKIE], "the site's cookie, and no session cookie to refresh");
+    assert.equal(byBearer.headers.get("cache-control"), "no-store");
     const byCookie = await worker.fetch("/articles/e/deeper", { headers: { cookie: `theme=dark; x402_session=${articlesToken}` } });
     assert.equal(byCookie.status, 200);
     assert.equal(await byCookie.text(), `content of /articles/e/deeper for ${stack.payer(0).address}`);
@@ -516,7 +524,7 @@ describe("a token that does not get in does not block a sign-in", () => {
     assert.equal(res.status, 200);
     assert.equal(await res.text(), `content of /articles/s for ${stack.payer(3).address}`);
     assert.ok(!browser.sent.some((s) => s.payment), "no payment");
-    assert.match(res.headers.get("set-cookie"), /^x402_session=v1\./, "a fresh cookie for this scope replaces the other");
+    assert.ok(res.headers.getSetCookie().some((c) => /^x402_session=v1\./.test(c)), "a fresh cookie for this scope replaces the other");
 
     // The same with a cookie from before a secret rotation, and with an expired one.
     for (const stale of [
