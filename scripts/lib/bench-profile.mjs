@@ -1,17 +1,8 @@
 // V8's sampling CPU profiler on a Worker running in workerd, through workerd's inspector (the Chrome
-// DevTools Protocol over a WebSocket): `scripts/bench --compare BUILD --profile` profiles the
-// deferred payments of BUILD this way. The Worker's wasm functions are named in the profile only if
-// the build kept its name section (see docs/benchmarks.md, "Profiling a payment").
-import net from "node:net";
-
-/** A free port on 127.0.0.1 for workerd's inspector. */
-export async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+// DevTools Protocol over a WebSocket): `scripts/bench --profile` profiles session and free requests
+// this way, `scripts/bench --compare BUILD --profile` the deferred payments of BUILD. The Worker's
+// wasm functions are named in the profile only if the build kept its name section (see
+// docs/benchmarks.md, "Profiling").
 
 /**
  * Attaches to the one user Worker behind workerd's inspector on `port` and returns `start()` and

@@ -37,7 +37,8 @@ import { Miniflare, Log, LogLevel } from "miniflare";
 import { accounts, balanceOf, deployUsdc, startAnvil, USDC } from "./chain.mjs";
 import { buildVerifyBenches, callgrindInstructions, timeNative, timeWasm } from "./bench-verify.mjs";
 import { renderSvg } from "./bench-chart.mjs";
-import { attachProfiler, freePort, selfTimes } from "./bench-profile.mjs";
+import { attachProfiler, selfTimes } from "./bench-profile.mjs";
+import { freePort } from "./facilitator.mjs";
 import { decodeHeader, encodeHeader, readWranglerConfig, ROOT } from "../../tests/e2e/harness.mjs";
 import { signPayment } from "../../tests/e2e/lib/sign.mjs";
 

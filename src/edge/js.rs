@@ -60,8 +60,10 @@ pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, JsVa
   const headers = new Headers(base ?? undefined);
   const pairs = flat === '' ? [] : flat.split('\\n');
   for (let i = 0; i + 1 < pairs.length; i += 2) {
-    if (pairs[i].toLowerCase() === 'set-cookie') headers.append(pairs[i], pairs[i + 1]);
-    else headers.set(pairs[i], pairs[i + 1]);
+    try {
+      if (pairs[i].toLowerCase() === 'set-cookie') headers.append(pairs[i], pairs[i + 1]);
+      else headers.set(pairs[i], pairs[i + 1]);
+    } catch {}
   }
   return new Response(body, { status, statusText, headers });
 }"
@@ -79,7 +81,8 @@ extern "C" {
 
 /// A response built in one call into the runtime: `body` (text, a stream, or null), `status`,
 /// the headers of `base` if given, then `headers` set in order (`Set-Cookie` appended beside any
-/// already there). Each header set from wasm would be its own crossing, with its name and value
+/// already there; a header the runtime refuses is left out rather than failing a response that
+/// may already be paid for). Each header set from wasm would be its own crossing, with its name and value
 /// decoded one by one: the headers go across as one text instead, a line per name and per value
 /// (a line break is never valid inside either, and is replaced by a space).
 pub fn response<'a>(
