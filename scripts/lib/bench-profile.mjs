@@ -4,11 +4,14 @@
 // wasm functions are named in the profile only if the build kept its name section (see
 // docs/benchmarks.md, "Profiling").
 
+/** How often V8 samples the Worker's stack, in µs. */
+const SAMPLING_INTERVAL_US = 50;
+
 /**
  * Attaches to the one user Worker behind workerd's inspector on `port` and returns `start()` and
  * `stop()`; `stop()` resolves to the profile (V8's `Profiler.Profile`).
  */
-export async function attachProfiler(port, { samplingIntervalUs = 50 } = {}) {
+export async function attachProfiler(port) {
   const targets = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json();
   const target = targets.find((t) => t.id.startsWith("core:user:"));
   if (!target) throw new Error(`no Worker behind the inspector on port ${port}: ${targets.map((t) => t.id).join(", ")}`);
@@ -34,7 +37,7 @@ export async function attachProfiler(port, { samplingIntervalUs = 50 } = {}) {
       ws.send(JSON.stringify({ id, method, params }));
     });
   await send("Profiler.enable");
-  await send("Profiler.setSamplingInterval", { interval: samplingIntervalUs });
+  await send("Profiler.setSamplingInterval", { interval: SAMPLING_INTERVAL_US });
   return {
     start: () => send("Profiler.start"),
     async stop() {
@@ -49,7 +52,7 @@ export async function attachProfiler(port, { samplingIntervalUs = 50 } = {}) {
  * Self time per function, largest first: `[{ name, ms, share }]`, with the idle and
  * garbage-collector pseudo-functions under their own names.
  */
-export function selfTimes(profile, samplingIntervalUs = 50) {
+export function selfTimes(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const ms = new Map();
   const deltas = profile.timeDeltas;
@@ -58,7 +61,7 @@ export function selfTimes(profile, samplingIntervalUs = 50) {
     // Each sample's time is the gap to the next one (V8's own convention), but no more than a few
     // intervals: on a busy machine the thread may be descheduled between two samples, and that
     // wait is not the function's.
-    const dt = Math.min(deltas[i + 1] ?? 0, 4 * samplingIntervalUs) / 1000;
+    const dt = Math.min(deltas[i + 1] ?? 0, 4 * SAMPLING_INTERVAL_US) / 1000;
     const node = byId.get(profile.samples[i]);
     if (!node) continue;
     const f = node.callFrame;

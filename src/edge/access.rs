@@ -61,10 +61,9 @@ fn checked_token(secret: &str, token: &str, now: u64) -> Result<TokenClaims, ses
     TOKENS.with(|t| {
         let mut t = t.borrow_mut();
         if t.0 != secret {
-            *t = (
-                secret.to_string(),
-                Recent::new(TOKEN_KEEP_SECONDS, recent::CAPACITY),
-            );
+            // Tokens checked against another secret are no longer known to be genuine.
+            t.0 = secret.to_string();
+            t.1.forget("");
         }
         t.1.put(tag, (token.to_string(), claims.clone()), now);
     });
