@@ -769,6 +769,7 @@ impl RawConfig {
                 route.rendered = crate::paywall::Rendered::of(route);
             }
         }
+        name_sessions(&mut routes);
         Ok(Config {
             routes,
             facilitator,
@@ -790,6 +791,30 @@ impl RawConfig {
                 }
             },
         })
+    }
+}
+
+/// Gives each session offer a name of its own ([`SessionOffer::name`]): its scope as written, which
+/// is what grants were always stored under. A later route that sells a session with the same scope
+/// text as an earlier one is told apart by its method and path as written (and by its place, should
+/// even those repeat), so adding such a route never changes the name of a session already sold.
+fn name_sessions(routes: &mut [Route]) {
+    let mut taken: Vec<String> = Vec::new();
+    for route in routes.iter_mut() {
+        let (method, path) = (route.method.clone(), route.pattern.as_str().to_string());
+        let Some(session) = route.session.as_mut() else {
+            continue;
+        };
+        let mut name = session.scope.as_str().to_string();
+        if taken.contains(&name) {
+            // A line break cannot be part of a path pattern, so no scope reads as this name.
+            name = format!("{name}\n{} {path}", method.as_deref().unwrap_or("*"));
+        }
+        if taken.contains(&name) {
+            name = format!("{name}\n#{}", route.index);
+        }
+        taken.push(name.clone());
+        session.name = name;
     }
 }
 

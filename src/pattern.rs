@@ -128,15 +128,16 @@ fn dots(piece: &str) -> bool {
 }
 
 /// The segments of a request path as an origin might read them: percent-decoded once (so `%2F`
-/// separates and `%2E%2E` climbs), matrix parameters (`;x=1`) dropped, trailing dots and spaces
-/// dropped (`articles.` is `articles` on Windows), `.` and `..` resolved, empty segments dropped,
-/// case-folded. Reading more into a path than an origin would only ever
-/// makes the paywall charge more, never less, except for a climb: a `..` that an origin may read
-/// as a name. Paths that hide one are refused ([`hides_dot_segment`]) before they are matched.
+/// and `%5C` separate and `%2E%2E` climbs), matrix parameters (`;x=1`) dropped, trailing dots and
+/// spaces dropped (`articles.` is `articles` on Windows), `.` and `..` resolved, empty segments
+/// dropped, case-folded. Reading more into a path than an origin would only ever makes the paywall
+/// charge more, never less, except for a climb: a `..` that an origin may read as a name. Paths that hide one are refused ([`hides_dot_segment`]) before they are matched.
 fn normalise_path(path: &str) -> Vec<String> {
     let decoded = normalise_segment(path);
     let mut out: Vec<String> = Vec::new();
-    for seg in decoded.split('/') {
+    // A backslash separates too: the runtime turns a raw one into `/`, but leaves `%5C`, which
+    // Windows servers, IIS and some frameworks read as one.
+    for seg in decoded.split(['/', '\\']) {
         let seg = seg.split(';').next().unwrap_or_default();
         let seg = match seg {
             "." | ".." => seg,
@@ -279,6 +280,11 @@ mod tests {
     #[test]
     fn paths_an_origin_would_decode_are_matched_as_it_would() {
         assert!(m("/articles/*", "/articles%2Fhello"));
+        // An encoded backslash is a separator to Windows servers and IIS.
+        assert!(m("/articles/*", "/articles%5Chello"));
+        assert!(m("/articles/*", "/ARTICLES%5chello"));
+        assert!(m("/api/weather", "/api%5Cweather"));
+        assert!(m("/api/weather", "/api%5C%5Cweather%5C"));
         assert!(m("/articles/*", "/free/%2E%2E%2Farticles/hello"));
         assert!(m("/articles/*", "/free/../articles/hello"));
         assert!(m("/articles/*", "/articles;x=1/hello"));

@@ -202,7 +202,7 @@ impl PaidRequest<'_> {
 
     /// The body of the facilitator's `/verify` and `/settle` calls.
     ///
-    /// The payment goes as the client sent it, but for its `accepted` terms: those were checked to
+    /// The payment's `accepted` terms do not go as the client sent them: they were checked to
     /// be ours, yet may be spelt differently (an address in another case, a key more in `extra`),
     /// and a facilitator that compares them with the requirements strictly would refuse at
     /// settlement a payment already served. They go as our terms, exactly; nothing in them is
@@ -212,13 +212,29 @@ impl PaidRequest<'_> {
     /// them is signed either, and a facilitator may refuse a payment for them (a description too
     /// long for it) or catalogue what they say. They go as our 402 had them: this URL, the
     /// route's description and type, and the route's `bazaar` document.
+    ///
+    /// And the payment itself goes as what was checked, rebuilt from it, not as it was spelt: the
+    /// payer and recipient in their EIP-55 form (an all-capitals address checks out here, since
+    /// only the bytes are signed, but the reference facilitator refuses it), hex in lower case,
+    /// and no key the scheme does not define (a facilitator that validates its input strictly
+    /// would refuse the payment at settlement for a key the payer added, after it was served).
     pub fn facilitator_body(&self) -> String {
         let requirements = self.requirements_json();
-        let mut payload = self.payment.raw.clone();
-        if let Some(accepted) = payload.get_mut("accepted") {
-            *accepted = requirements.clone();
-        }
-        if let (2, Some(fields)) = (self.payment.version, payload.as_object_mut()) {
+        let wire = &self.payment.payload.authorization;
+        let payload = serde_json::json!({
+            "signature": self.payment.payload.signature.to_ascii_lowercase(),
+            "authorization": {
+                "from": self.verified.payer.to_checksum(),
+                "to": self.verified.offer.pay_to.to_checksum(),
+                "value": wire.value,
+                "validAfter": wire.valid_after,
+                "validBefore": wire.valid_before,
+                "nonce": wire.nonce.to_ascii_lowercase(),
+            },
+        });
+        let mut fields = serde_json::Map::new();
+        fields.insert("x402Version".into(), self.payment.version.into());
+        if self.payment.version == 2 {
             fields.insert(
                 "resource".into(),
                 serde_json::json!({
@@ -227,16 +243,17 @@ impl PaidRequest<'_> {
                     "mimeType": self.route.mime_type,
                 }),
             );
-            match &self.route.bazaar {
-                Some(bazaar) => {
-                    fields.insert("extensions".into(), serde_json::json!({ "bazaar": bazaar }));
-                }
-                None => {
-                    fields.remove("extensions");
-                }
+            fields.insert("accepted".into(), requirements.clone());
+            fields.insert("payload".into(), payload);
+            if let Some(bazaar) = &self.route.bazaar {
+                fields.insert("extensions".into(), serde_json::json!({ "bazaar": bazaar }));
             }
+        } else {
+            fields.insert("scheme".into(), self.payment.scheme.as_str().into());
+            fields.insert("network".into(), self.payment.network.as_str().into());
+            fields.insert("payload".into(), payload);
         }
-        crate::facilitator::request_body(self.payment.version, payload, requirements)
+        crate::facilitator::request_body(self.payment.version, fields.into(), requirements)
     }
 
     /// Receipt headers for a settled (or accepted) payment.
@@ -309,24 +326,28 @@ pub fn micro_usd(offer: &crate::config::Offer) -> u128 {
     }
 }
 
-/// A wallet that already bought this route's scope proves it with Sign-In-With-X instead of
-/// paying: the challenge, where the route sells a session and the request may get one.
+/// A wallet that already bought a session covering this page proves it with Sign-In-With-X
+/// instead of paying: the challenge, where the shell drew one (it does wherever a session sold
+/// here or by a pass covering this path could let the request in).
 fn siwx_extension(
     route: &Route,
     url: &str,
     siwx: Option<&SiwxChallenge>,
 ) -> Option<(&'static str, serde_json::Value)> {
-    let (session, challenge) = (route.session.as_ref()?, siwx?);
+    let challenge = siwx?;
     let at = crate::siwx::HttpUrl::parse(url)?;
     let chains: Vec<String> = route
         .offers
         .iter()
         .map(|o| o.requirements.network.clone())
         .collect();
-    let statement = format!(
-        "Sign in to use what you bought for {}",
-        session.scope.as_str()
-    );
+    let statement = match &route.session {
+        Some(session) => format!(
+            "Sign in to use what you bought for {}",
+            session.scope.as_str()
+        ),
+        None => "Sign in to use a session you bought that covers this page".to_string(),
+    };
     let value = crate::siwx::extension(
         &at.authority(),
         url,

@@ -58,6 +58,12 @@ pub struct SessionOffer {
     pub scope: PathPattern,
     pub seconds: Option<u64>,
     pub requests: Option<u64>,
+    /// What this offer's grants are stored and its tokens signed under: the scope as written, or,
+    /// where another route sells a session with the same scope text, the scope followed by the
+    /// route that sells this one (see `Config::from_json`). Two offers never share a name, so a
+    /// session bought cheaply can never stand for another route's dearer one, and buying one
+    /// never replaces the grant of the other.
+    pub name: String,
 }
 
 impl SessionOffer {
@@ -85,6 +91,7 @@ impl SessionOffer {
                 scope.as_str()
             )),
             _ => Ok(SessionOffer {
+                name: scope.as_str().to_string(),
                 scope,
                 seconds,
                 requests,
@@ -98,7 +105,7 @@ impl SessionOffer {
         let lifetime = self.seconds.unwrap_or(COUNTED_GRANT_MAX_SECONDS);
         Grant {
             wallet,
-            scope: self.scope.as_str().to_string(),
+            scope: self.name.clone(),
             expires_at: now.saturating_add(lifetime),
             requests: self.requests,
         }

@@ -1320,18 +1320,19 @@ impl Ledger {
         Ok(())
     }
 
-    /// Entries to attempt now, earliest first: pending entries due and still sendable (held ones
-    /// only once their hold has ended), unknown entries due for reconciliation, and in-flight
-    /// entries whose lease ran out (reconciled).
+    /// Entries to attempt now, the one that can wait least first (earliest `validBefore`, then
+    /// earliest due, then oldest): pending entries due and still sendable (held ones only once
+    /// their hold has ended), unknown entries due for reconciliation, and in-flight entries whose
+    /// lease ran out (reconciled).
     pub fn due(&self, now: u64) -> Vec<Attempt> {
-        let mut due: Vec<(u64, usize, Attempt)> = self
+        let mut due: Vec<((u64, u64, usize), Attempt)> = self
             .entries
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| e.attempt(now).map(|(at, a)| (at, i, a)))
+            .filter_map(|(i, e)| e.attempt(now).map(|(at, a)| ((e.valid_before, at, i), a)))
             .collect();
-        due.sort_by_key(|(at, i, _)| (*at, *i));
-        due.into_iter().map(|(_, _, a)| a).collect()
+        due.sort_by_key(|(order, _)| *order);
+        due.into_iter().map(|(_, a)| a).collect()
     }
 
     /// The id of the first of [`Ledger::due`], without building every attempt.
@@ -1339,9 +1340,12 @@ impl Ledger {
         self.entries
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| e.due_action(now).map(|(at, _)| (at, i, e)))
-            .min_by_key(|(at, i, _)| (*at, *i))
-            .map(|(_, _, e)| e.id.clone())
+            .filter_map(|(i, e)| {
+                e.due_action(now)
+                    .map(|(at, _)| ((e.valid_before, at, i), e))
+            })
+            .min_by_key(|(order, _)| *order)
+            .map(|(_, e)| e.id.clone())
     }
 
     /// Marks a due entry in flight just before the shell performs its attempt, and returns the

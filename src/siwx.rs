@@ -26,7 +26,7 @@ use core::fmt;
 
 use serde_json::{json, Map, Value};
 
-use crate::evm::{eip191_hash, Address, EvmError, Signature};
+use crate::evm::{eip191_hash, hex_bytes, Address, Signature};
 use crate::reason::Reason;
 use crate::x402::codec;
 
@@ -217,7 +217,9 @@ fn malformed(detail: impl Into<String>) -> SiwxError {
 /// sign a challenge whose domain differs from that. `uri` is the resource URL, which must be on
 /// the same origin. A `statement` that EIP-4361 cannot carry (see [`statement_is_valid`]) is left
 /// out, since the reference client would fail to build the message; an empty one is left out as
-/// the reference does.
+/// the reference does. Characters a URL may keep raw but a URI may not (`|`, `^`, `{`, `}`, `\`,
+/// a backquote) are percent-encoded in `uri`, so that the proof which echoes it is one [`verify`]
+/// accepts.
 pub fn extension(
     domain: &str,
     uri: &str,
@@ -227,9 +229,10 @@ pub fn extension(
     statement: Option<&str>,
     expiration_seconds: Option<u64>,
 ) -> Value {
+    let uri = as_uri(uri);
     let mut info = Map::new();
     info.insert("domain".into(), Value::from(domain));
-    info.insert("uri".into(), Value::from(uri));
+    info.insert("uri".into(), Value::from(uri.as_str()));
     info.insert("version".into(), Value::from("1"));
     info.insert("nonce".into(), Value::from(hex::encode(nonce)));
     info.insert("issuedAt".into(), Value::from(format_iso_millis(now)));
@@ -590,6 +593,24 @@ fn is_uri(s: &str) -> bool {
             .all(|b| is_pchar(b) || matches!(b, b'/' | b'?' | b'#' | b'[' | b']'))
 }
 
+/// `url` with every character [`is_uri`] would refuse after its scheme percent-encoded (UTF-8
+/// bytes, upper-case hex, as URLs write them).
+fn as_uri(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let (scheme, rest) = url.split_once(':').unwrap_or(("", url));
+    if !scheme.is_empty() {
+        out.push_str(scheme);
+        out.push(':');
+    }
+    for b in rest.bytes() {
+        match is_pchar(b) || matches!(b, b'/' | b'?' | b'#' | b'[' | b']') {
+            true => out.push(char::from(b)),
+            false => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// The EIP-4361 message the wallet signed, rebuilt byte for byte as `SiweMessage.toMessage()` of
 /// `@signinwithethereum/siwe` writes it for the reference client: lines joined by `\n`, no
 /// trailing newline,
@@ -723,10 +744,18 @@ pub fn verify(
         }
     }
 
-    let signature = Signature::parse_hex(&p.signature).map_err(|e| match e {
-        EvmError::SignatureLength(n) => SiwxError::UnsupportedSignature(n),
-        other => SiwxError::BadSignature(other.to_string()),
-    })?;
+    // Some wallets (hardware ones among them) write the recovery id as 0 or 1, which viem's
+    // `verifyMessage` accepts too. Off chain nothing else reads it: the nonce, not the signature,
+    // is what a replay is recognised by.
+    let mut bytes = hex_bytes(&p.signature).map_err(|e| SiwxError::BadSignature(e.to_string()))?;
+    if bytes.len() != 65 {
+        return Err(SiwxError::UnsupportedSignature(bytes.len()));
+    }
+    if let Some(v @ 0..=1) = bytes.last_mut() {
+        *v += 27;
+    }
+    let signature =
+        Signature::from_bytes(&bytes).map_err(|e| SiwxError::BadSignature(e.to_string()))?;
     let hash = eip191_hash(message(p).as_bytes());
     let recovered = signature
         .recover(&hash)

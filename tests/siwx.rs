@@ -519,16 +519,18 @@ fn signature_shapes() {
         code(verify(&with_sig(""), URL, ISSUED, 300)),
         "siwx_bad_signature"
     );
-    // v 0/1 and high s are refused, not normalised.
-    let v_raw = format!(
-        "{}{:02x}",
-        &good[..130],
-        u8::from_str_radix(&good[130..], 16).unwrap() - 27
-    );
-    assert_eq!(
-        code(verify(&with_sig(&v_raw), URL, ISSUED, 300)),
-        "siwx_bad_signature"
-    );
+    // v written as the bare recovery id (0 or 1), as some wallets do, is read as 27 or 28, as
+    // viem reads it; any other v is refused.
+    let v = u8::from_str_radix(&good[130..], 16).unwrap();
+    let with_v = |v: u8| with_sig(&format!("{}{v:02x}", &good[..130]));
+    assert_eq!(verify(&with_v(v - 27), URL, ISSUED, 300), Ok(anvil0()));
+    for other in [v ^ 1, v - 27 + 2, 29, 0xff] {
+        assert_ne!(
+            verify(&with_v(other), URL, ISSUED, 300),
+            Ok(anvil0()),
+            "v {other}"
+        );
+    }
     let zero_r = format!("0x{}{}", "00".repeat(32), &good[66..]);
     assert_eq!(
         code(verify(&with_sig(&zero_r), URL, ISSUED, 300)),

@@ -1852,6 +1852,28 @@ fn replies_after_verification() {
     let odd_paid = decide_paid(&c, &req, NOW);
     let fb: Value = serde_json::from_str(&odd_paid.facilitator_body()).unwrap();
     assert_eq!(fb["paymentPayload"], expect_payload(&sent));
+    // Nor is the payment spelt as the client spelt it: addresses in capitals (which check out,
+    // since only their bytes are signed, but which the reference facilitator refuses), hex in
+    // capitals, keys the scheme does not define. The facilitator gets what was checked.
+    let mut spelt = sent.clone();
+    let caps = |v: &Value| {
+        let s = v.as_str().unwrap();
+        format!("0x{}", s[2..].to_ascii_uppercase())
+    };
+    let auth = spelt["payload"]["authorization"].clone();
+    for k in ["from", "to", "nonce"] {
+        spelt["payload"]["authorization"][k] = json!(caps(&auth[k]));
+    }
+    spelt["payload"]["signature"] = json!(caps(&sent["payload"]["signature"]));
+    spelt["payload"]["authorization"]["memo"] = json!("pay me back");
+    spelt["payload"]["note"] = json!("extra");
+    spelt["settleNow"] = json!(true);
+    let req = Req::get("/paid/item").paying(Some(b64(&spelt)), None);
+    let spelt_paid = decide_paid(&c, &req, NOW);
+    let fb: Value = serde_json::from_str(&spelt_paid.facilitator_body()).unwrap();
+    assert_eq!(fb["paymentPayload"], expect_payload(&sent));
+    let from = fb["paymentPayload"]["payload"]["authorization"]["from"].clone();
+    assert_eq!(from, json!(ANVIL0), "the payer in its EIP-55 form");
 
     let receipt = SettleResponse {
         success: true,

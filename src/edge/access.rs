@@ -1,6 +1,7 @@
 //! Sessions at the edge: letting a wallet in without paying again.
 //!
-//! A wallet that bought a session holds a grant: in Workers KV under `grant:<wallet>:<scope>`,
+//! A wallet that bought a session holds a grant: in Workers KV under `grant:<wallet>:<scope>` (the
+//! offer's name: its scope, told apart by the selling route where two routes sell the same scope),
 //! expiring with KV's own expiry, readable fast at every edge location. It proves it is that
 //! wallet with Sign-In-With-X (EIP-4361 signed with EIP-191) or with the short-lived session token
 //! we hand out after a payment or a successful sign-in (cookie, or the same value as a bearer
@@ -92,6 +93,26 @@ pub struct Admitted {
     pub wallet: Address,
     /// A fresh token to hand back, after a Sign-In-With-X.
     pub token: Option<(String, u64)>,
+    /// The counted grant this request spent one of (its key and end), to give back if the origin
+    /// fails to answer it.
+    pub spent: Option<(String, u64)>,
+}
+
+/// What a counted grant's spend would be given back by.
+fn spent_from(wallet: &Address, offer: &SessionOffer, grant: &Grant) -> Option<(String, u64)> {
+    grant
+        .requests
+        .map(|_| (session::grant_key(wallet, &offer.name), grant.expires_at))
+}
+
+/// Gives back the request a session spent, when the origin failed to answer it.
+pub async fn refund(env: &Env, admitted: &Admitted) {
+    let Some((key, until)) = admitted.spent.clone() else {
+        return;
+    };
+    if let Some(book) = LedgerClient::open(env, &admitted.wallet.to_lower_hex()) {
+        let _ = book.send(&Command::RefundGrant { key, until }).await;
+    }
 }
 
 /// Tries the request's session credentials, for a request `route` prices. `Ok(None)`: it has
@@ -164,16 +185,16 @@ pub async fn try_session(
                     .filter(|s| s.len() >= session::MIN_SECRET_BYTES)
                     .map(|s| {
                         (
-                            session::issue_token(
-                                s.as_bytes(),
-                                &wallet,
-                                offer.scope.as_str(),
-                                until,
-                            ),
+                            session::issue_token(s.as_bytes(), &wallet, &offer.name, until),
                             until - now,
                         )
                     });
-                return Ok(Some(Admitted { wallet, token }));
+                let spent = spent_from(&wallet, offer, &grant);
+                return Ok(Some(Admitted {
+                    wallet,
+                    token,
+                    spent,
+                }));
             }
             Err(r) => last = r,
         }
@@ -193,9 +214,10 @@ async fn admit_token(
 ) -> Result<Admitted, Refusal> {
     let claims =
         checked_token(secret, token, now).map_err(|e| refused(e.code(), &e.to_string()))?;
-    // The scope as the offer parsed it with the configuration; parsed from the token only when no
-    // offer sells it any more.
-    let offer = offers.iter().find(|o| o.scope.as_str() == claims.scope);
+    // The offer the token was issued for (by its name, which is its scope unless two routes sell
+    // the same scope text), whose pattern was parsed with the configuration; the token's scope is
+    // parsed only when no offer here sells it.
+    let offer = offers.iter().find(|o| o.name == claims.scope);
     let covered = match offer {
         Some(o) => o.scope.matches(path),
         None => claims.covers(path),
@@ -212,8 +234,9 @@ async fn admit_token(
             "the session token's scope is no longer sold",
         )
     })?;
-    use_grant(env, &claims.wallet, offer, path, now).await?;
+    let grant = use_grant(env, &claims.wallet, offer, path, now).await?;
     Ok(Admitted {
+        spent: spent_from(&claims.wallet, offer, &grant),
         wallet: claims.wallet,
         token: None,
     })
@@ -247,15 +270,15 @@ async fn use_grant(
         }
         IN_GOOD_STANDING.with(|r| r.borrow_mut().put(&lower, (), now));
     }
-    // Remembered by wallet and scope as written; the KV key (which hashes the scope) is only
-    // needed on a miss.
-    let memory_key = remembered_as(wallet, offer.scope.as_str());
+    // Remembered by wallet and the offer's name; the KV key (which hashes the name) is only needed
+    // on a miss.
+    let memory_key = remembered_as(wallet, &offer.name);
     let remembered = GRANTS.with(|r| r.borrow().get(&memory_key, now));
     let grant = match remembered {
         Some(grant) => Some(grant),
         None => {
             let read = kv()?
-                .text(&session::grant_key(wallet, offer.scope.as_str()))
+                .text(&session::grant_key(wallet, &offer.name))
                 .await
                 .ok()
                 .flatten()
@@ -266,13 +289,11 @@ async fn use_grant(
             read
         }
     };
-    // The grant is stored under its scope's key, so its scope is the offer's: the offer's pattern,
-    // parsed once with the configuration, decides what it covers.
+    // The grant is stored under its offer's name, and names it: the offer's pattern, parsed once
+    // with the configuration, decides what it covers.
     let grant = grant
         .filter(|g| {
-            g.wallet == *wallet
-                && g.scope == offer.scope.as_str()
-                && g.covers_with(&offer.scope, path, now)
+            g.wallet == *wallet && g.scope == offer.name && g.covers_with(&offer.scope, path, now)
         })
         .ok_or_else(|| {
             refused(
@@ -285,7 +306,7 @@ async fn use_grant(
             .ok_or_else(|| refused("no_ledger", "no ledger to count requests"))?;
         let left = book
             .send(&Command::SpendGrant {
-                key: session::grant_key(wallet, offer.scope.as_str()),
+                key: session::grant_key(wallet, &offer.name),
                 now,
             })
             .await
@@ -308,7 +329,7 @@ pub async fn grant_after_payment(
     now: u64,
 ) -> Option<(String, u64)> {
     let grant = offer.grant(*wallet, now);
-    let key = session::grant_key(wallet, offer.scope.as_str());
+    let key = session::grant_key(wallet, &offer.name);
     if let Some(requests) = grant.requests {
         let book = LedgerClient::open(env, &wallet.to_lower_hex())?;
         book.send(&Command::SetGrant {
@@ -324,11 +345,8 @@ pub async fn grant_after_payment(
     kv.put(&key, &grant.to_json(), Some(ttl)).await.ok()?;
     // A grant bought again replaces the one this isolate remembers.
     GRANTS.with(|r| {
-        r.borrow_mut().put(
-            &remembered_as(wallet, offer.scope.as_str()),
-            grant.clone(),
-            now,
-        )
+        r.borrow_mut()
+            .put(&remembered_as(wallet, &offer.name), grant.clone(), now)
     });
     let secret = env.secret(SESSION_SECRET).ok()?.to_string();
     if secret.len() < session::MIN_SECRET_BYTES {
@@ -336,7 +354,7 @@ pub async fn grant_after_payment(
     }
     let until = grant.expires_at.min(now + TOKEN_SECONDS);
     Some((
-        session::issue_token(secret.as_bytes(), wallet, offer.scope.as_str(), until),
+        session::issue_token(secret.as_bytes(), wallet, &offer.name, until),
         until - now,
     ))
 }

@@ -99,6 +99,13 @@ pub enum Command {
         key: String,
         now: u64,
     },
+    /// Sessions: give back the request a spend took, when the origin failed to answer it (nobody
+    /// pays for an error, on a session either). `until` is the grant's end, should its last
+    /// request have been the one spent (a used-up count is forgotten).
+    RefundGrant {
+        key: String,
+        until: u64,
+    },
     /// Sessions: forget every counted grant (revocation).
     ClearGrants,
     /// Sign-In-With-X: use a nonce once; answers `{"fresh": bool}`.
@@ -113,6 +120,10 @@ type Counts = crate::sorted::SortedMap<(u64, u64)>;
 /// Sign-In-With-X nonces seen, by replay key, with how long to remember them.
 type Nonces = crate::sorted::SortedMap<u64>;
 const COUNTS_KEY: &str = "grant-counts";
+/// How many of one wallet's settlements run side by side: enough that a wallet paying several
+/// times per `/settle` round trip (seconds on a real chain) is kept up with, few enough not to
+/// flood the facilitator when a large batch comes due.
+const SETTLE_AT_ONCE: usize = 8;
 const NONCES_KEY: &str = "siwx-nonces";
 
 /// An outcome as it travels from the Worker to the ledger.
@@ -159,6 +170,7 @@ impl Read for Command {
             "spend_grant",
             "clear_grants",
             "use_nonce",
+            "refund_grant",
         ];
         json::read_variant(value, KNOWN, |name, f| {
             Ok(match name {
@@ -198,6 +210,10 @@ impl Read for Command {
                     now: f.get("now")?,
                 },
                 "clear_grants" => Command::ClearGrants,
+                "refund_grant" => Command::RefundGrant {
+                    key: f.get("key")?,
+                    until: f.get("until")?,
+                },
                 _ => Command::UseNonce {
                     key: f.get("key")?,
                     until: f.get("until")?,
@@ -406,6 +422,16 @@ impl DurableObject for Ledger {
                 };
                 put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;
                 serde_json::json!({"spent": spent})
+            }
+            Command::RefundGrant { key, until } => {
+                let refunded = now < until;
+                if refunded {
+                    let mut counts = self.counts(now).await;
+                    let left = &mut counts.get_or_insert_with(&key, || (0, until)).0;
+                    *left = left.saturating_add(1);
+                    put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;
+                }
+                serde_json::json!({"refunded": refunded})
             }
             Command::ClearGrants => {
                 put_json(&self.state.storage(), COUNTS_KEY, &Counts::new()).await?;
@@ -642,7 +668,11 @@ impl Ledger {
         Ok(())
     }
 
-    /// Settles everything due, one attempt at a time, never holding the ledger across a call.
+    /// Settles everything due, [`SETTLE_AT_ONCE`] attempts at a time (the one that can wait least
+    /// first), never holding the ledger across a call. One at a time, a wallet paying faster than
+    /// one `/settle` round trip per payment would fall behind for good, and its oldest payments
+    /// would reach their `validBefore` unsettled; the authorizations are independent (each has
+    /// its own nonce), so their settlements may run side by side.
     async fn settle_due(&self, config: &Config, policy: &LedgerPolicy) -> Result<()> {
         let client =
             super::facilitator::Client::new(config, super::facilitator::Auth::of(&self.env));
@@ -651,40 +681,57 @@ impl Ledger {
         loop {
             rounds += 1;
             let now = super::now_seconds();
-            let step = self
+            let attempts = self
                 .change(|book| {
                     book.prune(now);
-                    let Some(due) = book.first_due(now) else {
-                        return Step::Done;
-                    };
+                    let mut attempts = Vec::new();
+                    // A safety valve: the alarm comes back for the rest.
                     if rounds > 200 {
-                        // A safety valve: the alarm comes back for the rest.
-                        return Step::Done;
+                        return attempts;
                     }
-                    match book.begin(&due, policy, now) {
-                        Some(attempt) => Step::Attempt(attempt),
-                        None => Step::Skip,
+                    // An entry that cannot be begun (given up) is closed by trying, so every
+                    // try makes progress; the bound only keeps one round short.
+                    for _ in 0..SETTLE_AT_ONCE * 4 {
+                        let Some(due) = book.first_due(now) else {
+                            break;
+                        };
+                        if let Some(attempt) = book.begin(&due, policy, now) {
+                            attempts.push(attempt);
+                            if attempts.len() == SETTLE_AT_ONCE {
+                                break;
+                            }
+                        }
                     }
+                    attempts
                 })
                 .await?;
-            let attempt = match step {
-                Step::Done => {
-                    self.after_change(now).await?;
-                    return Ok(());
+            if attempts.is_empty() {
+                self.after_change(now).await?;
+                return Ok(());
+            }
+            let calls = attempts.iter().map(|attempt| async {
+                match attempt.action {
+                    Action::Settle => {
+                        Outcome::from(client.settle(&attempt.payload.to_string()).await)
+                    }
+                    Action::Reconcile => reconcile(config, wallet.as_deref(), attempt).await,
                 }
-                Step::Skip => continue,
-                Step::Attempt(attempt) => attempt,
-            };
-            let outcome = match attempt.action {
-                Action::Settle => Outcome::from(client.settle(&attempt.payload.to_string()).await),
-                Action::Reconcile => reconcile(config, wallet.as_deref(), &attempt).await,
-            };
+            });
+            let outcomes = side_by_side(calls.collect()).await;
             let now = super::now_seconds();
-            let effect = self
-                .change(|book| book.record(&attempt.id, outcome, policy, now))
+            let effects = self
+                .change(|book| {
+                    attempts
+                        .iter()
+                        .zip(outcomes)
+                        .map(|(attempt, outcome)| book.record(&attempt.id, outcome, policy, now))
+                        .collect::<Vec<_>>()
+                })
                 .await?;
-            self.effects(effect).await;
-            log_settlement(wallet.as_deref(), &attempt.id, effect);
+            for (attempt, effect) in attempts.iter().zip(effects) {
+                self.effects(effect).await;
+                log_settlement(wallet.as_deref(), &attempt.id, effect);
+            }
         }
     }
 
@@ -726,11 +773,30 @@ impl Ledger {
     }
 }
 
-/// One round of the settlement loop, decided while the ledger is in hand.
-enum Step {
-    Done,
-    Skip,
-    Attempt(Attempt),
+/// Runs `futures` side by side and gives their outputs in order. `futures_util::future::join_all`
+/// does the same, but also carries a second implementation for long lists, 3 KB of gzipped wasm
+/// that a handful of settlements never needs.
+async fn side_by_side<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        match waiting {
+            true => Poll::Pending,
+            false => Poll::Ready(()),
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// Asks the chain whether an authorization was used, when an RPC URL is configured for its

@@ -214,13 +214,14 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
             let tried =
                 access::try_session(config, route, &env, headers, &full, &url.path, now).await;
             if let Ok(Some(admitted)) = tried {
-                return serve_session(config, req, &url, route, &admitted, head).await;
+                return serve_session(config, req, &url, route, &admitted, head, &env).await;
             }
             early_session = Some(tried);
         }
     }
-    // Randomness is drawn only where a Sign-In-With-X challenge may be sent.
-    if route.is_some_and(|r| r.session.is_some()) {
+    // Randomness is drawn only where a Sign-In-With-X challenge may be sent: where a session
+    // sold on this route, or a pass covering this path, could let the request in.
+    if route.is_some_and(|r| config.sessions_for(r, &url.path).next().is_some()) {
         incoming.siwx_nonce = random_nonce();
     }
     let mut served = Served {
@@ -306,7 +307,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
             match tried {
                 Ok(None) => {}
                 Ok(Some(admitted)) => {
-                    return serve_session(config, req, &url, route, &admitted, head).await;
+                    return serve_session(config, req, &url, route, &admitted, head, &env).await;
                 }
                 Err(refusal) => {
                     log_access(
@@ -484,6 +485,8 @@ async fn serve_paid(
     // Built once: it carries the facilitator body, which is not small.
     let admission = paid.admission(&body, false, ticket.clone());
     let id = admission.id.clone();
+    // Whether a held admission may have landed although its answer was lost.
+    let mut held_unknown = false;
     if let (true, Some(book)) = (deferred, &book) {
         // Held: it counts for replay and credit now, but is not settled before the origin answers.
         let held = crate::settlement::Admission {
@@ -503,15 +506,32 @@ async fn serve_paid(
             // reach: settle now instead; the chain itself then guarantees the payment is used
             // once. If the held admission did land and only its answer was lost, the immediate
             // one below, with the same ticket, turns that entry into this settlement.
-            Err(_) => deferred = false,
+            Err(e) => {
+                held_unknown = matches!(e, AdmitRefusal::Unreachable);
+                deferred = false;
+            }
         }
     }
     if let (false, Some(book)) = (deferred, &book) {
         // Immediate payments go through the ledger too, before the origin is asked: a payment
         // being settled by a concurrent request is refused here instead of reaching the origin
         // again, and the outcome is kept for the publisher.
-        if let Err(AdmitRefusal::Refused(refusal)) = book.admit(admission).await {
-            return respond::reply(paid.refuse(&refusal), head);
+        match book.admit(admission).await {
+            Err(AdmitRefusal::Refused(refusal)) => {
+                return respond::reply(paid.refuse(&refusal), head)
+            }
+            // Neither answer came back: a held entry may be in the ledger, which a settlement here
+            // could not be recorded against. It is withdrawn (which also lets the same payment
+            // be sent again), and nothing is served.
+            Err(AdmitRefusal::Unreachable) if held_unknown => {
+                book.withdraw(&id, &ticket).await;
+                log_decision("ledger_unreachable", paid, "");
+                return respond::reply(
+                    paid.settlement_unknown("the payment ledger did not answer"),
+                    head,
+                );
+            }
+            _ => {}
         }
     }
     // A held deferred payment lapses into its batch when its hold ends: the origin must have
@@ -590,8 +610,14 @@ async fn serve_session(
     route: &crate::config::Route,
     admitted: &access::Admitted,
     head: bool,
+    env: &Env,
 ) -> Result<web_sys::Response> {
-    let response = match origin::forward_as(config, req, url, &admitted.wallet, None).await {
+    let answer = origin::forward_as(config, req, url, &admitted.wallet, None).await;
+    // As with a payment, an error is not charged: a counted session gets its request back.
+    if !matches!(&answer, Ok(r) if r.status() < 400) {
+        access::refund(env, admitted).await;
+    }
+    let response = match answer {
         Ok(r) => r,
         Err(e) => return origin_unavailable(&e, head),
     };

@@ -192,7 +192,8 @@ pub struct Payment {
     pub scheme: String,
     pub network: String,
     pub payload: ExactEvmPayload,
-    /// The whole JSON as received, forwarded to the facilitator (with our terms as `accepted`).
+    /// The whole JSON as received. The facilitator is sent what was checked, rebuilt from it (see
+    /// `PaidRequest::facilitator_body`).
     pub raw: Value,
 }
 

@@ -492,6 +492,9 @@ const cases = [
   ["/free/.../articles/hello (dots alone, a climb on some origins)", async () => ({ path: "/free/.../articles/hello" }), 400, "invalid_path", BAD_PATH],
   ["/articles/hello/..%20 (a climb once the space is dropped)", async () => ({ path: "/articles/hello/..%20" }), 400, "invalid_path", BAD_PATH],
   ["/articles%2Fhello", async () => ({ path: "/articles%2Fhello" }), 402, "payment_required"],
+  // An encoded backslash, left encoded by the runtime, is a separator to Windows servers and IIS.
+  ["/articles%5Chello (an encoded backslash)", async () => ({ path: "/articles%5Chello" }), 402, "payment_required"],
+  ["/api%5cweather (an encoded backslash, lower case)", async () => ({ path: "/api%5cweather" }), 402, "payment_required"],
   ["/articles;x=1/hello", async () => ({ path: "/articles;x=1/hello" }), 402, "payment_required"],
   ["raw UTF-8 in the path", async () => ({ path: "/articles/héllo", utf8: true }), 402, "payment_required"],
   ["a control character in the path", async () => ({ path: "/articles/he\x01llo" }), 402, "payment_required"],

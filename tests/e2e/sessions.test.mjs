@@ -31,14 +31,18 @@ const SIWX = "sign-in-with-x";
 let stack, site, worker;
 const SITE_COOKIE = "site_pref=dark; Path=/";
 
-// An origin that has every page: 200 with the path and the wallet it was told paid, a cookie of
-// its own and a cache lifetime that a shared cache would honour. Records what reached it, so that a
-// refusal can be shown to have served nothing.
+// An origin that has every page but those under a `/fail/` segment (503): 200 with the path and the
+// wallet it was told paid, a cookie of its own and a cache lifetime that a shared cache would
+// honour. Records what reached it, so that a refusal can be shown to have served nothing.
 async function startSite() {
   const hits = [];
   const server = http.createServer((req, res) => {
     const path = new URL(req.url, "http://site.local").pathname;
     hits.push({ path, headers: { ...req.headers } });
+    if (path.includes("/fail/")) {
+      res.writeHead(503, { "content-type": "text/plain" });
+      return res.end("the site is down for this page");
+    }
     res.writeHead(200, { "content-type": "text/plain", "set-cookie": SITE_COOKIE, "cache-control": "public, max-age=600" });
     res.end(`content of ${path} for ${req.headers["x402-payer"] ?? "nobody"}`);
   });
@@ -66,6 +70,13 @@ before(async () => {
         { path: "/short/*", price: "$0.01", session: { seconds: 2 } },
         { path: "/api/*", price: "$0.01", session: { requests: 3 } },
         { path: "/other/*", price: "$0.01" },
+        // Two sessions with the same scope text, one cheap (GET), one dear (POST).
+        { path: "/kit/*", method: "GET", price: "$0.01", session: { seconds: 3600 } },
+        { path: "/kit/*", method: "POST", price: "$0.05", session: { seconds: 3600 } },
+        // A pass sold on one page for another section, which sells no session of its own.
+        { path: "/pass", price: "$0.02", session: { scope: "/guides/*", seconds: 3600 } },
+        { path: "/guides/*", price: "$0.01" },
+        { path: "/metered/*", price: "$0.01", session: { requests: 2 } },
       ],
     }),
     secrets: { X402_SESSION_SECRET: SECRET, X402_ADMIN_TOKEN: ADMIN },
@@ -545,6 +556,101 @@ describe("a token that does not get in does not block a sign-in", () => {
     assert.deepEqual(uses.map((r) => r.status).sort(), [200, 200, 200, 402]);
     await Promise.all(uses.map((r) => r.arrayBuffer()));
     assert.deepEqual(await balances(3), before, "nothing more was paid");
+  });
+});
+
+describe("what a session opens, and what it costs", () => {
+  test("a cheap session and a dear one with the same scope text stay apart: GET's $0.01 session does not open POST's $0.05 route", async () => {
+    const me = sessionClient(3);
+    const paid = await me.fetch(`${worker.url}/kit/a`);
+    assert.equal(paid.status, 200);
+    const token = paid.headers.get("x402-session");
+    assert.ok(token);
+    // Control: the session opens the route that sold it.
+    const get = await worker.fetch("/kit/b", { headers: bearer(token) });
+    assert.equal(get.status, 200);
+    assert.equal(await get.text(), `content of /kit/b for ${stack.payer(3).address}`);
+
+    const hits = originHits();
+    const post = await worker.fetch("/kit/b", { method: "POST", headers: bearer(token) });
+    await assertRefused(post, "token_out_of_scope");
+    // Nor by signing in: the wallet holds the cheap session only.
+    const signIn = await worker.fetch("/kit/b", { method: "POST", headers: { [SIWX]: await siwxHeader("/kit/b", { signer: account(3) }) } });
+    await assertRefused(signIn, "no_grant");
+    assert.equal(originHits(), hits, "nothing reached the origin");
+    const terms = decodeHeader(post.headers.get("payment-required"));
+    assert.equal(terms.accepts[0].amount, "50000", "POST still costs $0.05");
+  });
+
+  test("a pass sold on /pass for /guides/*: the 402 of a guide carries the sign-in challenge, and the official hook signs in instead of paying", async () => {
+    const ext = await challenge("/guides/x");
+    assert.ok(ext, "a page a pass covers offers the sign-in although its own route sells no session");
+    assert.match(ext.info.statement, /session you bought/);
+    const me = sessionClient(1);
+    const before = await balances(1);
+    const bought = await me.fetch(`${worker.url}/pass`);
+    assert.equal(bought.status, 200);
+    const settles = settlements();
+    me.sent.length = 0;
+    const res = await me.fetch(`${worker.url}/guides/x`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), `content of /guides/x for ${stack.payer(1).address}`);
+    assert.deepEqual(me.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
+    assert.equal(settlements(), settles);
+    const after = await balances(1);
+    assert.equal(before.payer - after.payer, 20000n, "the pass alone was paid for");
+  });
+
+  test("a counted session's request that the origin fails to answer is given back", async () => {
+    const me = sessionClient(4);
+    const paid = await me.fetch(`${worker.url}/metered/a`);
+    assert.equal(paid.status, 200);
+    const token = paid.headers.get("x402-session");
+    for (const n of [1, 2, 3]) {
+      const failed = await worker.fetch(`/metered/fail/${n}`, { headers: bearer(token) });
+      assert.equal(failed.status, 503, "the site's own error, passed on");
+      await failed.arrayBuffer();
+    }
+    // Both bought requests are still there, and no more.
+    for (const page of ["b", "c"]) {
+      const res = await worker.fetch(`/metered/${page}`, { headers: bearer(token) });
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), `content of /metered/${page} for ${stack.payer(4).address}`);
+    }
+    await assertRefused(await worker.fetch("/metered/d", { headers: bearer(token) }), "grant_used_up");
+  });
+
+  test("the sign-in challenge of a URL with characters a URI may not hold raw (| { }) is one the official hook answers", async () => {
+    const path = "/articles/x|y?q={z}";
+    const ext = await challenge(path);
+    assert.equal(ext.info.uri, `${worker.url}/articles/x%7Cy?q=%7Bz%7D`);
+    assert.deepEqual(ext.info.resources, [ext.info.uri]);
+    const me = sessionClient(0);
+    const res = await me.fetch(`${worker.url}${path}`);
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), `content of /articles/x|y for ${stack.payer(0).address}`);
+    assert.ok(me.sent.some((e) => e.siwx) && !me.sent.some((e) => e.payment), "signed in, did not pay");
+  });
+
+  test("a sign-in whose signature writes its recovery id as 0 or 1 (as some hardware wallets do) gets in", async () => {
+    const signer = account(0);
+    // The signature's last byte is v: viem writes 27 or 28, some wallets 0 or 1. Which of the two
+    // a signature has depends on the message, so sign fresh challenges until both were seen.
+    const seen = new Set();
+    for (let i = 0; i < 40 && seen.size < 2; i++) {
+      let low;
+      const lowV = { ...signer, signMessage: async (args) => {
+        const sig = await signer.signMessage(args);
+        low = parseInt(sig.slice(-2), 16) - 27;
+        return `${sig.slice(0, -2)}0${low}`;
+      } };
+      const path = `/articles/v${i}`;
+      const res = await worker.fetch(path, { headers: { [SIWX]: await siwxHeader(path, { signer: lowV, address: signer.address }) } });
+      assert.equal(res.status, 200, `v ${low}: ${await res.clone().text()}`);
+      assert.equal(await res.text(), `content of ${path} for ${stack.payer(0).address}`);
+      seen.add(low);
+    }
+    assert.deepEqual([...seen].sort(), [0, 1]);
   });
 });
 
