@@ -550,3 +550,55 @@ fn a_session_never_opens_a_dearer_route() {
     assert_eq!(scopes("GET", "/guides/a"), ["/*"]);
     assert_eq!(scopes("GET", "/pass"), ["/*"]);
 }
+
+/// Two routes selling sessions under the same scope text sell two things: each offer has its own
+/// name, which its grants are stored and its tokens signed under, so the cheap one never stands
+/// for the dear one and buying one never replaces the other's grant. The first keeps the plain
+/// scope (what grants were always stored under), so adding a route never renames a sold session.
+#[test]
+fn sessions_with_the_same_scope_text_have_names_of_their_own() {
+    let config = x402_edge::config::Config::from_json(
+        &serde_json::json!({
+            "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+            "accepts": ["eip155:84532"],
+            "facilitator": {"url": "https://facilitator.example"},
+            "routes": [
+                {"method": "GET", "path": "/api/*", "price": "$0.01", "session": {"seconds": 60}},
+                {"method": "POST", "path": "/api/*", "price": "$5", "session": {"seconds": 60}},
+                {"method": "POST", "path": "/api/*", "price": "$9", "session": {"seconds": 60}},
+                {"path": "/docs/*", "price": "$0.01", "session": {"requests": 3}},
+            ],
+        })
+        .to_string(),
+    )
+    .expect("config");
+    let names: Vec<&str> = config
+        .routes
+        .iter()
+        .map(|r| r.session.as_ref().unwrap().name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "/api/*",
+            "/api/*\nPOST /api/*",
+            "/api/*\nPOST /api/*\n#2",
+            "/docs/*"
+        ]
+    );
+    let post = x402_edge::paywall::priced_route(&config, "POST", "/api/x").unwrap();
+    let offered: Vec<&str> = config
+        .sessions_for(post, "/api/x")
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(offered, ["/api/*\nPOST /api/*", "/api/*\nPOST /api/*\n#2"]);
+    let wallet = wallet();
+    assert_ne!(
+        grant_key(&wallet, names[0]),
+        grant_key(&wallet, names[1]),
+        "the two are stored apart"
+    );
+    let get = x402_edge::paywall::priced_route(&config, "GET", "/api/x").unwrap();
+    let grant = get.session.as_ref().unwrap().grant(wallet, 100);
+    assert_eq!(grant.scope, "/api/*");
+}

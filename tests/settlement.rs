@@ -328,6 +328,23 @@ fn too_late_to_defer() {
     assert!(!l.remembers(USDC, &nonce(1)));
 }
 
+/// A batch is sent the payment that can wait least first: a wallet that falls behind then loses
+/// the fewest to their `validBefore`.
+#[test]
+fn a_batch_goes_earliest_deadline_first() {
+    let p = policy();
+    let mut l = Ledger::new();
+    l.admit(admission(USDC, 1, 1, LONG, true), &p, T0).unwrap();
+    l.admit(admission(USDC, 2, 1, T0 + 900, true), &p, T0 + 1)
+        .unwrap();
+    l.admit(admission(USDC, 3, 1, T0 + 1200, true), &p, T0 + 2)
+        .unwrap();
+    let due = l.due(T0 + 60);
+    let order: Vec<_> = due.iter().map(|a| a.payload["nonce"].clone()).collect();
+    assert_eq!(order, [nonce(2), nonce(3), nonce(1)]);
+    assert_eq!(l.first_due(T0 + 60), Some(due[0].id.clone()));
+}
+
 #[test]
 fn admissions_in_one_window_settle_in_one_batch() {
     let p = policy();
