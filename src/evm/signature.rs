@@ -8,9 +8,10 @@
 //! wallets, 64-byte ERC-2098) come back as [`EvmError::SignatureLength`] so
 //! the caller can route them to a facilitator.
 
-use k256::ecdsa::VerifyingKey;
+use k256::elliptic_curve::group::Group;
 use k256::elliptic_curve::ops::{Invert, MulByGenerator, Reduce};
 use k256::elliptic_curve::point::DecompressPoint;
+use k256::elliptic_curve::sec1::ToEncodedPoint;
 use k256::elliptic_curve::PrimeField;
 use k256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar, U256 as K256Uint};
 
@@ -116,7 +117,7 @@ impl Signature {
         // which verifies the signature again against the key it just recovered: a second
         // double-scalar multiplication that halves the speed of every paid request. That check
         // cannot fail here: `validate` has ensured 0 < r, s < n with s low, R decompresses (or we
-        // refuse), and `from_affine` refuses the point at infinity; the verification equation
+        // refuse), and the point at infinity is refused below; the verification equation
         // then gives back R by construction. v is 27 or 28, so r is never an x-reduced value.
         let y_odd = k256::elliptic_curve::subtle::Choice::from(self.v.wrapping_sub(27) & 1);
         let r_bytes = FieldBytes::from(self.r);
@@ -134,14 +135,18 @@ impl Signature {
         // 30 KB), u2·R by the endomorphism-split multiplication: a little faster in wasm than one
         // joint `lincomb` of both.
         let q = ProjectivePoint::mul_by_generator(&u1) + ProjectivePoint::from(big_r) * u2;
-        let key = VerifyingKey::from_affine(q.to_affine()).map_err(|_| EvmError::RecoveryFailed)?;
-        Ok(address_of(&key))
+        // The point at infinity is no key (what `VerifyingKey::from_affine` refuses; the key type
+        // itself is not needed, and leaving it out leaves its encodings out of the bundle).
+        if bool::from(q.is_identity()) {
+            return Err(EvmError::RecoveryFailed);
+        }
+        Ok(address_of(&q.to_affine()))
     }
 }
 
 /// keccak256 of the 64-byte uncompressed point (x ‖ y, no 0x04 tag), last
 /// 20 bytes.
-fn address_of(key: &VerifyingKey) -> Address {
+fn address_of(key: &AffinePoint) -> Address {
     let point = key.to_encoded_point(false);
     let xy = point.as_bytes().get(1..).unwrap_or_default();
     let hash = keccak256(xy);
