@@ -49,8 +49,17 @@ impl PathPattern {
             } else {
                 // Every segment, a parameter's name included, must be one segment as origins read
                 // it: a literal read as two could never match, and a pattern must cover its own text.
+                // One whose decoded text holds a separator is refused too, even where a `..` in it
+                // leaves one segment (`..%2Fb`, `..\b`): read within the whole path, the `..`
+                // would climb out of the segment before it.
                 let read = normalise_path(part);
+                let separated = normalise_segment(part).contains(['/', '\\']);
                 match read.as_slice() {
+                    _ if separated => {
+                        return Err(format!(
+                            "{source:?}: {part:?} holds a separator once decoded; write the path as origins read it"
+                        ))
+                    }
                     [_] if part.starts_with(':')
                         || (part.starts_with('[') && part.ends_with(']')) =>
                     {
@@ -290,6 +299,16 @@ mod tests {
         assert!(m("/articles/*", "/articles;x=1/hello"));
         assert!(m("/articles/*", "/./articles/hello"));
         assert!(!m("/articles/*", "/articles/../free/x"));
+    }
+
+    #[test]
+    fn a_segment_hiding_a_separator_is_refused() {
+        // Each would read as one segment alone, but as a climb out of the segment before it
+        // within the whole path, so the pattern could not cover its own text.
+        for p in ["/x/..%2Fb", "/x/..\\b", "/x/..%5cb", "/a\\b"] {
+            assert!(PathPattern::parse(p).is_err(), "{p}");
+        }
+        assert!(PathPattern::parse("/x/a%20b").is_ok());
     }
 
     #[test]
