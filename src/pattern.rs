@@ -140,7 +140,8 @@ fn dots(piece: &str) -> bool {
 /// and `%5C` separate and `%2E%2E` climbs), matrix parameters (`;x=1`) dropped, trailing dots and
 /// spaces dropped (`articles.` is `articles` on Windows), `.` and `..` resolved, empty segments
 /// dropped, case-folded. Reading more into a path than an origin would only ever makes the paywall
-/// charge more, never less, except for a climb: a `..` that an origin may read as a name. Paths that hide one are refused ([`hides_dot_segment`]) before they are matched.
+/// charge more, never less, except for a climb: a `..` that an origin may read as a name. Paths
+/// that hide one are refused ([`hides_dot_segment`]) before they are matched.
 fn normalise_path(path: &str) -> Vec<String> {
     let decoded = normalise_segment(path);
     let mut out: Vec<String> = Vec::new();

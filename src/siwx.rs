@@ -587,10 +587,13 @@ fn is_uri(s: &str) -> bool {
     let mut scheme_bytes = scheme.bytes();
     let scheme_ok = scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
         && scheme_bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-    scheme_ok
-        && rest
-            .bytes()
-            .all(|b| is_pchar(b) || matches!(b, b'/' | b'?' | b'#' | b'[' | b']'))
+    scheme_ok && rest.bytes().all(is_uri_char)
+}
+
+/// A character a URI may hold after its scheme: pchar, the separators of path, query and fragment,
+/// and the brackets of IPv6 literals.
+fn is_uri_char(b: u8) -> bool {
+    is_pchar(b) || matches!(b, b'/' | b'?' | b'#' | b'[' | b']')
 }
 
 /// `url` with every character [`is_uri`] would refuse after its scheme percent-encoded (UTF-8
@@ -603,7 +606,7 @@ fn as_uri(url: &str) -> String {
         out.push(':');
     }
     for b in rest.bytes() {
-        match is_pchar(b) || matches!(b, b'/' | b'?' | b'#' | b'[' | b']') {
+        match is_uri_char(b) {
             true => out.push(char::from(b)),
             false => out.push_str(&format!("%{b:02X}")),
         }

@@ -220,8 +220,11 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
         }
     }
     // Randomness is drawn only where a Sign-In-With-X challenge may be sent: where a session
-    // sold on this route, or a pass covering this path, could let the request in.
-    if route.is_some_and(|r| config.sessions_for(r, &url.path).next().is_some()) {
+    // sold on this route, or a pass covering this path, could let the request in (the route's own
+    // session settles it without matching other routes' scopes against the path).
+    if route
+        .is_some_and(|r| r.session.is_some() || config.sessions_for(r, &url.path).next().is_some())
+    {
         incoming.siwx_nonce = random_nonce();
     }
     let mut served = Served {
