@@ -105,16 +105,17 @@
 //!    did not confirm: the payment may or may not have moved): the next attempt reconciles first
 //!    (see above). `OnChainUsed` settles the entry; `OnChainUnused` and `NoRpc` allow a resend while
 //!    the deadline allows it. After such an attempt, `…nonce_already_used` from the facilitator is
-//!    **not** taken as payment: without a chain read we cannot tell a cancelled authorization from
-//!    our own earlier settlement that landed after all, so the entry fails with
-//!    [`UNCONFIRMED_NONCE_USED`], not delinquent (the shell records [`Outcome::Settled`] instead if it
-//!    can confirm a transaction hash). Reconciliation is bounded: more than `max_attempts_unknown`
-//!    unanswered attempts in a row fail with [`SETTLEMENT_UNKNOWN`]. A chain read that finds the
-//!    authorization unused ends the row: a facilitator that is down for a while is retried with
-//!    backoff until the deadline, not given up while the chain says the money is still there to
-//!    collect. Past the deadline only a chain read can still settle it (an authorization unused
-//!    once `validBefore` + [`CHAIN_GRACE`] has passed can never move: [`EXPIRED_UNSETTLED`]);
-//!    without RPC it fails with [`SETTLEMENT_UNKNOWN`].
+//!    **not** taken as payment, nor as a cancellation: our own earlier settlement may have landed
+//!    after all. The entry is read from the chain instead and never resent: used settles it,
+//!    cancelled fails it as a cancellation, unused so far (our transaction may still be pending) is
+//!    read again later like an unanswered attempt. Without RPC it fails with
+//!    [`UNCONFIRMED_NONCE_USED`], not delinquent. Reconciliation is bounded: more than
+//!    `max_attempts_unknown` unanswered attempts in a row fail with [`SETTLEMENT_UNKNOWN`]. A chain
+//!    read that finds the authorization unused ends the row: a facilitator that is down for a
+//!    while is retried with backoff until the deadline, not given up while the chain says the money
+//!    is still there to collect. Past the deadline only a chain read can still settle it (an
+//!    authorization unused once `validBefore` + [`CHAIN_GRACE`] has passed can never move:
+//!    [`EXPIRED_UNSETTLED`]); without RPC it fails with [`SETTLEMENT_UNKNOWN`].
 //! 6. **Immediate entries** (not deferred) are served only if settlement succeeds, as the shell does
 //!    today. So any refusal fails them without delinquency (the client got a 402 and nothing), and
 //!    after an Unknown they are reconciled by chain reads only, never resent: the client was told
@@ -156,7 +157,8 @@ pub const HOLD_SECONDS: u64 = 120;
 
 /// Failure: the authorization lapsed while the facilitator could not settle it.
 pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
-/// Failure: `…nonce_already_used` after an attempt that may itself have settled the payment.
+/// Failure: `…nonce_already_used` after an attempt that may itself have settled the payment, with
+/// no chain RPC to tell that settlement from a cancellation.
 pub const UNCONFIRMED_NONCE_USED: &str = "unconfirmed_nonce_used";
 /// Failure: a state-dependent refusal after an attempt that may have settled the payment.
 pub const UNCONFIRMED_REFUSAL: &str = "unconfirmed_refusal";
@@ -682,6 +684,10 @@ struct Entry {
     /// An earlier attempt may have moved the money.
     #[serde(rename = "x", default, skip_serializing_if = "is_false")]
     uncertain: bool,
+    /// The facilitator said the nonce was used after an uncertain attempt: only the chain can tell
+    /// our own settlement from a cancellation, so the entry is read, never resent.
+    #[serde(rename = "nu", default, skip_serializing_if = "is_false")]
+    used_reported: bool,
     /// Held until released, withdrawn or this time, whichever comes first (pending, never attempted).
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     held_until: Option<u64>,
@@ -813,6 +819,7 @@ impl Read for Entry {
             unknowns: f.or_default("uk")?,
             unresolved: f.or_default("ur")?,
             uncertain: f.or_default("x")?,
+            used_reported: f.or_default("nu")?,
             held_until: f.maybe("h")?,
             payload: f.maybe("p")?,
             ticket: f.or_default("k")?,
@@ -995,10 +1002,15 @@ impl Entry {
         match kind {
             RefusalKind::Unanswered => self.unknown(why, policy, now),
             RefusalKind::NonceUsed if self.uncertain => {
-                let message = format!(
-                    "{why} after an attempt that may have settled it; no transaction confirmed"
-                );
-                self.fail(UNCONFIRMED_NONCE_USED, message, false, now)
+                // Our own earlier attempt may be what used it: read the chain before anything else.
+                self.used_reported = true;
+                self.state = State::Unknown {
+                    due: now,
+                    why: format!(
+                        "{why} after an attempt that may have settled it; reading the chain"
+                    ),
+                };
+                Effect::Retry { at: now }
             }
             _ if self.immediate => self.fail(reason, message.to_string(), false, now),
             RefusalKind::NonceUsed => self.fail(reason, message.to_string(), true, now),
@@ -1021,6 +1033,14 @@ impl Entry {
     }
 
     fn on_chain_unused(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
+        let final_at = self.valid_before.saturating_add(CHAIN_GRACE);
+        if self.used_reported && now < final_at {
+            // The facilitator saw the nonce used where the chain does not yet: a transaction of
+            // ours may still be pending. Read again later (bounded like any unanswered attempt);
+            // a resend would only meet the same refusal.
+            let why = "the facilitator reported the nonce used; the chain shows it unused so far";
+            return self.unknown(why.into(), policy, now);
+        }
         if self.may_resend_by(policy, now) {
             // The chain answered what the facilitator could not: nothing moved (yet). Later
             // answers are still judged as after an uncertain attempt, and the backoff keeps growing.
@@ -1029,7 +1049,6 @@ impl Entry {
             self.state = State::Pending { due: now };
             return Effect::Retry { at: now };
         }
-        let final_at = self.valid_before.saturating_add(CHAIN_GRACE);
         if now >= final_at {
             let message = if self.immediate {
                 "unused on chain after validBefore: not charged, not served".to_string()
@@ -1046,6 +1065,12 @@ impl Entry {
     }
 
     fn no_rpc(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
+        if self.used_reported {
+            // Without a chain read, a used nonce after our own uncertain attempt stays unexplained.
+            let message = "the nonce was reported used after an attempt that may have settled it; \
+                           no transaction confirmed and no chain RPC to check";
+            return self.fail(UNCONFIRMED_NONCE_USED, message.into(), false, now);
+        }
         if self.may_resend_by(policy, now) {
             self.uncertain = true;
             self.state = State::Pending { due: now };
@@ -1312,6 +1337,7 @@ impl Ledger {
             unknowns: 0,
             unresolved: 0,
             uncertain: false,
+            used_reported: false,
             held_until,
             payload: Some(a.payload),
             ticket: a.ticket,
@@ -2010,6 +2036,7 @@ mod tests {
             &p,
             T0 + 4,
         );
+        l.record(&id, Outcome::NoRpc, &p, T0 + 4);
         assert_eq!(l.entry(&id).unwrap().status, Status::Failed);
         assert_eq!(l.withdraw(&id), Ok(10_000));
         assert!(l.remembers(USDC, &format!("0x{:064x}", 7)));

@@ -988,6 +988,7 @@ fn unknown_without_rpc_then_nonce_used_is_unconfirmed_not_debt() {
     );
     assert_eq!(l.due(now)[0].action, Action::Settle);
     l.begin(&id, &p, now).unwrap();
+    // Used, after an attempt of ours that may have landed: the chain is asked before anything else.
     assert_eq!(
         l.record(
             &id,
@@ -995,6 +996,13 @@ fn unknown_without_rpc_then_nonce_used_is_unconfirmed_not_debt() {
             &p,
             now
         ),
+        Effect::Retry { at: now }
+    );
+    assert_eq!(status(&l, &id), Status::Unknown);
+    assert_eq!(l.due(now)[0].action, Action::Reconcile);
+    // Without RPC nothing can tell our settlement from a cancellation.
+    assert_eq!(
+        l.record(&id, Outcome::NoRpc, &p, now),
         Effect::Failed {
             became_delinquent: false
         }
@@ -1016,11 +1024,118 @@ fn unknown_without_rpc_then_nonce_used_is_unconfirmed_not_debt() {
         &p,
         at + 1,
     );
+    assert_eq!(effect, Effect::Retry { at: at + 1 });
+    l.record(&id, Outcome::NoRpc, &p, at + 1);
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.reason.as_deref(), Some(UNCONFIRMED_NONCE_USED));
+}
+
+/// Brings an entry to "nonce already used" after a lagging chain read let it be resent.
+fn used_after_a_resend(p: &LedgerPolicy) -> (Ledger, String, u64) {
+    let (mut l, id, at) = one_due(5_000);
+    l.begin(&id, p, at).unwrap();
+    l.record(&id, unknown(), p, at);
+    let now = at + 1;
+    l.begin(&id, p, now).unwrap();
     assert_eq!(
-        effect,
+        l.record(&id, Outcome::OnChainUnused, p, now),
+        Effect::Retry { at: now }
+    );
+    l.begin(&id, p, now).unwrap();
+    let effect = l.record(&id, refused("invalid_exact_evm_nonce_already_used"), p, now);
+    assert_eq!(effect, Effect::Retry { at: now });
+    (l, id, now)
+}
+
+#[test]
+fn nonce_used_after_our_own_attempt_is_settled_by_the_chain() {
+    let p = policy();
+    let (mut l, id, now) = used_after_a_resend(&p);
+    assert_eq!(l.due(now)[0].action, Action::Reconcile);
+    assert_eq!(l.record(&id, settled("0xbeef"), &p, now), Effect::Settled);
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.status, Status::Settled);
+    assert_eq!(e.transaction.as_deref(), Some("0xbeef"));
+    assert_eq!(l.view().lost_micro_usd, 0);
+    assert_eq!(l.paid(), 5_000);
+    // Used by a transaction the logs could not name: settled all the same.
+    let (mut l, id, now) = used_after_a_resend(&p);
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUsed, &p, now),
+        Effect::Settled
+    );
+}
+
+#[test]
+fn nonce_used_after_our_own_attempt_and_cancelled_on_chain_is_the_payers() {
+    let p = policy();
+    let (mut l, id, now) = used_after_a_resend(&p);
+    assert_eq!(
+        l.record(&id, Outcome::OnChainCancelled, &p, now),
+        Effect::Failed {
+            became_delinquent: true
+        }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(AUTHORIZATION_CANCELLED)
+    );
+}
+
+#[test]
+fn nonce_used_but_unused_on_chain_is_read_again_never_resent() {
+    let p = policy();
+    let (mut l, id, mut now) = used_after_a_resend(&p);
+    // The facilitator saw it used, the chain not yet (our transaction pending): read again later,
+    // a few times, then give up as unknown; never send it again.
+    for _ in 0..p.max_attempts_unknown {
+        let Effect::Retry { at } = l.record(&id, Outcome::OnChainUnused, &p, now) else {
+            panic!("read again");
+        };
+        assert!(at > now, "not at once");
+        assert!(l.due(at - 1).is_empty());
+        assert_eq!(l.due(at)[0].action, Action::Reconcile);
+        now = at;
+        l.begin(&id, &p, now).unwrap();
+    }
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUnused, &p, now),
         Effect::Failed {
             became_delinquent: false
         }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(SETTLEMENT_UNKNOWN)
+    );
+    // Unused once validBefore has passed with its grace: it can never move.
+    let (mut l, id, _) = used_after_a_resend(&p);
+    let late = LONG + CHAIN_GRACE;
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUnused, &p, late),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(EXPIRED_UNSETTLED)
+    );
+}
+
+#[test]
+fn nonce_used_state_survives_storage() {
+    let p = policy();
+    let (mut l, id, now) = used_after_a_resend(&p);
+    let mut stored = BTreeMap::new();
+    store_rows(&mut l, &mut stored, 0);
+    let mut back = Ledger::from_rows(stored.iter());
+    assert_eq!(back.due(now)[0].action, Action::Reconcile);
+    // Still read, never resent: without RPC it ends as before it was stored.
+    back.record(&id, Outcome::NoRpc, &p, now);
+    assert_eq!(
+        back.entry(&id).unwrap().reason.as_deref(),
+        Some(UNCONFIRMED_NONCE_USED)
     );
 }
 
@@ -1147,13 +1262,14 @@ fn a_lost_in_flight_attempt_is_reconciled() {
     l.begin(&id, &p, now).unwrap();
     assert_eq!(l.entry(&id).unwrap().unknowns, 1);
     l.record(&id, Outcome::NoRpc, &p, now);
+    l.record(
+        &id,
+        refused("invalid_exact_evm_nonce_already_used"),
+        &p,
+        now,
+    );
     assert_eq!(
-        l.record(
-            &id,
-            refused("invalid_exact_evm_nonce_already_used"),
-            &p,
-            now
-        ),
+        l.record(&id, Outcome::NoRpc, &p, now),
         Effect::Failed {
             became_delinquent: false
         }
@@ -1792,6 +1908,7 @@ fn a_late_confirmed_settlement_settles_an_entry_closed_meanwhile() {
         &p,
         at + 1,
     );
+    l.record(&id, Outcome::NoRpc, &p, at + 1);
     assert_eq!(l.entry(&id).unwrap().status, Status::Failed);
     assert_eq!(
         l.record(&id, settled("0xabc"), &p, at + 2),

@@ -299,6 +299,63 @@ describe("deferred payments are served first and settled within the window", () 
     }
   });
 
+  test("a settlement whose answer was lost, resent on a lagging chain read, then refused as already used: settled, not lost", async () => {
+    // Our first /settle moves the money but its answer is lost (a STAND-IN proxy in front of the
+    // real facilitator answers 504 after the real one settled). The chain is read before a resend,
+    // but through a lagging node (a STAND-IN proxy in front of anvil that answers the first
+    // authorizationState read at the block before the payment), so it looks unused and is resent.
+    // The real facilitator then refuses the resend: nonce already used. Only the chain can tell
+    // our own settlement from a cancellation; read again, it names our transaction.
+    const payer = 1;
+    const lostAnswer = await startProxy(stack.facilitator.url, async (req, body, forward) => {
+      const answer = await forward();
+      if (req.url === "/settle" && !lostAnswer.lost && JSON.parse(answer.body).success) {
+        lostAnswer.lost = answer;
+        return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
+      }
+      return answer;
+    });
+    const blockBefore = await rpcCall("eth_blockNumber");
+    const lagging = await startProxy(stack.rpcUrl, async (req, body, forward) => {
+      const call = JSON.parse(body);
+      if (call.method === "eth_call" && call.params?.[0]?.data?.startsWith("0xe94a0102") && !lagging.stale) {
+        lagging.stale = true;
+        return forward(JSON.stringify({ ...call, params: [call.params[0], blockBefore] }));
+      }
+      return forward();
+    });
+    const config = deferredConfig();
+    const w = await startWorker({
+      config: { ...config, facilitator: { ...config.facilitator, url: lostAnswer.url }, rpc: { [stack.network]: lagging.url } },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      const start = await balances(payer);
+      const payload = await signPayment(await termsFor(w), stack.payer(payer).privateKey);
+      const nonce = payload.payload.authorization.nonce;
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+      assert.equal(res.status, 200, await res.clone().text());
+      await res.arrayBuffer();
+      const view = await ledgerUntil("the entry closed", w, payer, (v) => v.pending.length === 0, { ms: 30_000 });
+      assert.ok(lostAnswer.lost, "the first answer was lost");
+      assert.ok(lagging.stale, "the chain was read through the lagging node");
+      const refusals = settleCalls(nonce).filter((c) => !c.ok);
+      assert.equal(refusals.length, 1, "resent once, and refused");
+      assert.equal(refusals[0].result?.errorReason, "invalid_exact_evm_nonce_already_used");
+      assert.deepEqual(view.failed, [], "not booked as lost");
+      assert.equal(view.settled.length, 1);
+      assert.equal(view.settled[0].transaction, JSON.parse(lostAnswer.lost.body).transaction, "the transaction that paid");
+      assert.equal(view.lost_micro_usd, "0");
+      assert.equal(view.paid_micro_usd, "10000");
+      assert.equal(settledAtFacilitator(nonce).length, 1, "settled once");
+      await assertMoved(start, payer, PRICE);
+    } finally {
+      await w.dispose();
+      await lostAnswer.stop();
+      await lagging.stop();
+    }
+  });
+
   test("a payer who moves its USDC away before settlement: failed with the reason, refused, the debt shown", async () => {
     const payer = 3;
     const key = stack.payer(payer).privateKey;
@@ -777,6 +834,51 @@ describe("origins that fail, and replays at the origin", () => {
     await assertMoved(start, payer, PRICE);
   });
 });
+
+/** A JSON-RPC call to the local chain. */
+async function rpcCall(method, params = []) {
+  const res = await fetch(stack.rpcUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
+  });
+  return (await res.json()).result;
+}
+
+/**
+ * A STAND-IN in front of `target` (a real part): every request goes through
+ * `handle(req, body, forward)`, where `forward(body?)` sends it on (with its body, or another) and
+ * gives { status, body }; `handle` returns what to answer. Returns { url, stop() } (the object may
+ * carry the test's own notes).
+ */
+async function startProxy(target, handle) {
+  const http = await import("node:http");
+  const server = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = Buffer.concat(chunks).toString();
+    const forward = async (sent = body) => {
+      const r = await fetch(target + req.url, {
+        method: req.method,
+        headers: { "content-type": req.headers["content-type"] ?? "application/json" },
+        body: req.method === "GET" || req.method === "HEAD" ? undefined : sent,
+      });
+      return { status: r.status, body: await r.text() };
+    };
+    const answer = await handle(req, body, forward).catch((err) => ({ status: 599, body: String(err) }));
+    res.writeHead(answer.status, { "content-type": "application/json" });
+    res.end(answer.body);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const proxy = {
+    url: `http://127.0.0.1:${server.address().port}`,
+    stop: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(resolve);
+    }),
+  };
+  return proxy;
+}
 
 /** An origin that answers 500 after `ms`, to every request. */
 async function startSlowOrigin(ms) {
