@@ -114,6 +114,8 @@ async function handle(req, res, hits) {
     });
   }
   if (path === "/") return html(200, homePage());
+  // An article that moved: a permanent redirect, as publishers keep for old links.
+  if (path === "/articles/edge-economics-2025") return send(301, "text/html; charset=utf-8", "", { location: "/articles/edge-economics" });
   const article = /^\/articles\/([^/]+)\/?$/.exec(path);
   if (article) {
     const slug = decodeURIComponent(article[1]);

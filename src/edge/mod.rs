@@ -549,9 +549,9 @@ async fn serve_paid(
     }
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, Some(limit)).await;
     let response = match answer {
-        Ok(response) if response.status() < 400 => response,
-        // Nobody pays for an error (nor for an origin out of reach): the payment leaves the
-        // ledger uncollected.
+        Ok(response) if sold(response.status()) => response,
+        // Nobody pays for an error (nor for an origin out of reach), nor for a redirect: the
+        // payment leaves the ledger uncollected.
         failed => {
             if let Some(book) = &book {
                 book.withdraw(&id, &ticket).await;
@@ -560,7 +560,13 @@ async fn serve_paid(
                 Ok(r) => format!("origin answered {}", r.status()),
                 Err(e) => e.to_string(),
             };
-            log_decision("origin_failed", paid, &detail);
+            let redirected = matches!(&failed, Ok(r) if r.status() < 400);
+            let outcome = if redirected {
+                "origin_redirected"
+            } else {
+                "origin_failed"
+            };
+            log_decision(outcome, paid, &detail);
             return match failed {
                 Err(e) => origin_unavailable(&e, head),
                 origin_error => origin_error,
@@ -616,8 +622,9 @@ async fn serve_session(
     env: &Env,
 ) -> Result<web_sys::Response> {
     let answer = origin::forward_as(config, req, url, &admitted.wallet, None).await;
-    // As with a payment, an error is not charged: a counted session gets its request back.
-    if !matches!(&answer, Ok(r) if r.status() < 400) {
+    // As with a payment, an error or a redirect is not charged: a counted session gets its
+    // request back.
+    if !matches!(&answer, Ok(r) if sold(r.status())) {
         access::refund(env, admitted).await;
     }
     let response = match answer {
@@ -642,6 +649,15 @@ async fn serve_session(
 }
 
 /// The answer when the origin was out of reach or too slow for a paid or session request.
+/// Whether an origin answer is what was paid for: a success. Not an error, and not a redirect
+/// either: a client's fetch follows a redirect with the same payment header, which the target then
+/// takes, so charging the redirect too would charge twice, or refuse the second as a replay after
+/// the first was paid. (A `304 Not Modified` is not charged for the same reason: it carries no
+/// content.)
+fn sold(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
 fn origin_unavailable(e: &worker::Error, head: bool) -> Result<web_sys::Response> {
     respond::reply(
         paywall::plain_refusal(&Refusal::new(Reason::OriginUnavailable, e.to_string())),

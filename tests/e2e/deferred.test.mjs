@@ -447,6 +447,63 @@ describe("deferred payments are served first and settled within the window", () 
   });
 });
 
+describe("a redirect from the origin", () => {
+  // The demo origin answers /articles/edge-economics-2025 with a 301 to /articles/edge-economics.
+  const OLD = "/articles/edge-economics-2025";
+  const NEW = "/articles/edge-economics";
+  let deferredW;
+  before(async () => {
+    const config = deferredConfig();
+    deferredW = await startWorker({
+      config: { ...config, routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/html", settlement: "deferred" }] },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+  });
+  after(async () => {
+    await deferredW?.dispose();
+  });
+
+  for (const mode of ["immediate", "deferred"]) {
+    test(`is passed on and not charged; the client follows it with the same payment and pays once (${mode})`, async () => {
+      const w = mode === "deferred" ? deferredW : worker;
+      const payer = 4;
+      const start = await balances(payer);
+      const since = Date.now();
+      // By hand: the redirect comes back without a receipt, and nothing is held or sent.
+      const payload = await signPayment(await termsFor(w, OLD), stack.payer(payer).privateKey);
+      const nonce = payload.payload.authorization.nonce;
+      const moved = await w.fetch(OLD, { headers: paymentHeaders(payload), redirect: "manual" });
+      assert.equal(moved.status, 301, await moved.clone().text());
+      assert.equal(moved.headers.get("location"), NEW);
+      assert.equal(moved.headers.get("payment-response"), null, "no receipt for a redirect");
+      await moved.arrayBuffer();
+      const view = await ledger(w, payer);
+      assert.equal(view.pending.length, 0, "nothing held for a redirect");
+      assert.equal(settleCalls(nonce).length, 0);
+      // The same payment where the redirect leads: taken there, once.
+      const there = await w.fetch(NEW, { headers: paymentHeaders(payload) });
+      assert.equal(there.status, 200, await there.clone().text());
+      assert.match(await there.text(), /The economics of the edge/);
+      assert.equal(decodeHeader(there.headers.get("payment-response")).success, true);
+      // The official client: its fetch follows the 301 with the payment it signed for the old URL.
+      const { pay, sent } = officialClient(payer);
+      const res = await pay(`${w.url}${OLD}`);
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.match(await res.text(), /The economics of the edge/);
+      assert.equal(decodeHeader(res.headers.get("payment-response")).success, true);
+      assert.equal(sent.length, 1, "one payment signed");
+      const hits = stack.origin.hits.filter((h) => h.at >= since);
+      assert.equal(hits.filter((h) => h.path === OLD).length, 2, "the old URL asked twice (by hand, by the client)");
+      assert.equal(hits.filter((h) => h.path === NEW).length, 2, "the new one twice");
+      if (mode === "deferred") {
+        await ledgerUntil("both settled", w, payer, (v) => v.settled.length === 2 && v.pending.length === 0);
+      }
+      for (const n of [nonce, sent[0]]) assert.equal(settledAtFacilitator(n).length, 1, `settled once: ${n}`);
+      await assertMoved(start, payer, 2n * PRICE);
+    });
+  }
+});
+
 describe("credit limit", () => {
   let immediateW, refuseW;
   before(async () => {

@@ -31,7 +31,8 @@ const SIWX = "sign-in-with-x";
 let stack, site, worker;
 const SITE_COOKIE = "site_pref=dark; Path=/";
 
-// An origin that has every page but those under a `/fail/` segment (503): 200 with the path and the
+// An origin that has every page but those under a `/fail/` segment (503) and those under a `/moved/`
+// segment (302 to the path without it): 200 with the path and the
 // wallet it was told paid, a cookie of its own and a cache lifetime that a shared cache would
 // honour. Records what reached it, so that a refusal can be shown to have served nothing.
 async function startSite() {
@@ -42,6 +43,10 @@ async function startSite() {
     if (path.includes("/fail/")) {
       res.writeHead(503, { "content-type": "text/plain" });
       return res.end("the site is down for this page");
+    }
+    if (path.includes("/moved/")) {
+      res.writeHead(302, { location: path.replace("/moved/", "/") });
+      return res.end();
     }
     res.writeHead(200, { "content-type": "text/plain", "set-cookie": SITE_COOKIE, "cache-control": "public, max-age=600" });
     res.end(`content of ${path} for ${req.headers["x402-payer"] ?? "nobody"}`);
@@ -601,7 +606,7 @@ describe("what a session opens, and what it costs", () => {
     assert.equal(before.payer - after.payer, 20000n, "the pass alone was paid for");
   });
 
-  test("a counted session's request that the origin fails to answer is given back", async () => {
+  test("a counted session's request that the origin fails to answer, or redirects, is given back", async () => {
     const me = sessionClient(4);
     const paid = await me.fetch(`${worker.url}/metered/a`);
     assert.equal(paid.status, 200);
@@ -611,6 +616,10 @@ describe("what a session opens, and what it costs", () => {
       assert.equal(failed.status, 503, "the site's own error, passed on");
       await failed.arrayBuffer();
     }
+    const moved = await worker.fetch("/metered/moved/b", { headers: bearer(token), redirect: "manual" });
+    assert.equal(moved.status, 302, "the site's redirect, passed on");
+    assert.equal(moved.headers.get("location"), "/metered/b");
+    await moved.arrayBuffer();
     // Both bought requests are still there, and no more.
     for (const page of ["b", "c"]) {
       const res = await worker.fetch(`/metered/${page}`, { headers: bearer(token) });
