@@ -28,6 +28,46 @@ pub fn authorization_state_request(
     )
 }
 
+/// `isValidSignature(bytes32,bytes)`, and what ERC-1271 wallets answer when they signed.
+const IS_VALID_SIGNATURE_SELECTOR: &str = "1626ba7e";
+
+/// The body of an `eth_call` asking the wallet contract at `wallet` whether `signature` is its
+/// signature over `hash` (ERC-1271).
+pub fn is_valid_signature_request(wallet: &Address, hash: &[u8; 32], signature: &[u8]) -> String {
+    // selector ‖ hash ‖ the signature's offset (two words in) ‖ its length ‖ its bytes, padded.
+    let mut words = Vec::with_capacity(96 + signature.len() + 31);
+    words.extend_from_slice(hash);
+    words.extend_from_slice(&[0; 31]);
+    words.push(0x40);
+    words.extend_from_slice(&[0; 24]);
+    words.extend_from_slice(&(signature.len() as u64).to_be_bytes());
+    words.extend_from_slice(signature);
+    words.resize(words.len().next_multiple_of(32), 0);
+    let data = ["0x", IS_VALID_SIGNATURE_SELECTOR, &hex::encode(words)].concat();
+    request(
+        "eth_call",
+        serde_json::json!([{"to": wallet.to_checksum(), "data": data}, "latest"]),
+    )
+}
+
+/// Reads the answer to [`is_valid_signature_request`]: `Some(true)` when the contract answered
+/// ERC-1271's magic value, `Some(false)` when it answered anything else, nothing (an address
+/// without code) or reverted, `None` when the node gave no usable answer.
+pub fn read_is_valid_signature(body: &str) -> Option<bool> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    if let Some(error) = v.get("error") {
+        // Nodes report a revert as code 3 (geth) or by its message; anything else is the node's.
+        let reverted = error["code"] == 3 || error["message"].as_str()?.contains("revert");
+        return reverted.then_some(false);
+    }
+    let result = v.get("result")?.as_str()?.strip_prefix("0x")?;
+    // One word at least (an address without code answers nothing), starting with the magic value.
+    let magic = result
+        .get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case(IS_VALID_SIGNATURE_SELECTOR));
+    Some(result.len() >= 64 && magic)
+}
+
 /// A JSON-RPC 2.0 request body.
 fn request(method: &str, params: serde_json::Value) -> String {
     serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string()
@@ -150,6 +190,44 @@ pub fn read_bool_result(body: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn erc1271_question_and_answers() {
+        let wallet = Address::parse("0x90F79bf6EB2c4f870365E785982E1f101E93b906").unwrap();
+        let body = is_valid_signature_request(&wallet, &[0xab; 32], &[0xcd; 65]);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["method"], "eth_call");
+        assert_eq!(v["params"][0]["to"], wallet.to_checksum());
+        let data = v["params"][0]["data"].as_str().unwrap();
+        // selector, hash, offset 0x40, length 65, the signature padded to three words.
+        assert_eq!(data.len(), 2 + 8 + 64 * 3 + 64 * 3);
+        assert!(data.starts_with(&format!("0x1626ba7e{}", "ab".repeat(32))));
+        assert_eq!(&data[74..138], format!("{:064x}", 0x40));
+        assert_eq!(&data[138..202], format!("{:064x}", 65));
+        assert!(data.ends_with(&format!("cd{}", "00".repeat(31))));
+        let answer = |result: &str| format!(r#"{{"jsonrpc":"2.0","id":1,"result":"{result}"}}"#);
+        let magic = format!("0x1626ba7e{}", "0".repeat(56));
+        assert_eq!(read_is_valid_signature(&answer(&magic)), Some(true));
+        let other = format!("0xffffffff{}", "0".repeat(56));
+        assert_eq!(read_is_valid_signature(&answer(&other)), Some(false));
+        assert_eq!(
+            read_is_valid_signature(&answer("0x")),
+            Some(false),
+            "no code"
+        );
+        assert_eq!(
+            read_is_valid_signature(&answer("0x1626ba7e")),
+            Some(false),
+            "short"
+        );
+        let reverted =
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":3,"message":"execution reverted"}}"#;
+        assert_eq!(read_is_valid_signature(reverted), Some(false));
+        let limited =
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"rate limited"}}"#;
+        assert_eq!(read_is_valid_signature(limited), None);
+        assert_eq!(read_is_valid_signature("<html>"), None);
+    }
 
     #[test]
     fn request_and_answers() {

@@ -5,9 +5,10 @@
 //! (SIWE) message built from it with `personal_sign` and retries with the proof, base64 JSON, in
 //! the `SIGN-IN-WITH-X` request header. Here: parse the proof ([`parse_header`]), rebuild the
 //! signed message byte for byte ([`message`]), check it against the request and the clock and
-//! recover the signer ([`verify`]). Only EVM externally owned accounts (`eip191`, 65-byte
-//! signatures) are verified; Solana (`ed25519`) and smart-wallet signatures are refused with
-//! their own codes.
+//! recover the signer ([`verify`]). EVM keys (`eip191`, 65-byte signatures) are verified here;
+//! a signature the address's own key did not make may still be a smart wallet's (ERC-1271, or
+//! ERC-6492 around it), which only the wallet's contract can judge: [`contract_question`] is what
+//! the shell asks it on chain. Solana (`ed25519`) is refused with its own code.
 //!
 //! What the shell does around this (none of it is I/O-free):
 //! - the nonce and `issuedAt` of each challenge come from its randomness and clock;
@@ -54,7 +55,7 @@ pub enum SiwxError {
     /// A chain or signature type other than EVM `eip191` (Solana, another namespace).
     UnsupportedChain(String),
     /// A signature that is not 65 bytes: a smart wallet's (ERC-1271 / ERC-6492), which needs a
-    /// chain to check. Carries the byte length.
+    /// chain to check ([`contract_question`]). Carries the byte length.
     UnsupportedSignature(usize),
     /// The request URL given to [`verify`] is not an absolute http(s) URL (a shell bug).
     RequestUrl(String),
@@ -130,7 +131,7 @@ impl fmt::Display for SiwxError {
             ),
             SiwxError::UnsupportedSignature(n) => write!(
                 f,
-                "The sign-in signature is {n} bytes; only 65-byte wallet (EOA) signatures are accepted, not smart-wallet ones."
+                "The sign-in signature is {n} bytes, not a wallet key's 65, and this paywall has no chain access to ask a smart wallet's contract."
             ),
             SiwxError::RequestUrl(d) => write!(
                 f,
@@ -770,6 +771,58 @@ pub fn verify(
         });
     }
     Ok(p.address)
+}
+
+impl SiwxError {
+    /// Whether only the signature was refused, every other check having passed: one that a
+    /// smart wallet's contract may still accept ([`contract_question`]).
+    pub fn may_be_contract_signature(&self) -> bool {
+        matches!(
+            self,
+            SiwxError::UnsupportedSignature(_)
+                | SiwxError::BadSignature(_)
+                | SiwxError::SignerMismatch { .. }
+        )
+    }
+}
+
+/// The 32 bytes that end an ERC-6492 signature.
+const ERC6492_SUFFIX: [u8; 32] = [
+    0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92,
+    0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92,
+];
+
+/// What to ask the contract at the proof's address when its signature is not that address's own
+/// key's: ERC-1271 `isValidSignature(hash, signature)`, with the EIP-191 hash of [`message`].
+///
+/// An ERC-6492 signature (a wallet not deployed yet, with the factory call that would deploy it)
+/// is unwrapped to the signature inside: a deployed wallet judges that one. A wallet that is not
+/// deployed has no contract to ask and is refused; one that paid through x402 was deployed by its
+/// payment's settlement. `None` for a signature that is not hex or an unreadable ERC-6492 envelope.
+pub fn contract_question(p: &Proof) -> Option<([u8; 32], Vec<u8>)> {
+    let bytes = hex_bytes(&p.signature).ok()?;
+    let signature = match bytes.strip_suffix(&ERC6492_SUFFIX) {
+        Some(envelope) => erc6492_inner(envelope)?.to_vec(),
+        None => bytes,
+    };
+    Some((eip191_hash(message(p).as_bytes()), signature))
+}
+
+/// The signature inside ERC-6492's `abi.encode(address factory, bytes factoryCalldata, bytes
+/// signature)`: its third word is the offset of the signature's length, the bytes follow.
+fn erc6492_inner(envelope: &[u8]) -> Option<&[u8]> {
+    let word = |at: usize| -> Option<usize> {
+        let w = envelope.get(at..at.checked_add(32)?)?;
+        // Offsets and lengths beyond a few bytes are malformed here (the envelope is at most 8 KiB).
+        if w[..28].iter().any(|&b| b != 0) {
+            return None;
+        }
+        Some(u32::from_be_bytes([w[28], w[29], w[30], w[31]]) as usize)
+    };
+    let at = word(64)?;
+    let len = word(at)?;
+    let start = at.checked_add(32)?;
+    envelope.get(start..start.checked_add(len)?)
 }
 
 /// The key under which the shell records that this proof was used: `siwx:` + the address in

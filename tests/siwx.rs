@@ -8,9 +8,9 @@ use k256::ecdsa::SigningKey;
 use serde_json::{json, Value};
 use x402_edge::evm::{eip191_hash, Address};
 use x402_edge::siwx::{
-    extension, format_iso_millis, message, parse_header, parse_rfc3339, proof_schema,
-    remember_until, replay_key, statement_is_valid, verify, HttpUrl, Proof, SignatureScheme,
-    SiwxError, UtcTime, CLOCK_SKEW_SECONDS, DEFAULT_MAX_AGE_SECONDS,
+    contract_question, extension, format_iso_millis, message, parse_header, parse_rfc3339,
+    proof_schema, remember_until, replay_key, statement_is_valid, verify, HttpUrl, Proof,
+    SignatureScheme, SiwxError, UtcTime, CLOCK_SKEW_SECONDS, DEFAULT_MAX_AGE_SECONDS,
 };
 
 const ANVIL0_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -1121,4 +1121,68 @@ fn statements() {
     ] {
         assert!(!statement_is_valid(bad), "{bad:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Smart wallets: what the wallet's contract is asked.
+
+#[test]
+fn only_signature_refusals_may_be_a_contracts() {
+    let p = signed(|_| {});
+    let now = ISSUED + 10;
+    // Another key signed for this address: its contract may still accept it.
+    let mut other = p.clone();
+    other.address = Address::parse(ANVIL1).unwrap();
+    let e = verify(&other, URL, now, DEFAULT_MAX_AGE_SECONDS).unwrap_err();
+    assert!(e.may_be_contract_signature(), "{e}");
+    // A longer signature: a smart wallet's shape.
+    let mut long = p.clone();
+    long.signature = format!("0x{}", "ab".repeat(200));
+    let e = verify(&long, URL, now, DEFAULT_MAX_AGE_SECONDS).unwrap_err();
+    assert!(e.may_be_contract_signature(), "{e}");
+    // Anything else is refused before the signature is looked at, whoever signed.
+    let e = verify(
+        &long,
+        "https://elsewhere.example/premium-data",
+        now,
+        DEFAULT_MAX_AGE_SECONDS,
+    )
+    .unwrap_err();
+    assert!(!e.may_be_contract_signature(), "{e}");
+    let e = verify(&long, URL, ISSUED + 3_600, DEFAULT_MAX_AGE_SECONDS).unwrap_err();
+    assert!(!e.may_be_contract_signature(), "{e}");
+}
+
+#[test]
+fn the_contract_is_asked_about_the_message_hash_and_the_inner_signature() {
+    let p = signed(|_| {});
+    let hash = eip191_hash(message(&p).as_bytes());
+    let inner = vec![0x5a; 65];
+    let mut plain = p.clone();
+    plain.signature = format!("0x{}", hex::encode(&inner));
+    assert_eq!(contract_question(&plain), Some((hash, inner.clone())));
+    // ERC-6492: abi.encode(factory, factoryCalldata, signature) ‖ the magic suffix.
+    let word = |n: usize| format!("{n:064x}");
+    let calldata = vec![0x77; 36];
+    let envelope = [
+        format!("{:0>64}", "ca11ab1e00000000000000000000000000000001"),
+        word(0x60),
+        word(0x60 + 32 + 64),
+        word(calldata.len()),
+        format!("{}{}", hex::encode(&calldata), "00".repeat(28)),
+        word(inner.len()),
+        format!("{}{}", hex::encode(&inner), "00".repeat(31)),
+        "6492".repeat(16),
+    ]
+    .concat();
+    let mut wrapped = p.clone();
+    wrapped.signature = format!("0x{envelope}");
+    assert_eq!(contract_question(&wrapped), Some((hash, inner)));
+    // An envelope whose offsets lead outside it, or that is not hex: nothing to ask.
+    let mut broken = p.clone();
+    broken.signature = format!("0x{}{}{}", word(0), word(0), word(0x1000)) + &"6492".repeat(16);
+    assert_eq!(contract_question(&broken), None);
+    let mut not_hex = p;
+    not_hex.signature = "0xzz".into();
+    assert_eq!(contract_question(&not_hex), None);
 }

@@ -155,8 +155,11 @@ pub async fn try_session(
         return Ok(None);
     };
     let proof = siwx::parse_header(&proof).map_err(|e| refused(e.code(), &e.to_string()))?;
-    let wallet = siwx::verify(&proof, url, now, siwx::DEFAULT_MAX_AGE_SECONDS)
-        .map_err(|e| refused(e.code(), &e.to_string()))?;
+    let wallet = match siwx::verify(&proof, url, now, siwx::DEFAULT_MAX_AGE_SECONDS) {
+        Ok(wallet) => wallet,
+        Err(e) if e.may_be_contract_signature() => contract_signer(config, &proof, e).await?,
+        Err(e) => return Err(refused(e.code(), &e.to_string())),
+    };
     let book = LedgerClient::open(env, &wallet.to_lower_hex())
         .ok_or_else(|| refused("siwx_unavailable", "no ledger to remember sign-in nonces"))?;
     let fresh = book
@@ -200,6 +203,38 @@ pub async fn try_session(
         }
     }
     Err(last)
+}
+
+/// A smart wallet's sign-in: the wallet's contract is asked on chain (ERC-1271) whether the
+/// signature its own key did not make is its signature over the message. Only with an `rpc` URL
+/// for the proof's chain; without one, `local` (why the signature was refused here) stands.
+async fn contract_signer(
+    config: &Config,
+    proof: &siwx::Proof,
+    local: siwx::SiwxError,
+) -> Result<Address, Refusal> {
+    let (Some(url), Some((hash, signature))) = (
+        config.rpc_for(proof.chain_id),
+        siwx::contract_question(proof),
+    ) else {
+        return Err(refused(local.code(), &local.to_string()));
+    };
+    let body = crate::chain::is_valid_signature_request(&proof.address, &hash, &signature);
+    match js::rpc(url, &body)
+        .await
+        .as_deref()
+        .and_then(crate::chain::read_is_valid_signature)
+    {
+        Some(true) => Ok(proof.address),
+        Some(false) => Err(refused(
+            "siwx_signer_mismatch",
+            "neither this address's key nor a wallet contract at it (ERC-1271) signed this message",
+        )),
+        None => Err(refused(
+            "siwx_unavailable",
+            "the chain could not be read to check the smart wallet's signature; try again",
+        )),
+    }
 }
 
 /// Lets a request in on a session token: genuine, unexpired, its scope still sold and covering

@@ -135,6 +135,14 @@ pub fn post_json(
     .build(url)
 }
 
+/// One JSON-RPC call to a chain node; the answer's text, or `None` when the node could not be
+/// reached in 5 s.
+pub async fn rpc(url: &str, body: &str) -> Option<String> {
+    let request = post_json(url, body, None, Some(5_000)).ok()?;
+    let mut res = worker::Fetch::Request(request.into()).send().await.ok()?;
+    res.text().await.ok()
+}
+
 /// Waits for a promise that yields text (`undefined` and `null` read as `None`).
 pub async fn text(promise: Result<Promise, JsValue>) -> Result<Option<String>, JsValue> {
     Ok(JsFuture::from(promise?).await?.as_string())

@@ -20,7 +20,7 @@ use std::cell::RefCell;
 
 use serde::Serialize;
 use serde_json::Value;
-use worker::{durable_object, DurableObject, Env, Fetch, Request, Response, Result, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use super::js;
 
@@ -816,7 +816,7 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
         };
     };
     let body = crate::chain::authorization_state_request(&token, &from, &nonce);
-    match rpc(url, &body)
+    match js::rpc(url, &body)
         .await
         .as_deref()
         .and_then(crate::chain::read_bool_result)
@@ -832,7 +832,7 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
     // Used or cancelled: FiatToken sets the same state for both. The logs tell them apart (and
     // name the paying transaction). If they cannot be read, the state is all there is.
     let elapsed = super::now_seconds().saturating_sub(attempt.admitted_at);
-    let latest = rpc(url, &crate::chain::block_number_request())
+    let latest = js::rpc(url, &crate::chain::block_number_request())
         .await
         .as_deref()
         .and_then(crate::chain::read_block_number);
@@ -840,7 +840,7 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
         Some(latest) => {
             let from_block = latest.saturating_sub(crate::chain::blocks_back(elapsed));
             let body = crate::chain::authorization_logs_request(&token, &from, &nonce, from_block);
-            rpc(url, &body)
+            js::rpc(url, &body)
                 .await
                 .and_then(|text| crate::chain::read_authorization_logs(&text))
         }
@@ -853,13 +853,6 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
         }
         _ => Outcome::OnChainUsed,
     }
-}
-
-/// One JSON-RPC call; the answer's text, or `None` when the node could not be reached.
-async fn rpc(url: &str, body: &str) -> Option<String> {
-    let request = js::post_json(url, body, None, Some(5_000)).ok()?;
-    let mut res = Fetch::Request(request.into()).send().await.ok()?;
-    res.text().await.ok()
 }
 
 fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {

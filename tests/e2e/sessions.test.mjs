@@ -12,7 +12,8 @@ import { createHmac, randomBytes } from "node:crypto";
 import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { privateKeyToAccount } from "viem/accounts";
+import { getAddress } from "viem";
+import { privateKeyToAccount, toAccount } from "viem/accounts";
 import { wrapFetchWithPayment, x402Client, x402HTTPClient } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
 import {
@@ -22,6 +23,7 @@ import {
   encodeSIWxHeader,
 } from "@x402/extensions/sign-in-with-x";
 import { decodeHeader, startStack, startWorker } from "./harness.mjs";
+import { rpc as chainRpc } from "../../scripts/lib/chain.mjs";
 
 const PRICE = 10000n; // "$0.01"
 const SECRET = randomBytes(32).toString("hex"); // 64 hex characters, used as given (64 bytes)
@@ -83,6 +85,8 @@ before(async () => {
         { path: "/guides/*", price: "$0.01" },
         { path: "/metered/*", price: "$0.01", session: { requests: 2 } },
       ],
+      // The chain, to ask a smart wallet's contract about its sign-in (ERC-1271).
+      rpc: { [stack.network]: stack.rpcUrl },
     }),
     secrets: { X402_SESSION_SECRET: SECRET, X402_ADMIN_TOKEN: ADMIN },
   });
@@ -100,6 +104,49 @@ async function balances(i) {
     stack.balanceOf(stack.accounts.payTo.address),
   ]);
   return { payer, payTo };
+}
+
+/**
+ * A smart wallet: a contract (ERC-1271) that accepts as its signature over a hash the owner key's
+ * signature over it followed by one more byte (so that it is not mistaken for a key's 65 bytes).
+ * Written as EVM bytecode and put on chain with anvil_setCode: isValidSignature(hash, sig) answers
+ * 0x1626ba7e when ecrecover(hash, v, r, s) of the signature's first 65 bytes is the owner.
+ */
+async function deploySmartWallet(address, owner) {
+  const store = "600435600052" + "60a43560f81c602052" + "6064356040" + "52" + "6084356060" + "52";
+  const recover = "60206080608060006001" + "5afa50";
+  const compare = "608051" + "73" + owner.slice(2).toLowerCase() + "14";
+  const answer = (word) => "63" + word + "60e01b" + "600052" + "60206000f3";
+  const refuse = answer("ffffffff");
+  const jumpTo = (store.length + recover.length + compare.length) / 2 + 3 + refuse.length / 2;
+  const code = "0x" + store + recover + compare + "60" + jumpTo.toString(16).padStart(2, "0") + "57" + refuse + "5b" + answer("1626ba7e");
+  await chainRpc(stack.rpcUrl, "anvil_setCode", [address, code]);
+}
+
+/** The official client paying and signing in as the smart wallet at `address`, owned by `owner`. */
+function smartWalletClient(address, owner) {
+  const signer = toAccount({
+    address,
+    signMessage: async ({ message }) => (await owner.signMessage({ message })) + "00",
+    signTypedData: async (typed) => (await owner.signTypedData(typed)) + "00",
+    signTransaction: async () => {
+      throw new Error("a wallet contract sends no transactions of its own");
+    },
+  });
+  const client = new x402Client();
+  registerExactEvmScheme(client, { signer });
+  client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+  const httpClient = new x402HTTPClient(client).onPaymentRequired(createSIWxClientHook(signer));
+  const sent = [];
+  const recording = async (input, init) => {
+    const req = new Request(input, init);
+    const entry = { siwx: req.headers.has(SIWX), payment: req.headers.has("payment-signature") };
+    const res = await fetch(req);
+    entry.status = res.status;
+    sent.push(entry);
+    return res;
+  };
+  return { fetch: wrapFetchWithPayment(recording, httpClient), sent };
 }
 
 /**
@@ -604,6 +651,40 @@ describe("what a session opens, and what it costs", () => {
     assert.equal(settlements(), settles);
     const after = await balances(1);
     assert.equal(before.payer - after.payer, 20000n, "the pass alone was paid for");
+  });
+
+  test("a smart wallet (ERC-1271) buys a session, then signs in with its contract's word, no second payment", async () => {
+    const wallet = "0x5afe000000000000000000000000000000001271";
+    const owner = account(6);
+    await deploySmartWallet(wallet, owner.address);
+    await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
+    const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+    const settles = settlements();
+    // Buys: its payment's signature is not a key's, so the facilitator judges it, and USDC asks the
+    // contract when it settles.
+    const first = smartWalletClient(wallet, owner);
+    const bought = await first.fetch(`${worker.url}/articles/smart-1`);
+    assert.equal(bought.status, 200, await bought.clone().text());
+    assert.equal(await bought.text(), `content of /articles/smart-1 for ${getAddress(wallet)}`);
+    assert.equal(settlements(), settles + 1);
+    // Later, without the token: the official hook signs in as the wallet, and its contract agrees.
+    const later = smartWalletClient(wallet, owner);
+    const res = await later.fetch(`${worker.url}/articles/smart-2`);
+    assert.equal(res.status, 200, await res.clone().text());
+    await res.arrayBuffer();
+    assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
+    assert.ok(res.headers.get("x402-session"), "a token for the wallet");
+    assert.equal(settlements(), settles + 1, "no second settlement");
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n, "the wallet paid once");
+    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, 10000n);
+    // A key that is not the owner's, signing for the wallet: the contract says no.
+    const stranger = smartWalletClient(wallet, account(5));
+    const refused = await stranger.fetch(`${worker.url}/articles/smart-3`).catch((e) => e);
+    assert.notEqual(refused?.status, 200, "a stranger is not let in as the wallet");
+    const proofs = stranger.sent.filter((e) => e.siwx);
+    assert.deepEqual(proofs.map((e) => e.status), [402], "the stranger's sign-in was sent, and refused");
+    assert.equal(settlements(), settles + 1, "nothing settled for the stranger");
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n);
   });
 
   test("a counted session's request that the origin fails to answer, or redirects, is given back", async () => {
