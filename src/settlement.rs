@@ -1241,7 +1241,7 @@ impl Ledger {
                 l.counters = json::parse(value).unwrap_or_default();
             }
         }
-        l.entries.sort_by_key(|e| (e.admitted_at, e.seq));
+        crate::sorted::sort_by_order(&mut l.entries, |e| (e.admitted_at.into(), e.seq, 0));
         if l.counters.paid == 0 {
             // A ledger kept before payments were counted: what its settled entries show.
             l.counters.paid = l
@@ -1351,13 +1351,12 @@ impl Ledger {
     /// their hold has ended), unknown entries due for reconciliation, and in-flight entries whose
     /// lease ran out (reconciled).
     pub fn due(&self, now: u64) -> Vec<Attempt> {
-        let mut due: Vec<((u64, u64, usize), Attempt)> = self
+        let mut due: Vec<((u64, u64), Attempt)> = self
             .entries
             .iter()
-            .enumerate()
-            .filter_map(|(i, e)| e.attempt(now).map(|(at, a)| ((e.valid_before, at, i), a)))
+            .filter_map(|e| e.attempt(now).map(|(at, a)| ((e.valid_before, at), a)))
             .collect();
-        due.sort_by_key(|(order, _)| *order);
+        crate::sorted::sort_by_order(&mut due, |&((vb, at), _)| (vb.into(), at, 0));
         due.into_iter().map(|(_, a)| a).collect()
     }
 
@@ -1486,22 +1485,21 @@ impl Ledger {
 
     /// Trims settled history to `keep` entries, oldest settled first.
     pub fn trim(&mut self, keep: usize) {
-        let mut settled: Vec<(u64, usize)> = self
+        let settled: Vec<crate::sorted::Order> = self
             .entries
             .iter()
             .enumerate()
             .filter_map(|(i, e)| match e.state {
-                State::Settled { at, .. } => Some((at, i)),
+                State::Settled { at, .. } => Some((at.into(), 0, 0, i)),
                 _ => None,
             })
             .collect();
         if settled.len() <= keep {
             return;
         }
-        settled.sort_unstable();
         let drop = settled.len() - keep;
         let mut gone = vec![false; self.entries.len()];
-        for &(_, i) in settled.iter().take(drop) {
+        for i in crate::sorted::order(settled).take(drop) {
             if let Some(g) = gone.get_mut(i) {
                 *g = true;
             }

@@ -134,7 +134,7 @@ impl Stats {
                 .iter()
                 .map(|(k, t)| (k.clone(), t.revenue_micro_usd))
                 .collect();
-            ranked.sort_by_key(|r| std::cmp::Reverse(r.1));
+            crate::sorted::sort_by_order(&mut ranked, |r| (u128::MAX - r.1, 0, 0));
             for (k, _) in ranked.into_iter().skip(PAYERS_KEPT) {
                 self.by_payer.remove(&k);
             }
@@ -143,12 +143,9 @@ impl Stats {
 
     /// The publisher's view: totals, per route, per day, top payers.
     pub fn view(&self, top: usize) -> serde_json::Value {
+        // Highest revenue first; ties by address, the map's own order.
         let mut payers: Vec<(&String, &Tally)> = self.by_payer.iter().collect();
-        payers.sort_by(|a, b| {
-            b.1.revenue_micro_usd
-                .cmp(&a.1.revenue_micro_usd)
-                .then(a.0.cmp(b.0))
-        });
+        crate::sorted::sort_by_order(&mut payers, |p| (u128::MAX - p.1.revenue_micro_usd, 0, 0));
         let mut days: SortedMap<Tally> = SortedMap::new();
         let routes: Vec<serde_json::Value> = self
             .by_route_day
