@@ -648,7 +648,6 @@ async fn serve_session(
     respond::decorate(&response, extra)
 }
 
-/// The answer when the origin was out of reach or too slow for a paid or session request.
 /// Whether an origin answer is what was paid for: a success. Not an error, and not a redirect
 /// either: a client's fetch follows a redirect with the same payment header, which the target then
 /// takes, so charging the redirect too would charge twice, or refuse the second as a replay after
@@ -658,6 +657,7 @@ fn sold(status: u16) -> bool {
     (200..300).contains(&status)
 }
 
+/// The answer when the origin was out of reach or too slow for a paid or session request.
 fn origin_unavailable(e: &worker::Error, head: bool) -> Result<web_sys::Response> {
     respond::reply(
         paywall::plain_refusal(&Refusal::new(Reason::OriginUnavailable, e.to_string())),
