@@ -133,30 +133,16 @@ function smartWalletClient(address, owner) {
       throw new Error("a wallet contract sends no transactions of its own");
     },
   });
-  const client = new x402Client();
-  registerExactEvmScheme(client, { signer });
-  client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
-  const httpClient = new x402HTTPClient(client).onPaymentRequired(createSIWxClientHook(signer));
-  const sent = [];
-  const recording = async (input, init) => {
-    const req = new Request(input, init);
-    const entry = { siwx: req.headers.has(SIWX), payment: req.headers.has("payment-signature") };
-    const res = await fetch(req);
-    entry.status = res.status;
-    sent.push(entry);
-    return res;
-  };
-  return { fetch: wrapFetchWithPayment(recording, httpClient), sent };
+  return sessionClient(null, { signer });
 }
 
 /**
  * The official client as payer #i, with the official Sign-In-With-X hook attached:
  * x402HTTPClient(client).onPaymentRequired(createSIWxClientHook(signer)), wrapped by @x402/fetch.
  * `sent` records every request it makes (which proof headers it carried) and the answer; `headers`
- * are added to every request (a browser's cookie, say).
+ * are added to every request (a browser's cookie, say); `signer` pays and signs in instead of payer #i.
  */
-function sessionClient(i, { headers = {} } = {}) {
-  const signer = account(i);
+function sessionClient(i, { headers = {}, signer = account(i) } = {}) {
   const client = new x402Client();
   registerExactEvmScheme(client, { signer });
   client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
