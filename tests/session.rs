@@ -511,27 +511,32 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// A configuration selling `routes` (a JSON array of route tables), everything else minimal.
+fn config_with_routes(routes: serde_json::Value) -> x402_edge::config::Config {
+    x402_edge::config::Config::from_json(
+        &serde_json::json!({
+            "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+            "accepts": ["eip155:84532"],
+            "facilitator": {"url": "https://facilitator.example"},
+            "routes": routes,
+        })
+        .to_string(),
+    )
+    .expect("config")
+}
+
 /// A session opens the paths its scope covers, but never a page dearer than the one that sold
 /// it: a dearer route listed first (which prices its paths) or another method's dearer rule under
 /// the same scope stays paid.
 #[test]
 fn a_session_never_opens_a_dearer_route() {
-    let config = x402_edge::config::Config::from_json(
-        &serde_json::json!({
-            "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-            "accepts": ["eip155:84532"],
-            "facilitator": {"url": "https://facilitator.example"},
-            "routes": [
-                {"path": "/articles/premium/*", "price": "$5"},
-                {"method": "POST", "path": "/articles/*", "price": "$1"},
-                {"method": "GET", "path": "/articles/*", "price": "$0.01", "session": {"seconds": 86400}},
-                {"path": "/guides/*", "price": "$0.01"},
-                {"path": "/pass", "price": "$0.50", "session": {"scope": "/*", "seconds": 86400}},
-            ],
-        })
-        .to_string(),
-    )
-    .expect("config");
+    let config = config_with_routes(serde_json::json!([
+        {"path": "/articles/premium/*", "price": "$5"},
+        {"method": "POST", "path": "/articles/*", "price": "$1"},
+        {"method": "GET", "path": "/articles/*", "price": "$0.01", "session": {"seconds": 86400}},
+        {"path": "/guides/*", "price": "$0.01"},
+        {"path": "/pass", "price": "$0.50", "session": {"scope": "/*", "seconds": 86400}},
+    ]));
     let route = |method: &str, path: &str| {
         x402_edge::paywall::priced_route(&config, method, path).expect("priced")
     };
@@ -557,21 +562,12 @@ fn a_session_never_opens_a_dearer_route() {
 /// scope (what grants were always stored under), so adding a route never renames a sold session.
 #[test]
 fn sessions_with_the_same_scope_text_have_names_of_their_own() {
-    let config = x402_edge::config::Config::from_json(
-        &serde_json::json!({
-            "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-            "accepts": ["eip155:84532"],
-            "facilitator": {"url": "https://facilitator.example"},
-            "routes": [
-                {"method": "GET", "path": "/api/*", "price": "$0.01", "session": {"seconds": 60}},
-                {"method": "POST", "path": "/api/*", "price": "$5", "session": {"seconds": 60}},
-                {"method": "POST", "path": "/api/*", "price": "$9", "session": {"seconds": 60}},
-                {"path": "/docs/*", "price": "$0.01", "session": {"requests": 3}},
-            ],
-        })
-        .to_string(),
-    )
-    .expect("config");
+    let config = config_with_routes(serde_json::json!([
+        {"method": "GET", "path": "/api/*", "price": "$0.01", "session": {"seconds": 60}},
+        {"method": "POST", "path": "/api/*", "price": "$5", "session": {"seconds": 60}},
+        {"method": "POST", "path": "/api/*", "price": "$9", "session": {"seconds": 60}},
+        {"path": "/docs/*", "price": "$0.01", "session": {"requests": 3}},
+    ]));
     let names: Vec<&str> = config
         .routes
         .iter()
