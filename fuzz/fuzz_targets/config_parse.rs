@@ -51,7 +51,10 @@ fn check(text: &str) {
             assert!(!e.problem.is_empty(), "an error without a problem: {e:?}");
             // "X402.<key>: …", or "X402: …" when the whole document is at fault.
             let shown = e.to_string();
-            assert!(shown.starts_with(if e.key.is_empty() { "X402: " } else { "X402." }), "{shown}");
+            assert!(
+                shown.starts_with(if e.key.is_empty() { "X402: " } else { "X402." }),
+                "{shown}"
+            );
             return;
         }
     };

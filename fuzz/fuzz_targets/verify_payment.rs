@@ -15,7 +15,9 @@
 //!   `PAYMENT-SIGNATURE`); 6 URL-safe unpadded base64; 7 the path `/multi/x` (else
 //!   `/paid/weather`).
 //!
-//! Invariants besides "no panic": a request no priced route covers is passed untouched; every
+//! Invariants besides "no panic": a path that hides a dot segment is refused with 400
+//! `invalid_path` whatever its route, and no other path is; a request no priced route covers is
+//! passed untouched; every
 //! reply is a 4xx with the terms in `PAYMENT-REQUIRED` (and the Sign-In-With-X challenge when
 //! asked for) and a JSON body, or the 204 of a preflight for a priced request; a `Paid` decision
 //! is for the route that covers the request, and its payer is the authorization's `from`, which
@@ -30,6 +32,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use x402_edge::config::Config;
 use x402_edge::evm::{self, Address, Eip712Domain, U256};
+use x402_edge::pattern;
 use x402_edge::paywall::{self, Decision, Incoming, IMMEDIATE_SETTLE_MARGIN_SECONDS};
 use x402_edge::siwx::HttpUrl;
 use x402_edge::verify::{self, CLOCK_SKEW_SECONDS};
@@ -98,6 +101,30 @@ fn mutated(config: &Config, input: &Framed<'_>) {
 fn check_decision(config: &Config, req: &Incoming<'_>) {
     let decision = paywall::decide(config, req, SPEC_NOW);
     let priced = |m: &str| paywall::priced_route(config, m, req.path);
+    // A path that hides a dot segment is refused before any route is matched, priced or not:
+    // which route it falls under depends on who reads it. No other path gets that refusal.
+    let disguised = pattern::hides_dot_segment(req.path);
+    if let Decision::Reply(reply) = &decision {
+        assert_eq!(
+            reply.reason == "invalid_path",
+            disguised,
+            "invalid_path for {:?}",
+            req.path
+        );
+    }
+    if disguised {
+        let Decision::Reply(reply) = &decision else {
+            panic!("a disguised path was not refused: {:?}", req.path);
+        };
+        assert_eq!(
+            reply.status, 400,
+            "a disguised path answered {}",
+            reply.status
+        );
+        let body: Value = serde_json::from_str(&reply.body).expect("the reply body is JSON");
+        assert_eq!(body["reason"], "invalid_path", "{}", reply.body);
+        return;
+    }
     // A CORS preflight is judged by the method it asks about; a plain OPTIONS like any method.
     let preflight = match (req.method, req.preflight_method) {
         ("OPTIONS", Some(m)) => Some(m.to_ascii_uppercase()),
