@@ -19,7 +19,11 @@ mod stats;
 use ledger_client::AdmitRefusal;
 
 use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::rc::Rc;
+
+use futures_util::future::{maybe_done, MaybeDone};
 
 use worker::{event, Context, Env, Headers, Request, Result, ScheduleContext, ScheduledEvent};
 
@@ -488,6 +492,28 @@ async fn serve_paid(
     // Built once: it carries the facilitator body, which is not small.
     let admission = paid.admission(&body, false, ticket.clone());
     let id = admission.id.clone();
+    // A held deferred payment lapses into its batch when its hold ends: the origin must have
+    // answered (or been given up on) a little before that, or a failure could no longer be
+    // withdrawn. Counted from now, not from the request's start: `/verify` took its time too.
+    let mut limit = config.origin_timeout_seconds;
+    if deferred {
+        let hold_ends = ledger::policy(config).hold_ends(now, paid.verified.valid_before);
+        limit = limit.min(hold_ends.saturating_sub(now_seconds()).saturating_sub(5));
+    }
+    // On a deferred route the origin is asked while the ledger admits the payment, not after:
+    // a paid answer then waits for the slower of the two instead of both. Only for a safe method
+    // (GET, HEAD), which changes nothing at the origin, so that the answer is simply dropped when
+    // the ledger refuses (a delinquent wallet, a replay from elsewhere); only for a payment this
+    // isolate has not taken already, so that a replay sent here is refused before the origin
+    // hears of it; and only where the hold does not cut the origin's time, so that a payment
+    // settled now instead (over credit, not yet earned) gives the origin the same time as on an
+    // immediate route.
+    let overlap = deferred
+        && limit == config.origin_timeout_seconds
+        && matches!(req.method().as_str(), "GET" | "HEAD")
+        && first_sight(&id);
+    let answer = origin::forward_as(config, req, url, &paid.verified.payer, Some(limit));
+    let mut answer = pin!(maybe_done(answer));
     // Whether a held admission may have landed although its answer was lost.
     let mut held_unknown = false;
     if let (true, Some(book)) = (deferred, &book) {
@@ -497,7 +523,7 @@ async fn serve_paid(
             deferred: true,
             ..admission.clone()
         };
-        match book.admit(held).await {
+        match beside(book.admit(held), answer.as_mut(), overlap).await {
             Ok(()) => {}
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)
@@ -519,7 +545,7 @@ async fn serve_paid(
         // Immediate payments go through the ledger too, before the origin is asked: a payment
         // being settled by a concurrent request is refused here instead of reaching the origin
         // again, and the outcome is kept for the publisher.
-        match book.admit(admission).await {
+        match beside(book.admit(admission), answer.as_mut(), overlap).await {
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)
             }
@@ -537,17 +563,14 @@ async fn serve_paid(
             _ => {}
         }
     }
-    // A held deferred payment lapses into its batch when its hold ends: the origin must have
-    // answered (or been given up on) a little before that, or a failure could no longer be
-    // withdrawn.
-    // Counted from now, not from the request's start: `/verify` and the admission took their
-    // time too.
-    let mut limit = config.origin_timeout_seconds;
-    if deferred {
-        let hold_ends = ledger::policy(config).hold_ends(now, paid.verified.valid_before);
-        limit = limit.min(hold_ends.saturating_sub(now_seconds()).saturating_sub(5));
-    }
-    let answer = origin::forward_as(config, req, url, &paid.verified.payer, Some(limit)).await;
+    // Asked now (or already, beside the admission), with the deadline counted from before the
+    // admission: it ends no later than it would have counted from here.
+    answer.as_mut().await;
+    let answer = answer.as_mut().take_output().unwrap_or_else(|| {
+        Err(worker::Error::RustError(
+            "the origin's answer was taken twice".into(),
+        ))
+    });
     let response = match answer {
         Ok(response) if sold(response.status()) => response,
         // Nobody pays for an error (nor for an origin out of reach), nor for a redirect: the
@@ -646,6 +669,48 @@ async fn serve_session(
         );
     }
     respond::decorate(&response, extra)
+}
+
+/// Whether this isolate takes payment `id` for the first time, among the last [`SEEN_HERE`]
+/// payments it took: the same signed payment sent again (a replay, or a client's retry) is then
+/// refused or admitted by the ledger before its origin is asked.
+fn first_sight(id: &str) -> bool {
+    thread_local! {
+        static SEEN: RefCell<(Vec<String>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+    }
+    SEEN.with(|seen| {
+        let (ids, next) = &mut *seen.borrow_mut();
+        if ids.iter().any(|s| s == id) {
+            return false;
+        }
+        if ids.len() < SEEN_HERE {
+            ids.push(id.to_string());
+        } else {
+            ids[*next] = id.to_string();
+            *next = (*next + 1) % SEEN_HERE;
+        }
+        true
+    })
+}
+
+/// How many payment ids an isolate remembers for [`first_sight`].
+const SEEN_HERE: usize = 256;
+
+/// Awaits `first`; with `also`, polls `other` meanwhile, so that what it asks for is under way
+/// (and may be done) when it is awaited in its turn.
+async fn beside<F: Future, O: Future>(
+    first: F,
+    mut other: Pin<&mut MaybeDone<O>>,
+    also: bool,
+) -> F::Output {
+    let mut first = pin!(first);
+    poll_fn(|cx| {
+        if also {
+            let _ = other.as_mut().poll(cx);
+        }
+        first.as_mut().poll(cx)
+    })
+    .await
 }
 
 /// Whether an origin answer is what was paid for: a success. Not an error, and not a redirect

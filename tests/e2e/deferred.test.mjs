@@ -196,10 +196,11 @@ describe("deferred payments are served first and settled within the window", () 
     await assertMoved(start, payer, BigInt(N) * PRICE);
   });
 
-  test("the same signed payment sent 20 times at once is served exactly once", async () => {
+  test("the same signed payment sent 20 times at once is served exactly once, and reaches the origin once", async () => {
     const payer = 1;
     const start = await balances(payer);
     const payload = await signPayment(await termsFor(worker), stack.payer(payer).privateKey);
+    const since = Date.now();
     const responses = await Promise.all(
       Array.from({ length: 20 }, () => worker.fetch("/api/weather", { headers: paymentHeaders(payload) })),
     );
@@ -218,6 +219,10 @@ describe("deferred payments are served first and settled within the window", () 
         assert.ok(res.headers.get("payment-required"), "fresh terms come with the refusal");
       }
     }
+    // A deferred GET asks the origin while the ledger admits it, but not for a payment this
+    // isolate has already taken: the copies are refused before the origin hears of them.
+    const hits = stack.origin.hits.filter((h) => h.path === "/api/weather" && h.at >= since);
+    assert.equal(hits.length, 1, `the origin saw ${hits.length} requests for one payment`);
     const nonce = payload.payload.authorization.nonce;
     const view = await ledgerUntil("settled", worker, payer, (v) => v.settled.length === 1 && v.pending.length === 0);
     assert.equal(view.admitted, 1);
