@@ -6,7 +6,9 @@
 //!
 //! What cannot be known here without a chain (balance, whether the nonce was used on chain, whether
 //! a contract wallet accepts a signature) is left to settlement; signatures that are not 65-byte
-//! ECDSA are handed to the facilitator's `/verify` instead of being refused.
+//! ECDSA are handed to the facilitator's `/verify` instead of being refused, and a 65-byte one made
+//! by another key than `from`'s comes back with the question to put to a wallet contract at `from`
+//! ([`Verified::wallet_check`]).
 
 use crate::config::{Offer, Route};
 use crate::evm::{
@@ -28,8 +30,23 @@ pub struct Verified<'c> {
     pub nonce: [u8; 32],
     pub valid_before: u64,
     /// `false` when the signature is not a 65-byte ECDSA signature and only the facilitator can
-    /// judge it (ERC-1271 / ERC-6492 smart wallets). Everything else was checked.
+    /// judge it (ERC-1271 / ERC-6492 smart wallets), or when it is one but not `from`'s key's
+    /// ([`Verified::wallet_check`]). Everything else was checked.
     pub signature_checked: bool,
+    /// A 65-byte signature made by some other key than `from`'s: only a wallet contract at `from`
+    /// (ERC-1271, a Safe with one owner) can vouch for it. Its question, and the refusal if the
+    /// contract does not answer yes (or `from` has no code).
+    pub wallet_check: Option<Box<WalletCheck>>,
+}
+
+/// What to ask the contract at a payment's `from`: whether `signature` is its signature over
+/// `digest` (the EIP-712 digest of the authorization, as USDC asks it when it settles).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletCheck {
+    pub digest: [u8; 32],
+    pub signature: [u8; 65],
+    /// The answer when the contract says no: the signer mismatch found locally.
+    pub refusal: Refusal,
 }
 
 /// Checks `payment` against `route` at time `now` (unix seconds). `settle_within` is how many
@@ -122,6 +139,9 @@ pub fn verify<'c>(
     };
 
     let mut last = None;
+    // The first offer under which the signature recovered to another key than `from`'s: a wallet
+    // contract may still have made it, if no offer's domain gives `from` itself.
+    let mut for_wallet: Option<Verified<'c>> = None;
     for offer in candidates {
         match check_authorization(
             offer,
@@ -141,6 +161,7 @@ pub fn verify<'c>(
                         nonce,
                         valid_before,
                         signature_checked: false,
+                        wallet_check: None,
                     });
                 };
                 let message = TransferWithAuthorization {
@@ -157,7 +178,8 @@ pub fn verify<'c>(
                     chain_id: offer.asset.network.chain_id,
                     verifying_contract: offer.asset.address,
                 };
-                match sig.recover(&message.digest(&domain)) {
+                let digest = message.digest(&domain);
+                let refusal = match sig.recover(&digest) {
                     Ok(signer) if signer == from => {
                         return Ok(Verified {
                             offer,
@@ -165,21 +187,38 @@ pub fn verify<'c>(
                             nonce,
                             valid_before,
                             signature_checked: true,
+                            wallet_check: None,
                         })
                     }
-                    Ok(signer) => {
-                        last = Some(Refusal::new(
-                            Reason::SignerMismatch,
-                            format!("recovered {signer}, but from is {from}"),
-                        ))
-                    }
-                    Err(e) => last = Some(Refusal::new(Reason::SignerMismatch, e.to_string())),
+                    Ok(signer) => Refusal::new(
+                        Reason::SignerMismatch,
+                        format!("recovered {signer}, but from is {from}"),
+                    ),
+                    Err(e) => Refusal::new(Reason::SignerMismatch, e.to_string()),
+                };
+                if for_wallet.is_none() {
+                    for_wallet = Some(Verified {
+                        offer,
+                        payer: from,
+                        nonce,
+                        valid_before,
+                        signature_checked: false,
+                        wallet_check: Some(Box::new(WalletCheck {
+                            digest,
+                            signature: sig.to_bytes(),
+                            refusal: refusal.clone(),
+                        })),
+                    });
                 }
+                last = Some(refusal);
             }
             Err(r) => last = Some(r),
         }
     }
-    Err(last.unwrap_or_else(|| Reason::NetworkMismatch.into()))
+    // A signer mismatch under some offer, and nothing better under the others: the wallet's word
+    // is the last chance (the caller refuses where it cannot ask). A v1 payment whose other
+    // candidate offers failed for another reason is still judged under the one whose terms it met.
+    for_wallet.ok_or_else(|| last.unwrap_or_else(|| Reason::NetworkMismatch.into()))
 }
 
 /// The `accepted` terms must be ours, compared field by field so that each difference has its own

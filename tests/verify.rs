@@ -255,6 +255,61 @@ fn spec_example_verifies_as_v2_and_as_v1() {
 }
 
 #[test]
+fn a_key_signature_not_from_s_goes_to_the_wallet_contract_where_the_chain_can_be_asked() {
+    // The "USD Coin" domain of the test above, where the example's signature recovers someone
+    // else: with an `rpc` for the chain, that is a question for a wallet contract at `from` (a Safe
+    // with one owner signs this way), not yet a refusal.
+    let with_rpc = |rpc: Value| {
+        config(&json!({
+            "payTo": PAY_TO,
+            "accepts": ["eip155:84532"],
+            "assets": [{"network": "eip155:84532", "address": BASE_SEPOLIA_USDC,
+                        "name": "USD Coin", "version": "2", "decimals": 6, "symbol": "USDC"}],
+            "facilitator": {"url": FACILITATOR},
+            "rpc": rpc,
+            "routes": [{"path": "/paid/*", "method": "GET", "price": "10000", "maxTimeoutSeconds": 65}],
+        }))
+    };
+    let ex = &vectors()["spec_example"];
+    let from = Address::parse(ex["authorization"]["from"].as_str().unwrap()).unwrap();
+    let c = with_rpc(json!({"eip155:84532": "https://sepolia.base.org"}));
+    for header in [
+        Req::get("/paid/weather").paying(None, Some(b64(&spec_v1()))),
+        Req::get("/paid/weather").paying(Some(b64(&spec_v2("USD Coin"))), None),
+    ] {
+        let paid = decide_paid(&c, &header, SPEC_NOW);
+        assert_eq!(paid.verified.payer, from);
+        assert!(!paid.verified.signature_checked, "not checked by a key");
+        let check = paid
+            .verified
+            .wallet_check
+            .as_ref()
+            .expect("a question for the wallet");
+        // The question is the one USDC asks: the signature as sent, over the EIP-712 digest under
+        // this route's domain, the digest under which it recovers 0xED07B31F….
+        assert_eq!(
+            format!("0x{}", hex::encode(check.signature)),
+            ex["signature"].as_str().unwrap().to_ascii_lowercase()
+        );
+        let signer = x402_edge::evm::Signature::from_bytes(&check.signature)
+            .unwrap()
+            .recover(&check.digest)
+            .unwrap();
+        assert!(signer.to_lower_hex().starts_with("0xed07b31f"), "{signer}");
+        assert_eq!(check.refusal.reason, Reason::SignerMismatch);
+    }
+    // An `rpc` for another chain does not help: the signer mismatch stands.
+    let c = with_rpc(json!({"eip155:8453": "https://mainnet.base.org"}));
+    let req = Req::get("/paid/weather").paying(None, Some(b64(&spec_v1())));
+    let r = decide_reply(&c, &req, SPEC_NOW);
+    check_refusal(&c, &req, &r, Reason::SignerMismatch).unwrap();
+    // A signature that recovers `from` itself never asks anything.
+    let c = one_route(json!(["eip155:84532"]), "10000", 65, json!([]));
+    let req = Req::get("/paid/weather").paying(Some(b64(&spec_v2("USDC"))), None);
+    assert_eq!(decide_paid(&c, &req, SPEC_NOW).verified.wallet_check, None);
+}
+
+#[test]
 fn spec_example_is_time_bound() {
     let c = one_route(json!(["eip155:84532"]), "10000", 65, json!([]));
     let req = Req::get("/paid/weather").paying(Some(b64(&spec_v2("USDC"))), None);

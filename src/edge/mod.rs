@@ -465,7 +465,26 @@ async fn serve_paid(
     let (head, now) = (ctx.head, ctx.now);
     let client = facilitator::Client::new(config, facilitator::Auth::of(env));
     let body = paid.facilitator_body();
-    if !paid.verified.signature_checked {
+    if let Some(check) = &paid.verified.wallet_check {
+        // A key signed it, but not `from`'s: the wallet contract at `from` (a Safe, say) is asked
+        // whether it is its signature, as USDC will ask it when the payment is settled.
+        // Without the node's answer the local refusal stands, saying so: such a signature is far
+        // more often a wrong key's than a wallet's.
+        match wallet_vouches(config, paid, check).await {
+            Some(true) => {}
+            Some(false) => return respond::reply(paid.refuse(&check.refusal), head),
+            None => {
+                let mut refusal = check.refusal.clone();
+                refusal.detail = Some(format!(
+                    "{}; a wallet contract at {} could not be asked (the chain's node did not \
+                     answer)",
+                    refusal.detail.as_deref().unwrap_or_default(),
+                    paid.verified.payer
+                ));
+                return respond::reply(paid.refuse(&refusal), head);
+            }
+        }
+    } else if !paid.verified.signature_checked {
         match client.verify(&body).await {
             VerifyOutcome::Valid { .. } => {}
             VerifyOutcome::Invalid { reason, message } => {
@@ -669,6 +688,26 @@ async fn serve_session(
         );
     }
     respond::decorate(&response, extra)
+}
+
+/// The wallet contract's word on a payment signed by a key that is not `from`'s (ERC-1271): `Some`
+/// yes or no (no also for an address without code), `None` when the node did not answer. One
+/// `eth_call` through the `rpc` of the payment's chain, which [`paywall::decide`] made sure of.
+async fn wallet_vouches(
+    config: &Config,
+    paid: &PaidRequest<'_>,
+    check: &crate::verify::WalletCheck,
+) -> Option<bool> {
+    let url = config.rpc_for(paid.verified.offer.asset.network.chain_id)?;
+    let body = crate::chain::is_valid_signature_request(
+        &paid.verified.payer,
+        &check.digest,
+        &check.signature,
+    );
+    js::rpc(url, &body)
+        .await
+        .as_deref()
+        .and_then(crate::chain::read_is_valid_signature)
 }
 
 /// Whether this isolate takes payment `id` for the first time, among the last [`SEEN_HERE`]

@@ -12,7 +12,7 @@ import { createHmac, randomBytes } from "node:crypto";
 import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { getAddress } from "viem";
+import { getAddress, hashMessage, hashTypedData, keccak256 } from "viem";
 import { privateKeyToAccount, toAccount } from "viem/accounts";
 import { wrapFetchWithPayment, x402Client, x402HTTPClient } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
@@ -111,9 +111,14 @@ async function balances(i) {
  * signature over it followed by one more byte (so that it is not mistaken for a key's 65 bytes).
  * Written as EVM bytecode and put on chain with anvil_setCode: isValidSignature(hash, sig) answers
  * 0x1626ba7e when ecrecover(hash, v, r, s) of the signature's first 65 bytes is the owner.
+ *
+ * With `wrapped`, a wallet like a Safe with one owner: the owner signs the wallet's own wrapping of
+ * the hash (here keccak256(hash)) with its key, and the wallet's signature is exactly those 65
+ * bytes, which recover to some other address over the hash itself.
  */
-async function deploySmartWallet(address, owner) {
-  const store = "600435600052" + "60a43560f81c602052" + "6064356040" + "52" + "6084356060" + "52";
+async function deploySmartWallet(address, owner, { wrapped = false } = {}) {
+  const hash = "600435600052" + (wrapped ? "6020600020600052" : "");
+  const store = hash + "60a43560f81c602052" + "6064356040" + "52" + "6084356060" + "52";
   const recover = "60206080608060006001" + "5afa50";
   const compare = "608051" + "73" + owner.slice(2).toLowerCase() + "14";
   const answer = (word) => "63" + word + "60e01b" + "600052" + "60206000f3";
@@ -129,6 +134,20 @@ function smartWalletClient(address, owner) {
     address,
     signMessage: async ({ message }) => (await owner.signMessage({ message })) + "00",
     signTypedData: async (typed) => (await owner.signTypedData(typed)) + "00",
+    signTransaction: async () => {
+      throw new Error("a wallet contract sends no transactions of its own");
+    },
+  });
+  return sessionClient(null, { signer });
+}
+
+/** The official client paying and signing in as a Safe-like wallet (`wrapped` above) owned by `owner`. */
+function wrappingWalletClient(address, owner) {
+  const signWrapped = (hash) => owner.sign({ hash: keccak256(hash) });
+  const signer = toAccount({
+    address,
+    signMessage: async ({ message }) => signWrapped(hashMessage(message)),
+    signTypedData: async (typed) => signWrapped(hashTypedData(typed)),
     signTransaction: async () => {
       throw new Error("a wallet contract sends no transactions of its own");
     },
@@ -159,6 +178,7 @@ function sessionClient(i, { headers = {}, signer = account(i) } = {}) {
     const res = await fetch(req);
     entry.status = res.status;
     entry.token = res.headers.get("x402-session");
+    if (res.status === 402) entry.reason = (await res.clone().json().catch(() => ({}))).reason;
     sent.push(entry);
     return res;
   };
@@ -670,6 +690,42 @@ describe("what a session opens, and what it costs", () => {
     const proofs = stranger.sent.filter((e) => e.siwx);
     assert.deepEqual(proofs.map((e) => e.status), [402], "the stranger's sign-in was sent, and refused");
     assert.equal(settlements(), settles + 1, "nothing settled for the stranger");
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n);
+  });
+
+  test("a Safe-like wallet whose 65-byte signature is its owner's over the wallet's own hash: its contract is asked, it pays once and signs in", async () => {
+    const wallet = "0x5afe000000000000000000000000000000000065";
+    const owner = account(6);
+    await deploySmartWallet(wallet, owner.address, { wrapped: true });
+    await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
+    const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+    const settles = settlements();
+    // A key's 65 bytes that recover to another address than the wallet's: a stranger's key signing
+    // for the wallet is refused, its contract says no, and nothing is settled.
+    const stranger = wrappingWalletClient(wallet, account(5));
+    const refused = await stranger.fetch(`${worker.url}/articles/safe-0`).catch((e) => e);
+    assert.notEqual(refused?.status, 200, "a stranger is not served as the wallet");
+    const payments = stranger.sent.filter((e) => e.payment);
+    assert.ok(payments.length >= 1, "the stranger's payment was sent");
+    assert.deepEqual(payments.map((e) => [e.status, e.reason]), payments.map(() => [402, "signer_mismatch"]));
+    assert.equal(settlements(), settles, "nothing settled for the stranger");
+    // The owner's: the contract agrees, the page is served to the wallet, and USDC asks the same
+    // contract when it settles.
+    const first = wrappingWalletClient(wallet, owner);
+    const bought = await first.fetch(`${worker.url}/articles/safe-1`);
+    assert.equal(bought.status, 200, await bought.clone().text());
+    assert.equal(await bought.text(), `content of /articles/safe-1 for ${getAddress(wallet)}`);
+    assert.equal(decodeHeader(bought.headers.get("payment-response")).success, true);
+    assert.equal(settlements(), settles + 1);
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n, "the wallet paid once");
+    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, 10000n);
+    // Later, without the token, it signs in the same way, and pays nothing more.
+    const later = wrappingWalletClient(wallet, owner);
+    const res = await later.fetch(`${worker.url}/articles/safe-2`);
+    assert.equal(res.status, 200, await res.clone().text());
+    await res.arrayBuffer();
+    assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
+    assert.equal(settlements(), settles + 1, "no second settlement");
     assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n);
   });
 
