@@ -22,7 +22,8 @@
 //! asked for) and a JSON body, or the 204 of a preflight for a priced request; a `Paid` decision
 //! is for the route that covers the request, and its payer is the authorization's `from`, which
 //! k256 (independently of the crate's own code) recovers from the signature over the offer's
-//! EIP-712 domain; its recipient, value and validity window are the offer's.
+//! EIP-712 domain (the configuration has no `rpc`, so no signature goes to a wallet contract); its
+//! recipient, value and validity window are the offer's.
 
 #![no_main]
 
@@ -211,6 +212,9 @@ fn check_paid(payment: &Payment, v: &verify::Verified<'_>) {
     let offer = v.offer;
     let from = Address::parse(&auth.from).expect("paid: from is an address");
     assert_eq!(v.payer, from, "the payer is not authorization.from");
+    // The configuration has no `rpc`: a key's signature that is not `from`'s is refused, never
+    // passed on as a question for a wallet contract.
+    assert!(v.wallet_check.is_none(), "a wallet question without rpc");
     assert_eq!(
         Address::parse(&auth.to).ok(),
         Some(offer.pay_to),
