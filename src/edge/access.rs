@@ -219,12 +219,7 @@ async fn contract_signer(
     ) else {
         return Err(refused(local.code(), &local.to_string()));
     };
-    let body = crate::chain::is_valid_signature_request(&proof.address, &hash, &signature);
-    match js::rpc(url, &body)
-        .await
-        .as_deref()
-        .and_then(crate::chain::read_is_valid_signature)
-    {
+    match wallet_signed(url, &proof.address, &hash, &signature).await {
         Some(true) => Ok(proof.address),
         Some(false) => Err(refused(
             "siwx_signer_mismatch",
@@ -235,6 +230,22 @@ async fn contract_signer(
             "the chain could not be read to check the smart wallet's signature; try again",
         )),
     }
+}
+
+/// The word of the wallet contract at `wallet` on whether `signature` is its signature over `hash`
+/// (ERC-1271), asked through the chain node at `url` with one `eth_call`: `Some` yes or no (no also
+/// for an address without code), `None` when the node gave no usable answer.
+pub(super) async fn wallet_signed(
+    url: &str,
+    wallet: &Address,
+    hash: &[u8; 32],
+    signature: &[u8],
+) -> Option<bool> {
+    let body = crate::chain::is_valid_signature_request(wallet, hash, signature);
+    js::rpc(url, &body)
+        .await
+        .as_deref()
+        .and_then(crate::chain::read_is_valid_signature)
 }
 
 /// Lets a request in on a session token: genuine, unexpired, its scope still sold and covering

@@ -470,7 +470,16 @@ async fn serve_paid(
         // whether it is its signature, as USDC will ask it when the payment is settled.
         // Without the node's answer the local refusal stands, saying so: such a signature is far
         // more often a wrong key's than a wallet's.
-        match wallet_vouches(config, paid, check).await {
+        let chain = paid.verified.offer.asset.network.chain_id;
+        // `decide` passes such a payment only where `rpc` has a URL for its chain.
+        let asked = match config.rpc_for(chain) {
+            Some(url) => {
+                let payer = &paid.verified.payer;
+                access::wallet_signed(url, payer, &check.digest, &check.signature).await
+            }
+            None => None,
+        };
+        match asked {
             Some(true) => {}
             Some(false) => return respond::reply(paid.refuse(&check.refusal), head),
             None => {
@@ -688,26 +697,6 @@ async fn serve_session(
         );
     }
     respond::decorate(&response, extra)
-}
-
-/// The wallet contract's word on a payment signed by a key that is not `from`'s (ERC-1271): `Some`
-/// yes or no (no also for an address without code), `None` when the node did not answer. One
-/// `eth_call` through the `rpc` of the payment's chain, which [`paywall::decide`] made sure of.
-async fn wallet_vouches(
-    config: &Config,
-    paid: &PaidRequest<'_>,
-    check: &crate::verify::WalletCheck,
-) -> Option<bool> {
-    let url = config.rpc_for(paid.verified.offer.asset.network.chain_id)?;
-    let body = crate::chain::is_valid_signature_request(
-        &paid.verified.payer,
-        &check.digest,
-        &check.signature,
-    );
-    js::rpc(url, &body)
-        .await
-        .as_deref()
-        .and_then(crate::chain::read_is_valid_signature)
 }
 
 /// Whether this isolate takes payment `id` for the first time, among the last [`SEEN_HERE`]
