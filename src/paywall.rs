@@ -125,17 +125,12 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
     match verify::verify(&payment, route, now, IMMEDIATE_SETTLE_MARGIN_SECONDS) {
         // A key's signature that is not `from`'s: only a wallet contract at `from` can vouch for
         // it, and only through the chain's `rpc`; without one, the signer mismatch stands.
-        Ok(verified)
-            if verified.wallet_check.is_some()
-                && config
-                    .rpc_for(verified.offer.asset.network.chain_id)
-                    .is_none() =>
-        {
-            let refusal = verified
-                .wallet_check
-                .map(|c| c.refusal)
-                .unwrap_or_else(|| Reason::SignerMismatch.into());
-            Decision::Reply(challenge(route, req.url, &refusal, siwx))
+        Ok(verify::Verified {
+            wallet_check: Some(check),
+            offer,
+            ..
+        }) if config.rpc_for(offer.asset.network.chain_id).is_none() => {
+            Decision::Reply(challenge(route, req.url, &check.refusal, siwx))
         }
         Ok(verified) => Decision::Paid(Box::new(PaidRequest {
             route,

@@ -570,9 +570,10 @@ async fn serve_paid(
         }
     }
     if let (false, Some(book)) = (deferred, &book) {
-        // Immediate payments go through the ledger too, before the origin is asked: a payment
-        // being settled by a concurrent request is refused here instead of reaching the origin
-        // again, and the outcome is kept for the publisher.
+        // Immediate payments go through the ledger too, before the origin is asked (or, where a
+        // deferred `GET` already asked it, before its answer is used): a payment being settled by
+        // a concurrent request is refused here instead of being served again, and the outcome is
+        // kept for the publisher.
         match beside(book.admit(admission), answer.as_mut(), overlap).await {
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)

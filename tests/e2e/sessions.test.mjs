@@ -128,12 +128,15 @@ async function deploySmartWallet(address, owner, { wrapped = false } = {}) {
   await chainRpc(stack.rpcUrl, "anvil_setCode", [address, code]);
 }
 
-/** The official client paying and signing in as the smart wallet at `address`, owned by `owner`. */
-function smartWalletClient(address, owner) {
+/**
+ * The official client paying and signing in as the wallet contract at `address`, whose signatures
+ * over a message and over typed data are made by `signMessage(message)` and `signTypedData(typed)`.
+ */
+function contractWalletClient(address, signMessage, signTypedData) {
   const signer = toAccount({
     address,
-    signMessage: async ({ message }) => (await owner.signMessage({ message })) + "00",
-    signTypedData: async (typed) => (await owner.signTypedData(typed)) + "00",
+    signMessage: ({ message }) => signMessage(message),
+    signTypedData,
     signTransaction: async () => {
       throw new Error("a wallet contract sends no transactions of its own");
     },
@@ -141,18 +144,22 @@ function smartWalletClient(address, owner) {
   return sessionClient(null, { signer });
 }
 
+/** The official client paying and signing in as the smart wallet at `address`, owned by `owner`. */
+const smartWalletClient = (address, owner) =>
+  contractWalletClient(
+    address,
+    async (message) => (await owner.signMessage({ message })) + "00",
+    async (typed) => (await owner.signTypedData(typed)) + "00",
+  );
+
 /** The official client paying and signing in as a Safe-like wallet (`wrapped` above) owned by `owner`. */
 function wrappingWalletClient(address, owner) {
   const signWrapped = (hash) => owner.sign({ hash: keccak256(hash) });
-  const signer = toAccount({
+  return contractWalletClient(
     address,
-    signMessage: async ({ message }) => signWrapped(hashMessage(message)),
-    signTypedData: async (typed) => signWrapped(hashTypedData(typed)),
-    signTransaction: async () => {
-      throw new Error("a wallet contract sends no transactions of its own");
-    },
-  });
-  return sessionClient(null, { signer });
+    (message) => signWrapped(hashMessage(message)),
+    (typed) => signWrapped(hashTypedData(typed)),
+  );
 }
 
 /**
