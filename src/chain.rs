@@ -34,20 +34,108 @@ const IS_VALID_SIGNATURE_SELECTOR: &str = "1626ba7e";
 /// The body of an `eth_call` asking the wallet contract at `wallet` whether `signature` is its
 /// signature over `hash` (ERC-1271).
 pub fn is_valid_signature_request(wallet: &Address, hash: &[u8; 32], signature: &[u8]) -> String {
-    // selector ‖ hash ‖ the signature's offset (two words in) ‖ its length ‖ its bytes, padded.
-    let mut words = Vec::with_capacity(96 + signature.len() + 31);
-    words.extend_from_slice(hash);
-    words.extend_from_slice(&[0; 31]);
-    words.push(0x40);
-    words.extend_from_slice(&[0; 24]);
-    words.extend_from_slice(&(signature.len() as u64).to_be_bytes());
-    words.extend_from_slice(signature);
-    words.resize(words.len().next_multiple_of(32), 0);
-    let data = ["0x", IS_VALID_SIGNATURE_SELECTOR, &hex::encode(words)].concat();
+    let data = [
+        "0x",
+        &hex::encode(is_valid_signature_calldata(hash, signature)),
+    ]
+    .concat();
     request(
         "eth_call",
         serde_json::json!([{"to": wallet.to_checksum(), "data": data}, "latest"]),
     )
+}
+
+/// `isValidSignature(hash, signature)`, ABI-encoded.
+fn is_valid_signature_calldata(hash: &[u8; 32], signature: &[u8]) -> Vec<u8> {
+    // selector ‖ hash ‖ the signature's offset (two words in) ‖ its length ‖ its bytes, padded.
+    let mut data = Vec::with_capacity(4 + 96 + signature.len() + 31);
+    data.extend_from_slice(&IS_VALID_SIGNATURE_SELECTOR_BYTES);
+    data.extend_from_slice(hash);
+    data.extend_from_slice(&[0; 31]);
+    data.push(0x40);
+    data.extend_from_slice(&[0; 24]);
+    data.extend_from_slice(&(signature.len() as u64).to_be_bytes());
+    data.extend_from_slice(signature);
+    data.resize(4 + (data.len() - 4).next_multiple_of(32), 0);
+    data
+}
+
+const IS_VALID_SIGNATURE_SELECTOR_BYTES: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
+
+/// The body of an `eth_call` asking a wallet that may not be deployed yet (ERC-6492) whether
+/// `signature` is its signature over `hash`: a call without `to`, whose code runs once and
+/// answers what a deployed wallet would. Where `wallet` has no code, it first makes the factory
+/// call (`factory`, `factory_calldata`) that deploys it, in the simulation only; then it asks the
+/// wallet ERC-1271's question and returns its 32-byte answer, or 32 zero bytes when the question
+/// failed, so that [`read_is_valid_signature`] reads it as for [`is_valid_signature_request`].
+/// `None` when the calls are too long to be carried (more than 49,152 bytes of code in all).
+pub fn deployless_is_valid_signature_request(
+    wallet: &Address,
+    factory: &Address,
+    factory_calldata: &[u8],
+    hash: &[u8; 32],
+    signature: &[u8],
+) -> Option<String> {
+    let question = is_valid_signature_calldata(hash, signature);
+    let code = deployless_check(wallet, factory, factory_calldata, &question)?;
+    let data = ["0x", &hex::encode(code)].concat();
+    Some(request(
+        "eth_call",
+        serde_json::json!([{"data": data}, "latest"]),
+    ))
+}
+
+/// The creation code of [`deployless_is_valid_signature_request`]: the program, then the
+/// factory's calldata and the question's, which it copies into memory from its own code.
+fn deployless_check(
+    wallet: &Address,
+    factory: &Address,
+    factory_calldata: &[u8],
+    question: &[u8],
+) -> Option<Vec<u8>> {
+    const PUSH1: u8 = 0x60;
+    const PUSH2: u8 = 0x61;
+    const PUSH20: u8 = 0x73;
+    let f = u16::try_from(factory_calldata.len()).ok()?.to_be_bytes();
+    let q = u16::try_from(question.len()).ok()?.to_be_bytes();
+    // Built twice: the first time to learn the program's length, which places the data after it.
+    let build = |len: u16| -> Option<Vec<u8>> {
+        let at_factory = len.to_be_bytes();
+        let at_question = len.checked_add(u16::from_be_bytes(f))?.to_be_bytes();
+        let mut p = Vec::with_capacity(160);
+        // if extcodesize(wallet) != 0, skip the factory call (its destination patched below).
+        p.push(PUSH20);
+        p.extend_from_slice(&wallet.0);
+        p.extend_from_slice(&[0x3b, PUSH2, 0, 0, 0x57]);
+        let skip_at = p.len() - 3;
+        // codecopy(0x40, at_factory, f); call(gas, factory, 0, 0x40, f, 0, 0); pop
+        p.extend_from_slice(&[PUSH2, f[0], f[1], PUSH2, at_factory[0], at_factory[1]]);
+        p.extend_from_slice(&[PUSH1, 0x40, 0x39]);
+        p.extend_from_slice(&[PUSH1, 0, PUSH1, 0, PUSH2, f[0], f[1], PUSH1, 0x40, PUSH1, 0]);
+        p.push(PUSH20);
+        p.extend_from_slice(&factory.0);
+        p.extend_from_slice(&[0x5a, 0xf1, 0x50]);
+        let skip = u16::try_from(p.len()).ok()?.to_be_bytes();
+        p[skip_at..skip_at + 2].copy_from_slice(&skip);
+        p.push(0x5b);
+        // codecopy(0x40, at_question, q); ok = staticcall(gas, wallet, 0x40, q, 0, 0x20)
+        p.extend_from_slice(&[PUSH2, q[0], q[1], PUSH2, at_question[0], at_question[1]]);
+        p.extend_from_slice(&[PUSH1, 0x40, 0x39]);
+        p.extend_from_slice(&[PUSH1, 0x20, PUSH1, 0, PUSH2, q[0], q[1], PUSH1, 0x40]);
+        p.push(PUSH20);
+        p.extend_from_slice(&wallet.0);
+        p.extend_from_slice(&[0x5a, 0xfa]);
+        // mstore(0, ok * mload(0)); return(0, 0x20): memory 0 is zero unless the wallet answered.
+        p.extend_from_slice(&[PUSH1, 0, 0x51, 0x02, PUSH1, 0, 0x52]);
+        p.extend_from_slice(&[PUSH1, 0x20, PUSH1, 0, 0xf3]);
+        Some(p)
+    };
+    let len = u16::try_from(build(0)?.len()).ok()?;
+    let mut code = build(len)?;
+    code.extend_from_slice(factory_calldata);
+    code.extend_from_slice(question);
+    // Creation code is limited to 49,152 bytes (EIP-3860), in a call as in a transaction.
+    (code.len() <= 49_152).then_some(code)
 }
 
 /// Reads the answer to [`is_valid_signature_request`]: `Some(true)` when the contract answered
@@ -190,6 +278,76 @@ pub fn read_bool_result(body: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wallet_not_deployed_yet_is_asked_by_code_that_carries_both_calls() {
+        let wallet = Address::parse("0x90F79bf6EB2c4f870365E785982E1f101E93b906").unwrap();
+        let factory = Address::parse("0xca11ab1e00000000000000000000000000000001").unwrap();
+        let calldata = [0x77; 100];
+        let body = deployless_is_valid_signature_request(
+            &wallet,
+            &factory,
+            &calldata,
+            &[0xab; 32],
+            &[0xcd; 70],
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["method"], "eth_call");
+        assert!(v["params"][0].get("to").is_none(), "a call that creates");
+        let code = hex::decode(
+            v["params"][0]["data"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("0x")
+                .unwrap(),
+        )
+        .unwrap();
+        let question = is_valid_signature_calldata(&[0xab; 32], &[0xcd; 70]);
+        assert_eq!(question.len(), 4 + 32 * 3 + 96);
+        // The program, then the factory's calldata, then the question, each where the program's
+        // CODECOPYs (PUSH2 size, PUSH2 offset, PUSH1 0x40, CODECOPY) read them.
+        let program = code.len() - calldata.len() - question.len();
+        assert_eq!(&code[program..program + calldata.len()], &calldata);
+        assert_eq!(&code[program + calldata.len()..], &question[..]);
+        let copies: Vec<(usize, usize)> = code[..program]
+            .windows(9)
+            .filter(|w| w[0] == 0x61 && w[3] == 0x61 && w[6..] == [0x60, 0x40, 0x39])
+            .map(|w| {
+                (
+                    u16::from_be_bytes([w[1], w[2]]) as usize,
+                    u16::from_be_bytes([w[4], w[5]]) as usize,
+                )
+            })
+            .collect();
+        assert_eq!(
+            copies,
+            [
+                (calldata.len(), program),
+                (question.len(), program + calldata.len())
+            ]
+        );
+        // It asks the wallet's code size first and jumps to a JUMPDEST past the factory call.
+        assert_eq!(code[0], 0x73);
+        assert_eq!(&code[1..21], &wallet.0);
+        assert_eq!(code[21], 0x3b);
+        let skip = u16::from_be_bytes([code[23], code[24]]) as usize;
+        assert_eq!(code[skip], 0x5b);
+        assert_eq!(
+            &code[skip - 2..skip],
+            &[0xf1, 0x50],
+            "the factory's CALL comes before it"
+        );
+        // Too long to be creation code: nothing to ask.
+        assert!(deployless_is_valid_signature_request(
+            &wallet,
+            &factory,
+            &[0; 50_000],
+            &[0; 32],
+            &[0; 65]
+        )
+        .is_none());
+    }
 
     #[test]
     fn erc1271_question_and_answers() {

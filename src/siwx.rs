@@ -27,7 +27,7 @@ use core::fmt;
 
 use serde_json::{json, Map, Value};
 
-use crate::evm::{eip191_hash, hex_bytes, Address, Signature};
+use crate::evm::{eip191_hash, erc6492, hex_bytes, Address, Signature};
 use crate::reason::Reason;
 use crate::x402::codec;
 
@@ -786,43 +786,37 @@ impl SiwxError {
     }
 }
 
-/// The 32 bytes that end an ERC-6492 signature.
-const ERC6492_SUFFIX: [u8; 32] = [
-    0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92,
-    0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92, 0x64, 0x92,
-];
-
-/// What to ask the contract at the proof's address when its signature is not that address's own
-/// key's: ERC-1271 `isValidSignature(hash, signature)`, with the EIP-191 hash of [`message`].
-///
-/// An ERC-6492 signature (a wallet not deployed yet, with the factory call that would deploy it)
-/// is unwrapped to the signature inside: a deployed wallet judges that one. A wallet that is not
-/// deployed has no contract to ask and is refused; one that paid through x402 was deployed by its
-/// payment's settlement. `None` for a signature that is not hex or an unreadable ERC-6492 envelope.
-pub fn contract_question(p: &Proof) -> Option<([u8; 32], Vec<u8>)> {
-    let bytes = hex_bytes(&p.signature).ok()?;
-    let signature = match bytes.strip_suffix(&ERC6492_SUFFIX) {
-        Some(envelope) => erc6492_inner(envelope)?.to_vec(),
-        None => bytes,
-    };
-    Some((eip191_hash(message(p).as_bytes()), signature))
+/// What to ask the wallet contract at a proof's address when its signature is not that
+/// address's own key's: ERC-1271 `isValidSignature(hash, signature)`, with the EIP-191 hash of
+/// [`message`]; for a wallet not deployed yet, first the factory call that deploys it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletQuestion {
+    pub hash: [u8; 32],
+    /// The signature the contract judges: the one inside an ERC-6492 envelope.
+    pub signature: Vec<u8>,
+    /// From an ERC-6492 envelope: the factory and the call that deploys the wallet, made in the
+    /// same simulation before the question where the address has no code yet.
+    pub deploy: Option<(Address, Vec<u8>)>,
 }
 
-/// The signature inside ERC-6492's `abi.encode(address factory, bytes factoryCalldata, bytes
-/// signature)`: its third word is the offset of the signature's length, the bytes follow.
-fn erc6492_inner(envelope: &[u8]) -> Option<&[u8]> {
-    let word = |at: usize| -> Option<usize> {
-        let w = envelope.get(at..at.checked_add(32)?)?;
-        // Offsets and lengths beyond a few bytes are malformed here (the envelope is at most 8 KiB).
-        if w[..28].iter().any(|&b| b != 0) {
-            return None;
-        }
-        Some(u32::from_be_bytes([w[28], w[29], w[30], w[31]]) as usize)
+/// What to ask the contract at the proof's address ([`WalletQuestion`]). `None` for a signature
+/// that is not hex, or an ERC-6492 envelope that cannot be read.
+pub fn contract_question(p: &Proof) -> Option<WalletQuestion> {
+    let bytes = hex_bytes(&p.signature).ok()?;
+    let (signature, deploy) = if erc6492::is_wrapped(&bytes) {
+        let envelope = erc6492::open(&bytes)?;
+        (
+            envelope.signature.to_vec(),
+            Some((envelope.factory, envelope.factory_calldata.to_vec())),
+        )
+    } else {
+        (bytes, None)
     };
-    let at = word(64)?;
-    let len = word(at)?;
-    let start = at.checked_add(32)?;
-    envelope.get(start..start.checked_add(len)?)
+    Some(WalletQuestion {
+        hash: eip191_hash(message(p).as_bytes()),
+        signature,
+        deploy,
+    })
 }
 
 /// The key under which the shell records that this proof was used: `siwx:` + the address in

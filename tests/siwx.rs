@@ -10,7 +10,8 @@ use x402_edge::evm::{eip191_hash, Address};
 use x402_edge::siwx::{
     contract_question, extension, format_iso_millis, message, parse_header, parse_rfc3339,
     proof_schema, remember_until, replay_key, statement_is_valid, verify, HttpUrl, Proof,
-    SignatureScheme, SiwxError, UtcTime, CLOCK_SKEW_SECONDS, DEFAULT_MAX_AGE_SECONDS,
+    SignatureScheme, SiwxError, UtcTime, WalletQuestion, CLOCK_SKEW_SECONDS,
+    DEFAULT_MAX_AGE_SECONDS,
 };
 
 const ANVIL0_KEY: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -1160,7 +1161,14 @@ fn the_contract_is_asked_about_the_message_hash_and_the_inner_signature() {
     let inner = vec![0x5a; 65];
     let mut plain = p.clone();
     plain.signature = format!("0x{}", hex::encode(&inner));
-    assert_eq!(contract_question(&plain), Some((hash, inner.clone())));
+    let asked = |signature: &[u8], deploy| {
+        Some(WalletQuestion {
+            hash,
+            signature: signature.to_vec(),
+            deploy,
+        })
+    };
+    assert_eq!(contract_question(&plain), asked(&inner, None));
     // ERC-6492: abi.encode(factory, factoryCalldata, signature) ‖ the magic suffix.
     let word = |n: usize| format!("{n:064x}");
     let calldata = vec![0x77; 36];
@@ -1177,7 +1185,14 @@ fn the_contract_is_asked_about_the_message_hash_and_the_inner_signature() {
     .concat();
     let mut wrapped = p.clone();
     wrapped.signature = format!("0x{envelope}");
-    assert_eq!(contract_question(&wrapped), Some((hash, inner)));
+    // The signature inside, and the factory's call that deploys a wallet not deployed yet.
+    let factory: Address = "0xca11ab1e00000000000000000000000000000001"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        contract_question(&wrapped),
+        asked(&inner, Some((factory, calldata)))
+    );
     // An envelope whose offsets lead outside it, or that is not hex: nothing to ask.
     let mut broken = p.clone();
     broken.signature = format!("0x{}{}{}", word(0), word(0), word(0x1000)) + &"6492".repeat(16);

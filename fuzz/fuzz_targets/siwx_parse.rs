@@ -100,6 +100,37 @@ fn check_header(header: &str) {
         Err(e) => {
             assert!(siwx::SiwxError::CODES.contains(&e.code()));
             assert!(!e.to_string().is_empty());
+            if e.may_be_contract_signature() {
+                check_contract_question(&p);
+            }
+        }
+    }
+}
+
+/// What a smart wallet's contract would be asked: the signature inside an ERC-6492 envelope, and
+/// a question that can always be carried (a proof's header is at most 8 KiB).
+fn check_contract_question(p: &Proof) {
+    let Some(q) = siwx::contract_question(p) else {
+        return;
+    };
+    assert_eq!(q.hash, eip191_hash(siwx::message(p).as_bytes()));
+    match &q.deploy {
+        None => {
+            let body =
+                x402_edge::chain::is_valid_signature_request(&p.address, &q.hash, &q.signature);
+            assert!(body.contains("\"to\""));
+        }
+        Some((factory, calldata)) => {
+            assert!(q.signature.len() + calldata.len() < p.signature.len());
+            let body = x402_edge::chain::deployless_is_valid_signature_request(
+                &p.address,
+                factory,
+                calldata,
+                &q.hash,
+                &q.signature,
+            )
+            .expect("an envelope from an 8 KiB header is carried");
+            assert!(!body.contains("\"to\""), "a creation call has no `to`");
         }
     }
 }

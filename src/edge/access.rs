@@ -213,13 +213,22 @@ async fn contract_signer(
     proof: &siwx::Proof,
     local: siwx::SiwxError,
 ) -> Result<Address, Refusal> {
-    let (Some(url), Some((hash, signature))) = (
+    let (Some(url), Some(question)) = (
         config.rpc_for(proof.chain_id),
         siwx::contract_question(proof),
     ) else {
         return Err(refused(local.code(), &local.to_string()));
     };
-    match wallet_signed(url, &proof.address, &hash, &signature).await {
+    let deploy = question.deploy.as_ref().map(|(f, c)| (f, c.as_slice()));
+    match wallet_signed(
+        url,
+        &proof.address,
+        &question.hash,
+        &question.signature,
+        deploy,
+    )
+    .await
+    {
         Some(true) => Ok(proof.address),
         Some(false) => Err(refused(
             "siwx_signer_mismatch",
@@ -234,14 +243,23 @@ async fn contract_signer(
 
 /// The word of the wallet contract at `wallet` on whether `signature` is its signature over `hash`
 /// (ERC-1271), asked through the chain node at `url` with one `eth_call`: `Some` yes or no (no also
-/// for an address without code), `None` when the node gave no usable answer.
+/// for an address without code), `None` when the node gave no usable answer. With `deploy` (a
+/// factory and its call, from an ERC-6492 envelope), a wallet not deployed yet is deployed in the
+/// call's simulation first, and then asked.
 pub(super) async fn wallet_signed(
     url: &str,
     wallet: &Address,
     hash: &[u8; 32],
     signature: &[u8],
+    deploy: Option<(&Address, &[u8])>,
 ) -> Option<bool> {
-    let body = crate::chain::is_valid_signature_request(wallet, hash, signature);
+    let body = match deploy {
+        None => crate::chain::is_valid_signature_request(wallet, hash, signature),
+        // Never too long to be asked: a proof's header is at most 8 KiB.
+        Some((factory, calldata)) => crate::chain::deployless_is_valid_signature_request(
+            wallet, factory, calldata, hash, signature,
+        )?,
+    };
     js::rpc(url, &body)
         .await
         .as_deref()

@@ -22,6 +22,7 @@ use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 
 use futures_util::future::{maybe_done, MaybeDone};
 
@@ -145,6 +146,67 @@ pub(crate) fn now_seconds() -> u64 {
 
 #[event(fetch)]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
+    // A request that carries a payment or a session's credential is answered by work the runtime
+    // keeps alive on its own (`waitUntil`), not only while the client waits. A client that goes
+    // away mid-request cancels what its request awaits: a payment held for the origin's answer
+    // would then be neither withdrawn (the origin failed) nor settled (an immediate route), but
+    // left to lapse into its batch and be charged; a counted session's request would not be given
+    // back. Under `waitUntil` the origin's answer is still awaited and the payment or the request
+    // ended as it answered, as if the client had stayed (within the 30 s the runtime grants such
+    // work after a disconnect).
+    let keep_alive = carries_credential(&req.headers());
+    let ctx = Rc::new(ctx);
+    let work = handle(req, env, ctx.clone());
+    if !keep_alive {
+        return work.await;
+    }
+    // The answer is handed over through a slot: the handler takes it if it is still there.
+    let slot: Handover = Rc::default();
+    let filled = slot.clone();
+    ctx.wait_until(async move {
+        let answer = work.await;
+        let waker = {
+            let mut s = filled.borrow_mut();
+            s.0 = Some(answer);
+            s.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    });
+    poll_fn(|cx| {
+        let mut s = slot.borrow_mut();
+        match s.0.take() {
+            Some(answer) => Poll::Ready(answer),
+            None => {
+                s.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// Where the work [`fetch`] keeps alive leaves its answer, and who waits for it.
+type Handover = Rc<RefCell<(Option<Result<web_sys::Response>>, Option<Waker>)>>;
+
+/// Whether a request carries a payment or what may let it in on a session (a Sign-In-With-X
+/// proof, a bearer token, the session cookie): what [`fetch`] keeps alive past a disconnect.
+fn carries_credential(headers: &web_sys::Headers) -> bool {
+    let has = |name: &str| headers.has(name).unwrap_or(false);
+    has(x402::PAYMENT_SIGNATURE)
+        || has(x402::X_PAYMENT)
+        || has(crate::siwx::HEADER)
+        || has("authorization")
+        || headers
+            .get("cookie")
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.contains(crate::session::COOKIE_NAME))
+}
+
+/// Answers one request (see [`fetch`], which decides what keeps the work alive).
+async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web_sys::Response> {
     // The runtime's request as it is: the SDK's own type would build `request.cf` (a large object)
     // for every request, which costs a tenth of a 402; the bot fields are read where needed.
     // The URL as the runtime serialised it (always ASCII), read by our own narrow parser: the
@@ -475,7 +537,7 @@ async fn serve_paid(
         let asked = match config.rpc_for(chain) {
             Some(url) => {
                 let payer = &paid.verified.payer;
-                access::wallet_signed(url, payer, &check.digest, &check.signature).await
+                access::wallet_signed(url, payer, &check.digest, &check.signature, None).await
             }
             None => None,
         };

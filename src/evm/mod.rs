@@ -7,12 +7,14 @@
 //!
 //! Layout: [`address`] (EIP-55), [`u256`] (decimal amounts and timestamps),
 //! [`signature`] (65-byte ECDSA, recovery), [`eip712`] (EIP-3009 digest),
-//! [`eip191`] (`personal_sign` hash). Keccak and the shared error type live
+//! [`eip191`] (`personal_sign` hash), [`erc6492`] (a wallet not deployed yet's
+//! signature envelope). Keccak and the shared error type live
 //! here.
 
 pub mod address;
 pub mod eip191;
 pub mod eip712;
+pub mod erc6492;
 pub mod signature;
 pub mod u256;
 

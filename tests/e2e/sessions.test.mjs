@@ -8,11 +8,11 @@
 // viem, an implementation independent of ours; tokens are forged with the secret the test gave the
 // Worker. Whether the Worker's own message builder matches the published vectors is `tests/siwx.rs`.
 import assert from "node:assert/strict";
-import { createHmac, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { getAddress, hashMessage, hashTypedData, keccak256 } from "viem";
+import { getAddress, getContractAddress, hashMessage, hashTypedData, keccak256, serializeErc6492Signature } from "viem";
 import { privateKeyToAccount, toAccount } from "viem/accounts";
 import { wrapFetchWithPayment, x402Client, x402HTTPClient } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
@@ -117,6 +117,11 @@ async function balances(i) {
  * bytes, which recover to some other address over the hash itself.
  */
 async function deploySmartWallet(address, owner, { wrapped = false } = {}) {
+  await chainRpc(stack.rpcUrl, "anvil_setCode", [address, smartWalletCode(owner, { wrapped })]);
+}
+
+/** The code of the smart wallet of deploySmartWallet. */
+function smartWalletCode(owner, { wrapped = false } = {}) {
   const hash = "600435600052" + (wrapped ? "6020600020600052" : "");
   const store = hash + "60a43560f81c602052" + "6064356040" + "52" + "6084356060" + "52";
   const recover = "60206080608060006001" + "5afa50";
@@ -124,8 +129,21 @@ async function deploySmartWallet(address, owner, { wrapped = false } = {}) {
   const answer = (word) => "63" + word + "60e01b" + "600052" + "60206000f3";
   const refuse = answer("ffffffff");
   const jumpTo = (store.length + recover.length + compare.length) / 2 + 3 + refuse.length / 2;
-  const code = "0x" + store + recover + compare + "60" + jumpTo.toString(16).padStart(2, "0") + "57" + refuse + "5b" + answer("1626ba7e");
-  await chainRpc(stack.rpcUrl, "anvil_setCode", [address, code]);
+  return "0x" + store + recover + compare + "60" + jumpTo.toString(16).padStart(2, "0") + "57" + refuse + "5b" + answer("1626ba7e");
+}
+
+/**
+ * A wallet factory, as EVM bytecode put on chain with anvil_setCode: called with a contract's
+ * creation code, it deploys it with CREATE2 (salt 0) and returns its address; called again, it
+ * deploys nothing. With it, a smart wallet has an address before it has code (counterfactual).
+ */
+const WALLET_FACTORY = "0xfac7000000000000000000000000000000006492";
+const walletFactoryCode = "0x" + "366000600037" + "60003660006000f5" + "600052" + "60206000f3";
+
+/** Creation code returning `runtime`: copies the code after its own 13 bytes, and returns it. */
+function creationCode(runtime) {
+  const len = (runtime.length - 2) / 2;
+  return "0x61" + len.toString(16).padStart(4, "0") + "80" + "61000d" + "6000" + "39" + "6000" + "f3" + runtime.slice(2);
 }
 
 /**
@@ -734,6 +752,60 @@ describe("what a session opens, and what it costs", () => {
     assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
     assert.equal(settlements(), settles + 1, "no second settlement");
     assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n);
+  });
+
+  test("a smart wallet not deployed yet (ERC-6492) signs in: its deployment is simulated in the same eth_call, and nothing is deployed", async () => {
+    await chainRpc(stack.rpcUrl, "anvil_setCode", [WALLET_FACTORY, walletFactoryCode]);
+    const owner = account(6);
+    const init = creationCode(smartWalletCode(owner.address));
+    const wallet = getContractAddress({ from: WALLET_FACTORY, salt: `0x${"00".repeat(32)}`, bytecode: init, opcode: "CREATE2" });
+    const code = () => chainRpc(stack.rpcUrl, "eth_getCode", [wallet, "latest"]);
+    assert.equal(await code(), "0x", "the wallet is counterfactual");
+    // Stand-in for a payment not settled yet: the grant a deferred payment would have bought is
+    // put in KV as the Worker writes it. The payment itself cannot be made here: the official
+    // facilitator simulates a counterfactual wallet's payment through Multicall3, which this
+    // local chain does not have.
+    const grant = { wallet: wallet.toLowerCase(), scope: "/articles/*", expiresAt: Math.floor(Date.now() / 1000) + 3600 };
+    const scopeHash = createHash("sha256").update("/articles/*").digest("hex").slice(0, 32);
+    await (await worker.kv()).put(`grant:${wallet.toLowerCase()}:${scopeHash}`, JSON.stringify(grant));
+    // The wallet signs as a counterfactual smart wallet does: its signature inside an ERC-6492
+    // envelope that names the factory and the call that deploys it.
+    const counterfactualClient = (key) =>
+      contractWalletClient(
+        wallet,
+        async (message) => serializeErc6492Signature({ address: WALLET_FACTORY, data: init, signature: (await key.signMessage({ message })) + "00" }),
+        async (typed) => serializeErc6492Signature({ address: WALLET_FACTORY, data: init, signature: (await key.signTypedData(typed)) + "00" }),
+      );
+    const settles = settlements();
+    const hits = originHits();
+    // A stranger's key in the envelope: the simulated wallet says no, and nothing is served.
+    const stranger = counterfactualClient(account(5));
+    const refused = await stranger.fetch(`${worker.url}/articles/cf-0`).catch((e) => e);
+    assert.notEqual(refused?.status, 200, "a stranger is not let in as the wallet");
+    assert.deepEqual(stranger.sent.filter((e) => e.siwx).map((e) => e.status), [402], "the stranger's sign-in was sent, and refused");
+    assert.equal(originHits(), hits, "nothing reached the origin for the stranger");
+    // The owner's: signed in, no payment, a token for the wallet.
+    const me = counterfactualClient(owner);
+    const res = await me.fetch(`${worker.url}/articles/cf-1`);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(await res.text(), `content of /articles/cf-1 for ${wallet}`);
+    assert.deepEqual(me.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
+    assert.ok(res.headers.get("x402-session"), "a token for the wallet");
+    assert.equal(await code(), "0x", "the deployment was only simulated");
+    assert.equal(settlements(), settles, "nothing settled");
+    // Once deployed (its first transaction; with gas given, since the factory does not revert when
+    // it deploys nothing, which an estimate would take for success), the same envelope signs in:
+    // the wallet is asked as it is, without the factory.
+    const tx = await chainRpc(stack.rpcUrl, "eth_sendTransaction", [{ from: stack.accounts.deployer.address, to: WALLET_FACTORY, data: init, gas: "0x100000" }]);
+    let receipt = null;
+    while (!(receipt = await chainRpc(stack.rpcUrl, "eth_getTransactionReceipt", [tx]))) await sleep(50);
+    assert.equal(receipt.status, "0x1");
+    assert.notEqual(await code(), "0x", "deployed");
+    const later = counterfactualClient(owner);
+    const again = await later.fetch(`${worker.url}/articles/cf-2`);
+    assert.equal(again.status, 200, await again.clone().text());
+    await again.arrayBuffer();
+    assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]]);
   });
 
   test("a counted session's request that the origin fails to answer, or redirects, is given back", async () => {

@@ -471,6 +471,25 @@ fn siwx_parse(c: &mut Corpus, _: &Value, _: &Value, _: &[(String, Value)]) {
         );
         c.add(&format!("{name}-json"), &frame(1, 0, &[json.as_bytes()]));
     }
+    // A smart wallet not deployed yet: an ERC-6492 envelope around a 66-byte signature.
+    let word = |n: usize| format!("{n:064x}");
+    let envelope = [
+        format!("{:0>64}", "fac7000000000000000000000000000000006492"),
+        word(0x60),
+        word(0xa0),
+        word(4),
+        format!("c0ffee01{}", "00".repeat(28)),
+        word(66),
+        format!("{}{}", "5a".repeat(66), "00".repeat(30)),
+        "6492".repeat(16),
+    ]
+    .concat();
+    let mut wrapped = siwx_payload(false);
+    wrapped["signature"] = Value::String(format!("0x{envelope}"));
+    c.add(
+        "erc6492-json",
+        &frame(1, 0, &[wrapped.to_string().as_bytes()]),
+    );
     for sel in 0..8u8 {
         c.add(&format!("mutate-{sel}"), &frame(2, sel, &[]));
     }
