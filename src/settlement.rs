@@ -208,6 +208,13 @@ impl LedgerPolicy {
         self.safety_margin.max(MIN_SAFETY_MARGIN)
     }
 
+    /// Whether a payment valid until `valid_before` may be deferred at `now`: its settlement
+    /// deadline (`valid_before` less the safety margin) comes no sooner than the batch window's
+    /// end. Otherwise it is settled before it is served.
+    pub fn may_defer(&self, now: u64, valid_before: u64) -> bool {
+        valid_before.saturating_sub(self.margin()) >= now.saturating_add(self.batch_window)
+    }
+
     /// When a deferred payment admitted held at `now` lapses into its batch if nobody releases or
     /// withdraws it: [`HOLD_SECONDS`] later, or at its settlement deadline if sooner.
     pub fn hold_ends(&self, now: u64, valid_before: u64) -> u64 {
@@ -1301,11 +1308,11 @@ impl Ledger {
                     paid: self.counters.paid,
                 });
             }
-            let deadline = a.valid_before.saturating_sub(policy.margin());
-            let window_end = now.saturating_add(policy.batch_window);
-            if deadline < window_end {
+            if !policy.may_defer(now, a.valid_before) {
                 return Err(AdmitError::TooLateToDefer);
             }
+            let deadline = a.valid_before.saturating_sub(policy.margin());
+            let window_end = now.saturating_add(policy.batch_window);
             let batch = self.open_batch(now).unwrap_or(u64::MAX);
             State::Pending {
                 due: window_end.min(deadline).min(batch),

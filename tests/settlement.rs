@@ -304,6 +304,11 @@ fn too_late_to_defer() {
     );
     l.admit(admission(USDC, 2, 1, edge, true), &p, T0).unwrap();
     assert_eq!(l.next_alarm(), Some(T0 + 60));
+    // The shell asks the same question before it admits (to give the origin its whole time when
+    // the payment will be settled now instead).
+    assert!(!p.may_defer(T0, edge - 1));
+    assert!(p.may_defer(T0, edge));
+    assert!(!p.may_defer(T0, 0));
     // A margin below the facilitator's own window is raised to it.
     let thin = LedgerPolicy {
         safety_margin: 0,

@@ -410,6 +410,10 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
     }
 }
 
+/// The least time a deferred payment's hold must leave the origin; with less, the payment is
+/// settled before it is served instead.
+const MIN_HELD_ORIGIN_SECONDS: u64 = 10;
+
 /// Where the Worker publishes what is for sale.
 const DISCOVERY_PATH: &str = "/.well-known/x402";
 
@@ -576,20 +580,31 @@ async fn serve_paid(
         }
     }
     let mut deferred = paid.route.settlement == SettlementMode::Deferred && book.is_some();
+    // A held deferred payment lapses into its batch when its hold ends: the origin must have
+    // answered (or been given up on) a little before that, or a failure could no longer be
+    // withdrawn. Counted from now, not from the request's start: `/verify` took its time too.
+    let mut limit = config.origin_timeout_seconds;
+    if deferred {
+        let policy = ledger::policy(config);
+        let valid_before = paid.verified.valid_before;
+        let now = now_seconds();
+        let hold_ends = policy.hold_ends(now, valid_before);
+        let held_limit = limit.min(hold_ends.saturating_sub(now).saturating_sub(5));
+        // An authorization too close to its end to be deferred (which the ledger would refuse
+        // to defer), or whose hold would leave the origin less than a few seconds, is settled
+        // now instead, the origin given its whole time as on an immediate route.
+        if policy.may_defer(now, valid_before) && held_limit >= MIN_HELD_ORIGIN_SECONDS {
+            limit = held_limit;
+        } else {
+            deferred = false;
+        }
+    }
     // Names this request in its commands to the ledger, so that no other request carrying the
     // same payment can act on its entry, and so that it may admit again after a lost answer.
     let ticket = random_nonce().map(hex::encode).unwrap_or_default();
     // Built once: it carries the facilitator body, which is not small.
     let admission = paid.admission(&body, false, ticket.clone());
     let id = admission.id.clone();
-    // A held deferred payment lapses into its batch when its hold ends: the origin must have
-    // answered (or been given up on) a little before that, or a failure could no longer be
-    // withdrawn. Counted from now, not from the request's start: `/verify` took its time too.
-    let mut limit = config.origin_timeout_seconds;
-    if deferred {
-        let hold_ends = ledger::policy(config).hold_ends(now, paid.verified.valid_before);
-        limit = limit.min(hold_ends.saturating_sub(now_seconds()).saturating_sub(5));
-    }
     // On a deferred route the origin is asked while the ledger admits the payment, not after:
     // a paid answer then waits for the slower of the two instead of both. Only for a safe method
     // (GET, HEAD), which changes nothing at the origin, so that the answer is simply dropped when

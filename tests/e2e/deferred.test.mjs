@@ -828,6 +828,35 @@ describe("origins that fail, and replays at the origin", () => {
     }
   });
 
+  test("an authorization too close to its end for the origin to answer within its hold is settled before it is served, the origin given its time", async () => {
+    const payer = 3;
+    const slow = await startSlowOrigin(1500, 200);
+    const w = await startWorker({
+      config: { ...deferredConfig(), origin: slow.url },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      const start = await balances(payer);
+      // Valid 36 s more: its settlement deadline (less the 30 s margin) is 6 s away, so a held
+      // payment would leave the origin 1 s (its hold ends 5 s before, for a withdrawal), and this
+      // origin takes 1.5 s.
+      const validBefore = String(Math.floor(Date.now() / 1000) + 36);
+      const payload = await signPayment(await termsFor(w), stack.payer(payer).privateKey, { over: { validBefore } });
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(await res.text(), "origin answered slowly");
+      const receipt = decodeHeader(res.headers.get("payment-response"));
+      assert.equal(receipt.success, true);
+      assert.match(receipt.transaction, TX, "settled before it was served");
+      assert.equal(await stack.chain.authorizationState(stack.payer(payer).address, payload.payload.authorization.nonce), true);
+      const now = await balances(payer);
+      assert.equal(start.payer - now.payer, PRICE, "the payer paid exactly once");
+    } finally {
+      await w.dispose();
+      await slow.stop();
+    }
+  });
+
   test("an origin that does not answer within originTimeoutSeconds: 502 origin_unavailable, nothing charged, deferred or immediate", async () => {
     const payer = 6;
     // Stand-in for a hung origin: it would answer after a minute; the Worker gives it 1 s.
@@ -942,13 +971,13 @@ async function startProxy(target, handle) {
   return proxy;
 }
 
-/** An origin that answers 500 after `ms`, to every request. */
-async function startSlowOrigin(ms) {
+/** An origin that answers `status` (500 by default) after `ms`, to every request. */
+async function startSlowOrigin(ms, status = 500) {
   const http = await import("node:http");
   const server = http.createServer((req, res) => {
     const timer = setTimeout(() => {
-      res.writeHead(500, { "content-type": "text/plain" });
-      res.end("origin failed slowly");
+      res.writeHead(status, { "content-type": "text/plain" });
+      res.end(status < 400 ? "origin answered slowly" : "origin failed slowly");
     }, ms);
     res.on("close", () => clearTimeout(timer));
   });
