@@ -29,7 +29,7 @@ pub fn authorization_state_request(
 }
 
 /// `isValidSignature(bytes32,bytes)`, and what ERC-1271 wallets answer when they signed.
-const IS_VALID_SIGNATURE_SELECTOR: &str = "1626ba7e";
+const IS_VALID_SIGNATURE_SELECTOR: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
 
 /// The body of an `eth_call` asking the wallet contract at `wallet` whether `signature` is its
 /// signature over `hash` (ERC-1271).
@@ -49,7 +49,7 @@ pub fn is_valid_signature_request(wallet: &Address, hash: &[u8; 32], signature: 
 fn is_valid_signature_calldata(hash: &[u8; 32], signature: &[u8]) -> Vec<u8> {
     // selector ‖ hash ‖ the signature's offset (two words in) ‖ its length ‖ its bytes, padded.
     let mut data = Vec::with_capacity(4 + 96 + signature.len() + 31);
-    data.extend_from_slice(&IS_VALID_SIGNATURE_SELECTOR_BYTES);
+    data.extend_from_slice(&IS_VALID_SIGNATURE_SELECTOR);
     data.extend_from_slice(hash);
     data.extend_from_slice(&[0; 31]);
     data.push(0x40);
@@ -59,8 +59,6 @@ fn is_valid_signature_calldata(hash: &[u8; 32], signature: &[u8]) -> Vec<u8> {
     data.resize(4 + (data.len() - 4).next_multiple_of(32), 0);
     data
 }
-
-const IS_VALID_SIGNATURE_SELECTOR_BYTES: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
 
 /// The body of an `eth_call` asking a wallet that may not be deployed yet (ERC-6492) whether
 /// `signature` is its signature over `hash`: a call without `to`, whose code runs once and
@@ -152,7 +150,7 @@ pub fn read_is_valid_signature(body: &str) -> Option<bool> {
     // One word at least (an address without code answers nothing), starting with the magic value.
     let magic = result
         .get(..8)
-        .is_some_and(|p| p.eq_ignore_ascii_case(IS_VALID_SIGNATURE_SELECTOR));
+        .is_some_and(|p| p.eq_ignore_ascii_case(&hex::encode(IS_VALID_SIGNATURE_SELECTOR)));
     Some(result.len() >= 64 && magic)
 }
 
