@@ -24,7 +24,8 @@
 //                              [--callgrind] [--strict] [--wait-quiet SECONDS] [--no-verify]
 //                              [--out bench-results]
 //   node scripts/lib/bench.mjs --compare build,target/other-build [--payments 90]
-//     only the deferred paid latency of several builds, request by request in turn (see compare())
+//     only the deferred paid latency of several builds, request by request in turn, then their
+//     unpaid 402 under load, build by build in turn (see compare())
 // (scripts/bench builds the Worker first, then runs this.)
 import { execFile, spawn } from "node:child_process";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -77,7 +78,8 @@ if (args.help) {
   --wait-quiet S wait up to S seconds for other processes to leave the CPUs alone first
   --no-verify    skip the verification benches (no cargo builds; that target is then n/a)
   --compare A,B  instead of the whole bench: the deferred paid latency of builds A, B… (directories
-                 inside the project holding index.js and index_bg.wasm), one request to each in turn
+                 inside the project holding index.js and index_bg.wasm), one request to each in turn,
+                 then their unpaid 402 throughput and CPU per 402, one load run of each in turn
   --profile      V8's CPU profile, in workerd, of our Worker's free pass-through and session requests
                  (nothing else is measured), or with --compare and one build, of its timed deferred
                  payments: self time per function printed, each profile written as NAME.cpuprofile
@@ -1015,7 +1017,8 @@ async function main() {
  * empty Worker's paths, in the same turn: passing to the origin, asking a Durable Object that
  * writes nothing, one that stores a row with the storage API, one that inserts with SQL. Also the
  * CPU each build's workerd spent per payment during the series (its batches settle later and are
- * not counted). Each build's payments are spread over payers so that none reaches its credit limit;
+ * not counted). Then each build's unpaid 402 under autocannon, the builds in turn within each of
+ * the rounds (the median round's throughput and workerd CPU per 402 kept). Each build's payments are spread over payers so that none reaches its credit limit;
  * every payment must be served with a receipt, then land on chain with its batch.
  */
 async function compare() {
@@ -1051,6 +1054,7 @@ async function compare() {
     for (const [k, build] of builds.entries()) {
       const worker = await startOurs(wrangler, ourConfig(stack, wrangler, { settlement: "deferred" }), {}, build, { inspectorPort });
       const pids = await pidsOfLast();
+      log(`${build}: workerd pid ${pids.join(", ") || "not found"}`);
       const payers = accounts.payers.slice(k * payersPerBuild, (k + 1) * payersPerBuild);
       const { terms, resource } = await termsOf(worker.url);
       const payments = [];
@@ -1084,11 +1088,27 @@ async function compare() {
       }
     });
     for (const r of runs) r.cpu = (await cpuSeconds(async () => r.pids)) - r.cpuBefore;
+    // Then the unpaid 402 under load, the builds in turn within each round for the same reason:
+    // what a build costs on the path every unpaying client takes.
+    for (const r of runs) r.unpaid = [];
+    for (const r of runs) await cannon({ url: r.worker.url + PRICED, connections: SETTINGS.connections, duration: SETTINGS.warmupS });
+    for (let round = 0; round < SETTINGS.rounds; round++) {
+      for (const r of runs) {
+        const cpuBefore = await cpuSeconds(async () => r.pids);
+        const c = await cannon({ url: r.worker.url + PRICED, connections: SETTINGS.connections, duration: SETTINGS.durationS });
+        const cpu = (await cpuSeconds(async () => r.pids)) - cpuBefore;
+        const total = c.requests.total;
+        const answered402 = c.statusCodeStats?.["402"]?.count ?? 0;
+        if (answered402 !== total || c.errors || c.timeouts) r.unpaidFailures = (r.unpaidFailures ?? 0) + 1;
+        r.unpaid.push({ rps: total / c.duration, cpuUs: total ? (cpu * 1e6) / total : NaN });
+      }
+    }
+    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const summary = (samples) => {
       const sorted = [...samples].sort((a, b) => a - b);
       return [25, 50, 90].map((p) => fmt(percentile(sorted, p), 2));
     };
-    const rows = floors.map((f) => [f.label, ...summary(f.samples), "", ""]);
+    const rows = floors.map((f) => [f.label, ...summary(f.samples), "", "", "", ""]);
     for (const r of runs) {
       // Every payment served must land on chain with its batch, from the payer that signed it.
       let settled = true;
@@ -1097,10 +1117,11 @@ async function compare() {
         const count = BigInt(Math.min(perPayer, total - j * perPayer));
         settled &&= (await waitForSettlement(stack, payer, r.before[j], count * PRICE_ATOMIC)) !== null;
       }
-      const outcome = r.failures ? `${r.failures} FAILED` : settled ? "all served and settled" : "NOT all settled within 40 s";
-      rows.push([r.build, ...summary(r.samples), fmt((r.cpu * 1e6) / total, 0), outcome]);
+      const outcome = r.failures ? `${r.failures} FAILED` : r.unpaidFailures ? `${r.unpaidFailures} unpaid run(s) with answers other than 402` : settled ? "all served and settled" : "NOT all settled within 40 s";
+      const unpaid = [median(r.unpaid.map((u) => u.rps)), median(r.unpaid.map((u) => u.cpuUs))];
+      rows.push([r.build, ...summary(r.samples), fmt((r.cpu * 1e6) / total, 0), fmt(unpaid[0], 0), fmt(unpaid[1], 0), outcome]);
     }
-    console.log("\n" + table(["", "p25 (ms)", "p50 (ms)", "p90 (ms)", "workerd CPU/payment (µs)", ""], rows));
+    console.log("\n" + table(["", "p25 (ms)", "p50 (ms)", "p90 (ms)", "workerd CPU/payment (µs)", "unpaid 402 (req/s)", "workerd CPU/402 (µs)", ""], rows));
   } finally {
     await cleanup();
   }
