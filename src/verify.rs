@@ -6,9 +6,9 @@
 //!
 //! What cannot be known here without a chain (balance, whether the nonce was used on chain, whether
 //! a contract wallet accepts a signature) is left to settlement; signatures that are not 65-byte
-//! ECDSA are handed to the facilitator's `/verify` instead of being refused, and a 65-byte one made
-//! by another key than `from`'s comes back with the question to put to a wallet contract at `from`
-//! ([`Verified::wallet_check`]).
+//! ECDSA are handed to the facilitator's `/verify` instead of being refused when longer, and a
+//! 65-byte one made by another key than `from`'s, or one of at most 65 bytes that no key's can be,
+//! comes back with the question to put to a wallet contract at `from` ([`Verified::wallet_check`]).
 
 use crate::config::{Offer, Route};
 use crate::evm::{
@@ -29,13 +29,14 @@ pub struct Verified<'c> {
     pub payer: Address,
     pub nonce: [u8; 32],
     pub valid_before: u64,
-    /// `false` when the signature is not a 65-byte ECDSA signature and only the facilitator can
-    /// judge it (ERC-1271 / ERC-6492 smart wallets), or when it is one but not `from`'s key's
+    /// `false` when the signature is longer than 65 bytes and only the facilitator can judge it
+    /// (ERC-1271 / ERC-6492 smart wallets), or when it is not `from`'s key's
     /// ([`Verified::wallet_check`]). Everything else was checked.
     pub signature_checked: bool,
-    /// A 65-byte signature made by some other key than `from`'s: only a wallet contract at `from`
-    /// (ERC-1271, a Safe with one owner) can vouch for it. Its question, and the refusal if the
-    /// contract does not answer yes (or `from` has no code).
+    /// A 65-byte signature made by some other key than `from`'s, or at most 65 bytes no key's
+    /// signature can be (v 0 or 1, a high s, shorter): only a wallet contract at `from` (ERC-1271,
+    /// a Safe) can vouch for it. Its question, and the refusal if the contract does not answer yes
+    /// (or `from` has no code).
     pub wallet_check: Option<Box<WalletCheck>>,
 }
 
@@ -44,9 +45,19 @@ pub struct Verified<'c> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalletCheck {
     pub digest: [u8; 32],
-    pub signature: [u8; 65],
+    /// The signature as sent: a key's 65 bytes, or at most 65 that no key's signature can be.
+    pub signature: Vec<u8>,
     /// The answer when the contract says no: the signer mismatch found locally.
     pub refusal: Refusal,
+}
+
+/// A payment's signature of at most 65 bytes, as [`verify`] reads it.
+enum Signed {
+    /// A key's signature, in the form USDC's ECRecover takes.
+    Key(Signature),
+    /// Bytes no key's signature can be, which only a wallet contract at `from` may accept, and
+    /// the refusal that stands if it does not.
+    ByWallet(Vec<u8>, Refusal),
 }
 
 /// Checks `payment` against `route` at time `now` (unix seconds). `settle_within` is how many
@@ -115,8 +126,22 @@ pub fn verify<'c>(
         )
     })?;
     let signature = match Signature::parse_hex(&payment.payload.signature) {
-        Ok(sig) => Some(sig),
+        Ok(sig) => Some(Signed::Key(sig)),
         Err(EvmError::SignatureLength(n)) if n > 65 => None,
+        // No key's signature that USDC would take (its ECRecover wants v 27 or 28 and a low s,
+        // in 65 bytes), but USDC hands any bytes to a wallet contract at `from`, which may accept
+        // them: a Safe's v = 1 (a hash its owner approved on chain), an empty signature (a message
+        // the Safe signed on chain), a wallet's own shorter form. v above 28 (a Safe owner's
+        // `eth_sign`, v + 4) is not among them: the official facilitator cannot settle it (its
+        // signature parser throws on any v but 0, 1, 27 and 28), nor an r or s out of the curve's
+        // range, which it refuses too.
+        Err(e @ (EvmError::BadV(0 | 1) | EvmError::HighS | EvmError::SignatureLength(_))) => {
+            let bytes = evm::hex_bytes(&payment.payload.signature).unwrap_or_default();
+            Some(Signed::ByWallet(
+                bytes,
+                Refusal::new(Reason::InvalidSignature, e.to_string()),
+            ))
+        }
         Err(e) => return Err(Refusal::new(Reason::InvalidSignature, e.to_string())),
     };
 
@@ -179,22 +204,31 @@ pub fn verify<'c>(
                     verifying_contract: offer.asset.address,
                 };
                 let digest = message.digest(&domain);
-                let refusal = match sig.recover(&digest) {
-                    Ok(signer) if signer == from => {
-                        return Ok(Verified {
-                            offer,
-                            payer: from,
-                            nonce,
-                            valid_before,
-                            signature_checked: true,
-                            wallet_check: None,
-                        })
-                    }
-                    Ok(signer) => Refusal::new(
-                        Reason::SignerMismatch,
-                        format!("recovered {signer}, but from is {from}"),
-                    ),
-                    Err(e) => Refusal::new(Reason::SignerMismatch, e.to_string()),
+                let (bytes, refusal) = match sig {
+                    Signed::Key(sig) => match sig.recover(&digest) {
+                        Ok(signer) if signer == from => {
+                            return Ok(Verified {
+                                offer,
+                                payer: from,
+                                nonce,
+                                valid_before,
+                                signature_checked: true,
+                                wallet_check: None,
+                            })
+                        }
+                        Ok(signer) => (
+                            sig.to_bytes().to_vec(),
+                            Refusal::new(
+                                Reason::SignerMismatch,
+                                format!("recovered {signer}, but from is {from}"),
+                            ),
+                        ),
+                        Err(e) => (
+                            sig.to_bytes().to_vec(),
+                            Refusal::new(Reason::SignerMismatch, e.to_string()),
+                        ),
+                    },
+                    Signed::ByWallet(bytes, refusal) => (bytes.clone(), refusal.clone()),
                 };
                 if for_wallet.is_none() {
                     for_wallet = Some(Verified {
@@ -205,7 +239,7 @@ pub fn verify<'c>(
                         signature_checked: false,
                         wallet_check: Some(Box::new(WalletCheck {
                             digest,
-                            signature: sig.to_bytes(),
+                            signature: bytes,
                             refusal: refusal.clone(),
                         })),
                     });

@@ -288,7 +288,7 @@ fn a_key_signature_not_from_s_goes_to_the_wallet_contract_where_the_chain_can_be
         // The question is the one USDC asks: the signature as sent, over the EIP-712 digest under
         // this route's domain, the digest under which it recovers 0xED07B31F….
         assert_eq!(
-            format!("0x{}", hex::encode(check.signature)),
+            format!("0x{}", hex::encode(&check.signature)),
             ex["signature"].as_str().unwrap().to_ascii_lowercase()
         );
         let signer = x402_edge::evm::Signature::from_bytes(&check.signature)
@@ -307,6 +307,79 @@ fn a_key_signature_not_from_s_goes_to_the_wallet_contract_where_the_chain_can_be
     let c = one_route(json!(["eip155:84532"]), "10000", 65, json!([]));
     let req = Req::get("/paid/weather").paying(Some(b64(&spec_v2("USDC"))), None);
     assert_eq!(decide_paid(&c, &req, SPEC_NOW).verified.wallet_check, None);
+}
+
+#[test]
+fn bytes_no_key_signs_go_to_the_wallet_contract_where_they_can_be_settled() {
+    // USDC hands any signature to a wallet contract at `from`, which may accept what no key's
+    // signature can be: v 0 or 1 (a Safe's approved hash), a high s, fewer than 65 bytes (nothing
+    // at all: a message a Safe signed on chain). With an `rpc` for the chain, the wallet is asked,
+    // the bytes exactly as sent; without one, the malformed signature is refused as before.
+    let base = json!({
+        "payTo": PAY_TO,
+        "accepts": ["eip155:84532"],
+        "facilitator": {"url": FACILITATOR},
+        "routes": [{"path": "/paid/*", "method": "GET", "price": "10000", "maxTimeoutSeconds": 65}],
+    });
+    let mut with_rpc = base.clone();
+    with_rpc["rpc"] = json!({"eip155:84532": "https://sepolia.base.org"});
+    let (with_rpc, without) = (config(&with_rpc), config(&base));
+    let ex = &vectors()["spec_example"];
+    let sig = ex["signature"].as_str().unwrap().to_ascii_lowercase();
+    let from = Address::parse(ex["authorization"]["from"].as_str().unwrap()).unwrap();
+    let signed = |signature: &str| {
+        let mut v = spec_v2("USDC");
+        v["payload"]["signature"] = json!(signature);
+        Req::get("/paid/weather").paying(Some(b64(&v)), None)
+    };
+    for (what, signature) in [
+        ("v = 0", with_v(&sig, 0)),
+        ("v = 1", with_v(&sig, 1)),
+        ("a high s", high_s_twin(&sig)),
+        ("64 bytes", sig[..130].to_string()),
+        ("one byte", "0x01".to_string()),
+        ("nothing", "0x".to_string()),
+    ] {
+        let req = signed(&signature);
+        let paid = decide_paid(&with_rpc, &req, SPEC_NOW);
+        assert_eq!(paid.verified.payer, from, "{what}");
+        assert!(!paid.verified.signature_checked, "{what}");
+        let check = paid.verified.wallet_check.as_ref().expect(what);
+        assert_eq!(
+            format!("0x{}", hex::encode(&check.signature)),
+            signature,
+            "{what}"
+        );
+        assert_eq!(check.refusal.reason, Reason::InvalidSignature, "{what}");
+        // The digest USDC asks about: the one the example's own signature recovers `from` over.
+        let own = x402_edge::evm::Signature::parse_hex(&sig).unwrap();
+        assert_eq!(own.recover(&check.digest), Ok(from), "{what}");
+        // The facilitator is sent the signature as it came.
+        let body: Value = serde_json::from_str(&paid.facilitator_body()).unwrap();
+        assert_eq!(
+            body["paymentPayload"]["payload"]["signature"],
+            json!(signature)
+        );
+
+        let r = decide_reply(&without, &req, SPEC_NOW);
+        check_refusal(&without, &req, &r, Reason::InvalidSignature).unwrap();
+    }
+    // What the official facilitator could not settle is refused even where a wallet could be
+    // asked: v above 28 (a Safe owner's `eth_sign`, v + 4), other v, r or s out of range.
+    let zero_r = format!("0x{}{}", "00".repeat(32), &sig[66..]);
+    for (what, signature) in [
+        ("v = 31", with_v(&sig, 31)),
+        ("v = 32", with_v(&sig, 32)),
+        ("v = 2", with_v(&sig, 2)),
+        ("v = 255", with_v(&sig, 255)),
+        ("r = 0", zero_r),
+        ("odd digits", format!("{sig}0")),
+    ] {
+        let req = signed(&signature);
+        let r = decide_reply(&with_rpc, &req, SPEC_NOW);
+        check_refusal(&with_rpc, &req, &r, Reason::InvalidSignature)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
 }
 
 #[test]

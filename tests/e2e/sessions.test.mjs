@@ -116,14 +116,19 @@ async function balances(i) {
  * the hash (here keccak256(hash)) with its key, and the wallet's signature is exactly those 65
  * bytes, which recover to some other address over the hash itself.
  */
-async function deploySmartWallet(address, owner, { wrapped = false } = {}) {
-  await chainRpc(stack.rpcUrl, "anvil_setCode", [address, smartWalletCode(owner, { wrapped })]);
+async function deploySmartWallet(address, owner, options = {}) {
+  await chainRpc(stack.rpcUrl, "anvil_setCode", [address, smartWalletCode(owner, options)]);
 }
 
-/** The code of the smart wallet of deploySmartWallet. */
-function smartWalletCode(owner, { wrapped = false } = {}) {
+/**
+ * The code of the smart wallet of deploySmartWallet. With `parity`, its signature is the owner
+ * key's 65 bytes with the y parity (0 or 1) as the last byte instead of 27 or 28: the wallet adds
+ * 27 before it recovers, so that its signature is one no key's can be.
+ */
+function smartWalletCode(owner, { wrapped = false, parity = false } = {}) {
   const hash = "600435600052" + (wrapped ? "6020600020600052" : "");
-  const store = hash + "60a43560f81c602052" + "6064356040" + "52" + "6084356060" + "52";
+  const v = "60a43560f81c" + (parity ? "601b01" : "") + "602052";
+  const store = hash + v + "6064356040" + "52" + "6084356060" + "52";
   const recover = "60206080608060006001" + "5afa50";
   const compare = "608051" + "73" + owner.slice(2).toLowerCase() + "14";
   const answer = (word) => "63" + word + "60e01b" + "600052" + "60206000f3";
@@ -177,6 +182,16 @@ function wrappingWalletClient(address, owner) {
     address,
     (message) => signWrapped(hashMessage(message)),
     (typed) => signWrapped(hashTypedData(typed)),
+  );
+}
+
+/** The official client paying and signing in as a wallet with `parity` (above) owned by `owner`. */
+function parityWalletClient(address, owner) {
+  const asParity = (sig) => sig.slice(0, 130) + (parseInt(sig.slice(130), 16) - 27).toString(16).padStart(2, "0");
+  return contractWalletClient(
+    address,
+    async (message) => asParity(await owner.signMessage({ message })),
+    async (typed) => asParity(await owner.signTypedData(typed)),
   );
 }
 
@@ -752,6 +767,35 @@ describe("what a session opens, and what it costs", () => {
     assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
     assert.equal(settlements(), settles + 1, "no second settlement");
     assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n);
+  });
+
+  test("a wallet whose 65-byte signature no key's can be (v is the y parity, 0 or 1): its contract is asked, and the payment is settled through the facilitator", async () => {
+    const wallet = "0x5afe000000000000000000000000000000000001";
+    const owner = account(6);
+    await deploySmartWallet(wallet, owner.address, { parity: true });
+    await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
+    const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+    const settles = settlements();
+    // A stranger's key in the same form: the contract says no, and the malformed signature's
+    // refusal stands.
+    const stranger = parityWalletClient(wallet, account(5));
+    const refused = await stranger.fetch(`${worker.url}/articles/parity-0`).catch((e) => e);
+    assert.notEqual(refused?.status, 200, "a stranger is not served as the wallet");
+    const payments = stranger.sent.filter((e) => e.payment);
+    assert.ok(payments.length >= 1, "the stranger's payment was sent");
+    assert.deepEqual(payments.map((e) => [e.status, e.reason]), payments.map(() => [402, "invalid_signature_format"]));
+    // The owner's: served, and settled by the official facilitator (USDC hands the same bytes to
+    // the wallet).
+    const owned = parityWalletClient(wallet, owner);
+    const bought = await owned.fetch(`${worker.url}/articles/parity-1`);
+    assert.equal(bought.status, 200, await bought.clone().text());
+    assert.equal(await bought.text(), `content of /articles/parity-1 for ${getAddress(wallet)}`);
+    const receipt = decodeHeader(bought.headers.get("payment-response"));
+    assert.equal(receipt.success, true);
+    assert.match(receipt.transaction, /^0x[0-9a-f]{64}$/);
+    assert.equal(settlements(), settles + 1);
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n, "the wallet paid once");
+    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, 10000n);
   });
 
   test("a smart wallet not deployed yet (ERC-6492) signs in: its deployment is simulated in the same eth_call, and nothing is deployed", async () => {
