@@ -6,7 +6,8 @@
 //! Verifying locally what settlement would later reject defers a loss, so
 //! anything looser is an error. Other lengths (ERC-1271 / ERC-6492 smart
 //! wallets, 64-byte ERC-2098) come back as [`EvmError::SignatureLength`] so
-//! the caller can route them to a facilitator.
+//! the caller can route them elsewhere: to a facilitator, or to the wallet
+//! contract that USDC would hand them to.
 
 use k256::elliptic_curve::group::Group;
 use k256::elliptic_curve::ops::{Invert, MulByGenerator, Reduce};
