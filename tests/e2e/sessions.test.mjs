@@ -733,32 +733,42 @@ describe("what a session opens, and what it costs", () => {
     assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n);
   });
 
-  test("a Safe-like wallet whose 65-byte signature is its owner's over the wallet's own hash: its contract is asked, it pays once and signs in", async () => {
-    const wallet = "0x5afe000000000000000000000000000000000065";
+  /**
+   * The wallet contract at `wallet` (deploySmartWallet's, with `options`), owned by payer #6's key
+   * and funded by it, pays through `client(wallet, key)`: a stranger's key in the same form is
+   * refused with `strangerReason` (its contract says no) and nothing is settled; the owner's is
+   * served to the wallet, settled through the official facilitator (USDC asks the same contract),
+   * and the wallet pays once. Returns what the test goes on with.
+   */
+  async function walletPaysOnce(wallet, options, client, strangerReason, page) {
     const owner = account(6);
-    await deploySmartWallet(wallet, owner.address, { wrapped: true });
+    await deploySmartWallet(wallet, owner.address, options);
     await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
     const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
     const settles = settlements();
-    // A key's 65 bytes that recover to another address than the wallet's: a stranger's key signing
-    // for the wallet is refused, its contract says no, and nothing is settled.
-    const stranger = wrappingWalletClient(wallet, account(5));
-    const refused = await stranger.fetch(`${worker.url}/articles/safe-0`).catch((e) => e);
+    const stranger = client(wallet, account(5));
+    const refused = await stranger.fetch(`${worker.url}/articles/${page}-0`).catch((e) => e);
     assert.notEqual(refused?.status, 200, "a stranger is not served as the wallet");
     const payments = stranger.sent.filter((e) => e.payment);
     assert.ok(payments.length >= 1, "the stranger's payment was sent");
-    assert.deepEqual(payments.map((e) => [e.status, e.reason]), payments.map(() => [402, "signer_mismatch"]));
+    assert.deepEqual(payments.map((e) => [e.status, e.reason]), payments.map(() => [402, strangerReason]));
     assert.equal(settlements(), settles, "nothing settled for the stranger");
-    // The owner's: the contract agrees, the page is served to the wallet, and USDC asks the same
-    // contract when it settles.
-    const first = wrappingWalletClient(wallet, owner);
-    const bought = await first.fetch(`${worker.url}/articles/safe-1`);
+    const bought = await client(wallet, owner).fetch(`${worker.url}/articles/${page}-1`);
     assert.equal(bought.status, 200, await bought.clone().text());
-    assert.equal(await bought.text(), `content of /articles/safe-1 for ${getAddress(wallet)}`);
-    assert.equal(decodeHeader(bought.headers.get("payment-response")).success, true);
+    assert.equal(await bought.text(), `content of /articles/${page}-1 for ${getAddress(wallet)}`);
+    const receipt = decodeHeader(bought.headers.get("payment-response"));
+    assert.equal(receipt.success, true);
+    assert.match(receipt.transaction, /^0x[0-9a-f]{64}$/);
     assert.equal(settlements(), settles + 1);
     assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n, "the wallet paid once");
     assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, 10000n);
+    return { owner, walletBefore, settles };
+  }
+
+  test("a Safe-like wallet whose 65-byte signature is its owner's over the wallet's own hash: its contract is asked, it pays once and signs in", async () => {
+    // A key's 65 bytes that recover to another address than the wallet's.
+    const wallet = "0x5afe000000000000000000000000000000000065";
+    const { owner, walletBefore, settles } = await walletPaysOnce(wallet, { wrapped: true }, wrappingWalletClient, "signer_mismatch", "safe");
     // Later, without the token, it signs in the same way, and pays nothing more.
     const later = wrappingWalletClient(wallet, owner);
     const res = await later.fetch(`${worker.url}/articles/safe-2`);
@@ -770,32 +780,8 @@ describe("what a session opens, and what it costs", () => {
   });
 
   test("a wallet whose 65-byte signature no key's can be (v is the y parity, 0 or 1): its contract is asked, and the payment is settled through the facilitator", async () => {
-    const wallet = "0x5afe000000000000000000000000000000000001";
-    const owner = account(6);
-    await deploySmartWallet(wallet, owner.address, { parity: true });
-    await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
-    const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
-    const settles = settlements();
-    // A stranger's key in the same form: the contract says no, and the malformed signature's
-    // refusal stands.
-    const stranger = parityWalletClient(wallet, account(5));
-    const refused = await stranger.fetch(`${worker.url}/articles/parity-0`).catch((e) => e);
-    assert.notEqual(refused?.status, 200, "a stranger is not served as the wallet");
-    const payments = stranger.sent.filter((e) => e.payment);
-    assert.ok(payments.length >= 1, "the stranger's payment was sent");
-    assert.deepEqual(payments.map((e) => [e.status, e.reason]), payments.map(() => [402, "invalid_signature_format"]));
-    // The owner's: served, and settled by the official facilitator (USDC hands the same bytes to
-    // the wallet).
-    const owned = parityWalletClient(wallet, owner);
-    const bought = await owned.fetch(`${worker.url}/articles/parity-1`);
-    assert.equal(bought.status, 200, await bought.clone().text());
-    assert.equal(await bought.text(), `content of /articles/parity-1 for ${getAddress(wallet)}`);
-    const receipt = decodeHeader(bought.headers.get("payment-response"));
-    assert.equal(receipt.success, true);
-    assert.match(receipt.transaction, /^0x[0-9a-f]{64}$/);
-    assert.equal(settlements(), settles + 1);
-    assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n, "the wallet paid once");
-    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, 10000n);
+    // Refused as malformed for a stranger's key, where the contract says no.
+    await walletPaysOnce("0x5afe000000000000000000000000000000000001", { parity: true }, parityWalletClient, "invalid_signature_format", "parity");
   });
 
   test("a smart wallet not deployed yet (ERC-6492) signs in: its deployment is simulated in the same eth_call, and nothing is deployed", async () => {
