@@ -2,6 +2,8 @@
 //! Anvil key #0), the SIWX spec example (whose signature is not valid), freshly signed proofs for
 //! every refusal, the 402 extension, and the hand-written RFC 3339 and URL parsers.
 
+mod common;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use k256::ecdsa::SigningKey;
@@ -1170,19 +1172,12 @@ fn the_contract_is_asked_about_the_message_hash_and_the_inner_signature() {
     };
     assert_eq!(contract_question(&plain), asked(&inner, None));
     // ERC-6492: abi.encode(factory, factoryCalldata, signature) ‖ the magic suffix.
-    let word = |n: usize| format!("{n:064x}");
     let calldata = vec![0x77; 36];
-    let envelope = [
-        format!("{:0>64}", "ca11ab1e00000000000000000000000000000001"),
-        word(0x60),
-        word(0x60 + 32 + 64),
-        word(calldata.len()),
-        format!("{}{}", hex::encode(&calldata), "00".repeat(28)),
-        word(inner.len()),
-        format!("{}{}", hex::encode(&inner), "00".repeat(31)),
-        "6492".repeat(16),
-    ]
-    .concat();
+    let envelope = common::erc6492_envelope(
+        "ca11ab1e00000000000000000000000000000001",
+        &calldata,
+        &inner,
+    );
     let mut wrapped = p.clone();
     wrapped.signature = format!("0x{envelope}");
     // The signature inside, and the factory's call that deploys a wallet not deployed yet.
@@ -1195,9 +1190,40 @@ fn the_contract_is_asked_about_the_message_hash_and_the_inner_signature() {
     );
     // An envelope whose offsets lead outside it, or that is not hex: nothing to ask.
     let mut broken = p.clone();
-    broken.signature = format!("0x{}{}{}", word(0), word(0), word(0x1000)) + &"6492".repeat(16);
+    // A zero factory, a zero offset for the call, and the signature's far past the end.
+    broken.signature = format!("0x{}{:064x}", "0".repeat(128), 0x1000) + &"6492".repeat(16);
     assert_eq!(contract_question(&broken), None);
     let mut not_hex = p;
     not_hex.signature = "0xzz".into();
     assert_eq!(contract_question(&not_hex), None);
+}
+
+#[test]
+fn an_erc6492_envelope_opens_to_what_the_abi_encoded() {
+    use x402_edge::evm::erc6492;
+    let (calldata, inner) = (vec![0x77; 36], vec![0x5a; 65]);
+    let envelope = common::erc6492_envelope(
+        "ca11ab1e00000000000000000000000000000001",
+        &calldata,
+        &inner,
+    );
+    let bytes = hex::decode(envelope).unwrap();
+    assert!(erc6492::is_wrapped(&bytes));
+    let opened = erc6492::open(&bytes).unwrap();
+    assert_eq!(
+        opened.factory.to_lower_hex(),
+        "0xca11ab1e00000000000000000000000000000001"
+    );
+    assert_eq!(opened.factory_calldata, &calldata[..]);
+    assert_eq!(opened.signature, &inner[..]);
+    // Lengths that are whole words need no padding.
+    let bytes = hex::decode(common::erc6492_envelope(
+        "11".repeat(20).as_str(),
+        &[1; 64],
+        &[],
+    ))
+    .unwrap();
+    let opened = erc6492::open(&bytes).unwrap();
+    assert_eq!(opened.factory_calldata, &[1; 64][..]);
+    assert!(opened.signature.is_empty());
 }

@@ -70,31 +70,7 @@ mod tests {
         format!("{n:064x}")
     }
 
-    #[test]
-    fn opens_the_envelope_the_abi_encodes() {
-        let calldata = vec![0x77; 36];
-        let inner = vec![0x5a; 65];
-        let hex_envelope = [
-            format!("{:0>64}", "ca11ab1e00000000000000000000000000000001"),
-            word(0x60),
-            word(0x60 + 32 + 64),
-            word(calldata.len()),
-            format!("{}{}", hex::encode(&calldata), "00".repeat(28)),
-            word(inner.len()),
-            format!("{}{}", hex::encode(&inner), "00".repeat(31)),
-            "6492".repeat(16),
-        ]
-        .concat();
-        let bytes = hex::decode(hex_envelope).unwrap();
-        assert!(is_wrapped(&bytes));
-        let opened = open(&bytes).unwrap();
-        assert_eq!(
-            opened.factory.to_lower_hex(),
-            "0xca11ab1e00000000000000000000000000000001"
-        );
-        assert_eq!(opened.factory_calldata, &calldata[..]);
-        assert_eq!(opened.signature, &inner[..]);
-    }
+    // Opening a well-formed envelope is tested with the Sign-In-With-X question (tests/siwx.rs).
 
     #[test]
     fn refuses_what_it_cannot_read() {

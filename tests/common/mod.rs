@@ -356,3 +356,25 @@ pub fn check_common_headers(reply: &Reply) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// An ERC-6492 envelope, as hex without `0x`: `abi.encode(factory, factoryCalldata, signature)`
+/// followed by the magic suffix. `factory` is 40 hex digits.
+pub fn erc6492_envelope(factory: &str, calldata: &[u8], inner: &[u8]) -> String {
+    let word = |n: usize| format!("{n:064x}");
+    let padded = |b: &[u8]| {
+        let pad = (32 - b.len() % 32) % 32;
+        format!("{}{}", hex::encode(b), "00".repeat(pad))
+    };
+    let calldata_words = calldata.len().div_ceil(32) * 32;
+    [
+        format!("{factory:0>64}"),
+        word(0x60),
+        word(0x60 + 32 + calldata_words),
+        word(calldata.len()),
+        padded(calldata),
+        word(inner.len()),
+        padded(inner),
+        "6492".repeat(16),
+    ]
+    .concat()
+}
