@@ -123,8 +123,9 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
         Err(refusal) => return Decision::Reply(challenge(route, req.url, &refusal, siwx)),
     };
     match verify::verify(&payment, route, now, IMMEDIATE_SETTLE_MARGIN_SECONDS) {
-        // A key's signature that is not `from`'s: only a wallet contract at `from` can vouch for
-        // it, and only through the chain's `rpc`; without one, the signer mismatch stands.
+        // A key's signature that is not `from`'s, or one no key's can be: only a wallet contract
+        // at `from` can vouch for it, and only through the chain's `rpc`; without one, the local
+        // refusal stands.
         Ok(verify::Verified {
             wallet_check: Some(check),
             offer,

@@ -47,7 +47,8 @@ pub struct WalletCheck {
     pub digest: [u8; 32],
     /// The signature as sent: a key's 65 bytes, or at most 65 that no key's signature can be.
     pub signature: Vec<u8>,
-    /// The answer when the contract says no: the signer mismatch found locally.
+    /// The answer when the contract says no: what was found locally (a signer mismatch, or a
+    /// signature no key can have made).
     pub refusal: Refusal,
 }
 
@@ -136,6 +137,7 @@ pub fn verify<'c>(
         // signature parser throws on any v but 0, 1, 27 and 28), nor an r or s out of the curve's
         // range, which it refuses too.
         Err(e @ (EvmError::BadV(0 | 1) | EvmError::HighS | EvmError::SignatureLength(_))) => {
+            // Its digits were checked by `parse_hex`.
             let bytes = evm::hex_bytes(&payment.payload.signature).unwrap_or_default();
             Some(Signed::ByWallet(
                 bytes,

@@ -532,10 +532,10 @@ async fn serve_paid(
     let client = facilitator::Client::new(config, facilitator::Auth::of(env));
     let body = paid.facilitator_body();
     if let Some(check) = &paid.verified.wallet_check {
-        // A key signed it, but not `from`'s: the wallet contract at `from` (a Safe, say) is asked
-        // whether it is its signature, as USDC will ask it when the payment is settled.
-        // Without the node's answer the local refusal stands, saying so: such a signature is far
-        // more often a wrong key's than a wallet's.
+        // A key signed it, but not `from`'s, or no key can have: the wallet contract at `from` (a
+        // Safe, say) is asked whether it is its signature, as USDC will ask it when the payment
+        // is settled. Without the node's answer the local refusal stands, saying so: such a
+        // signature is far more often a wrong key's (or a broken one) than a wallet's.
         let chain = paid.verified.offer.asset.network.chain_id;
         // `decide` passes such a payment only where `rpc` has a URL for its chain.
         let asked = match config.rpc_for(chain) {
