@@ -61,6 +61,16 @@ enum Signed {
     ByWallet(Vec<u8>, Refusal),
 }
 
+impl Signed {
+    /// The signature's bytes, as sent.
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Signed::Key(key) => key.to_bytes().to_vec(),
+            Signed::ByWallet(bytes, _) => bytes.clone(),
+        }
+    }
+}
+
 /// Checks `payment` against `route` at time `now` (unix seconds). `settle_within` is how many
 /// seconds we may need before the authorization's `validBefore` to settle it.
 pub fn verify<'c>(
@@ -206,8 +216,8 @@ pub fn verify<'c>(
                     verifying_contract: offer.asset.address,
                 };
                 let digest = message.digest(&domain);
-                let (bytes, refusal) = match sig {
-                    Signed::Key(sig) => match sig.recover(&digest) {
+                let refusal = match sig {
+                    Signed::Key(key) => match key.recover(&digest) {
                         Ok(signer) if signer == from => {
                             return Ok(Verified {
                                 offer,
@@ -218,19 +228,13 @@ pub fn verify<'c>(
                                 wallet_check: None,
                             })
                         }
-                        Ok(signer) => (
-                            sig.to_bytes().to_vec(),
-                            Refusal::new(
-                                Reason::SignerMismatch,
-                                format!("recovered {signer}, but from is {from}"),
-                            ),
+                        Ok(signer) => Refusal::new(
+                            Reason::SignerMismatch,
+                            format!("recovered {signer}, but from is {from}"),
                         ),
-                        Err(e) => (
-                            sig.to_bytes().to_vec(),
-                            Refusal::new(Reason::SignerMismatch, e.to_string()),
-                        ),
+                        Err(e) => Refusal::new(Reason::SignerMismatch, e.to_string()),
                     },
-                    Signed::ByWallet(bytes, refusal) => (bytes.clone(), refusal.clone()),
+                    Signed::ByWallet(_, refusal) => refusal.clone(),
                 };
                 if for_wallet.is_none() {
                     for_wallet = Some(Verified {
@@ -241,7 +245,7 @@ pub fn verify<'c>(
                         signature_checked: false,
                         wallet_check: Some(Box::new(WalletCheck {
                             digest,
-                            signature: bytes,
+                            signature: sig.bytes(),
                             refusal: refusal.clone(),
                         })),
                     });
