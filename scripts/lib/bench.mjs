@@ -1018,8 +1018,9 @@ async function main() {
  * writes nothing, one that stores a row with the storage API, one that inserts with SQL. Also the
  * CPU each build's workerd spent per payment during the series (its batches settle later and are
  * not counted). Then each build's unpaid 402 under autocannon, the builds in turn within each of
- * the rounds (the median round's throughput and workerd CPU per 402 kept). Each build's payments are spread over payers so that none reaches its credit limit;
- * every payment must be served with a receipt, then land on chain with its batch.
+ * the rounds; as in throughput(), the run of median throughput is kept whole (its CPU per 402 with
+ * it). Each build's payments are spread over payers so that none reaches its credit limit; every
+ * payment must be served with a receipt, then land on chain with its batch.
  */
 async function compare() {
   const builds = args.compare.split(",").filter(Boolean);
@@ -1103,7 +1104,6 @@ async function compare() {
         r.unpaid.push({ rps: total / c.duration, cpuUs: total ? (cpu * 1e6) / total : NaN });
       }
     }
-    const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const summary = (samples) => {
       const sorted = [...samples].sort((a, b) => a - b);
       return [25, 50, 90].map((p) => fmt(percentile(sorted, p), 2));
@@ -1118,8 +1118,8 @@ async function compare() {
         settled &&= (await waitForSettlement(stack, payer, r.before[j], count * PRICE_ATOMIC)) !== null;
       }
       const outcome = r.failures ? `${r.failures} FAILED` : r.unpaidFailures ? `${r.unpaidFailures} unpaid run(s) with answers other than 402` : settled ? "all served and settled" : "NOT all settled within 40 s";
-      const unpaid = [median(r.unpaid.map((u) => u.rps)), median(r.unpaid.map((u) => u.cpuUs))];
-      rows.push([r.build, ...summary(r.samples), fmt((r.cpu * 1e6) / total, 0), fmt(unpaid[0], 0), fmt(unpaid[1], 0), outcome]);
+      const unpaid = [...r.unpaid].sort((a, b) => a.rps - b.rps)[Math.floor(r.unpaid.length / 2)];
+      rows.push([r.build, ...summary(r.samples), fmt((r.cpu * 1e6) / total, 0), fmt(unpaid.rps, 0), fmt(unpaid.cpuUs, 0), outcome]);
     }
     console.log("\n" + table(["", "p25 (ms)", "p50 (ms)", "p90 (ms)", "workerd CPU/payment (µs)", "unpaid 402 (req/s)", "workerd CPU/402 (µs)", ""], rows));
   } finally {
