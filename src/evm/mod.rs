@@ -12,6 +12,7 @@
 //! here.
 
 pub mod address;
+mod ecmult;
 pub mod eip191;
 pub mod eip712;
 pub mod erc6492;

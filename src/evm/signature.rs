@@ -10,7 +10,7 @@
 //! contract that USDC would hand them to.
 
 use k256::elliptic_curve::group::Group;
-use k256::elliptic_curve::ops::{Invert, MulByGenerator, Reduce};
+use k256::elliptic_curve::ops::{Invert, Reduce};
 use k256::elliptic_curve::point::DecompressPoint;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use k256::elliptic_curve::PrimeField;
@@ -132,10 +132,8 @@ impl Signature {
         let r_inv = Option::<Scalar>::from(r.invert_vartime()).ok_or(EvmError::RecoveryFailed)?;
         let u1 = -(r_inv * z);
         let u2 = r_inv * s;
-        // u1·G from k256's precomputed tables of the generator (built once per isolate, about
-        // 30 KB), u2·R by the endomorphism-split multiplication: a little faster in wasm than one
-        // joint `lincomb` of both.
-        let q = ProjectivePoint::mul_by_generator(&u1) + ProjectivePoint::from(big_r) * u2;
+        // Both products in one variable-time pass (everything here is public; see `ecmult`).
+        let q = super::ecmult::mul_add(&u1, &u2, &ProjectivePoint::from(big_r));
         // The point at infinity is no key (what `VerifyingKey::from_affine` refuses; the key type
         // itself is not needed, and leaving it out leaves its encodings out of the bundle).
         if bool::from(q.is_identity()) {
@@ -321,6 +319,61 @@ mod tests {
             }
         }
         assert!(failed > 0);
+    }
+
+    /// The address of a k256 verifying key, computed apart from `recover`.
+    fn address_of_key(key: &k256::ecdsa::VerifyingKey) -> Address {
+        let point = key.to_encoded_point(false);
+        let hash = keccak256(&point.as_bytes()[1..]);
+        Address(hash[12..].try_into().unwrap())
+    }
+
+    #[test]
+    fn recovers_what_k256_recovers_for_many_keys_and_arbitrary_signatures() {
+        use k256::ecdsa::{RecoveryId, VerifyingKey};
+        let mut seed = keccak256(b"recovery differential");
+        let mut next = || {
+            seed = keccak256(&seed);
+            seed
+        };
+        // Real signatures by 100 keys over 100 digests.
+        for _ in 0..100 {
+            let key = SigningKey::from_bytes(&FieldBytes::from(next())).unwrap();
+            let hash = next();
+            let (sig, recid) = key.sign_prehash_recoverable(&hash).unwrap();
+            let mut raw = [0u8; 65];
+            raw[..64].copy_from_slice(&sig.to_bytes());
+            raw[64] = 27 + recid.to_byte();
+            let ours = Signature::from_bytes(&raw).unwrap().recover(&hash);
+            assert_eq!(ours, Ok(address_of_key(key.verifying_key())));
+        }
+        // Arbitrary r and low s, both parities: whatever key k256 recovers, or its refusal.
+        let mut recovered = 0;
+        for i in 0..200u32 {
+            let (r, s, hash) = (next(), next(), next());
+            let Ok(sig) = K256Signature::from_scalars(r, s) else {
+                continue;
+            };
+            let sig = sig.normalize_s().unwrap_or(sig);
+            let parity = (i & 1) as u8;
+            let theirs = VerifyingKey::recover_from_prehash(
+                &hash,
+                &sig,
+                RecoveryId::new(parity == 1, false),
+            );
+            let mut raw = [0u8; 65];
+            raw[..64].copy_from_slice(&sig.to_bytes());
+            raw[64] = 27 + parity;
+            let ours = Signature::from_bytes(&raw).unwrap().recover(&hash);
+            match theirs {
+                Ok(key) => {
+                    recovered += 1;
+                    assert_eq!(ours, Ok(address_of_key(&key)), "case {i}");
+                }
+                Err(_) => assert_eq!(ours, Err(EvmError::RecoveryFailed), "case {i}"),
+            }
+        }
+        assert!(recovered > 50, "only {recovered} recovered");
     }
 
     #[test]
