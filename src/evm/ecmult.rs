@@ -18,7 +18,8 @@
 //!
 //! The point formulas are `k256`'s own (complete: no input makes them wrong), so this module only
 //! chooses which additions to make. Its result is checked against `k256`'s multiplication on
-//! random and edge-case scalars in the tests below and in `tests/verify.rs`.
+//! random and edge-case scalars in the tests below, and whole recoveries against `k256`'s in
+//! `evm::signature`'s tests.
 
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::scalar::IsHigh;
@@ -70,7 +71,7 @@ pub fn mul_add(u1: &Scalar, u2: &Scalar, r: &ProjectivePoint) -> ProjectivePoint
         }
     });
 
-    let mut digits = [[0i8; 257]; 4];
+    let mut digits: [Digits; 4] = [[0; 257]; 4];
     let lengths = [
         wnaf(&bytes_of(&a), W_POINT, &mut digits[0]),
         wnaf(&bytes_of(&b), W_POINT, &mut digits[1]),
@@ -265,7 +266,7 @@ mod tests {
     fn wnaf_digits_sum_back_to_the_value() {
         for (w, k) in [(5, scalars(50)), (8, scalars(50))] {
             for k in k {
-                let mut digits = [0i8; 257];
+                let mut digits: Digits = [0; 257];
                 let len = wnaf(&bytes_of(&k), w, &mut digits);
                 let mut sum = Scalar::ZERO;
                 let mut last_nonzero: Option<usize> = None;

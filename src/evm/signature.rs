@@ -321,13 +321,6 @@ mod tests {
         assert!(failed > 0);
     }
 
-    /// The address of a k256 verifying key, computed apart from `recover`.
-    fn address_of_key(key: &k256::ecdsa::VerifyingKey) -> Address {
-        let point = key.to_encoded_point(false);
-        let hash = keccak256(&point.as_bytes()[1..]);
-        Address(hash[12..].try_into().unwrap())
-    }
-
     #[test]
     fn recovers_what_k256_recovers_for_many_keys_and_arbitrary_signatures() {
         use k256::ecdsa::{RecoveryId, VerifyingKey};
@@ -345,7 +338,7 @@ mod tests {
             raw[..64].copy_from_slice(&sig.to_bytes());
             raw[64] = 27 + recid.to_byte();
             let ours = Signature::from_bytes(&raw).unwrap().recover(&hash);
-            assert_eq!(ours, Ok(address_of_key(key.verifying_key())));
+            assert_eq!(ours, Ok(address_of(key.verifying_key().as_affine())));
         }
         // Arbitrary r and low s, both parities: whatever key k256 recovers, or its refusal.
         let mut recovered = 0;
@@ -368,7 +361,7 @@ mod tests {
             match theirs {
                 Ok(key) => {
                     recovered += 1;
-                    assert_eq!(ours, Ok(address_of_key(&key)), "case {i}");
+                    assert_eq!(ours, Ok(address_of(key.as_affine())), "case {i}");
                 }
                 Err(_) => assert_eq!(ours, Err(EvmError::RecoveryFailed), "case {i}"),
             }
