@@ -321,6 +321,14 @@ mod tests {
         assert!(failed > 0);
     }
 
+    /// k256's (r, s) as our 65-byte signature, v = 27 + the y parity.
+    fn with_parity(sig: &K256Signature, parity: u8) -> Signature {
+        let mut raw = [0u8; 65];
+        raw[..64].copy_from_slice(&sig.to_bytes());
+        raw[64] = 27 + parity;
+        Signature::from_bytes(&raw).unwrap()
+    }
+
     #[test]
     fn recovers_what_k256_recovers_for_many_keys_and_arbitrary_signatures() {
         use k256::ecdsa::{RecoveryId, VerifyingKey};
@@ -334,10 +342,7 @@ mod tests {
             let key = SigningKey::from_bytes(&FieldBytes::from(next())).unwrap();
             let hash = next();
             let (sig, recid) = key.sign_prehash_recoverable(&hash).unwrap();
-            let mut raw = [0u8; 65];
-            raw[..64].copy_from_slice(&sig.to_bytes());
-            raw[64] = 27 + recid.to_byte();
-            let ours = Signature::from_bytes(&raw).unwrap().recover(&hash);
+            let ours = with_parity(&sig, recid.to_byte()).recover(&hash);
             assert_eq!(ours, Ok(address_of(key.verifying_key().as_affine())));
         }
         // Arbitrary r and low s, both parities: whatever key k256 recovers, or its refusal.
@@ -354,10 +359,7 @@ mod tests {
                 &sig,
                 RecoveryId::new(parity == 1, false),
             );
-            let mut raw = [0u8; 65];
-            raw[..64].copy_from_slice(&sig.to_bytes());
-            raw[64] = 27 + parity;
-            let ours = Signature::from_bytes(&raw).unwrap().recover(&hash);
+            let ours = with_parity(&sig, parity).recover(&hash);
             match theirs {
                 Ok(key) => {
                     recovered += 1;
@@ -378,10 +380,7 @@ mod tests {
         .unwrap();
         let hash = keccak256(b"x402-edge");
         let (sig, recid) = key.sign_prehash_recoverable(&hash).unwrap();
-        let mut raw = [0u8; 65];
-        raw[..64].copy_from_slice(&sig.to_bytes());
-        raw[64] = 27 + recid.to_byte();
-        let parsed = Signature::from_bytes(&raw).unwrap();
+        let parsed = with_parity(&sig, recid.to_byte());
         assert_eq!(
             parsed.recover(&hash),
             Ok(Address::parse("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266").unwrap())
