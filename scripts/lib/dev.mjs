@@ -12,7 +12,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { accounts, deployUsdc, startAnvil } from "./chain.mjs";
+import { accounts, deployUsdc, installMulticall3, startAnvil } from "./chain.mjs";
 import { startFacilitator } from "./facilitator.mjs";
 import { startOrigin } from "./origin.mjs";
 
@@ -113,6 +113,7 @@ try {
 
   const usdc = await deployUsdc(chain.rpcUrl);
   step(`USDC deployed at ${usdc}; payers #3..#9 hold 1000 USDC each`);
+  step(`Multicall3 at ${await installMulticall3(chain.rpcUrl)}, where public chains have it`);
 
   const facilitator = await startFacilitator({ rpcUrl: chain.rpcUrl, port: PORTS.facilitator, verbose: true });
   stoppers.push(facilitator.stop);

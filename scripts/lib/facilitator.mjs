@@ -6,6 +6,7 @@
 // faults a real facilitator cannot (HTTP errors, garbage, hangs, nothing listening).
 //
 //   node scripts/lib/facilitator.mjs --rpc http://127.0.0.1:8545 --port 4021 [--quiet]
+//     [--wallet-factory 0x… (a factory it may call to deploy an ERC-6492 wallet; repeatable)]
 import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { x402Facilitator } from "@x402/core/facilitator";
@@ -22,15 +23,20 @@ export function v1NetworksFor(chainId) {
     .map(([name]) => name);
 }
 
-/** The library facilitator for one chain, with settlements serialised (one gas account). */
-export async function createFacilitator({ rpcUrl, chainId }) {
+/**
+ * The library facilitator for one chain, with settlements serialised (one gas account).
+ * `walletFactories`: the factories it may call to deploy a counterfactual (ERC-6492) wallet before
+ * settling its payment (the library's `eip6492AllowedFactories`; none by default, as there).
+ */
+export async function createFacilitator({ rpcUrl, chainId, walletFactories = [] }) {
   chainId ??= await chainIdOf(rpcUrl);
   const client = await walletClientFor(rpcUrl, facilitatorSigner.privateKey);
   // toFacilitatorEvmSigner reads client.address, which a viem wallet client does not have.
   const signer = toFacilitatorEvmSigner({ ...client, address: client.account.address });
-  const facilitator = new x402Facilitator().register(`eip155:${chainId}`, new ExactEvmScheme(signer));
+  const options = { eip6492AllowedFactories: walletFactories };
+  const facilitator = new x402Facilitator().register(`eip155:${chainId}`, new ExactEvmScheme(signer, options));
   const v1Networks = v1NetworksFor(chainId);
-  if (v1Networks.length > 0) facilitator.registerV1(v1Networks, new ExactEvmSchemeV1(signer));
+  if (v1Networks.length > 0) facilitator.registerV1(v1Networks, new ExactEvmSchemeV1(signer, options));
 
   let queue = Promise.resolve();
   const settle = (payload, requirements) => {
@@ -53,8 +59,8 @@ export async function createFacilitator({ rpcUrl, chainId }) {
  * refused, open ones dropped; a settlement already sent to the chain still lands), start() listens
  * again on the same port; `calls` keeps every verify/settle across restarts.
  */
-export async function startFacilitator({ rpcUrl, port = 0, chainId, verbose = false } = {}) {
-  const facilitator = await createFacilitator({ rpcUrl, chainId });
+export async function startFacilitator({ rpcUrl, port = 0, chainId, walletFactories, verbose = false } = {}) {
+  const facilitator = await createFacilitator({ rpcUrl, chainId, walletFactories });
   const calls = [];
   const log = (line) => verbose && console.log(`[facilitator] ${line}`);
 
@@ -258,9 +264,15 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       rpc: { type: "string", default: "http://127.0.0.1:8545" },
       port: { type: "string", default: "4021" },
       quiet: { type: "boolean", default: false },
+      "wallet-factory": { type: "string", multiple: true, default: [] },
     },
   });
-  const f = await startFacilitator({ rpcUrl: values.rpc, port: Number(values.port), verbose: !values.quiet });
+  const f = await startFacilitator({
+    rpcUrl: values.rpc,
+    port: Number(values.port),
+    walletFactories: values["wallet-factory"],
+    verbose: !values.quiet,
+  });
   console.log(`facilitator ${f.url} (chain ${f.chainId} via ${values.rpc}, gas paid by ${f.signer})`);
   const shutdown = async () => {
     await f.stop();

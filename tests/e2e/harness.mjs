@@ -17,6 +17,7 @@ import {
   chainTime,
   deployUsdc,
   increaseTime,
+  installMulticall3,
   setNextBlockTimestamp,
   startAnvil,
   transferUsdc,
@@ -56,12 +57,14 @@ export function readWranglerConfig() {
 }
 
 /**
- * Starts anvil (fresh chain), deploys USDC and funds the payers, starts the official facilitator
- * (unless facilitator: false) and the demo origin. chainId 84532 makes the legacy v1 name
- * "base-sepolia" usable (see v1Networks). verbose: true logs facilitator and origin calls, "all"
- * also anvil's RPC log. Returns the stack; stop() tears it all down.
+ * Starts anvil (fresh chain), deploys USDC and funds the payers, puts Multicall3 in its place,
+ * starts the official facilitator (unless facilitator: false) and the demo origin. chainId 84532
+ * makes the legacy v1 name "base-sepolia" usable (see v1Networks). walletFactories: the factories
+ * the facilitator may call to deploy a counterfactual (ERC-6492) wallet before settling its
+ * payment. verbose: true logs facilitator and origin calls, "all" also anvil's RPC log. Returns
+ * the stack; stop() tears it all down.
  */
-export async function startStack({ facilitator = true, verbose = false, chainId = 31337 } = {}) {
+export async function startStack({ facilitator = true, verbose = false, chainId = 31337, walletFactories = [] } = {}) {
   const started = performance.now();
   const configPromise = readWranglerConfig();
   const starting = await Promise.allSettled([
@@ -73,8 +76,10 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
   try {
     const failed = starting.find((s) => s.status === "rejected");
     if (failed) throw failed.reason;
-    const usdc = await deployUsdc(chain.rpcUrl);
-    const fac = facilitator ? await startFacilitator({ rpcUrl: chain.rpcUrl, chainId, verbose: Boolean(verbose) }) : null;
+    const [usdc] = await Promise.all([deployUsdc(chain.rpcUrl), installMulticall3(chain.rpcUrl)]);
+    const fac = facilitator
+      ? await startFacilitator({ rpcUrl: chain.rpcUrl, chainId, walletFactories, verbose: Boolean(verbose) })
+      : null;
     if (fac) parts.unshift(fac);
     const wrangler = await configPromise;
     const rpcUrl = chain.rpcUrl;

@@ -31,6 +31,18 @@ const ADMIN = "t";
 const SIWX = "sign-in-with-x";
 
 let stack, site, worker;
+
+/**
+ * A wallet factory, as EVM bytecode put on chain with anvil_setCode: called with a contract's
+ * creation code, it deploys it with CREATE2 (salt 0) and returns its address, and reverts if the
+ * creation failed (out of gas, or already deployed), as factories written in Solidity do. With
+ * it, a smart wallet has an address before it has code (counterfactual).
+ */
+const WALLET_FACTORY = "0xfac7000000000000000000000000000000006492";
+/** The same factory's code at an address the facilitator is not told to trust. */
+const UNTRUSTED_FACTORY = "0xfac7000000000000000000000000000000006493";
+const walletFactoryCode = "0x" + "366000600037" + "60003660006000f5" + "8015601b57" + "600052" + "60206000f3" + "5b60006000fd";
+
 const SITE_COOKIE = "site_pref=dark; Path=/";
 
 // An origin that has every page but those under a `/fail/` segment (503) and those under a `/moved/`
@@ -66,7 +78,7 @@ async function startSite() {
 }
 
 before(async () => {
-  [stack, site] = await Promise.all([startStack(), startSite()]);
+  [stack, site] = await Promise.all([startStack({ walletFactories: [WALLET_FACTORY] }), startSite()]);
   worker = await startWorker({
     config: stack.config({
       origin: site.url,
@@ -84,7 +96,10 @@ before(async () => {
         { path: "/pass", price: "$0.02", session: { scope: "/guides/*", seconds: 3600 } },
         { path: "/guides/*", price: "$0.01" },
         { path: "/metered/*", price: "$0.01", session: { requests: 2 } },
+        // Settled after the answer, in batches of two seconds, from a wallet's first payment.
+        { path: "/later/*", price: "$0.01", settlement: "deferred", session: { seconds: 3600 } },
       ],
+      deferred: { batchSeconds: 2, credit: "full", creditLimit: "$1.00" },
       // The chain, to ask a smart wallet's contract about its sign-in (ERC-1271).
       rpc: { [stack.network]: stack.rpcUrl },
     }),
@@ -137,14 +152,6 @@ function smartWalletCode(owner, { wrapped = false, parity = false } = {}) {
   return "0x" + store + recover + compare + "60" + jumpTo.toString(16).padStart(2, "0") + "57" + refuse + "5b" + answer("1626ba7e");
 }
 
-/**
- * A wallet factory, as EVM bytecode put on chain with anvil_setCode: called with a contract's
- * creation code, it deploys it with CREATE2 (salt 0) and returns its address; called again, it
- * deploys nothing. With it, a smart wallet has an address before it has code (counterfactual).
- */
-const WALLET_FACTORY = "0xfac7000000000000000000000000000000006492";
-const walletFactoryCode = "0x" + "366000600037" + "60003660006000f5" + "600052" + "60206000f3";
-
 /** Creation code returning `runtime`: copies the code after its own 13 bytes, and returns it. */
 function creationCode(runtime) {
   const len = (runtime.length - 2) / 2;
@@ -165,6 +172,20 @@ function contractWalletClient(address, signMessage, signTypedData) {
     },
   });
   return sessionClient(null, { signer });
+}
+
+/**
+ * The official client paying and signing in as the counterfactual wallet at `address`, which
+ * `factory` deploys from `init`: each signature is `key`'s followed by one byte (as the smart
+ * wallet takes it), inside an ERC-6492 envelope that names the factory and its call.
+ */
+function counterfactualWalletClient(address, factory, init, key) {
+  const envelope = (signature) => serializeErc6492Signature({ address: factory, data: init, signature: signature + "00" });
+  return contractWalletClient(
+    address,
+    async (message) => envelope(await key.signMessage({ message })),
+    async (typed) => envelope(await key.signTypedData(typed)),
+  );
 }
 
 /** The official client paying and signing in as the smart wallet at `address`, owned by `owner`. */
@@ -214,6 +235,7 @@ function sessionClient(i, { headers = {}, signer = account(i) } = {}) {
       path: new URL(req.url).pathname,
       siwx: req.headers.has(SIWX),
       payment: req.headers.has("payment-signature") || req.headers.has("x-payment"),
+      header: req.headers.get("payment-signature"),
     };
     const res = await fetch(req);
     entry.status = res.status;
@@ -792,20 +814,14 @@ describe("what a session opens, and what it costs", () => {
     const code = () => chainRpc(stack.rpcUrl, "eth_getCode", [wallet, "latest"]);
     assert.equal(await code(), "0x", "the wallet is counterfactual");
     // Stand-in for a payment not settled yet: the grant a deferred payment would have bought is
-    // put in KV as the Worker writes it. The payment itself cannot be made here: the official
-    // facilitator simulates a counterfactual wallet's payment through Multicall3, which this
-    // local chain does not have.
+    // put in KV as the Worker writes it, so that the sign-in is tried while the wallet is surely
+    // still counterfactual (the settlement of a payment deploys it; see the tests that follow).
     const grant = { wallet: wallet.toLowerCase(), scope: "/articles/*", expiresAt: Math.floor(Date.now() / 1000) + 3600 };
     const scopeHash = createHash("sha256").update("/articles/*").digest("hex").slice(0, 32);
     await (await worker.kv()).put(`grant:${wallet.toLowerCase()}:${scopeHash}`, JSON.stringify(grant));
     // The wallet signs as a counterfactual smart wallet does: its signature inside an ERC-6492
     // envelope that names the factory and the call that deploys it.
-    const counterfactualClient = (key) =>
-      contractWalletClient(
-        wallet,
-        async (message) => serializeErc6492Signature({ address: WALLET_FACTORY, data: init, signature: (await key.signMessage({ message })) + "00" }),
-        async (typed) => serializeErc6492Signature({ address: WALLET_FACTORY, data: init, signature: (await key.signTypedData(typed)) + "00" }),
-      );
+    const counterfactualClient = (key) => counterfactualWalletClient(wallet, WALLET_FACTORY, init, key);
     const settles = settlements();
     const hits = originHits();
     // A stranger's key in the envelope: the simulated wallet says no, and nothing is served.
@@ -823,10 +839,9 @@ describe("what a session opens, and what it costs", () => {
     assert.ok(res.headers.get("x402-session"), "a token for the wallet");
     assert.equal(await code(), "0x", "the deployment was only simulated");
     assert.equal(settlements(), settles, "nothing settled");
-    // Once deployed (its first transaction; with gas given, since the factory does not revert when
-    // it deploys nothing, which an estimate would take for success), the same envelope signs in:
-    // the wallet is asked as it is, without the factory.
-    const tx = await chainRpc(stack.rpcUrl, "eth_sendTransaction", [{ from: stack.accounts.deployer.address, to: WALLET_FACTORY, data: init, gas: "0x100000" }]);
+    // Once deployed (here by a transaction of its own), the same envelope signs in: the wallet is
+    // asked as it is, without the factory, which would now revert.
+    const tx = await chainRpc(stack.rpcUrl, "eth_sendTransaction", [{ from: stack.accounts.deployer.address, to: WALLET_FACTORY, data: init }]);
     let receipt = null;
     while (!(receipt = await chainRpc(stack.rpcUrl, "eth_getTransactionReceipt", [tx]))) await sleep(50);
     assert.equal(receipt.status, "0x1");
@@ -836,6 +851,111 @@ describe("what a session opens, and what it costs", () => {
     assert.equal(again.status, 200, await again.clone().text());
     await again.arrayBuffer();
     assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]]);
+  });
+
+  /**
+   * A counterfactual smart wallet owned by account #`ownerIndex`, made by `factory` (the wallet
+   * factory's code put there) and funded with 0.1 USDC by payer #6 unless `fund` is false: its
+   * address, its creation code, a client for it signing with any key, and its code on chain.
+   */
+  async function counterfactualWallet(ownerIndex, { factory = WALLET_FACTORY, fund = true } = {}) {
+    await chainRpc(stack.rpcUrl, "anvil_setCode", [factory, walletFactoryCode]);
+    const owner = account(ownerIndex);
+    const init = creationCode(smartWalletCode(owner.address));
+    const wallet = getContractAddress({ from: factory, salt: `0x${"00".repeat(32)}`, bytecode: init, opcode: "CREATE2" });
+    const code = () => chainRpc(stack.rpcUrl, "eth_getCode", [wallet, "latest"]);
+    assert.equal(await code(), "0x", "the wallet is counterfactual");
+    if (fund) await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
+    const client = (key) => counterfactualWalletClient(wallet, factory, init, key);
+    return { owner, wallet, client, code };
+  }
+
+  test("a smart wallet not deployed yet (ERC-6492) pays: the facilitator simulates its deployment with the transfer, then deploys it and settles; later it signs in", async () => {
+    const { owner, wallet, client, code } = await counterfactualWallet(3);
+    const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+    const settles = settlements();
+    const hits = originHits();
+    // A stranger's key in the envelope: the facilitator's simulation of the deployment and the
+    // transfer fails (USDC asks the new wallet, which says no), and nothing is served or moved.
+    const stranger = client(account(5));
+    const refused = await stranger.fetch(`${worker.url}/articles/cf-pay-0`).catch((e) => e);
+    assert.notEqual(refused?.status, 200, "a stranger is not served as the wallet");
+    const tried = stranger.sent.filter((e) => e.payment);
+    assert.ok(tried.length >= 1, "the stranger's payment was sent");
+    assert.deepEqual(tried.map((e) => [e.status, e.reason]), tried.map(() => [402, "facilitator_rejected"]));
+    assert.equal(originHits(), hits, "nothing reached the origin for the stranger");
+    assert.equal(await code(), "0x", "nothing deployed for the stranger");
+    assert.equal(settlements(), settles, "nothing settled for the stranger");
+    // The owner's: served once the facilitator has simulated it, settled before the answer (an
+    // immediate route), the wallet deployed by the facilitator on the way.
+    const me = client(owner);
+    const bought = await me.fetch(`${worker.url}/articles/cf-pay-1`);
+    assert.equal(bought.status, 200, await bought.clone().text());
+    assert.equal(await bought.text(), `content of /articles/cf-pay-1 for ${getAddress(wallet)}`);
+    assert.equal(me.sent.filter((e) => e.payment).length, 1, "paid once");
+    const receipt = decodeHeader(bought.headers.get("payment-response"));
+    assert.equal(receipt.success, true);
+    assert.match(receipt.transaction, /^0x[0-9a-f]{64}$/);
+    assert.equal(getAddress(receipt.payer), getAddress(wallet));
+    assert.notEqual(await code(), "0x", "the facilitator deployed the wallet");
+    assert.equal(settlements(), settles + 1);
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE, "the wallet paid once");
+    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
+    // Without the token, the same envelope signs in to the session the payment bought: the
+    // wallet is asked as it now is, and nothing more is paid.
+    const later = client(owner);
+    const again = await later.fetch(`${worker.url}/articles/cf-pay-2`);
+    assert.equal(again.status, 200, await again.clone().text());
+    await again.arrayBuffer();
+    assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
+    assert.equal(settlements(), settles + 1, "no second settlement");
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE);
+  });
+
+  test("a counterfactual wallet whose factory the facilitator does not trust is refused with the facilitator's reason, and nothing moves", async () => {
+    const { owner, wallet, client, code } = await counterfactualWallet(2, { factory: UNTRUSTED_FACTORY });
+    const [walletBefore, settles, hits] = [await stack.balanceOf(wallet), settlements(), originHits()];
+    const me = client(owner);
+    const refused = await me.fetch(`${worker.url}/articles/cf-untrusted`).catch((e) => e);
+    assert.notEqual(refused?.status, 200);
+    const tried = me.sent.filter((e) => e.payment);
+    assert.ok(tried.length >= 1, "the payment was sent");
+    for (const e of tried) assert.deepEqual([e.status, e.reason], [402, "facilitator_rejected"]);
+    const last = await worker.fetch("/articles/cf-untrusted", {
+      headers: { "payment-signature": tried.at(-1).header },
+    });
+    const body = await last.json();
+    assert.equal(last.status, 402);
+    assert.match(body.message, /factory_not_allowed/, body.message);
+    assert.equal(originHits(), hits, "nothing reached the origin");
+    assert.equal(await code(), "0x", "nothing deployed");
+    assert.equal(settlements(), settles, "nothing settled");
+    assert.equal(await stack.balanceOf(wallet), walletBefore, "nothing moved");
+  });
+
+  test("a counterfactual wallet's deferred payment is served first, then settled in its batch: the facilitator deploys the wallet, and the balances move exactly", async () => {
+    const { owner, wallet, client, code } = await counterfactualWallet(1);
+    const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+    const settles = settlements();
+    const me = client(owner);
+    const res = await me.fetch(`${worker.url}/later/cf-1`);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(await res.text(), `content of /later/cf-1 for ${getAddress(wallet)}`);
+    const receipt = decodeHeader(res.headers.get("payment-response"));
+    assert.equal(receipt.success, true);
+    assert.equal(receipt.transaction, "", "accepted, settlement pending");
+    const verified = stack.facilitator.calls.filter((c) => c.kind === "verify" && getAddress(c.payer) === getAddress(wallet));
+    assert.deepEqual(verified.map((c) => c.result.isValid), [true], "the facilitator simulated it before it was served");
+    const deadline = Date.now() + 20_000;
+    while (settlements() === settles || (await code()) === "0x") {
+      assert.ok(Date.now() < deadline, "settled within its batch");
+      await sleep(200);
+    }
+    const settled = stack.facilitator.calls.filter((c) => c.kind === "settle").slice(settles);
+    assert.deepEqual(settled.map((c) => c.result?.success), [true], "settled once");
+    assert.notEqual(await code(), "0x", "the facilitator deployed the wallet");
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE, "the wallet paid once");
+    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
   });
 
   test("a counted session's request that the origin fails to answer, or redirects, is given back", async () => {
