@@ -147,11 +147,15 @@ pub fn read_is_valid_signature(body: &str) -> Option<bool> {
         return reverted.then_some(false);
     }
     let result = v.get("result")?.as_str()?.strip_prefix("0x")?;
-    // One word at least (an address without code answers nothing), starting with the magic value.
-    let magic = result
-        .get(..8)
-        .is_some_and(|p| p.eq_ignore_ascii_case(&hex::encode(IS_VALID_SIGNATURE_SELECTOR)));
-    Some(result.len() >= 64 && magic)
+    // The first word must be the magic value and nothing else (`bytes4` padded with zeros), as
+    // USDC's `SignatureChecker` reads it: an address without code answers nothing, and one that
+    // echoes its input (the identity precompile at 0x…04) answers the selector followed by the
+    // hash, which must not pass for a yes.
+    let magic = result.as_bytes().get(..64).is_some_and(|w| {
+        w[..8].eq_ignore_ascii_case(hex::encode(IS_VALID_SIGNATURE_SELECTOR).as_bytes())
+            && w[8..].iter().all(|&b| b == b'0')
+    });
+    Some(magic)
 }
 
 /// A JSON-RPC 2.0 request body.
@@ -375,6 +379,29 @@ mod tests {
             read_is_valid_signature(&answer("0x1626ba7e")),
             Some(false),
             "short"
+        );
+        // What the identity precompile (0x…04) answers: the question itself, selector first.
+        let echo = format!("0x1626ba7e{}{}", "ab".repeat(32), "0".repeat(56));
+        assert_eq!(
+            read_is_valid_signature(&answer(&echo)),
+            Some(false),
+            "an echo"
+        );
+        let padded_wrong = format!("0x1626ba7e{}1", "0".repeat(55));
+        assert_eq!(read_is_valid_signature(&answer(&padded_wrong)), Some(false));
+        let longer = format!("0x1626ba7e{}{}", "0".repeat(56), "f".repeat(64));
+        assert_eq!(
+            read_is_valid_signature(&answer(&longer)),
+            Some(true),
+            "one word read"
+        );
+        let upper = format!("0x1626BA7E{}", "0".repeat(56));
+        assert_eq!(read_is_valid_signature(&answer(&upper)), Some(true));
+        let wide = format!("0x1626ba7é{}", "0".repeat(56));
+        assert_eq!(
+            read_is_valid_signature(&answer(&wide)),
+            Some(false),
+            "not hex"
         );
         let reverted =
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":3,"message":"execution reverted"}}"#;

@@ -89,7 +89,9 @@ pub fn priced_route<'c>(config: &'c Config, method: &str, path: &str) -> Option<
 
 /// Decides what happens to a request at time `now` (unix seconds).
 pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<'c> {
-    if let Some(reply) = disguised_path(req.path) {
+    if let Some(reply) =
+        disguised_path(req.path).or_else(|| twice_decoded_elsewhere(config, req.method, req.path))
+    {
         return Decision::Reply(reply);
     }
     if let (true, Some(method)) = (req.method == "OPTIONS", req.preflight_method) {
@@ -521,16 +523,47 @@ pub fn preflight() -> Reply {
     }
 }
 
-/// The refusal of a path that hides a dot segment ([`crate::pattern::hides_dot_segment`]): which
+/// The refusal of a path that hides a dot segment ([`crate::pattern::hides_dot_segment`]), read
+/// once or, by an origin that decodes twice, twice ([`crate::pattern::decoded_twice`]): which
 /// route it falls under depends on who reads it, so it is not passed, priced or let in on a
 /// session. Checked first, by [`decide`] and by the Worker before anything else.
 pub fn disguised_path(path: &str) -> Option<Reply> {
-    crate::pattern::hides_dot_segment(path).then(|| {
+    let twice = crate::pattern::decoded_twice(path);
+    let hidden = crate::pattern::hides_dot_segment(path)
+        || twice
+            .as_deref()
+            .is_some_and(crate::pattern::hides_dot_segment);
+    hidden.then(|| {
         plain_refusal(&Refusal::new(
             Reason::InvalidPath,
             format!(
-                "{path:?}: a '.' or '..' segment behind ';' or an encoded '/' or '\\', \
-                 or written with more dots or with spaces"
+                "{path:?}: a '.' or '..' segment behind ';', an encoded '/' or '\\' or an \
+                 escaped '%', or written with more dots or with spaces"
+            ),
+        ))
+    })
+}
+
+/// The refusal of a path with an escaped `%` (`%25` before two hex digits) that an origin
+/// decoding twice reads as a path under another route than the one it falls under as sent
+/// (`/%2561rticles/x`, which such an origin serves as `/articles/x`): no reading of it can be
+/// priced safely. Checked after [`disguised_path`], by [`decide`] and by the Worker.
+pub fn twice_decoded_elsewhere(config: &Config, method: &str, path: &str) -> Option<Reply> {
+    let twice = crate::pattern::decoded_twice(path)?;
+    let same = match (
+        config.route_for(method, path),
+        config.route_for(method, &twice),
+    ) {
+        (None, None) => true,
+        (Some(a), Some(b)) => core::ptr::eq(a, b),
+        _ => false,
+    };
+    (!same).then(|| {
+        plain_refusal(&Refusal::new(
+            Reason::InvalidPath,
+            format!(
+                "{path:?}: an escaped '%' that an origin decoding twice reads as {twice:?}, \
+                 which falls under another route"
             ),
         ))
     })

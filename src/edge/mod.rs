@@ -262,6 +262,9 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
         preflight_method: preflight_method.as_deref(),
         siwx_nonce: None,
     };
+    if let Some(reply) = paywall::twice_decoded_elsewhere(config, &method, &url.path) {
+        return respond::reply(reply, false);
+    }
     let head = method == "HEAD";
     if url.path == DISCOVERY_PATH && (method == "GET" || head) {
         return respond::discovery(config, &url.origin(), head);

@@ -16,13 +16,24 @@ use crate::config::Config;
 use crate::evm::Address;
 use crate::siwx::HttpUrl;
 
-/// Request headers that carry payments; the origin has no use for them once we have checked them.
+/// Request headers that carry payments and sign-in proofs. The origin never sees them, used or
+/// not: a payment not settled, or a proof whose nonce was not spent here, is a credential that
+/// anyone who reads the origin's logs could still present.
 const PAYMENT_HEADERS: [&str; 3] = ["payment-signature", "x-payment", "sign-in-with-x"];
+/// Headers by which some frameworks (Express's `method-override`, ASP.NET Core, Symfony) let a
+/// `POST` be served as another method. Routes are priced by the method as sent, so the origin
+/// must serve that method: `POST` with `X-HTTP-Method-Override: GET` must not reach a `GET`
+/// priced for its own method.
+const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
 /// Header telling the origin who paid (set only by us: any incoming copy is removed).
 pub const PAYER_HEADER: &str = "x402-payer";
 
-/// An unpriced request, untouched (but for a forged payer header and our own session token), and
-/// the origin's answer as it came.
+/// An unpriced request, untouched (but for a forged payer header, our own session token, payment
+/// and sign-in headers and method overrides), and the origin's answer as it came.
 pub async fn pass(
     config: &Config,
     req: web_sys::Request,
@@ -126,10 +137,10 @@ async fn send(
             }
         }
     }
+    for h in PAYMENT_HEADERS.iter().chain(&METHOD_OVERRIDE_HEADERS) {
+        headers.delete(h)?;
+    }
     if let Some(payer) = &payer {
-        for h in PAYMENT_HEADERS {
-            headers.delete(h)?;
-        }
         headers.set(PAYER_HEADER, payer)?;
     }
     // The method exactly as sent (the SDK's own type would turn PROPFIND or PURGE into GET).

@@ -60,6 +60,7 @@ before(async () => {
         { path: "/echo/pricey/*", price: "$0.02" },
         { path: "/echo/other-payee/*", price: "$0.01", payTo: stack.accounts.deployer.address, settlement: "deferred" },
         { path: "/echo/session/*", price: "$0.01", session: { seconds: 600 } },
+        { path: "/echo/get-only/*", method: "GET", price: "$0.01" },
         { path: "/études/*", price: "$0.01" },
       ],
     }),
@@ -358,6 +359,12 @@ const cases = [
   ["a valid signature with one byte appended (66 bytes: sent to the facilitator, refused)", async () => ({ path: W, headers: hdr(await tampered(0, (p) => (p.payload.signature += "00"), T.w)) }), 402, "facilitator_rejected"],
   ["1.5 KB of random signature bytes", async () => ({ path: A, headers: hdr(await tampered(0, (p) => (p.payload.signature = `0x${randomBytes(1500).toString("hex")}`))) }), 402, "facilitator_rejected"],
   ["signed by another key than from", async () => ({ path: A, headers: hdr(await tampered(1, (p, a) => (a.from = addr(0)))) }), 402, "signer_mismatch"],
+  // The identity precompile echoes any call: asked isValidSignature, it answers the selector then
+  // the hash, which is not ERC-1271's yes (USDC would refuse the transfer).
+  ["from is the identity precompile 0x…04, which echoes the wallet question", async () => ({
+    path: A,
+    headers: hdr(await tampered(1, (p, a) => (a.from = "0x0000000000000000000000000000000000000004"))),
+  }), 402, "signer_mismatch"],
   ["signed over another token contract", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { domain: { verifyingContract: "0x036CbD53842c5426634e7929541eC2318f3dCF7e" } })) }), 402, "signer_mismatch"],
   ["signed over the token name 'USDC'", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { domain: { name: "USDC" } })) }), 402, "signer_mismatch"],
   ["signed over token version '1'", async () => ({ path: A, headers: hdr(await pay(T.a, 0, { domain: { version: "1" } })) }), 402, "signer_mismatch"],
@@ -458,6 +465,29 @@ const cases = [
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).headers.authorization, "Bearer site-own-token"),
   }],
+  ["an unpriced page: a payment and a sign-in proof sent with it never reach the origin", async () => ({
+    path: "/echo/free",
+    headers: [...hdr(await pay(T.a, 0)), ...xhdr(await pay(T.a, 0)), ["Sign-In-With-X", b64("{}")]],
+  }), 200, null, {
+    source: "origin",
+    check: (r) => {
+      const seen = JSON.parse(r.text).headers;
+      for (const h of ["payment-signature", "x-payment", "sign-in-with-x"]) assert.equal(seen[h], undefined, h);
+    },
+  }],
+  // Frameworks that honour a method override would serve this POST as the GET priced above.
+  ["POST with X-HTTP-Method-Override: GET to a route priced for GET: the origin sees a POST without the override", async () => ({
+    method: "POST",
+    path: "/echo/get-only/x",
+    headers: [["X-HTTP-Method-Override", "GET"], ["X-HTTP-Method", "GET"], ["X-Method-Override", "GET"]],
+  }), 200, null, {
+    source: "origin",
+    check: (r) => {
+      const echo = JSON.parse(r.text);
+      assert.equal(echo.method, "POST");
+      for (const h of ["x-http-method-override", "x-http-method", "x-method-override"]) assert.equal(echo.headers[h], undefined, h);
+    },
+  }],
   ["PROPFIND on an unpriced path reaches the origin as PROPFIND", async () => ({ method: "PROPFIND", path: "/echo/free" }), 200, null, {
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).method, "PROPFIND"),
@@ -491,6 +521,13 @@ const cases = [
   ["/echo/pricey/x/..;/..;/..;/articles/y (into a cheaper route)", async () => ({ path: "/echo/pricey/x/..;/..;/..;/articles/y" }), 400, "invalid_path", BAD_PATH],
   ["/free/.../articles/hello (dots alone, a climb on some origins)", async () => ({ path: "/free/.../articles/hello" }), 400, "invalid_path", BAD_PATH],
   ["/articles/hello/..%20 (a climb once the space is dropped)", async () => ({ path: "/articles/hello/..%20" }), 400, "invalid_path", BAD_PATH],
+  // An origin behind a proxy that decodes once more reads %25 as %: a path is refused where that
+  // reading climbs or falls under another route, and priced as usual where it does not.
+  ["/free/%252e%252e/articles/hello (a climb for an origin that decodes twice)", async () => ({ path: "/free/%252e%252e/articles/hello" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/free-sample%252f..%252fhello", async () => ({ path: "/articles/free-sample%252f..%252fhello" }), 400, "invalid_path", BAD_PATH],
+  ["/%2561rticles/hello (/articles/hello when decoded twice)", async () => ({ path: "/%2561rticles/hello" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/free%252dsample (the free carve-out when decoded twice)", async () => ({ path: "/articles/free%252dsample" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/50%2525 (an escaped % that stays under its route)", async () => ({ path: "/articles/50%2525" }), 402, "payment_required"],
   ["/articles%2Fhello", async () => ({ path: "/articles%2Fhello" }), 402, "payment_required"],
   // An encoded backslash, left encoded by the runtime, is a separator to Windows servers and IIS.
   ["/articles%5Chello (an encoded backslash)", async () => ({ path: "/articles%5Chello" }), 402, "payment_required"],
