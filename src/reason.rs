@@ -341,7 +341,7 @@ impl Reason {
                 "facilitator_unavailable",
                 "unexpected_settle_error",
                 502,
-                "The payment service did not answer in time; nothing was served and nothing should have been charged. Try again.",
+                "The payment service gave no clear answer; nothing was served. The payment may have moved all the same: it is checked on chain, and one that moved is shown to the publisher as charged and not served. Check your balance before paying again.",
             ),
             Reason::OriginUnavailable => row(
                 "origin_unavailable",

@@ -117,10 +117,12 @@
 //!    authorization unused once `validBefore` + [`CHAIN_GRACE`] has passed can never move:
 //!    [`EXPIRED_UNSETTLED`]); without RPC it fails with [`SETTLEMENT_UNKNOWN`].
 //! 6. **Immediate entries** (not deferred) are served only if settlement succeeds, as the shell does
-//!    today. So any refusal fails them without delinquency (the client got a 402 and nothing), and
-//!    after an Unknown they are reconciled by chain reads only, never resent: the client was told
-//!    nothing was charged. A chain read that finds them used settles them (charged, not served: the
-//!    view shows it for a refund).
+//!    today. So a refusal for cause fails them without delinquency (the client got a 402 and
+//!    nothing). After an Unknown, or a transient refusal (which may come after a broadcast, rule
+//!    4; the shell then tells the client that the outcome is unknown, see
+//!    [`refusal_is_uncertain`]), they are reconciled by chain reads only, never resent. A chain
+//!    read that finds them used settles them (charged, not served: the view shows it for a
+//!    refund).
 //! 7. `unsettled` is the sum of open (pending, in-flight, unknown) amounts in micro-USD; credit is
 //!    per wallet. `owed` is the sum of delinquent failures; `lost` of other deferred failures;
 //!    `paid` of every entry that ever settled (admin `mark_paid` included), kept in the counters so
@@ -512,6 +514,47 @@ pub enum RefusalKind {
     Unanswered,
 }
 
+/// Whether a facilitator's refusal to settle leaves open that the money moved: an unanswered
+/// attempt in all but name, or a transient refusal that can come after the transaction was
+/// broadcast (a failed receipt wait is reported as `unexpected_settle_error`; an RPC error; a
+/// reason we do not know), as opposed to one made before anything was sent. The client of an
+/// immediate payment so refused is told that the outcome is unknown, not that nothing was
+/// charged, and the ledger reads the chain (rule 6).
+pub fn refusal_is_uncertain(reason: &str, message: &str) -> bool {
+    match classify_refusal(reason, message) {
+        RefusalKind::Unanswered => true,
+        RefusalKind::Transient => {
+            !refused_before_sending(&reason.to_ascii_lowercase(), &message.to_ascii_lowercase())
+        }
+        _ => false,
+    }
+}
+
+/// A facilitator-side refusal that comes before any transaction is sent: the request or the
+/// facilitator's own setup (`invalid_request`, an unsupported network), or terms that local
+/// verification already checked. `r` and `m` in lower case.
+fn refused_before_sending(r: &str, m: &str) -> bool {
+    const FACILITATOR_SIDE: [&str; 8] = [
+        "invalid_request",
+        "invalid_network",
+        "invalid_scheme",
+        "invalid_x402_version",
+        "invalid_payment_requirements",
+        "invalid_exact_evm_scheme",
+        "invalid_exact_evm_missing_eip712_domain",
+        "invalid_exact_evm_eip3009_not_supported",
+    ];
+    FACILITATOR_SIDE.contains(&r)
+        || r.starts_with("unsupported")
+        || r.contains("valid_after")
+        || r.ends_with("_early")
+        || r == "invalid_format"
+        || m.contains("not yet valid")
+        || r.contains("hook")
+        || r.contains("mismatch")
+        || r.contains("authorization_value")
+}
+
 /// Judges a facilitator refusal by its reason string and message (both treated as opaque text).
 pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
     let r = reason.to_ascii_lowercase();
@@ -540,29 +583,11 @@ pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
     {
         return RefusalKind::Expired;
     }
-    const FACILITATOR_SIDE: [&str; 9] = [
-        "invalid_transaction_state",
-        "invalid_request",
-        "invalid_network",
-        "invalid_scheme",
-        "invalid_x402_version",
-        "invalid_payment_requirements",
-        "invalid_exact_evm_scheme",
-        "invalid_exact_evm_missing_eip712_domain",
-        "invalid_exact_evm_eip3009_not_supported",
-    ];
-    if FACILITATOR_SIDE.contains(&r.as_str())
-        || r.starts_with("unexpected")
-        || r.starts_with("unsupported")
+    if r.starts_with("unexpected")
         || r.contains("rpc")
         || r.contains("network_error")
-        || r.contains("valid_after")
-        || r.ends_with("_early")
-        || r == "invalid_format"
-        || m.contains("not yet valid")
-        || r.contains("hook")
-        || r.contains("mismatch")
-        || r.contains("authorization_value")
+        || r == "invalid_transaction_state"
+        || refused_before_sending(&r, &m)
     {
         return RefusalKind::Transient;
     }
@@ -1018,6 +1043,11 @@ impl Entry {
                     ),
                 };
                 Effect::Retry { at: now }
+            }
+            // A transient refusal can come after the facilitator broadcast (rule 4): what the
+            // client was told is that the outcome is unknown, and the chain decides (rule 6).
+            RefusalKind::Transient if self.immediate && refusal_is_uncertain(reason, message) => {
+                self.unknown(why, policy, now)
             }
             _ if self.immediate => self.fail(reason, message.to_string(), false, now),
             RefusalKind::NonceUsed => self.fail(reason, message.to_string(), true, now),

@@ -7,10 +7,10 @@ use serde_json::json;
 use x402_edge::facilitator::SettleOutcome;
 use x402_edge::json::{self, Read};
 use x402_edge::settlement::{
-    classify_refusal, Action, AdminError, Admission, AdmitError, Effect, Ledger, LedgerPolicy,
-    Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED, CHAIN_GRACE, COUNTERS_ROW,
-    EXPIRED_UNSETTLED, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPLAY_GRACE,
-    SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
+    classify_refusal, refusal_is_uncertain, Action, AdminError, Admission, AdmitError, Effect,
+    Ledger, LedgerPolicy, Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED, CHAIN_GRACE,
+    COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
+    REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -1331,6 +1331,66 @@ fn immediate_entries_record_outcomes_without_resending() {
         Some(SETTLEMENT_UNKNOWN)
     );
     assert!(!l.is_delinquent());
+
+    // A refusal that can come after the transaction was broadcast (the facilitator's receipt
+    // wait failed): read from the chain like an unanswered attempt, and settled when it moved.
+    let a = admission(USDC, 4, 5_000, LONG, false);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    let Effect::Retry { at } = l.record(&id, refused("unexpected_settle_error"), &p, T0 + 2) else {
+        panic!("expected a chain read, not a failure");
+    };
+    let due = l.due(at);
+    assert_eq!(due[0].action, Action::Reconcile);
+    assert!(!due[0].may_resend);
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUsed, &p, at),
+        Effect::Settled,
+        "charged (and not served): booked, for a refund"
+    );
+
+    // One made before anything was sent fails it at once.
+    let a = admission(USDC, 5, 5_000, LONG, false);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    assert_eq!(
+        l.record(&id, refused("invalid_request"), &p, T0 + 2),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+}
+
+#[test]
+fn refusals_that_may_come_after_a_broadcast_are_uncertain() {
+    for (reason, message) in [
+        ("unexpected_settle_error", ""),
+        ("unexpected_error", "receipt wait failed"),
+        ("rpc_error", ""),
+        ("network_error", ""),
+        ("invalid_transaction_state", ""),
+        ("something_new", "a reason no one has seen"),
+        (
+            "invalid_exact_evm_transaction_failed",
+            "timed out waiting for the receipt",
+        ),
+    ] {
+        assert!(refusal_is_uncertain(reason, message), "{reason}");
+    }
+    for (reason, message) in [
+        (
+            "invalid_request",
+            "stand-in: request does not match any schema",
+        ),
+        ("unsupported_network", ""),
+        ("invalid_exact_evm_recipient_mismatch", ""),
+        ("invalid_exact_evm_insufficient_balance", ""),
+        ("invalid_exact_evm_signature", ""),
+        ("invalid_exact_evm_nonce_already_used", ""),
+        ("invalid_exact_evm_payload_authorization_valid_before", ""),
+    ] {
+        assert!(!refusal_is_uncertain(reason, message), "{reason}");
+    }
 }
 
 #[test]

@@ -141,16 +141,20 @@ export async function startFacilitator({ rpcUrl, port = 0, chainId, walletFactor
 
 // ---- the stand-in for faults ---------------------------------------------------------------------
 
-export const FAULT_MODES = ["http400", "http400-plain", "http500", "garbage", "wrong-shape", "hang", "refuse"];
+export const FAULT_MODES = ["http400", "http400-plain", "http500", "garbage", "wrong-shape", "hang", "refuse", "receipt-lost"];
 
 /**
  * A STAND-IN facilitator that misbehaves on purpose on POST /verify and /settle (mode: one of
  * FAULT_MODES). GET /supported answers normally for `chainId` unless `breakSupported` is set, then it
  * misbehaves the same way. "refuse" listens nowhere: its url points at a closed port.
+ * "receipt-lost" passes every call to the real facilitator at `forwardTo`, and after a settlement
+ * (which really happened) answers as the library does when its wait for the receipt fails:
+ * success false, `unexpected_settle_error`.
  * Returns { url, port, mode, calls, stop() }.
  */
-export async function startFaultyFacilitator({ mode, port = 0, chainId = 31337, breakSupported = false } = {}) {
+export async function startFaultyFacilitator({ mode, port = 0, chainId = 31337, breakSupported = false, forwardTo } = {}) {
   if (!FAULT_MODES.includes(mode)) throw new Error(`unknown fault mode ${mode}; one of ${FAULT_MODES.join(", ")}`);
+  if (mode === "receipt-lost" && !forwardTo) throw new Error("receipt-lost needs forwardTo, a real facilitator's URL");
   const calls = [];
   if (mode === "refuse") {
     const closed = port || (await freePort());
@@ -191,6 +195,22 @@ export async function startFaultyFacilitator({ mode, port = 0, chainId = 31337, 
         return sendJson(res, 200, { ok: true, status: "done" });
       case "hang":
         return; // never answer; stop() drops the connection
+      case "receipt-lost": {
+        const real = await fetch(`${forwardTo}${url.pathname}`, { method: "POST", headers: { "content-type": "application/json" }, body });
+        const answer = await real.text();
+        if (url.pathname !== "/settle") {
+          res.writeHead(real.status, { "content-type": "application/json" });
+          return res.end(answer);
+        }
+        return sendJson(res, 200, {
+          success: false,
+          errorReason: "unexpected_settle_error",
+          errorMessage: "stand-in: the transaction was sent; waiting for its receipt failed",
+          transaction: "",
+          network,
+          payer,
+        });
+      }
     }
   };
   const server = new Listener(handler);

@@ -732,6 +732,15 @@ async fn serve_paid(
             extra.extend(ctx.on_success());
             respond::decorate(&response, extra)
         }
+        // A refusal that can come after the transaction was broadcast (a failed receipt wait):
+        // the payment may have moved, so the client is not told that nothing was charged.
+        SettleOutcome::Refused { reason, message }
+            if crate::settlement::refusal_is_uncertain(&reason, &message) =>
+        {
+            log_decision("settlement_unknown", paid, &reason);
+            let why = format!("the facilitator refused to settle with {reason} ({message})");
+            respond::reply(paid.settlement_unknown(&why), head)
+        }
         SettleOutcome::Refused { reason, message } => {
             log_decision("settlement_refused", paid, &reason);
             respond::reply(paid.settlement_refused(&reason, &message), head)

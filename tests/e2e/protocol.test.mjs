@@ -251,6 +251,58 @@ describe("a facilitator that misbehaves is survived, and nothing is served unpai
   }
 });
 
+describe("a settlement whose answer is lost after the transfer was sent", () => {
+  test("the client is not told that nothing was charged, and the ledger books the payment from the chain", async () => {
+    const faulty = await startFaultyFacilitator({ mode: "receipt-lost", chainId: stack.chainId, forwardTo: stack.facilitator.url });
+    const ADMIN = "t";
+    const w = await startWorker({
+      config: stack.config({ facilitator: { url: faulty.url, timeoutMs: 10_000 }, rpc: { [stack.network]: stack.rpcUrl } }),
+      secrets: { X402_ADMIN_TOKEN: ADMIN },
+    });
+    try {
+      const t = decodeHeader((await w.fetch("/articles/hello")).headers.get("payment-required")).accepts[0];
+      const before = await balances(6);
+      const payment = encodeHeader(await signPayment(t, stack.payer(6).privateKey));
+      const res = await w.fetch("/articles/hello", { headers: { "payment-signature": payment } });
+      const text = await res.text();
+      assert.doesNotMatch(text, /Hello, paid web/, "the article is not served");
+      const body = JSON.parse(text);
+      assert.equal(res.status, 502);
+      assert.equal(body.reason, "facilitator_unavailable", body.message);
+      assert.match(body.message, /may have moved/);
+      assert.doesNotMatch(body.message, /nothing should have been charged/);
+      // The transfer did happen: exactly one payment's worth moved.
+      const after = await balances(6);
+      assert.equal(before.payer - after.payer, PRICE);
+      assert.equal(after.payTo - before.payTo, PRICE);
+      // The ledger reads the chain and books it settled (charged, not served: a refund is due).
+      const view = async () => {
+        const r = await w.fetch(`/__x402/admin/ledger?wallet=${stack.payer(6).address}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+        assert.equal(r.status, 200);
+        return r.json();
+      };
+      const deadline = Date.now() + 20_000;
+      let v = await view();
+      while (v.settled.length === 0) {
+        assert.ok(Date.now() < deadline, `booked from the chain: ${JSON.stringify(v)}`);
+        await new Promise((r) => setTimeout(r, 200));
+        v = await view();
+      }
+      assert.equal(v.settled.length, 1);
+      assert.equal(v.failed.length, 0, "not booked as failed");
+      assert.equal(v.settled[0].amount, String(PRICE));
+      // The same payment again is a replay: refused, and nothing more moves.
+      const again = await w.fetch("/articles/hello", { headers: { "payment-signature": payment } });
+      assert.equal(again.status, 402);
+      assert.doesNotMatch(await again.text(), /Hello, paid web/);
+      assert.deepEqual(await balances(6), after);
+    } finally {
+      await w.dispose();
+      await faulty.stop();
+    }
+  });
+});
+
 describe("a facilitator that wants a bearer token", () => {
   test("gets the X402_FACILITATOR_TOKEN secret on every call, and /supported too", async () => {
     const faulty = await startFaultyFacilitator({ mode: "http400", chainId: stack.chainId });
