@@ -46,8 +46,10 @@
 //! 2. **Admission**, in this order: a delinquent wallet is refused with what it owes; an
 //!    `(asset, nonce)` still remembered is a [`AdmitError::Replay`] (a payment is served at most
 //!    once, even after it settled, until `validBefore` + [`REPLAY_GRACE`] has passed and it was
-//!    pruned); for a deferred admission, `unsettled + amount > credit_limit` is
-//!    [`AdmitError::CreditExceeded`], with earned credit `unsettled + amount > paid` (everything the
+//!    pruned); for a deferred admission, `unsettled + lost + amount > credit_limit` is
+//!    [`AdmitError::CreditExceeded`] (`lost`: deferred payments failed without the payer owing,
+//!    until an admin forgives them, so that credit does not refill while settlements keep
+//!    failing), with earned credit `unsettled + lost + amount > paid` (everything the
 //!    wallet ever paid through settled entries) is [`AdmitError::CreditNotEarned`] (the shell then
 //!    settles it before serving: a wallet is never trusted with more than it has paid), and
 //!    `validBefore − safety_margin < now + batch_window` is
@@ -269,7 +271,8 @@ pub enum AdmitError {
         owed_micro_usd: u128,
         reason: String,
     },
-    /// Deferring this payment would exceed the wallet's credit.
+    /// Deferring this payment would exceed the wallet's credit. `unsettled` counts the open
+    /// deferred payments and those lost ([`LedgerView::lost_micro_usd`]).
     CreditExceeded { unsettled: u128, limit: u128 },
     /// Deferring this payment would leave more unsettled than the wallet has ever paid (credit is
     /// earned, [`LedgerPolicy::earned_credit`]): it must be settled before it is served.
@@ -305,14 +308,15 @@ impl std::fmt::Display for AdmitError {
             ),
             AdmitError::CreditExceeded { unsettled, limit } => write!(
                 f,
-                "This wallet has {} USD unsettled; the limit is {} USD.",
+                "This wallet has {} USD unsettled (or lost to settlements that failed); the limit \
+                 is {} USD.",
                 usd(*unsettled),
                 usd(*limit)
             ),
             AdmitError::CreditNotEarned { unsettled, paid } => write!(
                 f,
-                "This wallet has {} USD unsettled and has paid {} USD so far; it is trusted for no \
-                 more than it has paid.",
+                "This wallet has {} USD unsettled (or lost to settlements that failed) and has \
+                 paid {} USD so far; it is trusted for no more than it has paid.",
                 usd(*unsettled),
                 usd(*paid)
             ),
@@ -1324,7 +1328,11 @@ impl Ledger {
             return Err(AdmitError::Replay);
         }
         let state = if a.deferred {
-            let unsettled = self.unsettled();
+            // What the wallet's deferred payments already cost: the open ones, and those lost
+            // (failed without it owing: an expiry during an outage, an unknown outcome). Lost
+            // ones keep counting until an admin forgives them, so that credit does not refill
+            // while the facilitator cannot settle.
+            let unsettled = self.unsettled().saturating_add(self.lost());
             let after = unsettled.saturating_add(a.amount_micro_usd);
             if after > policy.credit_limit {
                 return Err(AdmitError::CreditExceeded {

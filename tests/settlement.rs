@@ -904,6 +904,66 @@ fn transient_refusal_backs_off_until_the_deadline() {
 }
 
 #[test]
+fn lost_payments_keep_counting_against_credit_until_forgiven() {
+    let p = LedgerPolicy {
+        credit_limit: 10_000,
+        ..policy()
+    };
+    let mut l = Ledger::new();
+    let mut now = T0;
+    // Two payments of 5,000 deferred, then lost: the facilitator refuses them until too late.
+    let ids: Vec<String> = (1..=2)
+        .map(|n| {
+            let a = deferred(n, 5_000);
+            let id = a.id.clone();
+            l.admit(a, &p, now).unwrap();
+            id
+        })
+        .collect();
+    now += 60;
+    for id in &ids {
+        let effect = l.record(
+            id,
+            refused("invalid_exact_evm_payload_authorization_valid_before"),
+            &p,
+            now,
+        );
+        assert_eq!(
+            effect,
+            Effect::Failed {
+                became_delinquent: false
+            }
+        );
+    }
+    let v = l.view();
+    assert_eq!(v.unsettled_micro_usd, 0);
+    assert_eq!(v.lost_micro_usd, 10_000);
+    assert!(!v.delinquent, "not the payer's fault");
+    // Nothing is open, but the credit is spent: the next deferral is refused (the shell settles
+    // it now instead).
+    let err = l.admit(deferred(3, 1), &p, now).unwrap_err();
+    assert_eq!(
+        err,
+        AdmitError::CreditExceeded {
+            unsettled: 10_000,
+            limit: 10_000
+        }
+    );
+    assert!(err.to_string().contains("lost"), "{err}");
+    // An immediate payment is still taken: the chain guarantees it before it is served.
+    let immediate = admission(USDC, 4, 5_000, LONG, false);
+    let immediate_id = immediate.id.clone();
+    l.admit(immediate, &p, now).unwrap();
+    assert_eq!(
+        l.record(&immediate_id, settled("0x4"), &p, now),
+        Effect::Settled
+    );
+    // Forgiven by the admin, the credit is back.
+    l.revoke(&ids[0]).unwrap();
+    l.admit(deferred(5, 5_000), &p, now).unwrap();
+}
+
+#[test]
 fn backoff_is_capped_at_a_minute() {
     let p = policy();
     let (mut l, id, mut now) = one_due(1);
