@@ -672,8 +672,9 @@ async fn serve_paid(
             _ => {}
         }
     }
-    // Asked now (or already, beside the admission), with the deadline counted from before the
-    // admission: it ends no later than it would have counted from here.
+    // Asked now (or already, beside the admission), with the deadline `forward_as` fixed when it
+    // was called, before the admission: the ledger's round trip comes out of the origin's time,
+    // not out of the slack between that time and the end of the hold.
     answer.as_mut().await;
     let answer = answer.as_mut().take_output().unwrap_or_else(|| {
         Err(worker::Error::RustError(

@@ -43,32 +43,46 @@ pub async fn pass(
 }
 
 /// A paid (or session) request: payment headers stripped, the wallet named. With a limit (paid
-/// requests), the origin has `limit_seconds` to answer (its headers; the body then streams as it
-/// comes): a payment must not wait on an origin longer than the ledger holds it uncharged. A
-/// timeout is an error, like an origin out of reach, and nobody pays for either. Requests on a
-/// session, where no payment waits, go without a timer of their own (the platform's applies).
-pub async fn forward_as(
+/// requests), the origin has until `limit_seconds` after this call to answer (its headers; the
+/// body then streams as it comes), however late the returned future is first polled (after the
+/// ledger's admission, say): a payment must not wait on an origin longer than the ledger holds it
+/// uncharged. A timeout is an error, like an origin out of reach, and nobody pays for either.
+/// Requests on a session, where no payment waits, go without a timer of their own (the
+/// platform's applies).
+pub fn forward_as<'a>(
+    config: &'a Config,
+    req: web_sys::Request,
+    url: &'a HttpUrl,
+    wallet: &Address,
+    limit_seconds: Option<u64>,
+) -> impl Future<Output = Result<web_sys::Response>> + 'a {
+    // The deadline is fixed now, not when the future is first polled.
+    let limit = limit_seconds.map(|s| (s.max(1), js_sys::Date::now() + s.max(1) as f64 * 1000.0));
+    forward_by(config, req, url, checksum(wallet), limit)
+}
+
+/// [`forward_as`], given the limit in seconds and the deadline it sets (ms since the epoch).
+async fn forward_by(
     config: &Config,
     req: web_sys::Request,
     url: &HttpUrl,
-    wallet: &Address,
-    limit_seconds: Option<u64>,
+    wallet: String,
+    limit: Option<(u64, f64)>,
 ) -> Result<web_sys::Response> {
-    let answer = send(config, req, url, Some(checksum(wallet)));
-    let Some(limit_seconds) = limit_seconds else {
+    let answer = send(config, req, url, Some(wallet));
+    let Some((limit_seconds, deadline_ms)) = limit else {
         return answer.await;
     };
-    let limit = Duration::from_secs(limit_seconds.max(1));
+    let left = Duration::from_millis((deadline_ms - js_sys::Date::now()).max(0.0) as u64);
     let mut answer = pin!(answer);
-    let mut deadline = pin!(Delay::from(limit));
+    let mut deadline = pin!(Delay::from(left));
     poll_fn(|cx| {
         if let Poll::Ready(r) = answer.as_mut().poll(cx) {
             return Poll::Ready(r);
         }
         if deadline.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(Error::RustError(format!(
-                "the origin did not answer within {} s",
-                limit.as_secs()
+                "the origin did not answer within {limit_seconds} s"
             ))));
         }
         Poll::Pending

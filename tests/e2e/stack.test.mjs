@@ -227,8 +227,25 @@ describe("the fault stand-in", () => {
 
   for (const mode of FAULT_MODES) {
     test(mode, async () => {
-      const f = await startFaultyFacilitator({ mode });
+      // receipt-lost passes calls on to a facilitator: here, one that records them.
+      const forwarded = [];
+      const real = http.createServer((req, res) => {
+        forwarded.push(req.url);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ success: true, transaction: `0x${"ab".repeat(32)}`, network: "eip155:31337" }));
+      });
+      await new Promise((resolve) => real.listen(0, "127.0.0.1", resolve));
+      const forwardTo = `http://127.0.0.1:${real.address().port}`;
+      const f = await startFaultyFacilitator({ mode, forwardTo });
       try {
+        if (mode === "receipt-lost") {
+          const res = await fetch(`${f.url}/settle`, { method: "POST", body: JSON.stringify(body) });
+          const answer = await res.json();
+          assert.deepEqual(forwarded, ["/settle"], "the settlement was passed on");
+          assert.equal(answer.success, false, "and reported lost");
+          assert.equal(answer.errorReason, "unexpected_settle_error");
+          return;
+        }
         if (mode === "refuse") {
           await assert.rejects(fetch(`${f.url}/verify`, { method: "POST", body: "{}" }));
           return;
@@ -249,6 +266,7 @@ describe("the fault stand-in", () => {
         if (mode === "wrong-shape") assert.equal(JSON.parse(text).success, undefined);
       } finally {
         await f.stop();
+        real.close();
       }
     });
   }
