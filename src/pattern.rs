@@ -137,31 +137,24 @@ pub fn hides_dot_segment(path: &str) -> bool {
 /// path has not. A path whose two readings fall under different routes, or whose second reading
 /// hides a dot segment, is refused before it is matched ([`crate::paywall::disguised_path`]).
 pub fn decoded_twice(path: &str) -> Option<String> {
-    let escaped = |rest: &[u8]| {
-        rest.len() >= 4
-            && rest[..2].eq_ignore_ascii_case(b"25")
-            && rest[2].is_ascii_hexdigit()
-            && rest[3].is_ascii_hexdigit()
-    };
-    let bytes = path.as_bytes();
-    if !bytes
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'%' && escaped(&bytes[i + 1..]))
-    {
+    if !path.contains("%25") {
         return None;
     }
     let mut out = String::with_capacity(path.len());
     let mut rest = path;
+    let mut changed = false;
     while let Some(at) = rest.find('%') {
         out.push_str(&rest[..=at]);
         rest = &rest[at + 1..];
-        if escaped(rest.as_bytes()) {
-            rest = &rest[2..];
+        if let [a, b, c, d, ..] = rest.as_bytes() {
+            if (*a, *b) == (b'2', b'5') && c.is_ascii_hexdigit() && d.is_ascii_hexdigit() {
+                rest = &rest[2..];
+                changed = true;
+            }
         }
     }
     out.push_str(rest);
-    Some(out)
+    changed.then_some(out)
 }
 
 /// `.`, `..`, or a name an origin may read as one of them: dots and spaces alone.
