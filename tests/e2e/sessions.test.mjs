@@ -806,22 +806,31 @@ describe("what a session opens, and what it costs", () => {
     await walletPaysOnce("0x5afe000000000000000000000000000000000001", { parity: true }, parityWalletClient, "invalid_signature_format", "parity");
   });
 
-  test("a smart wallet not deployed yet (ERC-6492) signs in: its deployment is simulated in the same eth_call, and nothing is deployed", async () => {
-    await chainRpc(stack.rpcUrl, "anvil_setCode", [WALLET_FACTORY, walletFactoryCode]);
-    const owner = account(6);
+  /**
+   * A counterfactual smart wallet owned by account #`ownerIndex`, made by `factory` (the wallet
+   * factory's code put there) and funded with 0.1 USDC by payer #6 unless `fund` is false: its
+   * owner, address, creation code, a client for it signing with any key, and its code on chain.
+   */
+  async function counterfactualWallet(ownerIndex, { factory = WALLET_FACTORY, fund = true } = {}) {
+    await chainRpc(stack.rpcUrl, "anvil_setCode", [factory, walletFactoryCode]);
+    const owner = account(ownerIndex);
     const init = creationCode(smartWalletCode(owner.address));
-    const wallet = getContractAddress({ from: WALLET_FACTORY, salt: `0x${"00".repeat(32)}`, bytecode: init, opcode: "CREATE2" });
+    const wallet = getContractAddress({ from: factory, salt: `0x${"00".repeat(32)}`, bytecode: init, opcode: "CREATE2" });
     const code = () => chainRpc(stack.rpcUrl, "eth_getCode", [wallet, "latest"]);
     assert.equal(await code(), "0x", "the wallet is counterfactual");
+    if (fund) await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
+    const client = (key) => counterfactualWalletClient(wallet, factory, init, key);
+    return { owner, wallet, init, client, code };
+  }
+
+  test("a smart wallet not deployed yet (ERC-6492) signs in: its deployment is simulated in the same eth_call, and nothing is deployed", async () => {
+    const { owner, wallet, init, client: counterfactualClient, code } = await counterfactualWallet(6, { fund: false });
     // Stand-in for a payment not settled yet: the grant a deferred payment would have bought is
     // put in KV as the Worker writes it, so that the sign-in is tried while the wallet is surely
     // still counterfactual (the settlement of a payment deploys it; see the tests that follow).
     const grant = { wallet: wallet.toLowerCase(), scope: "/articles/*", expiresAt: Math.floor(Date.now() / 1000) + 3600 };
     const scopeHash = createHash("sha256").update("/articles/*").digest("hex").slice(0, 32);
     await (await worker.kv()).put(`grant:${wallet.toLowerCase()}:${scopeHash}`, JSON.stringify(grant));
-    // The wallet signs as a counterfactual smart wallet does: its signature inside an ERC-6492
-    // envelope that names the factory and the call that deploys it.
-    const counterfactualClient = (key) => counterfactualWalletClient(wallet, WALLET_FACTORY, init, key);
     const settles = settlements();
     const hits = originHits();
     // A stranger's key in the envelope: the simulated wallet says no, and nothing is served.
@@ -852,23 +861,6 @@ describe("what a session opens, and what it costs", () => {
     await again.arrayBuffer();
     assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]]);
   });
-
-  /**
-   * A counterfactual smart wallet owned by account #`ownerIndex`, made by `factory` (the wallet
-   * factory's code put there) and funded with 0.1 USDC by payer #6 unless `fund` is false: its
-   * address, its creation code, a client for it signing with any key, and its code on chain.
-   */
-  async function counterfactualWallet(ownerIndex, { factory = WALLET_FACTORY, fund = true } = {}) {
-    await chainRpc(stack.rpcUrl, "anvil_setCode", [factory, walletFactoryCode]);
-    const owner = account(ownerIndex);
-    const init = creationCode(smartWalletCode(owner.address));
-    const wallet = getContractAddress({ from: factory, salt: `0x${"00".repeat(32)}`, bytecode: init, opcode: "CREATE2" });
-    const code = () => chainRpc(stack.rpcUrl, "eth_getCode", [wallet, "latest"]);
-    assert.equal(await code(), "0x", "the wallet is counterfactual");
-    if (fund) await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
-    const client = (key) => counterfactualWalletClient(wallet, factory, init, key);
-    return { owner, wallet, client, code };
-  }
 
   test("a smart wallet not deployed yet (ERC-6492) pays: the facilitator simulates its deployment with the transfer, then deploys it and settles; later it signs in", async () => {
     const { owner, wallet, client, code } = await counterfactualWallet(3);
