@@ -57,7 +57,9 @@ pub fn forward_as<'a>(
     limit_seconds: Option<u64>,
 ) -> impl Future<Output = Result<web_sys::Response>> + 'a {
     // The deadline is fixed now, not when the future is first polled.
-    let limit = limit_seconds.map(|s| (s.max(1), js_sys::Date::now() + s.max(1) as f64 * 1000.0));
+    let limit = limit_seconds
+        .map(|s| s.max(1))
+        .map(|s| (s, js_sys::Date::now() + s as f64 * 1000.0));
     forward_by(config, req, url, checksum(wallet), limit)
 }
 
