@@ -643,6 +643,18 @@ impl RawConfig {
                     Some(up)
                 }
             };
+            if let Some(earlier) = routes
+                .iter()
+                .find(|e: &&Route| e.method == method && e.pattern.as_str() == pattern.as_str())
+            {
+                return Err(err(
+                    key,
+                    format!(
+                        "repeats the method and path of routes[{}], which comes first and so prices every request this one would: remove one of them",
+                        earlier.index
+                    ),
+                ));
+            }
             let description = r.description.clone().unwrap_or_default();
             let mime_type = r.mime_type.clone().unwrap_or_default();
             if r.free {
@@ -794,28 +806,25 @@ impl RawConfig {
     }
 }
 
-/// Gives each session offer a name of its own ([`SessionOffer::name`]): its scope as written, which
-/// is what grants were always stored under. A later route that sells a session with the same scope
-/// text as an earlier one is told apart by its method and path as written (and by its place, should
-/// even those repeat), so adding such a route never changes the name of a session already sold.
+/// Gives each session offer a name of its own ([`SessionOffer::name`]): its scope as written, then
+/// the method and path of the route that sells it. Grants are stored and tokens signed under it.
+/// A name depends only on its own route, never on the order or the presence of others: removing a
+/// cheap route that sold a session with the same scope text as a dear one leaves the dear one's
+/// name as it was, so the cheap grants never open it. (Routes repeating another's method and path
+/// are refused when the configuration is read, so no two offers share a name.)
 fn name_sessions(routes: &mut [Route]) {
-    let mut taken: Vec<String> = Vec::new();
     for route in routes.iter_mut() {
         let (method, path) = (route.method.clone(), route.pattern.as_str().to_string());
-        let Some(session) = route.session.as_mut() else {
-            continue;
-        };
-        let mut name = session.scope.as_str().to_string();
-        if taken.contains(&name) {
-            // A line break cannot be part of a path pattern, so no scope reads as this name.
-            name = format!("{name}\n{} {path}", method.as_deref().unwrap_or("*"));
+        if let Some(session) = route.session.as_mut() {
+            session.name = session_name(session.scope.as_str(), method.as_deref(), &path);
         }
-        if taken.contains(&name) {
-            name = format!("{name}\n#{}", route.index);
-        }
-        taken.push(name.clone());
-        session.name = name;
     }
+}
+
+/// The name of the session sold by the route `method path` over `scope` (see [`name_sessions`]).
+/// A line break cannot be part of a path pattern, so no name reads as another's.
+pub fn session_name(scope: &str, method: Option<&str>, path: &str) -> String {
+    format!("{scope}\n{} {path}", method.unwrap_or("*"))
 }
 
 /// A trusted signer as written: a host name (`crawler.example.com`) or `host:port`, lowercased.

@@ -58,11 +58,11 @@ pub struct SessionOffer {
     pub scope: PathPattern,
     pub seconds: Option<u64>,
     pub requests: Option<u64>,
-    /// What this offer's grants are stored and its tokens signed under: the scope as written, or,
-    /// where another route sells a session with the same scope text, the scope followed by the
-    /// route that sells this one (see `Config::from_json`). Two offers never share a name, so a
-    /// session bought cheaply can never stand for another route's dearer one, and buying one
-    /// never replaces the grant of the other.
+    /// What this offer's grants are stored and its tokens signed under: the scope as written,
+    /// then the method and path of the route that sells it (see `config::session_name`). Two
+    /// offers never share a name, and a name never passes from one route to another when routes
+    /// are added or removed, so a session bought cheaply can never stand for another route's
+    /// dearer one, and buying one never replaces the grant of the other.
     pub name: String,
 }
 
@@ -117,7 +117,8 @@ impl SessionOffer {
 #[serde(rename_all = "camelCase")]
 pub struct Grant {
     pub wallet: Address,
-    /// The scope's pattern as written (see [`PathPattern::as_str`]).
+    /// The name of the offer that sold it ([`SessionOffer::name`]): its scope's pattern as
+    /// written ([`scope_of`]), then the route that sold it.
     pub scope: String,
     /// Unix seconds; the grant is valid while `now < expires_at`.
     pub expires_at: u64,
@@ -132,7 +133,7 @@ impl Grant {
     /// expired, requests left if counted, and `path` matched by the scope. A scope that no longer
     /// parses covers nothing.
     pub fn covers(&self, path: &str, now: u64) -> bool {
-        PathPattern::parse(&self.scope).is_ok_and(|p| self.covers_with(&p, path, now))
+        PathPattern::parse(scope_of(&self.scope)).is_ok_and(|p| self.covers_with(&p, path, now))
     }
 
     /// [`Grant::covers`] with the scope already parsed (the caller has checked it is this
@@ -201,7 +202,7 @@ pub fn grant_key(wallet: &Address, scope: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenClaims {
     pub wallet: Address,
-    /// The scope's pattern as written.
+    /// The name of the offer it was issued for ([`SessionOffer::name`]).
     pub scope: String,
     /// Unix seconds; the token is valid while `now < expires_at`.
     pub expires_at: u64,
@@ -210,8 +211,13 @@ pub struct TokenClaims {
 impl TokenClaims {
     /// Whether the token's scope matches `path` (expiry was checked by [`check_token`]).
     pub fn covers(&self, path: &str) -> bool {
-        PathPattern::parse(&self.scope).is_ok_and(|p| p.matches(path))
+        PathPattern::parse(scope_of(&self.scope)).is_ok_and(|p| p.matches(path))
     }
+}
+
+/// The scope's pattern in an offer's name (its first line; see [`SessionOffer::name`]).
+pub fn scope_of(name: &str) -> &str {
+    name.split('\n').next().unwrap_or(name)
 }
 
 /// The claims as serialised inside a token.

@@ -4,6 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use x402_edge::config::{Config, ConfigError};
 use x402_edge::evm::Address;
 use x402_edge::pattern::PathPattern;
 use x402_edge::session::{
@@ -512,8 +513,13 @@ fn sha256_hex(s: &str) -> String {
 }
 
 /// A configuration selling `routes` (a JSON array of route tables), everything else minimal.
-fn config_with_routes(routes: serde_json::Value) -> x402_edge::config::Config {
-    x402_edge::config::Config::from_json(
+fn config_with_routes(routes: serde_json::Value) -> Config {
+    try_config_with_routes(routes).expect("config")
+}
+
+/// The same, or why it is refused.
+fn try_config_with_routes(routes: serde_json::Value) -> Result<Config, ConfigError> {
+    Config::from_json(
         &serde_json::json!({
             "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
             "accepts": ["eip155:84532"],
@@ -522,7 +528,6 @@ fn config_with_routes(routes: serde_json::Value) -> x402_edge::config::Config {
         })
         .to_string(),
     )
-    .expect("config")
 }
 
 /// A session opens the paths its scope covers, but never a page dearer than the one that sold
@@ -558,28 +563,28 @@ fn a_session_never_opens_a_dearer_route() {
 
 /// Two routes selling sessions under the same scope text sell two things: each offer has its own
 /// name, which its grants are stored and its tokens signed under, so the cheap one never stands
-/// for the dear one and buying one never replaces the other's grant. The first keeps the plain
-/// scope (what grants were always stored under), so adding a route never renames a sold session.
+/// for the dear one and buying one never replaces the other's grant. A name is made of its own
+/// route only: removing the cheap route leaves the dear one's name as it was, so grants the cheap
+/// one sold never open the dear one.
 #[test]
 fn sessions_with_the_same_scope_text_have_names_of_their_own() {
-    let config = config_with_routes(serde_json::json!([
-        {"method": "GET", "path": "/api/*", "price": "$0.01", "session": {"seconds": 60}},
-        {"method": "POST", "path": "/api/*", "price": "$5", "session": {"seconds": 60}},
-        {"method": "POST", "path": "/api/*", "price": "$9", "session": {"seconds": 60}},
-        {"path": "/docs/*", "price": "$0.01", "session": {"requests": 3}},
-    ]));
-    let names: Vec<&str> = config
-        .routes
-        .iter()
-        .map(|r| r.session.as_ref().unwrap().name.as_str())
-        .collect();
+    let cheap = serde_json::json!({"method": "GET", "path": "/api/*", "price": "$0.01", "session": {"seconds": 60}});
+    let dear = serde_json::json!({"method": "POST", "path": "/api/*", "price": "$5", "session": {"seconds": 60}});
+    let docs = serde_json::json!({"path": "/docs/*", "price": "$0.01", "session": {"requests": 3}});
+    let names = |config: &Config| -> Vec<String> {
+        config
+            .routes
+            .iter()
+            .map(|r| r.session.as_ref().unwrap().name.clone())
+            .collect()
+    };
+    let config = config_with_routes(serde_json::json!([cheap, dear, docs]));
     assert_eq!(
-        names,
+        names(&config),
         [
-            "/api/*",
+            "/api/*\nGET /api/*",
             "/api/*\nPOST /api/*",
-            "/api/*\nPOST /api/*\n#2",
-            "/docs/*"
+            "/docs/*\n* /docs/*"
         ]
     );
     let post = x402_edge::paywall::priced_route(&config, "POST", "/api/x").unwrap();
@@ -587,14 +592,67 @@ fn sessions_with_the_same_scope_text_have_names_of_their_own() {
         .sessions_for(post, "/api/x")
         .map(|o| o.name.as_str())
         .collect();
-    assert_eq!(offered, ["/api/*\nPOST /api/*", "/api/*\nPOST /api/*\n#2"]);
+    assert_eq!(offered, ["/api/*\nPOST /api/*"]);
     let wallet = wallet();
-    assert_ne!(
-        grant_key(&wallet, names[0]),
-        grant_key(&wallet, names[1]),
-        "the two are stored apart"
-    );
     let get = x402_edge::paywall::priced_route(&config, "GET", "/api/x").unwrap();
     let grant = get.session.as_ref().unwrap().grant(wallet, 100);
-    assert_eq!(grant.scope, "/api/*");
+    assert_eq!(grant.scope, "/api/*\nGET /api/*");
+    assert!(
+        grant.covers("/api/x", 101),
+        "the grant's scope is read from its name"
+    );
+    assert_ne!(
+        grant_key(&wallet, &grant.scope),
+        grant_key(&wallet, &offered[0]),
+        "the two are stored apart"
+    );
+    // Without the cheap route, or with the two in the other order, the dear one keeps its name.
+    for routes in [
+        serde_json::json!([dear, docs]),
+        serde_json::json!([docs, dear, cheap]),
+    ] {
+        let config = config_with_routes(routes);
+        let names = names(&config);
+        assert!(names.contains(&"/api/*\nPOST /api/*".to_string()));
+        assert_eq!(
+            names.contains(&grant.scope),
+            names.len() == 3,
+            "the cheap grant's name is sold only by the cheap route: {names:?}"
+        );
+        let post = x402_edge::paywall::priced_route(&config, "POST", "/api/x").unwrap();
+        assert_eq!(post.session.as_ref().unwrap().name, "/api/*\nPOST /api/*");
+    }
+}
+
+/// A route that repeats an earlier one's method and path would never price anything (the first
+/// prices every request both cover), and its session would be sold under the same name: refused.
+#[test]
+fn a_route_repeating_another_s_method_and_path_is_refused() {
+    let route = |method: Option<&str>, price: &str| {
+        let mut r =
+            serde_json::json!({"path": "/api/*", "price": price, "session": {"seconds": 60}});
+        if let Some(m) = method {
+            r["method"] = m.into();
+        }
+        r
+    };
+    let err = try_config_with_routes(serde_json::json!([
+        route(Some("post"), "$5"),
+        route(Some("POST"), "$9")
+    ]))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("routes[1]") && err.contains("routes[0]"),
+        "{err}"
+    );
+    assert!(
+        try_config_with_routes(serde_json::json!([route(None, "$5"), route(None, "$9")])).is_err()
+    );
+    // Different methods, or one for any method after one for POST, are different routes.
+    assert!(try_config_with_routes(serde_json::json!([
+        route(Some("POST"), "$5"),
+        route(None, "$9")
+    ]))
+    .is_ok());
 }

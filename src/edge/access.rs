@@ -1,7 +1,7 @@
 //! Sessions at the edge: letting a wallet in without paying again.
 //!
 //! A wallet that bought a session holds a grant: in Workers KV under `grant:<wallet>:<scope>` (the
-//! offer's name: its scope, told apart by the selling route where two routes sell the same scope),
+//! offer's name: its scope, then the route that sells it),
 //! expiring with KV's own expiry, readable fast at every edge location. It proves it is that
 //! wallet with Sign-In-With-X (EIP-4361 signed with EIP-191) or with the short-lived session token
 //! we hand out after a payment or a successful sign-in (cookie, or the same value as a bearer
@@ -278,9 +278,9 @@ async fn admit_token(
 ) -> Result<Admitted, Refusal> {
     let claims =
         checked_token(secret, token, now).map_err(|e| refused(e.code(), &e.to_string()))?;
-    // The offer the token was issued for (by its name, which is its scope unless two routes sell
-    // the same scope text), whose pattern was parsed with the configuration; the token's scope is
-    // parsed only when no offer here sells it.
+    // The offer the token was issued for (by its name: its scope, then the route selling it),
+    // whose pattern was parsed with the configuration; the token's scope is parsed only when no
+    // offer here sells it.
     let offer = offers.iter().find(|o| o.name == claims.scope);
     let covered = match offer {
         Some(o) => o.scope.matches(path),

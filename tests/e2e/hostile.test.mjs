@@ -156,7 +156,7 @@ async function signAsReceive(t, i) {
 
 /** A forged session token: our format, claims for payer #i, a MAC made without the secret. */
 function forgedToken(i) {
-  const claims = Buffer.from(JSON.stringify({ sub: addr(i).toLowerCase(), scope: "/echo/session/*", exp: now() + 600 }));
+  const claims = Buffer.from(JSON.stringify({ sub: addr(i).toLowerCase(), scope: "/echo/session/*\n* /echo/session/*", exp: now() + 600 }));
   return `v1.${claims.toString("base64url")}.${randomBytes(32).toString("base64url")}`;
 }
 

@@ -27,6 +27,8 @@ import { rpc as chainRpc } from "../../scripts/lib/chain.mjs";
 
 const PRICE = 10000n; // "$0.01"
 const SECRET = randomBytes(32).toString("hex"); // 64 hex characters, used as given (64 bytes)
+/** The name the article session is sold under (grants, tokens): its scope, then the route selling it. */
+const ARTICLES_SESSION = "/articles/*\n* /articles/*";
 const ADMIN = "t";
 const SIWX = "sign-in-with-x";
 
@@ -521,7 +523,7 @@ describe("forged proofs are refused", () => {
     const res = await worker.fetch("/articles/f", { headers: { [SIWX]: header } });
     assert.equal(res.status, 200);
     assert.equal(await res.text(), `content of /articles/f for ${stack.payer(0).address}`);
-    const token = forgeToken(SECRET, { sub: stack.payer(0).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 60 });
+    const token = forgeToken(SECRET, { sub: stack.payer(0).address.toLowerCase(), scope: ARTICLES_SESSION, exp: nowSeconds() + 60 });
     const byToken = await worker.fetch("/articles/f", { headers: bearer(token) });
     assert.equal(byToken.status, 200);
     await byToken.arrayBuffer();
@@ -599,7 +601,7 @@ describe("forged proofs are refused", () => {
       "a token re-pointed at another wallet, keeping the MAC",
       () => {
         const [v, , mac] = articlesToken.split(".");
-        const claims = Buffer.from(JSON.stringify({ sub: stack.payer(4).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 600 })).toString("base64url");
+        const claims = Buffer.from(JSON.stringify({ sub: stack.payer(4).address.toLowerCase(), scope: ARTICLES_SESSION, exp: nowSeconds() + 600 })).toString("base64url");
         return `${v}.${claims}.${mac}`;
       },
       "session_token_bad_mac",
@@ -613,9 +615,9 @@ describe("forged proofs are refused", () => {
       },
       "session_token_bad_mac",
     ],
-    ["an expired token", () => forgeToken(SECRET, { sub: stack.payer(0).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() - 5 }), "session_token_expired"],
-    ["another secret's token", () => forgeToken(randomBytes(32).toString("hex"), { sub: stack.payer(0).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 600 }), "session_token_bad_mac"],
-    ["a well-signed token for a wallet that bought nothing", () => forgeToken(SECRET, { sub: stack.payer(4).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 600 }), "no_grant"],
+    ["an expired token", () => forgeToken(SECRET, { sub: stack.payer(0).address.toLowerCase(), scope: ARTICLES_SESSION, exp: nowSeconds() - 5 }), "session_token_expired"],
+    ["another secret's token", () => forgeToken(randomBytes(32).toString("hex"), { sub: stack.payer(0).address.toLowerCase(), scope: ARTICLES_SESSION, exp: nowSeconds() + 600 }), "session_token_bad_mac"],
+    ["a well-signed token for a wallet that bought nothing", () => forgeToken(SECRET, { sub: stack.payer(4).address.toLowerCase(), scope: ARTICLES_SESSION, exp: nowSeconds() + 600 }), "no_grant"],
     ["a token of another format version", () => articlesToken.replace(/^v1\./, "v2."), "session_token_unsupported_version"],
   ];
   for (const [name, make, code] of tokenCases) {
@@ -659,8 +661,8 @@ describe("a token that does not get in does not block a sign-in", () => {
 
     // The same with a cookie from before a secret rotation, and with an expired one.
     for (const stale of [
-      forgeToken(randomBytes(32).toString("hex"), { sub: stack.payer(3).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() + 600 }),
-      forgeToken(SECRET, { sub: stack.payer(3).address.toLowerCase(), scope: "/articles/*", exp: nowSeconds() - 1 }),
+      forgeToken(randomBytes(32).toString("hex"), { sub: stack.payer(3).address.toLowerCase(), scope: ARTICLES_SESSION, exp: nowSeconds() + 600 }),
+      forgeToken(SECRET, { sub: stack.payer(3).address.toLowerCase(), scope: ARTICLES_SESSION, exp: nowSeconds() - 1 }),
     ]) {
       const header = await siwxHeader("/articles/t", { signer: account(3) });
       const ok = await worker.fetch("/articles/t", { headers: { cookie: `x402_session=${stale}`, [SIWX]: header } });
@@ -828,8 +830,8 @@ describe("what a session opens, and what it costs", () => {
     // Stand-in for a payment not settled yet: the grant a deferred payment would have bought is
     // put in KV as the Worker writes it, so that the sign-in is tried while the wallet is surely
     // still counterfactual (the settlement of a payment deploys it; see the tests that follow).
-    const grant = { wallet: wallet.toLowerCase(), scope: "/articles/*", expiresAt: Math.floor(Date.now() / 1000) + 3600 };
-    const scopeHash = createHash("sha256").update("/articles/*").digest("hex").slice(0, 32);
+    const grant = { wallet: wallet.toLowerCase(), scope: ARTICLES_SESSION, expiresAt: Math.floor(Date.now() / 1000) + 3600 };
+    const scopeHash = createHash("sha256").update(ARTICLES_SESSION).digest("hex").slice(0, 32);
     await (await worker.kv()).put(`grant:${wallet.toLowerCase()}:${scopeHash}`, JSON.stringify(grant));
     const settles = settlements();
     const hits = originHits();
