@@ -603,7 +603,7 @@ fn sessions_with_the_same_scope_text_have_names_of_their_own() {
     );
     assert_ne!(
         grant_key(&wallet, &grant.scope),
-        grant_key(&wallet, &offered[0]),
+        grant_key(&wallet, offered[0]),
         "the two are stored apart"
     );
     // Without the cheap route, or with the two in the other order, the dear one keeps its name.
