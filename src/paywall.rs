@@ -309,7 +309,14 @@ impl PaidRequest<'_> {
         challenge(self.route, &self.url, &refusal, self.siwx.as_ref())
     }
 
-    /// The answer when the facilitator judged a smart-wallet signature invalid.
+    /// The answer when the facilitator's `/verify` gave no usable answer: nothing served, 502.
+    pub fn verification_unknown(&self, why: &str) -> Reply {
+        let refusal = Refusal::new(Reason::VerificationUnavailable, why);
+        challenge(self.route, &self.url, &refusal, self.siwx.as_ref())
+    }
+
+    /// The answer when the facilitator's `/verify` judged the payment invalid (a smart wallet's
+    /// signature, or a payer short of funds).
     pub fn facilitator_rejected(&self, reason: &str, message: &str) -> Reply {
         let refusal = Refusal {
             reason: Reason::FacilitatorRejected,

@@ -74,8 +74,11 @@ pub enum Reason {
     CrawlerPriceRefused,
     /// The facilitator refused to settle the payment.
     SettlementFailed,
-    /// The facilitator could not be reached or gave no usable answer; nothing was charged.
+    /// The facilitator gave no usable answer to a settlement; the payment may have moved.
     FacilitatorUnavailable,
+    /// The facilitator gave no usable answer to `/verify`, asked before the origin is; nothing
+    /// was charged.
+    VerificationUnavailable,
     /// The origin behind the paywall could not be reached or did not answer in time; the payment
     /// was not charged.
     OriginUnavailable,
@@ -98,7 +101,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 34] = [
+    pub const ALL: [Reason; 35] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -131,6 +134,7 @@ impl Reason {
         Reason::CrawlerPriceRefused,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
+        Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
         Reason::ConfigInvalid,
     ];
@@ -293,7 +297,7 @@ impl Reason {
                 "facilitator_rejected",
                 "invalid_exact_evm_signature",
                 402,
-                "The facilitator found this smart-wallet signature invalid.",
+                "The facilitator found this payment invalid (its reason is the x402 error: a smart wallet's signature, or funds short of the price), so nothing was served or charged.",
             ),
             Reason::Replay => row(
                 "replayed_authorization",
@@ -342,6 +346,12 @@ impl Reason {
                 "unexpected_settle_error",
                 502,
                 "The payment service gave no clear answer; nothing was served. The payment may have moved all the same: it is checked on chain, and one that moved is shown to the publisher as charged and not served. Check your balance before paying again.",
+            ),
+            Reason::VerificationUnavailable => row(
+                "verification_unavailable",
+                "unexpected_verify_error",
+                502,
+                "The payment service could not check this payment, so nothing was served and nothing was charged. Try again.",
             ),
             Reason::OriginUnavailable => row(
                 "origin_unavailable",

@@ -1502,6 +1502,7 @@ fn refusal_table() {
         Reason::InvalidPath,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
+        Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
         Reason::FacilitatorRejected,
         Reason::ConfigInvalid,

@@ -534,6 +534,9 @@ async fn serve_paid(
     let (head, now) = (ctx.head, ctx.now);
     let client = facilitator::Client::new(config, facilitator::Auth::of(env));
     let body = paid.facilitator_body();
+    // Whether the facilitator's `/verify` has judged this payment (balance, nonce, simulation),
+    // not only our local check of its signature.
+    let mut verified_remotely = false;
     if let Some(check) = &paid.verified.wallet_check {
         // A key signed it, but not `from`'s, or no key can have: the wallet contract at `from` (a
         // Safe, say) is asked whether it is its signature, as USDC will ask it when the payment
@@ -563,15 +566,10 @@ async fn serve_paid(
             }
         }
     } else if !paid.verified.signature_checked {
-        match client.verify(&body).await {
-            VerifyOutcome::Valid { .. } => {}
-            VerifyOutcome::Invalid { reason, message } => {
-                return respond::reply(paid.facilitator_rejected(&reason, &message), head);
-            }
-            VerifyOutcome::Unknown(why) => {
-                return respond::reply(paid.settlement_unknown(&why), head)
-            }
+        if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
+            return respond::reply(refusal, head);
         }
+        verified_remotely = true;
     }
     let wallet = paid.ledger_name();
     let book = ledger_client::LedgerClient::open(env, &wallet);
@@ -601,6 +599,19 @@ async fn serve_paid(
         } else {
             deferred = false;
         }
+    }
+    // A signature proves who signed, not that the payer has the money. A payment settled after
+    // the origin answers is settled after the origin has done the request's work: for a method
+    // that may change something there (anything but GET and HEAD), a key holding no USDC would
+    // have that work done for nothing. So the facilitator's `/verify` (funds, nonce, the transfer
+    // simulated) is asked first, as the reference middleware asks it for every request. A `GET`
+    // needs no such check: its answer is simply not served when the settlement fails.
+    let mut verify_first = !verified_remotely && !matches!(req.method().as_str(), "GET" | "HEAD");
+    if verify_first && !deferred {
+        if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
+            return respond::reply(refusal, head);
+        }
+        verify_first = false;
     }
     // Names this request in its commands to the ledger, so that no other request carrying the
     // same payment can act on its entry, and so that it may admit again after a lost answer.
@@ -670,6 +681,17 @@ async fn serve_paid(
                 );
             }
             _ => {}
+        }
+    }
+    // A deferred payment that is settled now instead (over credit, say) is verified now, before
+    // the origin is asked (never beside the admission for such a method), and its entry withdrawn
+    // if refused.
+    if verify_first && !deferred {
+        if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
+            if let Some(book) = &book {
+                book.withdraw(&id, &ticket).await;
+            }
+            return respond::reply(refusal, head);
         }
     }
     // Asked now (or already, beside the admission), with the deadline `forward_as` fixed when it
@@ -749,6 +771,26 @@ async fn serve_paid(
         SettleOutcome::Unknown(why) => {
             log_decision("settlement_unknown", paid, &why);
             respond::reply(paid.settlement_unknown(&why), head)
+        }
+    }
+}
+
+/// Asks the facilitator's `/verify` about a payment: `None` when it is valid, else the refusal to
+/// answer with (nothing is charged either way).
+async fn refused_by_verify(
+    client: &facilitator::Client<'_>,
+    body: &str,
+    paid: &PaidRequest<'_>,
+) -> Option<paywall::Reply> {
+    match client.verify(body).await {
+        VerifyOutcome::Valid { .. } => None,
+        VerifyOutcome::Invalid { reason, message } => {
+            log_decision("verify_refused", paid, &reason);
+            Some(paid.facilitator_rejected(&reason, &message))
+        }
+        VerifyOutcome::Unknown(why) => {
+            log_decision("verify_unknown", paid, &why);
+            Some(paid.verification_unknown(&why))
         }
     }
 }

@@ -596,7 +596,26 @@ const cases = [
   // throwaway key with no money gets nothing, however many times it tries, and owes nothing.
   ["an unfunded wallet on a deferred route: no credit before it has paid, refused at settlement", async () => ({ path: W, headers: hdr(await pay(T.w, unfunded)) }), 402, "settlement_failed"],
   ["… and again on another deferred route: refused the same way", async () => ({ path: "/echo/deferred/u", headers: hdr(await pay(T.d, unfunded)) }), 402, "settlement_failed"],
+  // A payment is settled after the origin answers. For a method that may change something there,
+  // a signature alone would get a key with no money the origin's work for nothing: the
+  // facilitator's /verify is asked first, and the origin never hears of the request.
+  ["an unfunded wallet POSTs to an immediate route: /verify refuses it before the origin is asked", async () => ({ method: "POST", path: "/articles/unfunded-order", body: "qty=1", headers: hdr(await pay(T.a, unfunded)) }), 402, "facilitator_rejected", {
+    x402: "invalid_exact_evm_insufficient_balance",
+    check: () => assert.equal(originSaw("/articles/unfunded-order"), 0, "the origin never heard of it"),
+  }],
+  ["an unfunded wallet DELETEs on a deferred route (no credit yet, so settled now): refused the same way", async () => ({ method: "DELETE", path: "/echo/deferred/unfunded-order", headers: hdr(await pay(T.d, unfunded)) }), 402, "facilitator_rejected", {
+    x402: "invalid_exact_evm_insufficient_balance",
+    check: () => assert.equal(originSaw("/echo/deferred/unfunded-order"), 0, "the origin never heard of it"),
+  }],
+  ["a funded wallet POSTs to an immediate route: verified, served once, settled", async () => ({ method: "POST", path: A, body: "qty=1", headers: hdr(await pay(T.a, 4)) }), 200, null, {
+    source: "origin",
+    paid: { payer: 4 },
+    check: () => assert.equal(stack.origin.hits.filter((h) => h.method === "POST" && h.path === A).length, 1),
+  }],
 ];
+
+/** How many requests for `path` reached the origin. */
+const originSaw = (path) => stack.origin.hits.filter((h) => h.path === path).length;
 
 function flipCase(address) {
   const i = [...address].findIndex((c, j) => j > 1 && /[a-fA-F]/.test(c));

@@ -213,17 +213,20 @@ describe("HTTP manners", () => {
 });
 
 describe("a facilitator that misbehaves is survived, and nothing is served unpaid", () => {
+  // [status, reason] for a GET (settled after the origin answers), then for a POST (verified by
+  // the facilitator before the origin is asked).
+  const unavailable = [502, "verification_unavailable"];
   const expected = {
-    http400: [402, "settlement_failed"],
-    "http400-plain": [402, "settlement_failed"],
-    http500: [502, "facilitator_unavailable"],
-    garbage: [502, "facilitator_unavailable"],
-    "wrong-shape": [502, "facilitator_unavailable"],
-    hang: [502, "facilitator_unavailable"],
-    refuse: [502, "facilitator_unavailable"],
+    http400: [402, "settlement_failed", 402, "facilitator_rejected"],
+    "http400-plain": [402, "settlement_failed", ...unavailable],
+    http500: [502, "facilitator_unavailable", ...unavailable],
+    garbage: [502, "facilitator_unavailable", ...unavailable],
+    "wrong-shape": [502, "facilitator_unavailable", ...unavailable],
+    hang: [502, "facilitator_unavailable", ...unavailable],
+    refuse: [502, "facilitator_unavailable", ...unavailable],
   };
-  for (const [mode, [status, reason]] of Object.entries(expected)) {
-    test(`${mode} → ${status} ${reason}`, async () => {
+  for (const [mode, [status, reason, postStatus, postReason]] of Object.entries(expected)) {
+    test(`${mode} → ${status} ${reason}; a POST → ${postStatus} ${postReason}, the origin not asked`, async () => {
       const faulty = await startFaultyFacilitator({ mode, chainId: stack.chainId });
       const w = await startWorker({
         config: stack.config({ facilitator: { url: faulty.url, timeoutMs: 1500 } }),
@@ -242,6 +245,19 @@ describe("a facilitator that misbehaves is survived, and nothing is served unpai
         const text = await res.text();
         assert.doesNotMatch(text, /Hello, paid web/, "the article is not served");
         assert.equal(JSON.parse(text).reason, reason);
+        const path = `/articles/order-${mode}`;
+        const settleCalls = () => faulty.calls.filter((c) => c.path === "/settle").length;
+        const settlesBefore = settleCalls();
+        const post = await w.fetch(path, {
+          method: "POST",
+          body: "qty=1",
+          headers: { "payment-signature": encodeHeader(await signPayment(v2.accepts[0], stack.payer(4).privateKey)) },
+        });
+        assert.equal(post.status, postStatus);
+        assert.equal((await post.json()).reason, postReason);
+        assert.equal(stack.origin.hits.filter((h) => h.path === path).length, 0, "the origin was not asked");
+        assert.equal(settleCalls(), settlesBefore, "nothing was sent to be settled");
+        if (mode !== "refuse") assert.ok(faulty.calls.some((c) => c.path === "/verify"), "the facilitator was asked to verify");
         assert.deepEqual(await balances(4), before);
       } finally {
         await w.dispose();
