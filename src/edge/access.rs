@@ -155,33 +155,53 @@ pub async fn try_session(
         return Ok(None);
     };
     let proof = siwx::parse_header(&proof).map_err(|e| refused(e.code(), &e.to_string()))?;
-    let wallet = match siwx::verify(&proof, url, now, siwx::DEFAULT_MAX_AGE_SECONDS) {
-        Ok(wallet) => wallet,
-        Err(e) if e.may_be_contract_signature() => contract_signer(config, &proof, e).await?,
-        Err(e) => return Err(refused(e.code(), &e.to_string())),
-    };
-    let book = LedgerClient::open(env, &wallet.to_lower_hex())
-        .ok_or_else(|| refused("siwx_unavailable", "no ledger to remember sign-in nonces"))?;
-    let fresh = book
-        .send(&Command::UseNonce {
-            key: siwx::replay_key(&proof),
-            until: siwx::remember_until(&proof, siwx::DEFAULT_MAX_AGE_SECONDS),
-        })
-        .await
-        .and_then(|v| v["fresh"].as_bool());
-    if fresh != Some(true) {
+    // Only on a chain this page takes payment on (its challenge's `supportedChains`): the wallet
+    // contract at one address may have different owners on different chains.
+    if !route
+        .offers
+        .iter()
+        .any(|o| o.asset.network.chain_id == proof.chain_id)
+    {
         return Err(refused(
-            "siwx_nonce_replayed",
-            "this sign-in message was already used",
+            "siwx_chain_not_offered",
+            &format!(
+                "the sign-in is for chain {}, which this page does not take payment on: sign in \
+                 on one of the challenge's supportedChains",
+                proof.chain_id
+            ),
         ));
     }
+    // A signature its address's own key did not make may be a smart wallet's (ERC-1271), which
+    // only the chain can tell. The chain is asked only once a grant for this address is found, so
+    // that a proof for an address that bought nothing costs no call to a node.
+    let (wallet, mut ask_contract) =
+        match siwx::verify(&proof, url, now, siwx::DEFAULT_MAX_AGE_SECONDS) {
+            Ok(wallet) => (wallet, None),
+            Err(e) if e.may_be_contract_signature() => (proof.address, Some(e)),
+            Err(e) => return Err(refused(e.code(), &e.to_string())),
+        };
+    let mut nonce_used = false;
     let mut last = refused(
         "no_grant",
         "this wallet has no session for this path; pay to get one",
     );
     for offer in offers {
-        match use_grant(env, &wallet, offer, path, now).await {
-            Ok(grant) => {
+        let grant = match find_grant(env, &wallet, offer, path, now).await {
+            Ok(grant) => grant,
+            Err(r) => {
+                last = r;
+                continue;
+            }
+        };
+        if let Some(local) = ask_contract.take() {
+            contract_signer(config, &proof, local).await?;
+        }
+        if !nonce_used {
+            use_nonce(env, &wallet, &proof).await?;
+            nonce_used = true;
+        }
+        match spend_grant(env, &wallet, offer, &grant, now).await {
+            Ok(()) => {
                 let until = grant.expires_at.min(now + TOKEN_SECONDS);
                 let token = secret
                     .as_deref()
@@ -203,6 +223,26 @@ pub async fn try_session(
         }
     }
     Err(last)
+}
+
+/// Records in the wallet's ledger that this proof's nonce was used: a proof is good once.
+async fn use_nonce(env: &Env, wallet: &Address, proof: &siwx::Proof) -> Result<(), Refusal> {
+    let book = LedgerClient::open(env, &wallet.to_lower_hex())
+        .ok_or_else(|| refused("siwx_unavailable", "no ledger to remember sign-in nonces"))?;
+    let fresh = book
+        .send(&Command::UseNonce {
+            key: siwx::replay_key(proof),
+            until: siwx::remember_until(proof, siwx::DEFAULT_MAX_AGE_SECONDS),
+        })
+        .await
+        .and_then(|v| v["fresh"].as_bool());
+    if fresh != Some(true) {
+        return Err(refused(
+            "siwx_nonce_replayed",
+            "this sign-in message was already used",
+        ));
+    }
+    Ok(())
 }
 
 /// A smart wallet's sign-in: the wallet's contract is asked on chain (ERC-1271) whether the
@@ -315,6 +355,19 @@ async fn use_grant(
     path: &str,
     now: u64,
 ) -> Result<Grant, Refusal> {
+    let grant = find_grant(env, wallet, offer, path, now).await?;
+    spend_grant(env, wallet, offer, &grant, now).await?;
+    Ok(grant)
+}
+
+/// The grant `wallet` holds for `offer` covering `path`, if it is in good standing.
+async fn find_grant(
+    env: &Env,
+    wallet: &Address,
+    offer: &SessionOffer,
+    path: &str,
+    now: u64,
+) -> Result<Grant, Refusal> {
     // The KV binding is only looked up on a miss.
     let kv = || js::kv(env, super::KV_BINDING).ok_or_else(|| refused("no_store", "no KV binding"));
     let lower = wallet.to_lower_hex();
@@ -355,7 +408,7 @@ async fn use_grant(
     };
     // The grant is stored under its offer's name, and names it: the offer's pattern, parsed once
     // with the configuration, decides what it covers.
-    let grant = grant
+    grant
         .filter(|g| {
             g.wallet == *wallet && g.scope == offer.name && g.covers_with(&offer.scope, path, now)
         })
@@ -364,7 +417,19 @@ async fn use_grant(
                 "no_grant",
                 "this wallet has no current session for this path",
             )
-        })?;
+        })
+}
+
+/// Spends one request of a counted grant (in the ledger, where counting is exact); a grant for a
+/// duration has nothing to spend.
+async fn spend_grant(
+    env: &Env,
+    wallet: &Address,
+    offer: &SessionOffer,
+    grant: &Grant,
+    now: u64,
+) -> Result<(), Refusal> {
+    let lower = wallet.to_lower_hex();
     if grant.requests.is_some() {
         let book = LedgerClient::open(env, &lower)
             .ok_or_else(|| refused("no_ledger", "no ledger to count requests"))?;
@@ -382,7 +447,7 @@ async fn use_grant(
             ));
         }
     }
-    Ok(grant)
+    Ok(())
 }
 
 /// Records the grant a payment bought, and returns a token for it.

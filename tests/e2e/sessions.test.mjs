@@ -32,7 +32,7 @@ const ARTICLES_SESSION = "/articles/*\n* /articles/*";
 const ADMIN = "t";
 const SIWX = "sign-in-with-x";
 
-let stack, site, worker;
+let stack, site, worker, rpcWatch;
 
 /**
  * A wallet factory, as EVM bytecode put on chain with anvil_setCode: called with a contract's
@@ -79,8 +79,37 @@ async function startSite() {
   };
 }
 
+/**
+ * The Worker's way to the chain: forwards every JSON-RPC call to the node and keeps its body, so
+ * that a test can tell which calls a request cost.
+ */
+async function startRpcWatch(target) {
+  const bodies = [];
+  const server = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks).toString("utf8");
+    bodies.push(body);
+    const answer = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
+    res.writeHead(answer.status, { "content-type": "application/json" });
+    res.end(await answer.text());
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    /** How many calls so far mention `address` (as the called contract or inside the call). */
+    callsAbout: (address) => bodies.filter((b) => b.toLowerCase().includes(address.slice(2).toLowerCase())).length,
+    stop: async () => {
+      const closed = new Promise((resolve) => server.close(resolve));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
 before(async () => {
   [stack, site] = await Promise.all([startStack({ walletFactories: [WALLET_FACTORY] }), startSite()]);
+  rpcWatch = await startRpcWatch(stack.rpcUrl);
   worker = await startWorker({
     config: stack.config({
       origin: site.url,
@@ -103,14 +132,14 @@ before(async () => {
       ],
       deferred: { batchSeconds: 2, credit: "full", creditLimit: "$1.00" },
       // The chain, to ask a smart wallet's contract about its sign-in (ERC-1271).
-      rpc: { [stack.network]: stack.rpcUrl },
+      rpc: { [stack.network]: rpcWatch.url },
     }),
     secrets: { X402_SESSION_SECRET: SECRET, X402_ADMIN_TOKEN: ADMIN },
   });
 });
 after(async () => {
   await worker?.dispose();
-  await Promise.all([stack?.stop(), site?.stop()]);
+  await Promise.all([stack?.stop(), site?.stop(), rpcWatch?.stop()]);
 });
 
 const account = (i) => privateKeyToAccount(stack.payer(i).privateKey);
@@ -544,6 +573,9 @@ describe("forged proofs are refused", () => {
     ],
     ["a stale issuedAt (6 minutes old)", () => ({ signer: account(0), over: { issuedAt: new Date(Date.now() - 6 * 60_000).toISOString() } }), "siwx_stale"],
     ["an expirationTime already past", () => ({ signer: account(0), over: { expirationTime: new Date(Date.now() - 1000).toISOString() } }), "siwx_expired"],
+    // The challenge offers only the chains the page takes payment on: a wallet contract at the
+    // same address on another chain may have another owner.
+    ["a chain the page does not take payment on", () => ({ signer: account(0), over: { chainId: "eip155:1" } }), "siwx_chain_not_offered"],
   ];
   for (const [name, make, code] of siwxCases) {
     test(`SIWX: ${name}`, async () => {
@@ -553,6 +585,19 @@ describe("forged proofs are refused", () => {
       assert.equal(originHits(), hits, "nothing was served");
     });
   }
+
+  test("SIWX: a signature its address's key did not make is put to the chain only for a wallet that bought a session", async () => {
+    // Payer 0 holds a grant: whether a wallet contract at its address signed is asked on chain
+    // (there is none, so no).
+    const granted = stack.payer(0).address;
+    const callsBefore = rpcWatch.callsAbout(granted);
+    await assertRefused(await worker.fetch("/articles/g", { headers: { [SIWX]: await siwxHeader("/articles/g", { signer: account(4), address: granted }) } }), "siwx_signer_mismatch");
+    assert.equal(rpcWatch.callsAbout(granted), callsBefore + 1, "one eth_call to the wallet's contract");
+    // An address that bought nothing: refused for that, and the node is not asked at all.
+    const stranger = "0x5afe00000000000000000000000000000000dead";
+    await assertRefused(await worker.fetch("/articles/g", { headers: { [SIWX]: await siwxHeader("/articles/g", { signer: account(4), address: stranger }) } }), "no_grant");
+    assert.equal(rpcWatch.callsAbout(stranger), 0, "no call to the node for a wallet without a session");
+  });
 
   test("SIWX: a message altered after signing (the statement) does not recover to the wallet", async () => {
     const header = await siwxHeader("/articles/g", { signer: account(0) });
@@ -940,11 +985,15 @@ describe("what a session opens, and what it costs", () => {
     assert.equal(receipt.transaction, "", "accepted, settlement pending");
     const verified = stack.facilitator.calls.filter((c) => c.kind === "verify" && getAddress(c.payer) === getAddress(wallet));
     assert.deepEqual(verified.map((c) => c.result.isValid), [true], "the facilitator simulated it before it was served");
+    // Until the facilitator has answered its settlement (a call is recorded when it is made, and
+    // the wallet has code as soon as the transaction is mined, before that answer).
     const deadline = Date.now() + 20_000;
-    while (settlements() === settles || (await code()) === "0x") {
+    const answered = () => stack.facilitator.calls.filter((c) => c.kind === "settle").slice(settles).filter((c) => c.result);
+    while (answered().length === 0 || (await code()) === "0x") {
       assert.ok(Date.now() < deadline, "settled within its batch");
       await sleep(200);
     }
+    await sleep(500); // time for a second settlement, were there one
     const settled = stack.facilitator.calls.filter((c) => c.kind === "settle").slice(settles);
     assert.deepEqual(settled.map((c) => c.result?.success), [true], "settled once");
     assert.notEqual(await code(), "0x", "the facilitator deployed the wallet");
