@@ -447,7 +447,8 @@ pub struct Config {
     /// with `origin_unavailable` and nothing is charged.
     pub origin_timeout_seconds: u64,
     /// Web Bot Auth signers whose word is taken on who they are: `host` or `host:port` of their
-    /// `Signature-Agent` (a host also covers its subdomains), lowercase. Anyone can host a key
+    /// `Signature-Agent`, `*.host` for a host's subdomains (lowercase), or the URL of a key set
+    /// named with `type=jwks_uri`. Anyone can host a key
     /// directory, so a signature from anyone else proves nothing this site should act on; its
     /// directory is not even fetched. See [`crate::crawlers::signer_trusted`].
     pub trust_signers: Vec<String>,
@@ -827,9 +828,20 @@ pub fn session_name(scope: &str, method: Option<&str>, path: &str) -> String {
     format!("{scope}\n{} {path}", method.unwrap_or("*"))
 }
 
-/// A trusted signer as written: a host name (`crawler.example.com`) or `host:port`, lowercased.
+/// A trusted signer as written: a host name (`crawler.example.com`) or `host:port`, lowercased;
+/// `*.host` for its subdomains; or the URL of a key set its `Signature-Agent` names with
+/// `type=jwks_uri` (see [`crate::crawlers::signer_trusted`]).
 fn check_signer_host(key: &str, host: &str) -> Result<String, ConfigError> {
-    let lower = host.trim().to_ascii_lowercase();
+    let host = host.trim();
+    if host.contains("://") {
+        return crate::crawlers::jwks_url(host)
+            .ok_or_else(|| err(key, format!("{host:?} is not an https URL")));
+    }
+    let lower = host.to_ascii_lowercase();
+    let (wildcard, lower) = match lower.strip_prefix("*.") {
+        Some(parent) => ("*.", parent.to_string()),
+        None => ("", lower),
+    };
     let (name, port) = match lower.rsplit_once(':') {
         Some((name, port)) => (name, Some(port)),
         None => (lower.as_str(), None),
@@ -848,11 +860,11 @@ fn check_signer_host(key: &str, host: &str) -> Result<String, ConfigError> {
             key,
             format!(
                 "{host:?} is not a host name: write the signer's host as its Signature-Agent \
-                 names it, like \"crawler.example.com\" (no scheme, no path)"
+                 names it (\"crawler.example.com\", \"*.example.com\"), or a key set's URL"
             ),
         ));
     }
-    Ok(lower)
+    Ok(format!("{wildcard}{lower}"))
 }
 
 fn resolve_deferred(raw: Option<&RawDeferred>) -> Result<DeferredPolicy, ConfigError> {
@@ -1552,10 +1564,30 @@ mod tests {
         };
         let plain = load(base(json!([{"path": "/x", "price": "$1"}]))).unwrap();
         assert!(plain.trust_signers.is_empty(), "nobody by default");
-        let ok = with(json!(["Crawler.Example.com", "127.0.0.1:8790"])).unwrap();
-        assert_eq!(ok.trust_signers, ["crawler.example.com", "127.0.0.1:8790"]);
+        let ok = with(json!([
+            "Crawler.Example.com",
+            "127.0.0.1:8790",
+            "*.Bots.example",
+            "https://Keys.example/Crawler/jwks.json"
+        ]))
+        .unwrap();
+        assert_eq!(
+            ok.trust_signers,
+            [
+                "crawler.example.com",
+                "127.0.0.1:8790",
+                "*.bots.example",
+                "https://keys.example/Crawler/jwks.json"
+            ]
+        );
         for (bad, key) in [
-            (json!(["https://crawler.example.com"]), "trustSigners[0]"),
+            (json!(["ftp://crawler.example.com/keys"]), "trustSigners[0]"),
+            (
+                json!(["http://crawler.example.com/keys"]),
+                "trustSigners[0]",
+            ),
+            (json!(["*.*.example.com"]), "trustSigners[0]"),
+            (json!(["*example.com"]), "trustSigners[0]"),
             (
                 json!(["ok.test", "crawler.example.com/keys"]),
                 "trustSigners[1]",

@@ -297,7 +297,7 @@ impl Reason {
                 "facilitator_rejected",
                 "invalid_exact_evm_signature",
                 402,
-                "The facilitator found this payment invalid (its reason is the x402 error: a smart wallet's signature, or funds short of the price), so nothing was served or charged.",
+                "The facilitator found this payment invalid (see the x402 error); nothing was served or charged.",
             ),
             Reason::Replay => row(
                 "replayed_authorization",
@@ -351,7 +351,7 @@ impl Reason {
                 "verification_unavailable",
                 "unexpected_verify_error",
                 502,
-                "The payment service could not check this payment, so nothing was served and nothing was charged. Try again.",
+                "The payment service could not check this payment; nothing was served or charged. Try again.",
             ),
             Reason::OriginUnavailable => row(
                 "origin_unavailable",

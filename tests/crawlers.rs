@@ -205,16 +205,25 @@ fn directory_parsing() {
 
 #[test]
 fn only_signers_the_publisher_trusts_count() {
-    let trusted: Vec<String> = ["crawler.example.com", "127.0.0.1:8790", "bot.test"]
-        .map(String::from)
-        .to_vec();
+    let trusted: Vec<String> = [
+        "crawler.example.com",
+        "127.0.0.1:8790",
+        "*.bot.test",
+        "https://Keys.example/crawler/jwks.json",
+    ]
+    .map(String::from)
+    .to_vec();
     for (agent, expected) in [
         ("crawler.example.com", true),
         ("CRAWLER.Example.com", true),
         ("crawler.example.com:8443", true),
-        ("eu.crawler.example.com", true),
+        // A host covers itself only: its subdomains may be anyone's.
+        ("eu.crawler.example.com", false),
         ("127.0.0.1:8790", true),
-        ("bot.test", true),
+        // `*.bot.test` covers the subdomains, at any depth, and not the host itself.
+        ("eu.bot.test", true),
+        ("a.b.bot.test", true),
+        ("bot.test", false),
         // Not the trusted host: a look-alike, a parent, a suffix that is not a subdomain.
         ("evilcrawler.example.com", false),
         ("example.com", false),
@@ -223,12 +232,34 @@ fn only_signers_the_publisher_trusts_count() {
         // A trusted host:port covers that port only.
         ("127.0.0.1:8791", false),
         ("127.0.0.1", false),
+        // A key set URL's host is not trusted as a directory host.
+        ("keys.example", false),
         ("", false),
     ] {
-        assert_eq!(signer_trusted(agent, &trusted), expected, "{agent}");
+        assert_eq!(signer_trusted(agent, None, &trusted), expected, "{agent}");
+    }
+    // A key set named by URL (type=jwks_uri): only a URL listed as such, whatever its host.
+    for (url, expected) in [
+        ("https://keys.example/crawler/jwks.json", true),
+        ("https://KEYS.EXAMPLE/crawler/jwks.json", true),
+        ("https://keys.example/Crawler/jwks.json", false),
+        ("https://keys.example/uploads/jwks.json", false),
+        ("https://keys.example/crawler/jwks.json?x", false),
+        ("https://crawler.example.com/jwks.json", false),
+        (
+            "https://crawler.example.com/.well-known/http-message-signatures-directory",
+            false,
+        ),
+    ] {
+        let agent = url.split('/').nth(2).unwrap();
+        assert_eq!(
+            signer_trusted(agent, Some(url), &trusted),
+            expected,
+            "{url}"
+        );
     }
     assert!(
-        !signer_trusted("crawler.example.com", &[]),
+        !signer_trusted("crawler.example.com", None, &[]),
         "nobody is trusted by default"
     );
     assert_eq!(

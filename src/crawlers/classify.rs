@@ -187,17 +187,52 @@ fn is_known_agent_host(agent: &str) -> bool {
     KNOWN_AGENT_HOSTS.iter().any(|known| within(host, known))
 }
 
-/// Whether a Web Bot Auth signer (`host[:port]`, as in [`VerifiedAgent::agent`]) is one the
-/// publisher trusts (`trustSigners`, lowercase). An entry `host` covers that host and its
-/// subdomains on any port; `host:port` only on that port. Anyone can publish a key directory, so
-/// a signature proves only who signed; it is worth something only from a signer on this list.
-pub fn signer_trusted(agent: &str, trusted: &[String]) -> bool {
+/// Whether a Web Bot Auth signer is one the publisher trusts (`trustSigners`, as the
+/// configuration keeps them). `agent` is the signer's `host[:port]`, as in
+/// [`VerifiedAgent::agent`]; `jwks` is the key set's URL when the `Signature-Agent` named one
+/// (`type=jwks_uri`) instead of a directory at its host's well-known path.
+///
+/// - An entry `host` covers that host, on any port; `host:port` only that port.
+/// - `*.host` covers its subdomains (not the host itself): a host's subdomains may be other
+///   people's (customer sites, user pages), so they are trusted only when written so.
+/// - A key set named by URL is trusted only when that URL is an entry itself: a host serves
+///   many paths, some of them perhaps someone else's files, while its well-known directory is
+///   its own.
+///
+/// Anyone can publish a key directory, so a signature proves only who signed; it is worth
+/// something only from a signer on this list.
+pub fn signer_trusted(agent: &str, jwks: Option<&str>, trusted: &[String]) -> bool {
+    if let Some(url) = jwks {
+        return trusted
+            .iter()
+            .any(|entry| entry.contains("://") && same_url(entry, url));
+    }
     let agent = agent.to_ascii_lowercase();
     let (host, port) = split_port(&agent);
-    trusted.iter().any(|entry| {
-        let (trusted_host, trusted_port) = split_port(entry);
-        (trusted_port.is_none() || trusted_port == port) && within(host, trusted_host)
-    })
+    trusted
+        .iter()
+        .filter(|entry| !entry.contains("://"))
+        .any(|entry| {
+            let (trusted_host, trusted_port) = split_port(entry);
+            let host_ok = match trusted_host.strip_prefix("*.") {
+                Some(parent) => host != parent && within(host, parent),
+                None => host == trusted_host,
+            };
+            (trusted_port.is_none() || trusted_port == port) && host_ok
+        })
+}
+
+/// Whether two URLs are the same: scheme and authority in any case, the rest exactly.
+fn same_url(a: &str, b: &str) -> bool {
+    fn split(url: &str) -> (&str, &str) {
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let end = url[start..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |i| start + i);
+        url.split_at(end)
+    }
+    let ((a_origin, a_rest), (b_origin, b_rest)) = (split(a), split(b));
+    a_origin.eq_ignore_ascii_case(b_origin) && a_rest == b_rest
 }
 
 /// `host[:port]` split at a port made of digits.

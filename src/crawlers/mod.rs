@@ -64,9 +64,9 @@ pub use price::{
 #[cfg(not(target_arch = "wasm32"))]
 pub use wba::verify;
 pub use wba::{
-    check, directory_key, directory_url, jwk_thumbprint, normalize_authority, parse_directory,
-    parse_signature, AgentLink, CoveredComponent, Jwk, Jwks, ParsedSignature, SignedRequest,
-    Unverified, VerifiedAgent, WbaError, CREATED_SKEW_SECONDS, DIRECTORY_MEDIA_TYPE,
+    check, directory_key, directory_url, jwk_thumbprint, jwks_url, normalize_authority,
+    parse_directory, parse_signature, AgentLink, CoveredComponent, Jwk, Jwks, ParsedSignature,
+    SignedRequest, Unverified, VerifiedAgent, WbaError, CREATED_SKEW_SECONDS, DIRECTORY_MEDIA_TYPE,
     DIRECTORY_PATH, MAX_COMPONENTS, MAX_DIRECTORY_BYTES, MAX_DIRECTORY_KEYS, MAX_HEADER_BYTES,
     MAX_VALIDITY_SECONDS, WEB_BOT_AUTH_TAG,
 };

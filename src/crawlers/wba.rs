@@ -916,8 +916,9 @@ pub fn directory_url(agent: &str) -> Option<String> {
     Some(format!("{scheme}://{authority}{DIRECTORY_PATH}"))
 }
 
-/// A `type=jwks_uri` URL, kept whole, with the same scheme rule as [`directory_url`].
-fn jwks_url(uri: &str) -> Option<String> {
+/// A `type=jwks_uri` URL, kept whole, with the same scheme rule as [`directory_url`]: how such a
+/// URL is fetched, and how a publisher's `trustSigners` entry naming one is read.
+pub fn jwks_url(uri: &str) -> Option<String> {
     let (scheme, authority, tail) = split_fetchable(uri)?;
     if !tail.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return None;

@@ -164,11 +164,7 @@ pub async fn try_session(
     {
         return Err(refused(
             "siwx_chain_not_offered",
-            &format!(
-                "the sign-in is for chain {}, which this page does not take payment on: sign in \
-                 on one of the challenge's supportedChains",
-                proof.chain_id
-            ),
+            "the sign-in's chain is not one of the challenge's supportedChains",
         ));
     }
     // A signature its address's own key did not make may be a smart wallet's (ERC-1271), which

@@ -56,7 +56,13 @@ pub async fn who(
         Err(e) => (None, Some(e)),
         Ok(Some(parsed)) => match (&parsed.agent_url, &parsed.agent) {
             (Some(agent_url), Some(agent))
-                if vouched || crawlers::signer_trusted(agent, trusted) =>
+                if vouched
+                    || crawlers::signer_trusted(
+                        agent,
+                        (parsed.agent_link == Some(crawlers::AgentLink::JwksUri))
+                            .then_some(agent_url.as_str()),
+                        trusted,
+                    ) =>
             {
                 match directory(env, agent_url).await {
                     Err(e) => (None, Some(e)),

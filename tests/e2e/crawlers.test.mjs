@@ -61,11 +61,13 @@ async function startSite() {
 
 // The crawler's key directory (draft-meunier-http-message-signatures-directory): a JWKS of public
 // keys at the well-known path, with its media type. Records every fetch, to show it is cached.
+const KEY_SET_PATHS = ["/crawler/jwks.json", "/uploads/jwks.json"];
 async function startDirectory(jwks) {
   const hits = [];
   const server = http.createServer((req, res) => {
     hits.push({ path: req.url, accept: req.headers.accept });
-    if (req.url !== DIRECTORY_PATH) {
+    // Also as key sets at two paths, for signers naming one by URL (type=jwks_uri).
+    if (req.url !== DIRECTORY_PATH && !KEY_SET_PATHS.includes(req.url)) {
       res.writeHead(404).end();
       return;
     }
@@ -161,7 +163,7 @@ before(async () => {
       // Every decision logged, the routine ones included (the other Worker keeps the default).
       // Signers on loopback are trusted (any port: the hostile directories below have their own);
       // "localhost" is not, though it names the same directory server.
-      config: stack.config({ origin: site.url, routes: ROUTES, log: "all", trustSigners: ["127.0.0.1"] }),
+      config: stack.config({ origin: site.url, routes: ROUTES, log: "all", trustSigners: ["127.0.0.1", `${directory.url}${KEY_SET_PATHS[0]}`] }),
       secrets: { X402_ADMIN_TOKEN: ADMIN },
       onLog: collector(logs.main),
       // A zone without Bot Management: request.cf has no bot fields (Miniflare's placeholder
@@ -194,9 +196,9 @@ const now = () => Math.floor(Date.now() / 1000);
  * (@authority, signature-agent) unless `components` says otherwise, created now, expiring in 5 min.
  * `agent` names another directory server. `signer` signs (a forger may pass a signer that claims the crawler's keyid).
  */
-async function signedHeaders(url, { headers = {}, method = "GET", components, signer = crawlerSigner, created, expires, dictionary = false, agent = directory.url } = {}) {
+async function signedHeaders(url, { headers = {}, method = "GET", components, signer = crawlerSigner, created, expires, dictionary = false, jwks = false, agent = directory.url } = {}) {
   const h = new Headers(headers);
-  h.set("signature-agent", dictionary ? `crawler="${agent}"` : `"${agent}"`);
+  h.set("signature-agent", jwks ? `crawler="${agent}";type=jwks_uri` : dictionary ? `crawler="${agent}"` : `"${agent}"`);
   const t = now();
   const params = { created: new Date((created ?? t) * 1000), expires: new Date((expires ?? t + 300) * 1000) };
   if (components) params.components = components;
@@ -285,6 +287,22 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
     assert.equal(directory.hits.length, directoryHitsBefore, "the paywall never fetched the untrusted directory");
     // The same signature from the trusted name still verifies.
     assert.equal((await outcome(await crawl("/open/story"))).status, 200);
+  });
+
+  test("a key set named by URL (type=jwks_uri) is trusted only when that URL is listed, not for its host", async () => {
+    // The listed key set: verified, a crawler, reads free.
+    const listed = await outcome(await crawl("/open/story", { jwks: true, agent: `${directory.url}${KEY_SET_PATHS[0]}` }));
+    assert.deepEqual([listed.status, listed.fromOrigin], [200, true]);
+    // The same keys at another path of the same trusted host (a file anyone might have put there):
+    // worth nothing, and not fetched.
+    const elsewhere = `${directory.url}${KEY_SET_PATHS[1]}`;
+    const [hitsBefore, from] = [directory.hits.length, logs.main.length];
+    const res = await outcome(await crawl("/open/story", { jwks: true, agent: elsewhere }));
+    assert.deepEqual([res.status, res.reason, res.fromOrigin], [402, "payment_required", false]);
+    const refused = await logLine(logs.main, from, (l) => l.event === "web_bot_auth");
+    assert.equal(refused.error, "untrusted_signer", refused.detail);
+    assert.equal(directory.hits.length, hitsBefore, "the unlisted key set was never fetched");
+    assert.ok(directory.hits.some((h) => h.path === KEY_SET_PATHS[0]), "the listed one was");
   });
 
   test("the key directory is fetched from Signature-Agent once, with its media type, then cached in KV", async () => {
