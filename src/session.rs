@@ -108,6 +108,7 @@ impl SessionOffer {
             scope: self.name.clone(),
             expires_at: now.saturating_add(lifetime),
             requests: self.requests,
+            chain: None,
         }
     }
 }
@@ -126,6 +127,9 @@ pub struct Grant {
     /// strongly consistent store; KV cannot count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<u64>,
+    /// The chain id of the payment that bought it: a smart wallet signs in on that chain only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<u64>,
 }
 
 impl Grant {
@@ -160,8 +164,8 @@ impl Grant {
         self.expires_at.saturating_sub(now)
     }
 
-    /// Compact JSON: `{"wallet":"0x…","scope":"/x/*","expiresAt":1700000000,"requests":3}`
-    /// (`requests` only for counted grants).
+    /// Compact JSON: `{"wallet":"0x…","scope":"/x/*\n* /x/*","expiresAt":1700000000,
+    /// "requests":3,"chain":8453}` (`requests` only for counted grants, `chain` where known).
     pub fn to_json(&self) -> String {
         // A struct of strings and integers always serialises.
         serde_json::to_string(self).unwrap_or_default()
@@ -181,6 +185,7 @@ impl Read for Grant {
             scope: f.get("scope")?,
             expires_at: f.get("expiresAt")?,
             requests: f.maybe("requests")?,
+            chain: f.maybe("chain")?,
         })
     }
 }

@@ -396,6 +396,7 @@ fn offers_make_grants() {
             scope: "/p/*".into(),
             expires_at: NOW + 3600,
             requests: None,
+            chain: None,
         }
     );
     let counted = SessionOffer::new(pattern("/p/*"), None, Some(5)).unwrap();
@@ -413,6 +414,7 @@ fn grant_coverage_and_expiry() {
         scope: "/premium/*".into(),
         expires_at: NOW + 60,
         requests: None,
+        chain: None,
     };
     assert!(g.covers("/premium/a", NOW));
     assert!(g.covers("/premium/a/b", NOW + 59));
@@ -440,6 +442,7 @@ fn counted_grants() {
         scope: "/api/*".into(),
         expires_at: NOW + 60,
         requests: Some(2),
+        chain: None,
     };
     for left in [1, 0] {
         g = g.spend("/api/x", NOW).unwrap();
@@ -456,6 +459,7 @@ fn grant_json_is_compact_and_round_trips() {
         scope: "/premium/*".into(),
         expires_at: NOW,
         requests: None,
+        chain: None,
     };
     assert_eq!(
         timed.to_json(),
@@ -467,7 +471,16 @@ fn grant_json_is_compact_and_round_trips() {
         ..timed.clone()
     };
     assert!(counted.to_json().ends_with(r#","requests":3}"#));
-    assert_eq!(Grant::from_json(&counted.to_json()), Ok(counted));
+    assert_eq!(Grant::from_json(&counted.to_json()), Ok(counted.clone()));
+    // The chain the session was paid on, where known (a smart wallet signs in on it only).
+    let paid_on = Grant {
+        chain: Some(8453),
+        ..counted
+    };
+    assert!(paid_on
+        .to_json()
+        .ends_with(r#","requests":3,"chain":8453}"#));
+    assert_eq!(Grant::from_json(&paid_on.to_json()), Ok(paid_on));
     // Unknown fields (a later version) are ignored; bad ones are errors, not panics.
     let later = r#"{"wallet":"0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266","scope":"/premium/*","expiresAt":1705314600,"tier":"gold"}"#;
     assert_eq!(Grant::from_json(later), Ok(timed));

@@ -15,7 +15,8 @@
 //!   Ok(None)          unsigned: classify without web_bot_auth
 //!   Err(e)            a bad signature is worth no signature: classify without it; may report
 //!                     e.code() in a debug header, and e.crawler_error() on Pay Per Crawl replies
-//!   Ok(Some(parsed))  a signer the publisher does not trust (signer_trusted(parsed.agent), or
+//!   Ok(Some(parsed))  a signer the publisher does not trust (signer_trusted(parsed.agent, the
+//!                     key set URL if named by type=jwks_uri, trusted), or
 //!                     Cloudflare's own verified-bot flag): unsigned, its directory not fetched
 //!                     (anyone can host one, so its word is worth nothing, and fetching it on
 //!                     demand would let anyone make the paywall fetch any URL); otherwise

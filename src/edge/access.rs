@@ -155,28 +155,22 @@ pub async fn try_session(
         return Ok(None);
     };
     let proof = siwx::parse_header(&proof).map_err(|e| refused(e.code(), &e.to_string()))?;
-    // Only on a chain this page takes payment on (its challenge's `supportedChains`): the wallet
-    // contract at one address may have different owners on different chains.
-    if !route
-        .offers
-        .iter()
-        .any(|o| o.asset.network.chain_id == proof.chain_id)
-    {
-        return Err(refused(
-            "siwx_chain_not_offered",
-            "the sign-in's chain is not one of the challenge's supportedChains",
-        ));
-    }
     // A signature its address's own key did not make may be a smart wallet's (ERC-1271), which
-    // only the chain can tell. The chain is asked only once a grant for this address is found, so
-    // that a proof for an address that bought nothing costs no call to a node.
+    // only the chain can tell, where `rpc` reaches it. The chain is asked only once a grant for
+    // this address is found, so that a proof for an address that bought nothing costs no call to
+    // a node; a key's proof spends its nonce at once, refused or not.
     let (wallet, mut ask_contract) =
         match siwx::verify(&proof, url, now, siwx::DEFAULT_MAX_AGE_SECONDS) {
             Ok(wallet) => (wallet, None),
-            Err(e) if e.may_be_contract_signature() => (proof.address, Some(e)),
+            Err(e) if e.may_be_contract_signature() && config.rpc_for(proof.chain_id).is_some() => {
+                (proof.address, Some(e))
+            }
             Err(e) => return Err(refused(e.code(), &e.to_string())),
         };
-    let mut nonce_used = false;
+    let mut nonce_used = ask_contract.is_none();
+    if nonce_used {
+        use_nonce(env, &wallet, &proof).await?;
+    }
     let mut last = refused(
         "no_grant",
         "this wallet has no session for this path; pay to get one",
@@ -189,8 +183,18 @@ pub async fn try_session(
                 continue;
             }
         };
-        if let Some(local) = ask_contract.take() {
+        if let Some(local) = &ask_contract {
+            // The wallet contract at one address may have another owner on another chain: a
+            // contract's word counts on the chain the session was paid on only.
+            if grant.chain != Some(proof.chain_id) {
+                last = refused(
+                    "siwx_chain_mismatch",
+                    "a smart wallet signs in on the chain it paid on",
+                );
+                continue;
+            }
             contract_signer(config, &proof, local).await?;
+            ask_contract = None;
         }
         if !nonce_used {
             use_nonce(env, &wallet, &proof).await?;
@@ -247,7 +251,7 @@ async fn use_nonce(env: &Env, wallet: &Address, proof: &siwx::Proof) -> Result<(
 async fn contract_signer(
     config: &Config,
     proof: &siwx::Proof,
-    local: siwx::SiwxError,
+    local: &siwx::SiwxError,
 ) -> Result<Address, Refusal> {
     let (Some(url), Some(question)) = (
         config.rpc_for(proof.chain_id),
@@ -450,10 +454,12 @@ async fn spend_grant(
 pub async fn grant_after_payment(
     env: &Env,
     wallet: &Address,
+    chain: u64,
     offer: &SessionOffer,
     now: u64,
 ) -> Option<(String, u64)> {
-    let grant = offer.grant(*wallet, now);
+    let mut grant = offer.grant(*wallet, now);
+    grant.chain = Some(chain);
     let key = session::grant_key(wallet, &offer.name);
     if let Some(requests) = grant.requests {
         let book = LedgerClient::open(env, &wallet.to_lower_hex())?;

@@ -606,13 +606,9 @@ async fn serve_paid(
     // have that work done for nothing. So the facilitator's `/verify` (funds, nonce, the transfer
     // simulated) is asked first, as the reference middleware asks it for every request. A `GET`
     // needs no such check: its answer is simply not served when the settlement fails.
-    let mut verify_first = !verified_remotely && !matches!(req.method().as_str(), "GET" | "HEAD");
-    if verify_first && !deferred {
-        if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
-            return respond::reply(refusal, head);
-        }
-        verify_first = false;
-    }
+    // Asked after the ledger's admission (a replay is refused there first, without a call), and
+    // only for a payment settled now: a deferred one is served on the wallet's credit.
+    let verify_first = !verified_remotely && !matches!(req.method().as_str(), "GET" | "HEAD");
     // Names this request in its commands to the ledger, so that no other request carrying the
     // same payment can act on its entry, and so that it may admit again after a lost answer.
     let ticket = random_nonce().map(hex::encode).unwrap_or_default();
@@ -683,9 +679,8 @@ async fn serve_paid(
             _ => {}
         }
     }
-    // A deferred payment that is settled now instead (over credit, say) is verified now, before
-    // the origin is asked (never beside the admission for such a method), and its entry withdrawn
-    // if refused.
+    // Before the origin is asked (never beside the admission for such a method); the entry is
+    // withdrawn if the payment is refused, as nothing was charged.
     if verify_first && !deferred {
         if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
             if let Some(book) = &book {
@@ -928,7 +923,11 @@ async fn session_bought(
     let Some(offer) = &paid.route.session else {
         return Vec::new();
     };
-    match access::grant_after_payment(env, &paid.verified.payer, offer, now).await {
+    let (payer, chain) = (
+        &paid.verified.payer,
+        paid.verified.offer.asset.network.chain_id,
+    );
+    match access::grant_after_payment(env, payer, chain, offer, now).await {
         Some(token) => access::token_headers(&token),
         None => Vec::new(),
     }

@@ -607,10 +607,23 @@ const cases = [
     x402: "invalid_exact_evm_insufficient_balance",
     check: () => assert.equal(originSaw("/echo/deferred/unfunded-order"), 0, "the origin never heard of it"),
   }],
-  ["a funded wallet POSTs to an immediate route: verified, served once, settled", async () => ({ method: "POST", path: A, body: "qty=1", headers: hdr(await pay(T.a, 4)) }), 200, null, {
+  ["a funded wallet POSTs to an immediate route: verified, served once, settled", async () => {
+    sent.post = await pay(T.a, 4);
+    return { method: "POST", path: A, body: "qty=1", headers: hdr(sent.post) };
+  }, 200, null, {
     source: "origin",
     paid: { payer: 4 },
     check: () => assert.equal(stack.origin.hits.filter((h) => h.method === "POST" && h.path === A).length, 1),
+  }],
+  // The ledger refuses a replay before the facilitator is asked to verify it.
+  ["… the same POST again: refused as a replay, the facilitator not asked, the origin not either", async () => {
+    start.verifies = stack.facilitator.calls.filter((c) => c.kind === "verify").length;
+    return { method: "POST", path: A, body: "qty=1", headers: hdr(sent.post) };
+  }, 402, "replayed_authorization", {
+    check: () => {
+      assert.equal(stack.facilitator.calls.filter((c) => c.kind === "verify").length, start.verifies);
+      assert.equal(stack.origin.hits.filter((h) => h.method === "POST" && h.path === A).length, 1);
+    },
   }],
 ];
 

@@ -13,7 +13,7 @@ import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { getAddress, getContractAddress, hashMessage, hashTypedData, keccak256, serializeErc6492Signature } from "viem";
-import { privateKeyToAccount, toAccount } from "viem/accounts";
+import { generatePrivateKey, privateKeyToAccount, toAccount } from "viem/accounts";
 import { wrapFetchWithPayment, x402Client, x402HTTPClient } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
 import {
@@ -97,8 +97,9 @@ async function startRpcWatch(target) {
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
-    /** How many calls so far mention `address` (as the called contract or inside the call). */
-    callsAbout: (address) => bodies.filter((b) => b.toLowerCase().includes(address.slice(2).toLowerCase())).length,
+    /** How many ERC-1271 questions (isValidSignature, 0x1626ba7e) so far mention `address`. */
+    callsAbout: (address) =>
+      bodies.filter((b) => b.includes("eth_call") && b.includes("1626ba7e") && b.toLowerCase().includes(address.slice(2).toLowerCase())).length,
     stop: async () => {
       const closed = new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
@@ -132,7 +133,9 @@ before(async () => {
       ],
       deferred: { batchSeconds: 2, credit: "full", creditLimit: "$1.00" },
       // The chain, to ask a smart wallet's contract about its sign-in (ERC-1271).
-      rpc: { [stack.network]: rpcWatch.url },
+      // eip155:1 too, answered by the same node: a contract at a wallet's address "on another
+      // chain" then says yes, and only the chain its session was paid on may count.
+      rpc: { [stack.network]: rpcWatch.url, "eip155:1": rpcWatch.url },
     }),
     secrets: { X402_SESSION_SECRET: SECRET, X402_ADMIN_TOKEN: ADMIN },
   });
@@ -573,9 +576,6 @@ describe("forged proofs are refused", () => {
     ],
     ["a stale issuedAt (6 minutes old)", () => ({ signer: account(0), over: { issuedAt: new Date(Date.now() - 6 * 60_000).toISOString() } }), "siwx_stale"],
     ["an expirationTime already past", () => ({ signer: account(0), over: { expirationTime: new Date(Date.now() - 1000).toISOString() } }), "siwx_expired"],
-    // The challenge offers only the chains the page takes payment on: a wallet contract at the
-    // same address on another chain may have another owner.
-    ["a chain the page does not take payment on", () => ({ signer: account(0), over: { chainId: "eip155:1" } }), "siwx_chain_not_offered"],
   ];
   for (const [name, make, code] of siwxCases) {
     test(`SIWX: ${name}`, async () => {
@@ -597,6 +597,19 @@ describe("forged proofs are refused", () => {
     const stranger = "0x5afe00000000000000000000000000000000dead";
     await assertRefused(await worker.fetch("/articles/g", { headers: { [SIWX]: await siwxHeader("/articles/g", { signer: account(4), address: stranger }) } }), "no_grant");
     assert.equal(rpcWatch.callsAbout(stranger), 0, "no call to the node for a wallet without a session");
+  });
+
+  test("SIWX: a key's proof refused for want of a session is used up all the same: replayed after the wallet pays, it is refused", async () => {
+    const fresh = privateKeyToAccount(generatePrivateKey());
+    await stack.chain.transferUsdc(stack.payer(6).privateKey, fresh.address, 100000n);
+    const proof = await siwxHeader("/kit/n", { signer: fresh });
+    await assertRefused(await worker.fetch("/kit/n", { headers: { [SIWX]: proof } }), "no_grant");
+    const bought = await sessionClient(0, { signer: fresh }).fetch(`${worker.url}/kit/m`);
+    assert.equal(bought.status, 200, "the wallet buys the session");
+    await bought.arrayBuffer();
+    const hits = originHits();
+    await assertRefused(await worker.fetch("/kit/n", { headers: { [SIWX]: proof } }), "siwx_nonce_replayed");
+    assert.equal(originHits(), hits, "the captured proof opens nothing");
   });
 
   test("SIWX: a message altered after signing (the statement) does not recover to the wallet", async () => {
@@ -800,6 +813,15 @@ describe("what a session opens, and what it costs", () => {
     assert.deepEqual(proofs.map((e) => e.status), [402], "the stranger's sign-in was sent, and refused");
     assert.equal(settlements(), settles + 1, "nothing settled for the stranger");
     assert.equal(walletBefore - (await stack.balanceOf(wallet)), 10000n);
+    // The owner's own proof, but naming another chain (where a contract at this address could
+    // be someone else's; here the same node answers, and would say yes): refused.
+    const ext = await challenge("/articles/smart-4");
+    const info = { ...ext.info, chainId: "eip155:1", type: "eip191" };
+    const signature = (await owner.signMessage({ message: createSIWxMessage(info, getAddress(wallet)) })) + "00";
+    const questions = rpcWatch.callsAbout(wallet);
+    const elsewhere = await worker.fetch("/articles/smart-4", { headers: { [SIWX]: encodeSIWxHeader({ ...info, address: getAddress(wallet), signature }) } });
+    await assertRefused(elsewhere, "siwx_chain_mismatch");
+    assert.equal(rpcWatch.callsAbout(wallet), questions, "the other chain was not even asked");
   });
 
   /**
@@ -875,7 +897,7 @@ describe("what a session opens, and what it costs", () => {
     // Stand-in for a payment not settled yet: the grant a deferred payment would have bought is
     // put in KV as the Worker writes it, so that the sign-in is tried while the wallet is surely
     // still counterfactual (the settlement of a payment deploys it; see the tests that follow).
-    const grant = { wallet: wallet.toLowerCase(), scope: ARTICLES_SESSION, expiresAt: Math.floor(Date.now() / 1000) + 3600 };
+    const grant = { wallet: wallet.toLowerCase(), scope: ARTICLES_SESSION, expiresAt: Math.floor(Date.now() / 1000) + 3600, chain: stack.chainId };
     const scopeHash = createHash("sha256").update(ARTICLES_SESSION).digest("hex").slice(0, 32);
     await (await worker.kv()).put(`grant:${wallet.toLowerCase()}:${scopeHash}`, JSON.stringify(grant));
     const settles = settlements();
