@@ -782,7 +782,7 @@ impl RawConfig {
                 route.rendered = crate::paywall::Rendered::of(route);
             }
         }
-        name_sessions(&mut routes);
+        name_sessions(&mut routes)?;
         Ok(Config {
             routes,
             facilitator,
@@ -813,13 +813,22 @@ impl RawConfig {
 /// cheap route that sold a session with the same scope text as a dear one leaves the dear one's
 /// name as it was, so the cheap grants never open it. (Routes repeating another's method and path
 /// are refused when the configuration is read, so no two offers share a name.)
-fn name_sessions(routes: &mut [Route]) {
+fn name_sessions(routes: &mut [Route]) -> Result<(), ConfigError> {
     for route in routes.iter_mut() {
         let (method, path) = (route.method.clone(), route.pattern.as_str().to_string());
         if let Some(session) = route.session.as_mut() {
             session.name = session_name(session.scope.as_str(), method.as_deref(), &path);
+            // Every token carries the name, and a token has at most `MAX_TOKEN_BYTES`.
+            if session.name.len() > 1024 {
+                return Err(err(
+                    format!("routes[{}].session", route.index),
+                    "the scope and the route's path are too long to name in a session token \
+                     (1024 characters together at most)",
+                ));
+            }
         }
     }
+    Ok(())
 }
 
 /// The name of the session sold by the route `method path` over `scope` (see [`name_sessions`]).
@@ -837,7 +846,9 @@ fn check_signer_host(key: &str, host: &str) -> Result<String, ConfigError> {
         return crate::crawlers::jwks_url(host)
             .ok_or_else(|| err(key, format!("{host:?} is not an https URL")));
     }
+    // A signer's host is read with https's default port dropped, as a URL writes it.
     let lower = host.to_ascii_lowercase();
+    let lower = lower.strip_suffix(":443").unwrap_or(&lower).to_string();
     let (wildcard, lower) = match lower.strip_prefix("*.") {
         Some(parent) => ("*.", parent.to_string()),
         None => ("", lower),
@@ -1565,7 +1576,7 @@ mod tests {
         let plain = load(base(json!([{"path": "/x", "price": "$1"}]))).unwrap();
         assert!(plain.trust_signers.is_empty(), "nobody by default");
         let ok = with(json!([
-            "Crawler.Example.com",
+            "Crawler.Example.com:443",
             "127.0.0.1:8790",
             "*.Bots.example",
             "https://Keys.example/Crawler/jwks.json"

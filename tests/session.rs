@@ -669,3 +669,22 @@ fn a_route_repeating_another_s_method_and_path_is_refused() {
     ]))
     .is_ok());
 }
+
+/// Every token carries its session's name: a scope and path too long to fit in a token are
+/// refused with the configuration, not found out when the tokens issued for them are refused.
+#[test]
+fn a_session_too_long_to_name_in_a_token_is_refused() {
+    let route = |n: usize| {
+        let path = format!("/{}/*", "a".repeat(n));
+        serde_json::json!([{"path": path, "price": "$0.01", "session": {"seconds": 60}}])
+    };
+    let config = config_with_routes(route(500));
+    let name = &config.routes[0].session.as_ref().unwrap().name;
+    assert!(name.len() > 1000 && name.len() <= 1024, "{}", name.len());
+    let secret = [7u8; 32];
+    let token = issue_token(&secret, &wallet(), name, NOW + 60);
+    assert!(token.len() <= MAX_TOKEN_BYTES, "the longest name fits");
+    assert!(check_token(&secret, &token, NOW).is_ok());
+    let err = try_config_with_routes(route(520)).unwrap_err();
+    assert_eq!(err.key, "routes[0].session", "{err}");
+}
