@@ -167,8 +167,7 @@ pub async fn try_session(
             }
             Err(e) => return Err(refused(e.code(), &e.to_string())),
         };
-    let mut nonce_used = ask_contract.is_none();
-    if nonce_used {
+    if ask_contract.is_none() {
         use_nonce(env, &wallet, &proof).await?;
     }
     let mut last = refused(
@@ -194,11 +193,8 @@ pub async fn try_session(
                 continue;
             }
             contract_signer(config, &proof, local).await?;
-            ask_contract = None;
-        }
-        if !nonce_used {
             use_nonce(env, &wallet, &proof).await?;
-            nonce_used = true;
+            ask_contract = None;
         }
         match spend_grant(env, &wallet, offer, &grant, now).await {
             Ok(()) => {

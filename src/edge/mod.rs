@@ -603,11 +603,10 @@ async fn serve_paid(
     // A signature proves who signed, not that the payer has the money. A payment settled after
     // the origin answers is settled after the origin has done the request's work: for a method
     // that may change something there (anything but GET and HEAD), a key holding no USDC would
-    // have that work done for nothing. So the facilitator's `/verify` (funds, nonce, the transfer
-    // simulated) is asked first, as the reference middleware asks it for every request. A `GET`
-    // needs no such check: its answer is simply not served when the settlement fails.
-    // Asked after the ledger's admission (a replay is refused there first, without a call), and
-    // only for a payment settled now: a deferred one is served on the wallet's credit.
+    // have that work done for nothing. So, for a payment settled now (a deferred one is served on
+    // the wallet's credit), the facilitator's `/verify` (funds, nonce, the transfer simulated) is
+    // asked before the origin, after the ledger's admission, which refuses a replay without a
+    // call. A `GET` needs no such check: its answer is simply not served when settlement fails.
     let verify_first = !verified_remotely && !matches!(req.method().as_str(), "GET" | "HEAD");
     // Names this request in its commands to the ledger, so that no other request carrying the
     // same payment can act on its entry, and so that it may admit again after a lost answer.
@@ -679,8 +678,7 @@ async fn serve_paid(
             _ => {}
         }
     }
-    // Before the origin is asked (never beside the admission for such a method); the entry is
-    // withdrawn if the payment is refused, as nothing was charged.
+    // (See `verify_first`; the origin is never asked beside the admission for such a method.)
     if verify_first && !deferred {
         if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
             if let Some(book) = &book {
