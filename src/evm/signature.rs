@@ -11,10 +11,11 @@
 
 use k256::elliptic_curve::group::Group;
 use k256::elliptic_curve::ops::{Invert, Reduce};
+use k256::elliptic_curve::point::AffineCoordinates;
 use k256::elliptic_curve::point::DecompressPoint;
-use k256::elliptic_curve::sec1::ToEncodedPoint;
+use k256::elliptic_curve::subtle::ConditionallySelectable;
 use k256::elliptic_curve::PrimeField;
-use k256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar, U256 as K256Uint};
+use k256::{AffinePoint, FieldBytes, FieldElement, ProjectivePoint, Scalar, U256 as K256Uint};
 
 use super::{hex32, keccak256, strip_0x, Address, EvmError};
 
@@ -145,10 +146,25 @@ impl Signature {
 
 /// keccak256 of the 64-byte uncompressed point (x ‖ y, no 0x04 tag), last
 /// 20 bytes.
+///
+/// `k256` keeps an affine point's y to itself and hands it out only inside a SEC1 encoding, whose
+/// reader formats a DER error on a path that cannot be taken here and brings 6 KB of ASN.1 names
+/// and formatting into the bundle with it. So y is worked out again from x, whose square root of
+/// x³ + 7 it is, with the parity the point reports; a key is a point on the curve, so the root
+/// exists.
 fn address_of(key: &AffinePoint) -> Address {
-    let point = key.to_encoded_point(false);
-    let xy = point.as_bytes().get(1..).unwrap_or_default();
-    let hash = keccak256(xy);
+    let x_bytes = key.x();
+    let mut xy = [0u8; 64];
+    xy[..32].copy_from_slice(&x_bytes);
+    let x = FieldElement::from_bytes(&x_bytes).unwrap_or(FieldElement::ZERO);
+    let y = (x.square() * x + FieldElement::from_u64(7))
+        .sqrt()
+        .unwrap_or(FieldElement::ZERO)
+        .normalize();
+    let y =
+        FieldElement::conditional_select(&y, &y.negate(1).normalize(), y.is_odd() ^ key.y_is_odd());
+    xy[32..].copy_from_slice(&y.to_bytes());
+    let hash = keccak256(&xy);
     let mut out = [0u8; 20];
     out.copy_from_slice(&hash[12..]);
     Address(out)
