@@ -41,8 +41,11 @@
 //! 1. **Nothing is dropped.** Every admitted entry ends as settled (with its transaction, `""` when
 //!    only the chain state is known) or failed (with its reason). Failed entries stay visible until
 //!    the admin forgives them ([`Ledger::revoke`], [`Ledger::clear_delinquency`]) or marks them paid
-//!    ([`Ledger::mark_paid`]); settled entries stay up to `settled_history`, the rest are counted.
-//!    So `admitted == open + settled + failed + settled_trimmed + forgiven` at all times.
+//!    ([`Ledger::mark_paid`]); settled entries stay up to `settled_history`, the rest are counted,
+//!    and so do immediate payments refused at settlement (nothing was served for them, nobody
+//!    owes) beyond the newest `settled_history` of them ([`Ledger::trim`]). So
+//!    `admitted == open + settled + failed + settled_trimmed + failed_trimmed + forgiven` at all
+//!    times.
 //! 2. **Admission**, in this order: a delinquent wallet is refused with what it owes; an
 //!    `(asset, nonce)` still remembered is a [`AdmitError::Replay`] (a payment is served at most
 //!    once, even after it settled, until `validBefore` + [`REPLAY_GRACE`] has passed and it was
@@ -183,7 +186,8 @@ pub struct LedgerPolicy {
     pub safety_margin: u64,
     /// Attempts without a usable answer before an entry is given up as [`SETTLEMENT_UNKNOWN`].
     pub max_attempts_unknown: u32,
-    /// How many settled entries to keep for the view.
+    /// How many settled entries to keep for the view (and as many immediate payments refused at
+    /// settlement).
     pub settled_history: usize,
     /// Credit is earned: a wallet may leave unsettled no more than it has already paid in settled
     /// payments (and never more than `credit_limit`), so a new wallet's first payment is settled
@@ -493,6 +497,9 @@ pub struct LedgerView {
     pub delinquent_reason: Option<String>,
     pub admitted: u64,
     pub settled_trimmed: u64,
+    /// Immediate payments refused at settlement (nothing served) beyond the newest
+    /// `settled_history`, counted instead of kept.
+    pub failed_trimmed: u64,
     pub forgiven: u64,
     /// Everything this wallet has paid through settled entries, micro-USD.
     #[serde(with = "dec")]
@@ -664,6 +671,9 @@ struct Counters {
     trimmed: u64,
     #[serde(rename = "f", default, skip_serializing_if = "is_zero_u64")]
     forgiven: u64,
+    /// Immediate payments refused at settlement, trimmed from the history (see [`Ledger::trim`]).
+    #[serde(rename = "ft", default, skip_serializing_if = "is_zero_u64")]
+    failed_trimmed: u64,
     /// Micro-USD paid through settled entries, ever (trimmed ones included): the earned credit.
     #[serde(
         rename = "p",
@@ -826,6 +836,7 @@ impl Read for Counters {
         Ok(Counters {
             admitted: f.or_default("a")?,
             trimmed: f.or_default("t")?,
+            failed_trimmed: f.or_default("ft")?,
             forgiven: f.or_default("f")?,
             paid: match f.maybe::<json::Decimal>("p")? {
                 Some(d) => d.0,
@@ -1480,6 +1491,8 @@ impl Ledger {
         };
         if effect == Effect::Settled {
             self.count_paid(micro);
+        }
+        if matches!(effect, Effect::Settled | Effect::Failed { .. }) {
             self.trim(policy.settled_history);
         }
         effect
@@ -1528,39 +1541,52 @@ impl Ledger {
         });
     }
 
-    /// Trims settled history to `keep` entries, oldest settled first.
+    /// Trims history: settled entries, and immediate payments that failed with nobody owing
+    /// (refused at settlement, so nothing was served for them), each kind to its newest `keep`.
+    /// Their nonces stay remembered until they lapse, so a trimmed payment is still a replay.
+    /// Without the second kind, a key signing payments it cannot fund would grow its ledger by
+    /// one entry a try.
     pub fn trim(&mut self, keep: usize) {
-        let settled: Vec<crate::sorted::Order> = self
+        // Newest first within each kind (closed last, then admitted last); the kind rides in the
+        // position's low bit.
+        let closed = self
             .entries
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| match e.state {
-                State::Settled { at, .. } => Some((at.into(), 0, 0, i)),
-                _ => None,
+            .filter_map(|(i, e)| {
+                let (kind, at) = match e.state {
+                    State::Settled { at, .. } => (0, at),
+                    State::Failed {
+                        owed: false, at, ..
+                    } if e.immediate => (1, at),
+                    _ => return None,
+                };
+                Some((kind as u128, u64::MAX - at, u64::MAX - e.seq, i * 2 + kind))
             })
             .collect();
-        if settled.len() <= keep {
-            return;
-        }
-        let drop = settled.len() - keep;
-        let mut gone = vec![false; self.entries.len()];
-        for i in crate::sorted::order(settled).take(drop) {
-            if let Some(g) = gone.get_mut(i) {
-                *g = true;
+        let mut gone = vec![0u8; self.entries.len()];
+        let mut left = [keep; 2];
+        for p in crate::sorted::order(closed) {
+            let (i, kind) = (p / 2, p % 2);
+            match left[kind] {
+                0 => gone[i] = 1 + kind as u8,
+                _ => left[kind] -= 1,
             }
         }
         let mut i = 0;
-        let dirty = &mut self.dirty.entries;
+        let (dirty, counters) = (&mut self.dirty, &mut self.counters);
         self.entries.retain(|e| {
-            let keep = !gone.get(i).copied().unwrap_or(false);
+            let g = gone[i];
             i += 1;
-            if !keep {
-                dirty.push(e.id.clone());
+            match g {
+                1 => counters.trimmed += 1,
+                2 => counters.failed_trimmed += 1,
+                _ => return true,
             }
-            keep
+            dirty.entries.push(e.id.clone());
+            dirty.counters = true;
+            false
         });
-        self.counters.trimmed = self.counters.trimmed.saturating_add(drop as u64);
-        self.dirty.counters = true;
     }
 
     /// The ledger for the publisher.
@@ -1576,6 +1602,7 @@ impl Ledger {
             delinquent_reason: None,
             admitted: self.counters.admitted,
             settled_trimmed: self.counters.trimmed,
+            failed_trimmed: self.counters.failed_trimmed,
             forgiven: self.counters.forgiven,
             paid_micro_usd: self.counters.paid,
             remembered_nonces: self.seen.len(),
@@ -2089,6 +2116,7 @@ mod tests {
             v.admitted,
             (v.pending.len() + v.settled.len() + v.failed.len()) as u64
                 + v.settled_trimmed
+                + v.failed_trimmed
                 + v.forgiven
         );
     }

@@ -1516,6 +1516,81 @@ fn prune_forgets_nonces_closes_lapsed_entries_and_history_is_trimmed() {
 }
 
 #[test]
+fn immediate_payments_refused_at_settlement_are_trimmed_and_still_replays() {
+    let p = LedgerPolicy {
+        settled_history: 2,
+        ..policy()
+    };
+    let mut l = Ledger::new();
+    // A key that cannot fund what it signs, trying again and again on an immediate route.
+    for n in 0..6 {
+        let a = admission(USDC, n, 10_000, LONG, false);
+        let id = a.id.clone();
+        l.admit(a, &p, T0).unwrap();
+        let effect = l.record(&id, refused("insufficient_funds"), &p, T0 + n);
+        assert!(matches!(effect, Effect::Failed { .. }), "{effect:?}");
+    }
+    // A deferred payment lost without the payer owing (it counts against credit until forgiven)
+    // and one the payer owes are not history: neither is trimmed.
+    let mut o = Ledger::new();
+    let lost = admission(USDC, 20, 700, T0 + 100, true);
+    let owed = deferred(21, 300);
+    let (lost, owed) = (lost.id.clone(), {
+        o.admit(lost, &p, T0).unwrap();
+        let id = owed.id.clone();
+        o.admit(owed, &p, T0).unwrap();
+        id
+    });
+    o.prune(T0 + 94);
+    assert_eq!(o.due(T0 + 94).len(), 1);
+    for n in 10..13 {
+        let a = admission(USDC, n, 1, LONG, false);
+        let id = a.id.clone();
+        o.admit(a, &p, T0 + 95).unwrap();
+        o.record(&id, refused("insufficient_funds"), &p, T0 + 95 + n);
+    }
+    o.record(&owed, refused("insufficient_funds"), &p, T0 + 120);
+    let v = o.view();
+    assert_eq!((v.lost_micro_usd, v.owed_micro_usd), (700, 300));
+    assert_eq!(
+        v.failed.len(),
+        4,
+        "two refused immediate payments, the lost and the owed one"
+    );
+    assert_eq!(v.failed_trimmed, 1);
+    assert!(o.entry(&lost).is_some() && o.entry(&owed).is_some());
+
+    let v = l.view();
+    assert_eq!(v.failed.len(), 2);
+    assert_eq!(v.failed_trimmed, 4);
+    // The newest kept: the last two tries.
+    let kept: Vec<u64> = (0..6)
+        .filter(|n| {
+            l.entry(&admission(USDC, *n, 10_000, LONG, false).id)
+                .is_some()
+        })
+        .collect();
+    assert_eq!(kept, [4, 5]);
+    assert_eq!(
+        v.admitted,
+        (v.pending.len() + v.settled.len() + v.failed.len()) as u64
+            + v.settled_trimmed
+            + v.failed_trimmed
+            + v.forgiven
+    );
+    // A trimmed payment is still remembered: sent again, it is a replay.
+    assert_eq!(
+        l.admit(admission(USDC, 0, 10_000, LONG, false), &p, T0 + 10),
+        Err(AdmitError::Replay)
+    );
+    // What was trimmed is counted in storage too.
+    let mut stored = BTreeMap::new();
+    store_rows(&mut l, &mut stored, 0);
+    let back = Ledger::from_rows(stored.iter()).view();
+    assert_eq!((back.failed.len(), back.failed_trimmed), (2, 4));
+}
+
+#[test]
 fn admin_revoke_and_mark_paid() {
     let p = policy();
     let mut l = Ledger::new();
@@ -1547,6 +1622,7 @@ fn admin_revoke_and_mark_paid() {
         v.admitted,
         (v.pending.len() + v.settled.len() + v.failed.len()) as u64
             + v.settled_trimmed
+            + v.failed_trimmed
             + v.forgiven
     );
 }
@@ -1776,7 +1852,11 @@ fn check_invariants(l: &Ledger, p: &LedgerPolicy, seed: u64) {
     let open = v.pending.len() as u64;
     assert_eq!(
         v.admitted,
-        open + v.settled.len() as u64 + v.failed.len() as u64 + v.settled_trimmed + v.forgiven,
+        open + v.settled.len() as u64
+            + v.failed.len() as u64
+            + v.settled_trimmed
+            + v.failed_trimmed
+            + v.forgiven,
         "seed {seed}: an entry was lost"
     );
     let sum: u128 = v.pending.iter().map(|e| e.amount_micro_usd).sum();
@@ -1947,10 +2027,15 @@ fn run(seed: u64) {
                     Effect::SettledAfterAll => panic!("seed {seed}: a due entry was closed"),
                 }
             } else {
-                assert_eq!(
-                    effect,
-                    Effect::Settled,
-                    "seed {seed}: only trimming removes"
+                // Only trimming removes: a settled entry, or an immediate payment refused.
+                let immediate_refused = !before.deferred
+                    && effect
+                        == Effect::Failed {
+                            became_delinquent: false,
+                        };
+                assert!(
+                    effect == Effect::Settled || immediate_refused,
+                    "seed {seed}: only trimming removes, not {effect:?}"
                 );
             }
         }

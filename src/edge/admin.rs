@@ -116,7 +116,7 @@ async fn all(env: &Env) -> Result<Response> {
 async fn ledgers(env: &Env, with_wallets: bool) -> Result<serde_json::Value> {
     let wallets = list_prefix(env, WALLET_PREFIX).await?;
     let mut ledgers = Vec::with_capacity(wallets.len());
-    let (mut pending, mut settled, mut failed) = (0usize, 0u64, 0usize);
+    let (mut pending, mut settled, mut failed) = (0usize, 0u64, 0u64);
     let (mut unsettled, mut owed, mut lost) = (0u128, 0u128, 0u128);
     for w in wallets {
         let Some(book) = LedgerClient::open(env, &w) else {
@@ -126,7 +126,8 @@ async fn ledgers(env: &Env, with_wallets: bool) -> Result<serde_json::Value> {
             pending += v["pending"].as_array().map_or(0, Vec::len);
             settled += v["settled"].as_array().map_or(0, |a| a.len() as u64)
                 + v["settled_trimmed"].as_u64().unwrap_or(0);
-            failed += v["failed"].as_array().map_or(0, Vec::len);
+            failed += v["failed"].as_array().map_or(0, |a| a.len() as u64)
+                + v["failed_trimmed"].as_u64().unwrap_or(0);
             unsettled += number(&v["unsettled_micro_usd"]);
             owed += number(&v["owed_micro_usd"]);
             lost += number(&v["lost_micro_usd"]);

@@ -753,3 +753,37 @@ describe("after the table", () => {
     assert.equal(view.owedMicroUsd, "0");
   });
 });
+
+describe("a key that signs payments it cannot fund, again and again", () => {
+  test("every try is refused and nothing served; its ledger keeps the newest 20 refusals and counts the rest; a trimmed one is still a replay", async () => {
+    const broke = generatePrivateKey();
+    const wallet = privateKeyToAccount(broke).address;
+    const before = await stack.balanceOf(wallet);
+    const payments = [];
+    for (let i = 0; i < 23; i++) {
+      const p = await pay(T.a, broke);
+      payments.push(p);
+      const res = await send({ path: A, headers: hdr(p) });
+      assert.equal(res.status, 402, `try ${i}`);
+      assert.equal(res.reason, "settlement_failed", `try ${i}`);
+      assert.doesNotMatch(res.text, PROTECTED[0], `try ${i}: nothing served`);
+    }
+    const res = await worker.fetch(`/__x402/admin/ledger?wallet=${wallet}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    assert.equal(res.status, 200);
+    const view = await res.json();
+    const book = view.wallets?.[0] ?? view;
+    assert.equal(book.admitted, 23);
+    assert.equal(book.failed.length, 20, "the newest 20 refusals are kept for the publisher");
+    assert.equal(book.failed_trimmed, 3, "the older ones are counted");
+    assert.ok(book.failed.every((e) => !e.delinquent), "none is held against it: nothing was served");
+    assert.equal(book.remembered_nonces, 23, "every nonce is still remembered");
+    // The first try, trimmed from the ledger, sent again: still a replay, refused before the
+    // facilitator is asked.
+    const settles = stack.facilitator.settlements().length;
+    const again = await send({ path: A, headers: hdr(payments[0]) });
+    assert.equal(again.status, 402);
+    assert.equal(again.reason, "replayed_authorization");
+    assert.equal(stack.facilitator.settlements().length, settles);
+    assert.equal(await stack.balanceOf(wallet), before);
+  });
+});
