@@ -18,7 +18,7 @@ mod stats;
 
 use ledger_client::AdmitRefusal;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
@@ -626,7 +626,19 @@ async fn serve_paid(
         && limit == config.origin_timeout_seconds
         && matches!(req.method().as_str(), "GET" | "HEAD")
         && first_sight(&id);
-    let answer = origin::forward_as(config, req, url, &paid.verified.payer, Some(limit));
+    // The origin's time. A held payment's is fixed now, so that the ledger's round trip comes out
+    // of it and not out of the slack before the hold ends. A payment settled now, from the start
+    // or because the ledger would not defer it, gets the whole of it from the moment the origin
+    // is asked: after the admission and any `/verify`.
+    let held = origin::from_now(limit);
+    let settled_now = Cell::new(!deferred);
+    let settled_now = &settled_now;
+    let answer = origin::forward_as(config, req, url, &paid.verified.payer, move || {
+        Some(match settled_now.get() {
+            true => origin::from_now(config.origin_timeout_seconds),
+            false => held,
+        })
+    });
     let mut answer = pin!(maybe_done(answer));
     // Whether a held admission may have landed although its answer was lost.
     let mut held_unknown = false;
@@ -652,6 +664,7 @@ async fn serve_paid(
             Err(e) => {
                 held_unknown = matches!(e, AdmitRefusal::Unreachable);
                 deferred = false;
+                settled_now.set(true);
             }
         }
     }
@@ -687,9 +700,7 @@ async fn serve_paid(
             return respond::reply(refusal, head);
         }
     }
-    // Asked now (or already, beside the admission), with the deadline `forward_as` fixed when it
-    // was called, before the admission: the ledger's round trip comes out of the origin's time,
-    // not out of the slack between that time and the end of the hold.
+    // Asked now (or already, beside the admission), by the deadline chosen above.
     answer.as_mut().await;
     let answer = answer.as_mut().take_output().unwrap_or_else(|| {
         Err(worker::Error::RustError(
@@ -798,7 +809,7 @@ async fn serve_session(
     head: bool,
     env: &Env,
 ) -> Result<web_sys::Response> {
-    let answer = origin::forward_as(config, req, url, &admitted.wallet, None).await;
+    let answer = origin::forward_as(config, req, url, &admitted.wallet, || None).await;
     // As with a payment, an error or a redirect is not charged: a counted session gets its
     // request back.
     if !matches!(&answer, Ok(r) if sold(r.status())) {

@@ -42,25 +42,28 @@ pub async fn pass(
     send(config, req, url, None).await
 }
 
-/// A paid (or session) request: payment headers stripped, the wallet named. With a limit (paid
-/// requests), the origin has until `limit_seconds` after this call to answer (its headers; the
-/// body then streams as it comes), however late the returned future is first polled (after the
-/// ledger's admission, say): a payment must not wait on an origin longer than the ledger holds it
-/// uncharged. A timeout is an error, like an origin out of reach, and nobody pays for either.
-/// Requests on a session, where no payment waits, go without a timer of their own (the
-/// platform's applies).
+/// A paid (or session) request: payment headers stripped, the wallet named. `deadline` gives the
+/// origin's time, asked when the request is sent (when the returned future is first polled):
+/// the limit in seconds, and the moment it ends (ms since the epoch), which may have been fixed
+/// earlier (a payment must not wait on an origin longer than the ledger holds it uncharged). The
+/// origin must answer (its headers; the body then streams as it comes) by then. A timeout is an
+/// error, like an origin out of reach, and nobody pays for either. Requests on a session, where
+/// no payment waits, go without a timer of their own (`None`: the platform's applies).
 pub fn forward_as<'a>(
     config: &'a Config,
     req: web_sys::Request,
     url: &'a HttpUrl,
     wallet: &Address,
-    limit_seconds: Option<u64>,
+    deadline: impl FnOnce() -> Option<(u64, f64)> + 'a,
 ) -> impl Future<Output = Result<web_sys::Response>> + 'a {
-    // The deadline is fixed now, not when the future is first polled.
-    let limit = limit_seconds
-        .map(|s| s.max(1))
-        .map(|s| (s, js_sys::Date::now() + s as f64 * 1000.0));
-    forward_by(config, req, url, checksum(wallet), limit)
+    let wallet = checksum(wallet);
+    async move { forward_by(config, req, url, wallet, deadline()).await }
+}
+
+/// The deadline `seconds` from now: what [`forward_as`] takes.
+pub fn from_now(seconds: u64) -> (u64, f64) {
+    let seconds = seconds.max(1);
+    (seconds, js_sys::Date::now() + seconds as f64 * 1000.0)
 }
 
 /// [`forward_as`], given the limit in seconds and the deadline it sets (ms since the epoch).

@@ -891,6 +891,37 @@ describe("origins that fail, and replays at the origin", () => {
     }
   });
 
+  test("a POST settled now gets the origin's whole time, counted from when the origin is asked, not from before a slow /verify", async () => {
+    const payer = 4;
+    // The origin takes 1.2 s of its 2 s; the facilitator's /verify, asked before the origin for a
+    // POST on an immediate route, takes 1.5 s (a STAND-IN in front of the real facilitator, to
+    // slow it on demand). Counted from before /verify, the origin would have 0.5 s left.
+    const slow = await startSlowOrigin(1200, 200);
+    const slowVerify = await startProxy(stack.facilitator.url, async (req, body, forward) => {
+      if (req.url === "/verify") await sleep(1500);
+      return forward();
+    });
+    const config = deferredConfig();
+    const w = await startWorker({
+      config: { ...config, origin: slow.url, originTimeoutSeconds: 2, facilitator: { ...config.facilitator, url: slowVerify.url } },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      const start = await balances(payer);
+      const payload = await signPayment(await termsFor(w, "/articles/order"), stack.payer(payer).privateKey);
+      const res = await w.fetch("/articles/order", { method: "POST", body: "qty=1", headers: paymentHeaders(payload) });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      assert.equal(text, "origin answered slowly");
+      assert.equal(decodeHeader(res.headers.get("payment-response")).success, true);
+      await assertMoved(start, payer, PRICE);
+    } finally {
+      await w.dispose();
+      await slowVerify.stop();
+      await slow.stop();
+    }
+  });
+
   test("a signed payment replayed at an immediate route never reaches the origin", async () => {
     const payer = 5;
     const since = Date.now();
