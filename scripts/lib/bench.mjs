@@ -485,35 +485,49 @@ function cannon(options) {
  * have status `expect`; anything else is counted as unexpected (and reported).
  */
 async function throughput(label, url, { expect, headers = {}, pids = workerdPids }) {
-  const options = { url, connections: SETTINGS.connections, headers, pipelining: 1 };
-  await cannon({ ...options, duration: SETTINGS.warmupS });
-  // Several runs, and the one of median throughput kept whole (its CPU with it): this machine's
-  // other work comes and goes, and one run can land on a busy moment.
-  const runs = [];
+  return (await throughputs([{ label, url, expect, headers }], { pids }))[0];
+}
+
+/**
+ * Several measures of one server taken in turn: each warmed up, then every round runs each once,
+ * in an order turned by one place each round, so that the machine's drift and whatever runs
+ * before a measure fall on all of them alike. For each, the run of median throughput is kept
+ * whole (its CPU with it): this machine's other work comes and goes, and one run can land on a
+ * busy moment.
+ */
+async function throughputs(measures, { pids = workerdPids } = {}) {
+  const options = measures.map(({ url, headers = {} }) => ({ url, connections: SETTINGS.connections, headers, pipelining: 1 }));
+  for (const o of options) await cannon({ ...o, duration: SETTINGS.warmupS });
+  const runs = measures.map(() => []);
   for (let i = 0; i < SETTINGS.rounds; i++) {
-    const cpuBefore = await cpuSeconds(pids);
-    const r = await cannon({ ...options, duration: SETTINGS.durationS });
-    runs.push({ r, cpu: (await cpuSeconds(pids)) - cpuBefore });
+    for (let j = 0; j < measures.length; j++) {
+      const m = (i + j) % measures.length;
+      const cpuBefore = await cpuSeconds(pids);
+      const r = await cannon({ ...options[m], duration: SETTINGS.durationS });
+      runs[m].push({ r, cpu: (await cpuSeconds(pids)) - cpuBefore });
+    }
   }
-  runs.sort((a, b) => a.r.requests.total / a.r.duration - b.r.requests.total / b.r.duration);
-  const { r, cpu } = runs[Math.floor(runs.length / 2)];
-  const statusCodes = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]));
-  const total = r.requests.total;
-  const result = {
-    rps: total / r.duration,
-    everyRunRps: runs.map((x) => x.r.requests.total / x.r.duration),
-    requests: total,
-    seconds: r.duration,
-    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99 },
-    serverCpuUsPerRequest: total ? (cpu * 1e6) / total : null,
-    statusCodes,
-    errors: r.errors,
-    timeouts: r.timeouts,
-    unexpected: total - (statusCodes[expect] ?? 0) + r.errors + r.timeouts,
-  };
-  log(`${label}: ${fmt(result.rps)} req/s (median of ${result.everyRunRps.map((x) => fmt(x)).join(", ")}; ${total} × ${expect} in ${r.duration} s, p50 ${r.latency.p50} ms, server CPU ${fmt(result.serverCpuUsPerRequest)} µs/request)` +
-    (result.unexpected ? `, ${result.unexpected} UNEXPECTED answers ${JSON.stringify(statusCodes)} errors ${r.errors}` : ""));
-  return result;
+  return measures.map(({ label, expect }, m) => {
+    const sorted = [...runs[m]].sort((a, b) => a.r.requests.total / a.r.duration - b.r.requests.total / b.r.duration);
+    const { r, cpu } = sorted[Math.floor(sorted.length / 2)];
+    const statusCodes = Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => [k, v.count]));
+    const total = r.requests.total;
+    const result = {
+      rps: total / r.duration,
+      everyRunRps: runs[m].map((x) => x.r.requests.total / x.r.duration),
+      requests: total,
+      seconds: r.duration,
+      latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99 },
+      serverCpuUsPerRequest: total ? (cpu * 1e6) / total : null,
+      statusCodes,
+      errors: r.errors,
+      timeouts: r.timeouts,
+      unexpected: total - (statusCodes[expect] ?? 0) + r.errors + r.timeouts,
+    };
+    log(`${label}: ${fmt(result.rps)} req/s (median of ${result.everyRunRps.map((x) => fmt(x)).join(", ")}; ${total} × ${expect} in ${r.duration} s, p50 ${r.latency.p50} ms, server CPU ${fmt(result.serverCpuUsPerRequest)} µs/request)` +
+      (result.unexpected ? `, ${result.unexpected} UNEXPECTED answers ${JSON.stringify(statusCodes)} errors ${r.errors}` : ""));
+    return result;
+  });
 }
 
 function percentile(sorted, p) {
@@ -714,8 +728,11 @@ async function measureSession(stack, wrangler, payer) {
       return { available: false, why };
     }
     const unpaid = await throughput(`${label}, unpaid 402`, worker.url + PRICED, { expect: 402 });
-    const free = await profiled(inspectorPort, "session-free", () => throughput(`${label}, free pass-through`, worker.url + FREE, { expect: 200 }));
-    free.sequential = await sequentialLatency(worker.url + FREE);
+    const freeMeasure = { label: `${label}, free pass-through`, url: worker.url + FREE, expect: 200 };
+    // Profiled, the free pass-through is measured on its own, before the session is bought;
+    // otherwise beside the session requests, in turn (see `throughputs`).
+    const free = inspectorPort ? await profiled(inspectorPort, "session-free", () => throughput(freeMeasure.label, freeMeasure.url, freeMeasure)) : null;
+    const sequential = await sequentialLatency(worker.url + FREE);
     const { result: paid, last } = await paidLatency(label, worker.url, payer);
     const token =
       last?.headers.get("x402-session") ??
@@ -723,7 +740,7 @@ async function measureSession(stack, wrangler, payer) {
     if (!token) {
       const why = "a paid request on a route selling a session returned no session token (X402-Session or cookie)";
       log(`${label}: session requests n/a (${why})`);
-      return { available: false, why, unpaid, free, paid };
+      return { available: false, why, unpaid, free: { ...(free ?? (await throughput(freeMeasure.label, freeMeasure.url, freeMeasure))), sequential }, paid };
     }
     const headers = { authorization: `Bearer ${token}` };
     const check = await fetch(worker.url + PRICED, { headers });
@@ -731,10 +748,15 @@ async function measureSession(stack, wrangler, payer) {
     if (check.status !== 200) {
       const why = `a request with the session token answered ${check.status}`;
       log(`${label}: session requests n/a (${why})`);
-      return { available: false, why, unpaid, free, paid };
+      return { available: false, why, unpaid, free: { ...(free ?? (await throughput(freeMeasure.label, freeMeasure.url, freeMeasure))), sequential }, paid };
     }
-    const session = await profiled(inspectorPort, "session", () => throughput(`${label}, requests on the session`, worker.url + PRICED, { expect: 200, headers }));
-    return { available: true, unpaid, free, paid, session };
+    const sessionMeasure = { label: `${label}, requests on the session`, url: worker.url + PRICED, expect: 200, headers };
+    if (inspectorPort) {
+      const session = await profiled(inspectorPort, "session", () => throughput(sessionMeasure.label, sessionMeasure.url, sessionMeasure));
+      return { available: true, unpaid, free: { ...free, sequential }, paid, session };
+    }
+    const [both, session] = await throughputs([freeMeasure, sessionMeasure]);
+    return { available: true, unpaid, free: { ...both, sequential }, paid, session };
   } finally {
     await worker.dispose();
   }
