@@ -333,6 +333,9 @@ pub struct Offer {
     /// Whether v1 clients may pay this offer: its network has a v1 name and the facilitator
     /// settles v1 payments there.
     pub v1_enabled: bool,
+    /// The token's EIP-712 domain separator, which every payment's digest starts from: four
+    /// Keccak permutations worked out once, when the configuration is read, not per payment.
+    pub domain_separator: [u8; 32],
 }
 
 impl Offer {
@@ -1242,6 +1245,13 @@ fn make_offer(asset: Asset, pay_to: Address, amount: U256, max_timeout_seconds: 
             version: asset.version.clone(),
         },
     };
+    let domain_separator = crate::evm::Eip712Domain {
+        name: &asset.name,
+        version: &asset.version,
+        chain_id: asset.network.chain_id,
+        verifying_contract: asset.address,
+    }
+    .separator();
     Offer {
         asset,
         pay_to,
@@ -1249,6 +1259,7 @@ fn make_offer(asset: Asset, pay_to: Address, amount: U256, max_timeout_seconds: 
         max_timeout_seconds,
         requirements,
         v1_enabled: true,
+        domain_separator,
     }
 }
 

@@ -11,9 +11,7 @@
 //! comes back with the question to put to a wallet contract at `from` ([`Verified::wallet_check`]).
 
 use crate::config::{Offer, Route};
-use crate::evm::{
-    self, Address, Eip712Domain, EvmError, Signature, TransferWithAuthorization, U256,
-};
+use crate::evm::{self, Address, EvmError, Signature, TransferWithAuthorization, U256};
 use crate::networks;
 use crate::reason::{Reason, Refusal};
 use crate::x402::Payment;
@@ -209,13 +207,9 @@ pub fn verify<'c>(
                     valid_before: U256::from_u64(valid_before),
                     nonce,
                 };
-                let domain = Eip712Domain {
-                    name: &offer.asset.name,
-                    version: &offer.asset.version,
-                    chain_id: offer.asset.network.chain_id,
-                    verifying_contract: offer.asset.address,
-                };
-                let digest = message.digest(&domain);
+                // The domain is the offer's (its token's name, version, chain and contract),
+                // never the payload's; its separator was worked out with the offer.
+                let digest = message.digest_under(&offer.domain_separator);
                 let refusal = match sig {
                     Signed::Key(key) => match key.recover(&digest) {
                         Ok(signer) if signer == from => {

@@ -65,7 +65,12 @@ impl TransferWithAuthorization {
     /// `keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ structHash)`: the prehash
     /// the payer signed.
     pub fn digest(&self, domain: &Eip712Domain) -> [u8; 32] {
-        keccak256_concat(&[&[0x19, 0x01], &domain.separator(), &self.struct_hash()])
+        self.digest_under(&domain.separator())
+    }
+
+    /// [`Self::digest`] under a domain separator worked out beforehand.
+    pub fn digest_under(&self, domain_separator: &[u8; 32]) -> [u8; 32] {
+        keccak256_concat(&[&[0x19, 0x01], domain_separator, &self.struct_hash()])
     }
 }
 
