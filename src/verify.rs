@@ -124,7 +124,10 @@ pub fn verify<'c>(
 
     let auth = &payment.payload.authorization;
     let from = address("authorization.from", &auth.from)?;
-    let to = address("authorization.to", &auth.to)?;
+    let to = match on_network.iter().find(|o| o.requirements.pay_to == auth.to) {
+        Some(o) => o.pay_to,
+        None => address("authorization.to", &auth.to)?,
+    };
     let value = number("authorization.value", &auth.value)?;
     let valid_after = number("authorization.validAfter", &auth.valid_after)?;
     let valid_before = number("authorization.validBefore", &auth.valid_before)?;
@@ -157,14 +160,21 @@ pub fn verify<'c>(
 
     let candidates: Vec<&Offer> = match &payment.accepted {
         Some(accepted) => {
-            let asset = address("accepted.asset", &accepted.asset)?;
-            let offer = on_network
+            let written = on_network
                 .iter()
-                .copied()
-                .find(|o| o.asset.address == asset)
-                .ok_or_else(|| {
-                    Refusal::new(Reason::AssetMismatch, format!("asset {}", accepted.asset))
-                })?;
+                .find(|o| o.requirements.asset == accepted.asset);
+            let offer = match written {
+                Some(o) => o,
+                None => {
+                    let asset = address("accepted.asset", &accepted.asset)?;
+                    on_network
+                        .iter()
+                        .find(|o| o.asset.address == asset)
+                        .ok_or_else(|| {
+                            Refusal::new(Reason::AssetMismatch, format!("asset {}", accepted.asset))
+                        })?
+                }
+            };
             check_accepted(accepted, offer)?;
             vec![offer]
         }
@@ -257,8 +267,15 @@ pub fn verify<'c>(
 
 /// The `accepted` terms must be ours, compared field by field so that each difference has its own
 /// reason. Addresses are compared as addresses (checksummed or lowercase alike).
+///
+/// (Here and for `to` and `accepted.asset`, an address written exactly as our terms write it is
+/// ours without being read again: checking a mixed-case address's EIP-55 checksum costs a Keccak
+/// permutation, and clients echo the terms as sent.)
 fn check_accepted(accepted: &crate::x402::AcceptedTerms, offer: &Offer) -> Result<(), Refusal> {
-    let pay_to = address("accepted.payTo", &accepted.pay_to)?;
+    let pay_to = match accepted.pay_to == offer.requirements.pay_to {
+        true => offer.pay_to,
+        false => address("accepted.payTo", &accepted.pay_to)?,
+    };
     if pay_to != offer.pay_to {
         return Err(Refusal::new(
             Reason::PayToMismatch,

@@ -45,7 +45,9 @@ pub fn decode_base64(value: &str) -> Result<Vec<u8>, Refusal> {
     if value.is_empty() {
         return Err(Refusal::new(Reason::InvalidBase64, "the header is empty"));
     }
-    let url_safe = value.contains(['-', '_']);
+    // By bytes: a search for either of two chars decodes every character of a 1 KB header
+    // (6% of a whole verification's instructions).
+    let url_safe = value.bytes().any(|b| b == b'-' || b == b'_');
     let engine = if url_safe {
         &URL_SAFE_LENIENT
     } else {
