@@ -483,7 +483,8 @@ pub struct LedgerView {
     pub pending: Vec<EntryView>,
     /// The most recent settled entries.
     pub settled: Vec<EntryView>,
-    /// Every failed entry not yet forgiven or paid.
+    /// Every failed entry not yet forgiven or paid, but for immediate payments refused at
+    /// settlement beyond the newest `settled_history` of them (counted in `failed_trimmed`).
     pub failed: Vec<EntryView>,
     #[serde(with = "dec")]
     pub unsettled_micro_usd: u128,
@@ -1527,8 +1528,8 @@ impl Ledger {
 
     /// Housekeeping, to run before anything else on every wake: pending entries that can no longer
     /// be sent are closed (rule 4: [`EXPIRED_UNSETTLED`], or reconciled after an unanswered
-    /// attempt), and nonces past `validBefore` + [`REPLAY_GRACE`] are forgotten. Settled history is
-    /// trimmed to the policy's `settled_history` whenever an entry settles.
+    /// attempt), and nonces past `validBefore` + [`REPLAY_GRACE`] are forgotten. History is trimmed
+    /// ([`Ledger::trim`]) whenever an entry settles or fails.
     pub fn prune(&mut self, now: u64) {
         self.close_lapsed(now);
         let dirty = &mut self.dirty.seen;
@@ -1541,8 +1542,9 @@ impl Ledger {
         });
     }
 
-    /// Trims history: settled entries, and immediate payments that failed with nobody owing
-    /// (refused at settlement, so nothing was served for them), each kind to its newest `keep`.
+    /// Trims history: settled entries, and immediate payments refused at settlement with nobody
+    /// owing and nothing sent that could have moved money (so nothing was served and nothing was
+    /// charged), each kind to its newest `keep`.
     /// Their nonces stay remembered until they lapse, so a trimmed payment is still a replay.
     /// Without the second kind, a key signing payments it cannot fund would grow its ledger by
     /// one entry a try.
@@ -1556,9 +1558,22 @@ impl Ledger {
             .filter_map(|(i, e)| {
                 let (kind, at) = match e.state {
                     State::Settled { at, .. } => (0, at),
+                    // Not one whose money may have moved (an unanswered attempt, an unknown
+                    // outcome): the publisher may owe a refund, and a late confirmation must
+                    // find it.
                     State::Failed {
-                        owed: false, at, ..
-                    } if e.immediate => (1, at),
+                        owed: false,
+                        at,
+                        ref reason,
+                        ..
+                    } if e.immediate
+                        && !e.uncertain
+                        && e.unknowns == 0
+                        && reason != SETTLEMENT_UNKNOWN
+                        && reason != UNCONFIRMED_NONCE_USED =>
+                    {
+                        (1, at)
+                    }
                     _ => return None,
                 };
                 Some((kind as u128, u64::MAX - at, u64::MAX - e.seq, i * 2 + kind))

@@ -1560,6 +1560,30 @@ fn immediate_payments_refused_at_settlement_are_trimmed_and_still_replays() {
     assert_eq!(v.failed_trimmed, 1);
     assert!(o.entry(&lost).is_some() && o.entry(&owed).is_some());
 
+    // Immediate payments whose money may have moved (no usable answer, no chain to ask) are not
+    // history: the publisher may owe a refund, and a late confirmation must find them.
+    let mut u = Ledger::new();
+    let mut maybe_moved = Vec::new();
+    for n in 30..33 {
+        let a = admission(USDC, n, 10_000, LONG, false);
+        let id = a.id.clone();
+        u.admit(a, &p, T0).unwrap();
+        u.record(&id, unknown(), &p, T0 + 1);
+        u.record(&id, Outcome::NoRpc, &p, T0 + 2);
+        let e = u.entry(&id).unwrap();
+        assert_eq!(e.status, Status::Failed);
+        assert_eq!(e.reason.as_deref(), Some(SETTLEMENT_UNKNOWN));
+        maybe_moved.push(id);
+    }
+    for n in 40..44 {
+        let a = admission(USDC, n, 10_000, LONG, false);
+        let id = a.id.clone();
+        u.admit(a, &p, T0 + 3).unwrap();
+        u.record(&id, refused("insufficient_funds"), &p, T0 + 3 + n);
+    }
+    assert!(maybe_moved.iter().all(|id| u.entry(id).is_some()));
+    assert_eq!((u.view().failed.len(), u.view().failed_trimmed), (5, 2));
+
     let v = l.view();
     assert_eq!(v.failed.len(), 2);
     assert_eq!(v.failed_trimmed, 4);

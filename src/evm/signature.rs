@@ -353,13 +353,24 @@ mod tests {
             seed = keccak256(&seed);
             seed
         };
+        // The address as the key's own SEC1 encoding gives it, independently of `address_of`.
+        let sec1_address = |key: &AffinePoint| {
+            use k256::elliptic_curve::sec1::ToEncodedPoint;
+            let point = key.to_encoded_point(false);
+            let hash = keccak256(&point.as_bytes()[1..]);
+            let mut out = [0u8; 20];
+            out.copy_from_slice(&hash[12..]);
+            Address(out)
+        };
         // Real signatures by 100 keys over 100 digests.
         for _ in 0..100 {
             let key = SigningKey::from_bytes(&FieldBytes::from(next())).unwrap();
             let hash = next();
             let (sig, recid) = key.sign_prehash_recoverable(&hash).unwrap();
             let ours = with_parity(&sig, recid.to_byte()).recover(&hash);
-            assert_eq!(ours, Ok(address_of(key.verifying_key().as_affine())));
+            let theirs = key.verifying_key().as_affine();
+            assert_eq!(address_of(theirs), sec1_address(theirs));
+            assert_eq!(ours, Ok(sec1_address(theirs)));
         }
         // Arbitrary r and low s, both parities: whatever key k256 recovers, or its refusal.
         let mut recovered = 0;
@@ -379,7 +390,7 @@ mod tests {
             match theirs {
                 Ok(key) => {
                     recovered += 1;
-                    assert_eq!(ours, Ok(address_of(key.as_affine())), "case {i}");
+                    assert_eq!(ours, Ok(sec1_address(key.as_affine())), "case {i}");
                 }
                 Err(_) => assert_eq!(ours, Err(EvmError::RecoveryFailed), "case {i}"),
             }

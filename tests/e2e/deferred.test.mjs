@@ -898,7 +898,10 @@ describe("origins that fail, and replays at the origin", () => {
     // slow it on demand). Counted from before /verify, the origin would have 0.5 s left.
     const slow = await startSlowOrigin(1200, 200);
     const slowVerify = await startProxy(stack.facilitator.url, async (req, body, forward) => {
-      if (req.url === "/verify") await sleep(1500);
+      if (req.url === "/verify") {
+        slowVerify.verified = (slowVerify.verified ?? 0) + 1;
+        await sleep(1500);
+      }
       return forward();
     });
     const config = deferredConfig();
@@ -914,6 +917,7 @@ describe("origins that fail, and replays at the origin", () => {
       assert.equal(res.status, 200, text);
       assert.equal(text, "origin answered slowly");
       assert.equal(decodeHeader(res.headers.get("payment-response")).success, true);
+      assert.equal(slowVerify.verified, 1, "the slowed /verify was asked, once");
       await assertMoved(start, payer, PRICE);
     } finally {
       await w.dispose();
