@@ -1515,41 +1515,54 @@ fn prune_forgets_nonces_closes_lapsed_entries_and_history_is_trimmed() {
     assert_eq!(l.view().lost_micro_usd, 700);
 }
 
+/// Admits immediate payment `n` at `at`, records `outcomes` for it in turn, and returns its id.
+fn immediate_then(
+    l: &mut Ledger,
+    p: &LedgerPolicy,
+    n: u64,
+    at: u64,
+    outcomes: Vec<Outcome>,
+) -> String {
+    let a = admission(USDC, n, 10_000, LONG, false);
+    let id = a.id.clone();
+    l.admit(a, p, at).unwrap();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        l.record(&id, outcome, p, at + 1 + i as u64);
+    }
+    id
+}
+
 #[test]
 fn immediate_payments_refused_at_settlement_are_trimmed_and_still_replays() {
     let p = LedgerPolicy {
         settled_history: 2,
         ..policy()
     };
+    let broke = || vec![refused("insufficient_funds")];
     let mut l = Ledger::new();
     // A key that cannot fund what it signs, trying again and again on an immediate route.
     for n in 0..6 {
-        let a = admission(USDC, n, 10_000, LONG, false);
-        let id = a.id.clone();
-        l.admit(a, &p, T0).unwrap();
-        let effect = l.record(&id, refused("insufficient_funds"), &p, T0 + n);
-        assert!(matches!(effect, Effect::Failed { .. }), "{effect:?}");
+        let id = immediate_then(&mut l, &p, n, T0 + n, broke());
+        assert_eq!(
+            l.entry(&id).map(|e| e.status),
+            Some(Status::Failed),
+            "try {n}"
+        );
+        assert_eq!(l.view().failed.len() as u64, (n + 1).min(2), "try {n}");
     }
     // A deferred payment lost without the payer owing (it counts against credit until forgiven)
     // and one the payer owes are not history: neither is trimmed.
     let mut o = Ledger::new();
-    let lost = admission(USDC, 20, 700, T0 + 100, true);
-    let owed = deferred(21, 300);
-    let (lost, owed) = (lost.id.clone(), {
-        o.admit(lost, &p, T0).unwrap();
-        let id = owed.id.clone();
-        o.admit(owed, &p, T0).unwrap();
-        id
-    });
+    let (lost, owed) = (admission(USDC, 20, 700, T0 + 100, true), deferred(21, 300));
+    let (lost_id, owed_id) = (lost.id.clone(), owed.id.clone());
+    o.admit(lost, &p, T0).unwrap();
+    o.admit(owed, &p, T0).unwrap();
     o.prune(T0 + 94);
     assert_eq!(o.due(T0 + 94).len(), 1);
     for n in 10..13 {
-        let a = admission(USDC, n, 1, LONG, false);
-        let id = a.id.clone();
-        o.admit(a, &p, T0 + 95).unwrap();
-        o.record(&id, refused("insufficient_funds"), &p, T0 + 95 + n);
+        immediate_then(&mut o, &p, n, T0 + 95 + n, broke());
     }
-    o.record(&owed, refused("insufficient_funds"), &p, T0 + 120);
+    o.record(&owed_id, refused("insufficient_funds"), &p, T0 + 120);
     let v = o.view();
     assert_eq!((v.lost_micro_usd, v.owed_micro_usd), (700, 300));
     assert_eq!(
@@ -1558,28 +1571,21 @@ fn immediate_payments_refused_at_settlement_are_trimmed_and_still_replays() {
         "two refused immediate payments, the lost and the owed one"
     );
     assert_eq!(v.failed_trimmed, 1);
-    assert!(o.entry(&lost).is_some() && o.entry(&owed).is_some());
+    assert!(o.entry(&lost_id).is_some() && o.entry(&owed_id).is_some());
 
     // Immediate payments whose money may have moved (no usable answer, no chain to ask) are not
     // history: the publisher may owe a refund, and a late confirmation must find them.
     let mut u = Ledger::new();
-    let mut maybe_moved = Vec::new();
-    for n in 30..33 {
-        let a = admission(USDC, n, 10_000, LONG, false);
-        let id = a.id.clone();
-        u.admit(a, &p, T0).unwrap();
-        u.record(&id, unknown(), &p, T0 + 1);
-        u.record(&id, Outcome::NoRpc, &p, T0 + 2);
-        let e = u.entry(&id).unwrap();
+    let maybe_moved: Vec<String> = (30..33)
+        .map(|n| immediate_then(&mut u, &p, n, T0, vec![unknown(), Outcome::NoRpc]))
+        .collect();
+    for id in &maybe_moved {
+        let e = u.entry(id).unwrap();
         assert_eq!(e.status, Status::Failed);
         assert_eq!(e.reason.as_deref(), Some(SETTLEMENT_UNKNOWN));
-        maybe_moved.push(id);
     }
     for n in 40..44 {
-        let a = admission(USDC, n, 10_000, LONG, false);
-        let id = a.id.clone();
-        u.admit(a, &p, T0 + 3).unwrap();
-        u.record(&id, refused("insufficient_funds"), &p, T0 + 3 + n);
+        immediate_then(&mut u, &p, n, T0 + n, broke());
     }
     assert!(maybe_moved.iter().all(|id| u.entry(id).is_some()));
     assert_eq!((u.view().failed.len(), u.view().failed_trimmed), (5, 2));
