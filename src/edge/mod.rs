@@ -629,23 +629,24 @@ async fn serve_paid(
     // The origin's time. A held payment's is fixed now, so that the ledger's round trip comes out
     // of it and not out of the slack before the hold ends. A payment settled now, from the start
     // or because the ledger would not defer it, gets the whole of it from the moment the origin
-    // is asked (after the admission and any `/verify`), but never past the ledger's lease on an
-    // attempt in flight, less the time `/settle` may take after it: an entry still in flight
-    // when its lease ends is taken for unanswered and reconciled.
+    // is asked (after the admission and any `/verify`), within the ledger's lease on an attempt
+    // in flight less the time `/settle` may take after it (an entry still in flight when its
+    // lease ends is taken for unanswered and reconciled), and never less than counted from now.
     let held = origin::from_now(limit);
-    let lease_ends = js_sys::Date::now()
+    let (whole, from_here) = origin::from_now(config.origin_timeout_seconds);
+    let lease_ends = from_here - whole as f64 * 1000.0
         + (crate::settlement::IN_FLIGHT_LEASE * 1000)
             .saturating_sub(config.facilitator.as_ref().map_or(0, |f| f.timeout_ms))
-            .saturating_sub(5000)
-            .max(1000) as f64;
+            .saturating_sub(5000) as f64;
     let settled_now = Cell::new(!deferred);
     let settled_now = &settled_now;
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, move || {
         Some(match settled_now.get() {
             true => {
-                let (seconds, ends) = origin::from_now(config.origin_timeout_seconds);
-                let cut = ((ends - ends.min(lease_ends)) / 1000.0) as u64;
-                (seconds.saturating_sub(cut).max(1), ends.min(lease_ends))
+                let (_, ends) = origin::from_now(whole);
+                let ends = ends.min(lease_ends).max(from_here);
+                let left = (ends - js_sys::Date::now()) / 1000.0;
+                (left.ceil().max(1.0) as u64, ends)
             }
             false => held,
         })
