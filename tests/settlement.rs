@@ -8,8 +8,8 @@ use x402_edge::facilitator::SettleOutcome;
 use x402_edge::json::{self, Read};
 use x402_edge::settlement::{
     classify_refusal, refusal_is_uncertain, Action, AdminError, Admission, AdmitError, Effect,
-    Ledger, LedgerPolicy, Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED, CHAIN_GRACE,
-    COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
+    Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED,
+    CHAIN_GRACE, COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
     REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
@@ -103,6 +103,15 @@ fn one_due(micro: u128) -> (Ledger, String, u64) {
     let at = T0 + 60;
     assert_eq!(l.due(at).len(), 1);
     (l, id, at)
+}
+
+/// Rule 1's count: open, settled, failed, trimmed and forgiven entries, which must add up to
+/// those admitted.
+fn accounted(v: &LedgerView) -> u64 {
+    (v.pending.len() + v.settled.len() + v.failed.len()) as u64
+        + v.settled_trimmed
+        + v.failed_trimmed
+        + v.forgiven
 }
 
 fn status(l: &Ledger, id: &str) -> Status {
@@ -1603,10 +1612,8 @@ fn immediate_payments_refused_at_settlement_are_trimmed_and_still_replays() {
     assert_eq!(kept, [4, 5]);
     assert_eq!(
         v.admitted,
-        (v.pending.len() + v.settled.len() + v.failed.len()) as u64
-            + v.settled_trimmed
-            + v.failed_trimmed
-            + v.forgiven
+        accounted(&v),
+        "rule 1: every admitted entry is accounted for"
     );
     // A trimmed payment is still remembered: sent again, it is a replay.
     assert_eq!(
@@ -1650,10 +1657,8 @@ fn admin_revoke_and_mark_paid() {
     let v = l.view();
     assert_eq!(
         v.admitted,
-        (v.pending.len() + v.settled.len() + v.failed.len()) as u64
-            + v.settled_trimmed
-            + v.failed_trimmed
-            + v.forgiven
+        accounted(&v),
+        "rule 1: every admitted entry is accounted for"
     );
 }
 
@@ -1879,16 +1884,7 @@ fn random_outcome(rng: &mut Rng, action: Action) -> Outcome {
 
 fn check_invariants(l: &Ledger, p: &LedgerPolicy, seed: u64) {
     let v = l.view();
-    let open = v.pending.len() as u64;
-    assert_eq!(
-        v.admitted,
-        open + v.settled.len() as u64
-            + v.failed.len() as u64
-            + v.settled_trimmed
-            + v.failed_trimmed
-            + v.forgiven,
-        "seed {seed}: an entry was lost"
-    );
+    assert_eq!(v.admitted, accounted(&v), "seed {seed}: an entry was lost");
     let sum: u128 = v.pending.iter().map(|e| e.amount_micro_usd).sum();
     assert_eq!(v.unsettled_micro_usd, sum, "seed {seed}");
     assert_eq!(l.unsettled(), sum);
