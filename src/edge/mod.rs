@@ -643,10 +643,9 @@ async fn serve_paid(
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, move || {
         Some(match settled_now.get() {
             true => {
-                let (_, ends) = origin::from_now(whole);
-                let ends = ends.min(lease_ends).max(from_here);
-                let left = (ends - js_sys::Date::now()) / 1000.0;
-                (left.ceil().max(1.0) as u64, ends)
+                let now = js_sys::Date::now();
+                let ends = (now + whole as f64 * 1000.0).min(lease_ends).max(from_here);
+                (((ends - now) / 1000.0).ceil().max(1.0) as u64, ends)
             }
             false => held,
         })
