@@ -26,6 +26,10 @@ pub struct Who {
     pub evidence: Evidence,
     pub verified: Option<VerifiedAgent>,
     pub cloudflare: Option<CloudflareBot>,
+    /// The request's `User-Agent` and `Accept`, read once for the classification and kept for
+    /// the choice between the paywall page and JSON.
+    pub user_agent: Option<String>,
+    pub accept: Option<String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -99,6 +103,8 @@ pub async fn who(
         evidence,
         verified,
         cloudflare,
+        user_agent,
+        accept,
     }
 }
 

@@ -97,10 +97,16 @@ pub fn response<'a>(
         if i > 0 {
             flat.push('\n');
         }
-        flat.extend(
-            part.chars()
-                .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
-        );
+        // Copied whole where it holds no line break (nearly always): char by char, the terms
+        // header alone was 5% of a 402's CPU.
+        if part.bytes().any(|b| b == b'\n' || b == b'\r') {
+            flat.extend(part.chars().map(|c| match c {
+                '\n' | '\r' => ' ',
+                c => c,
+            }));
+        } else {
+            flat.push_str(part);
+        }
     }
     let base = base.map_or(JsValue::NULL, |h| h.into());
     x402_response(body, status, status_text, &base, &flat)

@@ -320,7 +320,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
         // PAYMENT-REQUIRED); a request carrying a payment, and a known crawler, get the JSON.
         served.person = !paying
             && who.class != Class::Crawler
-            && page::is_browser(header("accept").as_deref(), header("user-agent").as_deref());
+            && page::is_browser(who.accept.as_deref(), who.user_agent.as_deref());
         let siwx = incoming
             .siwx_nonce
             .map(|nonce| paywall::SiwxChallenge { nonce, now });
