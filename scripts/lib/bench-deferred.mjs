@@ -10,7 +10,7 @@
 //
 //   . scripts/lib/env.sh && node scripts/lib/bench-deferred.mjs [--n 30] [--warmup 3] [--batch 10]
 //
-// Build first (scripts/build): it runs build/index.js as it is. All on loopback, so the numbers are
+// Build first (scripts/build): it runs build/entry.mjs as it is. All on loopback, so the numbers are
 // the Worker's own work plus local round trips; a real chain adds block time to every immediate
 // payment and nothing to a deferred one.
 import { parseArgs } from "node:util";

@@ -7,7 +7,7 @@
 //               Object write), in the same workerd: the floor
 //   reference   bench/reference: @x402/hono + @x402/core + @x402/evm's exact server scheme in a Worker
 //               (nodejs_compat), bundled by wrangler, in workerd under Miniflare
-//   immediate   build/index.js (scripts/build) in workerd under Miniflare, set up as the black-box
+//   immediate   build/entry.mjs (scripts/build) in workerd under Miniflare, set up as the black-box
 //               tests' harness sets it up: settles through the facilitator before answering
 //   deferred    the same Worker with settlement = "deferred" on the route: answers once the payment is
 //               verified locally and admitted by the wallet's ledger, settles in batches later
@@ -29,6 +29,7 @@
 // (scripts/bench builds the Worker first, then runs this.)
 import { execFile, spawn } from "node:child_process";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify, parseArgs } from "node:util";
@@ -349,12 +350,16 @@ async function startMiniflare(options) {
   return { url, logged, dispose };
 }
 
-/** Our Worker as built (build/index.js), with the bindings wrangler.toml declares. */
+/**
+ * Our Worker as built (build/entry.mjs, wrangler.toml's `main`), with the bindings wrangler.toml
+ * declares. A copy of a build from before the entry module existed runs from its index.js.
+ */
 function startOurs(wrangler, config, secrets = {}, build = "build", extra = {}) {
+  const entry = path.resolve(ROOT, build, "entry.mjs");
   return startMiniflare({
     ...extra,
-    scriptPath: path.resolve(ROOT, build, "index.js"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    scriptPath: existsSync(entry) ? entry : path.resolve(ROOT, build, "index.js"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }, { type: "ESModule", include: ["**/*.js"] }],
     compatibilityDate: wrangler.compatibility_date,
     compatibilityFlags: wrangler.compatibility_flags ?? [],
     bindings: { X402: config, ...secrets },

@@ -271,40 +271,48 @@ pub struct Ledger {
     memory: RefCell<Memory>,
 }
 
-/// The object's storage as it was last seen; `None`: not known, read it.
-#[derive(Default)]
-struct Memory {
-    book: Option<Book>,
-    wallet: Option<String>,
-    /// The alarm's time in ms (`Some(None)`: no alarm).
-    alarm_ms: Option<Option<i64>>,
-    open_in_kv: Option<bool>,
+/// Why a command got no answer.
+enum Failed {
+    /// Not a command this ledger knows (the sender's fault).
+    Command(String),
+    /// The configuration does not parse.
+    Config,
+    /// Carrying it out failed (a storage call, most often): what was not written did not happen.
+    Storage(worker::Error),
 }
 
-impl DurableObject for Ledger {
-    fn new(state: State, env: Env) -> Self {
-        Ledger {
-            state,
-            env,
-            memory: RefCell::new(Memory::default()),
-        }
+const CONFIG_INVALID: &str = "the paywall configuration is invalid";
+
+#[wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl Ledger {
+    /// A command called by RPC, as the Worker sends them: its JSON text in, the answer's JSON
+    /// text out (what [`Ledger::fetch`] would answer, without an HTTP request and response
+    /// around it); a command that got no answer throws. Reached through the class that
+    /// `src/entry.mjs` declares as a `DurableObject`, which is what opens an object to RPC.
+    pub async fn command(&self, text: String) -> std::result::Result<String, String> {
+        self.run(&text).await.map_err(|e| match e {
+            Failed::Command(why) => why,
+            Failed::Config => CONFIG_INVALID.to_string(),
+            Failed::Storage(e) => e.to_string(),
+        })
+    }
+}
+
+impl Ledger {
+    /// Reads a command and carries it out.
+    async fn run(&self, text: &str) -> std::result::Result<String, Failed> {
+        let command: Command =
+            json::parse(text).map_err(|e| Failed::Command(format!("bad ledger command: {e}")))?;
+        let config = super::config_of(&self.env).ok_or(Failed::Config)?;
+        self.execute(command, &config)
+            .await
+            .map_err(Failed::Storage)
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        // As text, parsed by serde_json: the SDK's `Request::json` walks a JavaScript object
-        // field by field across the wasm boundary.
-        let text = super::body_text(req.inner().text())
-            .await
-            .unwrap_or_default();
-        let command: Command = match json::parse(&text) {
-            Ok(c) => c,
-            Err(e) => return Response::error(format!("bad ledger command: {e}"), 400),
-        };
-        let Some(config) = super::config_of(&self.env) else {
-            return Response::error("the paywall configuration is invalid", 500);
-        };
+    /// Carries out a command: the answer's JSON text.
+    async fn execute(&self, command: Command, config: &Config) -> Result<String> {
         let now = super::now_seconds();
-        let policy = policy(&config);
+        let policy = policy(config);
         let answer = match command {
             Command::Admit { wallet, admission } => {
                 // The first admission names the object's wallet (the index the admin view and the
@@ -343,7 +351,7 @@ impl DurableObject for Ledger {
                         },
                     },
                 };
-                return Response::from_json(&answer);
+                return Ok(serde_json::to_string(&answer)?);
             }
             Command::Record {
                 id,
@@ -449,11 +457,48 @@ impl DurableObject for Ledger {
                 serde_json::json!({"fresh": fresh})
             }
             Command::Sweep => {
-                self.settle_due(&config, &policy).await?;
+                self.settle_due(config, &policy).await?;
                 serde_json::json!({"ok": true})
             }
         };
-        Response::from_json(&answer)
+        Ok(answer.to_string())
+    }
+}
+
+/// The object's storage as it was last seen; `None`: not known, read it.
+#[derive(Default)]
+struct Memory {
+    book: Option<Book>,
+    wallet: Option<String>,
+    /// The alarm's time in ms (`Some(None)`: no alarm).
+    alarm_ms: Option<Option<i64>>,
+    open_in_kv: Option<bool>,
+}
+
+impl DurableObject for Ledger {
+    fn new(state: State, env: Env) -> Self {
+        Ledger {
+            state,
+            env,
+            memory: RefCell::new(Memory::default()),
+        }
+    }
+
+    /// A command sent as an HTTP request, as a Worker of an earlier version sends it (the Worker
+    /// now calls [`Ledger::command`] by RPC).
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        // As text, parsed by serde_json: the SDK's `Request::json` walks a JavaScript object
+        // field by field across the wasm boundary.
+        let text = super::body_text(req.inner().text())
+            .await
+            .unwrap_or_default();
+        match self.run(&text).await {
+            // Its sender reads the text whatever the type says.
+            Ok(answer) => Response::ok(answer),
+            Err(Failed::Command(e)) => Response::error(e, 400),
+            Err(Failed::Config) => Response::error(CONFIG_INVALID, 500),
+            Err(Failed::Storage(e)) => Err(e),
+        }
     }
 
     async fn alarm(&self) -> Result<Response> {

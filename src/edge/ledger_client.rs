@@ -2,7 +2,8 @@
 
 use std::cell::RefCell;
 
-use worker::{Env, Stub};
+use wasm_bindgen::JsCast;
+use worker::Env;
 
 use super::ledger::{AdmitAnswer, Command, WireOutcome};
 use crate::facilitator::SettleOutcome;
@@ -10,8 +11,19 @@ use crate::reason::{Reason, Refusal};
 use crate::settlement::Admission;
 
 pub struct LedgerClient {
-    stub: Stub,
+    stub: LedgerStub,
     wallet: String,
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A wallet ledger's Durable Object stub, as the runtime hands it out.
+    type LedgerStub;
+
+    /// The ledger's RPC method ([`super::ledger::Ledger::command`]): a promise of the answer's
+    /// JSON text, rejected if the command got no answer.
+    #[wasm_bindgen(method, catch)]
+    fn command(this: &LedgerStub, text: &str) -> Result<js_sys::Promise, wasm_bindgen::JsValue>;
 }
 
 /// Why a ledger did not admit a payment.
@@ -34,7 +46,7 @@ impl LedgerClient {
         let ns = env.durable_object(super::LEDGER_BINDING).ok()?;
         let stub = ns.id_from_name(wallet).ok()?.get_stub().ok()?;
         Some(LedgerClient {
-            stub,
+            stub: stub.into_rpc::<wasm_bindgen::JsValue>().unchecked_into(),
             wallet: wallet.to_string(),
         })
     }
@@ -44,14 +56,11 @@ impl LedgerClient {
     }
 
     /// Sends a command; the ledger's answer as JSON text (read straight into the type expected).
+    /// By RPC: one call with one string each way, where an HTTP request to the object's `fetch`
+    /// would build a request, its headers and a body stream, then a response and another.
     async fn send_text(&self, command: &Command) -> Option<String> {
         let body = serde_json::to_string(command).ok()?;
-        let req = super::js::post_json("https://ledger.internal/", &body, None, None).ok()?;
-        let res = self.stub.fetch_with_request(req.into()).await.ok()?;
-        if res.status_code() != 200 {
-            return None;
-        }
-        super::body_text(web_sys::Response::from(res).text()).await
+        super::js::text(self.stub.command(&body)).await.ok()?
     }
 
     pub async fn admit(&self, admission: Admission) -> Result<(), AdmitRefusal> {

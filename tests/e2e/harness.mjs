@@ -134,7 +134,7 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
 }
 
 /**
- * Runs the built Worker (build/index.js) under Miniflare 4 on a real 127.0.0.1 port.
+ * Runs the built Worker (build/entry.mjs, as wrangler.toml's `main`) under Miniflare 4 on a real 127.0.0.1 port.
  *   config         the X402 binding (see stack.config())
  *   secrets        extra string bindings, e.g. { X402_ADMIN_TOKEN: "t", X402_SESSION_SECRET: "s" }
  *   persistDir     keep KV and Durable Object state there (across startWorker calls)
@@ -151,7 +151,7 @@ export async function startWorker({
   secrets = {},
   persistDir,
   durableObjects,
-  scriptPath = path.join(ROOT, "build/index.js"),
+  scriptPath = path.join(ROOT, "build/entry.mjs"),
   verbose = false,
   onLog,
   cf = false,
@@ -168,7 +168,7 @@ export async function startWorker({
   const mf = new Miniflare({
     scriptPath,
     modules: true,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }, { type: "ESModule", include: ["**/*.js"] }],
     compatibilityDate: wrangler.compatibility_date,
     compatibilityFlags: wrangler.compatibility_flags ?? [],
     cf,
