@@ -430,7 +430,10 @@ fn mac(secret: &[u8], signed: &str) -> Option<HmacSha256> {
 /// Characters that cannot appear in a token (anything but letters, digits, `-`, `_`, `.`) are
 /// dropped, so the value can never add attributes.
 pub fn cookie(token: &str, max_age: u64) -> String {
-    let value: String = token.chars().filter(|&c| is_token_char(c)).collect();
+    let value: String = token
+        .chars()
+        .filter(|&c| c.is_ascii() && is_token_byte(c as u8))
+        .collect();
     format!("{COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax")
 }
 
@@ -439,14 +442,17 @@ pub fn clear_cookie() -> String {
     format!("{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
 }
 
-fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
 }
 
 /// Whether `s` has the shape of one of our tokens (`v<n>.<…>.<…>`), so that the origin's own
 /// bearer tokens (JWTs start with `eyJ`) are not taken for ours.
 fn looks_like_token(s: &str) -> bool {
-    s.starts_with('v') && s.split('.').count() == 3 && s.chars().all(is_token_char)
+    // Byte by byte: read on every request that carries a bearer token, and a token is ASCII.
+    s.starts_with('v')
+        && s.bytes().filter(|&b| b == b'.').count() == 2
+        && s.bytes().all(is_token_byte)
 }
 
 /// Whether one `name=value` pair of a `Cookie` header is our session cookie (spaces around the
