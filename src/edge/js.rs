@@ -55,6 +55,18 @@ pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, JsVa
     JsFuture::from(global_fetch(request)?).await?.dyn_into()
 }
 
+/// A copy of `source` without the headers `names` (one per line), and with `set` (name, value)
+/// if given: one call into the runtime, where a copy, a deletion per name and a set would each
+/// be their own.
+pub fn headers_without(
+    source: &web_sys::Headers,
+    names: &str,
+    set: Option<(&str, &str)>,
+) -> Result<web_sys::Headers, JsValue> {
+    let (name, value) = set.map_or(("", None), |(n, v)| (n, Some(v)));
+    x402_headers_without(source, names, name, value)
+}
+
 #[wasm_bindgen(
     inline_js = "export function x402_response(body, status, statusText, base, flat) {
   const headers = new Headers(base ?? undefined);
@@ -66,9 +78,22 @@ pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, JsVa
     } catch {}
   }
   return new Response(body, { status, statusText, headers });
+}
+export function x402_headers_without(source, names, name, value) {
+  const headers = new Headers(source);
+  for (const n of names.split('\\n')) headers.delete(n);
+  if (value !== undefined) headers.set(name, value);
+  return headers;
 }"
 )]
 extern "C" {
+    #[wasm_bindgen(catch)]
+    fn x402_headers_without(
+        source: &web_sys::Headers,
+        names: &str,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<web_sys::Headers, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_response(
         body: &JsValue,

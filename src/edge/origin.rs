@@ -132,16 +132,22 @@ async fn send(
         }
         None => req.url(),
     };
-    let headers = Headers(req.headers()).clone();
-    // Only we may say who paid: the origin trusts this header, so a client's copy never passes.
-    headers.delete(PAYER_HEADER)?;
+    let source = Headers(req.headers());
+    // What the origin must not see, deleted from a copy in one call into the runtime. Only we may
+    // say who paid: the origin trusts this header, so a client's copy never passes.
+    let mut dropped = PAYER_HEADER.to_string();
+    for h in PAYMENT_HEADERS.iter().chain(&METHOD_OVERRIDE_HEADERS) {
+        dropped.push('\n');
+        dropped.push_str(h);
+    }
     // Our session token is a credential for this paywall only: the origin never sees it, on paid
     // and free requests alike (the cookie goes out with every page of the site).
-    let auth = headers.get("authorization")?;
+    let auth = source.get("authorization")?;
     if crate::session::token_from_request(None, auth.as_deref()).is_some() {
-        headers.delete("authorization")?;
+        dropped.push_str("\nauthorization");
     }
-    if let Some(cookie) = headers.get("cookie")? {
+    let mut cookie_kept = None;
+    if let Some(cookie) = source.get("cookie")? {
         let pairs: Vec<&str> = cookie.split(';').map(str::trim).collect();
         let kept: Vec<&str> = pairs
             .iter()
@@ -149,18 +155,20 @@ async fn send(
             .filter(|c| !crate::session::is_session_cookie(c))
             .collect();
         if kept.len() < pairs.len() {
-            if kept.is_empty() {
-                headers.delete("cookie")?;
-            } else {
-                headers.set("cookie", &kept.join("; "))?;
+            dropped.push_str("\ncookie");
+            if !kept.is_empty() {
+                cookie_kept = Some(kept.join("; "));
             }
         }
     }
-    for h in PAYMENT_HEADERS.iter().chain(&METHOD_OVERRIDE_HEADERS) {
-        headers.delete(h)?;
-    }
-    if let Some(payer) = &payer {
-        headers.set(PAYER_HEADER, payer)?;
+    let set = match (&payer, &cookie_kept) {
+        (Some(payer), _) => Some((PAYER_HEADER, payer.as_str())),
+        (None, Some(kept)) => Some(("cookie", kept.as_str())),
+        (None, None) => None,
+    };
+    let headers = Headers(super::js::headers_without(&source.0, &dropped, set)?);
+    if let (Some(_), Some(kept)) = (&payer, &cookie_kept) {
+        headers.set("cookie", kept)?;
     }
     // The method exactly as sent (the SDK's own type would turn PROPFIND or PURGE into GET).
     let method = req.method();
