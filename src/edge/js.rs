@@ -69,7 +69,8 @@ pub fn headers_without(
 
 #[wasm_bindgen(
     inline_js = "export function x402_response(body, status, statusText, base, flat) {
-  const headers = new Headers(base ?? undefined);
+  const response = new Response(body, { status, statusText, headers: base ?? undefined });
+  const headers = response.headers;
   const pairs = flat === '' ? [] : flat.split('\\n');
   for (let i = 0; i + 1 < pairs.length; i += 2) {
     try {
@@ -77,7 +78,7 @@ pub fn headers_without(
       else headers.set(pairs[i], pairs[i + 1]);
     } catch {}
   }
-  return new Response(body, { status, statusText, headers });
+  return response;
 }
 export function x402_headers_without(source, names, name, value) {
   const headers = new Headers(source);
