@@ -79,7 +79,8 @@ if (args.help) {
   --wait-quiet S wait up to S seconds for other processes to leave the CPUs alone first
   --no-verify    skip the verification benches (no cargo builds; that target is then n/a)
   --compare A,B  instead of the whole bench: the deferred paid latency of builds A, B… (directories
-                 inside the project holding index.js and index_bg.wasm), one request to each in turn,
+                 inside the project holding index.js and index_bg.wasm, and entry.mjs if the build
+                 has one), one request to each in turn,
                  then their unpaid 402 throughput and CPU per 402, one load run of each in turn
   --profile      V8's CPU profile, in workerd, of our Worker's free pass-through and session requests
                  (nothing else is measured), or with --compare and one build, of its timed deferred
