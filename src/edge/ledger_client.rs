@@ -2,7 +2,6 @@
 
 use std::cell::RefCell;
 
-use wasm_bindgen::JsCast;
 use worker::Env;
 
 use super::ledger::{AdmitAnswer, Command, WireOutcome};
@@ -46,7 +45,7 @@ impl LedgerClient {
         let ns = env.durable_object(super::LEDGER_BINDING).ok()?;
         let stub = ns.id_from_name(wallet).ok()?.get_stub().ok()?;
         Some(LedgerClient {
-            stub: stub.into_rpc::<wasm_bindgen::JsValue>().unchecked_into(),
+            stub: stub.into_rpc(),
             wallet: wallet.to_string(),
         })
     }
