@@ -398,11 +398,17 @@ describe("one payment, then the wallet comes back without paying", () => {
     const byBearer = await worker.fetch("/articles/d", { headers: bearer(articlesToken) });
     assert.equal(byBearer.status, 200);
     assert.equal(await byBearer.text(), `content of /articles/d for ${stack.payer(0).address}`);
+    assert.equal(site.hits.at(-1).headers.authorization, undefined, "the token never reaches the site");
     assert.deepEqual(byBearer.headers.getSetCookie(), [SITE_COOKIE], "the site's cookie, and no session cookie to refresh");
     assert.equal(byBearer.headers.get("cache-control"), "no-store");
-    const byCookie = await worker.fetch("/articles/e/deeper", { headers: { cookie: `theme=dark; x402_session=${articlesToken}` } });
+    const byCookie = await worker.fetch("/articles/e/deeper", {
+      headers: { cookie: `theme=dark; x402_session=${articlesToken}; lang=fr`, "x402-payer": stack.payer(1).address },
+    });
     assert.equal(byCookie.status, 200);
     assert.equal(await byCookie.text(), `content of /articles/e/deeper for ${stack.payer(0).address}`);
+    // The site gets its own cookies without ours, and the payer named by us, not by the client.
+    assert.equal(site.hits.at(-1).headers.cookie, "theme=dark; lang=fr");
+    assert.equal(site.hits.at(-1).headers["x402-payer"], stack.payer(0).address);
     // And without it, the same page costs money.
     const anonymous = await worker.fetch("/articles/d");
     assert.equal(anonymous.status, 402);
