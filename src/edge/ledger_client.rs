@@ -1,4 +1,4 @@
-//! The Worker's side of a wallet ledger: sends it commands over the Durable Object stub.
+//! The Worker's side of a wallet ledger: sends it commands by RPC over the Durable Object stub.
 
 use std::cell::RefCell;
 
