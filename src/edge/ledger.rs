@@ -261,7 +261,7 @@ pub fn policy(config: &Config) -> LedgerPolicy {
     }
 }
 
-#[durable_object]
+#[durable_object(alarm)]
 pub struct Ledger {
     state: State,
     env: Env,

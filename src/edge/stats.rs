@@ -13,7 +13,7 @@ pub const STATS_BINDING: &str = "STATS";
 const NAME: &str = "publisher";
 const KEY: &str = "stats";
 
-#[durable_object]
+#[durable_object(fetch)]
 pub struct Stats {
     state: State,
 }
