@@ -161,13 +161,10 @@ async fn send(
             }
         }
     }
-    let set = match (&payer, &cookie_kept) {
-        (Some(payer), _) => Some((PAYER_HEADER, payer.as_str())),
-        (None, Some(kept)) => Some(("cookie", kept.as_str())),
-        (None, None) => None,
-    };
+    let set = payer.as_deref().map(|p| (PAYER_HEADER, p));
     let headers = Headers(super::js::headers_without(&source.0, &dropped, set)?);
-    if let (Some(_), Some(kept)) = (&payer, &cookie_kept) {
+    // Only where the session cookie came among the site's own (rare): one call more.
+    if let Some(kept) = &cookie_kept {
         headers.set("cookie", kept)?;
     }
     // The method exactly as sent (the SDK's own type would turn PROPFIND or PURGE into GET).
