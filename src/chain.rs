@@ -259,6 +259,64 @@ pub fn read_authorization_logs(body: &str) -> Option<AuthorizationEvent> {
     None
 }
 
+/// The body of an `eth_getTransactionReceipt` for `transaction` (`0x` and 64 hex digits).
+pub fn receipt_request(transaction: &str) -> String {
+    request(
+        "eth_getTransactionReceipt",
+        serde_json::json!([transaction]),
+    )
+}
+
+/// Topic 0 of `Transfer(address indexed from, address indexed to, uint256 value)`.
+fn transfer_topic() -> String {
+    format!(
+        "0x{}",
+        hex::encode(crate::evm::keccak256(b"Transfer(address,address,uint256)"))
+    )
+}
+
+/// Reads a transaction receipt: whether the transaction succeeded and moved `value` of `token`
+/// from `from` to `to` (one `Transfer` log saying so). `None` when the answer is an error, is
+/// unreadable, or has no receipt (yet). A payer can use an authorization's nonce in a transfer of
+/// its own to anyone: its `AuthorizationUsed` log alone does not say who was paid.
+pub fn read_receipt_pays(
+    body: &str,
+    token: &Address,
+    from: &Address,
+    to: &Address,
+    value: u128,
+) -> Option<bool> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let receipt = v.get("result")?.as_object()?;
+    if receipt.get("status")?.as_str()? != "0x1" {
+        return Some(false);
+    }
+    let topic = |a: &Address| format!("0x{:0>64}", hex::encode(a.0));
+    let want = [transfer_topic(), topic(from), topic(to)];
+    let amount = format!("0x{value:064x}");
+    let token = format!("0x{}", hex::encode(token.0));
+    let pays = receipt.get("logs")?.as_array()?.iter().any(|log| {
+        let text = |k: &str| {
+            log.get(k)
+                .and_then(|x| x.as_str())
+                .map(str::to_ascii_lowercase)
+        };
+        let topics: Vec<String> = log
+            .get("topics")
+            .and_then(|t| t.as_array())
+            .map(|t| {
+                t.iter()
+                    .filter_map(|x| x.as_str().map(str::to_ascii_lowercase))
+                    .collect()
+            })
+            .unwrap_or_default();
+        text("address").as_deref() == Some(token.as_str())
+            && topics == want
+            && text("data").as_deref() == Some(amount.as_str())
+    });
+    Some(pays)
+}
+
 /// Reads the boolean an `eth_call` returned; `None` for an error or anything else.
 pub fn read_bool_result(body: &str) -> Option<bool> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
@@ -280,6 +338,57 @@ pub fn read_bool_result(body: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_receipt_pays_only_with_a_transfer_of_the_amount_to_the_payee() {
+        let token = Address::parse("0x036CbD53842c5426634e7929541eC2318f3dCF7e").unwrap();
+        let from = Address::parse("0x90F79bf6EB2c4f870365E785982E1f101E93b906").unwrap();
+        let payee = Address::parse("0x209693Bc6afc0C5328bA36FaF03C514EF312287C").unwrap();
+        let other = Address::parse("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65").unwrap();
+        let pad = |a: &Address| format!("0x{:0>64}", hex::encode(a.0));
+        let receipt = |status: &str, to: &Address, value: u128| {
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"status": status, "logs": [
+                {"address": token.to_checksum(), "topics": [
+                    "0x98de503528ee59b575ef0c0a2576a82497bfc029a5685b209e9ec333479b10a5", pad(&from),
+                    "0x00000000000000000000000000000000000000000000000000000000000000aa"], "data": "0x"},
+                {"address": token.to_checksum(), "topics": [
+                    "0xDDF252AD1BE2C89B69C2B068FC378DAA952BA7F163C4A11628F55A4DF523B3EF", pad(&from), pad(to)],
+                    "data": format!("0x{value:064x}")},
+            ]}})
+            .to_string()
+        };
+        let pays = |body: &str| read_receipt_pays(body, &token, &from, &payee, 10_000);
+        assert_eq!(pays(&receipt("0x1", &payee, 10_000)), Some(true));
+        assert_eq!(
+            pays(&receipt("0x1", &other, 10_000)),
+            Some(false),
+            "paid someone else"
+        );
+        assert_eq!(
+            pays(&receipt("0x1", &payee, 9_999)),
+            Some(false),
+            "another amount"
+        );
+        assert_eq!(
+            pays(&receipt("0x0", &payee, 10_000)),
+            Some(false),
+            "reverted"
+        );
+        let elsewhere =
+            receipt("0x1", &payee, 10_000).replace(&token.to_checksum(), &other.to_checksum());
+        assert_eq!(pays(&elsewhere), Some(false), "another token's log");
+        assert_eq!(
+            pays(r#"{"jsonrpc":"2.0","id":1,"result":null}"#),
+            None,
+            "no receipt yet"
+        );
+        assert_eq!(
+            pays(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000}}"#),
+            None
+        );
+        assert_eq!(pays("garbage"), None);
+        assert!(receipt_request("0xab").contains("eth_getTransactionReceipt"));
+    }
 
     #[test]
     fn a_wallet_not_deployed_yet_is_asked_by_code_that_carries_both_calls() {

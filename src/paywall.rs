@@ -309,6 +309,15 @@ impl PaidRequest<'_> {
         challenge(self.route, &self.url, &refusal, self.siwx.as_ref())
     }
 
+    /// The answer when the wallet's ledger did not answer: nothing served or charged, 503.
+    pub fn ledger_unavailable(&self) -> Reply {
+        let refusal = Refusal::new(
+            Reason::LedgerUnavailable,
+            "the payment ledger did not answer",
+        );
+        challenge(self.route, &self.url, &refusal, self.siwx.as_ref())
+    }
+
     /// The answer when the facilitator's `/verify` gave no usable answer: nothing served, 502.
     pub fn verification_unknown(&self, why: &str) -> Reply {
         let refusal = Refusal::new(Reason::VerificationUnavailable, why);

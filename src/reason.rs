@@ -82,6 +82,9 @@ pub enum Reason {
     /// The origin behind the paywall could not be reached or did not answer in time; the payment
     /// was not charged.
     OriginUnavailable,
+    /// The wallet's ledger (which refuses a payment already taken) did not answer; nothing was
+    /// served or charged.
+    LedgerUnavailable,
     /// The paywall itself is misconfigured.
     ConfigInvalid,
 }
@@ -101,7 +104,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 35] = [
+    pub const ALL: [Reason; 36] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -136,6 +139,7 @@ impl Reason {
         Reason::FacilitatorUnavailable,
         Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
+        Reason::LedgerUnavailable,
         Reason::ConfigInvalid,
     ];
 
@@ -358,6 +362,12 @@ impl Reason {
                 "unexpected_settle_error",
                 502,
                 "The site behind the paywall could not be reached or did not answer in time; the payment was not charged. Try again.",
+            ),
+            Reason::LedgerUnavailable => row(
+                "ledger_unavailable",
+                "unexpected_verify_error",
+                503,
+                "The paywall's record of payments did not answer, so this payment could not be checked against reuse; nothing was served or charged. Send the same payment again.",
             ),
             Reason::ConfigInvalid => row(
                 "paywall_misconfigured",

@@ -29,8 +29,9 @@
 //! attempt got no usable answer, so first find out whether the money moved: with an RPC URL read
 //! `authorizationState(from, nonce)` and record [`Outcome::OnChainUsed`] /
 //! [`Outcome::OnChainUnused`] (or [`Outcome::OnChainCancelled`] when the shell saw an
-//! `AuthorizationCanceled` log, or [`Outcome::Settled`] when it found the transaction; a failed
-//! read is an [`Outcome::Unknown`]); without one record [`Outcome::NoRpc`]. The ledger then
+//! `AuthorizationCanceled` log, or [`Outcome::Settled`] when it found the transaction and its
+//! receipt shows the payment's transfer, [`Outcome::OnChainUsedElsewhere`] when it shows none; a
+//! failed read is an [`Outcome::Unknown`]); without one record [`Outcome::NoRpc`]. The ledger then
 //! schedules a resend if one is allowed ([`Effect::Retry`] at `now`: call [`Ledger::due`] again).
 //! A shell without RPC may also resend directly when [`Attempt::may_resend`] is true; the answer is
 //! judged the same way. [`Ledger::begin`] marks an entry in flight before the request leaves, so
@@ -77,7 +78,8 @@
 //!    was served) makes it an ordinary pending entry, due at its batch time (or at once if that has
 //!    passed); [`Ledger::withdraw`] (the origin answered ≥ 400) removes it, counted as forgiven,
 //!    and forgets its nonce, since nothing was served and nothing was sent. A hold ends by itself
-//!    at `min(admitted_at + HOLD_SECONDS, validBefore − safety_margin)` ([`HOLD_SECONDS`]); that
+//!    at `min(admitted_at + HOLD_SECONDS, validBefore − safety_margin − HOLD_RETRY_ROOM)`, never
+//!    before its batch time ([`HOLD_SECONDS`], [`HOLD_RETRY_ROOM`]); that
 //!    time, not the batch's, is what the entry asks the alarm for while it is held, and from then
 //!    on the entry is treated as released. A hold never outlasts the settlement deadline: past it
 //!    the payment could not be collected at all.
@@ -161,6 +163,9 @@ pub const CHAIN_GRACE: u64 = 60;
 /// released by itself (see the module documentation, rule 2): far longer than an origin normally
 /// takes to answer, short enough that a lost release delays settlement by only a couple of minutes.
 pub const HOLD_SECONDS: u64 = 120;
+/// How long before its settlement deadline a hold ends at the latest: room for the first retries
+/// (1, 2 and 4 s) of a settlement it lapses into, its release lost.
+pub const HOLD_RETRY_ROOM: u64 = 8;
 
 /// Failure: the authorization lapsed while the facilitator could not settle it.
 pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
@@ -173,6 +178,8 @@ pub const UNCONFIRMED_REFUSAL: &str = "unconfirmed_refusal";
 pub const SETTLEMENT_UNKNOWN: &str = "settlement_unknown";
 /// Failure: the chain shows the payer cancelled the authorization.
 pub const AUTHORIZATION_CANCELLED: &str = "authorization_cancelled";
+/// Failure: the chain shows the nonce used by a transfer that did not pay this payment.
+pub const AUTHORIZATION_USED_ELSEWHERE: &str = "authorization_used_elsewhere";
 
 /// The publisher's settlement policy for one wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,10 +231,16 @@ impl LedgerPolicy {
     }
 
     /// When a deferred payment admitted held at `now` lapses into its batch if nobody releases or
-    /// withdraws it: [`HOLD_SECONDS`] later, or at its settlement deadline if sooner.
+    /// withdraws it: [`HOLD_SECONDS`] later, or [`HOLD_RETRY_ROOM`] before its settlement deadline
+    /// if sooner (so that a settlement it lapses into can still be tried again), but never before
+    /// its batch would have come due.
     pub fn hold_ends(&self, now: u64, valid_before: u64) -> u64 {
-        now.saturating_add(HOLD_SECONDS)
-            .min(valid_before.saturating_sub(self.margin()))
+        let deadline = valid_before.saturating_sub(self.margin());
+        let room = deadline
+            .saturating_sub(HOLD_RETRY_ROOM)
+            .max(now.saturating_add(self.batch_window))
+            .min(deadline);
+        now.saturating_add(HOLD_SECONDS).min(room)
     }
 }
 
@@ -368,6 +381,9 @@ pub enum Outcome {
     OnChainUnused,
     /// The chain shows an `AuthorizationCanceled` for this nonce: the payer cancelled it.
     OnChainCancelled,
+    /// The nonce was used by `transaction`, which did not pay this payment's recipient its amount:
+    /// the payer spent the nonce on another transfer of its own, and nothing came to us.
+    OnChainUsedElsewhere { transaction: String },
     /// A reconciliation was asked for but no RPC URL is configured.
     NoRpc,
 }
@@ -1482,6 +1498,14 @@ impl Ledger {
             Outcome::OnChainCancelled => e.fail(
                 AUTHORIZATION_CANCELLED,
                 "the payer cancelled the authorization on chain".into(),
+                !e.immediate,
+                now,
+            ),
+            Outcome::OnChainUsedElsewhere { transaction } => e.fail(
+                AUTHORIZATION_USED_ELSEWHERE,
+                format!(
+                    "the payer used the nonce in {transaction}, which did not pay this payment"
+                ),
                 !e.immediate,
                 now,
             ),

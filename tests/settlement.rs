@@ -9,8 +9,9 @@ use x402_edge::json::{self, Read};
 use x402_edge::settlement::{
     classify_refusal, refusal_is_uncertain, Action, AdminError, Admission, AdmitError, Effect,
     Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED,
-    CHAIN_GRACE, COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
-    REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
+    AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_RETRY_ROOM,
+    HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPLAY_GRACE, SETTLEMENT_UNKNOWN,
+    UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -465,21 +466,36 @@ fn a_hold_ends_by_itself_and_never_past_the_deadline() {
     assert_eq!(l.record(&a.id, settled("0xab"), &p, at), Effect::Settled);
     assert_eq!(l.next_alarm(), None);
 
-    // A short authorization: the hold ends at validBefore − margin, while it can still be settled.
+    // A short authorization: the hold ends HOLD_RETRY_ROOM before validBefore − margin, while it
+    // can still be settled, and tried again if the first attempt is refused for now.
     let mut l = Ledger::new();
     let vb = T0 + 100; // deadline T0 + 70, batch T0 + 60
     let a = held(2, 5_000, vb);
     l.admit(a.clone(), &p, T0).unwrap();
-    assert_eq!(l.entry(&a.id).unwrap().held_until, Some(T0 + 70));
-    assert_eq!(l.next_alarm(), Some(T0 + 70));
-    assert!(l.due(T0 + 69).is_empty());
-    let due = l.due(T0 + 70);
+    let ends = T0 + 70 - HOLD_RETRY_ROOM;
+    assert_eq!(l.entry(&a.id).unwrap().held_until, Some(ends));
+    assert_eq!(l.next_alarm(), Some(ends));
+    assert!(l.due(ends - 1).is_empty());
+    let due = l.due(ends);
     assert_eq!(due.len(), 1);
     assert!(due[0].may_resend);
+    l.begin(&a.id, &p, ends).unwrap();
     assert_eq!(
-        l.record(&a.id, settled("0xcd"), &p, T0 + 71),
+        l.record(&a.id, refused("unexpected_settle_error"), &p, ends),
+        Effect::Retry { at: ends + 1 },
+        "retried before the deadline"
+    );
+    assert_eq!(l.due(ends + 1).len(), 1);
+    l.begin(&a.id, &p, ends + 1).unwrap();
+    assert_eq!(
+        l.record(&a.id, settled("0xcd"), &p, ends + 1),
         Effect::Settled
     );
+
+    // Never before the batch time (T0 + 60): a deadline just past it leaves less room.
+    assert_eq!(p.hold_ends(T0, T0 + 30 + 75), T0 + 75 - HOLD_RETRY_ROOM);
+    assert_eq!(p.hold_ends(T0, T0 + 30 + 61), T0 + 60);
+    assert_eq!(p.hold_ends(T0, T0 + 30 + 60), T0 + 60);
 
     // Nobody woke the ledger until it could no longer be sent: lost revenue, as for any entry.
     let mut l = Ledger::new();
@@ -1154,6 +1170,27 @@ fn nonce_used_after_our_own_attempt_and_cancelled_on_chain_is_the_payers() {
         l.entry(&id).unwrap().reason.as_deref(),
         Some(AUTHORIZATION_CANCELLED)
     );
+}
+
+#[test]
+fn nonce_used_after_our_own_attempt_by_a_transfer_that_paid_someone_else_is_the_payers() {
+    // The payer raced our settlement with a transfer of its own under the same nonce: the chain
+    // shows it used, and the transaction that used it paid someone else.
+    let p = policy();
+    let (mut l, id, now) = used_after_a_resend(&p);
+    let elsewhere = Outcome::OnChainUsedElsewhere {
+        transaction: "0xfeed".into(),
+    };
+    assert_eq!(
+        l.record(&id, elsewhere, &p, now),
+        Effect::Failed {
+            became_delinquent: true
+        }
+    );
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.reason.as_deref(), Some(AUTHORIZATION_USED_ELSEWHERE));
+    assert_eq!(l.owed(), 5_000);
+    assert_eq!(l.paid(), 0, "nothing earned");
 }
 
 #[test]

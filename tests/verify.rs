@@ -1504,6 +1504,7 @@ fn refusal_table() {
         Reason::FacilitatorUnavailable,
         Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
+        Reason::LedgerUnavailable,
         Reason::FacilitatorRejected,
         Reason::ConfigInvalid,
         Reason::Replay,

@@ -52,6 +52,7 @@ const usdcAbi = parseAbi([
   "function transfer(address to, uint256 value) returns (bool)",
   "function authorizationState(address authorizer, bytes32 nonce) view returns (bool)",
   "function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s)",
+  "function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, uint8 v, bytes32 r, bytes32 s)",
   "function name() view returns (string)",
   "function version() view returns (string)",
   "function decimals() view returns (uint8)",
@@ -340,6 +341,40 @@ export async function cancelAuthorization(rpcUrl, token, authorizerKey, nonce) {
     abi: usdcAbi,
     functionName: "cancelAuthorization",
     args: [authorizer, nonce, Number(v), r, s],
+  });
+  return receipt.transactionHash;
+}
+
+/**
+ * The payer moves `value` to `to` with an EIP-3009 authorization under `nonce` that it signs and
+ * sends itself (FiatToken's transferWithAuthorization): what a payer who spends a nonce it already
+ * gave someone else does. Returns the transaction hash.
+ */
+export async function transferWithAuthorization(rpcUrl, token, fromKey, to, value, nonce) {
+  const wallet = await walletClientFor(rpcUrl, fromKey);
+  const from = wallet.account.address;
+  const message = { from, to, value: BigInt(value), validAfter: 0n, validBefore: BigInt(Math.floor(Date.now() / 1000) + 3600), nonce };
+  const signature = await wallet.signTypedData({
+    domain: { name: USDC.name, version: USDC.version, chainId: await wallet.getChainId(), verifyingContract: token },
+    types: {
+      TransferWithAuthorization: [
+        { name: "from", type: "address" },
+        { name: "to", type: "address" },
+        { name: "value", type: "uint256" },
+        { name: "validAfter", type: "uint256" },
+        { name: "validBefore", type: "uint256" },
+        { name: "nonce", type: "bytes32" },
+      ],
+    },
+    primaryType: "TransferWithAuthorization",
+    message,
+  });
+  const { v, r, s } = parseSignature(signature);
+  const receipt = await send(wallet, {
+    address: token,
+    abi: usdcAbi,
+    functionName: "transferWithAuthorization",
+    args: [from, to, message.value, message.validAfter, message.validBefore, nonce, Number(v), r, s],
   });
   return receipt.transactionHash;
 }

@@ -167,7 +167,10 @@ pub async fn try_session(
             }
             Err(e) => return Err(refused(e.code(), &e.to_string())),
         };
-    if ask_contract.is_none() {
+    // Whether the wallet contract's word (not a key's) is what lets this proof in, for every
+    // grant it is tried on.
+    let by_contract = ask_contract.is_some();
+    if !by_contract {
         use_nonce(env, &wallet, &proof).await?;
     }
     let mut last = refused(
@@ -182,16 +185,17 @@ pub async fn try_session(
                 continue;
             }
         };
+        // The wallet contract at one address may have another owner on another chain: a
+        // contract's word counts on the chain the session was paid on only, for this grant as for
+        // any other tried after the contract said yes.
+        if by_contract && grant.chain != Some(proof.chain_id) {
+            last = refused(
+                "siwx_chain_mismatch",
+                "a smart wallet signs in on the chain it paid on",
+            );
+            continue;
+        }
         if let Some(local) = &ask_contract {
-            // The wallet contract at one address may have another owner on another chain: a
-            // contract's word counts on the chain the session was paid on only.
-            if grant.chain != Some(proof.chain_id) {
-                last = refused(
-                    "siwx_chain_mismatch",
-                    "a smart wallet signs in on the chain it paid on",
-                );
-                continue;
-            }
             contract_signer(config, &proof, local).await?;
             use_nonce(env, &wallet, &proof).await?;
             ask_contract = None;

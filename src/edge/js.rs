@@ -69,7 +69,7 @@ pub fn headers_without(
 
 #[wasm_bindgen(
     inline_js = "export function x402_response(body, status, statusText, base, flat) {
-  const response = new Response(body, { status, statusText, headers: base ?? undefined });
+  const response = new Response(body, base ? { status, statusText, headers: base.headers, webSocket: base.webSocket ?? undefined } : { status, statusText });
   const headers = response.headers;
   const pairs = flat === '' ? [] : flat.split('\\n');
   for (let i = 0; i + 1 < pairs.length; i += 2) {
@@ -100,13 +100,14 @@ extern "C" {
         body: &JsValue,
         status: u16,
         status_text: &str,
-        base: &JsValue,
+        base: Option<&web_sys::Response>,
         flat: &str,
     ) -> Result<web_sys::Response, JsValue>;
 }
 
 /// A response built in one call into the runtime: `body` (text, a stream, or null), `status`,
-/// the headers of `base` if given, then `headers` set in order (`Set-Cookie` appended beside any
+/// the headers of `base` if given (and its WebSocket, for an upgrade it answered), then `headers`
+/// set in order (`Set-Cookie` appended beside any
 /// already there; a header the runtime refuses is left out rather than failing a response that
 /// may already be paid for). Each header set from wasm would be its own crossing, with its name and value
 /// decoded one by one: the headers go across as one text instead, a line per name and per value
@@ -115,7 +116,7 @@ pub fn response<'a>(
     body: &JsValue,
     status: u16,
     status_text: &str,
-    base: Option<&web_sys::Headers>,
+    base: Option<&web_sys::Response>,
     headers: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<web_sys::Response, JsValue> {
     let mut flat = String::new();
@@ -134,8 +135,7 @@ pub fn response<'a>(
             flat.push_str(part);
         }
     }
-    let base = base.map_or(JsValue::NULL, |h| h.into());
-    x402_response(body, status, status_text, &base, &flat)
+    x402_response(body, status, status_text, base, &flat)
 }
 
 /// Headers with a bearer token when there is one, and a JSON content type for a body.

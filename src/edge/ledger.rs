@@ -894,10 +894,39 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
     match event {
         Some(AuthorizationEvent::Cancelled) => Outcome::OnChainCancelled,
         Some(AuthorizationEvent::Used { transaction }) if !transaction.is_empty() => {
-            Outcome::Settled { transaction }
+            // The payer chooses its nonces: the same one in a transfer of its own, to anyone,
+            // leaves the same log. Only the transaction's own transfer says whether we were paid.
+            let Some((to, value)) = signed_transfer(&attempt.payload) else {
+                return Outcome::Unknown {
+                    why: "the entry does not say whom it pays".into(),
+                };
+            };
+            let body = crate::chain::receipt_request(&transaction);
+            match js::rpc(url, &body)
+                .await
+                .as_deref()
+                .and_then(|text| crate::chain::read_receipt_pays(text, &token, &from, &to, value))
+            {
+                Some(true) => Outcome::Settled { transaction },
+                Some(false) => Outcome::OnChainUsedElsewhere { transaction },
+                None => Outcome::Unknown {
+                    why: format!(
+                        "the receipt of {transaction}, which used the nonce, could not be read"
+                    ),
+                },
+            }
         }
         _ => Outcome::OnChainUsed,
     }
+}
+
+/// Whom a payment's authorization pays, and how much (atomic units): from the body it is settled
+/// with (`paymentPayload.payload.authorization`, v1 and v2 alike).
+fn signed_transfer(payload: &serde_json::Value) -> Option<(Address, u128)> {
+    let auth = &payload["paymentPayload"]["payload"]["authorization"];
+    let to = Address::parse(auth["to"].as_str()?).ok()?;
+    let value = auth["value"].as_str()?.parse().ok()?;
+    Some((to, value))
 }
 
 fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {

@@ -617,7 +617,8 @@ async fn serve_paid(
     // On a deferred route the origin is asked while the ledger admits the payment, not after:
     // a paid answer then waits for the slower of the two instead of both. Only for a safe method
     // (GET, HEAD), which changes nothing at the origin, so that the answer is simply dropped when
-    // the ledger refuses (a delinquent wallet, a replay from elsewhere); only for a payment this
+    // the ledger refuses (a delinquent wallet, a replay from elsewhere), and not for an upgrade,
+    // whose dropped answer would be a WebSocket opened at the origin; only for a payment this
     // isolate has not taken already, so that a replay sent here is refused before the origin
     // hears of it; and only where the hold does not cut the origin's time, so that a payment
     // settled now instead (over credit, not yet earned) gives the origin the same time as on an
@@ -625,6 +626,7 @@ async fn serve_paid(
     let overlap = deferred
         && limit == config.origin_timeout_seconds
         && matches!(req.method().as_str(), "GET" | "HEAD")
+        && !req.headers().has("upgrade").unwrap_or(true)
         && first_sight(&id);
     // The origin's time. A held payment's is fixed now, so that the ledger's round trip comes out
     // of it and not out of the slack before the hold ends. A payment settled now, from the start
@@ -651,8 +653,6 @@ async fn serve_paid(
         })
     });
     let mut answer = pin!(maybe_done(answer));
-    // Whether a held admission may have landed although its answer was lost.
-    let mut held_unknown = false;
     if let (true, Some(book)) = (deferred, &book) {
         // Held: it counts for replay and credit now, but is not settled before the origin answers.
         let held = crate::settlement::Admission {
@@ -668,12 +668,11 @@ async fn serve_paid(
             Err(AdmitRefusal::OverCredit) if config.deferred.over_credit == OverCredit::Refuse => {
                 return respond::reply(paid.refuse(&Reason::CreditExceeded.into()), head);
             }
-            // Over credit, credit not yet earned, too close to expiry, or the ledger out of
-            // reach: settle now instead; the chain itself then guarantees the payment is used
-            // once. If the held admission did land and only its answer was lost, the immediate
-            // one below, with the same ticket, turns that entry into this settlement.
-            Err(e) => {
-                held_unknown = matches!(e, AdmitRefusal::Unreachable);
+            // Over credit, credit not yet earned, too close to expiry, or no answer: settle now
+            // instead, admitted again as an immediate payment. If the held admission did land
+            // and only its answer was lost, the immediate one below, with the same ticket, turns
+            // that entry into this settlement.
+            Err(_) => {
                 deferred = false;
                 settled_now.set(true);
             }
@@ -688,16 +687,15 @@ async fn serve_paid(
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)
             }
-            // Neither answer came back: a held entry may be in the ledger, which a settlement here
-            // could not be recorded against. It is withdrawn (which also lets the same payment
-            // be sent again), and nothing is served.
-            Err(AdmitRefusal::Unreachable) if held_unknown => {
+            // No answer: nothing is served. The chain would refuse to settle the payment twice,
+            // but not a second serving of a payment that has been served and waits for its batch
+            // (on a deferred route, or admitted there by another request), which only the ledger
+            // knows of. Withdrawn, in case it landed (a held entry, or this one), so that the same
+            // payment may be sent again.
+            Err(AdmitRefusal::Unreachable) => {
                 book.withdraw(&id, &ticket).await;
                 log_decision("ledger_unreachable", paid, "");
-                return respond::reply(
-                    paid.settlement_unknown("the payment ledger did not answer"),
-                    head,
-                );
+                return respond::reply(paid.ledger_unavailable(), head);
             }
             _ => {}
         }
@@ -889,13 +887,15 @@ async fn beside<F: Future, O: Future>(
     .await
 }
 
-/// Whether an origin answer is what was paid for: a success. Not an error, and not a redirect
+/// Whether an origin answer is what was paid for: a success, or a WebSocket the origin accepted
+/// (`101 Switching Protocols`: the connection is what a payment on an upgrade buys). Not an error,
+/// and not a redirect
 /// either: a client's fetch follows a redirect with the same payment header, which the target then
 /// takes, so charging the redirect too would charge twice, or refuse the second as a replay after
 /// the first was paid. (A `304 Not Modified` is not charged for the same reason: it carries no
 /// content.)
 fn sold(status: u16) -> bool {
-    (200..300).contains(&status)
+    (200..300).contains(&status) || status == 101
 }
 
 /// The answer when the origin was out of reach or too slow for a paid or session request.

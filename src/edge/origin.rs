@@ -32,7 +32,7 @@ const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
 /// Header telling the origin who paid (set only by us: any incoming copy is removed).
 pub const PAYER_HEADER: &str = "x402-payer";
 
-/// An unpriced request, untouched (but for a forged payer header, our own session token, payment
+/// An unpriced request, untouched (but for a forged payer header in either spelling, our own session token, payment
 /// and sign-in headers and method overrides), and the origin's answer as it came.
 pub async fn pass(
     config: &Config,
@@ -134,8 +134,9 @@ async fn send(
     };
     let source = Headers(req.headers());
     // What the origin must not see, deleted from a copy in one call into the runtime. Only we may
-    // say who paid: the origin trusts this header, so a client's copy never passes.
-    let mut dropped = PAYER_HEADER.to_string();
+    // say who paid: the origin trusts this header, so a client's copy never passes, nor one spelt
+    // with an underscore, which CGI-style servers read as the same name (`HTTP_X402_PAYER`).
+    let mut dropped = format!("{PAYER_HEADER}\nx402_payer");
     for h in PAYMENT_HEADERS.iter().chain(&METHOD_OVERRIDE_HEADERS) {
         dropped.push('\n');
         dropped.push_str(h);

@@ -19,7 +19,7 @@ pub fn reply(reply: Reply, head: bool) -> Result<web_sys::Response> {
 }
 
 /// An origin response being sold, with receipt, CORS and no-store headers added: the same status
-/// and body (still streaming), the origin's headers, then ours (the origin's cookies stay, ours are
+/// and body (still streaming) or WebSocket, the origin's headers, then ours (the origin's cookies stay, ours are
 /// added beside them).
 pub fn decorate(
     response: &web_sys::Response,
@@ -29,12 +29,11 @@ pub fn decorate(
     let headers = common.iter().chain(&extra).map(|(k, v)| (*k, v.as_str()));
     let body = response.body().map_or(JsValue::NULL, JsValue::from);
     let status_text = response.status_text();
-    let origin = response.headers();
     Ok(js::response(
         &body,
         response.status(),
         &status_text,
-        Some(&origin),
+        Some(response),
         headers,
     )?)
 }

@@ -13,6 +13,7 @@ import {
   accounts,
   authorizationState,
   cancelAuthorization,
+  transferWithAuthorization,
   balanceOf,
   chainTime,
   deployUsdc,
@@ -119,6 +120,7 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
         authorizationState: (authorizer, nonce) => authorizationState(rpcUrl, usdc, authorizer, nonce),
         transferUsdc: (fromKey, to, amount) => transferUsdc(rpcUrl, usdc, fromKey, to, amount),
         cancelAuthorization: (authorizerKey, nonce) => cancelAuthorization(rpcUrl, usdc, authorizerKey, nonce),
+        transferWithAuthorization: (fromKey, to, value, nonce) => transferWithAuthorization(rpcUrl, usdc, fromKey, to, value, nonce),
       },
       async stop() {
         if (stopped) return;
@@ -138,6 +140,8 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
  *   config         the X402 binding (see stack.config())
  *   secrets        extra string bindings, e.g. { X402_ADMIN_TOKEN: "t", X402_SESSION_SECRET: "s" }
  *   persistDir     keep KV and Durable Object state there (across startWorker calls)
+ *   scriptPath     the entry module (default: the build's); modulesRoot: where module names start, for an
+ *                  entry that imports the build from elsewhere (a stand-in, tests/e2e/lib/ledger-faults.mjs)
  *   durableObjects false for none; an object { BINDING: "ClassName" | {className, useSQLite} };
  *                  default { LEDGER: "Ledger", STATS: "Stats" }
  *   cf             request.cf for every request (default false: Miniflare's placeholder, which carries
@@ -152,6 +156,7 @@ export async function startWorker({
   persistDir,
   durableObjects,
   scriptPath = path.join(ROOT, "build/entry.mjs"),
+  modulesRoot,
   verbose = false,
   onLog,
   cf = false,
@@ -168,7 +173,8 @@ export async function startWorker({
   const mf = new Miniflare({
     scriptPath,
     modules: true,
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }, { type: "ESModule", include: ["**/*.js"] }],
+    ...(modulesRoot ? { modulesRoot } : {}),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }, { type: "ESModule", include: ["**/*.js", "**/*.mjs"] }],
     compatibilityDate: wrangler.compatibility_date,
     compatibilityFlags: wrangler.compatibility_flags ?? [],
     cf,
@@ -216,9 +222,26 @@ export async function legacyPayingFetch(stack, payerIndex = 0, { fetch: baseFetc
   if (!stack.v1Networks.length) {
     throw new Error(`chain ${stack.chainId} has no x402 v1 name; start the stack with { chainId: 84532 }`);
   }
-  const { wrapFetchWithPayment: wrapV1 } = await import("x402-fetch");
+  const { wrapFetchWithPayment: wrapV1 } = await legacyClient();
   const account = privateKeyToAccount(accounts.payers[payerIndex].privateKey);
-  return wrapV1(baseFetch, account, maxValue);
+  // A failure to reach the Worker says why (undici's "fetch failed" alone does not).
+  const reporting = (input, init) =>
+    baseFetch(input, init).catch((err) => {
+      const cause = err?.cause ? ` (${[err.cause.code, err.cause.message].filter(Boolean).join(": ")})` : "";
+      throw new Error(`${err?.message ?? err}${cause}`, { cause: err });
+    });
+  return wrapV1(reporting, account, maxValue);
+}
+
+/**
+ * The legacy client's module, loaded once. Its first load compiles a large module graph, seconds
+ * on a loaded machine, during which this process handles no network events; a test file that uses
+ * it calls this in `before`, so that no request waits behind that pause.
+ */
+let legacy;
+export function legacyClient() {
+  legacy ??= import("x402-fetch");
+  return legacy;
 }
 
 /** Decodes a base64 JSON header (PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT...). */

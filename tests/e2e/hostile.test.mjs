@@ -461,6 +461,17 @@ const cases = [
       assert.equal(seen.authorization, undefined);
     },
   }],
+  ["an unpriced page: a forged payer header never reaches the origin, in either spelling", async () => ({
+    path: "/echo/free",
+    headers: [["X402-Payer", addr(0)], ["X402_Payer", addr(1)]],
+  }), 200, null, {
+    source: "origin",
+    check: (r) => {
+      const seen = JSON.parse(r.text).headers;
+      assert.equal(seen["x402-payer"], undefined);
+      assert.equal(seen["x402_payer"], undefined);
+    },
+  }],
   ["an unpriced page: an Authorization that is not our token passes untouched", async () => ({ path: "/echo/free", headers: [["Authorization", "Bearer site-own-token"]] }), 200, null, {
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).headers.authorization, "Bearer site-own-token"),
@@ -545,13 +556,14 @@ const cases = [
   ["a valid payment to a free carve-out is not charged", async () => ({ path: "/articles/free-sample", headers: hdr(await pay(T.a, 0)) }), 404, null, { source: "origin" }],
   ["a paid request with a forged x402-payer: the origin sees the real payer, no payment header", async () => ({
     path: "/echo/deferred/who",
-    headers: [...hdr(await pay(T.w, 2)), ["x402-payer", addr(0)]],
+    headers: [...hdr(await pay(T.w, 2)), ["x402-payer", addr(0)], ["x402_payer", addr(0)]],
   }), 200, null, {
     source: "origin",
     paid: { payer: 2 },
     check: (r) => {
       const echo = JSON.parse(r.text);
       assert.equal(echo.headers["x402-payer"], addr(2));
+      assert.equal(echo.headers["x402_payer"], undefined, "nor spelt with an underscore (CGI reads both as HTTP_X402_PAYER)");
       assert.equal(echo.headers["payment-signature"], undefined);
     },
   }],

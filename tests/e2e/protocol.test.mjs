@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import {
   decodeHeader,
   encodeHeader,
+  legacyClient,
   legacyPayingFetch,
   payingFetch,
   startFaultyFacilitator,
@@ -20,6 +21,7 @@ let stack, worker;
 
 // Chain id 84532 gives the local chain a v1 name ("base-sepolia"), so that the legacy client pays too.
 before(async () => {
+  await legacyClient();
   stack = await startStack({ chainId: 84532 });
   worker = await startWorker({
     config: stack.config({

@@ -13,6 +13,7 @@ import {
   accounts,
   decodeHeader,
   encodeHeader,
+  legacyClient,
   legacyPayingFetch,
   payingFetch,
   startFaultyFacilitator,
@@ -191,6 +192,7 @@ describe("local stack on chain 31337", () => {
 describe("chain 84532: the legacy v1 path", () => {
   let stack;
   before(async () => {
+    await legacyClient();
     stack = await startStack({ chainId: 84532 });
   });
   after(() => stack?.stop());
