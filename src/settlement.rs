@@ -91,9 +91,12 @@
 //!    served; forgetting it would give that content away. Settling charges for an error only when
 //!    the origin took longer than the hold *and* then failed, or the withdrawal itself was lost.
 //! 3. **Payer-caused refusal** (insufficient balance or funds, a bad signature, `…nonce_already_used`
-//!    on the first attempt, i.e. a cancelled authorization, anything `invalid_*` that is not
-//!    transient or the facilitator's own): failed, and for a deferred entry the wallet becomes
-//!    delinquent: `owed` grows by the amount and the wallet's next admissions are refused with it.
+//!    on the first attempt, i.e. a cancelled authorization or a transfer of the payer's own under
+//!    the same nonce (with an RPC URL the shell first reads the chain, and records
+//!    [`Outcome::Settled`] instead when someone sent this authorization and it paid us), anything
+//!    `invalid_*` that is not transient or the facilitator's own): failed, and for a deferred
+//!    entry the wallet becomes delinquent: `owed` grows by the amount and the wallet's next
+//!    admissions are refused with it.
 //!    If an earlier attempt may have moved the money, state-dependent refusals (balance, revert,
 //!    simulation) are not held against the payer (`unconfirmed_refusal`): our own lost settlement
 //!    may be what drained the balance. Signature and KYT refusals are definite either way.

@@ -345,6 +345,18 @@ export async function cancelAuthorization(rpcUrl, token, authorizerKey, nonce) {
   return receipt.transactionHash;
 }
 
+/** The EIP-712 types of an EIP-3009 authorization (what an x402 `exact` payment signs). */
+export const TRANSFER_WITH_AUTHORIZATION = {
+  TransferWithAuthorization: [
+    { name: "from", type: "address" },
+    { name: "to", type: "address" },
+    { name: "value", type: "uint256" },
+    { name: "validAfter", type: "uint256" },
+    { name: "validBefore", type: "uint256" },
+    { name: "nonce", type: "bytes32" },
+  ],
+};
+
 /**
  * The payer moves `value` to `to` with an EIP-3009 authorization under `nonce` that it signs and
  * sends itself (FiatToken's transferWithAuthorization): what a payer who spends a nonce it already
@@ -356,25 +368,27 @@ export async function transferWithAuthorization(rpcUrl, token, fromKey, to, valu
   const message = { from, to, value: BigInt(value), validAfter: 0n, validBefore: BigInt(Math.floor(Date.now() / 1000) + 3600), nonce };
   const signature = await wallet.signTypedData({
     domain: { name: USDC.name, version: USDC.version, chainId: await wallet.getChainId(), verifyingContract: token },
-    types: {
-      TransferWithAuthorization: [
-        { name: "from", type: "address" },
-        { name: "to", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "validAfter", type: "uint256" },
-        { name: "validBefore", type: "uint256" },
-        { name: "nonce", type: "bytes32" },
-      ],
-    },
+    types: TRANSFER_WITH_AUTHORIZATION,
     primaryType: "TransferWithAuthorization",
     message,
   });
+  return sendAuthorization(rpcUrl, token, fromKey, message, signature);
+}
+
+/**
+ * Sends a signed EIP-3009 authorization (`{ from, to, value, validAfter, validBefore, nonce }`
+ * and its signature, as in an x402 payment) to the token from the account of `senderKey`: anyone
+ * holding it can. Returns the transaction hash.
+ */
+export async function sendAuthorization(rpcUrl, token, senderKey, authorization, signature) {
+  const wallet = await walletClientFor(rpcUrl, senderKey);
+  const { from, to, value, validAfter, validBefore, nonce } = authorization;
   const { v, r, s } = parseSignature(signature);
   const receipt = await send(wallet, {
     address: token,
     abi: usdcAbi,
     functionName: "transferWithAuthorization",
-    args: [from, to, message.value, message.validAfter, message.validBefore, nonce, Number(v), r, s],
+    args: [from, to, BigInt(value), BigInt(validAfter), BigInt(validBefore), nonce, Number(v), r, s],
   });
   return receipt.transactionHash;
 }

@@ -757,7 +757,22 @@ impl Ledger {
             let calls = attempts.iter().map(|attempt| async {
                 match attempt.action {
                     Action::Settle => {
-                        Outcome::from(client.settle(&attempt.payload.to_string()).await)
+                        let outcome =
+                            Outcome::from(client.settle(&attempt.payload.to_string()).await);
+                        match &outcome {
+                            // Someone may have sent this very authorization to the token (the
+                            // payer itself, say): then we were paid, and the chain shows it.
+                            Outcome::Refused { reason, message }
+                                if crate::settlement::classify_refusal(reason, message)
+                                    == crate::settlement::RefusalKind::NonceUsed =>
+                            {
+                                match reconcile(config, wallet.as_deref(), attempt).await {
+                                    paid @ Outcome::Settled { .. } => paid,
+                                    _ => outcome,
+                                }
+                            }
+                            _ => outcome,
+                        }
                     }
                     Action::Reconcile => reconcile(config, wallet.as_deref(), attempt).await,
                 }

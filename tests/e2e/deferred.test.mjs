@@ -363,6 +363,34 @@ describe("deferred payments are served first and settled within the window", () 
     }
   });
 
+  test("a payment whose authorization someone sends to the token before its batch: found paid on chain, settled, nothing owed", async () => {
+    // Anyone holding a signed authorization can send it (the payer's own agent, say): the
+    // facilitator then refuses it as "nonce already used", and the chain shows that we were paid.
+    const payer = 3;
+    const w = await startDeferredWorker();
+    try {
+      const start = await balances(payer);
+      const payload = await signPayment(await termsFor(w), stack.payer(payer).privateKey);
+      const nonce = payload.payload.authorization.nonce;
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "");
+      await res.arrayBuffer();
+      const sent = await stack.chain.sendAuthorization(stack.payer(payer).privateKey, payload.payload.authorization, payload.payload.signature);
+      const view = await ledgerUntil("settled", w, payer, (v) => v.settled.length === 1 || v.failed.length === 1, { ms: 30_000 });
+      assert.equal(view.failed.length, 0, JSON.stringify(view.failed[0]));
+      assert.equal(view.settled[0].transaction, sent.toLowerCase(), "the transaction that paid us");
+      assert.equal(view.delinquent, false);
+      assert.equal(view.owed_micro_usd, "0");
+      assert.equal(view.paid_micro_usd, "10000");
+      assert.ok(settleCalls(nonce).length >= 1, "the facilitator was asked");
+      assert.equal(settledAtFacilitator(nonce).length, 0, "and could not settle it again");
+      await assertMoved(start, payer, PRICE);
+    } finally {
+      await w.dispose();
+    }
+  });
+
   test("a settlement whose answer was lost, resent on a lagging chain read, then refused as already used: settled, not lost", async () => {
     // Our first /settle moves the money but its answer is lost (a STAND-IN proxy in front of the
     // real facilitator answers 504 after the real one settled). The chain is read before a resend,

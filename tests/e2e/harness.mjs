@@ -14,6 +14,7 @@ import {
   authorizationState,
   cancelAuthorization,
   transferWithAuthorization,
+  sendAuthorization,
   balanceOf,
   chainTime,
   deployUsdc,
@@ -121,6 +122,7 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
         transferUsdc: (fromKey, to, amount) => transferUsdc(rpcUrl, usdc, fromKey, to, amount),
         cancelAuthorization: (authorizerKey, nonce) => cancelAuthorization(rpcUrl, usdc, authorizerKey, nonce),
         transferWithAuthorization: (fromKey, to, value, nonce) => transferWithAuthorization(rpcUrl, usdc, fromKey, to, value, nonce),
+        sendAuthorization: (senderKey, authorization, signature) => sendAuthorization(rpcUrl, usdc, senderKey, authorization, signature),
       },
       async stop() {
         if (stopped) return;

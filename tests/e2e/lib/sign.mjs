@@ -4,17 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { getAddress } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-
-const types = {
-  TransferWithAuthorization: [
-    { name: "from", type: "address" },
-    { name: "to", type: "address" },
-    { name: "value", type: "uint256" },
-    { name: "validAfter", type: "uint256" },
-    { name: "validBefore", type: "uint256" },
-    { name: "nonce", type: "bytes32" },
-  ],
-};
+import { TRANSFER_WITH_AUTHORIZATION as types } from "../../../scripts/lib/chain.mjs";
 
 /**
  * Signs an EIP-3009 authorization for `terms` (one entry of accepts[]) as `key`, and returns the
