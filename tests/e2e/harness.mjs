@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
 import { Miniflare, Log, LogLevel } from "miniflare";
 import { privateKeyToAccount } from "viem/accounts";
 import { wrapFetchWithPayment, x402Client } from "@x402/fetch";
@@ -101,6 +102,17 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
       startMs: performance.now() - started,
       balanceOf: (address) => balanceOf(rpcUrl, usdc, address),
       payer: (i = 0) => accounts.payers[i],
+      /** USDC balances of payer #i and of the payee. */
+      async balances(i) {
+        const [payer, payTo] = await Promise.all([balanceOf(rpcUrl, usdc, accounts.payers[i].address), balanceOf(rpcUrl, usdc, accounts.payTo.address)]);
+        return { payer, payTo };
+      },
+      /** Asserts that, since `before` (from balances(i)), payer #i paid exactly `amount` and the payee received it. */
+      async assertMoved(before, i, amount) {
+        const now = await stack.balances(i);
+        assert.equal(before.payer - now.payer, amount, "the payer paid exactly this");
+        assert.equal(now.payTo - before.payTo, amount, "the publisher received exactly this");
+      },
       /** A Worker configuration for this stack, shaped like [vars.X402], shallow-merged with overrides. */
       config(overrides = {}) {
         const base = structuredClone(wrangler.vars?.X402 ?? {});

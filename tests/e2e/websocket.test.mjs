@@ -120,19 +120,8 @@ function openSocket(path, headers = {}) {
   });
 }
 
-async function balances(payerIndex) {
-  const [payer, payTo] = await Promise.all([
-    stack.balanceOf(stack.payer(payerIndex).address),
-    stack.balanceOf(stack.accounts.payTo.address),
-  ]);
-  return { payer, payTo };
-}
-
-async function assertMoved(before, payerIndex, amount) {
-  const now = await balances(payerIndex);
-  assert.equal(before.payer - now.payer, amount, "the payer paid exactly this");
-  assert.equal(now.payTo - before.payTo, amount, "the publisher received exactly this");
-}
+const balances = (payerIndex) => stack.balances(payerIndex);
+const assertMoved = (before, payerIndex, amount) => stack.assertMoved(before, payerIndex, amount);
 
 /** The terms of a priced path, from its 402 (a plain GET). */
 async function termsFor(p) {
