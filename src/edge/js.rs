@@ -107,11 +107,11 @@ extern "C" {
 
 /// A response built in one call into the runtime: `body` (text, a stream, or null), `status`,
 /// the headers of `base` if given (and its WebSocket, for an upgrade it answered), then `headers`
-/// set in order (`Set-Cookie` appended beside any
-/// already there; a header the runtime refuses is left out rather than failing a response that
-/// may already be paid for). Each header set from wasm would be its own crossing, with its name and value
-/// decoded one by one: the headers go across as one text instead, a line per name and per value
-/// (a line break is never valid inside either, and is replaced by a space).
+/// set in order (`Set-Cookie` appended beside any already there; a header the runtime refuses is
+/// left out rather than failing a response that may already be paid for). Each header set from
+/// wasm would be its own crossing, with its name and value decoded one by one: the headers go
+/// across as one text instead, a line per name and per value (a line break is never valid inside
+/// either, and is replaced by a space).
 pub fn response<'a>(
     body: &JsValue,
     status: u16,

@@ -889,11 +889,10 @@ async fn beside<F: Future, O: Future>(
 
 /// Whether an origin answer is what was paid for: a success, or a WebSocket the origin accepted
 /// (`101 Switching Protocols`: the connection is what a payment on an upgrade buys). Not an error,
-/// and not a redirect
-/// either: a client's fetch follows a redirect with the same payment header, which the target then
-/// takes, so charging the redirect too would charge twice, or refuse the second as a replay after
-/// the first was paid. (A `304 Not Modified` is not charged for the same reason: it carries no
-/// content.)
+/// and not a redirect either: a client's fetch follows a redirect with the same payment header,
+/// which the target then takes, so charging the redirect too would charge twice, or refuse the
+/// second as a replay after the first was paid. (A `304 Not Modified` is not charged for the same
+/// reason: it carries no content.)
 fn sold(status: u16) -> bool {
     (200..300).contains(&status) || status == 101
 }

@@ -32,8 +32,9 @@ const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
 /// Header telling the origin who paid (set only by us: any incoming copy is removed).
 pub const PAYER_HEADER: &str = "x402-payer";
 
-/// An unpriced request, untouched (but for a forged payer header in either spelling, our own session token, payment
-/// and sign-in headers and method overrides), and the origin's answer as it came.
+/// An unpriced request, untouched (but for a forged payer header in either spelling, our own
+/// session token, payment and sign-in headers and method overrides), and the origin's answer as
+/// it came.
 pub async fn pass(
     config: &Config,
     req: web_sys::Request,

@@ -19,8 +19,8 @@ pub fn reply(reply: Reply, head: bool) -> Result<web_sys::Response> {
 }
 
 /// An origin response being sold, with receipt, CORS and no-store headers added: the same status
-/// and body (still streaming) or WebSocket, the origin's headers, then ours (the origin's cookies stay, ours are
-/// added beside them).
+/// and body (still streaming) or WebSocket, the origin's headers, then ours (the origin's cookies
+/// stay, ours are added beside them).
 pub fn decorate(
     response: &web_sys::Response,
     extra: Vec<(&'static str, String)>,
