@@ -172,22 +172,24 @@ pub enum AuthorizationEvent {
     Cancelled,
 }
 
+/// Topic 0 of the event with this signature.
+fn event_topic(signature: &[u8]) -> String {
+    format!("0x{}", hex::encode(crate::evm::keccak256(signature)))
+}
+
+/// An address as an indexed event argument (a topic): left-padded to 32 bytes.
+fn address_topic(address: &Address) -> String {
+    format!("0x{:0>64}", hex::encode(address.0))
+}
+
 /// Topic 0 of `AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)`.
 fn used_topic() -> String {
-    format!(
-        "0x{}",
-        hex::encode(crate::evm::keccak256(b"AuthorizationUsed(address,bytes32)"))
-    )
+    event_topic(b"AuthorizationUsed(address,bytes32)")
 }
 
 /// Topic 0 of `AuthorizationCanceled(address indexed authorizer, bytes32 indexed nonce)`.
 fn cancelled_topic() -> String {
-    format!(
-        "0x{}",
-        hex::encode(crate::evm::keccak256(
-            b"AuthorizationCanceled(address,bytes32)"
-        ))
-    )
+    event_topic(b"AuthorizationCanceled(address,bytes32)")
 }
 
 /// The body of an `eth_blockNumber`.
@@ -225,7 +227,7 @@ pub fn authorization_logs_request(
             "toBlock": "latest",
             "topics": [
                 [used_topic(), cancelled_topic()],
-                format!("0x{:0>64}", hex::encode(authorizer.0)),
+                address_topic(authorizer),
                 format!("0x{}", hex::encode(nonce)),
             ],
         }]),
@@ -269,10 +271,7 @@ pub fn receipt_request(transaction: &str) -> String {
 
 /// Topic 0 of `Transfer(address indexed from, address indexed to, uint256 value)`.
 fn transfer_topic() -> String {
-    format!(
-        "0x{}",
-        hex::encode(crate::evm::keccak256(b"Transfer(address,address,uint256)"))
-    )
+    event_topic(b"Transfer(address,address,uint256)")
 }
 
 /// Reads a transaction receipt: whether the transaction succeeded and moved `value` of `token`
@@ -291,8 +290,7 @@ pub fn read_receipt_pays(
     if receipt.get("status")?.as_str()? != "0x1" {
         return Some(false);
     }
-    let topic = |a: &Address| format!("0x{:0>64}", hex::encode(a.0));
-    let want = [transfer_topic(), topic(from), topic(to)];
+    let want = [transfer_topic(), address_topic(from), address_topic(to)];
     let amount = format!("0x{value:064x}");
     let token = format!("0x{}", hex::encode(token.0));
     let pays = receipt.get("logs")?.as_array()?.iter().any(|log| {
@@ -345,14 +343,13 @@ mod tests {
         let from = Address::parse("0x90F79bf6EB2c4f870365E785982E1f101E93b906").unwrap();
         let payee = Address::parse("0x209693Bc6afc0C5328bA36FaF03C514EF312287C").unwrap();
         let other = Address::parse("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65").unwrap();
-        let pad = |a: &Address| format!("0x{:0>64}", hex::encode(a.0));
         let receipt = |status: &str, to: &Address, value: u128| {
             serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"status": status, "logs": [
                 {"address": token.to_checksum(), "topics": [
-                    "0x98de503528ee59b575ef0c0a2576a82497bfc029a5685b209e9ec333479b10a5", pad(&from),
+                    "0x98de503528ee59b575ef0c0a2576a82497bfc029a5685b209e9ec333479b10a5", address_topic(&from),
                     "0x00000000000000000000000000000000000000000000000000000000000000aa"], "data": "0x"},
                 {"address": token.to_checksum(), "topics": [
-                    "0xDDF252AD1BE2C89B69C2B068FC378DAA952BA7F163C4A11628F55A4DF523B3EF", pad(&from), pad(to)],
+                    "0xDDF252AD1BE2C89B69C2B068FC378DAA952BA7F163C4A11628F55A4DF523B3EF", address_topic(&from), address_topic(to)],
                     "data": format!("0x{value:064x}")},
             ]}})
             .to_string()
