@@ -18,14 +18,6 @@ after(async () => {
   await stack?.stop();
 });
 
-async function balances(payerIndex = 0) {
-  const [payer, payTo] = await Promise.all([
-    stack.balanceOf(stack.payer(payerIndex).address),
-    stack.balanceOf(stack.accounts.payTo.address),
-  ]);
-  return { payer, payTo };
-}
-
 async function termsFor(path) {
   const res = await worker.fetch(path);
   assert.equal(res.status, 402);
@@ -82,7 +74,7 @@ describe("a priced route", () => {
   });
 
   test("the official client pays, gets the article, and exactly the price moves on chain", async () => {
-    const before = await balances(0);
+    const before = await stack.balances(0);
     const res = await payingFetch(stack, 0)(`${worker.url}/articles/hello`);
     assert.equal(res.status, 200);
     assert.match(await res.text(), /Hello, paid web/);
@@ -90,9 +82,7 @@ describe("a priced route", () => {
     assert.equal(receipt.success, true);
     assert.match(receipt.transaction, /^0x[0-9a-f]{64}$/);
     assert.equal(receipt.network, stack.network);
-    const afterPay = await balances(0);
-    assert.equal(before.payer - afterPay.payer, PRICE);
-    assert.equal(afterPay.payTo - before.payTo, PRICE);
+    await stack.assertMoved(before, 0, PRICE);
   });
 
   test("the origin learns who paid, and never sees the payment header", async () => {
@@ -145,7 +135,7 @@ describe("tampered payments are refused and move no money", () => {
   for (const [name, make, reason] of cases) {
     test(name, async () => {
       const terms = await termsFor("/articles/hello");
-      const before = await balances(2);
+      const before = await stack.balances(2);
       const settles = stack.facilitator.calls.length;
       const res = await worker.fetch("/articles/hello", {
         headers: { "payment-signature": encodeHeader(await make(terms.accepts[0])) },
@@ -158,7 +148,7 @@ describe("tampered payments are refused and move no money", () => {
       assert.equal(again.accepts[0].amount, String(PRICE));
       assert.doesNotMatch(await (await worker.fetch("/articles/hello")).text(), /Hello, paid web/);
       assert.equal(stack.facilitator.calls.length, settles, "the facilitator was not even asked");
-      assert.deepEqual(await balances(2), before);
+      assert.deepEqual(await stack.balances(2), before);
     });
   }
 });

@@ -147,14 +147,6 @@ after(async () => {
 
 const account = (i) => privateKeyToAccount(stack.payer(i).privateKey);
 
-async function balances(i) {
-  const [payer, payTo] = await Promise.all([
-    stack.balanceOf(stack.payer(i).address),
-    stack.balanceOf(stack.accounts.payTo.address),
-  ]);
-  return { payer, payTo };
-}
-
 /**
  * A smart wallet: a contract (ERC-1271) that accepts as its signature over a hash the owner key's
  * signature over it followed by one more byte (so that it is not mistaken for a key's 65 bytes).
@@ -342,7 +334,7 @@ let articlesToken; // payer 0's token for /articles/*
 describe("one payment, then the wallet comes back without paying", () => {
   test("the official client pays once for /articles/a; /articles/b and /articles/c come in through its Sign-In-With-X hook", async () => {
     const me = sessionClient(0);
-    const before = await balances(0);
+    const before = await stack.balances(0);
     const settlesBefore = settlements();
 
     const paid = await me.fetch(`${worker.url}/articles/a`);
@@ -387,9 +379,7 @@ describe("one payment, then the wallet comes back without paying", () => {
       assert.match(me.sent[1].token, /^v1\./, "a successful sign-in hands out a token");
     }
 
-    const after = await balances(0);
-    assert.equal(before.payer - after.payer, PRICE, "exactly one payment left the wallet");
-    assert.equal(after.payTo - before.payTo, PRICE, "exactly one payment arrived");
+    await stack.assertMoved(before, 0, PRICE);
     assert.equal(settlements() - settlesBefore, 1, "the facilitator settled exactly once");
   });
 
@@ -466,7 +456,7 @@ describe("a time grant expires", () => {
     // second, so the session requests below have at least a second to run.
     await sleep(1000 - (Date.now() % 1000));
     const me = sessionClient(1);
-    const before = await balances(1);
+    const before = await stack.balances(1);
     const paid = await me.fetch(`${worker.url}/short/x`);
     assert.equal(paid.status, 200);
     const paidAt = Date.now();
@@ -493,7 +483,7 @@ describe("a time grant expires", () => {
     const again = await me.fetch(`${worker.url}/short/y`);
     assert.equal(again.status, 200);
     assert.equal(decodeHeader(again.headers.get("payment-response")).success, true);
-    const after = await balances(1);
+    const after = await stack.balances(1);
     assert.equal(before.payer - after.payer, 2n * PRICE, "two payments in all: the first grant and the second");
   });
 });
@@ -501,7 +491,7 @@ describe("a time grant expires", () => {
 describe("a counted grant", () => {
   test("serves exactly 3 requests after the paid one, even when 8 arrive at once", async () => {
     const me = sessionClient(2);
-    const before = await balances(2);
+    const before = await stack.balances(2);
     const settlesBefore = settlements();
     const paid = await me.fetch(`${worker.url}/api/a`);
     // The paid request itself is served and creates the grant; it is not one of the 3.
@@ -526,7 +516,7 @@ describe("a counted grant", () => {
     await assertRefused(await worker.fetch("/api/more", { headers: bearer(token) }), "grant_used_up");
     await assertRefused(await worker.fetch("/api/more", { headers: { [SIWX]: await officialSiwx("/api/more", account(2)) } }), "grant_used_up");
 
-    const after = await balances(2);
+    const after = await stack.balances(2);
     assert.equal(before.payer - after.payer, PRICE, "one payment bought all four requests");
     assert.equal(settlements() - settlesBefore, 1);
   });
@@ -534,7 +524,7 @@ describe("a counted grant", () => {
 
 describe("out-of-scope paths still cost money", () => {
   test("with a valid /articles/* token, /other/x gets 402, and paying for it works", async () => {
-    const before = await balances(0);
+    const before = await stack.balances(0);
     const res = await worker.fetch("/other/x", { headers: bearer(articlesToken) });
     assert.equal(res.status, 402);
     assert.equal((await res.json()).reason, "payment_required");
@@ -549,7 +539,7 @@ describe("out-of-scope paths still cost money", () => {
     assert.equal(await paid.text(), `content of /other/x for ${stack.payer(0).address}`);
     assert.equal(paid.headers.get("x402-session"), null, "a route without a session sells no session");
     assert.ok(!me.sent.some((s) => s.siwx), "no sign-in was attempted");
-    const after = await balances(0);
+    const after = await stack.balances(0);
     assert.equal(before.payer - after.payer, PRICE);
   });
 });
@@ -711,7 +701,7 @@ describe("a token that does not get in does not block a sign-in", () => {
     const api = await me.fetch(`${worker.url}/api/r`);
     assert.equal(api.status, 200);
     const apiCookie = `x402_session=${api.headers.get("x402-session")}`;
-    const before = await balances(3);
+    const before = await stack.balances(3);
 
     // Alone, the out-of-scope cookie is refused (and says why)...
     await assertRefused(await worker.fetch("/articles/s", { headers: { cookie: apiCookie } }), "token_out_of_scope");
@@ -741,7 +731,7 @@ describe("a token that does not get in does not block a sign-in", () => {
     const uses = await Promise.all(Array.from({ length: 4 }, (_, i) => worker.fetch(`/api/u${i}`, { headers: bearer(apiToken) })));
     assert.deepEqual(uses.map((r) => r.status).sort(), [200, 200, 200, 402]);
     await Promise.all(uses.map((r) => r.arrayBuffer()));
-    assert.deepEqual(await balances(3), before, "nothing more was paid");
+    assert.deepEqual(await stack.balances(3), before, "nothing more was paid");
   });
 });
 
@@ -773,7 +763,7 @@ describe("what a session opens, and what it costs", () => {
     assert.ok(ext, "a page a pass covers offers the sign-in although its own route sells no session");
     assert.match(ext.info.statement, /session you bought/);
     const me = sessionClient(1);
-    const before = await balances(1);
+    const before = await stack.balances(1);
     const bought = await me.fetch(`${worker.url}/pass`);
     assert.equal(bought.status, 200);
     const settles = settlements();
@@ -783,7 +773,7 @@ describe("what a session opens, and what it costs", () => {
     assert.equal(await res.text(), `content of /guides/x for ${stack.payer(1).address}`);
     assert.deepEqual(me.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
     assert.equal(settlements(), settles);
-    const after = await balances(1);
+    const after = await stack.balances(1);
     assert.equal(before.payer - after.payer, 20000n, "the pass alone was paid for");
   });
 
