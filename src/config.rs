@@ -665,6 +665,31 @@ impl RawConfig {
                 if r.price.is_some() {
                     return Err(err(key, "a route cannot have both free = true and a price"));
                 }
+                let ignored: Vec<&str> = [
+                    ("payTo", r.pay_to.is_some()),
+                    ("accepts", r.accepts.is_some()),
+                    ("maxTimeoutSeconds", r.max_timeout_seconds.is_some()),
+                    ("settlement", r.settlement.is_some()),
+                    ("session", r.session.is_some()),
+                    ("discovery", r.discovery.is_some()),
+                    ("payers", r.payers.is_some()),
+                    ("humans", r.humans.is_some()),
+                    ("crawlers", r.crawlers.is_some()),
+                    ("agents", r.agents.is_some()),
+                    ("trustBrowsers", r.trust_browsers.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(name, set)| set.then_some(name))
+                .collect();
+                if !ignored.is_empty() {
+                    return Err(err(
+                        key,
+                        format!(
+                            "a free route passes every request to the origin as it is, so {} would do nothing here; to close free pages to some clients, give the route a price and allow the others (humans = \"allow\", crawlers = \"block\")",
+                            ignored.join(", ")
+                        ),
+                    ));
+                }
                 routes.push(Route {
                     index: i,
                     method,
@@ -1485,6 +1510,30 @@ mod tests {
         assert!(!c.route_for("HEAD", "/articles/x").unwrap().is_free());
         assert!(c.route_for("POST", "/articles/x").is_none());
         assert!(c.route_for("GET", "/other").is_none());
+    }
+
+    #[test]
+    fn a_free_route_refuses_what_it_would_ignore() {
+        let e = load(base(json!([
+            {"path": "/archive/*", "free": true, "crawlers": "block", "settlement": "deferred"},
+        ])))
+        .unwrap_err();
+        assert_eq!(e.key, "routes[0]");
+        assert!(
+            e.problem.contains("settlement, crawlers would do nothing"),
+            "{}",
+            e.problem
+        );
+        assert!(
+            e.problem.contains("give the route a price"),
+            "{}",
+            e.problem
+        );
+        let c = load(base(json!([
+            {"path": "/archive/*", "free": true, "method": "GET", "description": "the archive"},
+        ])))
+        .unwrap();
+        assert!(c.route_for("GET", "/archive/x").unwrap().is_free());
     }
 
     #[test]

@@ -544,7 +544,9 @@ const SCRIPT: &str = r##"
         }
         var link = document.createElement("a");
         link.href = URL.createObjectURL(await res.blob());
-        link.download = decodeURIComponent(location.pathname.split("/").pop() || "content");
+        var name = location.pathname.split("/").pop() || "content";
+        try { name = decodeURIComponent(name); } catch (e) {}
+        link.download = name;
         link.textContent = "Open what you paid for";
         out.replaceChildren(link);
         out.hidden = false;

@@ -157,6 +157,36 @@ pub fn decoded_twice(path: &str) -> Option<String> {
     changed.then_some(out)
 }
 
+/// The path as an origin that keeps an encoded separator inside its segment reads it (Express,
+/// and most routers that match the raw path: `/quote/BTC%2FUSD` is one parameter there), written
+/// so that the matcher's one decoding keeps it too: each `%2F` and `%5C` escaped once more.
+/// `None` when the path has none, as nearly every path has not. The matcher itself splits on them
+/// (as an origin that decodes before routing does); a path whose two readings fall under
+/// different routes is refused before it is matched ([`crate::paywall::ambiguous_path`]).
+pub fn separators_kept(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let escaped_separator = |i: usize| {
+        matches!(
+            bytes.get(i..i + 3),
+            Some([b'%', b'2', b'f' | b'F']) | Some([b'%', b'5', b'c' | b'C'])
+        )
+    };
+    if !(0..bytes.len()).any(escaped_separator) {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len() + 8);
+    let mut last = 0;
+    for i in 0..bytes.len() {
+        if escaped_separator(i) {
+            out.push_str(&path[last..=i]);
+            out.push_str("25");
+            last = i + 1;
+        }
+    }
+    out.push_str(&path[last..]);
+    Some(out)
+}
+
 /// `.`, `..`, or a name an origin may read as one of them: dots and spaces alone.
 fn dots(piece: &str) -> bool {
     piece.contains('.') && piece.bytes().all(|b| b == b'.' || b == b' ')
@@ -358,6 +388,26 @@ mod tests {
         assert!(m("/articles/*", "/articles;x=1/hello"));
         assert!(m("/articles/*", "/./articles/hello"));
         assert!(!m("/articles/*", "/articles/../free/x"));
+    }
+
+    #[test]
+    fn an_encoded_separator_kept_whole_is_the_other_reading() {
+        assert_eq!(separators_kept("/articles/hello"), None);
+        assert_eq!(separators_kept("/a%2520b"), None);
+        let kept = separators_kept("/quote/BTC%2FUSD").unwrap();
+        assert_eq!(kept, "/quote/BTC%252FUSD");
+        // Split, a parameter sees two segments; kept whole, one.
+        assert!(!m("/quote/:symbol", "/quote/BTC%2FUSD"));
+        assert!(m("/quote/:symbol", &kept));
+        assert!(m("/a/*/c", &separators_kept("/a/x%5cy/c").unwrap()));
+        assert!(!m("/a/*/c", "/a/x%5cy/c"));
+        assert_eq!(
+            separators_kept("/%2f%5C%2F%5c").as_deref(),
+            Some("/%252f%255C%252F%255c")
+        );
+        // A truncated escape at the end is left as written.
+        assert_eq!(separators_kept("/a%2"), None);
+        assert_eq!(separators_kept("/a%2Fb%").as_deref(), Some("/a%252Fb%"));
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn priced_route<'c>(config: &'c Config, method: &str, path: &str) -> Option<
 /// Decides what happens to a request at time `now` (unix seconds).
 pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<'c> {
     if let Some(reply) =
-        disguised_path(req.path).or_else(|| twice_decoded_elsewhere(config, req.method, req.path))
+        disguised_path(req.path).or_else(|| ambiguous_path(config, req.method, req.path))
     {
         return Decision::Reply(reply);
     }
@@ -564,25 +564,43 @@ pub fn disguised_path(path: &str) -> Option<Reply> {
 /// decoding twice reads as a path under another route than the one it falls under as sent
 /// (`/%2561rticles/x`, which such an origin serves as `/articles/x`): no reading of it can be
 /// priced safely. Checked after [`disguised_path`], by [`decide`] and by the Worker.
-pub fn twice_decoded_elsewhere(config: &Config, method: &str, path: &str) -> Option<Reply> {
-    let twice = crate::pattern::decoded_twice(path)?;
-    let same = match (
-        config.route_for(method, path),
-        config.route_for(method, &twice),
-    ) {
-        (None, None) => true,
-        (Some(a), Some(b)) => core::ptr::eq(a, b),
-        _ => false,
+///
+/// Likewise a path with an encoded separator (`%2F`, `%5C`) whose segments, read with the
+/// separator kept inside its segment as routers that match the raw path do
+/// ([`crate::pattern::separators_kept`]), fall under another route than they do split
+/// (`/quote/BTC%2FUSD` against a priced `/quote/:symbol`).
+pub fn ambiguous_path(config: &Config, method: &str, path: &str) -> Option<Reply> {
+    let elsewhere = |other: &str| {
+        let same = match (
+            config.route_for(method, path),
+            config.route_for(method, other),
+        ) {
+            (None, None) => true,
+            (Some(a), Some(b)) => core::ptr::eq(a, b),
+            _ => false,
+        };
+        !same
     };
-    (!same).then(|| {
-        plain_refusal(&Refusal::new(
+    if let Some(twice) = crate::pattern::decoded_twice(path).filter(|t| elsewhere(t)) {
+        return Some(plain_refusal(&Refusal::new(
             Reason::InvalidPath,
             format!(
                 "{path:?}: an escaped '%' that an origin decoding twice reads as {twice:?}, \
                  which falls under another route"
             ),
-        ))
-    })
+        )));
+    }
+    crate::pattern::separators_kept(path)
+        .filter(|kept| elsewhere(kept))
+        .map(|_| {
+            plain_refusal(&Refusal::new(
+                Reason::InvalidPath,
+                format!(
+                    "{path:?}: an encoded '/' or '\\' that an origin keeping it inside its \
+                     segment reads under another route than one splitting there"
+                ),
+            ))
+        })
 }
 
 /// A refusal that has no route (the paywall's own errors).

@@ -361,7 +361,7 @@ impl Reason {
                 "origin_unavailable",
                 "unexpected_settle_error",
                 502,
-                "The site behind the paywall could not be reached or did not answer in time; the payment was not charged. Try again.",
+                "The site behind the paywall could not be reached or did not answer in time; nothing was charged. Try again.",
             ),
             Reason::LedgerUnavailable => row(
                 "ledger_unavailable",

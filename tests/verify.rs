@@ -2297,3 +2297,54 @@ fn disguised_dot_segments_are_refused_before_any_route() {
         }
     }
 }
+
+/// An encoded separator is a separator to an origin that decodes before routing and part of its
+/// segment to one that routes the raw path: a path whose two readings fall under different routes
+/// (a parameter that sees one segment or two, a priced path or none) is refused; one that falls
+/// under the same route either way is priced as usual.
+#[test]
+fn encoded_separators_read_both_ways() {
+    let c = common::config(&json!({
+        "payTo": PAY_TO, "accepts": ["eip155:84532"],
+        "facilitator": {"url": FACILITATOR},
+        "routes": [
+            {"method": "GET", "path": "/quote/:symbol", "price": "$0.01"},
+            {"path": "/files/*", "price": "$0.01"},
+            {"path": "/a/*/c", "price": "$0.01"},
+        ],
+    }));
+    for path in [
+        "/quote/BTC%2FUSD",
+        "/quote/BTC%2fUSD",
+        "/quote/BTC%5CUSD",
+        "/a/x%2Fy/c",
+        "/files%2Fx",
+    ] {
+        let req = Req::get(path);
+        let Decision::Reply(reply) = paywall::decide(&c, &req.incoming(), NOW) else {
+            panic!("{path}: not refused");
+        };
+        assert_eq!(
+            (reply.status, body(&reply)["reason"].as_str()),
+            (400, Some("invalid_path")),
+            "{path}"
+        );
+        assert!(body(&reply)["message"]
+            .as_str()
+            .unwrap()
+            .contains("encoded '/'"));
+    }
+    for path in ["/quote/BTC-USD", "/files/a%2Fb.pdf", "/files/@scope%2fname"] {
+        let req = Req::get(path);
+        let Decision::Reply(reply) = paywall::decide(&c, &req.incoming(), NOW) else {
+            panic!("{path}: passed unpaid");
+        };
+        assert_eq!(body(&reply)["reason"], "payment_required", "{path}");
+    }
+    // Unpriced either way: passed.
+    let req = Req::get("/other/a%2Fb");
+    assert!(matches!(
+        paywall::decide(&c, &req.incoming(), NOW),
+        Decision::Pass
+    ));
+}

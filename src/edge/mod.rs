@@ -262,7 +262,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
         preflight_method: preflight_method.as_deref(),
         siwx_nonce: None,
     };
-    if let Some(reply) = paywall::twice_decoded_elsewhere(config, &method, &url.path) {
+    if let Some(reply) = paywall::ambiguous_path(config, &method, &url.path) {
         return respond::reply(reply, false);
     }
     let head = method == "HEAD";
@@ -317,8 +317,11 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
         )
         .await;
         // A person's browser asking for the page gets the paywall page (still 402, still with
-        // PAYMENT-REQUIRED); a request carrying a payment, and a known crawler, get the JSON.
+        // PAYMENT-REQUIRED); a request carrying a payment, a known crawler, and any method but
+        // GET and HEAD (the page pays by asking again with GET, which would not send a form's
+        // body) get the JSON.
         served.person = !paying
+            && (method == "GET" || method == "HEAD")
             && who.class != Class::Crawler
             && page::is_browser(who.accept.as_deref(), who.user_agent.as_deref());
         let siwx = incoming
@@ -337,7 +340,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
                 if who.class != Class::Human || config.log == LogLevel::All {
                     log_access(&who, route, "allowed", 200, None);
                 }
-                return origin::pass(config, req, &url).await;
+                return pass(config, req, &url, &method).await;
             }
             Access::Block => {
                 let mut reply = paywall::plain_refusal(&Refusal::new(
@@ -397,7 +400,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
         }
     }
     match paywall::decide(config, &incoming, now) {
-        Decision::Pass => origin::pass(config, req, &url).await,
+        Decision::Pass => pass(config, req, &url, &method).await,
         Decision::Reply(mut reply) => {
             reply = served.on_refusal(reply);
             if let Some(route) = route {
@@ -897,7 +900,21 @@ fn sold(status: u16) -> bool {
     (200..300).contains(&status) || status == 101
 }
 
-/// The answer when the origin was out of reach or too slow for a paid or session request.
+/// An unpriced (or freely allowed) request passed to the origin; an origin out of reach gets
+/// our JSON 502, not the runtime's bare error page.
+async fn pass(
+    config: &Config,
+    req: web_sys::Request,
+    url: &HttpUrl,
+    method: &str,
+) -> Result<web_sys::Response> {
+    match origin::pass(config, req, url).await {
+        Ok(answer) => Ok(answer),
+        Err(e) => origin_unavailable(&e, method == "HEAD"),
+    }
+}
+
+/// The answer when the origin was out of reach or too slow.
 fn origin_unavailable(e: &worker::Error, head: bool) -> Result<web_sys::Response> {
     respond::reply(
         paywall::plain_refusal(&Refusal::new(Reason::OriginUnavailable, e.to_string())),

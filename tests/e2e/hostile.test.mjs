@@ -62,6 +62,7 @@ before(async () => {
         { path: "/echo/session/*", price: "$0.01", session: { seconds: 600 } },
         { path: "/echo/get-only/*", method: "GET", price: "$0.01" },
         { path: "/études/*", price: "$0.01" },
+        { path: "/quote/:symbol", method: "GET", price: "$0.01" },
       ],
     }),
     secrets: { X402_ADMIN_TOKEN: ADMIN, X402_SESSION_SECRET: SESSION_SECRET },
@@ -539,10 +540,16 @@ const cases = [
   ["/%2561rticles/hello (/articles/hello when decoded twice)", async () => ({ path: "/%2561rticles/hello" }), 400, "invalid_path", BAD_PATH],
   ["/articles/free%252dsample (the free carve-out when decoded twice)", async () => ({ path: "/articles/free%252dsample" }), 400, "invalid_path", BAD_PATH],
   ["/articles/50%2525 (an escaped % that stays under its route)", async () => ({ path: "/articles/50%2525" }), 402, "payment_required"],
-  ["/articles%2Fhello", async () => ({ path: "/articles%2Fhello" }), 402, "payment_required"],
-  // An encoded backslash, left encoded by the runtime, is a separator to Windows servers and IIS.
-  ["/articles%5Chello (an encoded backslash)", async () => ({ path: "/articles%5Chello" }), 402, "payment_required"],
-  ["/api%5cweather (an encoded backslash, lower case)", async () => ({ path: "/api%5cweather" }), 402, "payment_required"],
+  // An encoded separator is read two ways: as one (an origin that decodes before routing, and
+  // Windows servers and IIS for an encoded backslash, which the runtime leaves encoded) and as part
+  // of its segment (routers that match the raw path, such as Express). A path is refused where the
+  // two readings fall under different routes, and priced as usual where they do not.
+  ["/articles%2Fhello (priced split, unpriced kept whole)", async () => ({ path: "/articles%2Fhello" }), 400, "invalid_path", BAD_PATH],
+  ["/articles%5Chello (an encoded backslash)", async () => ({ path: "/articles%5Chello" }), 400, "invalid_path", BAD_PATH],
+  ["/api%5cweather (an encoded backslash, lower case)", async () => ({ path: "/api%5cweather" }), 400, "invalid_path", BAD_PATH],
+  ["/quote/BTC%2FUSD (one priced parameter kept whole, two segments split)", async () => ({ path: "/quote/BTC%2FUSD" }), 400, "invalid_path", BAD_PATH],
+  ["/quote/BTC%5cUSD", async () => ({ path: "/quote/BTC%5cUSD" }), 400, "invalid_path", BAD_PATH],
+  ["/echo/pricey/a%2Fb (under the same route either way)", async () => ({ path: "/echo/pricey/a%2Fb" }), 402, "payment_required"],
   ["/articles;x=1/hello", async () => ({ path: "/articles;x=1/hello" }), 402, "payment_required"],
   ["raw UTF-8 in the path", async () => ({ path: "/articles/héllo", utf8: true }), 402, "payment_required"],
   ["a control character in the path", async () => ({ path: "/articles/he\x01llo" }), 402, "payment_required"],

@@ -2,6 +2,7 @@
 // the official x402 client, verified by us, settled by the official facilitator on a local chain
 // with the real USDC contract. Money is checked on chain.
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { decodeHeader, encodeHeader, payingFetch, startStack, startWorker } from "./harness.mjs";
 import { signPayment } from "./lib/sign.mjs";
@@ -46,6 +47,33 @@ describe("free routes", () => {
     const res = await worker.fetch("/");
     assert.equal(res.status, 200);
     assert.match(await res.text(), /article/i);
+  });
+
+  test("an origin out of reach: free requests get our JSON 502 origin_unavailable, not the runtime's error page", async () => {
+    // A port that was just free: nothing listens there.
+    const probe = createServer();
+    await new Promise((r) => probe.listen(0, "127.0.0.1", r));
+    const closed = `http://127.0.0.1:${probe.address().port}`;
+    await new Promise((r) => probe.close(r));
+    const w = await startWorker({ config: stack.config({ origin: closed }), durableObjects: false });
+    try {
+      for (const method of ["GET", "POST"]) {
+        const res = await w.fetch("/echo/anything", { method, body: method === "POST" ? "x" : undefined });
+        assert.equal(res.status, 502, method);
+        assert.match(res.headers.get("content-type") ?? "", /application\/json/);
+        const body = await res.json();
+        assert.equal(body.reason, "origin_unavailable");
+        assert.match(body.message, /could not be reached/);
+        assert.doesNotMatch(body.message, /payment/);
+      }
+      const head = await w.fetch("/echo/anything", { method: "HEAD" });
+      assert.equal(head.status, 502);
+      assert.equal(await head.text(), "");
+      // A priced page still answers its terms without asking the origin.
+      assert.equal((await w.fetch("/articles/hello")).status, 402);
+    } finally {
+      await w.dispose();
+    }
   });
 });
 
