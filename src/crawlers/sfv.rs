@@ -2,8 +2,10 @@
 //! inner lists, items with parameters, and canonical serialization of one member.
 //!
 //! Private to [`crate::crawlers`]. Every function returns an error instead of panicking; the parser
-//! is a single forward pass over the bytes, so its cost is linear in the input, which the callers
-//! also bound in length.
+//! is a single forward pass over the bytes, a dictionary's repeated key is found by a binary
+//! search, and an item has at most [`MAX_PARAMS`] parameters (a dictionary at most
+//! [`MAX_MEMBERS`] members), so a header's cost does not grow with the square of its length; the
+//! callers also bound the input in length.
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -62,11 +64,22 @@ pub(crate) fn param<'p>(params: &'p Params, name: &str) -> Option<&'p Bare> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-fn set_param(params: &mut Params, key: String, value: Bare) {
-    match params.iter_mut().find(|(k, _)| *k == key) {
-        Some(slot) => slot.1 = value,
-        None => params.push((key, value)),
+/// The most parameters one item or inner list may have, and members one dictionary may have:
+/// RFC 9651 asks parsers for at least 256 and 1024. The first bound keeps the search for a
+/// repeated parameter name from growing with the square of a header's length.
+pub(crate) const MAX_PARAMS: usize = 256;
+/// See [`MAX_PARAMS`].
+pub(crate) const MAX_MEMBERS: usize = 1024;
+
+fn set_param(params: &mut Params, key: String, value: Bare) -> Result<(), SfError> {
+    if let Some(slot) = params.iter_mut().find(|(k, _)| *k == key) {
+        slot.1 = value;
+    } else if params.len() >= MAX_PARAMS {
+        return Err(SfError);
+    } else {
+        params.push((key, value));
     }
+    Ok(())
 }
 
 /// Parses a dictionary (RFC 8941 §4.2.2). A repeated key overwrites the earlier member in place.
@@ -74,6 +87,9 @@ pub(crate) fn parse_dictionary(input: &str) -> Result<Vec<Entry>, SfError> {
     let mut p = Parser::new(input);
     p.skip_sp();
     let mut out: Vec<Entry> = Vec::new();
+    // Where each key is in `out` (the project's sorted vector of pairs, whose code with `u64`
+    // values the Worker carries already): a repeated key is found by a binary search.
+    let mut at: crate::sorted::SortedMap<u64> = crate::sorted::SortedMap::new();
     while !p.at_end() {
         let key = p.key()?;
         let (member, raw) = if p.peek() == Some(b'=') {
@@ -90,12 +106,14 @@ pub(crate) fn parse_dictionary(input: &str) -> Result<Vec<Entry>, SfError> {
             };
             (Member::Item(item), start..p.pos)
         };
-        match out.iter_mut().find(|e| e.key == key) {
-            Some(existing) => {
-                existing.member = member;
-                existing.raw = raw;
-            }
-            None => out.push(Entry { key, member, raw }),
+        if let Some(existing) = at.get(&key).and_then(|&i| out.get_mut(i as usize)) {
+            existing.member = member;
+            existing.raw = raw;
+        } else if out.len() >= MAX_MEMBERS {
+            return Err(SfError);
+        } else {
+            at.insert(key.clone(), out.len() as u64);
+            out.push(Entry { key, member, raw });
         }
         p.skip_ows();
         if p.at_end() {
@@ -228,7 +246,7 @@ impl<'a> Parser<'a> {
             } else {
                 Bare::Boolean(true)
             };
-            set_param(&mut params, key, value);
+            set_param(&mut params, key, value)?;
         }
         Ok(params)
     }

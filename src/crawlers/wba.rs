@@ -539,8 +539,11 @@ pub fn parse_signature(req: &SignedRequest<'_>) -> Result<Option<ParsedSignature
     let mut base = String::new();
     let mut legacy = String::new();
     let mut has_legacy = false;
+    // Each header covered by `;key=` members is parsed once, however many of its members are
+    // covered.
+    let mut dictionaries: Vec<(String, Vec<sfv::Entry>)> = Vec::new();
     for component in &components {
-        let (value, whole) = component_value(req, component)?;
+        let (value, whole) = component_value(req, component, &mut dictionaries)?;
         let id = component.to_string();
         base.push_str(&id);
         base.push_str(": ");
@@ -675,6 +678,7 @@ fn covered_component(item: &sfv::Item) -> Result<CoveredComponent, WbaError> {
 fn component_value(
     req: &SignedRequest<'_>,
     c: &CoveredComponent,
+    dictionaries: &mut Vec<(String, Vec<sfv::Entry>)>,
 ) -> Result<(String, Option<String>), WbaError> {
     let value = match c.name.as_str() {
         "@method" => req.method.to_ascii_uppercase(),
@@ -703,9 +707,18 @@ fn component_value(
             let Some(key) = &c.key else {
                 return Ok((whole, None));
             };
-            let dict = sfv::parse_dictionary(&whole)
-                .map_err(|_| WbaError::MalformedComponent(c.name.clone()))?;
-            let member = dict
+            let at = match dictionaries.iter().position(|(n, _)| n == name) {
+                Some(at) => at,
+                None => {
+                    let dict = sfv::parse_dictionary(&whole)
+                        .map_err(|_| WbaError::MalformedComponent(c.name.clone()))?;
+                    dictionaries.push((name.to_owned(), dict));
+                    dictionaries.len() - 1
+                }
+            };
+            let member = dictionaries
+                .get(at)
+                .map_or(&[][..], |(_, dict)| dict.as_slice())
                 .iter()
                 .find(|e| &e.key == key)
                 .ok_or_else(|| WbaError::MissingComponent(c.to_string()))?;

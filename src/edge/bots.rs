@@ -53,20 +53,21 @@ pub async fn who(
         header: &header,
     };
     let cloudflare = cloudflare_fields(req);
-    // Cloudflare's own verified-bot flag vouches for the signer as the publisher's list does.
-    let vouched = cloudflare.as_ref().is_some_and(|cf| cf.verified_bot);
+    // Only a signer the publisher trusts has its directory fetched. Cloudflare's verified-bot flag
+    // does not stand in for that: it vouches for the bot (its address, say), not for the
+    // `Signature-Agent` the request names, which would let any verified bot have the Worker fetch
+    // a URL of its choosing. Such a request is classified by Cloudflare's verdict instead.
     let (verified, signature_error) = match crawlers::parse_signature(&signed) {
         Ok(None) => (None, None),
         Err(e) => (None, Some(e)),
         Ok(Some(parsed)) => match (&parsed.agent_url, &parsed.agent) {
             (Some(agent_url), Some(agent))
-                if vouched
-                    || crawlers::signer_trusted(
-                        agent,
-                        (parsed.agent_link == Some(crawlers::AgentLink::JwksUri))
-                            .then_some(agent_url.as_str()),
-                        trusted,
-                    ) =>
+                if crawlers::signer_trusted(
+                    agent,
+                    (parsed.agent_link == Some(crawlers::AgentLink::JwksUri))
+                        .then_some(agent_url.as_str()),
+                    trusted,
+                ) =>
             {
                 match directory(env, agent_url).await {
                     Err(e) => (None, Some(e)),

@@ -361,12 +361,16 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
         // and is told what it was charged. The money itself moves through x402.
         match crawler_terms(route, &who, headers) {
             Ok(c) => served.crawler = c,
-            Err((e, reply_refusal)) => {
+            Err((e, reply_refusal, price)) => {
                 let mut reply = paywall::challenge(route, &full, &reply_refusal, siwx.as_ref());
                 reply.status = e.status();
                 reply
                     .headers
                     .push((crawlers::CRAWLER_ERROR, e.code().into()));
+                // A price refused for being too low is answered with the price (Pay Per Crawl).
+                if reply.status == 402 {
+                    reply.headers.push((crawlers::CRAWLER_PRICE, price));
+                }
                 log_access(&who, route, "refused", reply.status, Some(e.code()));
                 return respond::reply(reply, head);
             }
@@ -481,7 +485,7 @@ fn crawler_terms(
     route: &crate::config::Route,
     who: &bots::Who,
     headers: &worker::Headers,
-) -> std::result::Result<Option<CrawlerTerms>, (crawlers::CrawlerError, Refusal)> {
+) -> std::result::Result<Option<CrawlerTerms>, (crawlers::CrawlerError, Refusal, String)> {
     let max = headers.get(crawlers::CRAWLER_MAX_PRICE).ok().flatten();
     let exact = headers.get(crawlers::CRAWLER_EXACT_PRICE).ok().flatten();
     if who.class != Class::Crawler && max.is_none() && exact.is_none() {
@@ -499,6 +503,7 @@ fn crawler_terms(
                 Reason::CrawlerPriceRefused,
                 format!("{}: {}", e.code(), e.message()),
             ),
+            crawlers::crawler_price(atomic, decimals),
         )
     };
     crawlers::require_signed_intent(who.verified.as_ref(), max.is_some(), exact.is_some())

@@ -560,6 +560,18 @@ describe("Cloudflare's bot verdicts, when the zone has them (request.cf)", () =>
     assert.deepEqual([charged.status, charged.crawlerPrice], [402, "USD 0.01"]);
   });
 
+  test("Cloudflare's verdict does not make an untrusted signer trusted: its directory is never fetched, and the verdict classifies", async () => {
+    const untrusted = directory.url.replace("127.0.0.1", "localhost");
+    const before = directory.hits.length;
+    for (const [p, status] of [["/open/story", 200], ["/articles/story", 402]]) {
+      const headers = Object.fromEntries(await signedHeaders(`${worker.url}${p}`, { agent: `${untrusted}/chosen-by-the-client?${p}` }));
+      const res = await withCf(p, verifiedAiCrawler, headers);
+      assert.equal(res.status, status, p);
+      if (status === 402) assert.equal(res.crawlerPrice, "USD 0.01");
+    }
+    assert.equal(directory.hits.length, before, "the paywall fetched nothing the client named");
+  });
+
   test("a bot Cloudflare verified as an AI assistant is an agent: it pays where crawlers read free", async () => {
     const res = await withCf("/open/story", verifiedAssistant);
     assert.deepEqual([res.status, res.reason, res.crawlerPrice], [402, "payment_required", null]);
@@ -661,6 +673,8 @@ describe("Pay Per Crawl headers (crawler-*), the money moving through x402", () 
       const res = signed ? await crawl("/articles/three", { headers: all, components }) : await worker.fetch("/articles/three", { headers: all });
       assert.equal(res.status, status);
       assert.equal(res.headers.get("crawler-error"), code);
+      // A 402 says what the price is; a 400 (a malformed request) quotes nothing.
+      assert.equal(res.headers.get("crawler-price"), status === 402 ? "USD 0.01" : null);
       const body = await res.json();
       assert.equal(body.reason, "crawler_price_refused");
       assert.match(body.message, new RegExp(code));
