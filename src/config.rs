@@ -665,7 +665,7 @@ impl RawConfig {
                 if r.price.is_some() {
                     return Err(err(key, "a route cannot have both free = true and a price"));
                 }
-                let ignored: Vec<&str> = [
+                let ignored = [
                     ("payTo", r.pay_to.is_some()),
                     ("accepts", r.accepts.is_some()),
                     ("maxTimeoutSeconds", r.max_timeout_seconds.is_some()),
@@ -679,15 +679,11 @@ impl RawConfig {
                     ("trustBrowsers", r.trust_browsers.is_some()),
                 ]
                 .into_iter()
-                .filter_map(|(name, set)| set.then_some(name))
-                .collect();
-                if !ignored.is_empty() {
+                .find(|(_, set)| *set);
+                if let Some((name, _)) = ignored {
                     return Err(err(
-                        key,
-                        format!(
-                            "a free route passes every request to the origin as it is, so {} would do nothing here; to close free pages to some clients, give the route a price and allow the others (humans = \"allow\", crawlers = \"block\")",
-                            ignored.join(", ")
-                        ),
+                        format!("{key}.{name}"),
+                        "would do nothing on a free route (it passes every request as it is); to close free pages to some clients, price the route and allow the others",
                     ));
                 }
                 routes.push(Route {
@@ -1518,17 +1514,13 @@ mod tests {
             {"path": "/archive/*", "free": true, "crawlers": "block", "settlement": "deferred"},
         ])))
         .unwrap_err();
-        assert_eq!(e.key, "routes[0]");
+        assert_eq!(e.key, "routes[0].settlement");
         assert!(
-            e.problem.contains("settlement, crawlers would do nothing"),
+            e.problem.contains("would do nothing on a free route"),
             "{}",
             e.problem
         );
-        assert!(
-            e.problem.contains("give the route a price"),
-            "{}",
-            e.problem
-        );
+        assert!(e.problem.contains("price the route"), "{}", e.problem);
         let c = load(base(json!([
             {"path": "/archive/*", "free": true, "method": "GET", "description": "the archive"},
         ])))

@@ -603,6 +603,81 @@ pub fn ambiguous_path(config: &Config, method: &str, path: &str) -> Option<Reply
         })
 }
 
+/// The methods a `_method` parameter may name that matter here: those with their own rules.
+const OVERRIDABLE: [&str; 4] = ["GET", "PUT", "PATCH", "DELETE"];
+
+/// Whether a `_method` override on a `POST` to this path could reach a route priced for another
+/// method than the one pricing `POST` (or none): only then is the request's query and form body
+/// looked at ([`method_override`]). Any other request costs a few route lookups at most.
+pub fn override_matters(config: &Config, method: &str, path: &str) -> bool {
+    method == "POST"
+        && OVERRIDABLE
+            .iter()
+            .any(|m| priced_elsewhere(config, path, m))
+}
+
+/// Whether `claimed` is priced on this path by another route than `POST` is.
+fn priced_elsewhere(config: &Config, path: &str, claimed: &str) -> bool {
+    let post = config.route_for("POST", path);
+    config
+        .route_for(claimed, path)
+        .is_some_and(|r| !r.is_free() && !post.is_some_and(|p| core::ptr::eq(p, r)))
+}
+
+/// The refusal of a `POST` that names another method in a `_method` parameter (in the query, or
+/// in a form body: `application/x-www-form-urlencoded` read as pairs, `multipart/form-data`
+/// searched for the name), where that method is priced on the path by another route than `POST`
+/// is: Rails, Laravel and Symfony serve such a request as the named method, so a `GET` priced for
+/// itself would be read for free by a `POST` carrying `_method=GET`. The override headers are
+/// removed before the origin is asked (see the Worker's origin module); a parameter cannot be.
+/// A name the parameter cannot be read for (a multipart body) counts as every method.
+pub fn method_override(
+    config: &Config,
+    path: &str,
+    query: Option<&str>,
+    body: Option<(&str, bool)>,
+) -> Option<Reply> {
+    // The methods named: in the query, in a form read as pairs, or (a multipart body, which is
+    // only searched) every one that could matter.
+    let mut named = String::new();
+    let mut add = |text: &str| {
+        for (k, v) in crate::siwx::form_pairs(text) {
+            if k == "_method" {
+                named.push_str(v.trim());
+                named.push('\n');
+            }
+        }
+    };
+    add(query.unwrap_or(""));
+    match body {
+        Some((text, false)) => add(text),
+        Some((text, true)) => {
+            let lower = text.to_ascii_lowercase();
+            if lower.contains("_method") || lower.contains("%5fmethod") {
+                named.push_str("GET\nPUT\nPATCH\nDELETE\n");
+            }
+        }
+        None => {}
+    }
+    let named = named.to_ascii_uppercase();
+    let priced = named.lines().find(|m| priced_elsewhere(config, path, m))?;
+    Some(plain_refusal(&Refusal::new(
+        Reason::MethodOverride,
+        format!("_method names {priced:?}, which a route prices on {path:?}"),
+    )))
+}
+
+/// The refusal of a form body too large to be searched for a `_method` override (see
+/// [`method_override`]): status 413.
+pub fn override_unreadable(limit: u32) -> Reply {
+    let mut reply = plain_refusal(&Refusal::new(
+        Reason::MethodOverride,
+        format!("a form body over {limit} bytes cannot be searched for _method"),
+    ));
+    reply.status = 413;
+    reply
+}
+
 /// A refusal that has no route (the paywall's own errors).
 pub fn plain_refusal(refusal: &Refusal) -> Reply {
     let mut headers = common_headers();

@@ -85,6 +85,9 @@ pub enum Reason {
     /// The wallet's ledger (which refuses a payment already taken) did not answer; nothing was
     /// served or charged.
     LedgerUnavailable,
+    /// A `POST` names another method in a `_method` parameter (which Rails, Laravel and others
+    /// serve as that method), and that method is priced on this path by another route.
+    MethodOverride,
     /// The paywall itself is misconfigured.
     ConfigInvalid,
 }
@@ -104,7 +107,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 36] = [
+    pub const ALL: [Reason; 37] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -140,6 +143,7 @@ impl Reason {
         Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
         Reason::LedgerUnavailable,
+        Reason::MethodOverride,
         Reason::ConfigInvalid,
     ];
 
@@ -193,7 +197,7 @@ impl Reason {
                 "invalid_path",
                 "invalid_request",
                 400,
-                "The path hides a '.' or '..' segment, which sites read in different ways; send the path resolved.",
+                "The path reads differently to different sites (a hidden '.' or '..' segment, an escape decoded twice, an encoded separator); send the path resolved.",
             ),
             Reason::UnsupportedVersion => row(
                 "unsupported_x402_version",
@@ -368,6 +372,12 @@ impl Reason {
                 "unexpected_verify_error",
                 503,
                 "The paywall's record of payments did not answer, so this payment could not be checked against reuse; nothing was served or charged. Send the same payment again.",
+            ),
+            Reason::MethodOverride => row(
+                "method_override",
+                "invalid_request",
+                400,
+                "A _method parameter names a method priced here, which many sites would serve; send that method, with its payment.",
             ),
             Reason::ConfigInvalid => row(
                 "paywall_misconfigured",

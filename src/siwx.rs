@@ -856,6 +856,42 @@ pub fn remember_until(p: &Proof, max_age: u64) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // URLs.
 
+/// `a=1&b=x%20y` (a query, or a form body sent as `application/x-www-form-urlencoded`) → pairs,
+/// percent-decoded (`+` as space). A `;` separates pairs too, as some frameworks read it.
+pub fn form_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split(['&', ';'])
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (form_decode(k), form_decode(v))
+        })
+        .collect()
+}
+
+fn form_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An absolute `http`/`https` URL, parsed by hand into what origin checks need. Scheme and host
 /// are lowercased; a default port (80, 443) is dropped, as WHATWG URL does. Userinfo is skipped.
 ///

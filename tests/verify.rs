@@ -1500,6 +1500,7 @@ fn refusal_table() {
     // `disguised_dot_segments_are_refused_before_any_route`).
     let shell_only = [
         Reason::InvalidPath,
+        Reason::MethodOverride,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
         Reason::VerificationUnavailable,
@@ -2347,4 +2348,58 @@ fn encoded_separators_read_both_ways() {
         paywall::decide(&c, &req.incoming(), NOW),
         Decision::Pass
     ));
+}
+
+/// A POST naming another method in `_method` (query, form pairs, or a multipart body searched) is
+/// refused where that method is priced on the path by another route than POST; one naming an
+/// unpriced method, or sent where POST is priced by the same route, is not looked at further.
+#[test]
+fn method_override_parameters() {
+    let c = common::config(&json!({
+        "payTo": PAY_TO, "accepts": ["eip155:84532"],
+        "facilitator": {"url": FACILITATOR},
+        "routes": [
+            {"method": "GET", "path": "/read/*", "price": "$0.01"},
+            {"method": "POST", "path": "/read/comments", "free": true},
+            {"path": "/all/*", "price": "$0.01"},
+        ],
+    }));
+    assert!(paywall::override_matters(&c, "POST", "/read/x"));
+    assert!(
+        paywall::override_matters(&c, "POST", "/read/comments"),
+        "a free POST rule does not make a priced GET free"
+    );
+    assert!(!paywall::override_matters(&c, "GET", "/read/x"));
+    assert!(
+        !paywall::override_matters(&c, "POST", "/all/x"),
+        "POST is priced by the same route"
+    );
+    assert!(!paywall::override_matters(&c, "POST", "/other"));
+    let refused = |query: Option<&str>, form: Option<(&str, bool)>| {
+        paywall::method_override(&c, "/read/x", query, form).map(|r| {
+            assert_eq!((r.status, r.reason), (400, "method_override"));
+            body(&r)["message"].as_str().unwrap().to_string()
+        })
+    };
+    assert!(refused(Some("_method=GET"), None)
+        .unwrap()
+        .contains("\"GET\""));
+    assert!(refused(None, Some(("a=1&_method=get", false))).is_some());
+    assert!(
+        refused(None, Some(("a=1;_m%65thod=+HEAD+", false))).is_some(),
+        "escaped, spaced, HEAD is GET's"
+    );
+    assert!(refused(
+        None,
+        Some((
+            "--b\r\ncontent-disposition: form-data; name=\"_METHOD\"\r\n\r\nget",
+            true
+        ))
+    )
+    .is_some());
+    assert!(refused(Some("method=GET"), Some(("_method=PATCH&x=_method", false))).is_none());
+    assert!(refused(None, Some(("a file that says nothing of it", true))).is_none());
+    assert!(refused(None, None).is_none());
+    let big = paywall::override_unreadable(1 << 20);
+    assert_eq!((big.status, big.reason), (413, "method_override"));
 }

@@ -85,9 +85,28 @@ export function x402_headers_without(source, names, name, value) {
   for (const n of names.split('\\n')) headers.delete(n);
   if (value !== undefined) headers.set(name, value);
   return headers;
+}
+export async function x402_body_text(request, limit) {
+  if (!request.body) return '';
+  const reader = request.clone().body.getReader();
+  const parts = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) { reader.cancel().catch(() => {}); return null; }
+      parts.push(value);
+    }
+  } catch {}
+  const decoder = new TextDecoder();
+  return parts.map((p) => decoder.decode(p, { stream: true })).join('') + decoder.decode();
 }"
 )]
 extern "C" {
+    #[wasm_bindgen(catch)]
+    fn x402_body_text(request: &web_sys::Request, limit: u32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_headers_without(
         source: &web_sys::Headers,
@@ -173,6 +192,14 @@ pub async fn rpc(url: &str, body: &str) -> Option<String> {
     let request = post_json(url, body, None, Some(5_000)).ok()?;
     let mut res = worker::Fetch::Request(request.into()).send().await.ok()?;
     res.text().await.ok()
+}
+
+/// A copy of the request's body as text, read no further than `limit` bytes: `None` if it is
+/// longer. The request keeps its own body. A body that cannot be read reads as what was read.
+pub async fn body_text(request: &web_sys::Request, limit: u32) -> Option<String> {
+    text(x402_body_text(request, limit))
+        .await
+        .unwrap_or_else(|_| Some(String::new()))
 }
 
 /// Waits for a promise that yields text (`undefined` and `null` read as `None`).

@@ -265,6 +265,29 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
     if let Some(reply) = paywall::ambiguous_path(config, &method, &url.path) {
         return respond::reply(reply, false);
     }
+    if paywall::override_matters(config, &method, &url.path) {
+        let kind = header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let multipart = kind.trim_start().starts_with("multipart/form-data");
+        let body = if multipart
+            || kind
+                .trim_start()
+                .starts_with("application/x-www-form-urlencoded")
+        {
+            match js::body_text(&req, FORM_LIMIT).await {
+                Some(text) => Some(text),
+                None => return respond::reply(paywall::override_unreadable(FORM_LIMIT), false),
+            }
+        } else {
+            None
+        };
+        let body = body.as_deref().map(|text| (text, multipart));
+        if let Some(reply) = paywall::method_override(config, &url.path, url.query.as_deref(), body)
+        {
+            return respond::reply(reply, false);
+        }
+    }
     let head = method == "HEAD";
     if url.path == DISCOVERY_PATH && (method == "GET" || head) {
         return respond::discovery(config, &url.origin(), head);
@@ -904,6 +927,10 @@ async fn beside<F: Future, O: Future>(
 fn sold(status: u16) -> bool {
     (200..300).contains(&status) || status == 101
 }
+
+/// The most of a form body read to look for a `_method` parameter (see
+/// [`paywall::method_override`]).
+const FORM_LIMIT: u32 = 1 << 20;
 
 /// An unpriced (or freely allowed) request passed to the origin; an origin out of reach gets
 /// our JSON 502, not the runtime's bare error page.

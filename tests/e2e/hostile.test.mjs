@@ -500,6 +500,51 @@ const cases = [
       for (const h of ["x-http-method-override", "x-http-method", "x-method-override"]) assert.equal(echo.headers[h], undefined, h);
     },
   }],
+  // ...and so would a POST carrying a _method parameter (Rails and Laravel read the form body,
+  // Laravel and Symfony the query too), which cannot be removed as a header can: refused where the
+  // method it names is priced by another route than POST.
+  ...[
+    ["a form body", "/echo/get-only/x", "application/x-www-form-urlencoded", "comment=hi&_method=GET"],
+    ["an escaped name, lower-case value", "/echo/get-only/x", "application/x-www-form-urlencoded", "_m%65thod=get"],
+    ["the query", "/echo/get-only/x?_method=GET", null, null],
+    ["a multipart form", "/echo/get-only/x", "multipart/form-data; boundary=XyZ", '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nGET\r\n--XyZ--\r\n'],
+  ].map(([where, path, type, body]) => [
+    `POST with _method=GET in ${where} to a route priced for GET`,
+    async () => ({ method: "POST", path, headers: type ? [["Content-Type", type]] : [], body }),
+    400,
+    "method_override",
+    BAD_PATH,
+  ]),
+  ["POST with a form body over 1 MiB to a route priced for GET: too large to search for _method", async () => ({
+    method: "POST",
+    path: "/echo/get-only/x",
+    headers: [["Content-Type", "application/x-www-form-urlencoded"]],
+    body: `a=${"x".repeat(1 << 20)}&_method=GET`,
+  }), 413, "method_override", BAD_PATH],
+  ["POST with _method=PATCH (unpriced) to a route priced for GET: passed, body intact", async () => ({
+    method: "POST",
+    path: "/echo/get-only/x",
+    headers: [["Content-Type", "application/x-www-form-urlencoded"]],
+    body: "title=x&_method=PATCH",
+  }), 200, null, {
+    source: "origin",
+    check: (r) => assert.deepEqual([JSON.parse(r.text).method, JSON.parse(r.text).body], ["POST", "title=x&_method=PATCH"]),
+  }],
+  ["POST with an ordinary form to a route priced for GET: passed, body intact", async () => ({
+    method: "POST",
+    path: "/echo/get-only/x",
+    headers: [["Content-Type", "application/x-www-form-urlencoded"]],
+    body: "comment=hello",
+  }), 200, null, {
+    source: "origin",
+    check: (r) => assert.equal(JSON.parse(r.text).body, "comment=hello"),
+  }],
+  ["POST with _method=GET where POST is priced by the same route: priced as usual", async () => ({
+    method: "POST",
+    path: A,
+    headers: [["Content-Type", "application/x-www-form-urlencoded"]],
+    body: "_method=GET",
+  }), 402, "payment_required"],
   ["PROPFIND on an unpriced path reaches the origin as PROPFIND", async () => ({ method: "PROPFIND", path: "/echo/free" }), 200, null, {
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).method, "PROPFIND"),
