@@ -71,8 +71,24 @@ pub fn read_settle(status: Option<u16>, body: &str) -> SettleOutcome {
     }
     let value = serde_json::from_str::<Value>(body).ok();
     match value.as_ref().map(SettleResponse::read) {
-        Some(Ok(r)) if r.success && (200..300).contains(&status) => SettleOutcome::Settled(r),
-        Some(Ok(r)) if !r.success => SettleOutcome::Refused {
+        // Settled means a transaction: a success that names none (a misconfigured URL answering
+        // `{"success":true}`, a proxy) is not taken for money received.
+        Some(Ok(r)) if r.success && (200..300).contains(&status) && is_tx_hash(&r.transaction) => {
+            SettleOutcome::Settled(r)
+        }
+        Some(Ok(r)) if r.success => SettleOutcome::Unknown(format!(
+            "facilitator answered {status}, success without a transaction hash: {}",
+            short(body)
+        )),
+        // A refusal that names a transaction may follow one that was mined (the official
+        // facilitator's `invalid_exact_evm_transfer_event_mismatch`, say): the money may have
+        // moved, so it is read on chain, not taken for "nothing sent".
+        Some(Ok(r)) if !r.transaction.is_empty() => SettleOutcome::Unknown(format!(
+            "facilitator refused ({}) naming transaction {}",
+            r.error_reason.as_deref().unwrap_or_default(),
+            short(&r.transaction)
+        )),
+        Some(Ok(r)) => SettleOutcome::Refused {
             reason: r
                 .error_reason
                 .filter(|s| !s.is_empty())
@@ -92,6 +108,11 @@ pub fn read_settle(status: Option<u16>, body: &str) -> SettleOutcome {
             short(body)
         )),
     }
+}
+
+/// `0x` and 32 bytes in hex: what a transaction hash is.
+fn is_tx_hash(s: &str) -> bool {
+    s.len() == 66 && s.starts_with("0x") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Reads a `/verify` answer.
@@ -135,10 +156,33 @@ mod tests {
 
     #[test]
     fn settle_answers() {
-        let ok = r#"{"success":true,"transaction":"0xabc","network":"eip155:1","payer":"0x1"}"#;
-        assert!(
-            matches!(read_settle(Some(200), ok), SettleOutcome::Settled(r) if r.transaction == "0xabc")
+        let tx = format!("0x{}", "ab".repeat(32));
+        let ok = format!(
+            r#"{{"success":true,"transaction":"{tx}","network":"eip155:1","payer":"0x1"}}"#
         );
+        assert!(
+            matches!(read_settle(Some(200), &ok), SettleOutcome::Settled(r) if r.transaction == tx)
+        );
+        // A success naming no transaction, or something else, is not money received.
+        for odd in [
+            r#"{"success":true}"#,
+            r#"{"success":true,"transaction":""}"#,
+            r#"{"success":true,"transaction":null}"#,
+            r#"{"success":true,"transaction":"0xabc"}"#,
+        ] {
+            assert!(
+                matches!(read_settle(Some(200), odd), SettleOutcome::Unknown(_)),
+                "{odd}"
+            );
+        }
+        // A refusal naming a transaction may follow a transfer: unknown, read on chain.
+        let mined = format!(
+            r#"{{"success":false,"errorReason":"invalid_exact_evm_transfer_event_mismatch","transaction":"{tx}"}}"#
+        );
+        assert!(matches!(
+            read_settle(Some(200), &mined),
+            SettleOutcome::Unknown(m) if m.contains("transfer_event_mismatch")
+        ));
         let refused = r#"{"success":false,"errorReason":"invalid_exact_evm_insufficient_balance","transaction":"","network":"eip155:1"}"#;
         for status in [200, 400] {
             assert_eq!(

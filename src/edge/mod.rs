@@ -446,6 +446,9 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
 /// The least time a deferred payment's hold must leave the origin; with less, the payment is
 /// settled before it is served instead.
 const MIN_HELD_ORIGIN_SECONDS: u64 = 10;
+/// What an authorization's trip from its signing to the Worker may take, in the least validity
+/// asked of one that is settled after the origin does a request's work (see `serve_paid`).
+const ARRIVAL_SECONDS: u64 = 10;
 
 /// Where the Worker publishes what is for sale.
 const DISCOVERY_PATH: &str = "/.well-known/x402";
@@ -671,13 +674,23 @@ async fn serve_paid(
         + (crate::settlement::IN_FLIGHT_LEASE * 1000)
             .saturating_sub(config.facilitator.as_ref().map_or(0, |f| f.timeout_ms))
             .saturating_sub(5000) as f64;
+    // And never past the moment its settlement must be sent for the facilitator to take it
+    // before `validBefore`: an origin still working then would be cut off, unpaid.
+    let settle_by = paid
+        .verified
+        .valid_before
+        .saturating_sub(paywall::IMMEDIATE_SETTLE_MARGIN_SECONDS) as f64
+        * 1000.0;
     let settled_now = Cell::new(!deferred);
     let settled_now = &settled_now;
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, move || {
         Some(match settled_now.get() {
             true => {
                 let now = js_sys::Date::now();
-                let ends = (now + whole as f64 * 1000.0).min(lease_ends).max(from_here);
+                let ends = (now + whole as f64 * 1000.0)
+                    .min(lease_ends)
+                    .max(from_here)
+                    .min(settle_by);
                 (((ends - now) / 1000.0).ceil().max(1.0) as u64, ends)
             }
             false => held,
@@ -733,6 +746,32 @@ async fn serve_paid(
     }
     // (See `verify_first`; the origin is never asked beside the admission for such a method.)
     if verify_first && !deferred {
+        // The origin does a request's work before the payment is settled, and must answer in
+        // time for that (see `settle_by`). An authorization signed to end sooner than the terms
+        // allow (`maxTimeoutSeconds`, less what its trip here may have taken) would leave the
+        // origin less than its whole time: work cut off, or done for a settlement the facilitator
+        // then refuses as expired. Refused before anything is asked, as a `GET`'s need not be
+        // (its answer is simply not served).
+        let room = (settle_by - js_sys::Date::now()) / 1000.0;
+        let wanted = config.origin_timeout_seconds.min(
+            paid.verified
+                .offer
+                .max_timeout_seconds
+                .saturating_sub(paywall::IMMEDIATE_SETTLE_MARGIN_SECONDS + ARRIVAL_SECONDS),
+        );
+        if room < wanted as f64 {
+            if let Some(book) = &book {
+                book.withdraw(&id, &ticket).await;
+            }
+            let refusal = Refusal::new(
+                Reason::ExpiresTooSoon,
+                format!(
+                    "the site may take {wanted} s to answer before this payment is settled, and the authorization leaves {} s for both: sign it for the whole maxTimeoutSeconds",
+                    room.max(0.0) as u64
+                ),
+            );
+            return respond::reply(paid.refuse(&refusal), head);
+        }
         if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
             if let Some(book) = &book {
                 book.withdraw(&id, &ticket).await;

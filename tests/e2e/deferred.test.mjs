@@ -1061,6 +1061,32 @@ describe("origins that fail, and replays at the origin", () => {
     }
   });
 
+  test("an immediate POST signed to end sooner than the terms allow is refused before the origin or /verify is asked: the site's work would outlast its settlement", async () => {
+    const payer = 4;
+    const key = stack.payer(payer).privateKey;
+    const path = "/articles/hello";
+    const since = Date.now();
+    const start = await balances(payer);
+    const terms = await termsFor(worker, path);
+    // The site has 100 s (originTimeoutSeconds), the terms give 300 s; this one leaves 40.
+    const short = await signPayment(terms, key, { over: { validBefore: String(Math.floor(Date.now() / 1000) + 40) } });
+    const nonce = short.payload.authorization.nonce.toLowerCase();
+    const res = await worker.fetch(path, { method: "POST", body: "order=1", headers: paymentHeaders(short) });
+    const body = await res.json();
+    assert.equal(res.status, 402, JSON.stringify(body));
+    assert.equal(body.reason, "authorization_expires_too_soon");
+    assert.match(body.message, /100 s to answer.*maxTimeoutSeconds/);
+    assert.equal(stack.origin.hits.filter((h) => h.path === path && h.at >= since).length, 0, "the origin was not asked");
+    assert.equal(stack.facilitator.calls.filter((c) => c.nonce?.toLowerCase() === nonce).length, 0, "nor the facilitator");
+    assert.deepEqual(await balances(payer), start, "nothing moved");
+    // Signed for the terms' whole time, the same order is served and settled.
+    const whole = await signPayment(terms, key);
+    const paid = await worker.fetch(path, { method: "POST", body: "order=1", headers: paymentHeaders(whole) });
+    assert.equal(paid.status, 200, await paid.clone().text());
+    await paid.arrayBuffer();
+    await assertMoved(start, payer, PRICE);
+  });
+
   test("a signed payment replayed at an immediate route never reaches the origin", async () => {
     const payer = 5;
     const since = Date.now();
