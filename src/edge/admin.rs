@@ -3,7 +3,7 @@
 //!
 //! - `GET  /__x402/admin/stats`                   revenue per route and day, payments, sessions, settlements, top payers
 //! - `GET  /__x402/admin/stats.html`              the same as a page with a chart (asks for the token)
-//! - `GET  /__x402/admin/ledger`                  every wallet's ledger summary and entries
+//! - `GET  /__x402/admin/ledger[?cursor=&limit=]` a page of wallets' ledgers (40 at most) and the next page's cursor
 //! - `GET  /__x402/admin/ledger?wallet=0x…`       one wallet's ledger
 //! - `POST /__x402/admin/ledger/forgive?wallet=`  forgive a wallet's debt (it may pay again)
 //! - `POST /__x402/admin/ledger/revoke?wallet=&id=`     drop one failed or untried entry
@@ -61,7 +61,11 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         ("GET", "stats") => return stats(env).await,
         ("GET", "ledger") => match wallet {
             Some(w) => return one(env, &w).await,
-            None => return all(env).await,
+            None => {
+                let limit = query("limit").and_then(|n| n.parse().ok()).unwrap_or(PAGE);
+                let page = ledgers(env, true, query("cursor").as_deref(), limit).await?;
+                return Response::from_json(&page);
+            }
         },
         ("POST", "grants/revoke") => {
             let Some(w) = wallet.as_deref().and_then(|w| Address::parse(w).ok()) else {
@@ -106,34 +110,49 @@ async fn one(env: &Env, wallet: &str) -> Result<Response> {
     }
 }
 
-/// Every wallet that ever paid (from the KV index), with its ledger. For a publisher's dashboard,
-/// not for the request path: it asks every wallet's ledger.
-async fn all(env: &Env) -> Result<Response> {
-    Response::from_json(&ledgers(env, true).await?)
-}
+/// The most wallets one admin answer asks about: each is a call to that wallet's ledger, and one
+/// invocation of a Worker may make only so many (50 on the Workers Free plan), however many
+/// wallets have paid (and anyone can make a wallet pay, even a payment refused at settlement).
+const PAGE: u32 = 40;
 
-/// Settlement counts over every wallet's ledger (and the ledgers themselves, if asked).
-async fn ledgers(env: &Env, with_wallets: bool) -> Result<serde_json::Value> {
-    let wallets = list_prefix(env, WALLET_PREFIX).await?;
+/// Settlement counts over a page of the wallets that ever paid (from the KV index), from
+/// `cursor`, at most `limit` of them (and [`PAGE`]), and the ledgers themselves if asked. For a
+/// publisher's dashboard, not for the request path: it asks each wallet's ledger. `cursor` in the
+/// answer names the next page, `null` after the last; `unanswered` the wallets whose ledger did
+/// not answer, which the counts leave out.
+async fn ledgers(
+    env: &Env,
+    with_wallets: bool,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<serde_json::Value> {
+    let kv = super::js::kv(env, super::KV_BINDING)
+        .ok_or_else(|| worker::Error::RustError("no KV binding".into()))?;
+    let limit = limit.clamp(1, PAGE);
+    let (wallets, next) = kv.keys(WALLET_PREFIX, cursor, Some(limit)).await?;
+    let mut unanswered = Vec::new();
     let mut ledgers = Vec::with_capacity(wallets.len());
     let (mut pending, mut settled, mut failed) = (0usize, 0u64, 0u64);
     let (mut unsettled, mut owed, mut lost) = (0u128, 0u128, 0u128);
     for w in wallets {
-        let Some(book) = LedgerClient::open(env, &w) else {
+        let w = w.strip_prefix(WALLET_PREFIX).unwrap_or(&w);
+        let Some(book) = LedgerClient::open(env, w) else {
             continue;
         };
-        if let Some(v) = book.send(&Command::View).await {
-            pending += v["pending"].as_array().map_or(0, Vec::len);
-            settled += v["settled"].as_array().map_or(0, |a| a.len() as u64)
-                + v["settled_trimmed"].as_u64().unwrap_or(0);
-            failed += v["failed"].as_array().map_or(0, |a| a.len() as u64)
-                + v["failed_trimmed"].as_u64().unwrap_or(0);
-            unsettled += number(&v["unsettled_micro_usd"]);
-            owed += number(&v["owed_micro_usd"]);
-            lost += number(&v["lost_micro_usd"]);
-            if with_wallets {
-                ledgers.push(v);
-            }
+        let Some(v) = book.send(&Command::View).await else {
+            unanswered.push(w.to_string());
+            continue;
+        };
+        pending += v["pending"].as_array().map_or(0, Vec::len);
+        settled += v["settled"].as_array().map_or(0, |a| a.len() as u64)
+            + v["settled_trimmed"].as_u64().unwrap_or(0);
+        failed += v["failed"].as_array().map_or(0, |a| a.len() as u64)
+            + v["failed_trimmed"].as_u64().unwrap_or(0);
+        unsettled += number(&v["unsettled_micro_usd"]);
+        owed += number(&v["owed_micro_usd"]);
+        lost += number(&v["lost_micro_usd"]);
+        if with_wallets {
+            ledgers.push(v);
         }
     }
     let mut out = serde_json::json!({
@@ -143,6 +162,8 @@ async fn ledgers(env: &Env, with_wallets: bool) -> Result<serde_json::Value> {
         "unsettledMicroUsd": unsettled.to_string(),
         "owedMicroUsd": owed.to_string(),
         "lostMicroUsd": lost.to_string(),
+        "unanswered": unanswered,
+        "cursor": next,
     });
     if with_wallets {
         out["wallets"] = serde_json::Value::from(ledgers);
@@ -155,7 +176,7 @@ async fn stats(env: &Env) -> Result<Response> {
     let mut v = super::stats::view(env)
         .await
         .unwrap_or_else(|| serde_json::json!({}));
-    v["settlements"] = ledgers(env, false).await?;
+    v["settlements"] = ledgers(env, false, None, PAGE).await?;
     Response::from_json(&v)
 }
 
@@ -166,7 +187,7 @@ pub async fn list_prefix(env: &Env, prefix: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let (names, next) = kv.keys(prefix, cursor.as_deref()).await?;
+        let (names, next) = kv.keys(prefix, cursor.as_deref(), None).await?;
         out.extend(
             names
                 .into_iter()

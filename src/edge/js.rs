@@ -272,15 +272,20 @@ impl KvNamespace {
         Ok(())
     }
 
-    /// One page of the keys under `prefix`, and the cursor of the next page if there is one.
+    /// One page of the keys under `prefix` (at most `limit`, else KV's own 1,000), and the
+    /// cursor of the next page if there is one.
     pub async fn keys(
         &self,
         prefix: &str,
         cursor: Option<&str>,
+        limit: Option<u32>,
     ) -> Result<(Vec<String>, Option<String>), JsValue> {
         let mut options = vec![("prefix", JsValue::from_str(prefix))];
         if let Some(c) = cursor {
             options.push(("cursor", JsValue::from_str(c)));
+        }
+        if let Some(n) = limit {
+            options.push(("limit", JsValue::from(n)));
         }
         let page = JsFuture::from(self.list_page(&object(&options))?).await?;
         let field = |name: &str| Reflect::get(&page, &JsValue::from_str(name));

@@ -829,7 +829,7 @@ describe("publisher statistics and decision logs", () => {
         { payer: b, payments: 2, revenueMicroUsd: "15000", revenue: "$0.015", sessions: 1 },
       ],
     };
-    const wantSettled = { pending: 0, settled: 4, failed: 0, unsettledMicroUsd: "0", owedMicroUsd: "0", lostMicroUsd: "0" };
+    const wantSettled = { pending: 0, settled: 4, failed: 0, unsettledMicroUsd: "0", owedMicroUsd: "0", lostMicroUsd: "0", unanswered: [], cursor: null };
     // Stats are recorded off the request path, and the deferred payment settles in a batch: poll.
     const deadline = Date.now() + 25_000;
     let got;

@@ -5,6 +5,7 @@
 //
 //   . scripts/lib/env.sh && node --test tests/e2e/deferred.test.mjs
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -1085,6 +1086,37 @@ describe("origins that fail, and replays at the origin", () => {
     assert.equal(paid.status, 200, await paid.clone().text());
     await paid.arrayBuffer();
     await assertMoved(start, payer, PRICE);
+  });
+
+  test("the admin view of every ledger comes in pages (each wallet is a call to its ledger): the cursor walks them all, once each", async () => {
+    const admin = async (q) => {
+      const res = await worker.fetch(`/__x402/admin/ledger${q}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      assert.equal(res.status, 200);
+      return res.json();
+    };
+    // Keys holding no USDC are indexed too: their immediate payments are admitted, then refused
+    // at settlement. (Which is why the view comes in pages: anyone can add wallets to it.)
+    const terms = await termsFor(worker, "/articles/hello");
+    for (let i = 0; i < 3; i++) {
+      const res = await worker.fetch("/articles/hello", { headers: paymentHeaders(await signPayment(terms, `0x${randomBytes(32).toString("hex")}`)) });
+      assert.equal(res.status, 402);
+      await res.arrayBuffer();
+    }
+    const first = await admin("");
+    assert.ok(first.wallets.length >= 3, `${first.wallets.length} wallets`);
+    assert.deepEqual(first.unanswered, []);
+    const seen = [];
+    let cursor = null;
+    let pages = 0;
+    do {
+      const page = await admin(`?limit=1${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+      assert.ok(page.wallets.length <= 1);
+      seen.push(...page.wallets.map((w) => w.wallet));
+      cursor = page.cursor;
+      pages += 1;
+    } while (cursor && pages < 100);
+    assert.equal(cursor, null, "the last page says so");
+    assert.deepEqual([...seen].sort(), first.wallets.map((w) => w.wallet).sort(), "every wallet once");
   });
 
   test("a signed payment replayed at an immediate route never reaches the origin", async () => {
