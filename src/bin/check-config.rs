@@ -95,9 +95,35 @@ fn main() -> ExitCode {
             );
         }
     }
+    // A configuration copied from a template can sell for faucet money without anyone noticing.
+    let mut tests: Vec<&str> = Vec::new();
+    for o in config.routes.iter().flat_map(|r| &r.offers) {
+        let network = o.requirements.network.as_str();
+        if is_test_network(network) && !tests.contains(&network) {
+            tests.push(network);
+        }
+    }
+    for network in tests {
+        let _ = writeln!(
+            out,
+            "note: {network} is a test network: what it pays is faucet money, not revenue"
+        );
+    }
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = std::io::stdout().write_all(out.as_bytes());
     ExitCode::SUCCESS
+}
+
+/// A chain whose tokens are worth nothing: a local chain, or a testnet by its v1 name.
+fn is_test_network(network: &str) -> bool {
+    x402_edge::networks::parse_network(network).is_some_and(|n| {
+        n.chain_id == 31337
+            || n.v1_name.is_some_and(|name| {
+                ["sepolia", "testnet", "amoy", "fuji"]
+                    .iter()
+                    .any(|t| name.contains(t))
+            })
+    })
 }
 
 fn human(atomic: u128, decimals: u8) -> String {

@@ -225,9 +225,10 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
         return respond::reply(reply, false);
     }
     if url.path.starts_with(admin::PREFIX) {
-        return admin::handle(Request::from(req), &env, &url)
-            .await
-            .map(Into::into);
+        // Figures and debts are per moment and private: no cache may keep them.
+        let mut answer = admin::handle(Request::from(req), &env, &url).await?;
+        answer.headers_mut().set("Cache-Control", "no-store")?;
+        return Ok(answer.into());
     }
     let loaded = load_config(&env);
     let base = match loaded.as_ref() {

@@ -28,8 +28,17 @@ describe("the documented examples", () => {
       const r = check(path.join(ROOT, example));
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, /^ok: \d+ route/);
+      // The local template sells on the local chain, and says so; the examples sell on mainnets.
+      if (example === "wrangler.toml") assert.match(r.out, /note: eip155:31337 is a test network/);
+      else assert.doesNotMatch(r.out, /test network/);
     });
   }
+
+  test("the production template's test network is pointed out", () => {
+    const r = spawnSync(path.join(ROOT, "scripts/check-config"), ["--env", "production"], { cwd: ROOT, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /note: eip155:84532 is a test network: what it pays is faucet money/);
+  });
 });
 
 describe("broken configurations are caught, naming the key", () => {

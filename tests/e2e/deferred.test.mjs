@@ -1092,6 +1092,7 @@ describe("origins that fail, and replays at the origin", () => {
     const admin = async (q) => {
       const res = await worker.fetch(`/__x402/admin/ledger${q}`, { headers: { authorization: `Bearer ${TOKEN}` } });
       assert.equal(res.status, 200);
+      assert.equal(res.headers.get("cache-control"), "no-store", "no cache keeps the books");
       return res.json();
     };
     // Keys holding no USDC are indexed too: their immediate payments are admitted, then refused

@@ -635,7 +635,9 @@ const cases = [
 
   // -- the admin interface -------------------------------------------------------------------------
   ["admin view without a token", async () => ({ path: "/__x402/admin/ledger" }), 401, null],
-  ["admin view with a wrong token", async () => ({ path: "/__x402/admin/ledger", headers: [["Authorization", "Bearer tt"]] }), 401, null],
+  ["admin view with a wrong token", async () => ({ path: "/__x402/admin/ledger", headers: [["Authorization", "Bearer tt"]] }), 401, null, {
+    check: (r) => assert.equal(r.headers["cache-control"], "no-store"),
+  }],
   ["admin view with the token in the query", async () => ({ path: `/__x402/admin/ledger?token=${ADMIN}` }), 401, null],
   ["admin view with the token as Basic credentials", async () => ({ path: "/__x402/admin/ledger", headers: [["Authorization", `Basic ${b64(`admin:${ADMIN}`)}`]] }), 401, null],
   ["forgiving a wallet's debt without a token", async () => ({ method: "POST", path: `/__x402/admin/ledger/forgive?wallet=${unfundedAddress}`, body: "" }), 401, null],
