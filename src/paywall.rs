@@ -654,7 +654,10 @@ pub fn method_override(
         Some((text, true)) => {
             let lower = text.to_ascii_lowercase();
             if lower.contains("_method") || lower.contains("%5fmethod") {
-                named.push_str("GET\nPUT\nPATCH\nDELETE\n");
+                for m in OVERRIDABLE {
+                    named.push_str(m);
+                    named.push('\n');
+                }
             }
         }
         None => {}
