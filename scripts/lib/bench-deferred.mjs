@@ -29,7 +29,7 @@ const WARMUP = Number(opts.warmup);
 const BATCH = Number(opts.batch);
 const PATH = "/api/weather";
 const PRICE = 10000n; // $0.01
-const TOKEN = "bench";
+const TOKEN = "admin-token-of-the-deferred-bench";
 
 const log = (line) => console.log(`[bench] ${line}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -43,11 +43,13 @@ process.on("SIGTERM", () => shutdown(0));
 function ensureDevVars() {
   const file = ".dev.vars";
   const text = existsSync(file) ? readFileSync(file, "utf8") : "";
-  const wanted = { X402_ADMIN_TOKEN: "dev-admin-token", X402_SESSION_SECRET: randomBytes(32).toString("hex") };
-  const missing = Object.entries(wanted).filter(([k]) => !new RegExp(`^${k}=`, "m").test(text));
+  // Both must be 32 characters at least: a shorter one (as earlier versions wrote) is replaced.
+  const wanted = { X402_ADMIN_TOKEN: randomBytes(32).toString("hex"), X402_SESSION_SECRET: randomBytes(32).toString("hex") };
+  const kept = text.split("\n").filter((l) => !Object.keys(wanted).some((k) => l.startsWith(`${k}=`) && l.length < k.length + 33));
+  const missing = Object.entries(wanted).filter(([k]) => !kept.some((l) => l.startsWith(`${k}=`)));
   if (missing.length) {
-    const sep = text && !text.endsWith("\n") ? "\n" : "";
-    writeFileSync(file, text + sep + missing.map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+    const rest = kept.join("\n").replace(/\n*$/, "");
+    writeFileSync(file, (rest ? rest + "\n" : "") + missing.map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
   }
 }
 

@@ -1,5 +1,6 @@
 //! The publisher's admin interface, behind a bearer secret (`X402_ADMIN_TOKEN`, set with
-//! `wrangler secret put`). Without the secret configured, the interface does not exist.
+//! `wrangler secret put`). Without the secret configured, the interface does not exist; with one
+//! shorter than [`MIN_TOKEN_CHARS`], it answers 503 `admin_token_too_short` and opens to no one.
 //!
 //! - `GET  /__x402/admin/stats`                   revenue per route and day, payments, sessions, settlements, top payers
 //! - `GET  /__x402/admin/stats.html`              the same as a page with a chart (asks for the token)
@@ -19,6 +20,9 @@ use crate::evm::Address;
 pub const PREFIX: &str = "/__x402/admin/";
 const STATS_PAGE: &str = include_str!("stats.html");
 const ADMIN_TOKEN: &str = "X402_ADMIN_TOKEN";
+/// The shortest admin token the interface opens with: one that cannot be guessed request by
+/// request (`openssl rand -hex 32` makes 64 characters).
+pub const MIN_TOKEN_CHARS: usize = 32;
 
 pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Result<Response> {
     let Ok(token) = env.secret(ADMIN_TOKEN).map(|s| s.to_string()) else {
@@ -29,6 +33,13 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         let mut res = Response::from_html(STATS_PAGE)?;
         res.headers_mut().set("Cache-Control", "no-store")?;
         return Ok(res);
+    }
+    if token.len() < MIN_TOKEN_CHARS {
+        return Ok(Response::from_json(&serde_json::json!({
+            "error": "admin_token_too_short",
+            "message": format!("X402_ADMIN_TOKEN is shorter than {MIN_TOKEN_CHARS} characters, so the admin interface stays closed; set a longer one (openssl rand -hex 32 | wrangler secret put X402_ADMIN_TOKEN).")
+        }))?
+        .with_status(503));
     }
     let presented = req
         .headers()

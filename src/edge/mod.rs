@@ -367,9 +367,14 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
                 return pass(config, req, &url, &method).await;
             }
             Access::Block => {
+                let (kind, agent) = evidence_fields(&who.evidence);
                 let mut reply = paywall::plain_refusal(&Refusal::new(
                     Reason::Blocked,
-                    format!("{:?} ({:?})", who.class, who.evidence),
+                    format!(
+                        "classed {} by {kind}{}",
+                        class_name(who.class),
+                        agent.map(|a| format!(" ({a})")).unwrap_or_default()
+                    ),
                 ));
                 if who.class == Class::Crawler {
                     reply

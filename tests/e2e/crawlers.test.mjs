@@ -24,10 +24,10 @@ import { privateKeyToAccount } from "viem/accounts";
 import { signatureHeaders } from "web-bot-auth";
 import { signerFromJWK } from "web-bot-auth/crypto";
 import { validateDiscoveryExtension, validateDiscoveryExtensionSpec } from "@x402/extensions/bazaar";
-import { ROOT, decodeHeader, encodeHeader, payingFetch, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, ROOT, decodeHeader, encodeHeader, payingFetch, startStack, startWorker } from "./harness.mjs";
 import { signPayment } from "./lib/sign.mjs";
 
-const ADMIN = "t";
+const ADMIN = ADMIN_TOKEN;
 const PRICE = 10000n; // "$0.01" in USDC atomic units
 const DIRECTORY_PATH = "/.well-known/http-message-signatures-directory";
 const DIRECTORY_TYPE = "application/http-message-signatures-directory+json";
@@ -321,7 +321,7 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
     assert.equal(res.headers.get("crawler-error"), "CrawlerForbidden");
     const body = await res.json();
     assert.equal(body.reason, "blocked");
-    assert.match(body.message, /Crawler/);
+    assert.match(body.message, /classed crawler by web_bot_auth \(127\.0\.0\.1:\d+\)/);
     assert.equal(site.hits.length, hitsBefore, "nothing reached the origin");
     // A weak claim gets the stricter policy: saying GPTBot is blocked too.
     const ua = await outcome(await worker.fetch("/blocked/story", { headers: { "user-agent": GPTBOT_UA } }));

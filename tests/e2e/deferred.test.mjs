@@ -10,11 +10,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { decodeHeader, encodeHeader, payingFetch, ROOT, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, decodeHeader, encodeHeader, payingFetch, ROOT, startStack, startWorker } from "./harness.mjs";
 import { signPayment } from "./lib/sign.mjs";
 
 const PRICE = 10000n; // "$0.01"
-const TOKEN = "t";
+const TOKEN = ADMIN_TOKEN;
 const BATCH = 2;
 const TX = /^0x[0-9a-f]{64}$/;
 
@@ -804,6 +804,27 @@ describe("the admin view", () => {
       }
     });
   }
+
+  test("stays closed, to that token too, while the token is shorter than 32 characters (503)", async () => {
+    const short = "x".repeat(31);
+    const w = await startDeferredWorker(undefined, { secrets: { X402_ADMIN_TOKEN: short } });
+    try {
+      for (const [method, p] of [
+        ["GET", `/__x402/admin/ledger?wallet=${wallet()}`],
+        ["GET", "/__x402/admin/stats"],
+        ["POST", `/__x402/admin/ledger/forgive?wallet=${wallet()}`],
+      ]) {
+        const res = await w.fetch(p, { method, headers: { authorization: `Bearer ${short}` } });
+        assert.equal(res.status, 503, `${method} ${p}`);
+        const body = await res.json();
+        assert.equal(body.error, "admin_token_too_short");
+        assert.match(body.message, /32 characters/);
+        assert.doesNotMatch(JSON.stringify(body), /settled|pending|0x[0-9a-f]{40}/i, "nothing of the ledger leaks");
+      }
+    } finally {
+      await w.dispose();
+    }
+  });
 
   test("answers with the token", async () => {
     const res = await worker.fetch(`/__x402/admin/ledger?wallet=${wallet()}`, {

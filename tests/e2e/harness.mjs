@@ -31,6 +31,9 @@ import { startOrigin } from "../../scripts/lib/origin.mjs";
 
 export { accounts, startFacilitator, startFaultyFacilitator, startOrigin, USDC };
 
+/** An admin token long enough for the admin interface to open (32 characters at least). */
+export const ADMIN_TOKEN = "admin-token-of-the-black-box-tests";
+
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 // wrangler.toml, read by wrangler's own parser. Importing wrangler takes about a second, so the result
@@ -152,7 +155,7 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
 /**
  * Runs the built Worker (build/entry.mjs, as wrangler.toml's `main`) under Miniflare 4 on a real 127.0.0.1 port.
  *   config         the X402 binding (see stack.config())
- *   secrets        extra string bindings, e.g. { X402_ADMIN_TOKEN: "t", X402_SESSION_SECRET: "s" }
+ *   secrets        extra string bindings, e.g. { X402_ADMIN_TOKEN: ADMIN_TOKEN, X402_SESSION_SECRET: "s" }
  *   persistDir     keep KV and Durable Object state there (across startWorker calls)
  *   scriptPath     the entry module (default: the build's); modulesRoot: where module names start, for an
  *                  entry that imports the build from elsewhere (a stand-in, tests/e2e/lib/ledger-faults.mjs)

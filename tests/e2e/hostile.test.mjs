@@ -17,14 +17,14 @@ import { gzipSync } from "node:zlib";
 import { after, before, describe, test } from "node:test";
 import { getAddress } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
-import { decodeHeader, encodeHeader, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, decodeHeader, encodeHeader, startStack, startWorker } from "./harness.mjs";
 import { rawRequest } from "./lib/raw-http.mjs";
 import { signPayment } from "./lib/sign.mjs";
 
 const PRICE = 10000n; // "$0.01"
 /** A path refused before any route is matched: no route, so no terms. */
 const BAD_PATH = { terms: false };
-const ADMIN = "t";
+const ADMIN = ADMIN_TOKEN;
 const SESSION_SECRET = "hostile-suite-session-secret-0123456789abcdef";
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const TWO_256 = 2n ** 256n;

@@ -16,13 +16,13 @@
 // from being the only queue, as with real traffic from many clients.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { decodeHeader, encodeHeader, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, decodeHeader, encodeHeader, startStack, startWorker } from "./harness.mjs";
 import { signPayment } from "./lib/sign.mjs";
 
 const N = Number(process.env.X402_LOAD_PAYMENTS ?? 60);
 const C = Number(process.env.X402_LOAD_CONCURRENCY ?? 10);
 const PRICE = 10000n; // "$0.01"
-const ADMIN = "t";
+const ADMIN = ADMIN_TOKEN;
 const ROUTE = "/api/weather";
 
 let stack, worker, payers;

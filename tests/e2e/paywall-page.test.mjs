@@ -12,7 +12,7 @@ import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { privateKeyToAccount } from "viem/accounts";
-import { ROOT, decodeHeader, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, ROOT, decodeHeader, startStack, startWorker } from "./harness.mjs";
 import { ensureChromium, injectWallet, launchChromium } from "./lib/browser.mjs";
 
 const chromium = ensureChromium();
@@ -37,7 +37,7 @@ describe("the paywall page in headless Chromium", { skip: chromium.skip ?? false
     [stack, browser] = await Promise.all([startStack(), launchChromium({ executablePath: chromium.path })]);
     worker = await startWorker({
       config: stack.config({ routes: [ROUTE] }),
-      secrets: { X402_SESSION_SECRET: randomBytes(32).toString("hex"), X402_ADMIN_TOKEN: "t" },
+      secrets: { X402_SESSION_SECRET: randomBytes(32).toString("hex"), X402_ADMIN_TOKEN: ADMIN_TOKEN },
     });
     page = browser.page;
     page.setDefaultTimeout(15_000);

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import {
+  ADMIN_TOKEN,
   decodeHeader,
   encodeHeader,
   legacyClient,
@@ -272,7 +273,7 @@ describe("a facilitator that misbehaves is survived, and nothing is served unpai
 describe("a settlement whose answer is lost after the transfer was sent", () => {
   test("the client is not told that nothing was charged, and the ledger books the payment from the chain", async () => {
     const faulty = await startFaultyFacilitator({ mode: "receipt-lost", chainId: stack.chainId, forwardTo: stack.facilitator.url });
-    const ADMIN = "t";
+    const ADMIN = ADMIN_TOKEN;
     const w = await startWorker({
       config: stack.config({ facilitator: { url: faulty.url, timeoutMs: 10_000 }, rpc: { [stack.network]: stack.rpcUrl } }),
       secrets: { X402_ADMIN_TOKEN: ADMIN },

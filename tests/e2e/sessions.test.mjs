@@ -22,14 +22,14 @@ import {
   createSIWxPayload,
   encodeSIWxHeader,
 } from "@x402/extensions/sign-in-with-x";
-import { decodeHeader, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, decodeHeader, startStack, startWorker } from "./harness.mjs";
 import { rpc as chainRpc } from "../../scripts/lib/chain.mjs";
 
 const PRICE = 10000n; // "$0.01"
 const SECRET = randomBytes(32).toString("hex"); // 64 hex characters, used as given (64 bytes)
 /** The name the article session is sold under (grants, tokens): its scope, then the route selling it. */
 const ARTICLES_SESSION = "/articles/*\n* /articles/*";
-const ADMIN = "t";
+const ADMIN = ADMIN_TOKEN;
 const SIWX = "sign-in-with-x";
 
 let stack, site, worker, rpcWatch;
