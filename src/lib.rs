@@ -31,6 +31,11 @@
 //! | [`cdp`] | CDP API keys, and the JWT each call to CDP's facilitator carries |
 //! | [`paywall`] | the decision for one request, and the replies we write ourselves |
 
+/// The Worker's allocator: talc's, smaller than Rust's default for wasm (see `Cargo.toml`).
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub mod cdp;
 pub mod chain;
 pub mod config;
