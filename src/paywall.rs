@@ -178,6 +178,7 @@ impl PaidRequest<'_> {
             payload: serde_json::from_str(body).unwrap_or_default(),
             held: false,
             ticket,
+            worked: false,
         }
     }
 

@@ -279,6 +279,11 @@ pub struct Admission {
     /// lost. Empty from a Worker of an earlier version.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ticket: String,
+    /// Immediate only: the origin does the request's work (a method other than `GET` and `HEAD`)
+    /// before the payment is settled, so a refusal that is the payer's doing (funds moved away,
+    /// the authorization cancelled) leaves the payer owing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub worked: bool,
 }
 
 /// Why an admission was refused.
@@ -734,6 +739,9 @@ struct Entry {
     admitted_at: u64,
     #[serde(rename = "i", default, skip_serializing_if = "is_false")]
     immediate: bool,
+    /// [`Admission::worked`].
+    #[serde(rename = "w", default, skip_serializing_if = "is_false")]
+    worked: bool,
     #[serde(rename = "s")]
     state: State,
     /// Transient refusals so far (drives the backoff).
@@ -832,6 +840,7 @@ impl Read for Admission {
             payload: f.get("payload")?,
             held: f.or_default("held")?,
             ticket: f.or_default("ticket")?,
+            worked: f.or_default("worked")?,
         })
     }
 }
@@ -881,6 +890,7 @@ impl Read for Entry {
             network: f.get("net")?,
             admitted_at: f.get("at")?,
             immediate: f.or_default("i")?,
+            worked: f.or_default("w")?,
             state: f.get("s")?,
             tries: f.or_default("tr")?,
             unknowns: f.or_default("uk")?,
@@ -971,6 +981,7 @@ impl Entry {
             (State::InFlight { .. }, false) => self.immediate,
             (State::Pending { .. }, false) => {
                 self.immediate = true;
+                self.worked = a.worked;
                 self.held_until = None;
                 self.state = State::InFlight { since: now };
                 true
@@ -1068,14 +1079,14 @@ impl Entry {
         let why = detail(reason, message);
         match kind {
             RefusalKind::Unanswered => self.unknown(why, policy, now),
-            RefusalKind::NonceUsed if self.uncertain => {
-                // Our own earlier attempt may be what used it: read the chain before anything else.
+            // Our own earlier attempt may be what used it, or, where the origin did the work
+            // first, the payer may have cancelled the authorization (or sent it to the chain
+            // itself, which pays all the same): read the chain before anything else.
+            RefusalKind::NonceUsed if self.uncertain || self.worked => {
                 self.used_reported = true;
                 self.state = State::Unknown {
                     due: now,
-                    why: format!(
-                        "{why} after an attempt that may have settled it; reading the chain"
-                    ),
+                    why: format!("{why}; reading the chain for what used it"),
                 };
                 Effect::Retry { at: now }
             }
@@ -1083,6 +1094,12 @@ impl Entry {
             // client was told is that the outcome is unknown, and the chain decides (rule 6).
             RefusalKind::Transient if self.immediate && refusal_is_uncertain(reason, message) => {
                 self.unknown(why, policy, now)
+            }
+            // Nothing served, nobody owes; but where the origin did the work first, the payer's
+            // own refusals (funds moved away since `/verify`, a signature or a wallet the chain
+            // will not take) leave it owing.
+            RefusalKind::Payer { .. } if self.worked => {
+                self.fail(reason, message.to_string(), true, now)
             }
             _ if self.immediate => self.fail(reason, message.to_string(), false, now),
             RefusalKind::NonceUsed => self.fail(reason, message.to_string(), true, now),
@@ -1408,6 +1425,7 @@ impl Ledger {
             network: a.network,
             admitted_at: now,
             immediate: !a.deferred,
+            worked: a.worked && !a.deferred,
             state,
             tries: 0,
             unknowns: 0,
@@ -1501,7 +1519,7 @@ impl Ledger {
             Outcome::OnChainCancelled => e.fail(
                 AUTHORIZATION_CANCELLED,
                 "the payer cancelled the authorization on chain".into(),
-                !e.immediate,
+                !e.immediate || e.worked,
                 now,
             ),
             Outcome::OnChainUsedElsewhere { transaction } => e.fail(
@@ -1509,7 +1527,7 @@ impl Ledger {
                 format!(
                     "the payer used the nonce in {transaction}, which did not pay this payment"
                 ),
-                !e.immediate,
+                !e.immediate || e.worked,
                 now,
             ),
             Outcome::OnChainUnused => e.on_chain_unused(policy, now),
@@ -1984,6 +2002,7 @@ mod tests {
                 payload: serde_json::json!({}),
                 held: false,
                 ticket: String::new(),
+                worked: false,
             },
             &policy(),
             now,
@@ -2097,6 +2116,7 @@ mod tests {
             payload: serde_json::json!({}),
             held: false,
             ticket: String::new(),
+            worked: false,
         };
         l.admit(a.clone(), &p, T0).unwrap();
         assert_eq!(l.withdraw(&a.id), Ok(10_000));

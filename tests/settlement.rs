@@ -53,6 +53,7 @@ fn admission(asset: &str, n: u64, micro: u128, valid_before: u64, deferred: bool
         payload: json!({"x402Version": 2, "nonce": nonce}),
         held: false,
         ticket: String::new(),
+        worked: false,
     }
 }
 
@@ -1465,6 +1466,108 @@ fn immediate_entries_record_outcomes_without_resending() {
             became_delinquent: false
         }
     );
+}
+
+/// An immediate payment for a request whose work the origin does before settlement (a `POST`).
+fn worked(n: u64) -> Admission {
+    Admission {
+        worked: true,
+        ..admission(USDC, n, 5_000, LONG, false)
+    }
+}
+
+#[test]
+fn a_payer_who_defeats_settlement_after_the_origin_worked_owes() {
+    let p = policy();
+    let delinquent = Effect::Failed {
+        became_delinquent: true,
+    };
+    // Funds moved away between `/verify` and `/settle`: the work was done, so the payer owes,
+    // and its next payments are refused until the admin forgives it or marks the entry paid.
+    let mut l = Ledger::new();
+    let a = worked(1);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    let outcome = refused("invalid_exact_evm_insufficient_balance");
+    assert_eq!(l.record(&id, outcome, &p, T0 + 2), delinquent);
+    assert_eq!(l.view().owed_micro_usd, 5_000);
+    assert!(matches!(
+        l.admit(worked(2), &p, T0 + 3),
+        Err(AdmitError::Delinquent { .. })
+    ));
+    assert!(matches!(
+        l.admit(deferred(3, 1), &p, T0 + 3),
+        Err(AdmitError::Delinquent { .. })
+    ));
+
+    // A refusal that is the facilitator's, not the payer's: nobody owes.
+    let mut l = Ledger::new();
+    let a = worked(1);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    let not_owed = Effect::Failed {
+        became_delinquent: false,
+    };
+    assert_eq!(
+        l.record(&id, refused("invalid_request"), &p, T0 + 2),
+        not_owed
+    );
+    assert!(!l.is_delinquent());
+
+    // The nonce used meanwhile: the chain tells a cancellation (owed) from the payer sending
+    // the authorization itself, which paid (settled). Never resent.
+    for (chain, effect) in [
+        (Outcome::OnChainCancelled, delinquent),
+        (Outcome::OnChainUsed, Effect::Settled),
+    ] {
+        let mut l = Ledger::new();
+        let a = worked(1);
+        let id = a.id.clone();
+        l.admit(a, &p, T0).unwrap();
+        let used = refused("invalid_exact_evm_nonce_already_used");
+        let Effect::Retry { at } = l.record(&id, used, &p, T0 + 2) else {
+            panic!("expected a chain read");
+        };
+        let due = l.due(at);
+        assert_eq!(due[0].action, Action::Reconcile);
+        assert!(!due[0].may_resend);
+        // Kept across storage, as the ledger object keeps it between its wakes.
+        let mut stored = BTreeMap::new();
+        store_rows(&mut l, &mut stored, 0);
+        let mut l = Ledger::from_rows(stored.iter());
+        assert_eq!(l.record(&id, chain, &p, at), effect);
+    }
+
+    // The same refusals for a request whose answer is simply not served (a `GET`): nobody owes.
+    for outcome in [
+        refused("invalid_exact_evm_insufficient_balance"),
+        refused("invalid_exact_evm_nonce_already_used"),
+    ] {
+        let mut l = Ledger::new();
+        let id = immediate_then(&mut l, &p, 1, T0, vec![outcome]);
+        assert_eq!(l.entry(&id).unwrap().status, Status::Failed);
+        assert!(!l.is_delinquent());
+    }
+
+    // A held deferred payment whose request falls back to settling it after the origin's work.
+    let mut l = Ledger::new();
+    let a = by("request-1", held(1, 5_000, LONG));
+    l.admit(a, &p, T0).unwrap();
+    let again = by("request-1", worked(1));
+    let id = again.id.clone();
+    assert_eq!(l.admit(again, &p, T0 + 1), Ok(()));
+    let outcome = refused("invalid_exact_evm_insufficient_balance");
+    assert_eq!(
+        l.record_from(Some("request-1"), &id, outcome, &p, T0 + 2),
+        delinquent
+    );
+
+    // Read back from what an earlier version of the Worker sent: not worked.
+    let text = serde_json::to_string(&admission(USDC, 1, 5_000, LONG, false)).unwrap();
+    assert!(!text.contains("worked"));
+    let back: Admission =
+        x402_edge::json::parse(&serde_json::to_string(&worked(1)).unwrap()).unwrap();
+    assert!(back.worked);
 }
 
 #[test]

@@ -647,7 +647,8 @@ async fn serve_paid(
     // the wallet's credit), the facilitator's `/verify` (funds, nonce, the transfer simulated) is
     // asked before the origin, after the ledger's admission, which refuses a replay without a
     // call. A `GET` needs no such check: its answer is simply not served when settlement fails.
-    let verify_first = !verified_remotely && !matches!(req.method().as_str(), "GET" | "HEAD");
+    let works_first = !matches!(req.method().as_str(), "GET" | "HEAD");
+    let verify_first = !verified_remotely && works_first;
     // Names this request in its commands to the ledger, so that no other request carrying the
     // same payment can act on its entry, and so that it may admit again after a lost answer.
     let ticket = random_nonce().map(hex::encode).unwrap_or_default();
@@ -733,6 +734,12 @@ async fn serve_paid(
         // deferred `GET` already asked it, before its answer is used): a payment being settled by
         // a concurrent request is refused here instead of being served again, and the outcome is
         // kept for the publisher.
+        // Settled after the origin's work for a method that may change something there: a
+        // payer who then makes settlement fail owes (see `Admission::worked`).
+        let admission = crate::settlement::Admission {
+            worked: works_first,
+            ..admission
+        };
         match beside(book.admit(admission), answer.as_mut(), overlap).await {
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)

@@ -14,6 +14,8 @@ import { ADMIN_TOKEN, decodeHeader, encodeHeader, payingFetch, ROOT, startStack,
 import { signPayment } from "./lib/sign.mjs";
 
 const PRICE = 10000n; // "$0.01"
+/** The payer of the tests that make it owe (each in a Worker of its own). */
+const PAYER = 3;
 const TOKEN = ADMIN_TOKEN;
 const BATCH = 2;
 const TX = /^0x[0-9a-f]{64}$/;
@@ -1109,6 +1111,61 @@ describe("origins that fail, and replays at the origin", () => {
     await assertMoved(start, payer, PRICE);
   });
 
+  for (const [what, act, refusedAs] of [
+    [
+      "empties its wallet",
+      async (key) => {
+        const all = await stack.balanceOf(stack.payer(PAYER).address);
+        await stack.chain.transferUsdc(key, stack.payer(2).address, all);
+        return async () => stack.chain.transferUsdc(stack.payer(2).privateKey, stack.payer(PAYER).address, all);
+      },
+      /balance|funds/i,
+    ],
+    ["cancels the authorization", async (key, nonce) => void (await stack.chain.cancelAuthorization(key, nonce)), /authorization_cancelled/],
+  ]) {
+    test(`a payer who ${what} while the site does a POST's work is refused at settlement, held owing, and refused next time`, async () => {
+      // `/verify` passed before the origin was asked; the payer then acts on chain while the
+      // origin works (the origin itself does it here, to time it), so settlement fails after a
+      // POST's work was done.
+      const key = stack.payer(PAYER).privateKey;
+      let payload;
+      let restore;
+      const site = await startActingOrigin(async () => {
+        restore = await act(key, payload.payload.authorization.nonce);
+      });
+      const w = await startWorker({ config: { ...deferredConfig(), origin: site.url }, secrets: { X402_ADMIN_TOKEN: TOKEN } });
+      try {
+        const start = await balances(PAYER);
+        payload = await signPayment(await termsFor(w, "/articles/order"), key);
+        const res = await w.fetch("/articles/order", { method: "POST", body: "qty=1", headers: paymentHeaders(payload) });
+        const body = await res.json();
+        assert.equal(res.status, 402, JSON.stringify(body));
+        assert.equal(body.reason, "settlement_failed");
+        assert.equal(site.worked, 1, "the origin did the work");
+        const view = await ledgerUntil("the entry failed", w, PAYER, (v) => v.failed.length === 1 && v.pending.length === 0, { ms: 30_000 });
+        assert.equal(view.failed[0].delinquent, true, JSON.stringify(view.failed[0]));
+        assert.match(`${view.failed[0].reason} ${view.failed[0].message ?? ""}`, refusedAs);
+        assert.equal(view.owed_micro_usd, "10000");
+        assert.equal(view.delinquent, true);
+        await restore?.();
+        restore = undefined;
+        assert.deepEqual(await balances(PAYER), start, "nothing was paid");
+        // Its next payment, funded and valid, is refused before anything is asked.
+        const next = await signPayment(await termsFor(w, "/articles/hello"), key);
+        const again = await w.fetch("/articles/hello", { headers: paymentHeaders(next) });
+        const refusal = await again.json();
+        assert.equal(again.status, 402);
+        assert.equal(refusal.reason, "wallet_delinquent");
+        assert.equal(site.worked, 1, "not asked again");
+        assert.deepEqual(await balances(PAYER), start, "nothing moved");
+      } finally {
+        await restore?.();
+        await w.dispose();
+        await site.stop();
+      }
+    });
+  }
+
   test("the admin view of every ledger comes in pages (each wallet is a call to its ledger): the cursor walks them all, once each", async () => {
     const admin = async (q) => {
       const res = await worker.fetch(`/__x402/admin/ledger${q}`, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -1222,6 +1279,32 @@ async function startProxy(target, handle) {
 }
 
 /** An origin that answers `status` (500 by default) after `ms`, to every request. */
+/** An origin that runs `act` on each POST before answering 200 (and 200 to anything else). */
+async function startActingOrigin(act) {
+  const http = await import("node:http");
+  const site = {
+    worked: 0,
+    url: "",
+  };
+  const server = http.createServer(async (req, res) => {
+    for await (const _ of req);
+    if (req.method === "POST") {
+      site.worked += 1;
+      await act();
+    }
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end("done");
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  site.url = `http://127.0.0.1:${server.address().port}`;
+  site.stop = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(resolve);
+    });
+  return site;
+}
+
 async function startSlowOrigin(ms, status = 500) {
   const http = await import("node:http");
   const server = http.createServer((req, res) => {
