@@ -5,7 +5,9 @@
 //! Key directories are cached in KV for an hour (a failed fetch for five minutes, with why, so a
 //! broken directory cannot make us fetch on every request and the log still says what is wrong),
 //! and fetched with a short deadline and a size limit: a crawler's directory must never slow down
-//! or exhaust the paywall.
+//! or exhaust the paywall. A signature naming a key that the cached directory lacks (the signer
+//! rotated its keys) has the directory fetched again, at most once per [`REFETCH_SECONDS`] per
+//! directory and isolate; a failed fetch then leaves the cached copy as it was.
 
 use futures_util::StreamExt;
 use worker::{Env, Fetch, Headers};
@@ -19,6 +21,27 @@ use crate::crawlers::{
 const DIRECTORY_TTL: u64 = 3600;
 const DIRECTORY_FAILURE_TTL: u64 = 300;
 const DIRECTORY_TIMEOUT_MS: u32 = 3_000;
+pub const REFETCH_SECONDS: u64 = 300;
+
+thread_local! {
+    /// Directories this isolate fetched again for an unknown key, and when.
+    static REFETCHED: std::cell::RefCell<Vec<(String, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether directory `url` may be fetched again now for an unknown key (and, if so, it is
+/// remembered as fetched): not when this isolate did so in the last [`REFETCH_SECONDS`], nor
+/// for more than 64 directories at a time.
+fn may_refetch(url: &str, now: u64) -> bool {
+    REFETCHED.with(|r| {
+        let mut r = r.borrow_mut();
+        r.retain(|(_, at)| now < at + REFETCH_SECONDS);
+        let fresh = r.len() < 64 && !r.iter().any(|(u, _)| u == url);
+        if fresh {
+            r.push((url.to_string(), now));
+        }
+        fresh
+    })
+}
 
 /// What is known of the client.
 pub struct Who {
@@ -69,12 +92,24 @@ pub async fn who(
                     trusted,
                 ) =>
             {
-                match directory(env, agent_url).await {
+                let mut fresh = false;
+                let result = loop {
+                    let keys = directory(env, agent_url, fresh).await;
+                    let result = match keys {
+                        Ok(keys) => verify(&parsed, &keys, now).await,
+                        Err(e) => Err(e),
+                    };
+                    if fresh
+                        || !matches!(result, Err(crawlers::WbaError::UnknownKey))
+                        || !may_refetch(agent_url, now)
+                    {
+                        break result;
+                    }
+                    fresh = true;
+                };
+                match result {
+                    Ok(v) => (Some(v), None),
                     Err(e) => (None, Some(e)),
-                    Ok(keys) => match verify(&parsed, &keys, now).await {
-                        Ok(v) => (Some(v), None),
-                        Err(e) => (None, Some(e)),
-                    },
                 }
             }
             (Some(_), Some(agent)) => (
@@ -126,12 +161,13 @@ async fn verify(
     unverified.conclude(verified)
 }
 
-/// The signer's keys: from the KV cache, or fetched and cached. A directory that could not be used
-/// is remembered for a few minutes as [`UNAVAILABLE`] and why, so the log keeps saying why.
-async fn directory(env: &Env, url: &str) -> Result<Jwks, crawlers::WbaError> {
+/// The signer's keys: from the KV cache (unless `fresh`), or fetched and cached. A directory that
+/// could not be used is remembered for a few minutes as [`UNAVAILABLE`] and why, so the log keeps
+/// saying why; but not over a copy that is only being fetched again (`fresh`).
+async fn directory(env: &Env, url: &str, fresh: bool) -> Result<Jwks, crawlers::WbaError> {
     let kv = js::kv(env, super::KV_BINDING);
     let key = crawlers::directory_key(url);
-    if let Some(kv) = &kv {
+    if let (Some(kv), false) = (&kv, fresh) {
         if let Ok(Some(cached)) = kv.text(&key).await {
             // A directory is cached only once it parsed, so it never starts with the marker.
             return match cached.strip_prefix(UNAVAILABLE) {
@@ -166,7 +202,7 @@ async fn directory(env: &Env, url: &str) -> Result<Jwks, crawlers::WbaError> {
         Ok((keys, body)) => (Ok(keys), body, DIRECTORY_TTL),
         Err((e, why)) => (Err(e), format!("{UNAVAILABLE}{why}"), DIRECTORY_FAILURE_TTL),
     };
-    if let Some(kv) = &kv {
+    if let (Some(kv), true) = (&kv, result.is_ok() || !fresh) {
         let _ = kv.put(&key, &value, Some(ttl)).await;
     }
     result

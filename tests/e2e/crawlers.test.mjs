@@ -314,6 +314,38 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
     assert.equal(JSON.parse(cached).keys[0].x, CRAWLER_JWK.x);
   });
 
+  test("a signer that rotates its keys is verified with the new key at once: its directory is fetched again for a key it lacks, at most once in five minutes", async () => {
+    const { d: _d, ...oldKey } = CRAWLER_JWK;
+    const keys = { keys: [oldKey] };
+    const rotating = await startDirectory(keys);
+    try {
+      const fetched = () => rotating.hits.filter((h) => h.path === DIRECTORY_PATH).length;
+      const asCrawler = async (signer) => outcome(await crawl("/open/story", { agent: rotating.url, signer }));
+      const read = await asCrawler(crawlerSigner);
+      assert.deepEqual([read.status, read.fromOrigin], [200, true], "verified with the key it had");
+      assert.equal(fetched(), 1);
+      // The signer replaces its key: the cached directory (an hour) does not have the new one.
+      const newJwk = generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" });
+      const { d: _nd, ...newKey } = newJwk;
+      keys.keys = [newKey];
+      const rotated = await asCrawler(await signerFromJWK(newJwk));
+      assert.deepEqual([rotated.status, rotated.fromOrigin], [200, true], "verified with its new key");
+      assert.equal(fetched(), 2, "fetched again, once");
+      // A key in no directory, sent again and again, does not have it fetched again and again.
+      for (let i = 0; i < 3; i++) {
+        const from = logs.main.length;
+        const forged = await asCrawler(forgerSigner);
+        assert.deepEqual([forged.status, forged.reason], [402, "payment_required"]);
+        assert.equal((await logLine(logs.main, from, (l) => l.event === "web_bot_auth")).error, "unknown_key");
+      }
+      const retired = await asCrawler(crawlerSigner);
+      assert.deepEqual([retired.status, retired.reason], [402, "payment_required"], "the retired key no longer verifies");
+      assert.equal(fetched(), 2, "not fetched again within five minutes");
+    } finally {
+      await rotating.stop();
+    }
+  });
+
   test("a route that blocks crawlers: the verified crawler gets 403 CrawlerForbidden, GPTBot by UA too, a script pays", async () => {
     const hitsBefore = site.hits.length;
     const res = await crawl("/blocked/story");
