@@ -67,6 +67,7 @@ struct RawConfig {
     log: Option<String>,
     origin_timeout_seconds: Option<u64>,
     trust_signers: Vec<String>,
+    agent_signers: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -455,6 +456,9 @@ pub struct Config {
     /// directory, so a signature from anyone else proves nothing this site should act on; its
     /// directory is not even fetched. See [`crate::crawlers::signer_trusted`].
     pub trust_signers: Vec<String>,
+    /// Signers, written as in `trust_signers` and trusted as those are, whose verified requests
+    /// are classed as agents acting for a person rather than as crawlers (`agentSigners`).
+    pub agent_signers: Vec<String>,
 }
 
 /// Cloudflare's own proxy gives up on an origin after 100 s (HTTP 524); a deferred payment is
@@ -599,12 +603,15 @@ impl RawConfig {
                 ),
             ));
         }
-        let trust_signers = self
-            .trust_signers
-            .iter()
-            .enumerate()
-            .map(|(i, host)| check_signer_host(&format!("trustSigners[{i}]"), host))
-            .collect::<Result<Vec<_>, _>>()?;
+        let signers = |key: &str, list: &[String]| {
+            list.iter()
+                .enumerate()
+                .map(|(i, host)| check_signer_host(&format!("{key}[{i}]"), host))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let agent_signers = signers("agentSigners", &self.agent_signers)?;
+        let mut trust_signers = signers("trustSigners", &self.trust_signers)?;
+        trust_signers.extend(agent_signers.iter().cloned());
         let deferred = match &self.deferred {
             Some(d) => resolve_deferred(Some(&RawDeferred::read(d)?))?,
             None => resolve_deferred(None)?,
@@ -815,6 +822,7 @@ impl RawConfig {
             rpc,
             origin_timeout_seconds,
             trust_signers,
+            agent_signers,
             log: match self.log.as_deref() {
                 None | Some("decisions") => LogLevel::Decisions,
                 Some("all") => LogLevel::All,
@@ -1053,6 +1061,7 @@ impl RawConfig {
                 "log",
                 "originTimeoutSeconds",
                 "trustSigners",
+                "agentSigners",
             ],
         )?;
         let mut rpc = Vec::new();
@@ -1086,6 +1095,7 @@ impl RawConfig {
             log: f.maybe("log")?,
             origin_timeout_seconds: f.maybe("originTimeoutSeconds")?,
             trust_signers: f.maybe("trustSigners")?.unwrap_or_default(),
+            agent_signers: f.maybe("agentSigners")?.unwrap_or_default(),
         })
     }
 }
@@ -1667,6 +1677,29 @@ mod tests {
             with(json!("crawler.example.com")).unwrap_err().key,
             "trustSigners"
         );
+    }
+
+    #[test]
+    fn agent_signers_are_checked_as_trusted_signers_are_and_trusted_too() {
+        let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+        v["trustSigners"] = json!(["crawler.example.com"]);
+        v["agentSigners"] = json!(["Assistant.Example.com", "*.agents.example"]);
+        let c = load(v.clone()).unwrap();
+        assert_eq!(
+            c.agent_signers,
+            ["assistant.example.com", "*.agents.example"]
+        );
+        assert_eq!(
+            c.trust_signers,
+            [
+                "crawler.example.com",
+                "assistant.example.com",
+                "*.agents.example"
+            ],
+            "an agent signer is trusted without being listed twice"
+        );
+        v["agentSigners"] = json!(["ok.test", "bad host"]);
+        assert_eq!(load(v).unwrap_err().key, "agentSigners[1]");
     }
 
     #[test]

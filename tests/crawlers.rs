@@ -1191,12 +1191,78 @@ fn classification_table() {
             cloudflare,
             user_agent,
             accept,
+            agent_signers: &[],
         };
         assert_eq!(
             classify(&input),
             (class, evidence),
             "{user_agent:?} {cloudflare:?} {:?}",
             wba_agent.map(|a| &a.agent)
+        );
+    }
+}
+
+#[test]
+fn signers_the_publisher_lists_as_agents_are_agents() {
+    use Class::{Agent, Crawler};
+    let jwks_signer = VerifiedAgent {
+        agent_url: Some("https://keys.example.net/agent/jwks.json".into()),
+        ..verified("keys.example.net")
+    };
+    for (agent, listed, class) in [
+        (
+            verified("assistant.example.com"),
+            "assistant.example.com",
+            Agent,
+        ),
+        (
+            verified("assistant.example.com:8443"),
+            "assistant.example.com",
+            Agent,
+        ),
+        (
+            verified("eu.assistant.example.com"),
+            "*.assistant.example.com",
+            Agent,
+        ),
+        // A host covers itself only, as in trustSigners.
+        (
+            verified("eu.assistant.example.com"),
+            "assistant.example.com",
+            Crawler,
+        ),
+        (
+            verified("crawler.example.org"),
+            "assistant.example.com",
+            Crawler,
+        ),
+        (
+            jwks_signer.clone(),
+            "https://keys.example.net/agent/jwks.json",
+            Agent,
+        ),
+        (
+            jwks_signer,
+            "https://keys.example.net/other/jwks.json",
+            Crawler,
+        ),
+    ] {
+        let agent_signers = [listed.to_string()];
+        let input = ClassifyInput {
+            web_bot_auth: Some(&agent),
+            cloudflare: None,
+            user_agent: Some("GPTBot/1.1"),
+            accept: None,
+            agent_signers: &agent_signers,
+        };
+        let evidence = Evidence::WebBotAuth {
+            agent: agent.agent.clone(),
+        };
+        assert_eq!(
+            classify(&input),
+            (class, evidence),
+            "{} by {listed}",
+            agent.agent
         );
     }
 }

@@ -5,8 +5,9 @@
 //!
 //! 1. **Verified Web Bot Auth** ([`Evidence::WebBotAuth`], strong). [`Class::Crawler`], unless the
 //!    signing agent is a user-directed agent: its `Signature-Agent` host is in
-//!    [`KNOWN_AGENT_HOSTS`] (or a subdomain of one), or Cloudflare puts the same request in an
-//!    agent category (below). The User-Agent is *not* consulted: a verified signer cannot pick
+//!    [`KNOWN_AGENT_HOSTS`] (or a subdomain of one), the publisher lists the signer as an agent
+//!    ([`ClassifyInput::agent_signers`]), or Cloudflare puts the same request in an agent
+//!    category (below). The User-Agent is *not* consulted: a verified signer cannot pick
 //!    its class by changing a header it does not sign.
 //! 2. **Cloudflare verified bot** (`cf.botManagement.verifiedBot`, [`Evidence::CloudflareVerifiedBot`],
 //!    strong). [`Class::Agent`] for the categories that fetch because a person just asked
@@ -99,6 +100,8 @@ pub struct ClassifyInput<'a> {
     pub user_agent: Option<&'a str>,
     /// The `Accept` header.
     pub accept: Option<&'a str>,
+    /// Signers the publisher classes as agents (`agentSigners`, as [`signer_trusted`] reads them).
+    pub agent_signers: &'a [String],
 }
 
 /// Hosts (and their subdomains) of Web Bot Auth signers that act for a user in real time.
@@ -125,7 +128,12 @@ pub fn classify(input: &ClassifyInput<'_>) -> (Class, Evidence) {
         .is_some_and(is_agent_category);
 
     if let Some(agent) = input.web_bot_auth {
-        let class = if is_known_agent_host(&agent.agent) || cf_agent {
+        let listed = |jwks| signer_trusted(&agent.agent, jwks, input.agent_signers);
+        let class = if is_known_agent_host(&agent.agent)
+            || cf_agent
+            || listed(None)
+            || agent.agent_url.as_deref().is_some_and(|u| listed(Some(u)))
+        {
             Class::Agent
         } else {
             Class::Crawler

@@ -61,6 +61,7 @@ pub async fn who(
     headers: &Headers,
     env: &Env,
     trusted: &[String],
+    agent_signers: &[String],
     full: &str,
     url: &crate::siwx::HttpUrl,
     method: &str,
@@ -126,6 +127,7 @@ pub async fn who(
         cloudflare: cloudflare.as_ref(),
         user_agent: user_agent.as_deref(),
         accept: accept.as_deref(),
+        agent_signers,
     });
     if let Some(e) = signature_error {
         // A bad signature is worth no signature: the request is judged as if unsigned.

@@ -334,6 +334,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
             headers,
             &env,
             &config.trust_signers,
+            &config.agent_signers,
             &full,
             &url,
             &method,

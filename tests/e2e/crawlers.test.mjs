@@ -43,7 +43,7 @@ const CRAWLER_JWK = { kty: "OKP", crv: "Ed25519", x: VECTORS.key.x, d: VECTORS.k
 // Another key, in no directory: what a forger holds.
 const FORGER_JWK = { ...generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" }) };
 
-let stack, site, directory, worker, statsWorker;
+let stack, site, directory, agentDirectory, worker, statsWorker;
 let crawlerSigner, forgerSigner;
 const logs = { main: [], stats: [] };
 
@@ -157,13 +157,14 @@ before(async () => {
   crawlerSigner = await signerFromJWK(CRAWLER_JWK);
   forgerSigner = await signerFromJWK(FORGER_JWK);
   const { d: _d, ...publicKey } = CRAWLER_JWK;
-  directory = await startDirectory({ keys: [publicKey] });
+  // The same key served by a second directory, whose signer the site lists as an agent.
+  [directory, agentDirectory] = await Promise.all([startDirectory({ keys: [publicKey] }), startDirectory({ keys: [publicKey] })]);
   [worker, statsWorker] = await Promise.all([
     startWorker({
       // Every decision logged, the routine ones included (the other Worker keeps the default).
       // Signers on loopback are trusted (any port: the hostile directories below have their own);
       // "localhost" is not, though it names the same directory server.
-      config: stack.config({ origin: site.url, routes: ROUTES, log: "all", trustSigners: ["127.0.0.1", `${directory.url}${KEY_SET_PATHS[0]}`] }),
+      config: stack.config({ origin: site.url, routes: ROUTES, log: "all", trustSigners: ["127.0.0.1", `${directory.url}${KEY_SET_PATHS[0]}`], agentSigners: [new URL(agentDirectory.url).host] }),
       secrets: { X402_ADMIN_TOKEN: ADMIN },
       onLog: collector(logs.main),
       // A zone without Bot Management: request.cf has no bot fields (Miniflare's placeholder
@@ -185,7 +186,7 @@ before(async () => {
 });
 after(async () => {
   await Promise.all([worker?.dispose(), statsWorker?.dispose()]);
-  await Promise.all([stack?.stop(), site?.stop(), directory?.stop()]);
+  await Promise.all([stack?.stop(), site?.stop(), directory?.stop(), agentDirectory?.stop()]);
 });
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -264,6 +265,19 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
       assert.equal(res.reason, "payment_required");
       assert.equal(res.fromOrigin, false);
     }
+  });
+
+  test("a signer the site lists in agentSigners is classed an agent: where crawlers read free and agents pay, it pays", async () => {
+    const from = logs.main.length;
+    const hitsBefore = site.hits.length;
+    const asAgent = await outcome(await crawl("/open/story", { agent: agentDirectory.url }));
+    assert.deepEqual([asAgent.status, asAgent.reason, asAgent.fromOrigin], [402, "payment_required", false]);
+    assert.equal(site.hits.length, hitsBefore, "nothing reached the origin");
+    const line = await logLine(logs.main, from, (l) => l.event === "refusal");
+    assert.deepEqual([line.class, line.evidence, line.agent], ["agent", "web_bot_auth", new URL(agentDirectory.url).host]);
+    // The same key through the other directory, a crawler's: read free.
+    const asCrawler = await outcome(await crawl("/open/story"));
+    assert.deepEqual([asCrawler.status, asCrawler.fromOrigin], [200, true]);
   });
 
   test("a valid signature from a signer the site does not trust is worth nothing: judged unsigned, its directory never fetched", async () => {
