@@ -88,6 +88,10 @@ pub enum Reason {
     /// A `POST` names another method in a `_method` parameter (which Rails, Laravel and others
     /// serve as that method), and that method is priced on this path by another route.
     MethodOverride,
+    /// Too many payments from the client's address were refused after the facilitator or the
+    /// chain was asked (`X402_RATE_LIMIT`): its payments are refused for a while before anything
+    /// is asked.
+    TooManyRefusals,
     /// The paywall itself is misconfigured.
     ConfigInvalid,
 }
@@ -107,7 +111,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 37] = [
+    pub const ALL: [Reason; 38] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -144,6 +148,7 @@ impl Reason {
         Reason::OriginUnavailable,
         Reason::LedgerUnavailable,
         Reason::MethodOverride,
+        Reason::TooManyRefusals,
         Reason::ConfigInvalid,
     ];
 
@@ -378,6 +383,12 @@ impl Reason {
                 "invalid_request",
                 400,
                 "A _method parameter names a method priced here, which many sites would serve; send that method, with its payment.",
+            ),
+            Reason::TooManyRefusals => row(
+                "too_many_refusals",
+                "invalid_payment",
+                429,
+                "Too many payments from this address were refused by the facilitator or the chain; wait a minute before paying again.",
             ),
             Reason::ConfigInvalid => row(
                 "paywall_misconfigured",

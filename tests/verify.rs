@@ -1514,6 +1514,7 @@ fn refusal_table() {
         Reason::SessionRefused,
         Reason::Blocked,
         Reason::CrawlerPriceRefused,
+        Reason::TooManyRefusals,
     ];
     let missing: Vec<&str> = Reason::ALL
         .iter()

@@ -86,6 +86,11 @@ export function x402_headers_without(source, names, name, value) {
   if (value !== undefined) headers.set(name, value);
   return headers;
 }
+export async function x402_strike(env, key) {
+  const limiter = env.X402_RATE_LIMIT;
+  if (!limiter || typeof limiter.limit !== 'function') return '';
+  return (await limiter.limit({ key })).success ? '' : 'over';
+}
 export async function x402_body_text(request, limit) {
   if (!request.body) return '';
   const reader = request.clone().body.getReader();
@@ -107,6 +112,8 @@ export async function x402_body_text(request, limit) {
 extern "C" {
     #[wasm_bindgen(catch)]
     fn x402_body_text(request: &web_sys::Request, limit: u32) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_headers_without(
         source: &web_sys::Headers,
@@ -200,6 +207,12 @@ pub async fn body_text(request: &web_sys::Request, limit: u32) -> Option<String>
     text(x402_body_text(request, limit))
         .await
         .unwrap_or_else(|_| Some(String::new()))
+}
+
+/// Counts one against `key` with the Worker's `X402_RATE_LIMIT` binding: whether `key` is now
+/// over its limit. Never, without the binding or when it fails.
+pub async fn strike(env: &Env, key: &str) -> bool {
+    matches!(text(x402_strike(env, key)).await, Ok(Some(s)) if !s.is_empty())
 }
 
 /// Waits for a promise that yields text (`undefined` and `null` read as `None`).

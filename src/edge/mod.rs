@@ -446,7 +446,25 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
             }
             respond::reply(reply, head)
         }
-        Decision::Paid(paid) => serve_paid(config, &env, req, &url, &paid, &served).await,
+        Decision::Paid(paid) => {
+            let address = req
+                .headers()
+                .get("cf-connecting-ip")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "unknown".into());
+            let strikes = Strikes {
+                address: &address,
+                now,
+                struck: Cell::new(false),
+            };
+            let answer = serve_paid(config, &env, req, &url, &paid, &served, &strikes).await;
+            // Counted once the answer is written, whichever refusal it was.
+            if strikes.struck.get() && js::strike(&env, &address).await {
+                strikes.bar();
+            }
+            answer
+        }
     }
 }
 
@@ -571,8 +589,16 @@ async fn serve_paid(
     url: &HttpUrl,
     paid: &PaidRequest<'_>,
     ctx: &Served<'_>,
+    strikes: &Strikes<'_>,
 ) -> Result<web_sys::Response> {
     let (head, now) = (ctx.head, ctx.now);
+    if strikes.barred() {
+        let mut reply = paid.refuse(&Reason::TooManyRefusals.into());
+        reply
+            .headers
+            .push(("Retry-After", BARRED_SECONDS.to_string()));
+        return respond::reply(reply, head);
+    }
     let client = facilitator::Client::new(config, facilitator::Auth::of(env));
     let body = paid.facilitator_body();
     // Whether the facilitator's `/verify` has judged this payment (balance, nonce, simulation),
@@ -594,7 +620,10 @@ async fn serve_paid(
         };
         match asked {
             Some(true) => {}
-            Some(false) => return respond::reply(paid.refuse(&check.refusal), head),
+            Some(false) => {
+                strikes.struck.set(true);
+                return respond::reply(paid.refuse(&check.refusal), head);
+            }
             None => {
                 let mut refusal = check.refusal.clone();
                 refusal.detail = Some(format!(
@@ -607,7 +636,7 @@ async fn serve_paid(
             }
         }
     } else if !paid.verified.signature_checked {
-        if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
+        if let Some(refusal) = refused_by_verify(&client, &body, paid, strikes).await {
             return respond::reply(refusal, head);
         }
         verified_remotely = true;
@@ -786,7 +815,7 @@ async fn serve_paid(
             );
             return respond::reply(paid.refuse(&refusal), head);
         }
-        if let Some(refusal) = refused_by_verify(&client, &body, paid).await {
+        if let Some(refusal) = refused_by_verify(&client, &body, paid, strikes).await {
             if let Some(book) = &book {
                 book.withdraw(&id, &ticket).await;
             }
@@ -863,6 +892,13 @@ async fn serve_paid(
         }
         SettleOutcome::Refused { reason, message } => {
             log_decision("settlement_refused", paid, &reason);
+            if matches!(
+                crate::settlement::classify_refusal(&reason, &message),
+                crate::settlement::RefusalKind::Payer { .. }
+                    | crate::settlement::RefusalKind::NonceUsed
+            ) {
+                strikes.struck.set(true);
+            }
             respond::reply(paid.settlement_refused(&reason, &message), head)
         }
         SettleOutcome::Unknown(why) => {
@@ -878,17 +914,58 @@ async fn refused_by_verify(
     client: &facilitator::Client<'_>,
     body: &str,
     paid: &PaidRequest<'_>,
+    strikes: &Strikes<'_>,
 ) -> Option<paywall::Reply> {
     match client.verify(body).await {
         VerifyOutcome::Valid { .. } => None,
         VerifyOutcome::Invalid { reason, message } => {
             log_decision("verify_refused", paid, &reason);
+            strikes.struck.set(true);
             Some(paid.facilitator_rejected(&reason, &message))
         }
         VerifyOutcome::Unknown(why) => {
             log_decision("verify_unknown", paid, &why);
             Some(paid.verification_unknown(&why))
         }
+    }
+}
+
+/// How long a client address over its limit of refused payments is turned away by an isolate.
+const BARRED_SECONDS: u64 = 60;
+
+thread_local! {
+    /// Client addresses over their limit of refused payments, and until when they are barred.
+    static BARRED: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Payments refused for the payer's own reasons after the facilitator or the chain was asked, per
+/// client address. Anyone can sign payments from keys that hold nothing, and each costs such a
+/// call: with the `X402_RATE_LIMIT` binding, each refusal counts against the address
+/// ([`js::strike`]), and an address over its limit has its payments refused for
+/// [`BARRED_SECONDS`] before anything is asked (by each isolate that sees it go over).
+struct Strikes<'a> {
+    address: &'a str,
+    now: u64,
+    /// This request's payment was so refused.
+    struck: Cell<bool>,
+}
+
+impl Strikes<'_> {
+    fn barred(&self) -> bool {
+        BARRED.with(|b| {
+            let mut b = b.borrow_mut();
+            b.retain(|(_, until)| self.now < *until);
+            b.iter().any(|(a, _)| a == self.address)
+        })
+    }
+
+    fn bar(&self) {
+        BARRED.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.len() < 4096 {
+                b.push((self.address.to_string(), self.now + BARRED_SECONDS));
+            }
+        });
     }
 }
 

@@ -163,6 +163,8 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
  *                  default { LEDGER: "Ledger", STATS: "Stats" }
  *   cf             request.cf for every request (default false: Miniflare's placeholder, which carries
  *                  botManagement { score: 99, verifiedBot: false }); {} is a zone without Bot Management
+ *   ratelimits     Workers rate limiting bindings, as Miniflare takes them:
+ *                  { X402_RATE_LIMIT: { namespace_id: "1", simple: { limit, period } } }
  *   onLog          receives every line the Worker logs, as { timestamp, level, message } (workerd's
  *                  structured logs); the Worker's console is then not echoed to this process's output
  * Returns { url, fetch(path, init), mf, kv(), dispose() }.
@@ -177,6 +179,7 @@ export async function startWorker({
   verbose = false,
   onLog,
   cf = false,
+  ratelimits,
 } = {}) {
   const wrangler = await readWranglerConfig();
   const bindings = { X402: JSON.parse(JSON.stringify(config ?? {})), ...secrets };
@@ -200,6 +203,7 @@ export async function startWorker({
     bindings,
     kvNamespaces: ["X402_KV"],
     durableObjects: objects,
+    ...(ratelimits ? { ratelimits } : {}),
     ...(persistDir
       ? { kvPersist: path.join(persistDir, "kv"), durableObjectsPersist: path.join(persistDir, "do") }
       : {}),

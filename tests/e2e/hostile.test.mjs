@@ -853,3 +853,53 @@ describe("a key that signs payments it cannot fund, again and again", () => {
     assert.equal(await stack.balanceOf(wallet), before);
   });
 });
+
+describe("a client address whose payments keep being refused by the facilitator (X402_RATE_LIMIT)", () => {
+  test("is turned away for a minute before the facilitator is asked again; other addresses, and honest payments from them, are not", async () => {
+    const limited = await startWorker({
+      config: stack.config({ routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/html" }] }),
+      ratelimits: { X402_RATE_LIMIT: { namespace_id: "402", simple: { limit: 3, period: 60 } } },
+    });
+    try {
+      const terms = decodeHeader((await limited.fetch("/articles/x")).headers.get("payment-required")).accepts[0];
+      const verifies = () => stack.facilitator.calls.filter((c) => c.kind === "verify").length;
+      const from = (address, payload, method = "POST") =>
+        limited.fetch("/articles/hello", {
+          method,
+          ...(method === "POST" ? { body: "qty=1" } : {}),
+          headers: { "cf-connecting-ip": address, "payment-signature": encodeHeader(payload) },
+        });
+      // A key with nothing, signing again and again: each try costs a /verify, until the
+      // address is over its limit (3 a minute here).
+      for (let i = 1; i <= 4; i++) {
+        const before = verifies();
+        const res = await from("203.0.113.7", await pay(terms, unfunded));
+        const body = await res.json();
+        assert.deepEqual([res.status, body.reason], [402, "facilitator_rejected"], `try ${i}`);
+        assert.equal(verifies(), before + 1, `try ${i}: asked`);
+      }
+      const before = verifies();
+      const moneyBefore = await allBalances();
+      for (const [payload, method] of [
+        [await pay(terms, unfunded), "POST"],
+        // Its honest payments too, for that minute: an address is all the limit knows.
+        [await pay(terms, 5), "GET"],
+      ]) {
+        const res = await from("203.0.113.7", payload, method);
+        const body = await res.json();
+        assert.deepEqual([res.status, body.reason], [429, "too_many_refusals"], method);
+        assert.equal(res.headers.get("retry-after"), "60");
+        assert.match(body.message, /wait a minute/);
+      }
+      assert.equal(verifies(), before, "the facilitator was not asked");
+      assert.deepEqual(await allBalances(), moneyBefore, "nothing moved");
+      // Another address pays as usual.
+      const paid = await from("198.51.100.2", await pay(terms, 5));
+      assert.equal(paid.status, 200, await paid.clone().text());
+      await paid.arrayBuffer();
+      assert.equal((await stack.balanceOf(addr(5))) + PRICE, moneyBefore.payer5);
+    } finally {
+      await limited.dispose();
+    }
+  });
+});
