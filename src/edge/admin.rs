@@ -41,11 +41,31 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         }))?
         .with_status(503));
     }
+    // Wrong tokens count against the client's address as refused payments do (`X402_RATE_LIMIT`):
+    // over the limit, the address is turned away for a minute, whatever token it sends then.
+    let address = super::client_address(&req.headers());
+    let strikes = super::Strikes {
+        address: &address,
+        now: super::now_seconds(),
+        struck: Default::default(),
+    };
+    if strikes.barred() {
+        let mut res = Response::from_json(&serde_json::json!({
+            "error": "too_many_attempts",
+            "message": "Too many wrong admin tokens, or refused payments, from this address; wait a minute."
+        }))?
+        .with_status(429);
+        res.headers_mut().set("Retry-After", "60")?;
+        return Ok(res);
+    }
     let presented = req
         .headers()
         .get("authorization")?
         .and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
     if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        if super::js::strike(env, &address).await {
+            strikes.bar();
+        }
         let mut res = Response::from_json(&serde_json::json!({
             "error": "unauthorized",
             "message": "This is the publisher's admin interface; send Authorization: Bearer <X402_ADMIN_TOKEN>."

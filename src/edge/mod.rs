@@ -447,12 +447,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
             respond::reply(reply, head)
         }
         Decision::Paid(paid) => {
-            let address = req
-                .headers()
-                .get("cf-connecting-ip")
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| "unknown".into());
+            let address = client_address(headers);
             let strikes = Strikes {
                 address: &address,
                 now,
@@ -928,6 +923,15 @@ async fn refused_by_verify(
             Some(paid.verification_unknown(&why))
         }
     }
+}
+
+/// The client's address, as Cloudflare gives it (`CF-Connecting-IP`).
+fn client_address(headers: &worker::Headers) -> String {
+    headers
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// How long a client address over its limit of refused payments is turned away by an isolate.

@@ -828,6 +828,32 @@ describe("the admin view", () => {
     }
   });
 
+  test("with X402_RATE_LIMIT, an address that keeps sending wrong tokens is turned away for a minute, the right token then included (429)", async () => {
+    const w = await startDeferredWorker(undefined, {
+      ratelimits: { X402_RATE_LIMIT: { namespace_id: "402", simple: { limit: 3, period: 60 } } },
+    });
+    try {
+      const ask = (address, token) =>
+        w.fetch("/__x402/admin/ledger", { headers: { authorization: `Bearer ${token}`, "cf-connecting-ip": address } });
+      for (let i = 1; i <= 4; i++) {
+        const res = await ask("203.0.113.9", `guess-${i}`.padEnd(40, "x"));
+        assert.equal(res.status, 401, `guess ${i}`);
+        await res.arrayBuffer();
+      }
+      const barred = await ask("203.0.113.9", TOKEN);
+      assert.equal(barred.status, 429);
+      assert.equal(barred.headers.get("retry-after"), "60");
+      const body = await barred.json();
+      assert.equal(body.error, "too_many_attempts");
+      assert.doesNotMatch(JSON.stringify(body), /settled|pending|wallets/, "nothing of the ledger leaks");
+      const other = await ask("198.51.100.9", TOKEN);
+      assert.equal(other.status, 200, "another address with the token gets in");
+      await other.arrayBuffer();
+    } finally {
+      await w.dispose();
+    }
+  });
+
   test("answers with the token", async () => {
     const res = await worker.fetch(`/__x402/admin/ledger?wallet=${wallet()}`, {
       headers: { authorization: `Bearer ${TOKEN}` },
