@@ -43,7 +43,7 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
     }
     // Wrong tokens count against the client's address as refused payments do (`X402_RATE_LIMIT`):
     // over the limit, the address is turned away for a minute, whatever token it sends then.
-    let address = super::client_address(&req.headers());
+    let address = super::client_address(req.headers());
     let strikes = super::Strikes {
         address: &address,
         now: super::now_seconds(),
