@@ -1161,7 +1161,11 @@ impl Entry {
             return self.fail(UNCONFIRMED_NONCE_USED, message.into(), false, now);
         }
         if self.may_resend_by(policy, now) {
+            // Resent, as after a chain read that shows it unused: the nonce keeps a second
+            // transfer from happening, so a facilitator that stays away is not a reason to give
+            // up a payment still collectable; the deadline bounds the tries.
             self.uncertain = true;
+            self.unresolved = 0;
             self.state = State::Pending { due: now };
             return Effect::Retry { at: now };
         }
@@ -1589,7 +1593,7 @@ impl Ledger {
 
     /// Trims history: settled entries, and immediate payments refused at settlement with nobody
     /// owing and nothing sent that could have moved money (so nothing was served and nothing was
-    /// charged), each kind to its newest `keep`.
+    /// charged; not those whose origin did the work first), each kind to its newest `keep`.
     /// Their nonces stay remembered until they lapse, so a trimmed payment is still a replay.
     /// Without the second kind, a key signing payments it cannot fund would grow its ledger by
     /// one entry a try.
@@ -1612,6 +1616,7 @@ impl Ledger {
                         ref reason,
                         ..
                     } if e.immediate
+                        && !e.worked
                         && !e.uncertain
                         && e.unknowns == 0
                         && reason != SETTLEMENT_UNKNOWN

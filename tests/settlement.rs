@@ -1121,6 +1121,56 @@ fn unknown_without_rpc_then_nonce_used_is_unconfirmed_not_debt() {
     assert_eq!(e.reason.as_deref(), Some(UNCONFIRMED_NONCE_USED));
 }
 
+#[test]
+fn without_rpc_a_facilitator_away_for_a_while_does_not_lose_a_collectable_payment() {
+    // Deferred, validBefore an hour away: the facilitator answers nothing from the first attempt
+    // at T0 + 60 until T0 + 600, far more tries than max_attempts_unknown.
+    let p = policy();
+    let (mut l, id, mut now) = one_due(5_000);
+    let mut tries = 0;
+    while now < T0 + 600 {
+        l.begin(&id, &p, now).unwrap();
+        let Effect::Retry { at } = l.record(&id, unknown(), &p, now) else {
+            panic!("gave up after {tries} tries at {now}: {:?}", l.entry(&id));
+        };
+        // The reconciliation finds no chain to read: resent, never given up before the deadline.
+        assert_eq!(l.due(at)[0].action, Action::Reconcile);
+        assert_eq!(l.record(&id, Outcome::NoRpc, &p, at), Effect::Retry { at });
+        assert_eq!(l.due(at)[0].action, Action::Settle);
+        tries += 1;
+        now = at;
+    }
+    assert!(tries > p.max_attempts_unknown as usize + 1, "{tries} tries");
+    l.begin(&id, &p, now).unwrap();
+    assert_eq!(l.record(&id, settled("0xback"), &p, now), Effect::Settled);
+    assert_eq!(l.view().lost_micro_usd, 0);
+
+    // Away for good: past the deadline (30 s before validBefore) it ends, marked as possibly moved.
+    let (mut l, id, mut now) = one_due(5_000);
+    let effect = loop {
+        l.begin(&id, &p, now);
+        if let Effect::Retry { at } = l.record(&id, unknown(), &p, now) {
+            match l.record(&id, Outcome::NoRpc, &p, at) {
+                Effect::Retry { at } => now = at,
+                other => break other,
+            }
+        } else {
+            panic!("an unanswered attempt is always read first");
+        }
+        assert!(now < LONG + 60, "never ends");
+    };
+    assert_eq!(
+        effect,
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(SETTLEMENT_UNKNOWN)
+    );
+}
+
 /// Brings an entry to "nonce already used" after a lagging chain read let it be resent.
 fn used_after_a_resend(p: &LedgerPolicy) -> (Ledger, String, u64) {
     let (mut l, id, at) = one_due(5_000);
@@ -1765,6 +1815,27 @@ fn immediate_payments_refused_at_settlement_are_trimmed_and_still_replays() {
     store_rows(&mut l, &mut stored, 0);
     let back = Ledger::from_rows(stored.iter()).view();
     assert_eq!((back.failed.len(), back.failed_trimmed), (2, 4));
+}
+
+#[test]
+fn unpaid_work_is_never_trimmed_from_history() {
+    let p = LedgerPolicy {
+        settled_history: 2,
+        ..policy()
+    };
+    let mut l = Ledger::new();
+    // A POST whose settlement the facilitator refused for its own reasons, after the origin's work.
+    let a = worked(1);
+    let id = a.id.clone();
+    l.admit(a, &p, T0).unwrap();
+    l.record(&id, refused("invalid_request"), &p, T0 + 1);
+    assert_eq!(status(&l, &id), Status::Failed);
+    // Then many GETs refused the same way, which are trimmed to the newest two.
+    for n in 10..20 {
+        immediate_then(&mut l, &p, n, T0 + n, vec![refused("invalid_request")]);
+    }
+    assert!(l.entry(&id).is_some(), "the unpaid work is still shown");
+    assert_eq!(l.view().failed.len(), 3);
 }
 
 #[test]

@@ -450,44 +450,57 @@ async fn spend_grant(
     Ok(())
 }
 
-/// Records the grant a payment bought, and returns a token for it.
+/// Records the grant a payment bought (each store asked twice if it does not answer), and
+/// returns a token for it (none without a session secret); `Err` says which store did not
+/// record it.
 pub async fn grant_after_payment(
     env: &Env,
     wallet: &Address,
     chain: u64,
     offer: &SessionOffer,
     now: u64,
-) -> Option<(String, u64)> {
+) -> Result<Option<(String, u64)>, &'static str> {
     let mut grant = offer.grant(*wallet, now);
     grant.chain = Some(chain);
     let key = session::grant_key(wallet, &offer.name);
     if let Some(requests) = grant.requests {
-        let book = LedgerClient::open(env, &wallet.to_lower_hex())?;
-        book.send(&Command::SetGrant {
+        let book = LedgerClient::open(env, &wallet.to_lower_hex()).ok_or("no ledger")?;
+        let command = Command::SetGrant {
             key: key.clone(),
             requests,
             until: grant.expires_at,
-        })
-        .await?;
+        };
+        if book.send(&command).await.is_none() {
+            book.send(&command)
+                .await
+                .ok_or("the ledger did not answer")?;
+        }
     }
-    let kv = js::kv(env, super::KV_BINDING)?;
+    let kv = js::kv(env, super::KV_BINDING).ok_or("no KV namespace")?;
     // KV's expiry has a floor of 60 s; the grant's own expiry is checked on every use.
     let ttl = grant.ttl(now).max(60);
-    kv.put(&key, &grant.to_json(), Some(ttl)).await.ok()?;
+    let json = grant.to_json();
+    if kv.put(&key, &json, Some(ttl)).await.is_err() {
+        kv.put(&key, &json, Some(ttl))
+            .await
+            .map_err(|_| "KV refused the write")?;
+    }
     // A grant bought again replaces the one this isolate remembers.
     GRANTS.with(|r| {
         r.borrow_mut()
             .put(&remembered_as(wallet, &offer.name), grant.clone(), now)
     });
-    let secret = env.secret(SESSION_SECRET).ok()?.to_string();
+    let Some(secret) = env.secret(SESSION_SECRET).ok().map(|s| s.to_string()) else {
+        return Ok(None);
+    };
     if secret.len() < session::MIN_SECRET_BYTES {
-        return None;
+        return Ok(None);
     }
     let until = grant.expires_at.min(now + TOKEN_SECONDS);
-    Some((
+    Ok(Some((
         session::issue_token(secret.as_bytes(), wallet, &offer.name, until),
         until - now,
-    ))
+    )))
 }
 
 /// Headers handing a session token to the client: a cookie for browsers, a header for programs.

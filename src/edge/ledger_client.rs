@@ -87,6 +87,9 @@ impl LedgerClient {
     }
 
     /// The outcome of the immediate settlement of `id`, made by the request holding `ticket`.
+    /// Sent a second time if the first got no answer: a lost outcome leaves the entry to be
+    /// reconciled when its lease ends, where, without a chain to read, a settled payment would
+    /// be booked as unknown (recording twice is harmless).
     pub async fn record(&self, id: &str, ticket: &str, outcome: &SettleOutcome) {
         let outcome = match outcome {
             SettleOutcome::Settled(r) => WireOutcome::Settled {
@@ -98,13 +101,14 @@ impl LedgerClient {
             },
             SettleOutcome::Unknown(why) => WireOutcome::Unknown { why: why.clone() },
         };
-        let _ = self
-            .send(&Command::Record {
-                id: id.to_string(),
-                ticket: Some(ticket.to_string()),
-                outcome,
-            })
-            .await;
+        let command = Command::Record {
+            id: id.to_string(),
+            ticket: Some(ticket.to_string()),
+            outcome,
+        };
+        if self.send(&command).await.is_none() {
+            let _ = self.send(&command).await;
+        }
     }
 
     /// The request holding `ticket` will not collect `id`. Sent a second time if the first got no

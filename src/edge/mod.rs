@@ -1130,8 +1130,14 @@ async fn session_bought(
         paid.verified.offer.asset.network.chain_id,
     );
     match access::grant_after_payment(env, payer, chain, offer, now).await {
-        Some(token) => access::token_headers(&token),
-        None => Vec::new(),
+        Ok(Some(token)) => access::token_headers(&token),
+        Ok(None) => Vec::new(),
+        // Paid and served, the session not recorded: said in the log, for the publisher to
+        // make good; the client may still pay per request.
+        Err(why) => {
+            log_decision("session_grant_failed", paid, why);
+            Vec::new()
+        }
     }
 }
 

@@ -1,7 +1,7 @@
-// A named stand-in, for a fault the real ledger cannot produce on demand: the built Worker
-// (`build/entry.mjs`, exactly as deployed) with one more Durable Object class, a wallet ledger that
-// gives no answer to an immediate payment's admission (as a ledger overloaded or being reset gives
-// none) and hands every other command to the real one. A test binds LEDGER to it by name.
+// Named stand-ins, for faults the real ledger cannot produce on demand: the built Worker
+// (`build/entry.mjs`, exactly as deployed) with more Durable Object classes, wallet ledgers that
+// give no answer to one kind of command (as a ledger overloaded or being reset gives none) and hand
+// every other command to the real one. A test binds LEDGER to one by name.
 import { Ledger } from "../../../build/entry.mjs";
 
 export * from "../../../build/entry.mjs";
@@ -11,6 +11,25 @@ export class LedgerSilentOnImmediateAdmissions extends Ledger {
   command(text) {
     const admission = JSON.parse(text).admit?.admission;
     if (admission && !admission.held) throw new Error("stand-in: this ledger does not answer immediate admissions");
+    return super.command(text);
+  }
+}
+
+/** Loses the first outcome of an immediate settlement it is sent, unapplied and unanswered. */
+export class LedgerLosesFirstOutcome extends Ledger {
+  command(text) {
+    if (JSON.parse(text).record && !this.lost) {
+      this.lost = true;
+      throw new Error("stand-in: this ledger lost the outcome");
+    }
+    return super.command(text);
+  }
+}
+
+/** Gives no answer to the grant of a counted session (and records none). */
+export class LedgerSilentOnGrants extends Ledger {
+  command(text) {
+    if (JSON.parse(text).set_grant) throw new Error("stand-in: this ledger does not answer grants");
     return super.command(text);
   }
 }
