@@ -700,12 +700,19 @@ impl Ledger {
         if open != marked {
             if let Some(wallet) = self.wallet().await {
                 let key = format!("{OPEN_PREFIX}{wallet}");
-                if open {
-                    self.kv_put(&key, "1").await;
+                let written = if open {
+                    self.kv_put(&key, "1").await
                 } else if let Some(kv) = js::kv(&self.env, super::KV_BINDING) {
-                    let _ = kv.delete(&key).await;
-                }
+                    kv.delete(&key).await.is_ok()
+                } else {
+                    false
+                };
                 self.memory.borrow_mut().open_in_kv = None;
+                // Not marked as it is in KV unless it is: the next change writes it again, so that
+                // one failed write cannot keep the wallet from the cron sweep for good.
+                if !written {
+                    return Ok(());
+                }
                 js::store(storage.as_raw(), OPEN_KEY, open.into()).await?;
                 self.memory.borrow_mut().open_in_kv = Some(open);
             }
@@ -826,10 +833,12 @@ impl Ledger {
         }
     }
 
-    async fn kv_put(&self, key: &str, value: &str) {
-        if let Some(kv) = js::kv(&self.env, super::KV_BINDING) {
-            let _ = kv.put(key, value, None).await;
-        }
+    /// Writes `key` in KV, asked twice if the first write fails: whether it was written.
+    async fn kv_put(&self, key: &str, value: &str) -> bool {
+        let Some(kv) = js::kv(&self.env, super::KV_BINDING) else {
+            return false;
+        };
+        kv.put(key, value, None).await.is_ok() || kv.put(key, value, None).await.is_ok()
     }
 }
 
