@@ -24,6 +24,21 @@ const ADMIN_TOKEN: &str = "X402_ADMIN_TOKEN";
 /// request (`openssl rand -hex 32` makes 64 characters).
 pub const MIN_TOKEN_CHARS: usize = 32;
 
+/// An answer that lets nobody in: `error` and a sentence, with `status` and one header if given.
+fn closed(
+    status: u16,
+    error: &str,
+    message: &str,
+    header: Option<(&str, &str)>,
+) -> Result<Response> {
+    let mut res = Response::from_json(&serde_json::json!({"error": error, "message": message}))?
+        .with_status(status);
+    if let Some((name, value)) = header {
+        res.headers_mut().set(name, value)?;
+    }
+    Ok(res)
+}
+
 pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Result<Response> {
     let Ok(token) = env.secret(ADMIN_TOKEN).map(|s| s.to_string()) else {
         return Response::error("not found", 404);
@@ -35,11 +50,12 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         return Ok(res);
     }
     if token.len() < MIN_TOKEN_CHARS {
-        return Ok(Response::from_json(&serde_json::json!({
-            "error": "admin_token_too_short",
-            "message": format!("X402_ADMIN_TOKEN is shorter than {MIN_TOKEN_CHARS} characters, so the admin interface stays closed; set a longer one (openssl rand -hex 32 | wrangler secret put X402_ADMIN_TOKEN).")
-        }))?
-        .with_status(503));
+        return closed(
+            503,
+            "admin_token_too_short",
+            &format!("X402_ADMIN_TOKEN is shorter than {MIN_TOKEN_CHARS} characters, so the admin interface stays closed; set a longer one (openssl rand -hex 32 | wrangler secret put X402_ADMIN_TOKEN)."),
+            None,
+        );
     }
     // Wrong tokens count against the client's address as refused payments do (`X402_RATE_LIMIT`):
     // over the limit, the address is turned away for a minute, whatever token it sends then.
@@ -50,13 +66,12 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         struck: Default::default(),
     };
     if strikes.barred() {
-        let mut res = Response::from_json(&serde_json::json!({
-            "error": "too_many_attempts",
-            "message": "Too many wrong admin tokens, or refused payments, from this address; wait a minute."
-        }))?
-        .with_status(429);
-        res.headers_mut().set("Retry-After", "60")?;
-        return Ok(res);
+        return closed(
+            429,
+            "too_many_attempts",
+            "Too many wrong admin tokens, or refused payments, from this address; wait a minute.",
+            Some(("Retry-After", "60")),
+        );
     }
     let presented = req
         .headers()
@@ -66,13 +81,12 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         if super::js::strike(env, &address).await {
             strikes.bar();
         }
-        let mut res = Response::from_json(&serde_json::json!({
-            "error": "unauthorized",
-            "message": "This is the publisher's admin interface; send Authorization: Bearer <X402_ADMIN_TOKEN>."
-        }))?
-        .with_status(401);
-        res.headers_mut().set("WWW-Authenticate", "Bearer")?;
-        return Ok(res);
+        return closed(
+            401,
+            "unauthorized",
+            "This is the publisher's admin interface; send Authorization: Bearer <X402_ADMIN_TOKEN>.",
+            Some(("WWW-Authenticate", "Bearer")),
+        );
     }
     let pairs = crate::siwx::form_pairs(url.query.as_deref().unwrap_or(""));
     let query = |k: &str| {

@@ -929,66 +929,67 @@ describe("immediate routes", () => {
   });
 });
 
+/** Runs `body(w)` with a Worker whose LEDGER is the stand-in class `ledger` (tests/e2e/lib/ledger-faults.mjs). */
+async function withStandIn(ledger, options, body) {
+  const w = await startWorker({
+    config: deferredConfig(),
+    secrets: { X402_ADMIN_TOKEN: TOKEN },
+    scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
+    modulesRoot: ROOT,
+    durableObjects: { LEDGER: ledger, STATS: "Stats" },
+    ...options,
+  });
+  try {
+    await body(w);
+  } finally {
+    await w.dispose();
+  }
+}
+
+/** Payer #payer buys /articles/hello on `w`: the answer (read) and its receipt, once the money moved. */
+async function buyArticle(w, payer) {
+  const start = await balances(payer);
+  const payload = await signPayment(await termsFor(w, "/articles/hello"), stack.payer(payer).privateKey);
+  const res = await w.fetch("/articles/hello", { headers: paymentHeaders(payload) });
+  const text = await res.text();
+  assert.equal(res.status, 200, text);
+  assert.match(text, /Hello, paid web/);
+  await assertMoved(start, payer, PRICE);
+  return { res, receipt: decodeHeader(res.headers.get("payment-response")) };
+}
+
 describe("a ledger that loses an immediate settlement's outcome", () => {
   test("the outcome is sent again: the payment is booked settled with its transaction at once, not left in flight to be reconciled", async () => {
-    // The stand-in (tests/e2e/lib/ledger-faults.mjs) drops the first outcome it is sent.
-    const w = await startWorker({
-      config: { ...deferredConfig(), rpc: {} },
-      secrets: { X402_ADMIN_TOKEN: TOKEN },
-      scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
-      modulesRoot: ROOT,
-      durableObjects: { LEDGER: "LedgerLosesFirstOutcome", STATS: "Stats" },
-    });
-    try {
-      const payer = 6;
-      const start = await balances(payer);
-      const payload = await signPayment(await termsFor(w, "/articles/hello"), stack.payer(payer).privateKey);
-      const res = await w.fetch("/articles/hello", { headers: paymentHeaders(payload) });
-      assert.equal(res.status, 200, await res.clone().text());
-      const receipt = decodeHeader(res.headers.get("payment-response"));
-      await res.arrayBuffer();
-      await assertMoved(start, payer, PRICE);
-      const view = await ledger(w, payer);
+    // The stand-in drops the first outcome it is sent.
+    await withStandIn("LedgerLosesFirstOutcome", { config: { ...deferredConfig(), rpc: {} } }, async (w) => {
+      const { receipt } = await buyArticle(w, 6);
+      const view = await ledger(w, 6);
       assert.deepEqual(view.pending, [], "nothing left in flight");
       assert.equal(view.settled.length, 1);
       assert.equal(view.settled[0].transaction, receipt.transaction);
-    } finally {
-      await w.dispose();
-    }
+    });
   });
 });
 
 describe("a session paid for whose grant cannot be recorded", () => {
   test("the page is served and paid for, and the log says the session was not recorded, and why", async () => {
-    // The stand-in (tests/e2e/lib/ledger-faults.mjs) answers no grant of a counted session.
+    // The stand-in answers no grant of a counted session.
     const lines = [];
-    const w = await startWorker({
+    const options = {
       config: { ...deferredConfig(), routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/html", session: { requests: 3 } }] },
       secrets: { X402_ADMIN_TOKEN: TOKEN, X402_SESSION_SECRET: "session-secret-of-the-deferred-tests-0123456789" },
-      scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
-      modulesRoot: ROOT,
-      durableObjects: { LEDGER: "LedgerSilentOnGrants", STATS: "Stats" },
       onLog: ({ message }) => {
         lines.push(message);
       },
-    });
-    try {
-      const payer = 6;
-      const start = await balances(payer);
-      const payload = await signPayment(await termsFor(w, "/articles/hello"), stack.payer(payer).privateKey);
-      const res = await w.fetch("/articles/hello", { headers: paymentHeaders(payload) });
-      assert.equal(res.status, 200, await res.clone().text());
-      assert.match(await res.text(), /Hello, paid web/);
+    };
+    await withStandIn("LedgerSilentOnGrants", options, async (w) => {
+      const { res } = await buyArticle(w, 6);
       assert.equal(res.headers.get("x402-session"), null, "no token for a session that was not recorded");
-      await assertMoved(start, payer, PRICE);
-      const logged = await until("the log line", async () =>
-        lines.map((l) => { try { return JSON.parse(l); } catch { return null; } }).find((l) => l?.outcome === "session_grant_failed"),
-      );
+      const parsed = () => lines.map((l) => { try { return JSON.parse(l); } catch { return null; } });
+      const logged = await until("the log line", async () => parsed().find((l) => l?.outcome === "session_grant_failed"));
       assert.equal(logged.detail, "the ledger did not answer");
-      assert.equal(logged.payer, stack.payer(payer).address);
-    } finally {
-      await w.dispose();
-    }
+      assert.equal(logged.payer, stack.payer(6).address);
+    });
   });
 });
 
