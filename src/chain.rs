@@ -212,19 +212,20 @@ pub fn blocks_back(elapsed: u64) -> u64 {
 }
 
 /// The body of an `eth_getLogs` for the token's `AuthorizationUsed` and `AuthorizationCanceled`
-/// logs of this authorizer and nonce, from `from_block` to the latest block.
+/// logs of this authorizer and nonce, in blocks `from_block..=to_block`.
 pub fn authorization_logs_request(
     token: &Address,
     authorizer: &Address,
     nonce: &[u8; 32],
     from_block: u64,
+    to_block: u64,
 ) -> String {
     request(
         "eth_getLogs",
         serde_json::json!([{
             "address": token.to_checksum(),
             "fromBlock": format!("0x{from_block:x}"),
-            "toBlock": "latest",
+            "toBlock": format!("0x{to_block:x}"),
             "topics": [
                 [used_topic(), cancelled_topic()],
                 address_topic(authorizer),
@@ -234,11 +235,15 @@ pub fn authorization_logs_request(
     )
 }
 
-/// Reads an `eth_getLogs` answer: the first use or cancellation it shows; `None` when it shows
-/// neither, or is an error or unreadable (either way, the logs did not tell).
-pub fn read_authorization_logs(body: &str) -> Option<AuthorizationEvent> {
+/// Reads an `eth_getLogs` answer: the first use or cancellation it shows, `Some(None)` when it
+/// shows neither; `None` for an error or anything unreadable (a node refusing the range, say).
+pub fn read_authorization_logs(body: &str) -> Option<Option<AuthorizationEvent>> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     let logs = v.get("result")?.as_array()?;
+    Some(first_authorization_event(logs))
+}
+
+fn first_authorization_event(logs: &[serde_json::Value]) -> Option<AuthorizationEvent> {
     let (used, cancelled) = (used_topic(), cancelled_topic());
     for log in logs {
         let topic = log
@@ -548,11 +553,12 @@ mod tests {
         );
         let token = Address::parse("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512").unwrap();
         let from = Address::parse("0x90F79bf6EB2c4f870365E785982E1f101E93b906").unwrap();
-        let body = authorization_logs_request(&token, &from, &[0x11; 32], 0x1234);
+        let body = authorization_logs_request(&token, &from, &[0x11; 32], 0x1234, 0x1300);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["method"], "eth_getLogs");
         let filter = &v["params"][0];
         assert_eq!(filter["fromBlock"], "0x1234");
+        assert_eq!(filter["toBlock"], "0x1300");
         assert_eq!(
             filter["topics"][1],
             "0x00000000000000000000000090f79bf6eb2c4f870365e785982e1f101e93b906"
@@ -564,15 +570,15 @@ mod tests {
         };
         assert_eq!(
             read_authorization_logs(&log(used_topic())),
-            Some(AuthorizationEvent::Used {
+            Some(Some(AuthorizationEvent::Used {
                 transaction: "0xabc".into()
-            })
+            }))
         );
         assert_eq!(
             read_authorization_logs(&log(cancelled_topic())),
-            Some(AuthorizationEvent::Cancelled)
+            Some(Some(AuthorizationEvent::Cancelled))
         );
-        assert_eq!(read_authorization_logs(r#"{"result":[]}"#), None);
+        assert_eq!(read_authorization_logs(r#"{"result":[]}"#), Some(None));
         assert_eq!(
             read_authorization_logs(r#"{"error":{"message":"range too large"}}"#),
             None

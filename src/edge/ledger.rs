@@ -908,10 +908,28 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
     let event = match latest {
         Some(latest) => {
             let from_block = latest.saturating_sub(crate::chain::blocks_back(elapsed));
-            let body = crate::chain::authorization_logs_request(&token, &from, &nonce, from_block);
-            js::rpc(url, &body)
-                .await
-                .and_then(|text| crate::chain::read_authorization_logs(&text))
+            // Many nodes cap the blocks one query may cover: refused whole, the range is asked in
+            // pieces of LOG_PIECE_BLOCKS, newest first, as far as LOG_PIECES of them reach.
+            let (mut range, mut pieces) = ((from_block, latest), 0);
+            loop {
+                let body = crate::chain::authorization_logs_request(
+                    &token, &from, &nonce, range.0, range.1,
+                );
+                let read = js::rpc(url, &body)
+                    .await
+                    .and_then(|text| crate::chain::read_authorization_logs(&text));
+                let to = match read {
+                    Some(Some(event)) => break Some(event),
+                    Some(None) if pieces > 0 && range.0 > from_block => range.0 - 1,
+                    None if pieces == 0 => latest,
+                    _ => break None,
+                };
+                if pieces == LOG_PIECES {
+                    break None;
+                }
+                pieces += 1;
+                range = (to.saturating_sub(LOG_PIECE_BLOCKS - 1).max(from_block), to);
+            }
         }
         None => None,
     };
@@ -943,6 +961,11 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
         _ => Outcome::OnChainUsed,
     }
 }
+
+/// How many blocks one piece of a log query covers when the node refuses the whole range, and
+/// how many pieces are asked at most.
+const LOG_PIECE_BLOCKS: u64 = 500;
+const LOG_PIECES: u32 = 10;
 
 /// Whom a payment's authorization pays, and how much (atomic units): from the body it is settled
 /// with (`paymentPayload.payload.authorization`, v1 and v2 alike).
