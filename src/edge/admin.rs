@@ -70,7 +70,7 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
             429,
             "too_many_attempts",
             "Too many wrong admin tokens, or refused payments, from this address; wait a minute.",
-            Some(("Retry-After", "60")),
+            Some(("Retry-After", &super::BARRED_SECONDS.to_string())),
         );
     }
     let presented = req

@@ -25,19 +25,18 @@ pub const REFETCH_SECONDS: u64 = 300;
 
 thread_local! {
     /// Directories this isolate fetched again for an unknown key, and when.
-    static REFETCHED: std::cell::RefCell<Vec<(String, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
+    static REFETCHED: std::cell::RefCell<crate::recent::Recent<()>> =
+        std::cell::RefCell::new(crate::recent::Recent::new(REFETCH_SECONDS, 64));
 }
 
 /// Whether directory `url` may be fetched again now for an unknown key (and, if so, it is
-/// remembered as fetched): not when this isolate did so in the last [`REFETCH_SECONDS`], nor
-/// for more than 64 directories at a time.
+/// remembered as fetched): not when this isolate did so in the last [`REFETCH_SECONDS`].
 fn may_refetch(url: &str, now: u64) -> bool {
     REFETCHED.with(|r| {
         let mut r = r.borrow_mut();
-        r.retain(|(_, at)| now < at + REFETCH_SECONDS);
-        let fresh = r.len() < 64 && !r.iter().any(|(u, _)| u == url);
+        let fresh = r.get(url, now).is_none();
         if fresh {
-            r.push((url.to_string(), now));
+            r.put(url, (), now);
         }
         fresh
     })

@@ -938,8 +938,9 @@ fn client_address(headers: &worker::Headers) -> String {
 const BARRED_SECONDS: u64 = 60;
 
 thread_local! {
-    /// Client addresses over their limit of refused payments, and until when they are barred.
-    static BARRED: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
+    /// Client addresses over their limit of refused payments, from when they went over.
+    static BARRED: RefCell<crate::recent::Recent<()>> =
+        RefCell::new(crate::recent::Recent::new(BARRED_SECONDS, 4096));
 }
 
 /// Payments refused for the payer's own reasons after the facilitator or the chain was asked, per
@@ -956,20 +957,11 @@ struct Strikes<'a> {
 
 impl Strikes<'_> {
     fn barred(&self) -> bool {
-        BARRED.with(|b| {
-            let mut b = b.borrow_mut();
-            b.retain(|(_, until)| self.now < *until);
-            b.iter().any(|(a, _)| a == self.address)
-        })
+        BARRED.with(|b| b.borrow().get(self.address, self.now).is_some())
     }
 
     fn bar(&self) {
-        BARRED.with(|b| {
-            let mut b = b.borrow_mut();
-            if b.len() < 4096 {
-                b.push((self.address.to_string(), self.now + BARRED_SECONDS));
-            }
-        });
+        BARRED.with(|b| b.borrow_mut().put(self.address, (), self.now));
     }
 }
 
