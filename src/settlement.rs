@@ -44,7 +44,9 @@
 //!    the admin forgives them ([`Ledger::revoke`], [`Ledger::clear_delinquency`]) or marks them paid
 //!    ([`Ledger::mark_paid`]); settled entries stay up to `settled_history`, the rest are counted,
 //!    and so do immediate payments refused at settlement (nothing was served for them, nobody
-//!    owes) beyond the newest `settled_history` of them ([`Ledger::trim`]). So
+//!    owes) beyond the newest `settled_history` of them ([`Ledger::trim`]); not those whose origin
+//!    did the request's work before the settlement ([`Admission::worked`]), which a refusal of
+//!    the payer's own leaves owed. So
 //!    `admitted == open + settled + failed + settled_trimmed + failed_trimmed + forgiven` at all
 //!    times.
 //! 2. **Admission**, in this order: a delinquent wallet is refused with what it owes; an
