@@ -44,6 +44,10 @@ const CRAWLER_JWK = { kty: "OKP", crv: "Ed25519", x: VECTORS.key.x, d: VECTORS.k
 const FORGER_JWK = { ...generateKeyPairSync("ed25519").privateKey.export({ format: "jwk" }) };
 
 let stack, site, directory, agentDirectory, worker, statsWorker;
+// Directory servers a test is done with, stopped only at the end: the Worker caches what a
+// directory URL served (or that it failed) for minutes, and a later server given the same port
+// would inherit it.
+const parked = [];
 let crawlerSigner, forgerSigner;
 const logs = { main: [], stats: [] };
 
@@ -186,7 +190,7 @@ before(async () => {
 });
 after(async () => {
   await Promise.all([worker?.dispose(), statsWorker?.dispose()]);
-  await Promise.all([stack?.stop(), site?.stop(), directory?.stop(), agentDirectory?.stop()]);
+  await Promise.all([stack?.stop(), site?.stop(), directory?.stop(), agentDirectory?.stop(), ...parked.map((d) => d.stop())]);
 });
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -356,7 +360,7 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
       assert.deepEqual([retired.status, retired.reason], [402, "payment_required"], "the retired key no longer verifies");
       assert.equal(fetched(), 2, "not fetched again within five minutes");
     } finally {
-      await rotating.stop();
+      parked.push(rotating);
     }
   });
 
@@ -491,7 +495,7 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
     try {
       await body(agent);
     } finally {
-      await agent.stop();
+      parked.push(agent);
     }
   }
   for (const [name, serve, detail, firstError = "directory_unavailable"] of hostile) {
