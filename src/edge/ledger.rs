@@ -702,10 +702,8 @@ impl Ledger {
                 let key = format!("{OPEN_PREFIX}{wallet}");
                 let written = if open {
                     self.kv_put(&key, "1").await
-                } else if let Some(kv) = js::kv(&self.env, super::KV_BINDING) {
-                    kv.delete(&key).await.is_ok()
                 } else {
-                    false
+                    self.kv_delete(&key).await
                 };
                 self.memory.borrow_mut().open_in_kv = None;
                 // Not marked as it is in KV unless it is: the next change writes it again, so that
@@ -828,8 +826,8 @@ impl Ledger {
             });
             self.kv_put(&key, &value.to_string()).await;
             super::access::forget_standing(&wallet);
-        } else if let Some(kv) = js::kv(&self.env, super::KV_BINDING) {
-            let _ = kv.delete(&key).await;
+        } else {
+            self.kv_delete(&key).await;
         }
     }
 
@@ -839,6 +837,14 @@ impl Ledger {
             return false;
         };
         kv.put(key, value, None).await.is_ok() || kv.put(key, value, None).await.is_ok()
+    }
+
+    /// Deletes `key` from KV, asked twice if the first delete fails: whether it was deleted.
+    async fn kv_delete(&self, key: &str) -> bool {
+        let Some(kv) = js::kv(&self.env, super::KV_BINDING) else {
+            return false;
+        };
+        kv.delete(key).await.is_ok() || kv.delete(key).await.is_ok()
     }
 }
 
