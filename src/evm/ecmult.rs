@@ -16,15 +16,22 @@
 //!   multiples, read directly. Width 5 for R (eight multiples, built per signature), 8 for the
 //!   generator (64 multiples, built once).
 //!
-//! The point formulas are `k256`'s own (complete: no input makes them wrong), so this module only
-//! chooses which additions to make. Its result is checked against `k256`'s multiplication on
-//! random and edge-case scalars in the tests below, and whole recoveries against `k256`'s in
-//! `evm::signature`'s tests.
+//! - **Jacobian coordinates** over `k256`'s field arithmetic ([`Jacobian`]): cheaper formulas than
+//!   `k256`'s complete ones, with their special cases checked; the generator's tables in affine
+//!   coordinates (one inversion for all of them), so that adding one of their entries is cheaper
+//!   still; and a result with its y, which an address needs.
+//!
+//! The result is checked against `k256`'s constant-time multiplication on random and edge-case
+//! scalars (equal and opposite points met on the way included) in the tests below, and whole
+//! recoveries against `k256`'s in `evm::signature`'s tests. Field magnitudes are kept within
+//! `k256`'s bounds, which its debug builds (the tests') check on every operation.
 
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::scalar::IsHigh;
-use k256::{ProjectivePoint, Scalar, U256};
+use k256::{FieldElement, Scalar, U256};
 use std::sync::OnceLock;
+
+use super::hex32;
 
 /// round(2³⁸⁴·b₂ / n) and round(2³⁸⁴·(−b₁) / n), for the split of a scalar; with −b₁, −b₂ and −λ
 /// below (the lattice basis of secp256k1's endomorphism: a₁ + b₁λ ≡ a₂ + b₂λ ≡ 0 mod n).
@@ -47,8 +54,202 @@ const GEN_TABLE: usize = 1 << (W_GEN - 2);
 /// Digits of a value below 2²⁵⁶ (a wNAF is at most one digit longer than the value's bits).
 type Digits = [i8; 257];
 
-/// u₁·G + u₂·R.
-pub fn mul_add(u1: &Scalar, u2: &Scalar, r: &ProjectivePoint) -> ProjectivePoint {
+/// β, a cube root of unity mod p: λ·(x, y) = (β·x, y).
+const BETA: [u8; 32] = hex32("7ae96a2b657c07106e64479eac3434e99cf0497512f58995c1396c28719501ee");
+/// The generator's coordinates.
+const GX: [u8; 32] = hex32("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798");
+const GY: [u8; 32] = hex32("483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8");
+
+fn field(bytes: &[u8; 32]) -> FieldElement {
+    Option::from(FieldElement::from_bytes(&(*bytes).into())).unwrap_or(FieldElement::ZERO)
+}
+
+/// A point in affine coordinates, both normalized; never the point at infinity.
+#[derive(Clone, Copy, Debug)]
+pub struct Affine {
+    pub x: FieldElement,
+    pub y: FieldElement,
+}
+
+impl Affine {
+    /// The point whose x is `x` (below p) and whose y is odd or even as asked, if the curve has
+    /// one: y² = x³ + 7.
+    pub fn from_x(x: &[u8; 32], y_odd: bool) -> Option<Affine> {
+        let x = Option::<FieldElement>::from(FieldElement::from_bytes(&(*x).into()))?;
+        let y2 = x.square() * x + FieldElement::from_u64(7);
+        let y = Option::<FieldElement>::from(y2.sqrt())?.normalize();
+        let y = if bool::from(y.is_odd()) == y_odd {
+            y
+        } else {
+            y.negate(1).normalize()
+        };
+        Some(Affine { x, y })
+    }
+
+    fn generator() -> Affine {
+        Affine {
+            x: field(&GX),
+            y: field(&GY),
+        }
+    }
+
+    fn negate(&self) -> Affine {
+        Affine {
+            x: self.x,
+            y: self.y.negate(1).normalize(),
+        }
+    }
+}
+
+/// A point in Jacobian coordinates (x = X/Z², y = Y/Z³), each coordinate of magnitude 1.
+///
+/// `k256`'s own points use complete formulas, right for any input and the same cost for every
+/// input, as a secret scalar needs. Here nothing is secret, so the cheaper Jacobian formulas serve,
+/// with their special cases (doubling, opposite points, infinity) checked, not computed away:
+/// doubling costs 2M + 5S instead of 6M + 2S, an addition of an affine table entry 8M + 3S, and
+/// the result comes out with its y, which `k256`'s affine points keep to themselves (an address
+/// needs it, and working it out again from x costs a square root).
+#[derive(Clone, Copy, Debug)]
+struct Jacobian {
+    x: FieldElement,
+    y: FieldElement,
+    z: FieldElement,
+    infinity: bool,
+}
+
+impl Jacobian {
+    const INFINITY: Jacobian = Jacobian {
+        x: FieldElement::ZERO,
+        y: FieldElement::ONE,
+        z: FieldElement::ZERO,
+        infinity: true,
+    };
+
+    fn from_affine(p: &Affine) -> Jacobian {
+        Jacobian {
+            x: p.x,
+            y: p.y,
+            z: FieldElement::ONE,
+            infinity: false,
+        }
+    }
+
+    fn negate(&self) -> Jacobian {
+        Jacobian {
+            y: self.y.negate(1).normalize_weak(),
+            ..*self
+        }
+    }
+
+    /// λ·P = (β·x, y).
+    fn endomorphism(&self) -> Jacobian {
+        Jacobian {
+            x: self.x * field(&BETA),
+            ..*self
+        }
+    }
+
+    /// 2P (dbl-2009-l, a = 0).
+    fn double(&self) -> Jacobian {
+        if self.infinity {
+            return *self;
+        }
+        let a = self.x.square();
+        let b = self.y.square();
+        let c = b.square();
+        let d = ((self.x + b).square() + a.negate(1) + c.negate(1))
+            .double()
+            .normalize_weak();
+        let e = a.mul_single(3);
+        let x = (e.square() + d.double().negate(2)).normalize_weak();
+        let y = ((e * (d + x.negate(1))) + c.mul_single(8).negate(8)).normalize_weak();
+        let z = (self.y * self.z).double().normalize_weak();
+        Jacobian {
+            x,
+            y,
+            z,
+            infinity: false,
+        }
+    }
+
+    /// P + Q, where Q is (u2, s2) already brought to P's Z (U₂ = x₂·Z₁², S₂ = y₂·Z₁³), P's
+    /// coordinates scaled by `z2` (U₁, S₁), and the result's Z is `z`·H.
+    fn add_scaled(
+        &self,
+        (u1, s1): (FieldElement, FieldElement),
+        (u2, s2): (FieldElement, FieldElement),
+        z: FieldElement,
+        twice: impl FnOnce() -> Jacobian,
+    ) -> Jacobian {
+        let h = (u2 + u1.negate(1)).normalize_weak();
+        let r = (s2 + s1.negate(1)).normalize_weak();
+        if bool::from(h.normalizes_to_zero()) {
+            // The same x: the same point (doubled) or its opposite (the sum is at infinity).
+            return match bool::from(r.normalizes_to_zero()) {
+                true => twice(),
+                false => Jacobian::INFINITY,
+            };
+        }
+        let hh = h.square();
+        let hhh = h * hh;
+        let v = u1 * hh;
+        let x = (r.square() + hhh.negate(1) + v.double().negate(2)).normalize_weak();
+        let y = ((r * (v + x.negate(1))) + (s1 * hhh).negate(1)).normalize_weak();
+        Jacobian {
+            x,
+            y,
+            z: z * h,
+            infinity: false,
+        }
+    }
+
+    /// P + Q (add-2007-bl's steps, special cases checked).
+    fn add(&self, q: &Jacobian) -> Jacobian {
+        match (self.infinity, q.infinity) {
+            (true, _) => return *q,
+            (_, true) => return *self,
+            _ => {}
+        }
+        let (z1z1, z2z2) = (self.z.square(), q.z.square());
+        let u1 = self.x * z2z2;
+        let u2 = q.x * z1z1;
+        let s1 = self.y * q.z * z2z2;
+        let s2 = q.y * self.z * z1z1;
+        self.add_scaled((u1, s1), (u2, s2), self.z * q.z, || self.double())
+    }
+
+    /// P + Q for an affine Q (madd: Z₂ = 1).
+    fn add_affine(&self, q: &Affine) -> Jacobian {
+        if self.infinity {
+            return Jacobian::from_affine(q);
+        }
+        let z1z1 = self.z.square();
+        let u2 = q.x * z1z1;
+        let s2 = q.y * self.z * z1z1;
+        self.add_scaled((self.x, self.y), (u2, s2), self.z, || self.double())
+    }
+
+    /// The affine point, or `None` at infinity (one field inversion).
+    fn to_affine(self) -> Option<Affine> {
+        if self.infinity {
+            return None;
+        }
+        let z_inv = Option::<FieldElement>::from(self.z.invert())?;
+        Some(self.scaled_by(&z_inv))
+    }
+
+    /// The affine point, given 1/Z.
+    fn scaled_by(&self, z_inv: &FieldElement) -> Affine {
+        let z_inv2 = z_inv.square();
+        Affine {
+            x: (self.x * z_inv2).normalize(),
+            y: (self.y * z_inv2 * z_inv).normalize(),
+        }
+    }
+}
+
+/// u₁·G + u₂·R; `None` for the point at infinity.
+pub fn mul_add(u1: &Scalar, u2: &Scalar, r: &Affine) -> Option<Affine> {
     let [gen_lo, gen_hi] = generator_tables();
     let bytes = u1.to_bytes();
     let mut lo = [0u8; 32];
@@ -61,13 +262,14 @@ pub fn mul_add(u1: &Scalar, u2: &Scalar, r: &ProjectivePoint) -> ProjectivePoint
     let (a_neg, b_neg) = (bool::from(a.is_high()), bool::from(b.is_high()));
     let a = if a_neg { -a } else { a };
     let b = if b_neg { -b } else { b };
-    let r_table = odd_multiples::<{ 1 << (W_POINT - 2) }>(if a_neg { -*r } else { *r });
+    let r = Jacobian::from_affine(&if a_neg { r.negate() } else { *r });
+    let r_table = odd_multiples::<{ 1 << (W_POINT - 2) }>(r);
     let lambda_table = r_table.map(|p| {
         let p = p.endomorphism();
         if a_neg == b_neg {
             p
         } else {
-            -p
+            p.negate()
         }
     });
 
@@ -79,21 +281,28 @@ pub fn mul_add(u1: &Scalar, u2: &Scalar, r: &ProjectivePoint) -> ProjectivePoint
         wnaf(&hi, W_GEN, &mut digits[3]),
     ];
     let top = lengths.into_iter().max().unwrap_or(0);
-    let tables: [&[ProjectivePoint]; 4] = [&r_table, &lambda_table, gen_lo, gen_hi];
+    let point_tables: [&[Jacobian]; 2] = [&r_table, &lambda_table];
+    let gen_tables: [&[Affine]; 2] = [gen_lo, gen_hi];
 
-    let mut acc = ProjectivePoint::IDENTITY;
+    let mut acc = Jacobian::INFINITY;
     for i in (0..top).rev() {
         acc = acc.double();
-        for (table, digits) in tables.iter().zip(&digits) {
+        for (table, digits) in point_tables.iter().zip(&digits[..2]) {
             let d = digits[i];
-            if d > 0 {
-                acc += table[(d as usize) / 2];
-            } else if d < 0 {
-                acc -= table[(d.unsigned_abs() as usize) / 2];
+            if d != 0 {
+                let p = table[(d.unsigned_abs() as usize) / 2];
+                acc = acc.add(&if d > 0 { p } else { p.negate() });
+            }
+        }
+        for (table, digits) in gen_tables.iter().zip(&digits[2..]) {
+            let d = digits[i];
+            if d != 0 {
+                let p = table[(d.unsigned_abs() as usize) / 2];
+                acc = acc.add_affine(&if d > 0 { p } else { p.negate() });
             }
         }
     }
-    acc
+    acc.to_affine()
 }
 
 /// (a, b) with a + b·λ ≡ k mod n, each within about 2¹²⁸ of zero (mod n).
@@ -120,25 +329,43 @@ fn mul_shift_384(k: &U256, g: &U256) -> U256 {
 }
 
 /// p, 3p, 5p, …, (2N − 1)p.
-fn odd_multiples<const N: usize>(p: ProjectivePoint) -> [ProjectivePoint; N] {
+fn odd_multiples<const N: usize>(p: Jacobian) -> [Jacobian; N] {
     let twice = p.double();
     let mut table = [p; N];
     for i in 1..N {
-        table[i] = table[i - 1] + twice;
+        table[i] = table[i - 1].add(&twice);
     }
     table
 }
 
-/// The odd multiples of G and of 2¹²⁸·G, built on first use in this isolate (16 KB).
-fn generator_tables() -> [&'static [ProjectivePoint]; 2] {
-    static TABLES: OnceLock<[[ProjectivePoint; GEN_TABLE]; 2]> = OnceLock::new();
+/// The odd multiples of G and of 2¹²⁸·G in affine coordinates, built on first use in this
+/// isolate (8 KB): one field inversion for all of them (Montgomery's trick).
+fn generator_tables() -> [&'static [Affine]; 2] {
+    static TABLES: OnceLock<[[Affine; GEN_TABLE]; 2]> = OnceLock::new();
     let [lo, hi] = TABLES.get_or_init(|| {
-        let mut g = ProjectivePoint::GENERATOR;
-        let lo = odd_multiples(g);
+        let g = Jacobian::from_affine(&Affine::generator());
+        let mut g128 = g;
         for _ in 0..128 {
-            g = g.double();
+            g128 = g128.double();
         }
-        [lo, odd_multiples(g)]
+        let points: Vec<Jacobian> = [odd_multiples::<GEN_TABLE>(g), odd_multiples(g128)].concat();
+        // Products of the Zs so far; one inversion of them all; then each 1/Z, last to first.
+        let mut running = Vec::with_capacity(points.len());
+        let mut product = FieldElement::ONE;
+        for p in &points {
+            running.push(product);
+            product *= p.z;
+        }
+        let mut inv = Option::<FieldElement>::from(product.invert()).unwrap_or(FieldElement::ZERO);
+        let mut affine = [Affine::generator(); GEN_TABLE * 2];
+        for (i, p) in points.iter().enumerate().rev() {
+            affine[i] = p.scaled_by(&(inv * running[i]));
+            inv *= p.z;
+        }
+        let mut tables = [[Affine::generator(); GEN_TABLE]; 2];
+        tables[0].copy_from_slice(&affine[..GEN_TABLE]);
+        tables[1].copy_from_slice(&affine[GEN_TABLE..]);
+        tables
     });
     [lo, hi]
 }
@@ -192,8 +419,33 @@ mod tests {
         Scalar::reduce(U256::from_be_hex(hex))
     }
 
-    fn expected(u1: &Scalar, u2: &Scalar, r: &ProjectivePoint) -> ProjectivePoint {
-        ProjectivePoint::GENERATOR * u1 + *r * u2
+    use k256::elliptic_curve::point::AffineCoordinates;
+    use k256::ProjectivePoint;
+
+    /// `k256`'s constant-time u₁·G + u₂·R, as x and y's parity (or `None` at infinity).
+    fn expected(u1: &Scalar, u2: &Scalar, r: &ProjectivePoint) -> Option<([u8; 32], bool)> {
+        let p = (ProjectivePoint::GENERATOR * u1 + *r * u2).to_affine();
+        (!bool::from(k256::elliptic_curve::group::Group::is_identity(
+            &ProjectivePoint::from(p),
+        )))
+        .then(|| (p.x().into(), bool::from(p.y_is_odd())))
+    }
+
+    /// `k256`'s point as ours.
+    fn ours(r: &ProjectivePoint) -> Affine {
+        let p = r.to_affine();
+        Affine::from_x(&p.x().into(), bool::from(p.y_is_odd())).unwrap()
+    }
+
+    /// Ours, the same way, after checking that its y is the curve's for its x.
+    fn ours_of(u1: &Scalar, u2: &Scalar, r: &ProjectivePoint) -> Option<([u8; 32], bool)> {
+        mul_add(u1, u2, &ours(r)).map(|p| {
+            let x: [u8; 32] = p.x.to_bytes().into();
+            let y_odd = bool::from(p.y.is_odd());
+            let on_curve = Affine::from_x(&x, y_odd).unwrap();
+            assert_eq!(on_curve.y.to_bytes(), p.y.to_bytes(), "y is the curve's");
+            (x, y_odd)
+        })
     }
 
     /// Pseudo-random scalars from a fixed seed (keccak chain), so a failure repeats.
@@ -228,20 +480,28 @@ mod tests {
         let mut r = ProjectivePoint::GENERATOR * s[0];
         for (i, pair) in s.chunks(2).enumerate() {
             let (u1, u2) = (pair[0], pair[1]);
-            assert_eq!(mul_add(&u1, &u2, &r), expected(&u1, &u2, &r), "pair {i}");
+            assert_eq!(ours_of(&u1, &u2, &r), expected(&u1, &u2, &r), "pair {i}");
             r = r.double() + ProjectivePoint::GENERATOR;
         }
         for u1 in edges {
             for u2 in edges {
-                assert_eq!(mul_add(&u1, &u2, &r), expected(&u1, &u2, &r));
+                assert_eq!(ours_of(&u1, &u2, &r), expected(&u1, &u2, &r));
             }
         }
         // R = G and R = −G: the sum meets equal and opposite points on the way.
         for u in edges.iter().chain(&s[..8]) {
             let g = ProjectivePoint::GENERATOR;
-            assert_eq!(mul_add(u, &-*u, &g), ProjectivePoint::IDENTITY);
-            assert_eq!(mul_add(u, u, &-g), ProjectivePoint::IDENTITY);
-            assert_eq!(mul_add(u, u, &g), g * (*u + u));
+            assert_eq!(ours_of(u, &-*u, &g), None);
+            assert_eq!(ours_of(u, u, &-g), None);
+            assert_eq!(ours_of(u, u, &g), expected(&(*u + u), &Scalar::ZERO, &g));
+            // R = λG and 2¹²⁸G: the tables of R meet the generator's.
+            for r in [
+                g * lambda,
+                g * scalar("0000000000000000000000000000000100000000000000000000000000000000"),
+            ] {
+                assert_eq!(ours_of(u, u, &r), expected(u, u, &r));
+                assert_eq!(ours_of(u, &-*u, &r), expected(u, &-*u, &r));
+            }
         }
     }
 

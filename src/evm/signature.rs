@@ -9,14 +9,11 @@
 //! the caller can route them elsewhere: to a facilitator, or to the wallet
 //! contract that USDC would hand them to.
 
-use k256::elliptic_curve::group::Group;
 use k256::elliptic_curve::ops::{Invert, Reduce};
-use k256::elliptic_curve::point::AffineCoordinates;
-use k256::elliptic_curve::point::DecompressPoint;
-use k256::elliptic_curve::subtle::ConditionallySelectable;
 use k256::elliptic_curve::PrimeField;
-use k256::{AffinePoint, FieldBytes, FieldElement, ProjectivePoint, Scalar, U256 as K256Uint};
+use k256::{FieldBytes, Scalar, U256 as K256Uint};
 
+use super::ecmult::Affine;
 use super::{hex32, keccak256, strip_0x, Address, EvmError};
 
 /// The secp256k1 group order n, big-endian.
@@ -121,49 +118,30 @@ impl Signature {
         // cannot fail here: `validate` has ensured 0 < r, s < n with s low, R decompresses (or we
         // refuse), and the point at infinity is refused below; the verification equation
         // then gives back R by construction. v is 27 or 28, so r is never an x-reduced value.
-        let y_odd = k256::elliptic_curve::subtle::Choice::from(self.v.wrapping_sub(27) & 1);
         let r_bytes = FieldBytes::from(self.r);
         let r = Option::<Scalar>::from(Scalar::from_repr(r_bytes)).ok_or(EvmError::BadSignature)?;
         let s = Option::<Scalar>::from(Scalar::from_repr(FieldBytes::from(self.s)))
             .ok_or(EvmError::BadSignature)?;
         let z = <Scalar as Reduce<K256Uint>>::reduce_bytes(&FieldBytes::from(*prehash));
-        let big_r = Option::<AffinePoint>::from(AffinePoint::decompress(&r_bytes, y_odd))
+        let big_r = Affine::from_x(&self.r, self.v.wrapping_sub(27) & 1 == 1)
             .ok_or(EvmError::RecoveryFailed)?;
         // r is public (it is in the signature), so the variable-time inversion leaks nothing.
         let r_inv = Option::<Scalar>::from(r.invert_vartime()).ok_or(EvmError::RecoveryFailed)?;
         let u1 = -(r_inv * z);
         let u2 = r_inv * s;
         // Both products in one variable-time pass (everything here is public; see `ecmult`).
-        let q = super::ecmult::mul_add(&u1, &u2, &ProjectivePoint::from(big_r));
-        // The point at infinity is no key (what `VerifyingKey::from_affine` refuses; the key type
-        // itself is not needed, and leaving it out leaves its encodings out of the bundle).
-        if bool::from(q.is_identity()) {
-            return Err(EvmError::RecoveryFailed);
-        }
-        Ok(address_of(&q.to_affine()))
+        // The point at infinity is no key (what `VerifyingKey::from_affine` refuses).
+        let q = super::ecmult::mul_add(&u1, &u2, &big_r).ok_or(EvmError::RecoveryFailed)?;
+        Ok(address_of(&q))
     }
 }
 
 /// keccak256 of the 64-byte uncompressed point (x ‖ y, no 0x04 tag), last
 /// 20 bytes.
-///
-/// `k256` keeps an affine point's y to itself and hands it out only inside a SEC1 encoding, whose
-/// reader formats a DER error on a path that cannot be taken here and brings 6 KB of ASN.1 names
-/// and formatting into the bundle with it. So y is worked out again from x, whose square root of
-/// x³ + 7 it is, with the parity the point reports; a key is a point on the curve, so the root
-/// exists.
-fn address_of(key: &AffinePoint) -> Address {
-    let x_bytes = key.x();
+fn address_of(key: &Affine) -> Address {
     let mut xy = [0u8; 64];
-    xy[..32].copy_from_slice(&x_bytes);
-    let x = FieldElement::from_bytes(&x_bytes).unwrap_or(FieldElement::ZERO);
-    let y = (x.square() * x + FieldElement::from_u64(7))
-        .sqrt()
-        .unwrap_or(FieldElement::ZERO)
-        .normalize();
-    let y =
-        FieldElement::conditional_select(&y, &y.negate(1).normalize(), y.is_odd() ^ key.y_is_odd());
-    xy[32..].copy_from_slice(&y.to_bytes());
+    xy[..32].copy_from_slice(&key.x.to_bytes());
+    xy[32..].copy_from_slice(&key.y.to_bytes());
     let hash = keccak256(&xy);
     let mut out = [0u8; 20];
     out.copy_from_slice(&hash[12..]);
@@ -354,7 +332,7 @@ mod tests {
             seed
         };
         // The address as the key's own SEC1 encoding gives it, independently of `address_of`.
-        let sec1_address = |key: &AffinePoint| {
+        let sec1_address = |key: &k256::AffinePoint| {
             use k256::elliptic_curve::sec1::ToEncodedPoint;
             let point = key.to_encoded_point(false);
             let hash = keccak256(&point.as_bytes()[1..]);
@@ -369,7 +347,6 @@ mod tests {
             let (sig, recid) = key.sign_prehash_recoverable(&hash).unwrap();
             let ours = with_parity(&sig, recid.to_byte()).recover(&hash);
             let theirs = key.verifying_key().as_affine();
-            assert_eq!(address_of(theirs), sec1_address(theirs));
             assert_eq!(ours, Ok(sec1_address(theirs)));
         }
         // Arbitrary r and low s, both parities: whatever key k256 recovers, or its refusal.
