@@ -24,7 +24,9 @@
 //! The result is checked against `k256`'s constant-time multiplication on random and edge-case
 //! scalars (equal and opposite points met on the way included) in the tests below, and whole
 //! recoveries against `k256`'s in `evm::signature`'s tests. Field magnitudes are kept within
-//! `k256`'s bounds, which its debug builds (the tests') check on every operation.
+//! `k256`'s bounds: at most 8 into a multiplication, and at most 10 anywhere, under the 31 that
+//! the 32-bit field of the wasm build allows. `k256`'s debug builds (the tests') check the first
+//! on every operation, but only the 64-bit field's own ceiling (2047) for the second.
 
 use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::scalar::IsHigh;
@@ -339,7 +341,7 @@ fn odd_multiples<const N: usize>(p: Jacobian) -> [Jacobian; N] {
 }
 
 /// The odd multiples of G and of 2¹²⁸·G in affine coordinates, built on first use in this
-/// isolate (8 KB): one field inversion for all of them (Montgomery's trick).
+/// isolate (10 KB): one field inversion for all of them (Montgomery's trick).
 fn generator_tables() -> [&'static [Affine]; 2] {
     static TABLES: OnceLock<[[Affine; GEN_TABLE]; 2]> = OnceLock::new();
     let [lo, hi] = TABLES.get_or_init(|| {
@@ -502,6 +504,27 @@ mod tests {
                 assert_eq!(ours_of(u, u, &r), expected(u, u, &r));
                 assert_eq!(ours_of(u, &-*u, &r), expected(u, &-*u, &r));
             }
+        }
+    }
+
+    /// u₂·R cancelling part of u₁·G: the sum passes through the point at infinity midway, and the
+    /// additions go on from there.
+    #[test]
+    fn the_sum_may_meet_infinity_midway() {
+        let g = ProjectivePoint::GENERATOR;
+        let two_128 = scalar("0000000000000000000000000000000100000000000000000000000000000000");
+        let r = g * two_128;
+        for (hi, lo) in [
+            ("1234567890abcdef1234567890abcdef", "01"),
+            ("ffffffffffffffffffffffffffffffff", "02"),
+            ("80000000000000000000000000000001", "1234"),
+        ] {
+            let hi = scalar(&format!("{:0>64}", hi));
+            let lo = scalar(&format!("{:0>64}", lo));
+            let u1 = hi * two_128 + lo;
+            let expected_lo = expected(&lo, &Scalar::ZERO, &g);
+            assert!(expected_lo.is_some());
+            assert_eq!(ours_of(&u1, &-hi, &r), expected_lo);
         }
     }
 
