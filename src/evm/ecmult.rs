@@ -144,9 +144,9 @@ impl Jacobian {
     }
 
     /// λ·P = (β·x, y).
-    fn endomorphism(&self) -> Jacobian {
+    fn endomorphism(&self, beta: &FieldElement) -> Jacobian {
         Jacobian {
-            x: self.x * field(&BETA),
+            x: self.x * beta,
             ..*self
         }
     }
@@ -266,8 +266,9 @@ pub fn mul_add(u1: &Scalar, u2: &Scalar, r: &Affine) -> Option<Affine> {
     let b = if b_neg { -b } else { b };
     let r = Jacobian::from_affine(&if a_neg { r.negate() } else { *r });
     let r_table = odd_multiples::<{ 1 << (W_POINT - 2) }>(r);
+    let beta = field(&BETA);
     let lambda_table = r_table.map(|p| {
-        let p = p.endomorphism();
+        let p = p.endomorphism(&beta);
         if a_neg == b_neg {
             p
         } else {
