@@ -80,12 +80,11 @@ impl Affine {
         let x = Option::<FieldElement>::from(FieldElement::from_bytes(&(*x).into()))?;
         let y2 = x.square() * x + FieldElement::from_u64(7);
         let y = Option::<FieldElement>::from(y2.sqrt())?.normalize();
-        let y = if bool::from(y.is_odd()) == y_odd {
-            y
-        } else {
-            y.negate(1).normalize()
-        };
-        Some(Affine { x, y })
+        let p = Affine { x, y };
+        Some(match bool::from(y.is_odd()) == y_odd {
+            true => p,
+            false => p.negate(),
+        })
     }
 
     fn generator() -> Affine {
@@ -174,8 +173,9 @@ impl Jacobian {
         }
     }
 
-    /// P + Q, where Q is (u2, s2) already brought to P's Z (U₂ = x₂·Z₁², S₂ = y₂·Z₁³), P's
-    /// coordinates scaled by `z2` (U₁, S₁), and the result's Z is `z`·H.
+    /// P + Q from the two points brought to a common Z: (U₁, S₁) = (X₁·Z₂², Y₁·Z₂³) and
+    /// (U₂, S₂) = (X₂·Z₁², Y₂·Z₁³); the result's Z is `z`·H, with `z` = Z₁·Z₂. `twice` doubles P, for
+    /// when Q turns out to be P.
     fn add_scaled(
         &self,
         (u1, s1): (FieldElement, FieldElement),
@@ -360,14 +360,11 @@ fn generator_tables() -> [&'static [Affine]; 2] {
             product *= p.z;
         }
         let mut inv = Option::<FieldElement>::from(product.invert()).unwrap_or(FieldElement::ZERO);
-        let mut affine = [Affine::generator(); GEN_TABLE * 2];
+        let mut tables = [[Affine::generator(); GEN_TABLE]; 2];
         for (i, p) in points.iter().enumerate().rev() {
-            affine[i] = p.scaled_by(&(inv * running[i]));
+            tables[i / GEN_TABLE][i % GEN_TABLE] = p.scaled_by(&(inv * running[i]));
             inv *= p.z;
         }
-        let mut tables = [[Affine::generator(); GEN_TABLE]; 2];
-        tables[0].copy_from_slice(&affine[..GEN_TABLE]);
-        tables[1].copy_from_slice(&affine[GEN_TABLE..]);
         tables
     });
     [lo, hi]
@@ -416,14 +413,13 @@ fn wnaf(value: &[u8; 32], w: u32, digits: &mut Digits) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k256::elliptic_curve::point::AffineCoordinates;
     use k256::elliptic_curve::Field;
+    use k256::ProjectivePoint;
 
     fn scalar(hex: &str) -> Scalar {
         Scalar::reduce(U256::from_be_hex(hex))
     }
-
-    use k256::elliptic_curve::point::AffineCoordinates;
-    use k256::ProjectivePoint;
 
     /// `k256`'s constant-time u₁·G + u₂·R, as x and y's parity (or `None` at infinity).
     fn expected(u1: &Scalar, u2: &Scalar, r: &ProjectivePoint) -> Option<([u8; 32], bool)> {
