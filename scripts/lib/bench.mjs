@@ -107,6 +107,8 @@ const FREE = "/free/about";
 const PRICE_ATOMIC = 10_000n; // $0.01 at 6 decimals
 const SESSION_SECRET = "bench-session-secret-0123456789abcdef0123456789";
 const NETWORK = "eip155:31337";
+// Paid requests go to each paywall in blocks of this many, one after another (see paidLatencies).
+const PAID_BLOCK = 10;
 
 const TARGETS = {
   unpaidVsReference: 3, // ours ≥ 3× the reference's unpaid-402 throughput
@@ -154,13 +156,14 @@ async function cpuCounters() {
 const stolenShare = (a, b) => (a && b && b.total > a.total ? (b.steal - a.steal) / (b.total - a.total) : null);
 
 /**
- * How steady a ratio was across the runs: the least and the most it could have been, pairing the
- * slowest run of one side with the quickest of the other. A target inside that range is met or
- * missed by this machine's ups and downs, not by the code.
+ * How steady a ratio was across the rounds: its least and its most, round by round (the two sides
+ * are measured in turn within each round). A target inside that range is met or missed by this
+ * machine's ups and downs, not by the code.
  */
-function spread(ours, theirs) {
-  if (!ours?.length || !theirs?.length) return null;
-  return [Math.min(...ours) / Math.max(...theirs), Math.max(...ours) / Math.min(...theirs)];
+function roundByRound(ours, theirs) {
+  if (!ours?.length || ours.length !== theirs?.length) return null;
+  const ratios = ours.map((x, i) => x / theirs[i]);
+  return [Math.min(...ratios), Math.max(...ratios)];
 }
 
 /**
@@ -204,7 +207,7 @@ async function cpuSeconds(pids) {
   return ticks / TICKS_PER_SECOND;
 }
 
-/** The workerd processes Miniflare started for this process (one Worker runs at a time). */
+/** The workerd processes Miniflare started for this process (one per Worker running). */
 async function workerdPids() {
   const { readdir } = await import("node:fs/promises");
   const out = [];
@@ -478,8 +481,11 @@ function startEmpty(stack, wrangler) {
   });
 }
 
-/** Our Worker's configuration for this stack: the priced route as wrangler.toml has it, plus `route`. */
-function ourConfig(stack, wrangler, route = {}) {
+/**
+ * Our Worker's configuration for this stack: the priced route as wrangler.toml has it, plus `route`;
+ * `deferred` overrides the deferred policy's settings.
+ */
+function ourConfig(stack, wrangler, route = {}, deferred = {}) {
   const vars = wrangler.vars?.X402 ?? {};
   return {
     payTo: accounts.payTo.address,
@@ -490,7 +496,7 @@ function ourConfig(stack, wrangler, route = {}) {
     // The deferred column measures a wallet that has its credit: with earned credit (the default)
     // that is a wallet that has already paid its credit's worth; a new wallet's first payments are
     // settled before they are served, which is the immediate column's path.
-    deferred: { ...(vars.deferred ?? {}), credit: "full" },
+    deferred: { ...(vars.deferred ?? {}), credit: "full", ...deferred },
     rpc: { [NETWORK]: stack.rpcUrl },
     routes: [
       {
@@ -522,7 +528,8 @@ async function throughput(label, url, { expect, headers = {}, pids = workerdPids
 }
 
 /**
- * Several measures of one server taken in turn: each warmed up, then every round runs each once,
+ * Several measures (of one server, or of several, each naming its own `pids`) taken in turn: each
+ * warmed up, then every round runs each once,
  * in an order turned by one place each round, so that the machine's drift and whatever runs
  * before a measure fall on all of them alike. For each, the run of median throughput is kept
  * whole (its CPU with it): this machine's other work comes and goes, and one run can land on a
@@ -535,9 +542,10 @@ async function throughputs(measures, { pids = workerdPids } = {}) {
   for (let i = 0; i < SETTINGS.rounds; i++) {
     for (let j = 0; j < measures.length; j++) {
       const m = (i + j) % measures.length;
-      const cpuBefore = await cpuSeconds(pids);
+      const serverPids = measures[m].pids ?? pids;
+      const cpuBefore = await cpuSeconds(serverPids);
       const r = await cannon({ ...options[m], duration: SETTINGS.durationS });
-      runs[m].push({ r, cpu: (await cpuSeconds(pids)) - cpuBefore });
+      runs[m].push({ r, cpu: (await cpuSeconds(serverPids)) - cpuBefore });
     }
   }
   return measures.map(({ label, expect }, m) => {
@@ -594,51 +602,71 @@ async function termsOf(base) {
 }
 
 /**
- * Paid-request latency: `SETTINGS.payments` requests, one after another, each with its own payment
- * signed beforehand by `payer` (viem, tests/e2e/lib/sign.mjs) over the terms the paywall offered.
- * The first few are a warm-up and not counted. Every answer must be 200 with a successful receipt.
+ * Paid-request latency of several paywalls, measured in turn: `SETTINGS.payments` requests to each
+ * (after `SETTINGS.warmupPayments` unmeasured), each carrying its own payment signed beforehand by
+ * that paywall's payer (viem, tests/e2e/lib/sign.mjs) over the terms it offered; or, for a floor
+ * given as `url` without a payer, a plain GET answered 200. The requests go one at a time, in
+ * blocks of `PAID_BLOCK` to each paywall in turn, so that the machine's ups and downs over the
+ * series fall on all of them alike. Not one request each in turn: a request that follows another
+ * paywall's 30 ms payment finds its Worker's threads asleep and its caches cold, and took 1.3–1.5
+ * times as long as in a block (the empty Worker's Durable Object write too), which is not what a
+ * paywall under a steady stream of payments sees. Every answer must be 200 with a successful
+ * receipt. Returns, for each, its figures and its last answer.
  */
-async function paidLatency(label, base, payer) {
-  const { terms, resource } = await termsOf(base);
+async function paidLatencies(contestants) {
   const n = SETTINGS.payments + SETTINGS.warmupPayments;
-  const headers = [];
-  for (let i = 0; i < n; i++) headers.push(encodeHeader(await signPayment(terms, payer.privateKey, { resource })));
-  const samples = [];
-  let last = null;
-  let failures = 0;
-  for (const [i, payment] of headers.entries()) {
+  const series = [];
+  for (const { label, base, payer, url } of contestants) {
+    if (!payer) {
+      // A floor: a plain GET of `url`, answered 200, in the same turn.
+      series.push({ label, url, headers: [], samples: [], failures: 0, last: null });
+      continue;
+    }
+    const { terms, resource } = await termsOf(base);
+    const headers = [];
+    for (let i = 0; i < n; i++) headers.push(encodeHeader(await signPayment(terms, payer.privateKey, { resource })));
+    series.push({ label, url: base + PRICED, headers, samples: [], failures: 0, last: null });
+  }
+  const request = async (c, i) => {
     const started = performance.now();
-    const res = await fetch(base + PRICED, { headers: { "PAYMENT-SIGNATURE": payment } });
+    const res = await fetch(c.url, c.headers.length ? { headers: { "PAYMENT-SIGNATURE": c.headers[i] } } : {});
     await res.arrayBuffer();
     const ms = performance.now() - started;
-    const { ok, receipt } = paidAnswer(res);
+    const { ok, receipt } = c.headers.length ? paidAnswer(res) : { ok: res.status === 200, receipt: null };
     if (!ok) {
-      failures++;
-      if (failures === 1) log(`${label}: a paid request answered ${res.status}, receipt ${JSON.stringify(receipt)}`);
+      c.failures++;
+      if (c.failures === 1) log(`${c.label}: a paid request answered ${res.status}, receipt ${JSON.stringify(receipt)}`);
     }
-    if (i >= SETTINGS.warmupPayments) samples.push(ms);
-    last = res;
-  }
-  const sorted = [...samples].sort((a, b) => a - b);
-  const median = (xs) => percentile([...xs].sort((a, b) => a - b), 50);
-  const tenth = Math.max(1, Math.floor(samples.length / 5));
-  const result = {
-    count: samples.length,
-    // Whether payments get slower as a wallet's history grows: medians of the first and last fifth.
-    trend: { firstFifthP50: median(samples.slice(0, tenth)), lastFifthP50: median(samples.slice(-tenth)) },
-    p50: percentile(sorted, 50),
-    p90: percentile(sorted, 90),
-    p99: percentile(sorted, 99),
-    min: sorted[0],
-    max: sorted.at(-1),
-    mean: samples.reduce((a, b) => a + b, 0) / samples.length,
-    failures,
-    paid: n,
+    if (i >= SETTINGS.warmupPayments) c.samples.push(ms);
+    c.last = res;
   };
-  log(`${label}: paid p50 ${fmt(result.p50, 1)} ms, p90 ${fmt(result.p90, 1)} ms, p99 ${fmt(result.p99, 1)} ms over ${result.count}` +
-    ` (first fifth p50 ${fmt(result.trend.firstFifthP50, 1)} ms, last fifth ${fmt(result.trend.lastFifthP50, 1)} ms)` +
-    (failures ? `, ${failures} FAILED` : ""));
-  return { result, last };
+  for (let first = 0; first < n; first += PAID_BLOCK) {
+    for (const c of series) {
+      for (let i = first; i < Math.min(n, first + PAID_BLOCK); i++) await request(c, i);
+    }
+  }
+  return series.map(({ label, samples, failures, last }) => {
+    const sorted = [...samples].sort((a, b) => a - b);
+    const median = (xs) => percentile([...xs].sort((a, b) => a - b), 50);
+    const fifth = Math.max(1, Math.floor(samples.length / 5));
+    const result = {
+      count: samples.length,
+      // Whether payments get slower as a wallet's history grows: medians of the first and last fifth.
+      trend: { firstFifthP50: median(samples.slice(0, fifth)), lastFifthP50: median(samples.slice(-fifth)) },
+      p50: percentile(sorted, 50),
+      p90: percentile(sorted, 90),
+      p99: percentile(sorted, 99),
+      min: sorted[0],
+      max: sorted.at(-1),
+      mean: samples.reduce((a, b) => a + b, 0) / samples.length,
+      failures,
+      paid: n,
+    };
+    log(`${label}: paid p50 ${fmt(result.p50, 1)} ms, p90 ${fmt(result.p90, 1)} ms, p99 ${fmt(result.p99, 1)} ms over ${result.count}` +
+      ` (first fifth p50 ${fmt(result.trend.firstFifthP50, 1)} ms, last fifth ${fmt(result.trend.lastFifthP50, 1)} ms)` +
+      (failures ? `, ${failures} FAILED` : ""));
+    return { result, last };
+  });
 }
 
 /** Whether a paid request was served: a 200 carrying a successful receipt (and the receipt). */
@@ -660,60 +688,93 @@ async function waitForSettlement(stack, payer, before, amount, timeoutS = 40) {
 
 // ---- the configurations ----------------------------------------------------------------------------
 
-async function measureOrigin(stack) {
-  const pids = async () => [stack.origin.pid];
-  return { free: await throughput("origin alone, free", stack.origin.url + FREE, { expect: 200, pids }) };
+/**
+ * How long a deferred payment waits for its batch in the bench (wrangler.toml says 5 s): longer than
+ * the paid series takes, so that no settlement of ours runs while any paywall's payments are timed
+ * (all of them share the facilitator and the chain). The bench then waits for the batch to land.
+ */
+const BENCH_BATCH_SECONDS = 30;
+/** The session the session column sells on the priced route. */
+const SESSION_ROUTE = { session: { scope: "/articles/*", seconds: 3600 } };
+
+/** Starts a Worker and names its workerd (`pids`): each Worker has its own, so each CPU figure is its own. */
+async function withWorkerd(start, known) {
+  const worker = await start();
+  const pids = (await workerdPids()).filter((p) => !known.has(p));
+  pids.forEach((p) => known.add(p));
+  worker.pids = pids;
+  worker.pidsOf = async () => pids;
+  return worker;
 }
 
-async function measureEmpty(stack, wrangler) {
-  const worker = await startEmpty(stack, wrangler);
-  try {
-    const unpaid = await throughput("empty Worker, 402", worker.url + PRICED, { expect: 402 });
-    const free = await throughput("empty Worker, pass-through", worker.url + FREE, { expect: 200 });
-    free.sequential = await sequentialLatency(worker.url + FREE);
-    const kv = await throughput("empty Worker, one KV read + pass-through", `${worker.url}/kv${FREE}`, { expect: 200 });
-    const durableObject = { sequential: await sequentialLatency(`${worker.url}/do${FREE}`) };
-    log(`empty Worker, one Durable Object write + pass-through, one at a time: p50 ${fmt(durableObject.sequential.p50, 1)} ms`);
-    return { unpaid, free, kv, durableObject };
-  } finally {
-    await worker.dispose();
-  }
+/**
+ * Every contestant at once, each in its own workerd: the empty Worker, the reference, and ours
+ * three ways. They are then measured in turn within each round, measure by measure, so that the
+ * ratios between them are taken at the same moments of this machine (one after another, Worker by
+ * Worker, the reference's unpaid 402 and ours were a minute apart, and their ratio moved between
+ * 0.42× and 1.3× from run to run).
+ */
+async function startContestants(stack, wrangler, referenceBundle) {
+  const known = new Set(await workerdPids());
+  return {
+    empty: await withWorkerd(() => startEmpty(stack, wrangler), known),
+    reference: await withWorkerd(() => startReference(referenceBundle, stack), known),
+    immediate: await withWorkerd(() => startOurs(wrangler, ourConfig(stack, wrangler)), known),
+    deferred: await withWorkerd(() => startOurs(wrangler, ourConfig(stack, wrangler, { settlement: "deferred" }, { batchSeconds: BENCH_BATCH_SECONDS })), known),
+    session: await withWorkerd(() => startOurs(wrangler, ourConfig(stack, wrangler, SESSION_ROUTE), { X402_SESSION_SECRET: SESSION_SECRET }), known),
+  };
 }
 
-async function measureReference(stack, bundle) {
-  const worker = await startReference(bundle, stack);
-  try {
-    const unpaid = await throughput("reference, unpaid 402", worker.url + PRICED, { expect: 402 });
-    const free = await throughput("reference, free pass-through", worker.url + FREE, { expect: 200 });
-    free.sequential = await sequentialLatency(worker.url + FREE);
-    const { result: paid } = await paidLatency("reference", worker.url, accounts.payers[0]);
-    return { unpaid, free, paid };
-  } finally {
-    await worker.dispose();
-  }
-}
+/**
+ * The whole side-by-side measurement: unpaid 402s, then free pass-through, then paid requests, each
+ * measure taken of every contestant in turn; then the session column's own pair (its requests and
+ * its free pass-through, in turn).
+ */
+async function measureAll(stack, w) {
+  const probe = await sessionProbe(w.session);
+  const names = ["empty", "reference", "immediate", "deferred"];
+  const labels = { empty: "empty Worker", reference: "reference", immediate: "x402-edge immediate", deferred: "x402-edge deferred", session: "x402-edge session" };
 
-async function measureOurs(label, stack, wrangler, route, payer, { deferred = false } = {}) {
-  const worker = await startOurs(wrangler, ourConfig(stack, wrangler, route));
-  try {
-    const unpaid = await throughput(`${label}, unpaid 402`, worker.url + PRICED, { expect: 402 });
-    const free = await throughput(`${label}, free pass-through`, worker.url + FREE, { expect: 200 });
-    free.sequential = await sequentialLatency(worker.url + FREE);
-    const before = await balanceOf(stack.rpcUrl, stack.usdc, payer.address);
-    const { result: paid } = await paidLatency(label, worker.url, payer);
-    if (deferred) {
-      // Served before settling: wait (Worker still running) until the ledger has settled it all,
-      // so that the batches do not run under the next measurement, and to show they land.
-      const owed = BigInt(paid.paid - paid.failures) * PRICE_ATOMIC;
-      const seconds = await waitForSettlement(stack, payer, before, owed);
-      paid.settledOnChain = seconds !== null;
-      paid.settledWithinS = seconds;
-      log(`${label}: ${seconds === null ? "NOT all settled on chain within 40 s" : `all ${paid.paid - paid.failures} payments settled on chain ${seconds.toFixed(1)} s after the last answer`}`);
-    }
-    return { unpaid, free, paid };
-  } finally {
-    await worker.dispose();
-  }
+  const unpaidOf = [...names, ...(probe.available ? ["session"] : [])];
+  const unpaid = await throughputs(unpaidOf.map((n) => ({ label: `${labels[n]}, unpaid 402`, url: w[n].url + PRICED, expect: 402, pids: w[n].pidsOf })));
+  const r = Object.fromEntries(unpaidOf.map((n, i) => [n, { unpaid: unpaid[i] }]));
+
+  const originPids = async () => [stack.origin.pid];
+  const free = await throughputs([
+    { label: "origin alone, free", url: stack.origin.url + FREE, expect: 200, pids: originPids },
+    ...names.map((n) => ({ label: `${labels[n]}, free pass-through`, url: w[n].url + FREE, expect: 200, pids: w[n].pidsOf })),
+  ]);
+  r.origin = { free: free[0] };
+  for (const [i, n] of names.entries()) r[n].free = free[i + 1];
+  for (const n of names) r[n].free.sequential = await sequentialLatency(w[n].url + FREE);
+  r.empty.kv = await throughput("empty Worker, one KV read + pass-through", `${w.empty.url}/kv${FREE}`, { expect: 200, pids: w.empty.pidsOf });
+
+  // The paid requests, and in the same turn the floor under a deferred payment: the empty Worker's
+  // one Durable Object write, then the origin.
+  const payers = { reference: accounts.payers[0], immediate: accounts.payers[1], deferred: accounts.payers[2] };
+  const deferredBefore = await balanceOf(stack.rpcUrl, stack.usdc, payers.deferred.address);
+  const paid = await paidLatencies([
+    { label: "empty Worker, one Durable Object write + pass-through", url: `${w.empty.url}/do${FREE}` },
+    ...["reference", "immediate", "deferred"].map((n) => ({ label: labels[n], base: w[n].url, payer: payers[n] })),
+  ]);
+  r.empty.durableObject = { sequential: paid[0].result };
+  r.reference.paid = paid[1].result;
+  r.immediate.paid = paid[2].result;
+  r.deferred.paid = paid[3].result;
+  // Served before settling: the batch comes due after the series (see BENCH_BATCH_SECONDS); a
+  // payment that landed sooner settled while others were timed, and the comparison says so.
+  const d = r.deferred.paid;
+  d.settledDuringSeries = (await balanceOf(stack.rpcUrl, stack.usdc, payers.deferred.address)) < deferredBefore;
+  if (d.settledDuringSeries) log(`${labels.deferred}: WARNING: some payments settled while the series was timed (it took longer than the ${BENCH_BATCH_SECONDS} s batch window)`);
+  const owed = BigInt(d.paid - d.failures) * PRICE_ATOMIC;
+  const seconds = await waitForSettlement(stack, payers.deferred, deferredBefore, owed, BENCH_BATCH_SECONDS + 40);
+  d.batchSeconds = BENCH_BATCH_SECONDS;
+  d.settledOnChain = seconds !== null;
+  d.settledWithinS = seconds;
+  log(`${labels.deferred}: ${seconds === null ? `NOT all settled on chain within ${BENCH_BATCH_SECONDS + 40} s` : `all ${d.paid - d.failures} payments settled on chain ${seconds.toFixed(1)} s after the last answer (batch window ${BENCH_BATCH_SECONDS} s)`}`);
+
+  r.session = await measureSession(w.session, accounts.payers[3], { probe, unpaid: r.session?.unpaid });
+  return r;
 }
 
 /**
@@ -736,63 +797,59 @@ async function profiled(inspectorPort, name, run) {
   return result;
 }
 
-/**
- * The session configuration, if the Worker knows sessions: the route sells one (`session` on the
- * route); one payment buys it; then load on the session token. A Worker without session support
- * refuses the configuration (500, paywall_misconfigured): then the column is n/a.
- */
-async function measureSession(stack, wrangler, payer) {
-  const label = "x402-edge session";
-  const route = { session: { scope: "/articles/*", seconds: 3600 } };
-  const inspectorPort = args.profile ? await freePort() : undefined;
-  const worker = await startOurs(wrangler, ourConfig(stack, wrangler, route), { X402_SESSION_SECRET: SESSION_SECRET }, "build", { inspectorPort });
+/** Whether the Worker sells the session column's session: a Worker without sessions refuses the route (500). */
+async function sessionProbe(worker) {
+  const probe = await fetch(worker.url + PRICED);
+  const text = await probe.text();
+  if (probe.status === 402) return { available: true };
+  let why = `the Worker answered ${probe.status} to a route selling a session`;
   try {
-    const probe = await fetch(worker.url + PRICED);
-    const text = await probe.text();
-    if (probe.status !== 402) {
-      let why = `the Worker answered ${probe.status} to a route selling a session`;
-      try {
-        const body = JSON.parse(text);
-        if (body.reason) why = `${body.reason}: ${body.message ?? ""}`.trim();
-      } catch {
-        /* not JSON */
-      }
-      log(`${label}: n/a (${why})`);
-      return { available: false, why };
-    }
-    const unpaid = await throughput(`${label}, unpaid 402`, worker.url + PRICED, { expect: 402 });
-    const freeMeasure = { label: `${label}, free pass-through`, url: worker.url + FREE, expect: 200 };
-    // Profiled, the free pass-through is measured on its own, before the session is bought;
-    // otherwise beside the session requests, in turn (see `throughputs`).
-    const free = inspectorPort ? await profiled(inspectorPort, "session-free", () => throughput(freeMeasure.label, freeMeasure.url, freeMeasure)) : null;
-    const sequential = await sequentialLatency(worker.url + FREE);
-    const { result: paid, last } = await paidLatency(label, worker.url, payer);
-    const token =
-      last?.headers.get("x402-session") ??
-      /(?:^|[;,]\s*)x402_session=([^;,\s]+)/.exec(last?.headers.get("set-cookie") ?? "")?.[1];
-    if (!token) {
-      const why = "a paid request on a route selling a session returned no session token (X402-Session or cookie)";
-      log(`${label}: session requests n/a (${why})`);
-      return { available: false, why, unpaid, free: { ...(free ?? (await throughput(freeMeasure.label, freeMeasure.url, freeMeasure))), sequential }, paid };
-    }
-    const headers = { authorization: `Bearer ${token}` };
-    const check = await fetch(worker.url + PRICED, { headers });
-    await check.arrayBuffer();
-    if (check.status !== 200) {
-      const why = `a request with the session token answered ${check.status}`;
-      log(`${label}: session requests n/a (${why})`);
-      return { available: false, why, unpaid, free: { ...(free ?? (await throughput(freeMeasure.label, freeMeasure.url, freeMeasure))), sequential }, paid };
-    }
-    const sessionMeasure = { label: `${label}, requests on the session`, url: worker.url + PRICED, expect: 200, headers };
-    if (inspectorPort) {
-      const session = await profiled(inspectorPort, "session", () => throughput(sessionMeasure.label, sessionMeasure.url, sessionMeasure));
-      return { available: true, unpaid, free: { ...free, sequential }, paid, session };
-    }
-    const [both, session] = await throughputs([freeMeasure, sessionMeasure]);
-    return { available: true, unpaid, free: { ...both, sequential }, paid, session };
-  } finally {
-    await worker.dispose();
+    const body = JSON.parse(text);
+    if (body.reason) why = `${body.reason}: ${body.message ?? ""}`.trim();
+  } catch {
+    /* not JSON */
   }
+  log(`x402-edge session: n/a (${why})`);
+  return { available: false, why };
+}
+
+/**
+ * The session column, if the Worker knows sessions: the route sells one (`SESSION_ROUTE`); one
+ * payment buys it; then load on the session token, in turn with the same Worker's free
+ * pass-through. A Worker without session support refuses the configuration (500,
+ * paywall_misconfigured): then the column is n/a. `unpaid` is its 402 if already measured.
+ */
+async function measureSession(worker, payer, { probe, unpaid, inspectorPort } = {}) {
+  const label = "x402-edge session";
+  const pids = worker.pidsOf;
+  probe ??= await sessionProbe(worker);
+  if (!probe.available) return probe;
+  unpaid ??= await throughput(`${label}, unpaid 402`, worker.url + PRICED, { expect: 402, pids });
+  const freeMeasure = { label: `${label}, free pass-through`, url: worker.url + FREE, expect: 200, pids };
+  // Profiled, the free pass-through is measured on its own, before the session is bought;
+  // otherwise beside the session requests, in turn (see `throughputs`).
+  const free = inspectorPort ? await profiled(inspectorPort, "session-free", () => throughput(freeMeasure.label, freeMeasure.url, freeMeasure)) : null;
+  const sequential = await sequentialLatency(worker.url + FREE);
+  const [{ result: paid, last }] = await paidLatencies([{ label, base: worker.url, payer }]);
+  const token =
+    last?.headers.get("x402-session") ??
+    /(?:^|[;,]\s*)x402_session=([^;,\s]+)/.exec(last?.headers.get("set-cookie") ?? "")?.[1];
+  const unavailable = async (why) => {
+    log(`${label}: session requests n/a (${why})`);
+    return { available: false, why, unpaid, free: { ...(free ?? (await throughput(freeMeasure.label, freeMeasure.url, freeMeasure))), sequential }, paid };
+  };
+  if (!token) return unavailable("a paid request on a route selling a session returned no session token (X402-Session or cookie)");
+  const headers = { authorization: `Bearer ${token}` };
+  const check = await fetch(worker.url + PRICED, { headers });
+  await check.arrayBuffer();
+  if (check.status !== 200) return unavailable(`a request with the session token answered ${check.status}`);
+  const sessionMeasure = { label: `${label}, requests on the session`, url: worker.url + PRICED, expect: 200, headers, pids };
+  if (inspectorPort) {
+    const session = await profiled(inspectorPort, "session", () => throughput(sessionMeasure.label, sessionMeasure.url, sessionMeasure));
+    return { available: true, unpaid, free: { ...free, sequential }, paid, session };
+  }
+  const [both, session] = await throughputs([freeMeasure, sessionMeasure]);
+  return { available: true, unpaid, free: { ...both, sequential }, paid, session };
 }
 
 async function measureVerification(built) {
@@ -834,8 +891,7 @@ async function callgrindBreakdown(profile) {
   const decide = most(/paywall::decide\b/);
   if (!decide) return [];
   const parts = [
-    ["secp256k1 recovery (k256 recover_from_prehash)", /recover_from_prehash/],
-    ["of which the check that re-verifies the recovered key (ecdsa verify_prehash)", /verify_prehash/],
+    ["secp256k1 recovery (evm::signature::Signature::recover)", /evm::signature::Signature::recover\b/],
     ["keccak", /keccak|Keccak/],
     ["JSON (serde_json)", /serde_json::de::/],
   ];
@@ -866,7 +922,7 @@ function targetsOf(r) {
     wanted: `≥ ${TARGETS.unpaidVsReference}×`,
     measured: `${fmt(unpaid, 2)}× (${fmt(imm.unpaid.rps)} vs ${fmt(ref.unpaid.rps)} req/s)`,
     value: unpaid,
-    range: spread(imm.unpaid.everyRunRps, ref.unpaid.everyRunRps),
+    range: roundByRound(imm.unpaid.everyRunRps, ref.unpaid.everyRunRps),
     met: unpaid != null && unpaid >= TARGETS.unpaidVsReference,
     by: unpaid != null && unpaid < TARGETS.unpaidVsReference ? `${fmt(TARGETS.unpaidVsReference / unpaid, 2)}× short` : null,
   });
@@ -908,10 +964,7 @@ function targetsOf(r) {
     wanted: `≥ ${TARGETS.sessionVsFree}×`,
     measured: s.available ? `${fmt(session, 2)}× (${fmt(s.session.rps)} vs ${fmt(s.free.rps)} req/s)` : `n/a (${s.why})`,
     value: session,
-    // The two are measured in turn within each round: compared round by round.
-    range: s.available && s.session.everyRunRps?.length === s.free.everyRunRps?.length
-      ? ((rounds) => [Math.min(...rounds), Math.max(...rounds)])(s.session.everyRunRps.map((x, i) => x / s.free.everyRunRps[i]))
-      : null,
+    range: s.available ? roundByRound(s.session.everyRunRps, s.free.everyRunRps) : null,
     met: s.available ? session >= TARGETS.sessionVsFree && s.session.unexpected === 0 : null,
     by: s.available && session < TARGETS.sessionVsFree ? `${fmt((1 - session) * 100, 0)}% below free pass-through` : null,
   });
@@ -976,10 +1029,11 @@ function report(r) {
   }
   if (r.machine.busyBefore >= 0.2) lines.push(`WARNING: the machine was ${Math.round(r.machine.busyBefore * 100)}% busy with other work before the run: figures are skewed`);
   lines.push(`load: autocannon, ${SETTINGS.connections} connections, median of ${SETTINGS.rounds} runs of ${SETTINGS.durationS} s after ${SETTINGS.warmupS} s of warm-up; paid: ${SETTINGS.payments} pre-signed payments one after another (after ${SETTINGS.warmupPayments} unmeasured)`);
+  lines.push(`every Worker runs at once, each in its own workerd; each measure takes them in turn within every round (in blocks of ${PAID_BLOCK} requests, for the paid ones)`);
   lines.push("");
   lines.push(table(["", ...cols], rows));
   lines.push("empty Worker: the platform's floor in this workerd (402: answers 402; free: passes to the origin; paid: one");
-  lines.push("  Durable Object SQLite write, then the origin, one at a time; session: one KV read, then the origin).");
+  lines.push("  Durable Object SQLite write, then the origin, in turn with the payments; session: one KV read, then the origin).");
   lines.push("server CPU: CPU time of the workerd process (of the origin for \"origin alone\") per request during the run.");
   lines.push("");
   const v = r.verification ?? { wasm: {}, native: {} };
@@ -987,8 +1041,11 @@ function report(r) {
     (v.callgrind ? `; ${fmt(v.callgrind.instructionsPerVerification)} instructions native` : ""));
   for (const b of v?.callgrind?.breakdown ?? []) lines.push(`  ${fmt(b.share * 100, 0).padStart(3)}%  ${b.what}`);
   lines.push(`bundle: ${r.bundle.file} ${fmt(r.bundle.rawBytes / 1024, 0)} KB raw, ${fmt(r.bundle.gzipBytes / 1024, 0)} KB gzipped; reference bundle ${fmt(r.referenceBundleBytes / 1024, 0)} KB of JavaScript`);
-  if (r.deferred.paid.settledWithinS != null) lines.push(`deferred: all ${r.deferred.paid.paid - r.deferred.paid.failures} payments settled on chain ${fmt(r.deferred.paid.settledWithinS, 1)} s after the last answer`);
-  else lines.push("deferred: NOT all payments settled on chain within 40 s");
+  const d = r.deferred.paid;
+  const batch = d.batchSeconds ? ` (their batch came due ${d.batchSeconds} s after the first, once every paywall's series was over)` : "";
+  if (d.settledWithinS != null) lines.push(`deferred: all ${d.paid - d.failures} payments settled on chain ${fmt(d.settledWithinS, 1)} s after the last answer${batch}`);
+  else lines.push(`deferred: NOT all payments settled on chain within ${(d.batchSeconds ?? 0) + 40} s`);
+  if (d.settledDuringSeries) lines.push("deferred: WARNING: some payments settled while the paid series were timed, on the facilitator and chain the others use");
   const problems = [];
   for (const [name, m] of Object.entries({ reference: r.reference, immediate: r.immediate, deferred: r.deferred, session: sess })) {
     for (const kind of ["unpaid", "free", "session"]) if (m[kind]?.unexpected) problems.push(`${name} ${kind}: ${m[kind].unexpected} unexpected answers ${JSON.stringify(m[kind].statusCodes)}`);
@@ -1031,7 +1088,10 @@ async function main() {
     const wrangler = await readWranglerConfig();
     const stack = await startStack();
     try {
-      const s = await measureSession(stack, wrangler, accounts.payers[3]);
+      const inspectorPort = args.profile ? await freePort() : undefined;
+      const known = new Set(await workerdPids());
+      const worker = await withWorkerd(() => startOurs(wrangler, ourConfig(stack, wrangler, SESSION_ROUTE), { X402_SESSION_SECRET: SESSION_SECRET }, "build", { inspectorPort }), known);
+      const s = await measureSession(worker, accounts.payers[3], { inspectorPort });
       if (s.available) log(`session requests / free pass-through: ${fmt(s.session.rps / s.free.rps, 2)}× (target ≥ ${TARGETS.sessionVsFree}×)`);
     } finally {
       await cleanup();
@@ -1050,14 +1110,9 @@ async function main() {
   const wrangler = await readWranglerConfig();
   const countersBefore = await cpuCounters();
   const stack = await startStack();
-  const results = {};
+  let results;
   try {
-    results.origin = await measureOrigin(stack);
-    results.empty = await measureEmpty(stack, wrangler);
-    results.reference = await measureReference(stack, referenceBundle);
-    results.immediate = await measureOurs("x402-edge immediate", stack, wrangler, {}, accounts.payers[1]);
-    results.deferred = await measureOurs("x402-edge deferred", stack, wrangler, { settlement: "deferred" }, accounts.payers[2], { deferred: true });
-    results.session = await measureSession(stack, wrangler, accounts.payers[3]);
+    results = await measureAll(stack, await startContestants(stack, wrangler, referenceBundle));
   } finally {
     await cleanup();
   }
