@@ -75,7 +75,9 @@ pub fn verify_once(case: &Case) -> bool {
         siwx_nonce: None,
     };
     match paywall::decide(&case.config, &incoming, NOW) {
-        Decision::Paid(paid) => paid.verified.signature_checked && paid.verified.payer == case.payer,
+        Decision::Paid(paid) => {
+            paid.verified.signature_checked && paid.verified.payer == case.payer
+        }
         _ => false,
     }
 }

@@ -10,9 +10,9 @@ use k256::ecdsa::SigningKey;
 use serde_json::{json, Value};
 use x402_edge::evm::{eip191_hash, Address};
 use x402_edge::siwx::{
-    contract_question, extension, format_iso_millis, message, parse_header, parse_rfc3339,
-    proof_schema, remember_until, replay_key, statement_is_valid, verify, HttpUrl, Proof,
-    SignatureScheme, SiwxError, UtcTime, WalletQuestion, CLOCK_SKEW_SECONDS,
+    contract_question, extension, extension_json, format_iso_millis, message, parse_header,
+    parse_rfc3339, proof_schema, remember_until, replay_key, statement_is_valid, verify, HttpUrl,
+    Proof, SignatureScheme, SiwxError, UtcTime, WalletQuestion, CLOCK_SKEW_SECONDS,
     DEFAULT_MAX_AGE_SECONDS,
 };
 
@@ -884,6 +884,35 @@ fn extension_optional_parts() {
         ext["info"]["expirationTime"],
         json!("9999-12-31T23:59:59.000Z")
     );
+}
+
+/// The text a 402 carries is the extension's value written out, byte for byte, whatever the
+/// optional parts and the URL (percent-encoded characters, a port, several chains).
+#[test]
+fn extension_text_is_the_value_written_out() {
+    let chains = [
+        "eip155:8453".to_string(),
+        "eip155:84532".to_string(),
+        "eip155:8453".to_string(),
+        "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp".to_string(),
+    ];
+    for (domain, url, statement, expiry) in [
+        ("api.example.com", URL, None, None),
+        (
+            "localhost:8787",
+            "http://localhost:8787/a/{b}|c^?q=\\",
+            Some("Sign in"),
+            Some(120),
+        ),
+        ("h", "https://h/", Some("caf\u{e9}"), Some(u64::MAX)),
+    ] {
+        for (i, chains) in [&chains[..], &chains[..1], &[][..]].into_iter().enumerate() {
+            let args = (domain, url, chains, [i as u8; 16], ISSUED + i as u64);
+            let value = extension(args.0, args.1, args.2, args.3, args.4, statement, expiry);
+            let text = extension_json(args.0, args.1, args.2, args.3, args.4, statement, expiry);
+            assert_eq!(text, value.to_string(), "{domain} {url} {statement:?}");
+        }
+    }
 }
 
 #[test]
