@@ -377,7 +377,7 @@ fn siwx_extension(
         ),
         None => "Sign in to use a session you bought that covers this page".to_string(),
     };
-    let value = crate::siwx::extension_json(
+    let value = crate::siwx::extension(
         &at.authority(),
         url,
         &chains,
@@ -386,7 +386,7 @@ fn siwx_extension(
         Some(&statement),
         None,
     );
-    Some((crate::siwx::EXTENSION_KEY, value))
+    Some((crate::siwx::EXTENSION_KEY, value.to_json()))
 }
 
 /// A route's terms as JSON text, rendered once with its configuration: a 402 then only splices

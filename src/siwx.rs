@@ -229,74 +229,7 @@ pub fn extension(
     now: u64,
     statement: Option<&str>,
     expiration_seconds: Option<u64>,
-) -> Value {
-    let (info, supported) = extension_parts(
-        domain,
-        uri,
-        chains,
-        nonce,
-        now,
-        statement,
-        expiration_seconds,
-    );
-    json!({
-        "info": info,
-        "supportedChains": supported,
-        "schema": proof_schema(),
-    })
-}
-
-/// [`extension`] as compact JSON text, byte for byte its value written out, as a 402 carries it.
-/// The schema, the same for every challenge, is spliced in as text written once: parsing it into
-/// a value and writing it out again was three fifths of the cost of a 402 carrying a challenge
-/// (`cargo bench --bench core -- 402`: 32 µs natively before, 12 µs after).
-pub fn extension_json(
-    domain: &str,
-    uri: &str,
-    chains: &[String],
-    nonce: [u8; 16],
-    now: u64,
-    statement: Option<&str>,
-    expiration_seconds: Option<u64>,
-) -> String {
-    let (info, supported) = extension_parts(
-        domain,
-        uri,
-        chains,
-        nonce,
-        now,
-        statement,
-        expiration_seconds,
-    );
-    let (info, supported) = (info.to_string(), supported.to_string());
-    let schema = proof_schema_json();
-    let mut out = String::with_capacity(40 + info.len() + schema.len() + supported.len());
-    // The keys in the order a JSON object of them is written (sorted).
-    for part in [
-        "{\"info\":",
-        &info,
-        ",\"schema\":",
-        schema,
-        ",\"supportedChains\":",
-        &supported,
-        "}",
-    ] {
-        out.push_str(part);
-    }
-    out
-}
-
-/// What differs between challenges: the `info` the proof must echo, and the chains it may be
-/// signed on.
-fn extension_parts(
-    domain: &str,
-    uri: &str,
-    chains: &[String],
-    nonce: [u8; 16],
-    now: u64,
-    statement: Option<&str>,
-    expiration_seconds: Option<u64>,
-) -> (Value, Value) {
+) -> Extension {
     let uri = as_uri(uri);
     let mut info = Map::new();
     info.insert("domain".into(), Value::from(domain));
@@ -323,7 +256,52 @@ fn extension_parts(
             supported.push(json!({ "chainId": chain, "type": "eip191" }));
         }
     }
-    (Value::Object(info), Value::from(supported))
+    Extension {
+        info: Value::Object(info),
+        supported_chains: Value::from(supported),
+    }
+}
+
+/// A Sign-In-With-X challenge (see [`extension`]): what differs between challenges, the `info`
+/// the proof must echo and the chains it may be signed on, beside the proof's schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Extension {
+    info: Value,
+    supported_chains: Value,
+}
+
+impl Extension {
+    /// The extension's value: `info`, `supportedChains` and the proof's JSON Schema.
+    pub fn to_value(&self) -> Value {
+        json!({
+            "info": self.info,
+            "supportedChains": self.supported_chains,
+            "schema": proof_schema(),
+        })
+    }
+
+    /// The value as compact JSON text, byte for byte, as a 402 carries it. The schema, the same
+    /// for every challenge, is spliced in as text written once: parsing it into a value and
+    /// writing it out again was three fifths of the cost of a 402 carrying a challenge (`cargo
+    /// bench --bench core -- 402`: 32 µs natively before, 12 µs after).
+    pub fn to_json(&self) -> String {
+        let (info, supported) = (self.info.to_string(), self.supported_chains.to_string());
+        let schema = proof_schema_json();
+        let mut out = String::with_capacity(40 + info.len() + schema.len() + supported.len());
+        // The keys in the order a JSON object of them is written (sorted).
+        for part in [
+            "{\"info\":",
+            &info,
+            ",\"schema\":",
+            schema,
+            ",\"supportedChains\":",
+            &supported,
+            "}",
+        ] {
+            out.push_str(part);
+        }
+        out
+    }
 }
 
 /// [`proof_schema`] as compact JSON text, written once.

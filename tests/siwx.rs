@@ -10,9 +10,9 @@ use k256::ecdsa::SigningKey;
 use serde_json::{json, Value};
 use x402_edge::evm::{eip191_hash, Address};
 use x402_edge::siwx::{
-    contract_question, extension, extension_json, format_iso_millis, message, parse_header,
-    parse_rfc3339, proof_schema, remember_until, replay_key, statement_is_valid, verify, HttpUrl,
-    Proof, SignatureScheme, SiwxError, UtcTime, WalletQuestion, CLOCK_SKEW_SECONDS,
+    contract_question, extension, format_iso_millis, message, parse_header, parse_rfc3339,
+    proof_schema, remember_until, replay_key, statement_is_valid, verify, HttpUrl, Proof,
+    SignatureScheme, SiwxError, UtcTime, WalletQuestion, CLOCK_SKEW_SECONDS,
     DEFAULT_MAX_AGE_SECONDS,
 };
 
@@ -801,7 +801,8 @@ fn extension_matches_the_reference_shape() {
         ISSUED,
         Some("Sign in to access premium data"),
         Some(300),
-    );
+    )
+    .to_value();
     assert_eq!(
         ext,
         json!({
@@ -859,7 +860,8 @@ fn extension_optional_parts() {
         ISSUED + 1,
         None,
         None,
-    );
+    )
+    .to_value();
     let info = ext["info"].as_object().unwrap();
     assert_eq!(info["nonce"], json!("00000000000000000000000000000000"));
     assert_eq!(info["issuedAt"], json!("2024-01-15T10:30:01.000Z"));
@@ -875,11 +877,12 @@ fn extension_optional_parts() {
             ISSUED,
             Some(s),
             None,
-        );
+        )
+        .to_value();
         assert!(ext["info"].get("statement").is_none(), "{s:?}");
     }
     // Far-future expiration saturates instead of overflowing.
-    let ext = extension("h", URL, &chains, [0; 16], u64::MAX, None, Some(u64::MAX));
+    let ext = extension("h", URL, &chains, [0; 16], u64::MAX, None, Some(u64::MAX)).to_value();
     assert_eq!(
         ext["info"]["expirationTime"],
         json!("9999-12-31T23:59:59.000Z")
@@ -907,10 +910,22 @@ fn extension_text_is_the_value_written_out() {
         ("h", "https://h/", Some("caf\u{e9}"), Some(u64::MAX)),
     ] {
         for (i, chains) in [&chains[..], &chains[..1], &[][..]].into_iter().enumerate() {
-            let args = (domain, url, chains, [i as u8; 16], ISSUED + i as u64);
-            let value = extension(args.0, args.1, args.2, args.3, args.4, statement, expiry);
-            let text = extension_json(args.0, args.1, args.2, args.3, args.4, statement, expiry);
-            assert_eq!(text, value.to_string(), "{domain} {url} {statement:?}");
+            let ext = extension(
+                domain,
+                url,
+                chains,
+                [i as u8; 16],
+                ISSUED,
+                statement,
+                expiry,
+            );
+            let value = ext.to_value();
+            assert_eq!(
+                ext.to_json(),
+                value.to_string(),
+                "{domain} {url} {statement:?}"
+            );
+            assert_eq!(value["schema"], proof_schema());
         }
     }
 }
@@ -927,7 +942,8 @@ fn client_flow_over_our_extension() {
         ISSUED,
         Some("Sign in"),
         Some(120),
-    );
+    )
+    .to_value();
     let mut payload = ext["info"].clone();
     payload["chainId"] = ext["supportedChains"][0]["chainId"].clone();
     payload["type"] = ext["supportedChains"][0]["type"].clone();
