@@ -202,7 +202,8 @@ fn malformed(detail: impl Into<String>) -> SiwxError {
 // ---------------------------------------------------------------------------------------------
 // The 402 side.
 
-/// The `sign-in-with-x` extension object for a 402, as `@x402/extensions`
+/// The `sign-in-with-x` extension for a 402 ([`Extension::to_value`] as a value,
+/// [`Extension::to_json`] as the text a 402 carries), as `@x402/extensions`
 /// (`enrichPaymentRequiredResponse`) writes it:
 ///
 /// - `info`: `domain`, `uri`, `version` "1", `nonce` (32 lowercase hex digits), `issuedAt` (`now`
