@@ -1173,16 +1173,9 @@ async function compare() {
   }
   const wrangler = await readWranglerConfig();
   const stack = await startStack();
-  const started = new Set(await workerdPids());
-  const pidsOfLast = async () => {
-    const now = await workerdPids();
-    const fresh = now.filter((p) => !started.has(p));
-    fresh.forEach((p) => started.add(p));
-    return fresh;
-  };
+  const known = new Set(await workerdPids());
   try {
-    const empty = await startEmpty(stack, wrangler);
-    await pidsOfLast();
+    const empty = await withWorkerd(() => startEmpty(stack, wrangler), known);
     const floors = [
       ["empty Worker, pass-through", FREE],
       ["empty Worker, Durable Object asked, nothing written", `/do-read${FREE}`],
@@ -1193,8 +1186,8 @@ async function compare() {
     const inspectorPort = args.profile ? await freePort() : undefined;
     const runs = [];
     for (const [k, build] of builds.entries()) {
-      const worker = await startOurs(wrangler, ourConfig(stack, wrangler, { settlement: "deferred" }), {}, build, { inspectorPort });
-      const pids = await pidsOfLast();
+      const worker = await withWorkerd(() => startOurs(wrangler, ourConfig(stack, wrangler, { settlement: "deferred" }), {}, build, { inspectorPort }), known);
+      const pids = worker.pids;
       log(`${build}: workerd pid ${pids.join(", ") || "not found"}`);
       const payers = accounts.payers.slice(k * payersPerBuild, (k + 1) * payersPerBuild);
       const { terms, resource } = await termsOf(worker.url);
