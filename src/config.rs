@@ -57,6 +57,7 @@ struct RawConfig {
     routes: Vec<Value>,
     max_timeout_seconds: Option<u64>,
     settlement: Option<SettlementMode>,
+    payment_identifier: Option<PaymentIds>,
     deferred: Option<Value>,
     payers: Option<Payers>,
     humans: Option<Access>,
@@ -86,6 +87,21 @@ pub enum SettlementMode {
     Immediate,
     /// Served as soon as it is verified locally; settled later from the wallet's ledger.
     Deferred,
+}
+
+/// Whether a route's terms offer the `payment-identifier` extension (an idempotency key a client
+/// puts in its payment), and whether a payment must carry one. A payment sent again with the same
+/// identifier, to the same URL, is answered with the answer it bought the first time instead of
+/// being refused as a replay: a client whose first answer was lost gets it without paying twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PaymentIds {
+    /// Not offered; an identifier sent all the same is ignored.
+    Off,
+    /// Offered; a payment may carry one.
+    #[default]
+    Optional,
+    /// Offered; a payment without one is refused (400).
+    Required,
 }
 
 /// Which decisions get a log line.
@@ -181,6 +197,7 @@ struct RawRoute {
     mime_type: Option<String>,
     max_timeout_seconds: Option<u64>,
     settlement: Option<SettlementMode>,
+    payment_identifier: Option<PaymentIds>,
     session: Option<Value>,
     discovery: Option<Value>,
     payers: Option<Payers>,
@@ -376,6 +393,8 @@ pub struct Route {
     /// Empty for a free route (`free = true`), which passes through.
     pub offers: Vec<Offer>,
     pub settlement: SettlementMode,
+    /// Whether the terms offer `payment-identifier`, and whether a payment must carry one.
+    pub payment_ids: PaymentIds,
     /// What a payment here buys beyond this request, if anything.
     pub session: Option<SessionOffer>,
     /// Who pays here, per class of client.
@@ -617,6 +636,7 @@ impl RawConfig {
             None => resolve_deferred(None)?,
         };
         let default_settlement = self.settlement.unwrap_or(SettlementMode::Immediate);
+        let default_payment_ids = self.payment_identifier.unwrap_or_default();
         let default_access = RawAccess {
             payers: self.payers,
             humans: self.humans,
@@ -677,6 +697,7 @@ impl RawConfig {
                     ("accepts", r.accepts.is_some()),
                     ("maxTimeoutSeconds", r.max_timeout_seconds.is_some()),
                     ("settlement", r.settlement.is_some()),
+                    ("paymentIdentifier", r.payment_identifier.is_some()),
                     ("session", r.session.is_some()),
                     ("discovery", r.discovery.is_some()),
                     ("payers", r.payers.is_some()),
@@ -701,6 +722,7 @@ impl RawConfig {
                     mime_type,
                     offers: Vec::new(),
                     settlement: SettlementMode::Immediate,
+                    payment_ids: PaymentIds::Off,
                     session: None,
                     access: AccessPolicy::default(),
                     discovery: Discovery::default(),
@@ -795,6 +817,7 @@ impl RawConfig {
                 mime_type,
                 offers,
                 settlement,
+                payment_ids: r.payment_identifier.unwrap_or(default_payment_ids),
                 session,
                 access: RawAccess {
                     payers: r.payers,
@@ -1026,6 +1049,17 @@ impl<'a> Fields<'a> {
         )
     }
 
+    fn payment_identifier(&self) -> Result<Option<PaymentIds>, ConfigError> {
+        self.choice(
+            "paymentIdentifier",
+            &[
+                ("off", PaymentIds::Off),
+                ("optional", PaymentIds::Optional),
+                ("required", PaymentIds::Required),
+            ],
+        )
+    }
+
     fn settlement(&self) -> Result<Option<SettlementMode>, ConfigError> {
         self.choice(
             "settlement",
@@ -1051,6 +1085,7 @@ impl RawConfig {
                 "routes",
                 "maxTimeoutSeconds",
                 "settlement",
+                "paymentIdentifier",
                 "deferred",
                 "payers",
                 "humans",
@@ -1085,6 +1120,7 @@ impl RawConfig {
             routes: f.maybe("routes")?.unwrap_or_default(),
             max_timeout_seconds: f.maybe("maxTimeoutSeconds")?,
             settlement: f.settlement()?,
+            payment_identifier: f.payment_identifier()?,
             deferred: f.value("deferred").cloned(),
             payers: f.payers()?,
             humans: f.access("humans")?,
@@ -1189,6 +1225,7 @@ impl RawRoute {
                 "mimeType",
                 "maxTimeoutSeconds",
                 "settlement",
+                "paymentIdentifier",
                 "session",
                 "discovery",
                 "payers",
@@ -1209,6 +1246,7 @@ impl RawRoute {
             mime_type: f.maybe("mimeType")?,
             max_timeout_seconds: f.maybe("maxTimeoutSeconds")?,
             settlement: f.settlement()?,
+            payment_identifier: f.payment_identifier()?,
             session: f.value("session").cloned(),
             discovery: f.value("discovery").cloned(),
             payers: f.payers()?,

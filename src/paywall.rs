@@ -70,6 +70,11 @@ pub struct PaidRequest<'c> {
     pub carrier: Carrier,
     pub url: String,
     pub siwx: Option<SiwxChallenge>,
+    /// The payment's `payment-identifier`, where the route offers the extension.
+    pub payment_id: Option<String>,
+    /// The method and URL it was sent with: a payment sent again with its identifier is answered
+    /// again only for the same request.
+    pub request: String,
 }
 
 /// A complete answer the paywall gives itself.
@@ -135,15 +140,94 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
         }) if config.rpc_for(offer.asset.network.chain_id).is_none() => {
             Decision::Reply(challenge(route, req.url, &check.refusal, siwx))
         }
-        Ok(verified) => Decision::Paid(Box::new(PaidRequest {
-            route,
-            verified,
-            payment,
-            carrier,
-            url: req.url.to_string(),
-            siwx: siwx.copied(),
-        })),
+        Ok(verified) => match payment_id(&payment, route) {
+            Ok(payment_id) => Decision::Paid(Box::new(PaidRequest {
+                route,
+                verified,
+                payment,
+                carrier,
+                url: req.url.to_string(),
+                siwx: siwx.copied(),
+                payment_id,
+                request: format!("{} {}", req.method, req.url),
+            })),
+            Err(refusal) => Decision::Reply(challenge(route, req.url, &refusal, siwx)),
+        },
         Err(refusal) => Decision::Reply(challenge(route, req.url, &refusal, siwx)),
+    }
+}
+
+/// The key of the `payment-identifier` extension.
+pub const PAYMENT_ID_EXTENSION: &str = "payment-identifier";
+
+/// The extension as a route's terms offer it, with `info.required` false and true: the schema of
+/// the `info` a client sends back is the official one. Written out as `serde_json` writes the value
+/// (keys in order), which `payment_id_extension_is_the_official_declaration` checks.
+const PAYMENT_ID_OFFERED: [&str; 2] = [
+    concat!(
+        r#"{"info":{"required":false},"#,
+        r#""schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
+        r#""properties":{"id":{"maxLength":128,"minLength":16,"pattern":"^[a-zA-Z0-9_-]+$","type":"string"},"#,
+        r#""required":{"type":"boolean"}},"required":["required"],"type":"object"}}"#
+    ),
+    concat!(
+        r#"{"info":{"required":true},"#,
+        r#""schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
+        r#""properties":{"id":{"maxLength":128,"minLength":16,"pattern":"^[a-zA-Z0-9_-]+$","type":"string"},"#,
+        r#""required":{"type":"boolean"}},"required":["required"],"type":"object"}}"#
+    ),
+];
+
+/// A payment's identifier (`extensions["payment-identifier"].info.id`), where its route offers the
+/// extension: `None` when it carries none (refused where one is required), a refusal when it is
+/// not 16 to 128 of `[A-Za-z0-9_-]`. A route that does not offer it ignores it.
+fn payment_id(payment: &Payment, route: &Route) -> Result<Option<String>, Refusal> {
+    use crate::config::PaymentIds;
+    if route.payment_ids == PaymentIds::Off {
+        return Ok(None);
+    }
+    let id = payment
+        .raw
+        .get("extensions")
+        .and_then(|e| e.get(PAYMENT_ID_EXTENSION))
+        .and_then(|e| e.get("info"))
+        .and_then(|i| i.get("id"));
+    match id {
+        None | Some(serde_json::Value::Null) if route.payment_ids == PaymentIds::Required => {
+            Err(Refusal::new(
+                Reason::PaymentIdRequired,
+                match payment.version {
+                    1 => "an x402 v1 payment carries no extensions: pay with v2",
+                    _ => "the payment carries no payment-identifier",
+                },
+            ))
+        }
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(id))
+            if (16..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Ok(Some(id.clone()))
+        }
+        Some(other) => {
+            let mut shown = other.to_string();
+            if shown.len() > 40 {
+                let cut = (0..=40)
+                    .rev()
+                    .find(|&i| shown.is_char_boundary(i))
+                    .unwrap_or(0);
+                shown.truncate(cut);
+                shown.push('…');
+            }
+            Err(Refusal::new(
+                Reason::InvalidPaymentId,
+                format!(
+                    "the payment identifier {shown} is not 16 to 128 of A-Z, a-z, 0-9, '-' and '_'"
+                ),
+            ))
+        }
     }
 }
 
@@ -179,6 +263,11 @@ impl PaidRequest<'_> {
             held: false,
             ticket,
             worked: false,
+            payment_id: self.payment_id.clone(),
+            request: match self.payment_id {
+                Some(_) => self.request.clone(),
+                None => String::new(),
+            },
         }
     }
 
@@ -400,6 +489,8 @@ pub struct Rendered {
     accepts: String,
     /// The `bazaar` extension's value.
     bazaar: Option<String>,
+    /// The `payment-identifier` extension's value, where the route offers it.
+    payment_id: Option<String>,
     /// Each v1 offer, split where its `resource` (the URL) goes.
     v1: Vec<(String, String)>,
 }
@@ -430,6 +521,13 @@ impl Rendered {
             resource_rest,
             accepts: json(&accepts),
             bazaar: route.bazaar.as_ref().map(json),
+            payment_id: match route.payment_ids {
+                crate::config::PaymentIds::Off => None,
+                ids => Some(
+                    PAYMENT_ID_OFFERED[(ids == crate::config::PaymentIds::Required) as usize]
+                        .to_string(),
+                ),
+            },
             v1,
         }
     }
@@ -472,6 +570,7 @@ pub fn challenge(
         .as_deref()
         .map(|b| ("bazaar", b))
         .into_iter()
+        .chain(r.payment_id.as_deref().map(|p| (PAYMENT_ID_EXTENSION, p)))
         .chain(siwx.as_ref().map(|(k, v)| (*k, v.as_str())));
     let mut opened = false;
     for (key, value) in extensions {
@@ -711,6 +810,36 @@ mod tests {
     use crate::x402::{PaymentRequired, PaymentRequiredV1, ResourceInfo};
     use serde_json::json;
 
+    /// The `payment-identifier` extension as the official server declares it
+    /// (`declarePaymentIdentifierExtension(required)` of `@x402/extensions`).
+    fn payment_id_extension(required: bool) -> serde_json::Value {
+        json!({
+            "info": { "required": required },
+            "schema": {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "type": "object",
+                "properties": {
+                    "required": { "type": "boolean" },
+                    "id": {
+                        "type": "string",
+                        "minLength": 16,
+                        "maxLength": 128,
+                        "pattern": "^[a-zA-Z0-9_-]+$"
+                    }
+                },
+                "required": ["required"]
+            }
+        })
+    }
+
+    #[test]
+    fn payment_id_extension_is_the_official_declaration() {
+        for required in [false, true] {
+            let text = PAYMENT_ID_OFFERED[required as usize];
+            assert_eq!(text, payment_id_extension(required).to_string());
+        }
+    }
+
     /// The v2 terms of a route for a URL, with the refusal in `error`, as a typed value: what a
     /// 402 carries is [`Rendered`]'s text, which must never differ from this value serialised.
     fn terms(
@@ -722,6 +851,10 @@ mod tests {
         let mut extensions = serde_json::Map::new();
         if let Some(b) = &route.bazaar {
             extensions.insert("bazaar".into(), b.clone());
+        }
+        if route.payment_ids != crate::config::PaymentIds::Off {
+            let required = route.payment_ids == crate::config::PaymentIds::Required;
+            extensions.insert(PAYMENT_ID_EXTENSION.into(), payment_id_extension(required));
         }
         // The challenge's own text is checked against its value in the SIWX tests.
         if let Some((key, text)) = siwx_extension(route, url, siwx) {
@@ -776,7 +909,8 @@ mod tests {
 
     /// The terms a 402 carries, rendered once per route and spliced per request, are byte for
     /// byte what the typed terms serialise to: in the header (v2) and in the body (v1), with and
-    /// without `bazaar` and Sign-In-With-X, for URLs and texts that need escaping.
+    /// without `bazaar`, `payment-identifier` and Sign-In-With-X, for URLs and texts that need
+    /// escaping.
     #[test]
     fn rendered_terms_are_the_typed_terms() {
         let c = config(json!([
@@ -784,9 +918,10 @@ mod tests {
             {"path": "/b/*", "price": "$0.02", "description": "Quotes \" and \\ and \"resource\":\"\" and é ☃ \u{1}",
              "mimeType": "text/html; charset=\"utf-8\"", "discovery": {"input": {"q": "x"}}},
             {"path": "/c/*", "price": "$0.03", "description": "Sessions",
-             "session": {"scope": "/c/*", "seconds": 3600}, "discovery": {"discoverable": false}},
+             "session": {"scope": "/c/*", "seconds": 3600}, "discovery": {"discoverable": false},
+             "paymentIdentifier": "off"},
             {"path": "/d/*", "price": "10000", "accepts": ["eip155:31337"],
-             "session": {"scope": "/d/*", "requests": 5}},
+             "session": {"scope": "/d/*", "requests": 5}, "paymentIdentifier": "required"},
         ]));
         let urls = [
             "https://news.example/a/x",
@@ -841,6 +976,9 @@ mod tests {
         assert!(v2(2, None).get("extensions").is_none());
         let both = v2(3, Some(&challenge_siwx))["extensions"].clone();
         assert!(both["bazaar"].is_object() && both["sign-in-with-x"].is_object());
+        let ids = |i: usize| v2(i, None)["extensions"]["payment-identifier"]["info"].clone();
+        assert_eq!(ids(0), json!({"required": false}), "offered by default");
+        assert_eq!(ids(3), json!({"required": true}));
         assert_eq!(
             c.routes[0].rendered.v1.len(),
             1,

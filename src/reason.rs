@@ -61,6 +61,14 @@ pub enum Reason {
     FacilitatorRejected,
     /// This exact authorization was already used.
     Replay,
+    /// The `payment-identifier` extension's `id` is not 16–128 of `[A-Za-z0-9_-]`.
+    InvalidPaymentId,
+    /// The route requires a payment identifier and the payment carries none.
+    PaymentIdRequired,
+    /// The payment identifier names another payment of the same wallet.
+    PaymentIdConflict,
+    /// A payment sent again with its identifier while its first request is still being served.
+    PaymentInProgress,
     /// An earlier deferred payment of this wallet failed to settle; it owes that first.
     WalletDelinquent,
     /// The wallet's unsettled deferred payments reached the credit limit.
@@ -111,7 +119,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 38] = [
+    pub const ALL: [Reason; 42] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -137,6 +145,10 @@ impl Reason {
         Reason::SignerMismatch,
         Reason::FacilitatorRejected,
         Reason::Replay,
+        Reason::InvalidPaymentId,
+        Reason::PaymentIdRequired,
+        Reason::PaymentIdConflict,
+        Reason::PaymentInProgress,
         Reason::WalletDelinquent,
         Reason::CreditExceeded,
         Reason::SessionRefused,
@@ -317,6 +329,30 @@ impl Reason {
                 "invalid_exact_evm_nonce_already_used",
                 402,
                 "This signed payment was already used; sign a new one.",
+            ),
+            Reason::InvalidPaymentId => row(
+                "invalid_payment_identifier",
+                "invalid_payload",
+                400,
+                "The payment identifier (extensions[\"payment-identifier\"].info.id) must be 16 to 128 letters, digits, '-' or '_'.",
+            ),
+            Reason::PaymentIdRequired => row(
+                "payment_identifier_required",
+                "invalid_payload",
+                400,
+                "This route needs a payment identifier: put one in the payment's extensions[\"payment-identifier\"].info.id (16 to 128 letters, digits, '-' or '_').",
+            ),
+            Reason::PaymentIdConflict => row(
+                "payment_identifier_conflict",
+                "invalid_payload",
+                409,
+                "This payment identifier was used with another payment from this wallet: a retry sends the same signed payment again, a new payment takes a new identifier.",
+            ),
+            Reason::PaymentInProgress => row(
+                "payment_in_progress",
+                "invalid_payload",
+                409,
+                "This payment is still being served to the request that sent it first; send it again in a moment to get that answer.",
             ),
             Reason::WalletDelinquent => row(
                 "wallet_delinquent",

@@ -286,6 +286,13 @@ pub struct Admission {
     /// the authorization cancelled) leaves the payer owing.
     #[serde(default, skip_serializing_if = "is_false")]
     pub worked: bool,
+    /// The payment's `payment-identifier`, where its route offers the extension: the same payment
+    /// sent again with it, for the same `request`, is a [`AdmitError::Repeat`], not a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    /// With a payment identifier: the method and URL the payment was sent with.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request: String,
 }
 
 /// Why an admission was refused.
@@ -306,6 +313,15 @@ pub enum AdmitError {
     CreditNotEarned { unsettled: u128, paid: u128 },
     /// The authorization expires before a batch could settle it.
     TooLateToDefer,
+    /// This payment was admitted before with the same identifier, for the same request: its
+    /// answer is given again, and it is not charged again. `transaction` once it is settled
+    /// (empty before); `in_progress` while the request that sent it first may not have answered.
+    Repeat {
+        transaction: String,
+        in_progress: bool,
+    },
+    /// The payment identifier was given with another payment of this wallet.
+    IdConflict,
 }
 
 impl AdmitError {
@@ -317,6 +333,8 @@ impl AdmitError {
             AdmitError::CreditExceeded { .. } => "credit_exceeded",
             AdmitError::CreditNotEarned { .. } => "credit_not_earned",
             AdmitError::TooLateToDefer => "too_late_to_defer",
+            AdmitError::Repeat { .. } => "repeat",
+            AdmitError::IdConflict => "id_conflict",
         }
     }
 }
@@ -349,6 +367,13 @@ impl std::fmt::Display for AdmitError {
             ),
             AdmitError::TooLateToDefer => {
                 f.write_str("The authorization expires too soon to be settled later.")
+            }
+            AdmitError::Repeat { in_progress, .. } => f.write_str(match in_progress {
+                true => "This payment is still being answered to the request that sent it first.",
+                false => "This payment was answered before, with the same identifier.",
+            }),
+            AdmitError::IdConflict => {
+                f.write_str("This payment identifier was given with another payment.")
             }
         }
     }
@@ -773,6 +798,12 @@ struct Entry {
     /// The admitting request's [`Admission::ticket`].
     #[serde(rename = "k", default, skip_serializing_if = "String::is_empty")]
     ticket: String,
+    /// [`Admission::payment_id`], kept while the entry is.
+    #[serde(rename = "pi", default, skip_serializing_if = "Option::is_none")]
+    payment_id: Option<String>,
+    /// [`Admission::request`].
+    #[serde(rename = "rq", default, skip_serializing_if = "String::is_empty")]
+    request: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -843,6 +874,8 @@ impl Read for Admission {
             held: f.or_default("held")?,
             ticket: f.or_default("ticket")?,
             worked: f.or_default("worked")?,
+            payment_id: f.maybe("payment_id")?,
+            request: f.or_default("request")?,
         })
     }
 }
@@ -902,6 +935,8 @@ impl Read for Entry {
             held_until: f.maybe("h")?,
             payload: f.maybe("p")?,
             ticket: f.or_default("k")?,
+            payment_id: f.maybe("pi")?,
+            request: f.or_default("rq")?,
         })
     }
 }
@@ -990,6 +1025,25 @@ impl Entry {
             }
             _ => false,
         }
+    }
+
+    /// This entry's payment, sent again with its identifier: its answer may be given again while
+    /// it is served and not refused (settled, or deferred and not failed), and is not ready yet
+    /// while the request that admitted it may still be working (an immediate payment still being
+    /// settled, a deferred one still held). `None` for a payment that was not served (an
+    /// immediate one refused at settlement, or whose outcome is unknown) or failed: a replay.
+    fn repeat(&self, now: u64) -> Option<AdmitError> {
+        let (transaction, in_progress) = match &self.state {
+            State::Settled { tx, .. } => (tx.clone(), false),
+            State::InFlight { .. } => (String::new(), self.immediate),
+            State::Unknown { .. } if !self.immediate => (String::new(), false),
+            State::Pending { .. } => (String::new(), self.held_until.is_some_and(|h| h > now)),
+            _ => return None,
+        };
+        Some(AdmitError::Repeat {
+            transaction,
+            in_progress,
+        })
     }
 
     fn may_resend(&self, now: u64) -> bool {
@@ -1372,6 +1426,24 @@ impl Ledger {
                 return Ok(());
             }
         }
+        // The same payment sent again with its identifier, for the same request: answered again
+        // (a client whose first answer was lost), not refused as a replay, and never charged
+        // twice. Checked before a debt: it buys nothing new. The identifier with another payment
+        // is a conflict; the same payment for another request is a replay like any other.
+        if let Some(pid) = a.payment_id.as_deref() {
+            let first = self
+                .entries
+                .iter()
+                .find(|e| e.payment_id.as_deref() == Some(pid));
+            if let Some(e) = first {
+                if e.id != a.id {
+                    return Err(AdmitError::IdConflict);
+                }
+                if let Some(repeat) = (e.request == a.request).then(|| e.repeat(now)).flatten() {
+                    return Err(repeat);
+                }
+            }
+        }
         if let Some((owed_micro_usd, reason)) = self.debt() {
             return Err(AdmitError::Delinquent {
                 owed_micro_usd,
@@ -1441,6 +1513,8 @@ impl Ledger {
             held_until,
             payload: Some(a.payload),
             ticket: a.ticket,
+            payment_id: a.payment_id,
+            request: a.request,
         });
         self.counters.admitted = self.counters.admitted.saturating_add(1);
         Ok(())
@@ -2010,6 +2084,8 @@ mod tests {
                 held: false,
                 ticket: String::new(),
                 worked: false,
+                payment_id: None,
+                request: String::new(),
             },
             &policy(),
             now,
@@ -2124,6 +2200,8 @@ mod tests {
             held: false,
             ticket: String::new(),
             worked: false,
+            payment_id: None,
+            request: String::new(),
         };
         l.admit(a.clone(), &p, T0).unwrap();
         assert_eq!(l.withdraw(&a.id), Ok(10_000));

@@ -54,6 +54,8 @@ fn admission(asset: &str, n: u64, micro: u128, valid_before: u64, deferred: bool
         held: false,
         ticket: String::new(),
         worked: false,
+        payment_id: None,
+        request: String::new(),
     }
 }
 
@@ -2380,4 +2382,166 @@ fn a_late_confirmed_settlement_settles_an_entry_closed_meanwhile() {
     );
     assert!(!l.is_delinquent(), "no debt for a payment that arrived");
     assert!(!l.entry(&id).unwrap().delinquent);
+}
+
+/// `a` sent with a payment identifier, for a request.
+fn with_id(id: &str, request: &str, a: Admission) -> Admission {
+    Admission {
+        payment_id: Some(id.into()),
+        request: request.into(),
+        ..a
+    }
+}
+
+const PAGE: &str = "GET https://news.example/a/1";
+
+fn repeat(transaction: &str, in_progress: bool) -> Result<(), AdmitError> {
+    Err(AdmitError::Repeat {
+        transaction: transaction.into(),
+        in_progress,
+    })
+}
+
+/// An immediate payment sent again with its identifier: not ready while it is being settled,
+/// then answered again with its transaction; never admitted twice, never charged twice. The same
+/// payment for another request, or without its identifier, is a replay; the identifier with
+/// another payment is a conflict.
+#[test]
+fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let first = by(
+        "t1",
+        with_id(
+            "pay_0123456789abcdef",
+            PAGE,
+            admission(USDC, 1, 10_000, LONG, false),
+        ),
+    );
+    let id = first.id.clone();
+    l.admit(first.clone(), &p, T0).unwrap();
+    let again = by("t2", first.clone());
+    assert_eq!(
+        l.admit(again.clone(), &p, T0 + 1),
+        repeat("", true),
+        "still being settled"
+    );
+    l.record(&id, settled("0xabc"), &p, T0 + 2);
+    assert_eq!(l.admit(again.clone(), &p, T0 + 3), repeat("0xabc", false));
+    assert_eq!(l.view().settled.len(), 1);
+    assert_eq!(l.paid(), 10_000, "paid once");
+
+    let elsewhere = with_id(
+        "pay_0123456789abcdef",
+        "GET https://news.example/a/2",
+        again.clone(),
+    );
+    assert_eq!(l.admit(elsewhere, &p, T0 + 3), Err(AdmitError::Replay));
+    let bare = Admission {
+        payment_id: None,
+        request: String::new(),
+        ..again.clone()
+    };
+    assert_eq!(l.admit(bare, &p, T0 + 3), Err(AdmitError::Replay));
+    let other = by(
+        "t3",
+        with_id(
+            "pay_0123456789abcdef",
+            PAGE,
+            admission(USDC, 2, 10_000, LONG, false),
+        ),
+    );
+    assert_eq!(l.admit(other, &p, T0 + 3), Err(AdmitError::IdConflict));
+
+    // What the ledger keeps of it survives storage.
+    let mut stored = BTreeMap::new();
+    store_rows(&mut l, &mut stored, 0);
+    let mut back = Ledger::from_rows(stored.iter());
+    assert_eq!(back.admit(again, &p, T0 + 4), repeat("0xabc", false));
+}
+
+/// A deferred payment sent again with its identifier: not ready while its origin answers (held),
+/// then answered again as pending, then with its transaction once its batch settled it.
+#[test]
+fn a_deferred_payment_sent_again_is_a_repeat_once_served() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let first = by(
+        "t1",
+        with_id("pay_deferred_000000", PAGE, held(1, 10_000, LONG)),
+    );
+    let id = first.id.clone();
+    l.admit(first.clone(), &p, T0).unwrap();
+    let again = by("t2", first);
+    assert_eq!(
+        l.admit(again.clone(), &p, T0 + 1),
+        repeat("", true),
+        "its origin is answering"
+    );
+    l.release(&id, T0 + 1).unwrap();
+    assert_eq!(
+        l.admit(again.clone(), &p, T0 + 2),
+        repeat("", false),
+        "served, settling later"
+    );
+    let at = T0 + 60;
+    l.begin(&id, &p, at).expect("due");
+    assert_eq!(
+        l.admit(again.clone(), &p, at),
+        repeat("", false),
+        "being settled: served already"
+    );
+    l.record(&id, settled("0xdef"), &p, at + 1);
+    assert_eq!(l.admit(again, &p, at + 2), repeat("0xdef", false));
+    assert_eq!(accounted(&l.view()), 1, "admitted once");
+}
+
+/// A payment whose settlement was refused was not served: sent again with its identifier, it is
+/// a replay. One withdrawn (its origin failed) is forgotten, identifier and all: the identifier
+/// may go with a new payment.
+#[test]
+fn a_payment_not_served_is_no_repeat() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let first = by(
+        "t1",
+        with_id(
+            "pay_refused_0000000",
+            PAGE,
+            admission(USDC, 1, 10_000, LONG, false),
+        ),
+    );
+    let id = first.id.clone();
+    l.admit(first.clone(), &p, T0).unwrap();
+    l.record(
+        &id,
+        refused("invalid_exact_evm_insufficient_funds"),
+        &p,
+        T0 + 1,
+    );
+    assert_eq!(
+        l.admit(by("t2", first), &p, T0 + 2),
+        Err(AdmitError::Replay)
+    );
+
+    let withdrawn = by(
+        "t3",
+        with_id(
+            "pay_withdrawn_00000",
+            PAGE,
+            admission(USDC, 2, 10_000, LONG, false),
+        ),
+    );
+    let wid = withdrawn.id.clone();
+    l.admit(withdrawn, &p, T0).unwrap();
+    l.withdraw_from(Some("t3"), &wid).unwrap();
+    let next = by(
+        "t4",
+        with_id(
+            "pay_withdrawn_00000",
+            PAGE,
+            admission(USDC, 3, 10_000, LONG, false),
+        ),
+    );
+    assert_eq!(l.admit(next, &p, T0 + 1), Ok(()));
 }

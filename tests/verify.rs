@@ -635,6 +635,53 @@ fn table(c: &Config) -> Vec<Case> {
         }),
         PAID,
     ));
+    let with_id = |id: Value| {
+        ok.json_with(|v| {
+            v["extensions"] = json!({"payment-identifier": {"info": {"required": false, "id": id}}})
+        })
+    };
+    t.push(pay_json(
+        "a payment identifier as the official client adds it",
+        2,
+        &with_id(json!("pay_7d5d747be160e280504c099d984bcfe0")),
+        PAID,
+    ));
+    t.push(pay_json(
+        "a payment identifier of 16 characters, the shortest",
+        2,
+        &with_id(json!("a".repeat(16))),
+        PAID,
+    ));
+    t.push(pay_json(
+        "a payment identifier of 15 characters",
+        2,
+        &with_id(json!("a".repeat(15))),
+        Want::Refused(Reason::InvalidPaymentId),
+    ));
+    t.push(pay_json(
+        "a payment identifier of 129 characters",
+        2,
+        &with_id(json!("a".repeat(129))),
+        Want::Refused(Reason::InvalidPaymentId),
+    ));
+    t.push(pay_json(
+        "a payment identifier with a space",
+        2,
+        &with_id(json!("pay_7d5d747be160 e280504c")),
+        Want::Refused(Reason::InvalidPaymentId),
+    ));
+    t.push(pay_json(
+        "a payment identifier with a non-ASCII letter",
+        2,
+        &with_id(json!("pay_7d5d747be160é280504c")),
+        Want::Refused(Reason::InvalidPaymentId),
+    ));
+    t.push(pay_json(
+        "a payment identifier that is a number",
+        2,
+        &with_id(json!(12345678901234567890u64)),
+        Want::Refused(Reason::InvalidPaymentId),
+    ));
     t.push(raw(
         "unpadded base64",
         Some(ok.header().trim_end_matches('=').to_string()),
@@ -1499,6 +1546,10 @@ fn refusal_table() {
     // One case at least for every refusal `decide` can give on its own (a path's own refusal is
     // `disguised_dot_segments_are_refused_before_any_route`).
     let shell_only = [
+        // Its own test: `a_route_may_require_a_payment_identifier`.
+        Reason::PaymentIdRequired,
+        Reason::PaymentIdConflict,
+        Reason::PaymentInProgress,
         Reason::InvalidPath,
         Reason::MethodOverride,
         Reason::SettlementFailed,
@@ -1658,8 +1709,8 @@ fn several_networks_in_order_v2_header_and_v1_body() {
     let extensions: Vec<&String> = pr["extensions"].as_object().unwrap().keys().collect();
     assert_eq!(
         extensions,
-        ["bazaar"],
-        "discovery only: this route sells no session"
+        ["bazaar", "payment-identifier"],
+        "discovery and retries: this route sells no session"
     );
     let accepts = pr["accepts"].as_array().unwrap();
     let expected = [
@@ -2403,4 +2454,78 @@ fn method_override_parameters() {
     assert!(refused(None, None).is_none());
     let big = paywall::override_unreadable(1 << 20);
     assert_eq!((big.status, big.reason), (413, "method_override"));
+}
+
+/// A route that requires a payment identifier refuses a payment without one (400, with the terms
+/// saying so), and a v1 payment, which has no extensions; one that does not offer the extension
+/// ignores an identifier, even a malformed one. The identifier a route takes is the request's.
+#[test]
+fn a_route_may_require_a_payment_identifier() {
+    let with = |ids: &str| {
+        config(&json!({
+            "payTo": PAY_TO,
+            "accepts": ["eip155:84532"],
+            "facilitator": {"url": FACILITATOR},
+            "paymentIdentifier": ids,
+            "routes": [{"path": "/paid/*", "method": "GET", "price": "10000"}],
+        }))
+    };
+    let k0 = signing_key(ANVIL0_KEY);
+    let required = with("required");
+    let terms = terms_of(&required, 0);
+    let req = Req::get("/paid/item");
+    let pr = payment_required(&decide_reply(&required, &req, NOW));
+    assert_eq!(
+        pr["extensions"]["payment-identifier"]["info"],
+        json!({"required": true})
+    );
+
+    let bare = Draft::v2(&terms, &k0, NOW);
+    let r = decide_reply(
+        &required,
+        &req.clone().paying(Some(bare.header()), None),
+        NOW,
+    );
+    check_refusal(&required, &req, &r, Reason::PaymentIdRequired).unwrap();
+    assert_eq!(r.status, 400);
+    let v1 = Draft::v1(&terms, &k0, NOW);
+    let r = decide_reply(&required, &req.clone().paying(None, Some(v1.header())), NOW);
+    check_refusal(&required, &req, &r, Reason::PaymentIdRequired).unwrap();
+    assert!(body(&r)["message"].as_str().unwrap().contains("v1"));
+
+    let id = "pay_0123456789abcdef_-";
+    let carried = bare.json_with(|v| {
+        v["extensions"] = json!({"payment-identifier": {"info": {"required": true, "id": id}}})
+    });
+    let paying = Req::get("/paid/item?page=2").paying(Some(b64(&carried)), None);
+    match paywall::decide(&required, &paying.incoming(), NOW) {
+        Decision::Paid(p) => {
+            assert_eq!(p.payment_id.as_deref(), Some(id));
+            assert_eq!(p.request, format!("GET {ORIGIN}/paid/item?page=2"));
+            let admission = p.admission("{}", false, String::new());
+            assert_eq!(admission.payment_id.as_deref(), Some(id));
+            assert_eq!(admission.request, p.request);
+        }
+        _ => panic!("a payment with an identifier is paid"),
+    }
+
+    let off = with("off");
+    let pr = payment_required(&decide_reply(&off, &req, NOW));
+    assert!(pr
+        .get("extensions")
+        .is_none_or(|e| e.get("payment-identifier").is_none()));
+    let malformed = bare.json_with(|v| {
+        v["extensions"] = json!({"payment-identifier": {"info": {"required": false, "id": "x"}}})
+    });
+    match paywall::decide(
+        &off,
+        &req.clone().paying(Some(b64(&malformed)), None).incoming(),
+        NOW,
+    ) {
+        Decision::Paid(p) => {
+            assert_eq!(p.payment_id, None);
+            assert!(p.admission("{}", false, String::new()).request.is_empty());
+        }
+        _ => panic!("a route without the extension ignores an identifier"),
+    }
 }

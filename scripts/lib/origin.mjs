@@ -1,7 +1,7 @@
 // A small demo origin behind the paywall (Node http, 127.0.0.1): a free home page, a few HTML
 // articles under /articles/<slug>, today's weather at /api/weather, anything under /free/*, and
 // /echo (JSON of the method, path, query, headers and body it received) so tests can see exactly
-// what reached the origin. Records every request in `hits`.
+// what reached the origin (after `?delay=ms`, if given). Records every request in `hits`.
 //
 //   node scripts/lib/origin.mjs --port 8788
 import http from "node:http";
@@ -104,6 +104,9 @@ async function handle(req, res, hits) {
   const json = (status, value) => send(status, "application/json", JSON.stringify(value, null, 2) + "\n");
 
   if (path === "/echo" || path.startsWith("/echo/")) {
+    // ?delay=ms (at most 10 s): an origin still working when a client asks again.
+    const delay = Math.min(Number(url.searchParams.get("delay")) || 0, 10_000);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     return json(200, {
       method: req.method,
       path,

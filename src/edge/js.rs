@@ -86,6 +86,38 @@ export function x402_headers_without(source, names, name, value) {
   if (value !== undefined) headers.set(name, value);
   return headers;
 }
+export async function x402_keep(kv, key, response, ttl, limit) {
+  const parts = [];
+  let size = 0;
+  if (response.body) {
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) { reader.cancel().catch(() => {}); return false; }
+      parts.push(value);
+    }
+  }
+  const head = new TextEncoder().encode(JSON.stringify([response.status, response.statusText, [...response.headers]]));
+  const kept = new Uint8Array(4 + head.byteLength + size);
+  new DataView(kept.buffer).setUint32(0, head.byteLength);
+  kept.set(head, 4);
+  let at = 4 + head.byteLength;
+  for (const p of parts) { kept.set(p, at); at += p.byteLength; }
+  await kv.put(key, kept, { expirationTtl: ttl });
+  return true;
+}
+export async function x402_kept(kv, key) {
+  const kept = await kv.get(key, { type: 'arrayBuffer' });
+  if (!kept || kept.byteLength < 4) return null;
+  const n = new DataView(kept).getUint32(0);
+  const [status, statusText, pairs] = JSON.parse(new TextDecoder().decode(new Uint8Array(kept, 4, n)));
+  const headers = new Headers();
+  for (const [k, v] of pairs) headers.append(k, v);
+  const body = kept.byteLength > 4 + n ? new Uint8Array(kept, 4 + n) : null;
+  return new Response(body, { status, statusText, headers });
+}
 export async function x402_strike(env, key) {
   const limiter = env.X402_RATE_LIMIT;
   if (!limiter || typeof limiter.limit !== 'function') return '';
@@ -114,6 +146,16 @@ extern "C" {
     fn x402_body_text(request: &web_sys::Request, limit: u32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn x402_keep(
+        kv: &KvNamespace,
+        key: &str,
+        response: &web_sys::Response,
+        ttl: u32,
+        limit: u32,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn x402_kept(kv: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_headers_without(
         source: &web_sys::Headers,
@@ -278,6 +320,28 @@ impl KvNamespace {
         };
         JsFuture::from(self.put_text(key, value, &options)?).await?;
         Ok(())
+    }
+
+    /// Keeps a response whole (status, headers, body) under `key` for `ttl_seconds`, reading it to
+    /// its end: `false`, and nothing kept, when its body is longer than `limit` bytes.
+    pub async fn keep_response(
+        &self,
+        key: &str,
+        response: &web_sys::Response,
+        ttl_seconds: u32,
+        limit: u32,
+    ) -> Result<bool, JsValue> {
+        let kept = JsFuture::from(x402_keep(self, key, response, ttl_seconds, limit)?).await?;
+        Ok(kept.as_bool().unwrap_or(false))
+    }
+
+    /// A response kept by [`KvNamespace::keep_response`], as a new response.
+    pub async fn kept_response(&self, key: &str) -> Result<Option<web_sys::Response>, JsValue> {
+        let kept = JsFuture::from(x402_kept(self, key)?).await?;
+        match kept.is_null() || kept.is_undefined() {
+            true => Ok(None),
+            false => Ok(Some(kept.dyn_into()?)),
+        }
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), JsValue> {

@@ -35,6 +35,12 @@ pub enum AdmitRefusal {
     TooLate,
     /// The wallet has not paid enough yet to be trusted with this much unsettled.
     NotEarned,
+    /// The same payment, sent again with its identifier for the same request: answered again,
+    /// not charged again ([`crate::settlement::AdmitError::Repeat`]).
+    Repeat {
+        transaction: String,
+        in_progress: bool,
+    },
     /// The ledger could not be asked.
     Unreachable,
 }
@@ -82,6 +88,11 @@ impl LedgerClient {
             Some("credit_exceeded") => AdmitRefusal::OverCredit,
             Some("too_late_to_defer") => AdmitRefusal::TooLate,
             Some("credit_not_earned") => AdmitRefusal::NotEarned,
+            Some("repeat") => AdmitRefusal::Repeat {
+                transaction: answer.transaction.unwrap_or_default(),
+                in_progress: answer.in_progress,
+            },
+            Some("id_conflict") => AdmitRefusal::Refused(Reason::PaymentIdConflict.into()),
             _ => AdmitRefusal::Unreachable,
         })
     }

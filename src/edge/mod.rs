@@ -741,6 +741,10 @@ async fn serve_paid(
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)
             }
+            Err(AdmitRefusal::Repeat {
+                transaction,
+                in_progress,
+            }) => return answer_again(env, paid, &transaction, in_progress, head).await,
             Err(AdmitRefusal::OverCredit) if config.deferred.over_credit == OverCredit::Refuse => {
                 return respond::reply(paid.refuse(&Reason::CreditExceeded.into()), head);
             }
@@ -769,6 +773,10 @@ async fn serve_paid(
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)
             }
+            Err(AdmitRefusal::Repeat {
+                transaction,
+                in_progress,
+            }) => return answer_again(env, paid, &transaction, in_progress, head).await,
             // No answer: nothing is served. The chain would refuse to settle the payment twice,
             // but not a second serving of a payment that has been served and waits for its batch
             // (on a deferred route, or admitted there by another request), which only the ledger
@@ -861,7 +869,7 @@ async fn serve_paid(
         let mut extra = paid.receipt_headers(&paid.pending_receipt());
         extra.extend(session_bought(env, paid, now).await);
         extra.extend(ctx.on_success());
-        return respond::decorate(&response, extra);
+        return keep_answer(env, ctx.ctx, paid, respond::decorate(&response, extra)?);
     }
     let outcome = client.settle(&body).await;
     if let Some(book) = &book {
@@ -874,7 +882,7 @@ async fn serve_paid(
             let mut extra = paid.receipt_headers(&receipt);
             extra.extend(session_bought(env, paid, now).await);
             extra.extend(ctx.on_success());
-            respond::decorate(&response, extra)
+            keep_answer(env, ctx.ctx, paid, respond::decorate(&response, extra)?)
         }
         // A refusal that can come after the transaction was broadcast (a failed receipt wait):
         // the payment may have moved, so the client is not told that nothing was charged.
@@ -899,6 +907,94 @@ async fn serve_paid(
         SettleOutcome::Unknown(why) => {
             log_decision("settlement_unknown", paid, &why);
             respond::reply(paid.settlement_unknown(&why), head)
+        }
+    }
+}
+
+/// How long the answer a payment bought is kept for that payment sent again with its identifier.
+const KEPT_ANSWER_SECONDS: u32 = 3600;
+/// The longest answer kept for that (KV takes up to 25 MiB): a longer one is not given again.
+const KEPT_ANSWER_BYTES: u32 = 1 << 20;
+
+/// Where the answer a payment bought with an identifier is kept: per wallet, so that no other
+/// wallet's identifier can name it.
+fn kept_key(paid: &PaidRequest<'_>, id: &str) -> String {
+    format!("answer/{}/{id}", paid.ledger_name())
+}
+
+/// A paid answer, on its way out: where the payment carries an identifier, a copy of it is kept
+/// (off the request path) for the same payment sent again, whose first answer was lost to the
+/// client (a timeout, a dropped connection). An upgrade is not kept: its answer is a connection.
+fn keep_answer(
+    env: &Env,
+    ctx: &Context,
+    paid: &PaidRequest<'_>,
+    answer: web_sys::Response,
+) -> Result<web_sys::Response> {
+    let (Some(id), Some(kv)) = (&paid.payment_id, js::kv(env, KV_BINDING)) else {
+        return Ok(answer);
+    };
+    if answer.status() == 101 {
+        return Ok(answer);
+    }
+    let copy = answer
+        .clone()
+        .map_err(|e| worker::Error::JsError(format!("{e:?}")))?;
+    let key = kept_key(paid, id);
+    let (payer, route) = (paid.ledger_name(), paid.route.pattern.as_str().to_string());
+    ctx.wait_until(async move {
+        let why = match kv
+            .keep_response(&key, &copy, KEPT_ANSWER_SECONDS, KEPT_ANSWER_BYTES)
+            .await
+        {
+            Ok(true) => return,
+            Ok(false) => "longer than 1 MiB".to_string(),
+            Err(e) => format!("KV refused it: {e:?}"),
+        };
+        log_line("answer_not_kept", &payer, &route, "", &why);
+    });
+    Ok(answer)
+}
+
+/// A payment sent again with its identifier, for the request it bought (the ledger said so): the
+/// answer kept for it, with its receipt as it stands now. Nothing is charged and the origin is not
+/// asked. Without a kept answer: still being answered to its first request (409, try again in a
+/// moment), or no longer kept (a replay, as without an identifier).
+async fn answer_again(
+    env: &Env,
+    paid: &PaidRequest<'_>,
+    transaction: &str,
+    in_progress: bool,
+    head: bool,
+) -> Result<web_sys::Response> {
+    let id = paid.payment_id.as_deref().unwrap_or_default();
+    let kept = match js::kv(env, KV_BINDING) {
+        Some(kv) => kv.kept_response(&kept_key(paid, id)).await.ok().flatten(),
+        None => None,
+    };
+    match kept {
+        Some(answer) => {
+            log_decision("answered_again", paid, transaction);
+            let receipt = crate::x402::SettleResponse {
+                transaction: transaction.to_string(),
+                ..paid.pending_receipt()
+            };
+            respond::decorate(&answer, paid.receipt_headers(&receipt))
+        }
+        None if in_progress => {
+            let mut reply = paid.refuse(&Reason::PaymentInProgress.into());
+            reply.headers.push(("Retry-After", "1".into()));
+            respond::reply(reply, head)
+        }
+        None => {
+            let refusal = Refusal::new(
+                Reason::Replay,
+                format!(
+                    "it was answered before with this payment identifier, and that answer is no longer kept (answers of up to 1 MiB are kept for {} minutes)",
+                    KEPT_ANSWER_SECONDS / 60
+                ),
+            );
+            respond::reply(paid.refuse(&refusal), head)
         }
     }
 }

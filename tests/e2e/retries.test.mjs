@@ -1,0 +1,264 @@
+// A payment sent again after its answer was lost, black-box: the built Worker in workerd in front of
+// the demo origin, paid by the official x402 client with the official `payment-identifier` extension
+// (an idempotency key in the payment), settled by the official facilitator on a local chain with the
+// real USDC. A client that sends the same signed payment again, with its identifier, for the same
+// URL, gets the answer it bought, from where the Worker kept it (the origin is not asked again), and
+// is charged once; balances are read on chain.
+//
+//   . scripts/lib/env.sh && node --test tests/e2e/retries.test.mjs
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { x402Client, wrapFetchWithPayment } from "@x402/fetch";
+import { registerExactEvmScheme } from "@x402/evm/exact/client";
+import { appendPaymentIdentifierToExtensions, generatePaymentId } from "@x402/extensions/payment-identifier";
+import { privateKeyToAccount } from "viem/accounts";
+import { decodeHeader, encodeHeader, startStack, startWorker } from "./harness.mjs";
+
+const PRICE = 10000n; // "$0.01"
+const PAYER = 0;
+const TX = /^0x[0-9a-f]{64}$/;
+
+let stack, worker;
+
+before(async () => {
+  stack = await startStack();
+  worker = await startWorker({
+    config: stack.config({
+      deferred: { batchSeconds: 2, safetyMarginSeconds: 30, creditLimit: "$1.00", credit: "full" },
+      routes: [
+        { path: "/echo/now/*", price: "$0.01" },
+        { path: "/echo/later/*", method: "GET", price: "$0.01", settlement: "deferred" },
+        { path: "/echo/strict/*", price: "$0.01", paymentIdentifier: "required" },
+        { path: "/echo/plain/*", price: "$0.01", paymentIdentifier: "off" },
+      ],
+    }),
+  });
+});
+after(async () => {
+  await worker?.dispose();
+  await stack?.stop();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const hitsOf = (path) => stack.origin.hits.filter((h) => h.path === path).length;
+
+/**
+ * The official client paying as PAYER, with a payment identifier in every payment (the official
+ * extension's client helper, in a hook before the payment is made, as its documentation shows),
+ * whose paid answer is lost on the way back: the Worker has done everything (served, charged), the
+ * client sees a network error. Returns what the client sent and what the lost answer was.
+ */
+async function payAndLoseTheAnswer(url, init = {}, { id = generatePaymentId(), offered = true } = {}) {
+  const client = new x402Client();
+  registerExactEvmScheme(client, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
+  client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+  client.onBeforePaymentCreation(async ({ paymentRequired }) => {
+    appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, id);
+  });
+  const lost = {};
+  const losing = async (input, init) => {
+    const request = new Request(input, init);
+    const payment = request.headers.get("payment-signature");
+    const response = await fetch(request);
+    if (!payment) return response;
+    Object.assign(lost, { payment, status: response.status, body: await response.text(), receipt: response.headers.get("payment-response") });
+    throw new TypeError("fetch failed: the connection dropped before the answer arrived");
+  };
+  await assert.rejects(wrapFetchWithPayment(losing, client)(worker.url + url, init), /connection dropped/);
+  assert.ok(lost.payment, "the client paid");
+  assert.equal(lost.status, 200, lost.body);
+  const carried = decodeHeader(lost.payment).extensions?.["payment-identifier"]?.info?.id;
+  assert.equal(carried, offered ? id : undefined, "the payment carries its identifier where the route offers one");
+  return { ...lost, id };
+}
+
+/** The same signed payment sent again, as a client retrying after a lost answer does. */
+const sendAgain = (url, payment, init = {}) =>
+  worker.fetch(url, { ...init, headers: { ...(init.headers ?? {}), "PAYMENT-SIGNATURE": payment } });
+
+describe("a payment sent again with its identifier", () => {
+  test("immediate: the answer it bought, again, with its receipt; charged once, the origin asked once", async () => {
+    const url = "/echo/now/report?q=1";
+    const before = await stack.balances(PAYER);
+    const first = await payAndLoseTheAnswer(url);
+    await stack.assertMoved(before, PAYER, PRICE);
+    assert.equal(hitsOf("/echo/now/report"), 1);
+
+    for (let i = 0; i < 2; i++) {
+      const again = await sendAgain(url, first.payment);
+      const body = await again.text();
+      assert.equal(again.status, 200, body);
+      assert.equal(body, first.body, "the very answer the payment bought");
+      const receipt = decodeHeader(again.headers.get("payment-response"));
+      assert.equal(receipt.success, true);
+      assert.match(receipt.transaction, TX);
+      assert.equal(receipt.transaction, decodeHeader(first.receipt).transaction, "the same settlement");
+      assert.equal(again.headers.get("content-type"), "application/json");
+      assert.equal(again.headers.get("cache-control"), "no-store");
+    }
+    assert.equal(hitsOf("/echo/now/report"), 1, "the origin did the work once");
+    await stack.assertMoved(before, PAYER, PRICE);
+  });
+
+  test("a POST: the origin's work is done once, and its answer given again", async () => {
+    const url = "/echo/now/orders";
+    const init = { method: "POST", headers: { "content-type": "application/json" }, body: '{"sku":"tea","n":2}' };
+    const before = await stack.balances(PAYER);
+    const first = await payAndLoseTheAnswer(url, init);
+    assert.equal(JSON.parse(first.body).body, init.body);
+    const again = await sendAgain(url, first.payment, init);
+    assert.equal(again.status, 200);
+    assert.equal(await again.text(), first.body);
+    assert.equal(hitsOf("/echo/now/orders"), 1, "one order");
+    await stack.assertMoved(before, PAYER, PRICE);
+  });
+
+  test("deferred: answered again as pending, then with its transaction once its batch settled it", async () => {
+    const url = "/echo/later/feed";
+    const before = await stack.balances(PAYER);
+    const first = await payAndLoseTheAnswer(url);
+    assert.equal(decodeHeader(first.receipt).transaction, "", "served before settlement");
+    const again = await sendAgain(url, first.payment);
+    assert.equal(again.status, 200);
+    assert.equal(await again.text(), first.body);
+    const pending = decodeHeader(again.headers.get("payment-response"));
+    assert.equal(pending.success, true);
+
+    const deadline = Date.now() + 20_000;
+    let settled;
+    while (!settled) {
+      assert.ok(Date.now() < deadline, "settled by its batch within 20 s");
+      await sleep(250);
+      const r = await sendAgain(url, first.payment);
+      assert.equal(r.status, 200);
+      await r.arrayBuffer();
+      const tx = decodeHeader(r.headers.get("payment-response")).transaction;
+      if (tx) settled = tx;
+    }
+    assert.match(settled, TX);
+    assert.equal(hitsOf("/echo/later/feed"), 1);
+    await stack.assertMoved(before, PAYER, PRICE);
+  });
+
+  test("while its first request is still being answered: 409 payment_in_progress, then the answer", async () => {
+    const url = "/echo/now/slow?delay=2000";
+    const before = await stack.balances(PAYER);
+    const client = new x402Client();
+    registerExactEvmScheme(client, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
+    client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+    const id = generatePaymentId();
+    client.onBeforePaymentCreation(async ({ paymentRequired }) => {
+      appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, id);
+    });
+    let payment;
+    const watching = (input, init) => {
+      const request = new Request(input, init);
+      payment ??= request.headers.get("payment-signature") ?? undefined;
+      return fetch(request);
+    };
+    const first = wrapFetchWithPayment(watching, client)(worker.url + url);
+    while (!payment) await sleep(20);
+    await sleep(500);
+    const early = await sendAgain(url, payment);
+    const refusal = await early.json();
+    assert.equal(early.status, 409, JSON.stringify(refusal));
+    assert.equal(refusal.reason, "payment_in_progress");
+    assert.equal(early.headers.get("retry-after"), "1");
+    assert.ok(early.headers.get("payment-required"), "with the terms");
+
+    const answered = await first;
+    const body = await answered.text();
+    assert.equal(answered.status, 200);
+    await sleep(200); // the answer is kept off the request path
+    const again = await sendAgain(url, payment);
+    assert.equal(again.status, 200);
+    assert.equal(await again.text(), body);
+    assert.equal(hitsOf("/echo/now/slow"), 1);
+    await stack.assertMoved(before, PAYER, PRICE);
+  });
+
+  test("the identifier with another payment: 409 payment_identifier_conflict, nothing charged", async () => {
+    const url = "/echo/now/conflict";
+    const first = await payAndLoseTheAnswer(url);
+    const before = await stack.balances(PAYER);
+    // The client signs a new payment (a new nonce) under the same identifier.
+    const client = new x402Client();
+    registerExactEvmScheme(client, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
+    client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+    client.onBeforePaymentCreation(async ({ paymentRequired }) => {
+      appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, first.id);
+    });
+    const r = await wrapFetchWithPayment(fetch, client)(worker.url + url);
+    const refusal = await r.json();
+    assert.equal(r.status, 409, JSON.stringify(refusal));
+    assert.equal(refusal.reason, "payment_identifier_conflict");
+    assert.match(refusal.message, /another payment/);
+    await stack.assertMoved(before, PAYER, 0n);
+  });
+
+  test("the same payment for another URL is a replay, identifier or not", async () => {
+    const first = await payAndLoseTheAnswer("/echo/now/one");
+    const before = await stack.balances(PAYER);
+    const elsewhere = await sendAgain("/echo/now/two", first.payment);
+    assert.equal(elsewhere.status, 402);
+    assert.equal((await elsewhere.json()).reason, "replayed_authorization");
+    const query = await sendAgain("/echo/now/one?page=2", first.payment);
+    assert.equal(query.status, 402, "another query is another request");
+    await query.arrayBuffer();
+    const head = await sendAgain("/echo/now/one", first.payment, { method: "HEAD" });
+    assert.equal(head.status, 402, "another method is another request");
+    assert.equal(hitsOf("/echo/now/two"), 0);
+    await stack.assertMoved(before, PAYER, 0n);
+  });
+});
+
+describe("routes and identifiers", () => {
+  test("a route that does not offer the extension refuses the payment sent again, as a replay", async () => {
+    const r402 = await worker.fetch("/echo/plain/a");
+    const terms = decodeHeader(r402.headers.get("payment-required"));
+    assert.equal(terms.extensions?.["payment-identifier"], undefined, "not offered");
+    const offered = decodeHeader((await worker.fetch("/echo/now/a")).headers.get("payment-required"));
+    assert.deepEqual(offered.extensions["payment-identifier"].info, { required: false }, "offered by default");
+
+    const first = await payAndLoseTheAnswer("/echo/plain/a", {}, { offered: false });
+    const before = await stack.balances(PAYER);
+    const again = await sendAgain("/echo/plain/a", first.payment);
+    assert.equal(again.status, 402);
+    const refusal = await again.json();
+    assert.equal(refusal.reason, "replayed_authorization");
+    await stack.assertMoved(before, PAYER, 0n);
+  });
+
+  test("a route that requires an identifier: 400 without one, nothing charged; paid with one", async () => {
+    const terms = decodeHeader((await worker.fetch("/echo/strict/a")).headers.get("payment-required"));
+    assert.deepEqual(terms.extensions["payment-identifier"].info, { required: true });
+    const before = await stack.balances(PAYER);
+    const client = new x402Client();
+    registerExactEvmScheme(client, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
+    client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+    const r = await wrapFetchWithPayment(fetch, client)(worker.url + "/echo/strict/a");
+    const refusal = await r.json();
+    assert.equal(r.status, 400, JSON.stringify(refusal));
+    assert.equal(refusal.reason, "payment_identifier_required");
+    assert.ok(r.headers.get("payment-required"), "with the terms");
+    await stack.assertMoved(before, PAYER, 0n);
+    assert.equal(hitsOf("/echo/strict/a"), 0);
+
+    await payAndLoseTheAnswer("/echo/strict/a");
+    await stack.assertMoved(before, PAYER, PRICE);
+  });
+
+  test("a malformed identifier: 400 invalid_payment_identifier, nothing charged", async () => {
+    const first = await payAndLoseTheAnswer("/echo/now/malformed-source");
+    const payment = decodeHeader(first.payment);
+    const before = await stack.balances(PAYER);
+    for (const id of ["short", "x".repeat(129), "pay_with spaces_0000", "pay_ümlaut_000000000", 1234567890123456]) {
+      payment.extensions["payment-identifier"].info.id = id;
+      const r = await sendAgain("/echo/now/malformed-source", encodeHeader(payment));
+      const refusal = await r.json();
+      assert.equal(r.status, 400, `${JSON.stringify(id)}: ${JSON.stringify(refusal)}`);
+      assert.equal(refusal.reason, "invalid_payment_identifier");
+    }
+    await stack.assertMoved(before, PAYER, 0n);
+  });
+});
