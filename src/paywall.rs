@@ -211,23 +211,14 @@ fn payment_id(payment: &Payment, route: &Route) -> Result<Option<String>, Refusa
         {
             Ok(Some(id.clone()))
         }
-        Some(other) => {
-            let mut shown = other.to_string();
-            if shown.len() > 40 {
-                let cut = (0..=40)
-                    .rev()
-                    .find(|&i| shown.is_char_boundary(i))
-                    .unwrap_or(0);
-                shown.truncate(cut);
-                shown.push('…');
-            }
-            Err(Refusal::new(
-                Reason::InvalidPaymentId,
-                format!(
-                    "the payment identifier {shown} is not 16 to 128 of A-Z, a-z, 0-9, '-' and '_'"
-                ),
-            ))
-        }
+        Some(serde_json::Value::String(id)) => Err(Refusal::new(
+            Reason::InvalidPaymentId,
+            match id.len() {
+                16..=128 => "it holds a character other than A-Z, a-z, 0-9, '-' and '_'",
+                _ => "it must be 16 to 128 characters long",
+            },
+        )),
+        Some(_) => Err(Refusal::new(Reason::InvalidPaymentId, "it is not a string")),
     }
 }
 

@@ -314,12 +314,9 @@ pub enum AdmitError {
     /// The authorization expires before a batch could settle it.
     TooLateToDefer,
     /// This payment was admitted before with the same identifier, for the same request: its
-    /// answer is given again, and it is not charged again. `transaction` once it is settled
-    /// (empty before); `in_progress` while the request that sent it first may not have answered.
-    Repeat {
-        transaction: String,
-        in_progress: bool,
-    },
+    /// answer is given again, and it is not charged again; `in_progress` while the request that
+    /// sent it first may not have answered yet.
+    Repeat { in_progress: bool },
     /// The payment identifier was given with another payment of this wallet.
     IdConflict,
 }
@@ -333,6 +330,7 @@ impl AdmitError {
             AdmitError::CreditExceeded { .. } => "credit_exceeded",
             AdmitError::CreditNotEarned { .. } => "credit_not_earned",
             AdmitError::TooLateToDefer => "too_late_to_defer",
+            AdmitError::Repeat { in_progress: true } => "in_progress",
             AdmitError::Repeat { .. } => "repeat",
             AdmitError::IdConflict => "id_conflict",
         }
@@ -1033,17 +1031,14 @@ impl Entry {
     /// settled, a deferred one still held). `None` for a payment that was not served (an
     /// immediate one refused at settlement, or whose outcome is unknown) or failed: a replay.
     fn repeat(&self, now: u64) -> Option<AdmitError> {
-        let (transaction, in_progress) = match &self.state {
-            State::Settled { tx, .. } => (tx.clone(), false),
-            State::InFlight { .. } => (String::new(), self.immediate),
-            State::Unknown { .. } if !self.immediate => (String::new(), false),
-            State::Pending { .. } => (String::new(), self.held_until.is_some_and(|h| h > now)),
+        let in_progress = match self.state {
+            State::Settled { .. } => false,
+            State::InFlight { .. } => self.immediate,
+            State::Unknown { .. } if !self.immediate => false,
+            State::Pending { .. } => self.held_until.is_some_and(|h| h > now),
             _ => return None,
         };
-        Some(AdmitError::Repeat {
-            transaction,
-            in_progress,
-        })
+        Some(AdmitError::Repeat { in_progress })
     }
 
     fn may_resend(&self, now: u64) -> bool {
@@ -1429,19 +1424,25 @@ impl Ledger {
         // The same payment sent again with its identifier, for the same request: answered again
         // (a client whose first answer was lost), not refused as a replay, and never charged
         // twice. Checked before a debt: it buys nothing new. The identifier with another payment
-        // is a conflict; the same payment for another request is a replay like any other.
+        // that was served (or is being answered) is a conflict; one whose payment bought nothing
+        // (refused at settlement) is free again. The same payment for another request is a
+        // replay like any other.
         if let Some(pid) = a.payment_id.as_deref() {
-            let first = self
+            let mut named = self
                 .entries
                 .iter()
-                .find(|e| e.payment_id.as_deref() == Some(pid));
-            if let Some(e) = first {
-                if e.id != a.id {
-                    return Err(AdmitError::IdConflict);
+                .filter(|e| e.payment_id.as_deref() == Some(pid));
+            match named.clone().find(|e| e.id == a.id) {
+                Some(e) => {
+                    if let Some(repeat) = (e.request == a.request).then(|| e.repeat(now)).flatten()
+                    {
+                        return Err(repeat);
+                    }
                 }
-                if let Some(repeat) = (e.request == a.request).then(|| e.repeat(now)).flatten() {
-                    return Err(repeat);
+                None if named.any(|e| e.repeat(now).is_some()) => {
+                    return Err(AdmitError::IdConflict)
                 }
+                None => {}
             }
         }
         if let Some((owed_micro_usd, reason)) = self.debt() {

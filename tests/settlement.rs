@@ -2395,15 +2395,12 @@ fn with_id(id: &str, request: &str, a: Admission) -> Admission {
 
 const PAGE: &str = "GET https://news.example/a/1";
 
-fn repeat(transaction: &str, in_progress: bool) -> Result<(), AdmitError> {
-    Err(AdmitError::Repeat {
-        transaction: transaction.into(),
-        in_progress,
-    })
+fn repeat(in_progress: bool) -> Result<(), AdmitError> {
+    Err(AdmitError::Repeat { in_progress })
 }
 
 /// An immediate payment sent again with its identifier: not ready while it is being settled,
-/// then answered again with its transaction; never admitted twice, never charged twice. The same
+/// then answered again; never admitted twice, never charged twice. The same
 /// payment for another request, or without its identifier, is a replay; the identifier with
 /// another payment is a conflict.
 #[test]
@@ -2423,11 +2420,11 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
     let again = by("t2", first.clone());
     assert_eq!(
         l.admit(again.clone(), &p, T0 + 1),
-        repeat("", true),
+        repeat(true),
         "still being settled"
     );
     l.record(&id, settled("0xabc"), &p, T0 + 2);
-    assert_eq!(l.admit(again.clone(), &p, T0 + 3), repeat("0xabc", false));
+    assert_eq!(l.admit(again.clone(), &p, T0 + 3), repeat(false));
     assert_eq!(l.view().settled.len(), 1);
     assert_eq!(l.paid(), 10_000, "paid once");
 
@@ -2457,11 +2454,11 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
     let mut stored = BTreeMap::new();
     store_rows(&mut l, &mut stored, 0);
     let mut back = Ledger::from_rows(stored.iter());
-    assert_eq!(back.admit(again, &p, T0 + 4), repeat("0xabc", false));
+    assert_eq!(back.admit(again, &p, T0 + 4), repeat(false));
 }
 
 /// A deferred payment sent again with its identifier: not ready while its origin answers (held),
-/// then answered again as pending, then with its transaction once its batch settled it.
+/// then answered again, before its batch settles it, while it is being settled, and after.
 #[test]
 fn a_deferred_payment_sent_again_is_a_repeat_once_served() {
     let p = policy();
@@ -2475,30 +2472,30 @@ fn a_deferred_payment_sent_again_is_a_repeat_once_served() {
     let again = by("t2", first);
     assert_eq!(
         l.admit(again.clone(), &p, T0 + 1),
-        repeat("", true),
+        repeat(true),
         "its origin is answering"
     );
     l.release(&id, T0 + 1).unwrap();
     assert_eq!(
         l.admit(again.clone(), &p, T0 + 2),
-        repeat("", false),
+        repeat(false),
         "served, settling later"
     );
     let at = T0 + 60;
     l.begin(&id, &p, at).expect("due");
     assert_eq!(
         l.admit(again.clone(), &p, at),
-        repeat("", false),
+        repeat(false),
         "being settled: served already"
     );
     l.record(&id, settled("0xdef"), &p, at + 1);
-    assert_eq!(l.admit(again, &p, at + 2), repeat("0xdef", false));
+    assert_eq!(l.admit(again, &p, at + 2), repeat(false));
     assert_eq!(accounted(&l.view()), 1, "admitted once");
 }
 
 /// A payment whose settlement was refused was not served: sent again with its identifier, it is
-/// a replay. One withdrawn (its origin failed) is forgotten, identifier and all: the identifier
-/// may go with a new payment.
+/// a replay, and its identifier may go with a new payment. One withdrawn (its origin failed) is
+/// forgotten, identifier and all: the identifier may go with a new payment.
 #[test]
 fn a_payment_not_served_is_no_repeat() {
     let p = policy();
@@ -2523,6 +2520,19 @@ fn a_payment_not_served_is_no_repeat() {
         l.admit(by("t2", first), &p, T0 + 2),
         Err(AdmitError::Replay)
     );
+    // Its identifier bought nothing: it may go with a new payment, which is then the one a
+    // repeat finds.
+    let funded = by(
+        "t5",
+        with_id(
+            "pay_refused_0000000",
+            PAGE,
+            admission(USDC, 4, 10_000, LONG, false),
+        ),
+    );
+    l.admit(funded.clone(), &p, T0 + 2).unwrap();
+    l.record(&funded.id, settled("0x123"), &p, T0 + 3);
+    assert_eq!(l.admit(by("t6", funded), &p, T0 + 4), repeat(false));
 
     let withdrawn = by(
         "t3",

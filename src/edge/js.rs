@@ -86,27 +86,36 @@ export function x402_headers_without(source, names, name, value) {
   if (value !== undefined) headers.set(name, value);
   return headers;
 }
-export async function x402_keep(kv, key, response, ttl, limit) {
-  const parts = [];
-  let size = 0;
-  if (response.body) {
-    const reader = response.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) { reader.cancel().catch(() => {}); return false; }
-      parts.push(value);
+export function x402_keep(ctx, kv, key, response, ttl, limit, payer, route) {
+  const copy = response.clone();
+  ctx.waitUntil((async () => {
+    const parts = [];
+    let size = 0, why = '';
+    try {
+      if (copy.body) {
+        const reader = copy.body.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          size += value.byteLength;
+          if (size > limit) { reader.cancel().catch(() => {}); why = `longer than ${limit} bytes`; break; }
+          parts.push(value);
+        }
+      }
+      if (!why) {
+        const head = new TextEncoder().encode(JSON.stringify([copy.status, copy.statusText, [...copy.headers]]));
+        const kept = new Uint8Array(4 + head.byteLength + size);
+        new DataView(kept.buffer).setUint32(0, head.byteLength);
+        kept.set(head, 4);
+        let at = 4 + head.byteLength;
+        for (const p of parts) { kept.set(p, at); at += p.byteLength; }
+        await kv.put(key, kept, { expirationTtl: ttl });
+      }
+    } catch (e) {
+      why = `not kept: ${e}`;
     }
-  }
-  const head = new TextEncoder().encode(JSON.stringify([response.status, response.statusText, [...response.headers]]));
-  const kept = new Uint8Array(4 + head.byteLength + size);
-  new DataView(kept.buffer).setUint32(0, head.byteLength);
-  kept.set(head, 4);
-  let at = 4 + head.byteLength;
-  for (const p of parts) { kept.set(p, at); at += p.byteLength; }
-  await kv.put(key, kept, { expirationTtl: ttl });
-  return true;
+    if (why) console.log(JSON.stringify({ amount: '', event: 'answer_not_kept', outcome: why, payer, route }));
+  })());
 }
 export async function x402_kept(kv, key) {
   const kept = await kv.get(key, { type: 'arrayBuffer' });
@@ -147,13 +156,17 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
+    #[allow(clippy::too_many_arguments)]
     fn x402_keep(
+        ctx: &JsValue,
         kv: &KvNamespace,
         key: &str,
         response: &web_sys::Response,
         ttl: u32,
         limit: u32,
-    ) -> Result<Promise, JsValue>;
+        payer: &str,
+        route: &str,
+    ) -> Result<(), JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_kept(kv: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
@@ -322,25 +335,30 @@ impl KvNamespace {
         Ok(())
     }
 
-    /// Keeps a response whole (status, headers, body) under `key` for `ttl_seconds`, reading it to
-    /// its end: `false`, and nothing kept, when its body is longer than `limit` bytes.
-    pub async fn keep_response(
+    /// Keeps a copy of a response whole (status, headers, body) under `key` for `ttl_seconds`,
+    /// read to its end after the response has gone (the context's `waitUntil`): nothing is kept,
+    /// and a log line says so, when its body is longer than `limit` bytes or KV refuses it.
+    /// `payer` and `route` name it in that line.
+    #[allow(clippy::too_many_arguments)]
+    pub fn keep_response(
         &self,
+        ctx: &JsValue,
         key: &str,
         response: &web_sys::Response,
         ttl_seconds: u32,
         limit: u32,
-    ) -> Result<bool, JsValue> {
-        let kept = JsFuture::from(x402_keep(self, key, response, ttl_seconds, limit)?).await?;
-        Ok(kept.as_bool().unwrap_or(false))
+        payer: &str,
+        route: &str,
+    ) -> Result<(), JsValue> {
+        x402_keep(ctx, self, key, response, ttl_seconds, limit, payer, route)
     }
 
     /// A response kept by [`KvNamespace::keep_response`], as a new response.
     pub async fn kept_response(&self, key: &str) -> Result<Option<web_sys::Response>, JsValue> {
         let kept = JsFuture::from(x402_kept(self, key)?).await?;
-        match kept.is_null() || kept.is_undefined() {
+        match kept.is_null() {
             true => Ok(None),
-            false => Ok(Some(kept.dyn_into()?)),
+            false => Ok(Some(kept.unchecked_into())),
         }
     }
 

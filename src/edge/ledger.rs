@@ -151,12 +151,6 @@ pub struct AdmitAnswer {
     pub ok: bool,
     pub error: Option<String>,
     pub owed_micro_usd: Option<String>,
-    /// A repeat's settlement transaction, once settled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transaction: Option<String>,
-    /// A repeat whose first request may still be answering.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub in_progress: bool,
 }
 
 impl Read for Command {
@@ -253,8 +247,6 @@ impl Read for AdmitAnswer {
             ok: f.get("ok")?,
             error: f.maybe("error")?,
             owed_micro_usd: f.maybe("owed_micro_usd")?,
-            transaction: f.maybe("transaction")?,
-            in_progress: f.or_default("in_progress")?,
         })
     }
 }
@@ -347,29 +339,16 @@ impl Ledger {
                         ok: true,
                         error: None,
                         owed_micro_usd: None,
-                        transaction: None,
-                        in_progress: false,
                     },
                     Err(e) => AdmitAnswer {
                         ok: false,
                         error: Some(e.code().to_string()),
-                        owed_micro_usd: match &e {
+                        owed_micro_usd: match e {
                             AdmitError::Delinquent { owed_micro_usd, .. } => {
                                 Some(owed_micro_usd.to_string())
                             }
                             _ => None,
                         },
-                        transaction: match &e {
-                            AdmitError::Repeat { transaction, .. } => Some(transaction.clone()),
-                            _ => None,
-                        },
-                        in_progress: matches!(
-                            e,
-                            AdmitError::Repeat {
-                                in_progress: true,
-                                ..
-                            }
-                        ),
                     },
                 };
                 return Ok(serde_json::to_string(&answer)?);

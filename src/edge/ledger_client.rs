@@ -37,10 +37,7 @@ pub enum AdmitRefusal {
     NotEarned,
     /// The same payment, sent again with its identifier for the same request: answered again,
     /// not charged again ([`crate::settlement::AdmitError::Repeat`]).
-    Repeat {
-        transaction: String,
-        in_progress: bool,
-    },
+    Repeat { in_progress: bool },
     /// The ledger could not be asked.
     Unreachable,
 }
@@ -88,9 +85,8 @@ impl LedgerClient {
             Some("credit_exceeded") => AdmitRefusal::OverCredit,
             Some("too_late_to_defer") => AdmitRefusal::TooLate,
             Some("credit_not_earned") => AdmitRefusal::NotEarned,
-            Some("repeat") => AdmitRefusal::Repeat {
-                transaction: answer.transaction.unwrap_or_default(),
-                in_progress: answer.in_progress,
+            Some(code @ ("repeat" | "in_progress")) => AdmitRefusal::Repeat {
+                in_progress: code == "in_progress",
             },
             Some("id_conflict") => AdmitRefusal::Refused(Reason::PaymentIdConflict.into()),
             _ => AdmitRefusal::Unreachable,

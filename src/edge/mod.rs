@@ -741,10 +741,9 @@ async fn serve_paid(
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)
             }
-            Err(AdmitRefusal::Repeat {
-                transaction,
-                in_progress,
-            }) => return answer_again(env, paid, &transaction, in_progress, head).await,
+            Err(AdmitRefusal::Repeat { in_progress }) => {
+                return answer_again(env, paid, in_progress, head).await
+            }
             Err(AdmitRefusal::OverCredit) if config.deferred.over_credit == OverCredit::Refuse => {
                 return respond::reply(paid.refuse(&Reason::CreditExceeded.into()), head);
             }
@@ -773,10 +772,9 @@ async fn serve_paid(
             Err(AdmitRefusal::Refused(refusal)) => {
                 return respond::reply(paid.refuse(&refusal), head)
             }
-            Err(AdmitRefusal::Repeat {
-                transaction,
-                in_progress,
-            }) => return answer_again(env, paid, &transaction, in_progress, head).await,
+            Err(AdmitRefusal::Repeat { in_progress }) => {
+                return answer_again(env, paid, in_progress, head).await
+            }
             // No answer: nothing is served. The chain would refuse to settle the payment twice,
             // but not a second serving of a payment that has been served and waits for its batch
             // (on a deferred route, or admitted there by another request), which only the ledger
@@ -934,36 +932,30 @@ fn keep_answer(
     let (Some(id), Some(kv)) = (&paid.payment_id, js::kv(env, KV_BINDING)) else {
         return Ok(answer);
     };
-    if answer.status() == 101 {
-        return Ok(answer);
+    if answer.status() != 101 {
+        let key = kept_key(paid, id);
+        let (payer, route) = (paid.ledger_name(), paid.route.pattern.as_str());
+        let ctx: &worker::worker_sys::Context = ctx.as_ref();
+        let _ = kv.keep_response(
+            ctx,
+            &key,
+            &answer,
+            KEPT_ANSWER_SECONDS,
+            KEPT_ANSWER_BYTES,
+            &payer,
+            route,
+        );
     }
-    let copy = answer
-        .clone()
-        .map_err(|e| worker::Error::JsError(format!("{e:?}")))?;
-    let key = kept_key(paid, id);
-    let (payer, route) = (paid.ledger_name(), paid.route.pattern.as_str().to_string());
-    ctx.wait_until(async move {
-        let why = match kv
-            .keep_response(&key, &copy, KEPT_ANSWER_SECONDS, KEPT_ANSWER_BYTES)
-            .await
-        {
-            Ok(true) => return,
-            Ok(false) => "longer than 1 MiB".to_string(),
-            Err(e) => format!("KV refused it: {e:?}"),
-        };
-        log_line("answer_not_kept", &payer, &route, "", &why);
-    });
     Ok(answer)
 }
 
 /// A payment sent again with its identifier, for the request it bought (the ledger said so): the
-/// answer kept for it, with its receipt as it stands now. Nothing is charged and the origin is not
-/// asked. Without a kept answer: still being answered to its first request (409, try again in a
-/// moment), or no longer kept (a replay, as without an identifier).
+/// answer kept for it, as it was first given, receipt included. Nothing is charged and the origin
+/// is not asked. Without a kept answer: still being answered to its first request (409, try again
+/// in a moment), or no longer kept (a replay, as without an identifier).
 async fn answer_again(
     env: &Env,
     paid: &PaidRequest<'_>,
-    transaction: &str,
     in_progress: bool,
     head: bool,
 ) -> Result<web_sys::Response> {
@@ -974,12 +966,8 @@ async fn answer_again(
     };
     match kept {
         Some(answer) => {
-            log_decision("answered_again", paid, transaction);
-            let receipt = crate::x402::SettleResponse {
-                transaction: transaction.to_string(),
-                ..paid.pending_receipt()
-            };
-            respond::decorate(&answer, paid.receipt_headers(&receipt))
+            log_decision("answered_again", paid, "");
+            Ok(answer)
         }
         None if in_progress => {
             let mut reply = paid.refuse(&Reason::PaymentInProgress.into());
@@ -989,10 +977,7 @@ async fn answer_again(
         None => {
             let refusal = Refusal::new(
                 Reason::Replay,
-                format!(
-                    "it was answered before with this payment identifier, and that answer is no longer kept (answers of up to 1 MiB are kept for {} minutes)",
-                    KEPT_ANSWER_SECONDS / 60
-                ),
+                "it was answered before with this payment identifier, and that answer is no longer kept (answers of up to 1 MiB are kept for an hour)",
             );
             respond::reply(paid.refuse(&refusal), head)
         }
