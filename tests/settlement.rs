@@ -2395,6 +2395,15 @@ fn with_id(id: &str, request: &str, a: Admission) -> Admission {
 
 const PAGE: &str = "GET https://news.example/a/1";
 
+/// An immediate payment of a cent (nonce `n`) sent for [`PAGE`] with the identifier `pid` by the
+/// request holding `ticket`.
+fn sent(ticket: &str, pid: &str, n: u64) -> Admission {
+    by(
+        ticket,
+        with_id(pid, PAGE, admission(USDC, n, 10_000, LONG, false)),
+    )
+}
+
 fn repeat(in_progress: bool) -> Result<(), AdmitError> {
     Err(AdmitError::Repeat { in_progress })
 }
@@ -2407,14 +2416,7 @@ fn repeat(in_progress: bool) -> Result<(), AdmitError> {
 fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
     let p = policy();
     let mut l = Ledger::new();
-    let first = by(
-        "t1",
-        with_id(
-            "pay_0123456789abcdef",
-            PAGE,
-            admission(USDC, 1, 10_000, LONG, false),
-        ),
-    );
+    let first = sent("t1", "pay_0123456789abcdef", 1);
     let id = first.id.clone();
     l.admit(first.clone(), &p, T0).unwrap();
     let again = by("t2", first.clone());
@@ -2440,14 +2442,7 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
         ..again.clone()
     };
     assert_eq!(l.admit(bare, &p, T0 + 3), Err(AdmitError::Replay));
-    let other = by(
-        "t3",
-        with_id(
-            "pay_0123456789abcdef",
-            PAGE,
-            admission(USDC, 2, 10_000, LONG, false),
-        ),
-    );
+    let other = sent("t3", "pay_0123456789abcdef", 2);
     assert_eq!(l.admit(other, &p, T0 + 3), Err(AdmitError::IdConflict));
 
     // What the ledger keeps of it survives storage.
@@ -2500,14 +2495,7 @@ fn a_deferred_payment_sent_again_is_a_repeat_once_served() {
 fn a_payment_not_served_is_no_repeat() {
     let p = policy();
     let mut l = Ledger::new();
-    let first = by(
-        "t1",
-        with_id(
-            "pay_refused_0000000",
-            PAGE,
-            admission(USDC, 1, 10_000, LONG, false),
-        ),
-    );
+    let first = sent("t1", "pay_refused_0000000", 1);
     let id = first.id.clone();
     l.admit(first.clone(), &p, T0).unwrap();
     l.record(
@@ -2522,36 +2510,15 @@ fn a_payment_not_served_is_no_repeat() {
     );
     // Its identifier bought nothing: it may go with a new payment, which is then the one a
     // repeat finds.
-    let funded = by(
-        "t5",
-        with_id(
-            "pay_refused_0000000",
-            PAGE,
-            admission(USDC, 4, 10_000, LONG, false),
-        ),
-    );
+    let funded = sent("t5", "pay_refused_0000000", 4);
     l.admit(funded.clone(), &p, T0 + 2).unwrap();
     l.record(&funded.id, settled("0x123"), &p, T0 + 3);
     assert_eq!(l.admit(by("t6", funded), &p, T0 + 4), repeat(false));
 
-    let withdrawn = by(
-        "t3",
-        with_id(
-            "pay_withdrawn_00000",
-            PAGE,
-            admission(USDC, 2, 10_000, LONG, false),
-        ),
-    );
+    let withdrawn = sent("t3", "pay_withdrawn_00000", 2);
     let wid = withdrawn.id.clone();
     l.admit(withdrawn, &p, T0).unwrap();
     l.withdraw_from(Some("t3"), &wid).unwrap();
-    let next = by(
-        "t4",
-        with_id(
-            "pay_withdrawn_00000",
-            PAGE,
-            admission(USDC, 3, 10_000, LONG, false),
-        ),
-    );
+    let next = sent("t4", "pay_withdrawn_00000", 3);
     assert_eq!(l.admit(next, &p, T0 + 1), Ok(()));
 }
