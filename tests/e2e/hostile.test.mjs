@@ -229,12 +229,16 @@ async function send(req) {
 // reason: our code from the JSON body; null when the answer is not the Worker's (origin, workerd).
 // options:
 //   paid: { payer, amount, to }  a legitimately paid case: content allowed, this money must move
+//   again: { payer }             a payment sent again with its identifier: content allowed (it was
+//                                paid for), with its receipt; no money moves
 //   source: "origin" | "runtime" who must have written the answer (default "worker")
 //   x402: "…"                    the x402 reason (for HEAD, whose answer has no body)
 //   check(res)                   more assertions
 //   todo: "…"                    a known Worker bug: run, reported, not failing the suite
 
 const sent = {}; // payments kept between cases (replays)
+/** A payment carrying a payment identifier, as the official client's extension helper puts it. */
+const withId = (payment, id) => ({ ...payment, extensions: { "payment-identifier": { info: { required: false, id } } } });
 const W = "/api/weather";
 const A = "/articles/hello";
 
@@ -416,6 +420,27 @@ const cases = [
   ["… replayed on /echo/deferred/*", async () => ({ path: "/echo/deferred/x", headers: hdr(sent.deferred) }), 402, "replayed_authorization"],
   ["… replayed as v1 in PAYMENT-SIGNATURE", async () => ({ path: W, headers: hdr(asV1(sent.deferred)) }), 402, "replayed_authorization"],
   ["one payment sent to three routes at once, 12 times: served once", "concurrent", null, null, { paid: { payer: 5 } }],
+
+  // -- payment identifiers (the payment-identifier extension): a retry gets the answer it bought -----
+  ["identifier source: paid once on /articles/hello with a payment identifier", async () => {
+    sent.withId = withId(await pay(T.a, 5), "pay_hostile_retry_0001");
+    return { path: A, headers: hdr(sent.withId) };
+  }, 200, null, { source: "origin", paid: { payer: 5 } }],
+  ["… sent again with its identifier (a retry): the answer it bought, the origin not asked, not charged", async () => {
+    await sleep(300); // kept once the first answer has gone
+    sent.hitsOfA = originSaw(A);
+    return { path: A, headers: hdr(sent.withId) };
+  }, 200, null, { source: "origin", again: { payer: 5 }, check: () => assert.equal(originSaw(A), sent.hitsOfA, "the origin was not asked") }],
+  ["… sent again with its identifier to another article", async () => ({ path: "/articles/local-chain", headers: hdr(sent.withId) }), 402, "replayed_authorization"],
+  ["… sent again with its identifier as HEAD", async () => ({ method: "HEAD", path: A, headers: hdr(sent.withId) }), 402, null, { x402: "invalid_exact_evm_nonce_already_used" }],
+  ["… sent again with another identifier", async () => ({ path: A, headers: hdr(withId(sent.withId, "pay_hostile_retry_0002")) }), 402, "replayed_authorization"],
+  ["… sent again without its identifier", async () => ({ path: A, headers: hdr({ ...sent.withId, extensions: {} }) }), 402, "replayed_authorization"],
+  ["… its identifier on a new payment of the same wallet", async () => ({ path: A, headers: hdr(withId(await pay(T.a, 5), "pay_hostile_retry_0001")) }), 409, "payment_identifier_conflict"],
+  ["an identifier of 15 characters", async () => ({ path: A, headers: hdr(withId(await pay(T.a, 0), "pay_0123456789a")) }), 400, "invalid_payment_identifier"],
+  ["an identifier of 129 characters", async () => ({ path: A, headers: hdr(withId(await pay(T.a, 0), "p".repeat(129))) }), 400, "invalid_payment_identifier"],
+  ["an identifier with a control character", async () => ({ path: A, headers: hdr(withId(await pay(T.a, 0), "pay_0123456789\u0007abcdef")) }), 400, "invalid_payment_identifier"],
+  ["an identifier with a slash (a KV key's separator)", async () => ({ path: A, headers: hdr(withId(await pay(T.a, 0), "pay_../../0123456789")) }), 400, "invalid_payment_identifier"],
+  ["an identifier that is an object", async () => ({ path: A, headers: hdr(withId(await pay(T.a, 0), { id: "pay_0123456789abcdef" })) }), 400, "invalid_payment_identifier"],
 
   // -- both generations at once --------------------------------------------------------------------
   ["a valid v2 in PAYMENT-SIGNATURE and another payer's valid v1 in X-PAYMENT: only the first pays", async () => ({
@@ -748,9 +773,9 @@ describe(`hostile requests (${cases.length} cases)`, () => {
         if (res.reason) assert.equal(res.terms.error, res.x402, "the terms carry the same x402 reason as the body");
       }
       if (opts.x402) assert.equal(res.terms?.error, opts.x402);
-      if (opts.paid) {
+      if (opts.paid || opts.again) {
         assert.equal(res.receipt?.success, true, "a receipt comes with paid content");
-        assert.equal(res.receipt.payer, addr(opts.paid.payer));
+        assert.equal(res.receipt.payer, addr((opts.paid ?? opts.again).payer));
         assert.equal(res.headers["cache-control"], "no-store", "no shared cache may keep paid content for the next client");
       } else {
         assert.ok(!res.receipt?.success, "no success receipt without a payment");
@@ -780,7 +805,7 @@ describe("after the table", () => {
 
   test("no protected content in any answer that was not paid for", () => {
     const leaks = results.filter(
-      (r) => !r.paid && !r.opts.todo && PROTECTED.some((re) => re.test(r.res.text)),
+      (r) => !r.paid && !r.opts.again && !r.opts.todo && PROTECTED.some((re) => re.test(r.res.text)),
     );
     assert.deepEqual(leaks.map((r) => `${r.name}: ${r.res.status} ${r.res.text.slice(0, 120)}`), []);
     const bugs = results.filter((r) => r.opts.todo && PROTECTED.some((re) => re.test(r.res.text)));
