@@ -49,7 +49,11 @@
 //!    the payer's own leaves owed. So
 //!    `admitted == open + settled + failed + settled_trimmed + failed_trimmed + forgiven` at all
 //!    times.
-//! 2. **Admission**, in this order: a delinquent wallet is refused with what it owes; an
+//! 2. **Admission**, in this order: the same payment sent again with its payment identifier
+//!    ([`Admission::payment_id`]) for the same request, once served or while being answered, is a
+//!    [`AdmitError::Repeat`] (its kept answer is given again, nothing is admitted or charged), and
+//!    the identifier with another such payment an [`AdmitError::IdConflict`]; a delinquent wallet
+//!    is refused with what it owes; an
 //!    `(asset, nonce)` still remembered is a [`AdmitError::Replay`] (a payment is served at most
 //!    once, even after it settled, until `validBefore` + [`REPLAY_GRACE`] has passed and it was
 //!    pruned); for a deferred admission, `unsettled + lost + amount > credit_limit` is
