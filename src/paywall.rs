@@ -72,8 +72,8 @@ pub struct PaidRequest<'c> {
     pub siwx: Option<SiwxChallenge>,
     /// The payment's `payment-identifier`, where the route offers the extension.
     pub payment_id: Option<String>,
-    /// The method and URL it was sent with: a payment sent again with its identifier is answered
-    /// again only for the same request.
+    /// With an identifier, the method and URL it was sent with (empty without one): a payment sent
+    /// again with its identifier is answered again only for the same request.
     pub request: String,
 }
 
@@ -148,8 +148,11 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
                 carrier,
                 url: req.url.to_string(),
                 siwx: siwx.copied(),
+                request: match payment_id {
+                    Some(_) => format!("{} {}", req.method, req.url),
+                    None => String::new(),
+                },
                 payment_id,
-                request: format!("{} {}", req.method, req.url),
             })),
             Err(refusal) => Decision::Reply(challenge(route, req.url, &refusal, siwx)),
         },
@@ -160,23 +163,19 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
 /// The key of the `payment-identifier` extension.
 pub const PAYMENT_ID_EXTENSION: &str = "payment-identifier";
 
-/// The extension as a route's terms offer it, with `info.required` false and true: the schema of
-/// the `info` a client sends back is the official one. Written out as `serde_json` writes the value
-/// (keys in order), which `payment_id_extension_is_the_official_declaration` checks.
-const PAYMENT_ID_OFFERED: [&str; 2] = [
-    concat!(
-        r#"{"info":{"required":false},"#,
-        r#""schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
-        r#""properties":{"id":{"maxLength":128,"minLength":16,"pattern":"^[a-zA-Z0-9_-]+$","type":"string"},"#,
-        r#""required":{"type":"boolean"}},"required":["required"],"type":"object"}}"#
-    ),
-    concat!(
-        r#"{"info":{"required":true},"#,
-        r#""schema":{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
-        r#""properties":{"id":{"maxLength":128,"minLength":16,"pattern":"^[a-zA-Z0-9_-]+$","type":"string"},"#,
-        r#""required":{"type":"boolean"}},"required":["required"],"type":"object"}}"#
-    ),
-];
+/// The schema of the `info` a client sends back in the `payment-identifier` extension (the
+/// official one), written out as `serde_json` writes the value (keys in order), which
+/// `payment_id_extension_is_the_official_declaration` checks.
+const PAYMENT_ID_SCHEMA: &str = concat!(
+    r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","#,
+    r#""properties":{"id":{"maxLength":128,"minLength":16,"pattern":"^[a-zA-Z0-9_-]+$","type":"string"},"#,
+    r#""required":{"type":"boolean"}},"required":["required"],"type":"object"}"#
+);
+
+/// The extension as a route's terms offer it.
+fn payment_id_offered(required: bool) -> String {
+    format!(r#"{{"info":{{"required":{required}}},"schema":{PAYMENT_ID_SCHEMA}}}"#)
+}
 
 /// A payment's identifier (`extensions["payment-identifier"].info.id`), where its route offers the
 /// extension: `None` when it carries none (refused where one is required), a refusal when it is
@@ -255,10 +254,7 @@ impl PaidRequest<'_> {
             ticket,
             worked: false,
             payment_id: self.payment_id.clone(),
-            request: match self.payment_id {
-                Some(_) => self.request.clone(),
-                None => String::new(),
-            },
+            request: self.request.clone(),
         }
     }
 
@@ -514,10 +510,9 @@ impl Rendered {
             bazaar: route.bazaar.as_ref().map(json),
             payment_id: match route.payment_ids {
                 crate::config::PaymentIds::Off => None,
-                ids => Some(
-                    PAYMENT_ID_OFFERED[(ids == crate::config::PaymentIds::Required) as usize]
-                        .to_string(),
-                ),
+                ids => Some(payment_id_offered(
+                    ids == crate::config::PaymentIds::Required,
+                )),
             },
             v1,
         }
@@ -826,7 +821,7 @@ mod tests {
     #[test]
     fn payment_id_extension_is_the_official_declaration() {
         for required in [false, true] {
-            let text = PAYMENT_ID_OFFERED[required as usize];
+            let text = payment_id_offered(required);
             assert_eq!(text, payment_id_extension(required).to_string());
         }
     }
