@@ -43,18 +43,28 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const hitsOf = (path) => stack.origin.hits.filter((h) => h.path === path).length;
 
 /**
- * The official client paying as PAYER, with a payment identifier in every payment (the official
- * extension's client helper, in a hook before the payment is made, as its documentation shows),
- * whose paid answer is lost on the way back: the Worker has done everything (served, charged), the
- * client sees a network error. Returns what the client sent and what the lost answer was.
+ * The official client paying as PAYER, and, given an identifier, putting it in every payment (the
+ * official extension's client helper, in a hook before the payment is made, as its documentation
+ * shows).
+ */
+function client(id) {
+  const c = new x402Client();
+  registerExactEvmScheme(c, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
+  c.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+  if (id) {
+    c.onBeforePaymentCreation(async ({ paymentRequired }) => {
+      appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, id);
+    });
+  }
+  return c;
+}
+
+/**
+ * A payment by `client(id)` whose paid answer is lost on the way back: the Worker has done
+ * everything (served, charged), the client sees a network error. Returns what the client sent and
+ * what the lost answer was.
  */
 async function payAndLoseTheAnswer(url, init = {}, { id = generatePaymentId(), offered = true } = {}) {
-  const client = new x402Client();
-  registerExactEvmScheme(client, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
-  client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
-  client.onBeforePaymentCreation(async ({ paymentRequired }) => {
-    appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, id);
-  });
   const lost = {};
   const losing = async (input, init) => {
     const request = new Request(input, init);
@@ -64,7 +74,7 @@ async function payAndLoseTheAnswer(url, init = {}, { id = generatePaymentId(), o
     Object.assign(lost, { payment, status: response.status, body: await response.text(), receipt: response.headers.get("payment-response") });
     throw new TypeError("fetch failed: the connection dropped before the answer arrived");
   };
-  await assert.rejects(wrapFetchWithPayment(losing, client)(worker.url + url, init), /connection dropped/);
+  await assert.rejects(wrapFetchWithPayment(losing, client(id))(worker.url + url, init), /connection dropped/);
   assert.ok(lost.payment, "the client paid");
   assert.equal(lost.status, 200, lost.body);
   const carried = decodeHeader(lost.payment).extensions?.["payment-identifier"]?.info?.id;
@@ -138,20 +148,13 @@ describe("a payment sent again with its identifier", () => {
   test("while its first request is still being answered: 409 payment_in_progress, then the answer", async () => {
     const url = "/echo/now/slow?delay=2000";
     const before = await stack.balances(PAYER);
-    const client = new x402Client();
-    registerExactEvmScheme(client, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
-    client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
-    const id = generatePaymentId();
-    client.onBeforePaymentCreation(async ({ paymentRequired }) => {
-      appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, id);
-    });
     let payment;
     const watching = (input, init) => {
       const request = new Request(input, init);
       payment ??= request.headers.get("payment-signature") ?? undefined;
       return fetch(request);
     };
-    const first = wrapFetchWithPayment(watching, client)(worker.url + url);
+    const first = wrapFetchWithPayment(watching, client(generatePaymentId()))(worker.url + url);
     while (!payment) await sleep(20);
     await sleep(500);
     const early = await sendAgain(url, payment);
@@ -177,13 +180,7 @@ describe("a payment sent again with its identifier", () => {
     const first = await payAndLoseTheAnswer(url);
     const before = await stack.balances(PAYER);
     // The client signs a new payment (a new nonce) under the same identifier.
-    const client = new x402Client();
-    registerExactEvmScheme(client, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
-    client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
-    client.onBeforePaymentCreation(async ({ paymentRequired }) => {
-      appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, first.id);
-    });
-    const r = await wrapFetchWithPayment(fetch, client)(worker.url + url);
+    const r = await wrapFetchWithPayment(fetch, client(first.id))(worker.url + url);
     const refusal = await r.json();
     assert.equal(r.status, 409, JSON.stringify(refusal));
     assert.equal(refusal.reason, "payment_identifier_conflict");
@@ -228,10 +225,7 @@ describe("routes and identifiers", () => {
     const terms = decodeHeader((await worker.fetch("/echo/strict/a")).headers.get("payment-required"));
     assert.deepEqual(terms.extensions["payment-identifier"].info, { required: true });
     const before = await stack.balances(PAYER);
-    const client = new x402Client();
-    registerExactEvmScheme(client, { signer: privateKeyToAccount(stack.payer(PAYER).privateKey) });
-    client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
-    const r = await wrapFetchWithPayment(fetch, client)(worker.url + "/echo/strict/a");
+    const r = await wrapFetchWithPayment(fetch, client())(worker.url + "/echo/strict/a");
     const refusal = await r.json();
     assert.equal(r.status, 400, JSON.stringify(refusal));
     assert.equal(refusal.reason, "payment_identifier_required");
