@@ -370,7 +370,7 @@ impl std::fmt::Display for AdmitError {
             AdmitError::TooLateToDefer => {
                 f.write_str("The authorization expires too soon to be settled later.")
             }
-            AdmitError::Repeat { in_progress, .. } => f.write_str(match in_progress {
+            AdmitError::Repeat { in_progress } => f.write_str(match in_progress {
                 true => "This payment is still being answered to the request that sent it first.",
                 false => "This payment was answered before, with the same identifier.",
             }),
@@ -1437,12 +1437,12 @@ impl Ledger {
                 .iter()
                 .filter(|e| e.payment_id.as_deref() == Some(pid));
             match named.clone().find(|e| e.id == a.id) {
-                Some(e) => {
-                    if let Some(repeat) = (e.request == a.request).then(|| e.repeat(now)).flatten()
-                    {
+                Some(e) if e.request == a.request => {
+                    if let Some(repeat) = e.repeat(now) {
                         return Err(repeat);
                     }
                 }
+                Some(_) => {}
                 None if named.any(|e| e.repeat(now).is_some()) => {
                     return Err(AdmitError::IdConflict)
                 }
