@@ -119,13 +119,16 @@
 //!    closed: money that moved is booked settled, not lost. Past the deadline nothing is resent.
 //! 5. **Unknown** (timeout, 5xx, garbage, and refusals whose text says the transaction timed out or
 //!    did not confirm: the payment may or may not have moved): the next attempt reconciles first
-//!    (see above). `OnChainUsed` settles the entry; `OnChainUnused` and `NoRpc` allow a resend while
-//!    the deadline allows it. After such an attempt, `…nonce_already_used` from the facilitator is
-//!    **not** taken as payment, nor as a cancellation: our own earlier settlement may have landed
-//!    after all. The entry is read from the chain instead and never resent: used settles it,
-//!    cancelled fails it as a cancellation, unused so far (our transaction may still be pending) is
-//!    read again later like an unanswered attempt. Without RPC it fails with
-//!    [`UNCONFIRMED_NONCE_USED`], not delinquent. Reconciliation is bounded: more than
+//!    (see above). Used by a transaction that paid us settles the entry; `OnChainUnused` and
+//!    `NoRpc` allow a resend while the deadline allows it. After such an attempt,
+//!    `…nonce_already_used` from the facilitator is **not** taken as payment, nor as a
+//!    cancellation: our own earlier settlement may have landed after all. The entry is read from
+//!    the chain instead and never resent: used by a payment to us settles it, cancelled fails it as
+//!    a cancellation, unused so far (our transaction may still be pending) is read again later like
+//!    an unanswered attempt. Without RPC it fails with [`UNCONFIRMED_NONCE_USED`], not delinquent;
+//!    so does a nonce the chain shows used when what used it cannot be read (`OnChainUsed`: the
+//!    node would not show the logs), after being read again like an unanswered attempt: the state
+//!    alone is the same after a payment and after a cancellation, and is never booked as paid. Reconciliation is bounded: more than
 //!    `max_attempts_unknown` unanswered attempts in a row fail with [`SETTLEMENT_UNKNOWN`]. A chain
 //!    read that finds the authorization unused ends the row: a facilitator that is down for a
 //!    while is retried with backoff until the deadline, not given up while the chain says the money
@@ -178,8 +181,9 @@ pub const HOLD_RETRY_ROOM: u64 = 8;
 
 /// Failure: the authorization lapsed while the facilitator could not settle it.
 pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
-/// Failure: `…nonce_already_used` after an attempt that may itself have settled the payment, with
-/// no chain RPC to tell that settlement from a cancellation.
+/// Failure: the nonce used (`…nonce_already_used`, or the chain's `authorizationState`) after an
+/// attempt that may itself have settled the payment, with no chain read to tell that settlement
+/// from a cancellation (no RPC URL, or a node that would not show the token's logs).
 pub const UNCONFIRMED_NONCE_USED: &str = "unconfirmed_nonce_used";
 /// Failure: a state-dependent refusal after an attempt that may have settled the payment.
 pub const UNCONFIRMED_REFUSAL: &str = "unconfirmed_refusal";
@@ -412,7 +416,10 @@ pub enum Outcome {
     Refused { reason: String, message: String },
     /// No usable answer (timeout, 5xx, garbage, a failed chain read).
     Unknown { why: String },
-    /// `authorizationState` says used: settled, transaction unknown (record `Settled` when known).
+    /// `authorizationState` says used, and what used it could not be read (record `Settled`,
+    /// `OnChainCancelled` or `OnChainUsedElsewhere` when known): read again, then failed as
+    /// [`UNCONFIRMED_NONCE_USED`]; never settled on that alone, since a cancellation leaves the
+    /// same state.
     OnChainUsed,
     /// `authorizationState` says unused: safe to resend.
     OnChainUnused,
@@ -1208,6 +1215,23 @@ impl Entry {
         Effect::Retry { at: final_at }
     }
 
+    /// Used on chain, by what the shell could not tell (the token's logs, which name the
+    /// transaction, could not be read): our own settlement, or the payer's cancellation or
+    /// transfer of its own, which leave the same state. Never booked as paid on that alone: read
+    /// again, bounded like an unanswered attempt (a node that refused once may answer later),
+    /// then failed as unconfirmed, not held against the payer, for an admin who finds the
+    /// transaction to mark paid.
+    fn used_unexplained(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
+        const WHY: &str = "the nonce is used on chain, but the token's logs, which tell our \
+                           settlement from the payer's cancellation, could not be read";
+        self.used_reported = true;
+        if self.unresolved >= policy.max_attempts_unknown {
+            let message = format!("{WHY} ({} reads)", self.unresolved.saturating_add(1));
+            return self.fail(UNCONFIRMED_NONCE_USED, message, false, now);
+        }
+        self.unknown(WHY.into(), policy, now)
+    }
+
     fn no_rpc(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
         if self.used_reported {
             // Without a chain read, a used nonce after our own uncertain attempt stays unexplained.
@@ -1600,7 +1624,7 @@ impl Ledger {
         let micro = e.micro;
         let effect = match outcome {
             Outcome::Settled { transaction } => e.settle(transaction, now),
-            Outcome::OnChainUsed => e.settle(String::new(), now),
+            Outcome::OnChainUsed => e.used_unexplained(policy, now),
             Outcome::OnChainCancelled => e.fail(
                 AUTHORIZATION_CANCELLED,
                 "the payer cancelled the authorization on chain".into(),

@@ -902,7 +902,7 @@ fn transient_refusal_backs_off_until_the_deadline() {
     let mut landed = l.clone();
     landed.begin(&id, &p, now).unwrap();
     assert_eq!(
-        landed.record(&id, Outcome::OnChainUsed, &p, now),
+        landed.record(&id, settled("0xfeed"), &p, now),
         Effect::Settled
     );
     assert_eq!(landed.view().lost_micro_usd, 0);
@@ -1043,11 +1043,8 @@ fn unknown_then_chain_says_used_settles() {
     assert_eq!(due[0].action, Action::Reconcile);
     assert!(due[0].may_resend);
     l.begin(&id, &p, next).unwrap();
-    assert_eq!(
-        l.record(&id, Outcome::OnChainUsed, &p, next),
-        Effect::Settled
-    );
-    assert_eq!(l.entry(&id).unwrap().transaction.as_deref(), Some(""));
+    assert_eq!(l.record(&id, settled("0xfeed"), &p, next), Effect::Settled);
+    assert_eq!(l.entry(&id).unwrap().transaction.as_deref(), Some("0xfeed"));
     assert_eq!(l.unsettled(), 0);
 }
 
@@ -1201,11 +1198,75 @@ fn nonce_used_after_our_own_attempt_is_settled_by_the_chain() {
     assert_eq!(e.transaction.as_deref(), Some("0xbeef"));
     assert_eq!(l.view().lost_micro_usd, 0);
     assert_eq!(l.paid(), 5_000);
-    // Used by a transaction the logs could not name: settled all the same.
-    let (mut l, id, now) = used_after_a_resend(&p);
+}
+
+/// `authorizationState` is the same after our settlement and after the payer's cancellation: a
+/// nonce the chain shows used, when the logs that say by what cannot be read, is read again like
+/// an unanswered attempt, never resent, and then failed as unconfirmed: never booked as paid
+/// (which would also have counted toward the wallet's earned credit), never held against the
+/// payer, and still found by a late confirmation.
+#[test]
+fn a_used_nonce_whose_logs_cannot_be_read_is_never_booked_as_paid() {
+    let p = policy();
+    let (mut l, id, mut now) = used_after_a_resend(&p);
+    let mut reads = 0;
+    let effect = loop {
+        let due = l.due(now);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].action, Action::Reconcile, "read again, never resent");
+        l.begin(&id, &p, now).unwrap();
+        reads += 1;
+        match l.record(&id, Outcome::OnChainUsed, &p, now) {
+            Effect::Retry { at } => {
+                assert!(at > now, "read again later, not at once");
+                assert_eq!(status(&l, &id), Status::Unknown);
+                assert_eq!(l.paid(), 0);
+                now = at;
+            }
+            other => break other,
+        }
+        assert!(reads <= 20, "bounded");
+    };
     assert_eq!(
-        l.record(&id, Outcome::OnChainUsed, &p, now),
-        Effect::Settled
+        effect,
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    // The first read and as many again as an unanswered attempt gets (a chain read that found
+    // the authorization unused, just before, started the count afresh).
+    assert_eq!(reads, p.max_attempts_unknown + 1);
+    let e = l.entry(&id).unwrap();
+    assert_eq!(e.reason.as_deref(), Some(UNCONFIRMED_NONCE_USED));
+    assert!(e.message.as_deref().unwrap_or_default().contains("logs"));
+    assert!(!e.delinquent);
+    assert!(!l.is_delinquent());
+    assert_eq!(l.paid(), 0, "nothing earned on it");
+    assert_eq!(
+        l.view().lost_micro_usd,
+        5_000,
+        "counted as lost until an admin says otherwise"
+    );
+    // The node answers the logs a moment later: still found, and settled after all.
+    assert_eq!(
+        l.record(&id, settled("0xbeef"), &p, now + 1),
+        Effect::SettledAfterAll
+    );
+    assert_eq!(l.paid(), 5_000);
+    assert_eq!(l.view().lost_micro_usd, 0);
+
+    // A read that names it after all ends the row, as with any other.
+    let (mut l, id, now) = used_after_a_resend(&p);
+    l.begin(&id, &p, now).unwrap();
+    let Effect::Retry { at } = l.record(&id, Outcome::OnChainUsed, &p, now) else {
+        panic!("expected another read");
+    };
+    l.begin(&id, &p, at).unwrap();
+    assert_eq!(
+        l.record(&id, Outcome::OnChainCancelled, &p, at),
+        Effect::Failed {
+            became_delinquent: true
+        }
     );
 }
 
@@ -1401,7 +1462,7 @@ fn unknown_past_the_deadline_only_the_chain_can_settle() {
     // A late chain read can still find it paid.
     let (mut l, id) = mk();
     assert_eq!(
-        l.record(&id, Outcome::OnChainUsed, &p, vb + 1_000),
+        l.record(&id, settled("0xfeed"), &p, vb + 1_000),
         Effect::Settled
     );
     // A cancellation seen on chain is the payer's doing.
@@ -1503,7 +1564,7 @@ fn immediate_entries_record_outcomes_without_resending() {
     assert_eq!(due[0].action, Action::Reconcile);
     assert!(!due[0].may_resend);
     assert_eq!(
-        l.record(&id, Outcome::OnChainUsed, &p, at),
+        l.record(&id, settled("0xfeed"), &p, at),
         Effect::Settled,
         "charged (and not served): booked, for a refund"
     );
@@ -1570,7 +1631,7 @@ fn a_payer_who_defeats_settlement_after_the_origin_worked_owes() {
     // the authorization itself, which paid (settled). Never resent.
     for (chain, effect) in [
         (Outcome::OnChainCancelled, delinquent),
-        (Outcome::OnChainUsed, Effect::Settled),
+        (settled("0xfeed"), Effect::Settled),
     ] {
         let mut l = Ledger::new();
         let a = worked(1);

@@ -905,7 +905,8 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
         }
     }
     // Used or cancelled: FiatToken sets the same state for both. The logs tell them apart (and
-    // name the paying transaction). If they cannot be read, the state is all there is.
+    // name the paying transaction). If they cannot be read, or name nothing, the state is all
+    // there is, and the ledger does not book that as paid (`Outcome::OnChainUsed`).
     let elapsed = super::now_seconds().saturating_sub(attempt.admitted_at);
     let latest = js::rpc(url, &crate::chain::block_number_request())
         .await

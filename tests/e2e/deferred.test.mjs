@@ -288,8 +288,12 @@ describe("deferred payments are served first and settled within the window", () 
     await assertMoved(start, payer, 5n * PRICE);
   });
 
-  /** Payer #payer pays on `w` while the facilitator is away, then cancels the authorization on chain. */
-  async function cancelledDuringOutage(w, payer) {
+  /**
+   * Payer #payer pays on `w` while the facilitator is away, then cancels the authorization on
+   * chain. The entry must end failed, never settled: as a cancellation held against the payer
+   * where the chain's logs can be read, as `unconfirmed` (not owed) where they cannot.
+   */
+  async function cancelledDuringOutage(w, payer, { logsReadable = true } = {}) {
     const start = await balances(payer);
     const payload = await signPayment(await termsFor(w), stack.payer(payer).privateKey);
     const nonce = payload.payload.authorization.nonce;
@@ -301,12 +305,23 @@ describe("deferred payments are served first and settled within the window", () 
       await ledgerUntil("an unanswered settlement attempt", w, payer, (v) => v.pending.length === 1 && v.pending[0].unknowns >= 1);
       await stack.chain.cancelAuthorization(stack.payer(payer).privateKey, nonce);
       assert.equal(await stack.chain.authorizationState(stack.payer(payer).address, nonce), true, "used up, as a payment would leave it");
-      const view = await ledgerUntil("the entry failed as cancelled", w, payer, (v) => v.failed.length === 1, { ms: 30_000 });
+      // Without the logs the chain is read again, as after an unanswered attempt, before the
+      // entry is given up (about 30 s of backoff).
+      const view = await ledgerUntil("the entry failed", w, payer, (v) => v.failed.length === 1, { ms: logsReadable ? 30_000 : 75_000 });
       assert.equal(view.settled.length, 0, "not booked as paid");
-      assert.equal(view.failed[0].reason, "authorization_cancelled", JSON.stringify(view.failed[0]));
-      assert.equal(view.failed[0].delinquent, true, "served, then cancelled: held against the payer");
-      assert.equal(view.owed_micro_usd, "10000");
-      assert.equal(view.paid_micro_usd, "0");
+      assert.equal(view.paid_micro_usd, "0", "nothing counted as paid (nor as earned credit)");
+      if (logsReadable) {
+        assert.equal(view.failed[0].reason, "authorization_cancelled", JSON.stringify(view.failed[0]));
+        assert.equal(view.failed[0].delinquent, true, "served, then cancelled: held against the payer");
+        assert.equal(view.owed_micro_usd, "10000");
+      } else {
+        // Used, by what the node would not say: the same state as after our own settlement.
+        assert.equal(view.failed[0].reason, "unconfirmed_nonce_used", JSON.stringify(view.failed[0]));
+        assert.match(view.failed[0].message, /logs/);
+        assert.equal(view.failed[0].delinquent, false, "not held against a payer who may have paid");
+        assert.equal(view.owed_micro_usd, "0");
+        assert.equal(view.lost_micro_usd, "10000", "counted as lost revenue, for the admin to see");
+      }
     });
     assert.deepEqual(await balances(payer), start, "nothing moved");
     assert.equal(settledAtFacilitator(nonce).length, 0);
@@ -348,6 +363,27 @@ describe("deferred payments are served first and settled within the window", () 
     } finally {
       await w.dispose();
       await capped.stop();
+    }
+  });
+
+  test("… the same through a node that refuses every log query: never booked as paid, failed as unconfirmed", async () => {
+    // Some providers serve no eth_getLogs at all (or rate-limit it away). authorizationState alone
+    // is the same after a payment and after a cancellation. A STAND-IN proxy in front of anvil
+    // refuses every log query, as such a node does.
+    let refused = 0;
+    const noLogs = await startProxy(stack.rpcUrl, async (req, body, forward) => {
+      const call = JSON.parse(body);
+      if (call.method !== "eth_getLogs") return forward();
+      refused++;
+      return { status: 200, body: JSON.stringify({ jsonrpc: "2.0", id: call.id, error: { code: -32601, message: "the method eth_getLogs does not exist/is not available" } }) };
+    });
+    const w = await startWorker({ config: { ...deferredConfig(), rpc: { [stack.network]: noLogs.url } }, secrets: { X402_ADMIN_TOKEN: TOKEN } });
+    try {
+      await cancelledDuringOutage(w, 6, { logsReadable: false });
+      assert.ok(refused >= 2, `the logs were asked for again (${refused} queries)`);
+    } finally {
+      await w.dispose();
+      await noLogs.stop();
     }
   });
 
