@@ -279,14 +279,19 @@ fn transfer_topic() -> String {
     event_topic(b"Transfer(address,address,uint256)")
 }
 
-/// Reads a transaction receipt: whether the transaction succeeded and moved `value` of `token`
-/// from `from` to `to` (one `Transfer` log saying so). `None` when the answer is an error, is
-/// unreadable, or has no receipt (yet). A payer can use an authorization's nonce in a transfer of
-/// its own to anyone: its `AuthorizationUsed` log alone does not say who was paid.
+/// Reads a transaction receipt: whether the transaction succeeded and its use of this
+/// authorization (`from`'s `nonce`) moved `value` of `token` from `from` to `to`. `None` when the
+/// answer is an error, is unreadable, or has no receipt (yet). A payer can use an authorization's
+/// nonce in a transfer of its own to anyone: its `AuthorizationUsed` log alone does not say who
+/// was paid. Nor does any `Transfer` in the same transaction: one transaction can carry many
+/// authorizations (a multicall), one paying us and the others, under the nonces of payments we
+/// served, moving nothing. FiatToken logs each use, then its transfer: the log right after this
+/// nonce's `AuthorizationUsed` must be the transfer to us.
 pub fn read_receipt_pays(
     body: &str,
     token: &Address,
     from: &Address,
+    nonce: &[u8; 32],
     to: &Address,
     value: u128,
 ) -> Option<bool> {
@@ -295,10 +300,15 @@ pub fn read_receipt_pays(
     if receipt.get("status")?.as_str()? != "0x1" {
         return Some(false);
     }
-    let want = [transfer_topic(), address_topic(from), address_topic(to)];
+    let used = [
+        used_topic(),
+        address_topic(from),
+        format!("0x{}", hex::encode(nonce)),
+    ];
+    let transfer = [transfer_topic(), address_topic(from), address_topic(to)];
     let amount = format!("0x{value:064x}");
     let token = format!("0x{}", hex::encode(token.0));
-    let pays = receipt.get("logs")?.as_array()?.iter().any(|log| {
+    let is = |log: &serde_json::Value, want: &[String; 3], data: Option<&str>| {
         let text = |k: &str| {
             log.get(k)
                 .and_then(|x| x.as_str())
@@ -315,9 +325,13 @@ pub fn read_receipt_pays(
             .unwrap_or_default();
         text("address").as_deref() == Some(token.as_str())
             && topics == want
-            && text("data").as_deref() == Some(amount.as_str())
-    });
-    Some(pays)
+            && data.is_none_or(|d| text("data").as_deref() == Some(d))
+    };
+    let logs = receipt.get("logs")?.as_array()?;
+    Some(
+        logs.windows(2)
+            .any(|w| is(&w[0], &used, None) && is(&w[1], &transfer, Some(&amount))),
+    )
 }
 
 /// Reads the boolean an `eth_call` returned; `None` for an error or anything else.
@@ -348,18 +362,53 @@ mod tests {
         let from = Address::parse("0x90F79bf6EB2c4f870365E785982E1f101E93b906").unwrap();
         let payee = Address::parse("0x209693Bc6afc0C5328bA36FaF03C514EF312287C").unwrap();
         let other = Address::parse("0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65").unwrap();
-        let receipt = |status: &str, to: &Address, value: u128| {
-            serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"status": status, "logs": [
-                {"address": token.to_checksum(), "topics": [
-                    "0x98de503528ee59b575ef0c0a2576a82497bfc029a5685b209e9ec333479b10a5", address_topic(&from),
-                    "0x00000000000000000000000000000000000000000000000000000000000000aa"], "data": "0x"},
-                {"address": token.to_checksum(), "topics": [
-                    "0xDDF252AD1BE2C89B69C2B068FC378DAA952BA7F163C4A11628F55A4DF523B3EF", address_topic(&from), address_topic(to)],
-                    "data": format!("0x{value:064x}")},
-            ]}})
-            .to_string()
+        let nonce = [0xaa; 32];
+        let used = |nonce: &[u8; 32]| {
+            serde_json::json!({"address": token.to_checksum(), "topics": [
+                "0x98de503528ee59b575ef0c0a2576a82497bfc029a5685b209e9ec333479b10a5", address_topic(&from),
+                format!("0x{}", hex::encode(nonce))], "data": "0x"})
         };
-        let pays = |body: &str| read_receipt_pays(body, &token, &from, &payee, 10_000);
+        let transfer = |to: &Address, value: u128| {
+            serde_json::json!({"address": token.to_checksum(), "topics": [
+                "0xDDF252AD1BE2C89B69C2B068FC378DAA952BA7F163C4A11628F55A4DF523B3EF", address_topic(&from), address_topic(to)],
+                "data": format!("0x{value:064x}")})
+        };
+        let with_logs = |status: &str, logs: Vec<serde_json::Value>| {
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"status": status, "logs": logs}})
+                .to_string()
+        };
+        let receipt = |status: &str, to: &Address, value: u128| {
+            with_logs(status, vec![used(&nonce), transfer(to, value)])
+        };
+        let pays = |body: &str| read_receipt_pays(body, &token, &from, &nonce, &payee, 10_000);
+        // One transaction using many authorizations (a multicall): ours moved nothing, another
+        // paid us. Each served payment must be paid by its own transfer.
+        let batch = with_logs(
+            "0x1",
+            vec![
+                used(&nonce),
+                transfer(&from, 0),
+                used(&[0xbb; 32]),
+                transfer(&payee, 10_000),
+            ],
+        );
+        assert_eq!(
+            pays(&batch),
+            Some(false),
+            "another authorization's transfer"
+        );
+        let reordered = with_logs("0x1", vec![transfer(&payee, 10_000), used(&nonce)]);
+        assert_eq!(pays(&reordered), Some(false), "a transfer before the use");
+        let batch = with_logs(
+            "0x1",
+            vec![
+                used(&[0xbb; 32]),
+                transfer(&from, 0),
+                used(&nonce),
+                transfer(&payee, 10_000),
+            ],
+        );
+        assert_eq!(pays(&batch), Some(true), "its own transfer, among others");
         assert_eq!(pays(&receipt("0x1", &payee, 10_000)), Some(true));
         assert_eq!(
             pays(&receipt("0x1", &other, 10_000)),

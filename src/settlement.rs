@@ -1143,8 +1143,11 @@ impl Entry {
             RefusalKind::Unanswered => self.unknown(why, policy, now),
             // Our own earlier attempt may be what used it, or, where the origin did the work
             // first, the payer may have cancelled the authorization (or sent it to the chain
-            // itself, which pays all the same): read the chain before anything else.
-            RefusalKind::NonceUsed if self.uncertain || self.worked => {
+            // itself, which pays all the same): read the chain before anything else. So for an
+            // immediate payment too: not served, but anyone holding it may have sent it to the
+            // token first, and money that came to us is booked (for a refund), not trimmed away
+            // as a refusal that charged nothing.
+            RefusalKind::NonceUsed if self.uncertain || self.worked || self.immediate => {
                 self.used_reported = true;
                 self.state = State::Unknown {
                     due: now,
@@ -1226,8 +1229,7 @@ impl Entry {
                            settlement from the payer's cancellation, could not be read";
         self.used_reported = true;
         if self.unresolved >= policy.max_attempts_unknown {
-            let message = format!("{WHY} ({} reads)", self.unresolved.saturating_add(1));
-            return self.fail(UNCONFIRMED_NONCE_USED, message, false, now);
+            return self.fail(UNCONFIRMED_NONCE_USED, WHY.into(), false, now);
         }
         self.unknown(WHY.into(), policy, now)
     }

@@ -718,7 +718,7 @@ fn only_the_admitting_request_withdraws_releases_or_fails_its_payment() {
     l.admit(i.clone(), &p, T0).unwrap();
     let e = l.record_from(Some("request-1"), &i.id, refusal, &p, T0 + 1);
     assert_ne!(e, Effect::None);
-    assert_eq!(status(&l, &i.id), Status::Failed);
+    assert_eq!(status(&l, &i.id), Status::Unknown, "read on chain");
     // Entries admitted without a ticket are trusted as before.
     let mut l = Ledger::new();
     let old = held(3, 5_000, LONG);
@@ -1652,13 +1652,31 @@ fn a_payer_who_defeats_settlement_after_the_origin_worked_owes() {
     }
 
     // The same refusals for a request whose answer is simply not served (a `GET`): nobody owes.
-    for outcome in [
-        refused("invalid_exact_evm_insufficient_balance"),
-        refused("invalid_exact_evm_nonce_already_used"),
+    // A used nonce is read on chain all the same: whoever sent the authorization first may have
+    // paid us with it, and that is booked (charged, not served: for a refund).
+    let mut l = Ledger::new();
+    let refusal = refused("invalid_exact_evm_insufficient_balance");
+    let id = immediate_then(&mut l, &p, 1, T0, vec![refusal]);
+    assert_eq!(l.entry(&id).unwrap().status, Status::Failed);
+    assert!(!l.is_delinquent());
+    for (chain, effect) in [
+        (
+            Outcome::OnChainCancelled,
+            Effect::Failed {
+                became_delinquent: false,
+            },
+        ),
+        (settled("0xfeed"), Effect::Settled),
     ] {
         let mut l = Ledger::new();
-        let id = immediate_then(&mut l, &p, 1, T0, vec![outcome]);
-        assert_eq!(l.entry(&id).unwrap().status, Status::Failed);
+        let used = refused("invalid_exact_evm_nonce_already_used");
+        let id = immediate_then(&mut l, &p, 1, T0, vec![used]);
+        assert_eq!(l.entry(&id).unwrap().status, Status::Unknown);
+        let due = l.due(T0 + 2);
+        assert_eq!(due[0].action, Action::Reconcile);
+        assert!(!due[0].may_resend);
+        l.begin(&id, &p, T0 + 2).unwrap();
+        assert_eq!(l.record(&id, chain, &p, T0 + 2), effect);
         assert!(!l.is_delinquent());
     }
 

@@ -406,48 +406,19 @@ impl Ledger {
                 v["credit_micro_usd"] = serde_json::Value::from(credit.to_string());
                 v
             }
-            Command::SetGrant {
-                key,
-                requests,
-                until,
-            } => {
-                // Buying again before the last purchase is used up adds to what is left.
-                let mut counts = self.counts(now).await;
-                let entry = counts.get_or_insert_with(&key, || (0, until));
-                entry.0 = entry.0.saturating_add(requests);
-                entry.1 = entry.1.max(until);
+            // The requests left on counted grants: read, changed and written back in one turn.
+            grant @ (Command::SetGrant { .. }
+            | Command::SpendGrant { .. }
+            | Command::RefundGrant { .. }
+            | Command::ClearGrants) => {
+                let mut counts = self.counts(now).await?;
+                let answer = change_grants(&mut counts, grant, now);
                 put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;
-                serde_json::json!({"ok": true})
-            }
-            Command::SpendGrant { key, now } => {
-                let mut counts = self.counts(now).await;
-                let spent = match counts.get_mut(&key) {
-                    Some((left, until)) if *left > 0 && now < *until => {
-                        *left -= 1;
-                        true
-                    }
-                    _ => false,
-                };
-                put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;
-                serde_json::json!({"spent": spent})
-            }
-            Command::RefundGrant { key, until } => {
-                let refunded = now < until;
-                if refunded {
-                    let mut counts = self.counts(now).await;
-                    let left = &mut counts.get_or_insert_with(&key, || (0, until)).0;
-                    *left = left.saturating_add(1);
-                    put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;
-                }
-                serde_json::json!({"refunded": refunded})
-            }
-            Command::ClearGrants => {
-                put_json(&self.state.storage(), COUNTS_KEY, &Counts::new()).await?;
-                serde_json::json!({"ok": true})
+                answer
             }
             Command::UseNonce { key, until } => {
                 let storage = self.state.storage();
-                let mut nonces: Nonces = get_json(&storage, NONCES_KEY).await;
+                let mut nonces: Nonces = get_json(&storage, NONCES_KEY).await?;
                 nonces.retain(|_, u| *u > now);
                 let fresh = !nonces.contains_key(&key);
                 if fresh {
@@ -462,6 +433,45 @@ impl Ledger {
             }
         };
         Ok(answer.to_string())
+    }
+}
+
+/// A grant command's change to the requests left on the wallet's counted grants, and its answer.
+fn change_grants(counts: &mut Counts, grant: Command, now: u64) -> Value {
+    match grant {
+        Command::SetGrant {
+            key,
+            requests,
+            until,
+        } => {
+            // Buying again before the last purchase is used up adds to what is left.
+            let entry = counts.get_or_insert_with(&key, || (0, until));
+            entry.0 = entry.0.saturating_add(requests);
+            entry.1 = entry.1.max(until);
+            serde_json::json!({"ok": true})
+        }
+        Command::SpendGrant { key, now } => {
+            let spent = match counts.get_mut(&key) {
+                Some((left, until)) if *left > 0 && now < *until => {
+                    *left -= 1;
+                    true
+                }
+                _ => false,
+            };
+            serde_json::json!({"spent": spent})
+        }
+        Command::RefundGrant { key, until } => {
+            let refunded = now < until;
+            if refunded {
+                let left = &mut counts.get_or_insert_with(&key, || (0, until)).0;
+                *left = left.saturating_add(1);
+            }
+            serde_json::json!({"refunded": refunded})
+        }
+        _ => {
+            *counts = Counts::new();
+            serde_json::json!({"ok": true})
+        }
     }
 }
 
@@ -541,10 +551,10 @@ impl Ledger {
         Ok(serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())}))
     }
 
-    async fn counts(&self, now: u64) -> Counts {
-        let mut counts: Counts = get_json(&self.state.storage(), COUNTS_KEY).await;
+    async fn counts(&self, now: u64) -> Result<Counts> {
+        let mut counts: Counts = get_json(&self.state.storage(), COUNTS_KEY).await?;
         counts.retain(|_, (left, until)| *left > 0 && *until > now);
-        counts
+        Ok(counts)
     }
 
     /// Reads the ledger into memory if this object does not hold it yet: its rows, or a ledger
@@ -951,11 +961,9 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 };
             };
             let body = crate::chain::receipt_request(&transaction);
-            match js::rpc(url, &body)
-                .await
-                .as_deref()
-                .and_then(|text| crate::chain::read_receipt_pays(text, &token, &from, &to, value))
-            {
+            match js::rpc(url, &body).await.as_deref().and_then(|text| {
+                crate::chain::read_receipt_pays(text, &token, &from, &nonce, &to, value)
+            }) {
                 Some(true) => Outcome::Settled { transaction },
                 Some(false) => Outcome::OnChainUsedElsewhere { transaction },
                 None => Outcome::Unknown {
@@ -1000,15 +1008,16 @@ fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {
     );
 }
 
-/// Reads a value stored as JSON text. Values are kept as text rather than as structured clones so
-/// that one serialiser (serde_json) serves the whole Worker, which keeps the bundle small.
-async fn get_json<T: Read + Default>(storage: &worker::Storage, key: &str) -> T {
-    js::stored_text(storage.as_raw(), key)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|s| json::parse(&s).ok())
-        .unwrap_or_default()
+/// Reads a value stored as JSON text (the default when nothing is stored). Values are kept as
+/// text rather than as structured clones so that one serialiser (serde_json) serves the whole
+/// Worker, which keeps the bundle small. A read that fails, or text that does not parse, is an
+/// error, never taken for "nothing stored": the command would then write the empty value back
+/// over what it could not read (every counted request bought, every sign-in nonce used).
+async fn get_json<T: Read + Default>(storage: &worker::Storage, key: &str) -> Result<T> {
+    match js::stored_text(storage.as_raw(), key).await? {
+        None => Ok(T::default()),
+        Some(text) => json::parse(&text).map_err(|_| worker::Error::RustError(key.into())),
+    }
 }
 
 async fn put_json<T: Serialize>(storage: &worker::Storage, key: &str, value: &T) -> Result<()> {

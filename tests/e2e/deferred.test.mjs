@@ -450,6 +450,41 @@ describe("deferred payments are served first and settled within the window", () 
     }
   });
 
+  test("an immediate payment whose authorization someone sends to the token while the origin works: not served, and the money that came is booked (for a refund), not lost", async () => {
+    // The same on an immediate route: the facilitator refuses the settlement as "nonce already
+    // used", the client is not served, and the chain shows that we were paid all the same.
+    const payer = 3;
+    const w = await startWorker({
+      config: stack.config({ routes: [{ path: "/echo/*", price: "$0.01" }], rpc: { [stack.network]: stack.rpcUrl } }),
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      const start = await balances(payer);
+      const url = "/echo/slow?delay=1500";
+      const payload = await signPayment(await termsFor(w, url), stack.payer(payer).privateKey);
+      const nonce = payload.payload.authorization.nonce;
+      const answer = w.fetch(url, { headers: paymentHeaders(payload) });
+      // While the origin takes its 1.5 s, the authorization goes to the token another way.
+      await new Promise((r) => setTimeout(r, 300));
+      const sent = await stack.chain.sendAuthorization(stack.payer(payer).privateKey, payload.payload.authorization, payload.payload.signature);
+      const res = await answer;
+      const body = await res.json();
+      assert.equal(res.status, 402, JSON.stringify(body));
+      assert.equal(body.reason, "settlement_failed", body.message);
+      assert.equal(body.method, undefined, "the origin's answer is not served");
+      const view = await ledgerUntil("booked", w, payer, (v) => v.settled.length === 1 || v.failed.length === 1, { ms: 30_000 });
+      assert.equal(view.failed.length, 0, JSON.stringify(view.failed[0]));
+      assert.equal(view.settled[0].transaction, sent.toLowerCase(), "the transaction that paid us");
+      assert.equal(view.delinquent, false);
+      assert.equal(view.owed_micro_usd, "0");
+      assert.ok(settleCalls(nonce).length >= 1, "the facilitator was asked");
+      assert.equal(settledAtFacilitator(nonce).length, 0, "and could not settle it again");
+      await assertMoved(start, payer, PRICE);
+    } finally {
+      await w.dispose();
+    }
+  });
+
   test("a settlement whose answer was lost, resent on a lagging chain read, then refused as already used: settled, not lost", async () => {
     // Our first /settle moves the money but its answer is lost (a STAND-IN proxy in front of the
     // real facilitator answers 504 after the real one settled). The chain is read before a resend,
