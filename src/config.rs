@@ -489,7 +489,9 @@ impl Config {
     /// The session offers that let a request priced by `route` in, on `path`: what a wallet may
     /// already have bought. A session opens the paths its scope covers, but never a page dearer
     /// than the one that sold it: a scope that also covers a dearer route (which comes first,
-    /// so prices its paths) or another method's dearer rule does not open those.
+    /// so prices its paths) or another method's dearer rule does not open those. Nor a page
+    /// whose payments go to someone the selling route's do not: a session paid to one payee
+    /// never stands for a payment to another (a partner's section under the same scope).
     pub fn sessions_for<'a>(
         &'a self,
         route: &'a Route,
@@ -498,8 +500,13 @@ impl Config {
         let asked = route.dearest_micro_usd();
         self.routes.iter().filter_map(move |seller| {
             let offer = seller.session.as_ref()?;
-            let no_dearer = seller.index == route.index || asked <= seller.cheapest_micro_usd();
-            (no_dearer && offer.scope.matches(path)).then_some(offer)
+            let same_payees = || {
+                let paid = |o: &Offer| seller.offers.iter().any(|s| s.pay_to == o.pay_to);
+                route.offers.iter().all(paid)
+            };
+            let sold_here = seller.index == route.index;
+            let opens = sold_here || (asked <= seller.cheapest_micro_usd() && same_payees());
+            (opens && offer.scope.matches(path)).then_some(offer)
         })
     }
 

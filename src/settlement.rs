@@ -42,7 +42,9 @@
 //! 1. **Nothing is dropped.** Every admitted entry ends as settled (with its transaction, `""` when
 //!    only the chain state is known) or failed (with its reason). Failed entries stay visible until
 //!    the admin forgives them ([`Ledger::revoke`], [`Ledger::clear_delinquency`]) or marks them paid
-//!    ([`Ledger::mark_paid`]); settled entries stay up to `settled_history`, the rest are counted,
+//!    ([`Ledger::mark_paid`]); settled entries stay up to `settled_history` (and, for the same
+//!    payment sent again, those with a payment identifier for [`REPEAT_SECONDS`]), the rest are
+//!    counted,
 //!    and so do immediate payments refused at settlement (nothing was served for them, nobody
 //!    owes) beyond the newest `settled_history` of them ([`Ledger::trim`]); not those whose origin
 //!    did the request's work before the settlement ([`Admission::worked`]), which a refusal of
@@ -178,6 +180,12 @@ pub const HOLD_SECONDS: u64 = 120;
 /// How long before its settlement deadline a hold ends at the latest: room for the first retries
 /// (1, 2 and 4 s) of a settlement it lapses into, its release lost.
 pub const HOLD_RETRY_ROOM: u64 = 8;
+
+/// How long a served payment that carried a payment identifier may be sent again and answered
+/// again (its answer is kept as long).
+pub const REPEAT_SECONDS: u64 = 3600;
+/// The most settled payments with identifiers kept for that beyond the settled history.
+pub const REPEATABLE_KEPT: usize = 256;
 
 /// Failure: the authorization lapsed while the facilitator could not settle it.
 pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
@@ -1225,8 +1233,9 @@ impl Entry {
     /// then failed as unconfirmed, not held against the payer, for an admin who finds the
     /// transaction to mark paid.
     fn used_unexplained(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
-        const WHY: &str = "the nonce is used on chain, but the token's logs, which tell our \
-                           settlement from the payer's cancellation, could not be read";
+        const WHY: &str =
+            "the nonce is used on chain; the logs that tell our settlement from a cancellation \
+             could not be read";
         self.used_reported = true;
         if self.unresolved >= policy.max_attempts_unknown {
             return self.fail(UNCONFIRMED_NONCE_USED, WHY.into(), false, now);
@@ -1650,7 +1659,7 @@ impl Ledger {
             self.count_paid(micro);
         }
         if matches!(effect, Effect::Settled | Effect::Failed { .. }) {
-            self.trim(policy.settled_history);
+            self.trim(policy.settled_history, now);
         }
         effect
     }
@@ -1703,8 +1712,11 @@ impl Ledger {
     /// charged; not those whose origin did the work first), each kind to its newest `keep`.
     /// Their nonces stay remembered until they lapse, so a trimmed payment is still a replay.
     /// Without the second kind, a key signing payments it cannot fund would grow its ledger by
-    /// one entry a try.
-    pub fn trim(&mut self, keep: usize) {
+    /// one entry a try. A settled payment that carried a payment identifier is kept beyond
+    /// `keep` for [`REPEAT_SECONDS`] after it closed (the newest [`REPEATABLE_KEPT`] of them):
+    /// the same payment sent again is answered again for that long, however many the wallet
+    /// paid since.
+    pub fn trim(&mut self, keep: usize, now: u64) {
         // Newest first within each kind (closed last, then admitted last); the kind rides in the
         // position's low bit.
         let closed = self
@@ -1713,6 +1725,11 @@ impl Ledger {
             .enumerate()
             .filter_map(|(i, e)| {
                 let (kind, at) = match e.state {
+                    State::Settled { at, .. }
+                        if e.payment_id.is_some() && now < at.saturating_add(REPEAT_SECONDS) =>
+                    {
+                        (2, at)
+                    }
                     State::Settled { at, .. } => (0, at),
                     // Not one whose money may have moved (an unanswered attempt, an unknown
                     // outcome): the publisher may owe a refund, and a late confirmation must
@@ -1733,15 +1750,16 @@ impl Ledger {
                     }
                     _ => return None,
                 };
-                Some((kind as u128, u64::MAX - at, u64::MAX - e.seq, i * 2 + kind))
+                Some((kind as u128, u64::MAX - at, u64::MAX - e.seq, i * 3 + kind))
             })
             .collect();
         let mut gone = vec![0u8; self.entries.len()];
-        let mut left = [keep; 2];
+        let mut left = [keep, keep, REPEATABLE_KEPT];
         for p in crate::sorted::order(closed) {
-            let (i, kind) = (p / 2, p % 2);
+            let (i, kind) = (p / 3, p % 3);
             match left[kind] {
-                0 => gone[i] = 1 + kind as u8,
+                // Settled (either way) or refused.
+                0 => gone[i] = [1, 2, 1][kind],
                 _ => left[kind] -= 1,
             }
         }

@@ -344,6 +344,17 @@ fn token_from_bearer_or_cookie() {
     assert_eq!(token_from_request(Some(&jar), Some(jwt)), Some(t.as_str()));
     assert_eq!(token_from_request(None, Some(jwt)), None);
     assert_eq!(token_from_request(None, Some("Basic dXNlcjpwdw==")), None);
+    // Nor PASETO tokens, whose version and purpose look like ours at a glance.
+    for paseto in [
+        "Bearer v4.public.eyJzdWIiOiIxIn0c2lnbmF0dXJl",
+        "Bearer v1.local.c2VjcmV0.Zm9vdGVy",
+    ] {
+        assert_eq!(
+            token_from_request(Some(&jar), Some(paseto)),
+            Some(t.as_str())
+        );
+        assert_eq!(token_from_request(None, Some(paseto)), None);
+    }
     // Quoted cookie values, the first of several, empty and absent ones.
     assert_eq!(
         token_from_request(Some(&format!("x402_session=\"{t}\"")), None),
@@ -572,6 +583,30 @@ fn a_session_never_opens_a_dearer_route() {
     // nor the $1 POSTs.
     assert_eq!(scopes("GET", "/guides/a"), ["/*"]);
     assert_eq!(scopes("GET", "/pass"), ["/*"]);
+}
+
+/// A session is paid to its route's payee: it never opens a page whose payments go to someone
+/// else, however the scopes and prices line up (a partner's section inside a site pass's scope).
+#[test]
+fn a_session_never_opens_another_payees_route() {
+    let partner = "0x1111111111111111111111111111111111111111";
+    let config = config_with_routes(serde_json::json!([
+        {"path": "/premium/partner/*", "price": "$0.01", "payTo": partner},
+        {"path": "/premium/*", "price": "$0.01", "session": {"seconds": 3600}},
+        {"path": "/partner-pass", "price": "$0.50", "payTo": partner, "session": {"scope": "/premium/partner/*", "seconds": 3600}},
+    ]));
+    let scopes = |path: &str| -> Vec<String> {
+        let route = x402_edge::paywall::priced_route(&config, "GET", path).expect("priced");
+        config
+            .sessions_for(route, path)
+            .map(|o| o.scope.as_str().to_string())
+            .collect()
+    };
+    assert_eq!(scopes("/premium/a"), ["/premium/*"]);
+    // The publisher's session covers the partner's path by its scope, and costs as much, but was
+    // paid to the publisher: it does not open the partner's pages.
+    // The partner's own pass opens it.
+    assert_eq!(scopes("/premium/partner/a"), ["/premium/partner/*"]);
 }
 
 /// Two routes selling sessions under the same scope text sell two things: each offer has its own

@@ -10,8 +10,8 @@ use x402_edge::settlement::{
     classify_refusal, refusal_is_uncertain, Action, AdminError, Admission, AdmitError, Effect,
     Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED,
     AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_RETRY_ROOM,
-    HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPLAY_GRACE, SETTLEMENT_UNKNOWN,
-    UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
+    HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPEAT_SECONDS, REPLAY_GRACE,
+    SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -2370,7 +2370,7 @@ fn run(seed: u64) {
             let failed = l.view().failed;
             if let Some(e) = failed.last() {
                 assert_eq!(l.mark_paid(&e.id, "0xfeed".into(), now), Ok(()));
-                l.trim(p.settled_history); // as the Durable Object does after every settlement
+                l.trim(p.settled_history, now); // as the Durable Object does after every settlement
             }
         }
         store_rows(&mut l, &mut stored, seed);
@@ -2529,6 +2529,38 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
     store_rows(&mut l, &mut stored, 0);
     let mut back = Ledger::from_rows(stored.iter());
     assert_eq!(back.admit(again, &p, T0 + 4), repeat(false));
+}
+
+/// A payment with an identifier stays answerable again for an hour, however many payments the
+/// wallet settles after it (the settled history alone keeps only the newest few); then it is a
+/// replay like any other, and is trimmed.
+#[test]
+fn a_payment_with_an_identifier_stays_repeatable_for_an_hour_beyond_the_history() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let first = sent("t1", "pay_0123456789abcdef", 1);
+    let id = first.id.clone();
+    l.admit(first.clone(), &p, T0).unwrap();
+    l.record(&id, settled("0xabc"), &p, T0 + 1);
+    // Many more, without identifiers: well past the settled history.
+    for n in 2..(3 + p.settled_history as u64 * 2) {
+        let a = admission(USDC, n, 10_000, LONG, false);
+        let other = a.id.clone();
+        l.admit(a, &p, T0 + 2).unwrap();
+        l.record(&other, settled("0xdef"), &p, T0 + 3);
+    }
+    assert_eq!(l.view().settled.len(), p.settled_history + 1);
+    let again = by("t2", first);
+    assert_eq!(l.admit(again.clone(), &p, T0 + 10), repeat(false));
+    // An hour after it settled, the next trim lets it go: the same payment is then a replay.
+    let late = T0 + 1 + REPEAT_SECONDS;
+    let a = admission(USDC, 99, 10_000, LONG, false);
+    let last = a.id.clone();
+    l.admit(a, &p, late).unwrap();
+    l.record(&last, settled("0xfed"), &p, late);
+    assert!(l.entry(&id).is_none(), "trimmed");
+    assert_eq!(l.view().settled.len(), p.settled_history);
+    assert_eq!(l.admit(again, &p, late), Err(AdmitError::Replay));
 }
 
 /// A deferred payment sent again with its identifier: not ready while its origin answers (held),

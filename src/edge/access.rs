@@ -18,7 +18,7 @@
 
 use std::cell::RefCell;
 
-use worker::{Env, Headers};
+use worker::Env;
 
 use super::js;
 use super::ledger::{Command, DELINQUENT_PREFIX};
@@ -115,18 +115,19 @@ pub async fn refund(env: &Env, admitted: &Admitted) {
     }
 }
 
-/// Tries the request's session credentials, for a request `route` prices. `Ok(None)`: it has
-/// none (or none for this path); `Err`: it has some and they were refused, with the reason (the
-/// request still may pay).
+/// Tries the credentials of the request whose headers `client` holds (and whose refusals it
+/// counts), for a request `route` prices. `Ok(None)`: it has none (or none for this path);
+/// `Err`: it has some and they were refused, with the reason (the request still may pay).
 pub async fn try_session(
     config: &Config,
     route: &Route,
     env: &Env,
-    headers: &Headers,
+    client: &super::Strikes<'_>,
     url: &str,
     path: &str,
     now: u64,
 ) -> Result<Option<Admitted>, Refusal> {
+    let headers = client.headers;
     let offers: Vec<&SessionOffer> = config.sessions_for(route, path).collect();
     if offers.is_empty() {
         return Ok(None);
@@ -196,7 +197,17 @@ pub async fn try_session(
             continue;
         }
         if let Some(local) = &ask_contract {
-            contract_signer(config, &proof, local).await?;
+            // Each such question is a call to the node, for a proof anyone can make up for a
+            // wallet that bought a session: a client whose proofs keep being refused by wallet
+            // contracts is counted like one whose payments are, and turned away for a while
+            // before the node is asked again.
+            if client.barred() {
+                return Err(refused(
+                    "siwx_too_many_refusals",
+                    "too many sign-ins refused by wallet contracts; wait a minute",
+                ));
+            }
+            contract_signer(config, &proof, local, env, client).await?;
             use_nonce(env, &wallet, &proof).await?;
             ask_contract = None;
         }
@@ -247,11 +258,14 @@ async fn use_nonce(env: &Env, wallet: &Address, proof: &siwx::Proof) -> Result<(
 
 /// A smart wallet's sign-in: the wallet's contract is asked on chain (ERC-1271) whether the
 /// signature its own key did not make is its signature over the message. Only with an `rpc` URL
-/// for the proof's chain; without one, `local` (why the signature was refused here) stands.
+/// for the proof's chain; without one, `local` (why the signature was refused here) stands. A
+/// contract's no counts against the `client`'s address (see `Strikes`).
 async fn contract_signer(
     config: &Config,
     proof: &siwx::Proof,
     local: &siwx::SiwxError,
+    env: &Env,
+    client: &super::Strikes<'_>,
 ) -> Result<Address, Refusal> {
     let (Some(url), Some(question)) = (
         config.rpc_for(proof.chain_id),
@@ -270,10 +284,13 @@ async fn contract_signer(
     .await
     {
         Some(true) => Ok(proof.address),
-        Some(false) => Err(refused(
-            "siwx_signer_mismatch",
-            "neither this address's key nor a wallet contract at it (ERC-1271) signed this message",
-        )),
+        Some(false) => {
+            client.count(env).await;
+            Err(refused(
+                "siwx_signer_mismatch",
+                "neither this address's key nor a wallet contract at it (ERC-1271) signed this message",
+            ))
+        }
         None => Err(refused(
             "siwx_unavailable",
             "the chain could not be read to check the smart wallet's signature; try again",

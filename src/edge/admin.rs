@@ -59,12 +59,7 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
     }
     // Wrong tokens count against the client's address as refused payments do (`X402_RATE_LIMIT`):
     // over the limit, the address is turned away for a minute, whatever token it sends then.
-    let address = super::client_address(req.headers());
-    let strikes = super::Strikes {
-        address: &address,
-        now: super::now_seconds(),
-        struck: Default::default(),
-    };
+    let strikes = super::Strikes::new(req.headers());
     if strikes.barred() {
         return closed(
             429,
@@ -78,9 +73,7 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         .get("authorization")?
         .and_then(|h| h.strip_prefix("Bearer ").map(str::to_string));
     if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
-        if super::js::strike(env, &address).await {
-            strikes.bar();
-        }
+        strikes.count(env).await;
         return closed(
             401,
             "unauthorized",

@@ -127,10 +127,20 @@ export async function x402_kept(kv, key) {
   const body = kept.byteLength > 4 + n ? new Uint8Array(kept, 4 + n) : null;
   return new Response(body, { status, statusText, headers });
 }
+const x402_over = new Map();
 export async function x402_strike(env, key) {
   const limiter = env.X402_RATE_LIMIT;
-  if (!limiter || typeof limiter.limit !== 'function') return '';
-  return (await limiter.limit({ key })).success ? '' : 'over';
+  if (!limiter || typeof limiter.limit !== 'function' || (await limiter.limit({ key })).success) return;
+  x402_over.delete(key);
+  if (x402_over.size >= 4096) x402_over.delete(x402_over.keys().next().value);
+  x402_over.set(key, Date.now());
+}
+export function x402_barred(key, seconds) {
+  const since = x402_over.get(key);
+  if (since === undefined) return false;
+  if (Date.now() - since < seconds * 1000) return true;
+  x402_over.delete(key);
+  return false;
 }
 export async function x402_body_text(request, limit) {
   if (!request.body) return '';
@@ -155,6 +165,7 @@ extern "C" {
     fn x402_body_text(request: &web_sys::Request, limit: u32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
+    fn x402_barred(key: &str, seconds: u32) -> bool;
     #[wasm_bindgen(catch)]
     #[allow(clippy::too_many_arguments)]
     fn x402_keep(
@@ -264,10 +275,17 @@ pub async fn body_text(request: &web_sys::Request, limit: u32) -> Option<String>
         .unwrap_or_else(|_| Some(String::new()))
 }
 
-/// Counts one against `key` with the Worker's `X402_RATE_LIMIT` binding: whether `key` is now
-/// over its limit. Never, without the binding or when it fails.
-pub async fn strike(env: &Env, key: &str) -> bool {
-    matches!(text(x402_strike(env, key)).await, Ok(Some(s)) if !s.is_empty())
+/// Counts one against `key` with the Worker's `X402_RATE_LIMIT` binding; a key that this puts
+/// over its limit is barred in this isolate (see [`barred`]). Nothing, without the binding or when
+/// it fails.
+pub async fn strike(env: &Env, key: &str) {
+    let _ = text(x402_strike(env, key)).await;
+}
+
+/// Whether `key` went over its limit in this isolate less than `seconds` ago (the newest 4,096
+/// such keys are remembered).
+pub fn barred(key: &str, seconds: u32) -> bool {
+    x402_barred(key, seconds)
 }
 
 /// Waits for a promise that yields text (`undefined` and `null` read as `None`).

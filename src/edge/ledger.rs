@@ -385,7 +385,7 @@ impl Ledger {
                 let result = self
                     .change(|book| {
                         let result = book.mark_paid(&id, transaction, now);
-                        book.trim(policy.settled_history);
+                        book.trim(policy.settled_history, now);
                         result
                     })
                     .await?;

@@ -294,6 +294,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
         return respond::discovery(config, &url.origin(), head);
     }
     let paying = payment_signature.is_some() || x_payment.is_some();
+    let strikes = Strikes::new(headers);
     let route = match (method.as_str(), &preflight_method) {
         ("OPTIONS", Some(_)) => None,
         _ => paywall::priced_route(config, &method, &url.path),
@@ -305,7 +306,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
     if let Some(route) = route {
         if !paying && route.access.charges_everyone() {
             let tried =
-                access::try_session(config, route, &env, headers, &full, &url.path, now).await;
+                access::try_session(config, route, &env, &strikes, &full, &url.path, now).await;
             if let Ok(Some(admitted)) = tried {
                 return serve_session(config, req, &url, route, &admitted, head, &env).await;
             }
@@ -410,7 +411,7 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
             let tried = match early_session {
                 Some(tried) => tried,
                 None => {
-                    access::try_session(config, route, &env, headers, &full, &url.path, now).await
+                    access::try_session(config, route, &env, &strikes, &full, &url.path, now).await
                 }
             };
             match tried {
@@ -447,16 +448,10 @@ async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web
             respond::reply(reply, head)
         }
         Decision::Paid(paid) => {
-            let address = client_address(headers);
-            let strikes = Strikes {
-                address: &address,
-                now,
-                struck: Cell::new(false),
-            };
             let answer = serve_paid(config, &env, req, &url, &paid, &served, &strikes).await;
             // Counted once the answer is written, whichever refusal it was.
-            if strikes.struck.get() && js::strike(&env, &address).await {
-                strikes.bar();
+            if strikes.struck.get() {
+                strikes.count(&env).await;
             }
             answer
         }
@@ -910,7 +905,7 @@ async fn serve_paid(
 }
 
 /// How long the answer a payment bought is kept for that payment sent again with its identifier.
-const KEPT_ANSWER_SECONDS: u32 = 3600;
+const KEPT_ANSWER_SECONDS: u32 = crate::settlement::REPEAT_SECONDS as u32;
 /// The longest answer kept for that (KV takes up to 25 MiB): a longer one is not given again.
 const KEPT_ANSWER_BYTES: u32 = 1 << 20;
 
@@ -1016,33 +1011,38 @@ fn client_address(headers: &worker::Headers) -> String {
 }
 
 /// How long a client address over its limit of refused payments is turned away by an isolate.
-const BARRED_SECONDS: u64 = 60;
+const BARRED_SECONDS: u32 = 60;
 
-thread_local! {
-    /// Client addresses over their limit of refused payments, from when they went over.
-    static BARRED: RefCell<crate::recent::Recent<()>> =
-        RefCell::new(crate::recent::Recent::new(BARRED_SECONDS, 4096));
-}
-
-/// Payments refused for the payer's own reasons after the facilitator or the chain was asked, per
-/// client address. Anyone can sign payments from keys that hold nothing, and each costs such a
-/// call: with the `X402_RATE_LIMIT` binding, each refusal counts against the address
-/// ([`js::strike`]), and an address over its limit has its payments refused for
-/// [`BARRED_SECONDS`] before anything is asked (by each isolate that sees it go over).
+/// Payments refused for the payer's own reasons after the facilitator or the chain was asked, and
+/// sign-in proofs refused by a wallet contract the chain was asked about, per client address.
+/// Anyone can sign payments from keys that hold nothing, or make up proofs for a wallet that
+/// bought a session, and each costs such a call: with the `X402_RATE_LIMIT` binding, each refusal
+/// counts against the address ([`js::strike`]), and an address over its limit has its payments
+/// and such proofs refused for [`BARRED_SECONDS`] before anything is asked (by each isolate that
+/// sees it go over).
 struct Strikes<'a> {
-    address: &'a str,
-    now: u64,
+    /// The request's, whose client address is read from them when it is needed (rarely: a paid
+    /// request, a wallet contract asked).
+    headers: &'a worker::Headers,
     /// This request's payment was so refused.
     struck: Cell<bool>,
 }
 
-impl Strikes<'_> {
-    fn barred(&self) -> bool {
-        BARRED.with(|b| b.borrow().get(self.address, self.now).is_some())
+impl<'a> Strikes<'a> {
+    fn new(headers: &'a worker::Headers) -> Self {
+        Strikes {
+            headers,
+            struck: Cell::new(false),
+        }
     }
 
-    fn bar(&self) {
-        BARRED.with(|b| b.borrow_mut().put(self.address, (), self.now));
+    fn barred(&self) -> bool {
+        js::barred(&client_address(self.headers), BARRED_SECONDS)
+    }
+
+    /// Counts one refusal against the address now, barring it if that puts it over its limit.
+    async fn count(&self, env: &Env) {
+        js::strike(env, &client_address(self.headers)).await
     }
 }
 

@@ -288,9 +288,9 @@ async function assertRefused(res, code, reason = "session_refused") {
   return body;
 }
 
-/** The Sign-In-With-X challenge in a fresh 402 for `path`. */
-async function challenge(path) {
-  const res = await worker.fetch(path);
+/** The Sign-In-With-X challenge in a fresh 402 for `path` (from the Worker `w`). */
+async function challenge(path, w = worker) {
+  const res = await w.fetch(path);
   assert.equal(res.status, 402);
   await res.arrayBuffer();
   return decodeHeader(res.headers.get("payment-required")).extensions?.[SIWX];
@@ -301,8 +301,8 @@ async function challenge(path) {
  * wrong: the official message builder over `info` (the challenge, with `over` applied) for
  * `address`, signed with EIP-191 by `signer`.
  */
-async function siwxHeader(path, { signer, address = signer.address, over = {} }) {
-  const ext = await challenge(path);
+async function siwxHeader(path, { signer, address = signer.address, over = {}, w = worker }) {
+  const ext = await challenge(path, w);
   const info = { ...ext.info, chainId: ext.supportedChains[0].chainId, type: ext.supportedChains[0].type, ...over };
   const message = createSIWxMessage(info, address);
   const signature = await signer.signMessage({ message });
@@ -593,6 +593,51 @@ describe("forged proofs are refused", () => {
     const stranger = "0x5afe00000000000000000000000000000000dead";
     await assertRefused(await worker.fetch("/articles/g", { headers: { [SIWX]: await siwxHeader("/articles/g", { signer: account(4), address: stranger }) } }), "no_grant");
     assert.equal(rpcWatch.callsAbout(stranger), 0, "no call to the node for a wallet without a session");
+  });
+
+  test("SIWX: a client whose made-up proofs keep being refused by a wallet's contract is turned away before the node is asked again (X402_RATE_LIMIT)", async () => {
+    // Anyone can make up a proof for a wallet that bought a session, and each costs a call to the
+    // node: counted against the client's address like refused payments.
+    const limited = await startWorker({
+      config: stack.config({
+        origin: site.url,
+        routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/plain", session: { seconds: 3600 } }],
+        rpc: { [stack.network]: rpcWatch.url },
+      }),
+      secrets: { X402_SESSION_SECRET: SECRET },
+      ratelimits: { X402_RATE_LIMIT: { namespace_id: "403", simple: { limit: 3, period: 60 } } },
+    });
+    try {
+      const buyer = privateKeyToAccount(generatePrivateKey());
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, buyer.address, 100000n);
+      const bought = await sessionClient(null, { signer: buyer }).fetch(`${limited.url}/articles/a`);
+      assert.equal(bought.status, 200, "the wallet buys a session there");
+      await bought.arrayBuffer();
+      const granted = buyer.address;
+      const madeUp = async (ip, path = "/articles/g") =>
+        limited.fetch(path, { headers: { "cf-connecting-ip": ip, [SIWX]: await siwxHeader(path, { signer: account(4), address: granted, w: limited }) } });
+      // Over its limit (3 a minute here) on the fourth refusal.
+      for (let i = 1; i <= 4; i++) {
+        const before = rpcWatch.callsAbout(granted);
+        await assertRefused(await madeUp("203.0.113.9"), "siwx_signer_mismatch");
+        assert.equal(rpcWatch.callsAbout(granted), before + 1, `try ${i}: the contract was asked`);
+      }
+      const before = rpcWatch.callsAbout(granted);
+      const hits = originHits();
+      const body = await assertRefused(await madeUp("203.0.113.9"), "siwx_too_many_refusals");
+      assert.match(body.message, /wait a minute/);
+      assert.equal(rpcWatch.callsAbout(granted), before, "the node was not asked");
+      assert.equal(originHits(), hits, "nothing was served");
+      // The wallet's own key still signs in from there: that asks no node.
+      const own = await limited.fetch("/articles/h", { headers: { "cf-connecting-ip": "203.0.113.9", [SIWX]: await siwxHeader("/articles/h", { signer: buyer, w: limited }) } });
+      assert.equal(own.status, 200, await own.clone().text());
+      await own.arrayBuffer();
+      // Another address is asked as usual.
+      await assertRefused(await madeUp("198.51.100.3"), "siwx_signer_mismatch");
+      assert.equal(rpcWatch.callsAbout(granted), before + 1);
+    } finally {
+      await limited.dispose();
+    }
   });
 
   test("SIWX: a key's proof refused for want of a session is used up all the same: replayed after the wallet pays, it is refused", async () => {
