@@ -344,17 +344,6 @@ fn token_from_bearer_or_cookie() {
     assert_eq!(token_from_request(Some(&jar), Some(jwt)), Some(t.as_str()));
     assert_eq!(token_from_request(None, Some(jwt)), None);
     assert_eq!(token_from_request(None, Some("Basic dXNlcjpwdw==")), None);
-    // Nor PASETO tokens, whose version and purpose look like ours at a glance.
-    for paseto in [
-        "Bearer v4.public.eyJzdWIiOiIxIn0c2lnbmF0dXJl",
-        "Bearer v1.local.c2VjcmV0.Zm9vdGVy",
-    ] {
-        assert_eq!(
-            token_from_request(Some(&jar), Some(paseto)),
-            Some(t.as_str())
-        );
-        assert_eq!(token_from_request(None, Some(paseto)), None);
-    }
     // Quoted cookie values, the first of several, empty and absent ones.
     assert_eq!(
         token_from_request(Some(&format!("x402_session=\"{t}\"")), None),
