@@ -905,11 +905,43 @@ async function callgrindBreakdown(profile) {
     .filter((p) => p.share > 0.005);
 }
 
+/**
+ * The bundle: the wasm alone (raw and `gzip -9`), and what `wrangler deploy` uploads (the wasm and
+ * the JavaScript it bundles around it), sized as wrangler sizes it ("Total Upload: … / gzip: …":
+ * every module concatenated, gzipped at zlib's default level). The target is judged on the upload.
+ * wrangler is given the project's configuration without its `[build]` command, so that it bundles
+ * the build already in build/ rather than building again.
+ */
 async function bundleSize() {
   const file = path.join(ROOT, "build/index_bg.wasm");
   const bytes = await readFile(file);
-  const js = await stat(path.join(ROOT, "build/index.js")).then((s) => s.size).catch(() => null);
-  return { file: "build/index_bg.wasm", rawBytes: bytes.length, gzipBytes: gzipSync(bytes, { level: 9 }).length, jsBytes: js };
+  const dir = path.join(ROOT, "target/bench/ours");
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const toml = (await readFile(path.join(ROOT, "wrangler.toml"), "utf8"))
+    .replace(/^\[build\]\n(?:[^[\n].*\n|\n)*/m, "")
+    .replace(/^main = "build\//m, `main = "${path.join(ROOT, "build")}/`);
+  if (toml.includes("[build]") || !toml.includes(path.join(ROOT, "build/entry.mjs"))) throw new Error("could not rewrite wrangler.toml for sizing the upload");
+  await writeFile(path.join(dir, "wrangler.toml"), toml);
+  let out;
+  try {
+    out = await run(path.join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--config", path.join(dir, "wrangler.toml"), "--outdir", path.join(dir, "dist")], {
+      cwd: ROOT,
+      env: { ...process.env, PATH: `${path.join(ROOT, "node_modules/.bin")}:${process.env.PATH}`, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_HIDE_BANNER: "true", NO_UPDATE_NOTIFIER: "1" },
+      maxBuffer: 16 << 20,
+    });
+  } catch (err) {
+    throw new Error(`sizing the upload with wrangler failed:\n${String(err.stdout ?? "").slice(-2000)}${String(err.stderr ?? err.message).slice(-2000)}`);
+  }
+  const upload = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(String(out.stdout) + String(out.stderr));
+  if (!upload) throw new Error(`wrangler printed no "Total Upload" line:\n${String(out.stdout).slice(-2000)}`);
+  return {
+    file: "build/index_bg.wasm",
+    rawBytes: bytes.length,
+    gzipBytes: gzipSync(bytes, { level: 9 }).length,
+    uploadBytes: Math.round(Number(upload[1]) * 1024),
+    uploadGzipBytes: Math.round(Number(upload[2]) * 1024),
+  };
 }
 
 // ---- report --------------------------------------------------------------------------------------
@@ -988,15 +1020,15 @@ function targetsOf(r) {
     by: us > TARGETS.wasmVerifyUs ? `${fmt(us / TARGETS.wasmVerifyUs, 2)}× over` : null,
   });
 
-  const gz = r.bundle.gzipBytes;
+  const gz = r.bundle.uploadGzipBytes;
   rows.push({
     id: "bundle",
     target: "bundle ≤ 300 KB gzipped",
     wanted: "≤ 300 KB",
-    measured: `${fmt(gz / 1024, 0)} KB gzip (${fmt(r.bundle.rawBytes / 1024, 0)} KB raw)`,
+    measured: `${fmt(gz / 1024, 1)} KB gzip as uploaded (wasm alone ${fmt(r.bundle.gzipBytes / 1024, 1)})`,
     value: gz,
     met: gz <= TARGETS.bundleGzipBytes,
-    by: gz > TARGETS.bundleGzipBytes ? `${fmt((gz - TARGETS.bundleGzipBytes) / 1024, 0)} KB over` : null,
+    by: gz > TARGETS.bundleGzipBytes ? `${fmt((gz - TARGETS.bundleGzipBytes) / 1024, 1)} KB over` : null,
   });
   return rows;
 }
@@ -1047,7 +1079,8 @@ function report(r) {
   if (r.verification) lines.push(`one verification (spec example through paywall::decide): ${fmt(v.wasm.usPerVerification, 1)} µs in wasm, ${fmt(v.native.usPerVerification, 1)} µs native (wasm ${fmt(v.wasmOverNative, 2)}× native)` +
     (v.callgrind ? `; ${fmt(v.callgrind.instructionsPerVerification)} instructions native` : ""));
   for (const b of v?.callgrind?.breakdown ?? []) lines.push(`  ${fmt(b.share * 100, 0).padStart(3)}%  ${b.what}`);
-  lines.push(`bundle: ${r.bundle.file} ${fmt(r.bundle.rawBytes / 1024, 0)} KB raw, ${fmt(r.bundle.gzipBytes / 1024, 0)} KB gzipped; reference bundle ${fmt(r.referenceBundleBytes / 1024, 0)} KB of JavaScript`);
+  lines.push(`bundle: as wrangler uploads it (the wasm and its JavaScript) ${fmt(r.bundle.uploadBytes / 1024, 1)} KB raw, ${fmt(r.bundle.uploadGzipBytes / 1024, 1)} KB gzipped; ` +
+    `${r.bundle.file} alone ${fmt(r.bundle.rawBytes / 1024, 1)} KB raw, ${fmt(r.bundle.gzipBytes / 1024, 1)} KB under gzip -9 (${r.bundle.gzipBytes} bytes); reference bundle ${fmt(r.referenceBundleBytes / 1024, 0)} KB of JavaScript`);
   const d = r.deferred.paid;
   const batch = d.batchSeconds ? ` (their batch came due ${d.batchSeconds} s after the first, once every paywall's series was over)` : "";
   if (d.settledWithinS != null) lines.push(`deferred: all ${d.paid - d.failures} payments settled on chain ${fmt(d.settledWithinS, 1)} s after the last answer${batch}`);

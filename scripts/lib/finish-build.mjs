@@ -1,0 +1,150 @@
+// The last step of the Worker's build, on what worker-build emitted in build/: two cuts that
+// wasm-bindgen and worker-build do not make, each checked before anything is written.
+//
+// - The name section goes. worker-build runs wasm-opt with `--debuginfo` after the profile's own
+//   arguments, which keeps the names of wasm-bindgen's glue in a release build whose Rust names
+//   are stripped already; nothing reads them at run time (1.7 KB raw).
+// - The wasm's imports get short names. wasm-bindgen names each function the wasm imports from its
+//   JavaScript glue after the function and a hash (`__wbg_fetch_4f1a0c…`), and writes each name
+//   twice: in the wasm's import section and as a key of the object the glue instantiates the wasm
+//   with. Those 160-odd hashes are most of what gzip cannot shrink in the names (about 4 KB of
+//   the upload, gzipped). Each is renamed in both places, only where it appears exactly once in
+//   the glue, as a key; so is the module they are imported from (`./index_bg.js`, a key of the
+//   same object, once). The module must still compile, with every import found in the glue.
+//
+// Usage: node scripts/lib/finish-build.mjs build    (rewrites build/index_bg.wasm and build/index.js)
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+const dir = process.argv[2];
+if (!dir) throw new Error("usage: finish-build.mjs <build directory>");
+const wasmFile = path.join(dir, "index_bg.wasm");
+const jsFile = path.join(dir, "index.js");
+const wasm = readFileSync(wasmFile);
+let js = readFileSync(jsFile, "utf8");
+if (wasm.readUInt32BE(0) !== 0x0061736d) throw new Error(`${wasmFile} is not a wasm module`);
+
+/** Reads wasm's encodings from `bytes`, from `at` on. */
+class Reader {
+  constructor(bytes, at = 0) {
+    this.bytes = bytes;
+    this.at = at;
+  }
+  byte() {
+    if (this.at >= this.bytes.length) throw new Error("the wasm module ends early");
+    return this.bytes[this.at++];
+  }
+  /** An unsigned LEB128 number. */
+  leb() {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = this.byte();
+      value += (byte & 0x7f) * 2 ** shift;
+      if (!(byte & 0x80)) return value;
+    }
+  }
+  name() {
+    const length = this.leb();
+    const text = this.bytes.subarray(this.at, this.at + length).toString();
+    this.at += length;
+    return text;
+  }
+  /** Moves past a table's or a memory's limits. */
+  limits() {
+    const flags = this.byte();
+    this.leb();
+    if (flags & 1) this.leb();
+  }
+}
+
+const leb = (value) => {
+  const out = [];
+  do {
+    let byte = value % 128;
+    value = Math.floor(value / 128);
+    if (value) byte |= 0x80;
+    out.push(byte);
+  } while (value);
+  return Buffer.from(out);
+};
+const name = (text) => {
+  const bytes = Buffer.from(text);
+  return Buffer.concat([leb(bytes.length), bytes]);
+};
+
+/** The import section, each import's names changed by `rename(module, field)`. */
+function renamedImports(body, rename) {
+  const r = new Reader(body);
+  const out = [];
+  const count = r.leb();
+  out.push(leb(count));
+  for (let i = 0; i < count; i++) {
+    const module = r.name();
+    const field = r.name();
+    const descStart = r.at;
+    const kind = r.byte();
+    if (kind === 0) r.leb(); // a function: its type
+    else if (kind === 1) (r.byte(), r.limits()); // a table: its element type and limits
+    else if (kind === 2) r.limits(); // a memory
+    else if (kind === 3) (r.byte(), r.byte()); // a global: its type and mutability
+    else if (kind === 4) (r.byte(), r.leb()); // a tag: its attribute and type
+    else throw new Error(`an import of unknown kind ${kind}`);
+    out.push(name(renameModule(module)), name(rename(module, field)), body.subarray(descStart, r.at));
+  }
+  if (r.at !== body.length) throw new Error("the import section does not end where its imports do");
+  return Buffer.concat(out);
+}
+
+// Short names: _0, _1, …, _z, _10, … (never a key the object already has: every key is renamed).
+const shortName = (n) => `_${n.toString(36)}`;
+const GLUE_MODULE = "./index_bg.js";
+let renamed = 0;
+const rename = (module, field) => {
+  if (module !== GLUE_MODULE) return field;
+  const key = new RegExp(`(?<![\\w$])${field.replace(/\$/g, "\\$")}(?![\\w$])`, "g");
+  const found = js.match(key)?.length ?? 0;
+  if (found !== 1 || !js.includes(`${field}:`)) throw new Error(`the import ${field} is not one key of the glue (${found} times in ${jsFile})`);
+  const short = shortName(renamed++);
+  js = js.replace(`${field}:`, `${short}:`);
+  return short;
+};
+
+// The module's own short name ("$", which no import is named), its key renamed once.
+const SHORT_MODULE = "$";
+const moduleKey = `"${GLUE_MODULE}":`;
+if (js.split(moduleKey).length !== 2 || js.split(GLUE_MODULE).length !== 2) throw new Error(`${GLUE_MODULE} is not one key of ${jsFile}`);
+js = js.replace(moduleKey, `${SHORT_MODULE}:`);
+const renameModule = (module) => (module === GLUE_MODULE ? SHORT_MODULE : module);
+
+const r = new Reader(wasm, 8);
+const sections = [wasm.subarray(0, 8)];
+let cut = 0;
+while (r.at < wasm.length) {
+  const start = r.at;
+  const id = r.byte();
+  const size = r.leb();
+  const bodyStart = r.at;
+  const end = bodyStart + size;
+  r.at = end;
+  if (id === 0 && new Reader(wasm, bodyStart).name() === "name") {
+    cut += end - start;
+    continue;
+  }
+  if (id === 2) {
+    const body = renamedImports(wasm.subarray(bodyStart, end), rename);
+    sections.push(Buffer.from([2]), leb(body.length), body);
+    continue;
+  }
+  sections.push(wasm.subarray(start, end));
+}
+const out = Buffer.concat(sections);
+
+// The result must compile, and every import it asks of the glue must be a key there.
+const imports = WebAssembly.Module.imports(new WebAssembly.Module(out));
+for (const i of imports) {
+  if (i.module === GLUE_MODULE) throw new Error(`the import ${i.name} is still from ${GLUE_MODULE}`);
+  if (i.module === SHORT_MODULE && !new RegExp(`[{,]${i.name}:`).test(js)) throw new Error(`the import ${i.name} is not in the glue after renaming`);
+}
+writeFileSync(wasmFile, out);
+writeFileSync(jsFile, js);
+console.log(`[build] ${renamed} imports renamed, ${cut} bytes of names cut: ${wasmFile} ${out.length} bytes`);
