@@ -309,6 +309,36 @@ impl fmt::Display for TokenError {
 
 impl std::error::Error for TokenError {}
 
+/// The requests left on a wallet's counted grants, by grant key: `(left, until)`. The ledger
+/// keeps it; entries used up or past their time are dropped when it is read.
+pub type GrantCounts = crate::sorted::SortedMap<(u64, u64)>;
+
+/// Adds the `requests` a payment bought to the counted grant `key`, which then runs until
+/// `until` at least. Buying again before the last purchase is used up adds to what is left.
+/// `paid` names the payment (its authorization's nonce): a payment already counted adds nothing,
+/// so that the command sent again after its answer was lost does not double the purchase. It is
+/// kept beside the grants for as long as its grant, under a key no grant has (`paid:…`), with one
+/// "request" so that it is not dropped as used up. Returns whether the requests were added.
+pub fn add_counted_grant(
+    counts: &mut GrantCounts,
+    key: &str,
+    requests: u64,
+    until: u64,
+    paid: Option<&str>,
+) -> bool {
+    if let Some(paid) = paid {
+        let seen = format!("paid:{paid}");
+        if counts.contains_key(&seen) {
+            return false;
+        }
+        counts.insert(seen, (1, until));
+    }
+    let entry = counts.get_or_insert_with(key, || (0, until));
+    entry.0 = entry.0.saturating_add(requests);
+    entry.1 = entry.1.max(until);
+    true
+}
+
 /// A session token for `wallet` on `scope` until `expires_at` (unix seconds):
 /// `v1.<base64url(claims)>.<base64url(HMAC-SHA256)>`, unpadded, so it is safe in a cookie and a
 /// header as is. The claims are `{"sub":"0x<lowercase>","scope":…,"exp":…}`. Use a random secret

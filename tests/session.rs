@@ -8,9 +8,9 @@ use x402_edge::config::{Config, ConfigError};
 use x402_edge::evm::Address;
 use x402_edge::pattern::PathPattern;
 use x402_edge::session::{
-    check_token, clear_cookie, cookie, grant_key, issue_token, token_from_request, Grant,
-    SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES,
-    MIN_SECRET_BYTES,
+    add_counted_grant, check_token, clear_cookie, cookie, grant_key, issue_token,
+    token_from_request, Grant, GrantCounts, SessionOffer, TokenClaims, TokenError,
+    COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
 };
 
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -711,4 +711,51 @@ fn a_session_too_long_to_name_in_a_token_is_refused() {
     assert!(check_token(&secret, &token, NOW).is_ok());
     let err = try_config_with_routes(route(520)).unwrap_err();
     assert_eq!(err.key, "routes[0].session", "{err}");
+}
+
+#[test]
+fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
+    let mut counts = GrantCounts::new();
+    let key = grant_key(&wallet(), "premium");
+    let paid = "ab".repeat(32);
+    assert!(add_counted_grant(
+        &mut counts,
+        &key,
+        3,
+        NOW + 60,
+        Some(&paid)
+    ));
+    // The same command again (its first answer lost on the way back): nothing more.
+    assert!(!add_counted_grant(
+        &mut counts,
+        &key,
+        3,
+        NOW + 60,
+        Some(&paid)
+    ));
+    assert_eq!(counts.get(&key), Some(&(3, NOW + 60)));
+    // Another payment adds its requests, and the longer time.
+    let again = "cd".repeat(32);
+    assert!(add_counted_grant(
+        &mut counts,
+        &key,
+        3,
+        NOW + 90,
+        Some(&again)
+    ));
+    assert_eq!(counts.get(&key), Some(&(6, NOW + 90)));
+    // A command from a Worker of an earlier version, which names no payment, always adds.
+    assert!(add_counted_grant(&mut counts, &key, 1, NOW + 90, None));
+    assert!(add_counted_grant(&mut counts, &key, 1, NOW + 90, None));
+    assert_eq!(counts.get(&key), Some(&(8, NOW + 90)));
+    // What a payment is remembered by is no grant's key.
+    let other = grant_key(&wallet(), "other");
+    assert!(!add_counted_grant(
+        &mut counts,
+        &other,
+        2,
+        NOW + 60,
+        Some(&paid)
+    ));
+    assert_eq!(counts.get(&other), None);
 }

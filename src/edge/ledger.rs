@@ -88,11 +88,15 @@ pub enum Command {
         transaction: String,
     },
     Forgive,
-    /// Sessions: a counted grant bought (its requests are counted here, exactly).
+    /// Sessions: a counted grant bought (its requests are counted here, exactly). `paid` names
+    /// the payment (its authorization's nonce), so that the command sent again after a lost
+    /// answer adds its requests once; absent from a Worker of an earlier version.
     SetGrant {
         key: String,
         requests: u64,
         until: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        paid: Option<String>,
     },
     /// Sessions: spend one request of a counted grant; answers `{"spent": bool}`.
     SpendGrant {
@@ -116,7 +120,7 @@ pub enum Command {
 }
 
 /// Counted grants: requests left and expiry, by grant key.
-type Counts = crate::sorted::SortedMap<(u64, u64)>;
+type Counts = crate::session::GrantCounts;
 /// Sign-In-With-X nonces seen, by replay key, with how long to remember them.
 type Nonces = crate::sorted::SortedMap<u64>;
 const COUNTS_KEY: &str = "grant-counts";
@@ -204,6 +208,7 @@ impl Read for Command {
                     key: f.get("key")?,
                     requests: f.get("requests")?,
                     until: f.get("until")?,
+                    paid: f.maybe("paid")?,
                 },
                 "spend_grant" => Command::SpendGrant {
                     key: f.get("key")?,
@@ -411,7 +416,11 @@ impl Ledger {
             | Command::SpendGrant { .. }
             | Command::RefundGrant { .. }
             | Command::ClearGrants) => {
-                let mut counts = self.counts(now).await?;
+                // A clear needs nothing read: it writes the empty map.
+                let mut counts = match grant {
+                    Command::ClearGrants => Counts::new(),
+                    _ => self.counts(now).await?,
+                };
                 let answer = change_grants(&mut counts, grant, now);
                 put_json(&self.state.storage(), COUNTS_KEY, &counts).await?;
                 answer
@@ -443,11 +452,9 @@ fn change_grants(counts: &mut Counts, grant: Command, now: u64) -> Value {
             key,
             requests,
             until,
+            paid,
         } => {
-            // Buying again before the last purchase is used up adds to what is left.
-            let entry = counts.get_or_insert_with(&key, || (0, until));
-            entry.0 = entry.0.saturating_add(requests);
-            entry.1 = entry.1.max(until);
+            crate::session::add_counted_grant(counts, &key, requests, until, paid.as_deref());
             serde_json::json!({"ok": true})
         }
         Command::SpendGrant { key, now } => {

@@ -1202,7 +1202,8 @@ async fn session_bought(
         &paid.verified.payer,
         paid.verified.offer.asset.network.chain_id,
     );
-    match access::grant_after_payment(env, payer, chain, offer, now).await {
+    let paid_with = &paid.verified.nonce;
+    match access::grant_after_payment(env, payer, chain, offer, paid_with, now).await {
         Ok(Some(token)) => access::token_headers(&token),
         Ok(None) => Vec::new(),
         // Paid and served, the session not recorded: said in the log, for the publisher to
