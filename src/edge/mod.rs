@@ -734,7 +734,7 @@ async fn serve_paid(
         match beside(book.admit(held), answer.as_mut(), overlap).await {
             Ok(()) => {}
             Err(AdmitRefusal::Refused(refusal)) => {
-                return respond::reply(paid.refuse(&refusal), head)
+                return refused_by_ledger(paid, &refusal, verified_remotely, strikes, head)
             }
             Err(AdmitRefusal::Repeat { in_progress }) => {
                 return answer_again(env, paid, in_progress, head).await
@@ -765,7 +765,7 @@ async fn serve_paid(
         };
         match beside(book.admit(admission), answer.as_mut(), overlap).await {
             Err(AdmitRefusal::Refused(refusal)) => {
-                return respond::reply(paid.refuse(&refusal), head)
+                return refused_by_ledger(paid, &refusal, verified_remotely, strikes, head)
             }
             Err(AdmitRefusal::Repeat { in_progress }) => {
                 return answer_again(env, paid, in_progress, head).await
@@ -942,6 +942,24 @@ fn keep_answer(
         );
     }
     Ok(answer)
+}
+
+/// The ledger's refusal of a payment (a replay, a delinquent wallet). One the facilitator's
+/// `/verify` was asked about first (a smart wallet's, whose signature only the facilitator can
+/// judge) cost that call: it counts against the client's address like a refusal by the
+/// facilitator, so that replaying a payment not yet settled cannot make the paywall call the
+/// facilitator without end.
+fn refused_by_ledger(
+    paid: &PaidRequest<'_>,
+    refusal: &Refusal,
+    verified_remotely: bool,
+    strikes: &Strikes<'_>,
+    head: bool,
+) -> Result<web_sys::Response> {
+    if verified_remotely {
+        strikes.struck.set(true);
+    }
+    respond::reply(paid.refuse(refusal), head)
 }
 
 /// A payment sent again with its identifier, for the request it bought (the ledger said so): the

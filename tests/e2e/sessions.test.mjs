@@ -1064,6 +1064,63 @@ describe("what a session opens, and what it costs", () => {
     assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
   });
 
+  test("replays of a smart wallet's payment not yet settled, each of which costs a /verify, count against the client's address (X402_RATE_LIMIT): over it, they are refused before the facilitator is asked, and the payment is settled once", async () => {
+    const limited = await startWorker({
+      config: stack.config({
+        origin: site.url,
+        routes: [{ path: "/later/*", price: "$0.01", settlement: "deferred" }],
+        deferred: { batchSeconds: 2, credit: "full", creditLimit: "$1.00" },
+      }),
+      ratelimits: { X402_RATE_LIMIT: { namespace_id: "404", simple: { limit: 3, period: 60 } } },
+    });
+    try {
+      const { owner, wallet, client, code } = await counterfactualWallet(5);
+      const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+      const settles = settlements();
+      const me = client(owner);
+      const paid = await me.fetch(`${limited.url}/later/replayed`);
+      assert.equal(paid.status, 200, await paid.clone().text());
+      await paid.arrayBuffer();
+      const header = me.sent.find((e) => e.payment).header;
+      const verifies = () => stack.facilitator.calls.filter((c) => c.kind === "verify" && getAddress(c.payer) === getAddress(wallet)).length;
+      const replay = () => limited.fetch("/later/replayed", { headers: { "payment-signature": header, "cf-connecting-ip": "203.0.113.7" } });
+      const hits = originHits();
+      // Signed by no key of the wallet's: only the facilitator can judge it, and it is asked
+      // before the ledger, which refuses the replay.
+      for (let i = 1; i <= 4; i++) {
+        const before = verifies();
+        const res = await replay();
+        assert.equal(res.status, 402, `replay ${i}`);
+        assert.equal((await res.json()).reason, "replayed_authorization", `replay ${i}`);
+        assert.equal(verifies(), before + 1, `replay ${i}: the facilitator was asked`);
+      }
+      const before = verifies();
+      const barred = await replay();
+      assert.equal(barred.status, 429);
+      assert.equal((await barred.json()).reason, "too_many_refusals");
+      assert.equal(barred.headers.get("retry-after"), "60");
+      assert.equal(verifies(), before, "the facilitator was not asked");
+      assert.equal(originHits(), hits, "no replay was served");
+      // The payment itself is settled in its batch, once.
+      const deadline = Date.now() + 20_000;
+      const answered = () =>
+        stack.facilitator.calls
+          .filter((c) => c.kind === "settle")
+          .slice(settles)
+          .filter((c) => c.result && getAddress(c.payer) === getAddress(wallet));
+      while (answered().length === 0 || (await code()) === "0x") {
+        assert.ok(Date.now() < deadline, "settled within its batch");
+        await sleep(200);
+      }
+      await sleep(500);
+      assert.deepEqual(answered().map((c) => c.result.success), [true], "settled once");
+      assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE, "the wallet paid once");
+      assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
+    } finally {
+      await limited.dispose();
+    }
+  });
+
   test("a counted session's request that the origin fails to answer, or redirects, is given back", async () => {
     const me = sessionClient(4);
     const paid = await me.fetch(`${worker.url}/metered/a`);
