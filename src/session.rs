@@ -480,9 +480,14 @@ fn is_token_byte(b: u8) -> bool {
 /// bearer tokens (JWTs start with `eyJ`) are not taken for ours.
 fn looks_like_token(s: &str) -> bool {
     // Byte by byte: read on every request that carries a bearer token, and a token is ASCII.
+    // PASETO's tokens (`v4.public.…`, `v4.local.…`, which an origin may hand out) have the same
+    // shape, and are told by their purpose.
     s.starts_with('v')
         && s.bytes().filter(|&b| b == b'.').count() == 2
         && s.bytes().all(is_token_byte)
+        && !s
+            .split_once('.')
+            .is_some_and(|(_, rest)| rest.starts_with("public.") || rest.starts_with("local."))
 }
 
 /// Whether one `name=value` pair of a `Cookie` header is our session cookie (spaces around the

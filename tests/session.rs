@@ -344,6 +344,19 @@ fn token_from_bearer_or_cookie() {
     assert_eq!(token_from_request(Some(&jar), Some(jwt)), Some(t.as_str()));
     assert_eq!(token_from_request(None, Some(jwt)), None);
     assert_eq!(token_from_request(None, Some("Basic dXNlcjpwdw==")), None);
+    // Nor are its PASETO tokens, shaped like ours but for their purpose; a token of another
+    // version of ours still is one (refused as such by `check_token`).
+    for paseto in ["Bearer v4.public.eyJzdWIiOiIxIn0", "Bearer v2.local.c2l0ZQ"] {
+        assert_eq!(token_from_request(None, Some(paseto)), None, "{paseto}");
+        assert_eq!(
+            token_from_request(Some(&jar), Some(paseto)),
+            Some(t.as_str())
+        );
+    }
+    assert_eq!(
+        token_from_request(None, Some("Bearer v2.eyJzdWIiOiIxIn0.c2ln")),
+        Some("v2.eyJzdWIiOiIxIn0.c2ln")
+    );
     // Quoted cookie values, the first of several, empty and absent ones.
     assert_eq!(
         token_from_request(Some(&format!("x402_session=\"{t}\"")), None),

@@ -502,6 +502,10 @@ const cases = [
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).headers.authorization, "Bearer site-own-token"),
   }],
+  ["an unpriced page: the site's own PASETO bearer token (v4.public.…), shaped like ours, passes untouched", async () => ({ path: "/echo/free", headers: [["Authorization", "Bearer v4.public.eyJzdWIiOiJzaXRlIn0"]] }), 200, null, {
+    source: "origin",
+    check: (r) => assert.equal(JSON.parse(r.text).headers.authorization, "Bearer v4.public.eyJzdWIiOiJzaXRlIn0"),
+  }],
   ["an unpriced page: a payment and a sign-in proof sent with it never reach the origin", async () => ({
     path: "/echo/free",
     headers: [...hdr(await pay(T.a, 0)), ...xhdr(await pay(T.a, 0)), ["Sign-In-With-X", b64("{}")]],
@@ -679,6 +683,7 @@ const cases = [
   ["a forged session token as a cookie", async () => ({ path: "/echo/session/a", headers: [["Cookie", `x402_session=${forgedToken(0)}`]] }), 402, "session_refused"],
   ["a 3 KB session cookie", async () => ({ path: "/echo/session/a", headers: [["Cookie", `x402_session=v1.${"a".repeat(3000)}.b`]] }), 402, "session_refused"],
   ["someone else's JWT as a bearer is not a session", async () => ({ path: "/echo/session/a", headers: [["Authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"]] }), 402, "payment_required"],
+  ["the site's PASETO bearer token (v4.local.…), shaped like ours, is not a session", async () => ({ path: "/echo/session/a", headers: [["Authorization", "Bearer v4.local.c2l0ZS1vd24"]] }), 402, "payment_required"],
 
   // -- money that is not there ---------------------------------------------------------------------
   ["an unfunded wallet on an immediate route: refused at settlement, nothing served", async () => ({ path: A, headers: hdr(await pay(T.a, unfunded)) }), 402, "settlement_failed"],
