@@ -154,7 +154,17 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     // back. Under `waitUntil` the origin's answer is still awaited and the payment or the request
     // ended as it answered, as if the client had stayed (within the 30 s the runtime grants such
     // work after a disconnect).
-    let keep_alive = carries_credential(&req.headers());
+    // A session token matters after a disconnect only where a session counts its requests: a
+    // timed one's request, cut off, leaves nothing to give back (and its own `waitUntil` is a
+    // tenth of what a session request costs over a free one).
+    let counted = match load_config(&env).as_ref() {
+        Ok(c) => c
+            .routes
+            .iter()
+            .any(|r| r.session.as_ref().is_some_and(|o| o.requests.is_some())),
+        Err(_) => false,
+    };
+    let keep_alive = carries_credential(&req.headers(), counted);
     let ctx = Rc::new(ctx);
     let work = handle(req, env, ctx.clone());
     if !keep_alive {
@@ -191,18 +201,20 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
 type Handover = Rc<RefCell<(Option<Result<web_sys::Response>>, Option<Waker>)>>;
 
 /// Whether a request carries a payment or what may let it in on a session (a Sign-In-With-X
-/// proof, a bearer token, the session cookie): what [`fetch`] keeps alive past a disconnect.
-fn carries_credential(headers: &web_sys::Headers) -> bool {
+/// proof; with `tokens`, where sessions are counted, a bearer token or the session cookie): what
+/// [`fetch`] keeps alive past a disconnect.
+fn carries_credential(headers: &web_sys::Headers, tokens: bool) -> bool {
     let has = |name: &str| headers.has(name).unwrap_or(false);
     has(x402::PAYMENT_SIGNATURE)
         || has(x402::X_PAYMENT)
         || has(crate::siwx::HEADER)
-        || has("authorization")
-        || headers
-            .get("cookie")
-            .ok()
-            .flatten()
-            .is_some_and(|c| c.contains(crate::session::COOKIE_NAME))
+        || tokens
+            && (has("authorization")
+                || headers
+                    .get("cookie")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.contains(crate::session::COOKIE_NAME)))
 }
 
 /// Answers one request (see [`fetch`], which decides what keeps the work alive).
