@@ -2,8 +2,9 @@
 // (bench/verify-case.rs: the x402 specification's example payment through
 // x402_edge::paywall::decide at a fixed clock), built twice with the Worker's release profile:
 //
-//   bench/verify-wasm    cdylib for wasm32-unknown-unknown, optimised by wasm-opt -Oz as
-//                        worker-build does, run here under Node (V8, as in workerd)
+//   bench/verify-wasm    cdylib for wasm32-unknown-unknown, optimised by wasm-opt as the
+//                        Worker is (its optimising flags from Cargo.toml), run here under Node
+//                        (V8, as in workerd)
 //   bench/verify-native  a native binary that times its own loop
 //
 // Both crates have their own [workspace] and build into target/bench/cargo, so the project's own
@@ -64,6 +65,19 @@ async function cargo(crate, args) {
   }
 }
 
+/**
+ * The Worker's `wasm-opt` arguments (Cargo.toml's `[package.metadata.wasm-pack.profile.release]`)
+ * that optimise: not the removal of the Worker's own unused exports, nor what strips sections.
+ */
+async function workerOptFlags() {
+  const toml = await readFile(path.join(ROOT, "Cargo.toml"), "utf8");
+  const list = /^wasm-opt = \[([^\]]*)\]/m.exec(toml);
+  if (!list) throw new Error("Cargo.toml has no wasm-opt list");
+  return [...list[1].matchAll(/"([^"]*)"/g)]
+    .map((m) => m[1])
+    .filter((f) => !/^--(remove-exports|pass-arg=remove-exports|strip-)/.test(f));
+}
+
 /** Builds both bench crates (incremental after the first time). Returns their artefacts. */
 export async function buildVerifyBenches({ log = () => {} } = {}) {
   const started = performance.now();
@@ -74,7 +88,7 @@ export async function buildVerifyBenches({ log = () => {} } = {}) {
   const optWasm = path.join(CARGO_TARGET, "x402_edge_verify_wasm.opt.wasm");
   const wasmOpt = path.join(ROOT, "node_modules/.bin/wasm-opt");
   try {
-    await run(wasmOpt, ["-Oz", ...WASM_FEATURES, "--strip-debug", "--strip-producers", rawWasm, "-o", optWasm], { maxBuffer: 64 << 20 });
+    await run(wasmOpt, [...(await workerOptFlags()), ...WASM_FEATURES, "--strip-debug", "--strip-producers", rawWasm, "-o", optWasm], { maxBuffer: 64 << 20 });
   } catch (err) {
     throw new Error(`wasm-opt failed:\n${String(err.stderr || err.message).slice(-2000)}`);
   }
