@@ -315,10 +315,11 @@ pub type GrantCounts = crate::sorted::SortedMap<(u64, u64)>;
 
 /// Adds the `requests` a payment bought to the counted grant `key`, which then runs until
 /// `until` at least. Buying again before the last purchase is used up adds to what is left.
-/// `paid` names the payment (its authorization's nonce): a payment already counted adds nothing,
-/// so that the command sent again after its answer was lost does not double the purchase. It is
-/// kept beside the grants for as long as its grant, under a key no grant has (`paid:…`), with one
-/// "request" so that it is not dropped as used up. Returns whether the requests were added.
+/// `paid` names the payment (its chain, token and authorization's nonce): a payment already
+/// counted adds nothing, so that the command sent again after its answer was lost does not
+/// double the purchase. It is kept beside the grants for as long as its grant, under a key no
+/// grant has (`paid:…`), with one "request" so that it is not dropped as used up. Returns whether
+/// the requests were added.
 pub fn add_counted_grant(
     counts: &mut GrantCounts,
     key: &str,

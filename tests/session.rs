@@ -730,7 +730,10 @@ fn a_session_too_long_to_name_in_a_token_is_refused() {
 fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
     let mut counts = GrantCounts::new();
     let key = grant_key(&wallet(), "premium");
-    let paid = "ab".repeat(32);
+    let paid = format!(
+        "84532:0x036cbd53842c5426634e7929541ec2318f3dcf7e:{}",
+        "ab".repeat(32)
+    );
     assert!(add_counted_grant(
         &mut counts,
         &key,
@@ -748,7 +751,11 @@ fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
     ));
     assert_eq!(counts.get(&key), Some(&(3, NOW + 60)));
     // Another payment adds its requests, and the longer time.
-    let again = "cd".repeat(32);
+    // The same nonce in another token is another payment.
+    let again = format!(
+        "84532:0x0000000000000000000000000000000000000001:{}",
+        "ab".repeat(32)
+    );
     assert!(add_counted_grant(
         &mut counts,
         &key,

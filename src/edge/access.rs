@@ -468,14 +468,15 @@ async fn spend_grant(
 }
 
 /// Records the grant a payment bought (each store asked twice if it does not answer; the
-/// ledger counts the payment `paid`, its authorization's nonce, once), and returns a token for it
-/// (none without a session secret); `Err` says which store did not record it.
+/// ledger counts the payment `paid`, its chain, token and authorization's nonce, once), and
+/// returns a token for it (none without a session secret); `Err` says which store did not record
+/// it.
 pub async fn grant_after_payment(
     env: &Env,
     wallet: &Address,
     chain: u64,
     offer: &SessionOffer,
-    paid: &[u8; 32],
+    paid: &str,
     now: u64,
 ) -> Result<Option<(String, u64)>, &'static str> {
     let mut grant = offer.grant(*wallet, now);
@@ -487,7 +488,7 @@ pub async fn grant_after_payment(
             key: key.clone(),
             requests,
             until: grant.expires_at,
-            paid: Some(hex::encode(paid)),
+            paid: Some(paid.to_string()),
         };
         if book.send(&command).await.is_none() {
             book.send(&command)

@@ -89,7 +89,7 @@ pub enum Command {
     },
     Forgive,
     /// Sessions: a counted grant bought (its requests are counted here, exactly). `paid` names
-    /// the payment (its authorization's nonce), so that the command sent again after a lost
+    /// the payment (its chain, token and authorization's nonce), so that the command sent again after a lost
     /// answer adds its requests once; absent from a Worker of an earlier version.
     SetGrant {
         key: String,

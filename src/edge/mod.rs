@@ -606,6 +606,9 @@ async fn serve_paid(
     // Whether the facilitator's `/verify` has judged this payment (balance, nonce, simulation),
     // not only our local check of its signature.
     let mut verified_remotely = false;
+    // Whether judging it cost a call out (the facilitator's `/verify`, or the wallet contract's
+    // answer on chain): a ledger refusal after that counts against the client.
+    let mut asked_out = false;
     if let Some(check) = &paid.verified.wallet_check {
         // A key signed it, but not `from`'s, or no key can have: the wallet contract at `from` (a
         // Safe, say) is asked whether it is its signature, as USDC will ask it when the payment
@@ -621,7 +624,7 @@ async fn serve_paid(
             None => None,
         };
         match asked {
-            Some(true) => {}
+            Some(true) => asked_out = true,
             Some(false) => {
                 strikes.struck.set(true);
                 return respond::reply(paid.refuse(&check.refusal), head);
@@ -642,6 +645,7 @@ async fn serve_paid(
             return respond::reply(refusal, head);
         }
         verified_remotely = true;
+        asked_out = true;
     }
     let wallet = paid.ledger_name();
     let book = ledger_client::LedgerClient::open(env, &wallet);
@@ -746,7 +750,7 @@ async fn serve_paid(
         match beside(book.admit(held), answer.as_mut(), overlap).await {
             Ok(()) => {}
             Err(AdmitRefusal::Refused(refusal)) => {
-                return refused_by_ledger(paid, &refusal, verified_remotely, strikes, head)
+                return refused_by_ledger(paid, &refusal, asked_out, strikes, head)
             }
             Err(AdmitRefusal::Repeat { in_progress }) => {
                 return answer_again(env, paid, in_progress, head).await
@@ -777,7 +781,7 @@ async fn serve_paid(
         };
         match beside(book.admit(admission), answer.as_mut(), overlap).await {
             Err(AdmitRefusal::Refused(refusal)) => {
-                return refused_by_ledger(paid, &refusal, verified_remotely, strikes, head)
+                return refused_by_ledger(paid, &refusal, asked_out, strikes, head)
             }
             Err(AdmitRefusal::Repeat { in_progress }) => {
                 return answer_again(env, paid, in_progress, head).await
@@ -956,19 +960,19 @@ fn keep_answer(
     Ok(answer)
 }
 
-/// The ledger's refusal of a payment (a replay, a delinquent wallet). One the facilitator's
-/// `/verify` was asked about first (a smart wallet's, whose signature only the facilitator can
-/// judge) cost that call: it counts against the client's address like a refusal by the
-/// facilitator, so that replaying a payment not yet settled cannot make the paywall call the
-/// facilitator without end.
+/// The ledger's refusal of a payment (a replay, a delinquent wallet). One that cost a call out
+/// first (`asked_out`: a smart wallet's, whose signature only the facilitator's `/verify` or the
+/// wallet's contract can judge) counts against the client's address like a refusal by the
+/// facilitator, so that replaying a payment not yet settled cannot make the paywall call out
+/// without end.
 fn refused_by_ledger(
     paid: &PaidRequest<'_>,
     refusal: &Refusal,
-    verified_remotely: bool,
+    asked_out: bool,
     strikes: &Strikes<'_>,
     head: bool,
 ) -> Result<web_sys::Response> {
-    if verified_remotely {
+    if asked_out {
         strikes.struck.set(true);
     }
     respond::reply(paid.refuse(refusal), head)
@@ -1232,8 +1236,13 @@ async fn session_bought(
         &paid.verified.payer,
         paid.verified.offer.asset.network.chain_id,
     );
-    let paid_with = &paid.verified.nonce;
-    match access::grant_after_payment(env, payer, chain, offer, paid_with, now).await {
+    // A nonce is its token's: the same one may pay in another token (or on another chain).
+    let paid_with = format!(
+        "{chain}:{}:{}",
+        paid.verified.offer.asset.address.to_lower_hex(),
+        hex::encode(paid.verified.nonce)
+    );
+    match access::grant_after_payment(env, payer, chain, offer, &paid_with, now).await {
         Ok(Some(token)) => access::token_headers(&token),
         Ok(None) => Vec::new(),
         // Paid and served, the session not recorded: said in the log, for the publisher to

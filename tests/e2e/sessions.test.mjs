@@ -1121,6 +1121,63 @@ describe("what a session opens, and what it costs", () => {
     }
   });
 
+  test("replays of a Safe-like wallet's payment not yet settled, each of which costs a question to its contract on chain, count against the client's address: over the limit, the node is not asked", async () => {
+    const limited = await startWorker({
+      config: stack.config({
+        origin: site.url,
+        routes: [{ path: "/later/*", price: "$0.01", settlement: "deferred" }],
+        deferred: { batchSeconds: 2, credit: "full", creditLimit: "$1.00" },
+        rpc: { [stack.network]: rpcWatch.url },
+      }),
+      ratelimits: { X402_RATE_LIMIT: { namespace_id: "405", simple: { limit: 3, period: 60 } } },
+    });
+    try {
+      const wallet = "0x5afe000000000000000000000000000000000066";
+      const owner = account(6);
+      await deploySmartWallet(wallet, owner.address, { wrapped: true });
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
+      const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+      const settles = settlements();
+      const me = wrappingWalletClient(wallet, owner);
+      const paid = await me.fetch(`${limited.url}/later/safe-replayed`);
+      assert.equal(paid.status, 200, await paid.clone().text());
+      await paid.arrayBuffer();
+      const header = me.sent.find((e) => e.payment).header;
+      const replay = () => limited.fetch("/later/safe-replayed", { headers: { "payment-signature": header, "cf-connecting-ip": "203.0.113.8" } });
+      const hits = originHits();
+      for (let i = 1; i <= 4; i++) {
+        const before = rpcWatch.callsAbout(wallet);
+        const res = await replay();
+        assert.equal(res.status, 402, `replay ${i}`);
+        assert.equal((await res.json()).reason, "replayed_authorization", `replay ${i}`);
+        assert.equal(rpcWatch.callsAbout(wallet), before + 1, `replay ${i}: the wallet's contract was asked`);
+      }
+      const before = rpcWatch.callsAbout(wallet);
+      const barred = await replay();
+      assert.equal(barred.status, 429);
+      assert.equal((await barred.json()).reason, "too_many_refusals");
+      assert.equal(rpcWatch.callsAbout(wallet), before, "the node was not asked");
+      assert.equal(originHits(), hits, "no replay was served");
+      // The payment itself is settled in its batch, once.
+      const deadline = Date.now() + 20_000;
+      const answered = () =>
+        stack.facilitator.calls
+          .filter((c) => c.kind === "settle")
+          .slice(settles)
+          .filter((c) => c.result && getAddress(c.payer) === getAddress(wallet));
+      while (answered().length === 0) {
+        assert.ok(Date.now() < deadline, "settled within its batch");
+        await sleep(200);
+      }
+      await sleep(500);
+      assert.deepEqual(answered().map((c) => c.result.success), [true], "settled once");
+      assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE, "the wallet paid once");
+      assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
+    } finally {
+      await limited.dispose();
+    }
+  });
+
   test("a counted session's request that the origin fails to answer, or redirects, is given back", async () => {
     const me = sessionClient(4);
     const paid = await me.fetch(`${worker.url}/metered/a`);
