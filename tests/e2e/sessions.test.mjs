@@ -1064,115 +1064,102 @@ describe("what a session opens, and what it costs", () => {
     assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
   });
 
-  test("replays of a smart wallet's payment not yet settled, each of which costs a /verify, count against the client's address (X402_RATE_LIMIT): over it, they are refused before the facilitator is asked, and the payment is settled once", async () => {
-    const limited = await startWorker({
+  /** A Worker selling `/later/*` deferred, with X402_RATE_LIMIT at 3 refusals a minute. */
+  const limitedDeferredWorker = (namespace, extra = {}) =>
+    startWorker({
       config: stack.config({
         origin: site.url,
         routes: [{ path: "/later/*", price: "$0.01", settlement: "deferred" }],
         deferred: { batchSeconds: 2, credit: "full", creditLimit: "$1.00" },
+        ...extra,
       }),
-      ratelimits: { X402_RATE_LIMIT: { namespace_id: "404", simple: { limit: 3, period: 60 } } },
+      ratelimits: { X402_RATE_LIMIT: { namespace_id: namespace, simple: { limit: 3, period: 60 } } },
     });
+
+  /**
+   * Replays `header` (a payment already served, not yet settled) from one client address: each
+   * of the first four is refused by the ledger after `calls()` grew by one (the call out it
+   * cost); the fifth is refused for too many refusals, before any call. Nothing is served.
+   */
+  async function replaysCountedUntilBarred(w, path, header, calls, what) {
+    const replay = () => w.fetch(path, { headers: { "payment-signature": header, "cf-connecting-ip": "203.0.113.7" } });
+    const hits = originHits();
+    for (let i = 1; i <= 4; i++) {
+      const before = calls();
+      const res = await replay();
+      assert.equal(res.status, 402, `replay ${i}`);
+      assert.equal((await res.json()).reason, "replayed_authorization", `replay ${i}`);
+      assert.equal(calls(), before + 1, `replay ${i}: ${what} was asked`);
+    }
+    const before = calls();
+    const barred = await replay();
+    assert.equal(barred.status, 429);
+    assert.equal((await barred.json()).reason, "too_many_refusals");
+    assert.equal(barred.headers.get("retry-after"), "60");
+    assert.equal(calls(), before, `${what} was not asked`);
+    assert.equal(originHits(), hits, "no replay was served");
+  }
+
+  /**
+   * Waits for `wallet`'s payment (settlements counted from `settles`) to be settled in its batch
+   * (and, with `deployed`, for the wallet to have code), then checks it was settled once and
+   * moved exactly one price.
+   */
+  async function settledOnceInBatch(wallet, settles, [walletBefore, payToBefore], deployed = async () => true) {
+    const deadline = Date.now() + 20_000;
+    const answered = () =>
+      stack.facilitator.calls
+        .filter((c) => c.kind === "settle")
+        .slice(settles)
+        .filter((c) => c.result && getAddress(c.payer) === getAddress(wallet));
+    while (answered().length === 0 || !(await deployed())) {
+      assert.ok(Date.now() < deadline, "settled within its batch");
+      await sleep(200);
+    }
+    await sleep(500); // time for a second settlement, were there one
+    assert.deepEqual(answered().map((c) => c.result.success), [true], "settled once");
+    assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE, "the wallet paid once");
+    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
+  }
+
+  const balancesOf = (wallet) => Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+
+  test("replays of a smart wallet's payment not yet settled, each of which costs a /verify, count against the client's address (X402_RATE_LIMIT): over it, they are refused before the facilitator is asked, and the payment is settled once", async () => {
+    const limited = await limitedDeferredWorker("404");
     try {
       const { owner, wallet, client, code } = await counterfactualWallet(5);
-      const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+      const before = await balancesOf(wallet);
       const settles = settlements();
       const me = client(owner);
       const paid = await me.fetch(`${limited.url}/later/replayed`);
       assert.equal(paid.status, 200, await paid.clone().text());
       await paid.arrayBuffer();
-      const header = me.sent.find((e) => e.payment).header;
-      const verifies = () => stack.facilitator.calls.filter((c) => c.kind === "verify" && getAddress(c.payer) === getAddress(wallet)).length;
-      const replay = () => limited.fetch("/later/replayed", { headers: { "payment-signature": header, "cf-connecting-ip": "203.0.113.7" } });
-      const hits = originHits();
       // Signed by no key of the wallet's: only the facilitator can judge it, and it is asked
       // before the ledger, which refuses the replay.
-      for (let i = 1; i <= 4; i++) {
-        const before = verifies();
-        const res = await replay();
-        assert.equal(res.status, 402, `replay ${i}`);
-        assert.equal((await res.json()).reason, "replayed_authorization", `replay ${i}`);
-        assert.equal(verifies(), before + 1, `replay ${i}: the facilitator was asked`);
-      }
-      const before = verifies();
-      const barred = await replay();
-      assert.equal(barred.status, 429);
-      assert.equal((await barred.json()).reason, "too_many_refusals");
-      assert.equal(barred.headers.get("retry-after"), "60");
-      assert.equal(verifies(), before, "the facilitator was not asked");
-      assert.equal(originHits(), hits, "no replay was served");
-      // The payment itself is settled in its batch, once.
-      const deadline = Date.now() + 20_000;
-      const answered = () =>
-        stack.facilitator.calls
-          .filter((c) => c.kind === "settle")
-          .slice(settles)
-          .filter((c) => c.result && getAddress(c.payer) === getAddress(wallet));
-      while (answered().length === 0 || (await code()) === "0x") {
-        assert.ok(Date.now() < deadline, "settled within its batch");
-        await sleep(200);
-      }
-      await sleep(500);
-      assert.deepEqual(answered().map((c) => c.result.success), [true], "settled once");
-      assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE, "the wallet paid once");
-      assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
+      const verifies = () => stack.facilitator.calls.filter((c) => c.kind === "verify" && getAddress(c.payer) === getAddress(wallet)).length;
+      await replaysCountedUntilBarred(limited, "/later/replayed", me.sent.find((e) => e.payment).header, verifies, "the facilitator");
+      await settledOnceInBatch(wallet, settles, before, async () => (await code()) !== "0x");
     } finally {
       await limited.dispose();
     }
   });
 
   test("replays of a Safe-like wallet's payment not yet settled, each of which costs a question to its contract on chain, count against the client's address: over the limit, the node is not asked", async () => {
-    const limited = await startWorker({
-      config: stack.config({
-        origin: site.url,
-        routes: [{ path: "/later/*", price: "$0.01", settlement: "deferred" }],
-        deferred: { batchSeconds: 2, credit: "full", creditLimit: "$1.00" },
-        rpc: { [stack.network]: rpcWatch.url },
-      }),
-      ratelimits: { X402_RATE_LIMIT: { namespace_id: "405", simple: { limit: 3, period: 60 } } },
-    });
+    const limited = await limitedDeferredWorker("405", { rpc: { [stack.network]: rpcWatch.url } });
     try {
       const wallet = "0x5afe000000000000000000000000000000000066";
       const owner = account(6);
       await deploySmartWallet(wallet, owner.address, { wrapped: true });
       await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
-      const [walletBefore, payToBefore] = await Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+      const before = await balancesOf(wallet);
       const settles = settlements();
       const me = wrappingWalletClient(wallet, owner);
       const paid = await me.fetch(`${limited.url}/later/safe-replayed`);
       assert.equal(paid.status, 200, await paid.clone().text());
       await paid.arrayBuffer();
-      const header = me.sent.find((e) => e.payment).header;
-      const replay = () => limited.fetch("/later/safe-replayed", { headers: { "payment-signature": header, "cf-connecting-ip": "203.0.113.8" } });
-      const hits = originHits();
-      for (let i = 1; i <= 4; i++) {
-        const before = rpcWatch.callsAbout(wallet);
-        const res = await replay();
-        assert.equal(res.status, 402, `replay ${i}`);
-        assert.equal((await res.json()).reason, "replayed_authorization", `replay ${i}`);
-        assert.equal(rpcWatch.callsAbout(wallet), before + 1, `replay ${i}: the wallet's contract was asked`);
-      }
-      const before = rpcWatch.callsAbout(wallet);
-      const barred = await replay();
-      assert.equal(barred.status, 429);
-      assert.equal((await barred.json()).reason, "too_many_refusals");
-      assert.equal(rpcWatch.callsAbout(wallet), before, "the node was not asked");
-      assert.equal(originHits(), hits, "no replay was served");
-      // The payment itself is settled in its batch, once.
-      const deadline = Date.now() + 20_000;
-      const answered = () =>
-        stack.facilitator.calls
-          .filter((c) => c.kind === "settle")
-          .slice(settles)
-          .filter((c) => c.result && getAddress(c.payer) === getAddress(wallet));
-      while (answered().length === 0) {
-        assert.ok(Date.now() < deadline, "settled within its batch");
-        await sleep(200);
-      }
-      await sleep(500);
-      assert.deepEqual(answered().map((c) => c.result.success), [true], "settled once");
-      assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE, "the wallet paid once");
-      assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payToBefore, PRICE);
+      const asked = () => rpcWatch.callsAbout(wallet);
+      await replaysCountedUntilBarred(limited, "/later/safe-replayed", me.sent.find((e) => e.payment).header, asked, "the wallet's contract");
+      await settledOnceInBatch(wallet, settles, before);
     } finally {
       await limited.dispose();
     }
