@@ -227,6 +227,18 @@ impl PaidRequest<'_> {
         self.verified.payer.to_lower_hex()
     }
 
+    /// The payment's name in its payer's ledger: chain, token and nonce (a nonce is its token's:
+    /// the same one may pay in another token, or on another chain).
+    pub fn entry_id(&self) -> String {
+        let asset = &self.verified.offer.asset;
+        format!(
+            "{}:{}:0x{}",
+            asset.network.chain_id,
+            asset.address.to_lower_hex(),
+            hex::encode(self.verified.nonce)
+        )
+    }
+
     /// What the payer's ledger must remember of this payment. `body` is
     /// [`PaidRequest::facilitator_body`], which the caller has already made for the facilitator;
     /// `ticket` names the admitting request ([`crate::settlement::Admission::ticket`]).
@@ -240,7 +252,7 @@ impl PaidRequest<'_> {
         let nonce = format!("0x{}", hex::encode(self.verified.nonce));
         let asset = offer.asset.address.to_lower_hex();
         crate::settlement::Admission {
-            id: format!("{}:{asset}:{nonce}", offer.asset.network.chain_id),
+            id: self.entry_id(),
             asset,
             nonce,
             amount: offer.amount.to_string(),

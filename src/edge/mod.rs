@@ -157,12 +157,13 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     // A session token matters after a disconnect only where a session counts its requests: a
     // timed one's request, cut off, leaves nothing to give back (and its own `waitUntil` is a
     // tenth of what a session request costs over a free one).
-    let counted = match load_config(&env).as_ref() {
-        Ok(c) => c
-            .routes
-            .iter()
-            .any(|r| r.session.as_ref().is_some_and(|o| o.requests.is_some())),
-        Err(_) => false,
+    // Asked only of a request that carries a token or the cookie.
+    let counted = || {
+        load_config(&env).as_ref().as_ref().is_ok_and(|c| {
+            c.routes
+                .iter()
+                .any(|r| r.session.as_ref().is_some_and(|o| o.requests.is_some()))
+        })
     };
     let keep_alive = carries_credential(&req.headers(), counted);
     let ctx = Rc::new(ctx);
@@ -201,20 +202,20 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
 type Handover = Rc<RefCell<(Option<Result<web_sys::Response>>, Option<Waker>)>>;
 
 /// Whether a request carries a payment or what may let it in on a session (a Sign-In-With-X
-/// proof; with `tokens`, where sessions are counted, a bearer token or the session cookie): what
+/// proof; where `counted` says sessions are counted, a bearer token or the session cookie): what
 /// [`fetch`] keeps alive past a disconnect.
-fn carries_credential(headers: &web_sys::Headers, tokens: bool) -> bool {
+fn carries_credential(headers: &web_sys::Headers, counted: impl FnOnce() -> bool) -> bool {
     let has = |name: &str| headers.has(name).unwrap_or(false);
     has(x402::PAYMENT_SIGNATURE)
         || has(x402::X_PAYMENT)
         || has(crate::siwx::HEADER)
-        || tokens
-            && (has("authorization")
-                || headers
-                    .get("cookie")
-                    .ok()
-                    .flatten()
-                    .is_some_and(|c| c.contains(crate::session::COOKIE_NAME)))
+        || (has("authorization")
+            || headers
+                .get("cookie")
+                .ok()
+                .flatten()
+                .is_some_and(|c| c.contains(crate::session::COOKIE_NAME)))
+            && counted()
 }
 
 /// Answers one request (see [`fetch`], which decides what keeps the work alive).
@@ -1236,13 +1237,7 @@ async fn session_bought(
         &paid.verified.payer,
         paid.verified.offer.asset.network.chain_id,
     );
-    // A nonce is its token's: the same one may pay in another token (or on another chain).
-    let paid_with = format!(
-        "{chain}:{}:{}",
-        paid.verified.offer.asset.address.to_lower_hex(),
-        hex::encode(paid.verified.nonce)
-    );
-    match access::grant_after_payment(env, payer, chain, offer, &paid_with, now).await {
+    match access::grant_after_payment(env, payer, chain, offer, &paid.entry_id(), now).await {
         Ok(Some(token)) => access::token_headers(&token),
         Ok(None) => Vec::new(),
         // Paid and served, the session not recorded: said in the log, for the publisher to
