@@ -510,6 +510,16 @@ impl Config {
         })
     }
 
+    /// The store key of every grant `wallet` may hold under this configuration: one per session
+    /// offer. Revocation deletes these by name, since a listing of the store lags its writes.
+    pub fn grant_keys(&self, wallet: &crate::evm::Address) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter_map(|r| r.session.as_ref())
+            .map(|offer| crate::session::grant_key(wallet, &offer.name))
+            .collect()
+    }
+
     /// The JSON-RPC endpoint of a chain, if configured.
     pub fn rpc_for(&self, chain_id: u64) -> Option<&str> {
         self.rpc

@@ -10,7 +10,7 @@ use x402_edge::pattern::PathPattern;
 use x402_edge::session::{
     add_counted_grant, check_token, clear_cookie, cookie, grant_key, issue_token,
     token_from_request, Grant, GrantCounts, SessionOffer, TokenClaims, TokenError,
-    COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES,
+    COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES, PAID_MARKER_SECONDS,
 };
 
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -739,7 +739,8 @@ fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
         &key,
         3,
         NOW + 60,
-        Some(&paid)
+        Some(&paid),
+        NOW
     ));
     // The same command again (its first answer lost on the way back): nothing more.
     assert!(!add_counted_grant(
@@ -747,7 +748,8 @@ fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
         &key,
         3,
         NOW + 60,
-        Some(&paid)
+        Some(&paid),
+        NOW
     ));
     assert_eq!(counts.get(&key), Some(&(3, NOW + 60)));
     // Another payment adds its requests, and the longer time.
@@ -761,12 +763,13 @@ fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
         &key,
         3,
         NOW + 90,
-        Some(&again)
+        Some(&again),
+        NOW
     ));
     assert_eq!(counts.get(&key), Some(&(6, NOW + 90)));
     // A command from a Worker of an earlier version, which names no payment, always adds.
-    assert!(add_counted_grant(&mut counts, &key, 1, NOW + 90, None));
-    assert!(add_counted_grant(&mut counts, &key, 1, NOW + 90, None));
+    assert!(add_counted_grant(&mut counts, &key, 1, NOW + 90, None, NOW));
+    assert!(add_counted_grant(&mut counts, &key, 1, NOW + 90, None, NOW));
     assert_eq!(counts.get(&key), Some(&(8, NOW + 90)));
     // What a payment is remembered by is no grant's key.
     let other = grant_key(&wallet(), "other");
@@ -775,7 +778,71 @@ fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
         &other,
         2,
         NOW + 60,
-        Some(&paid)
+        Some(&paid),
+        NOW
     ));
     assert_eq!(counts.get(&other), None);
+}
+
+/// A purchase is remembered by its payment for minutes, not for as long as its grant: the map
+/// of counts, rewritten on every spend, does not grow with each purchase of a long grant.
+#[test]
+fn a_counted_purchase_is_remembered_for_minutes() {
+    let mut counts = GrantCounts::new();
+    let key = grant_key(&wallet(), "premium");
+    let day = NOW + 86_400;
+    assert!(add_counted_grant(&mut counts, &key, 5, day, Some("a"), NOW));
+    assert_eq!(counts.get(&key), Some(&(5, day)));
+    assert_eq!(counts.get("paid:a"), Some(&(1, NOW + PAID_MARKER_SECONDS)));
+    // Sent again within those minutes: nothing more.
+    assert!(!add_counted_grant(
+        &mut counts,
+        &key,
+        5,
+        day,
+        Some("a"),
+        NOW + 30
+    ));
+    // A grant shorter than that takes its marker with it.
+    assert!(add_counted_grant(
+        &mut counts,
+        &key,
+        1,
+        NOW + 60,
+        Some("b"),
+        NOW
+    ));
+    assert_eq!(counts.get("paid:b"), Some(&(1, NOW + 60)));
+    assert_eq!(counts.get(&key), Some(&(6, day)));
+}
+
+/// Revocation deletes a wallet's grants by name, one per session the configuration sells: the
+/// keys its sales write, whatever a lagging listing of the store says.
+#[test]
+fn a_revocation_names_every_grant_the_configuration_can_sell() {
+    let config = config_with_routes(serde_json::json!([
+        {"path": "/articles/*", "price": "$0.01", "session": {"seconds": 3600}},
+        {"path": "/guides/*", "price": "$0.01"},
+        {"path": "/api/*", "price": "$0.05", "session": {"scope": "/api/*", "requests": 10}},
+    ]));
+    let w = wallet();
+    let sold: Vec<String> = config
+        .routes
+        .iter()
+        .filter_map(|r| r.session.as_ref())
+        .map(|offer| grant_key(&w, &offer.name))
+        .collect();
+    assert_eq!(sold.len(), 2);
+    assert_eq!(config.grant_keys(&w), sold);
+    let prefix = format!("grant:{}:", w.to_lower_hex());
+    assert!(config.grant_keys(&w).iter().all(|k| k.starts_with(&prefix)));
+    // Another wallet's keys are its own.
+    let other = Address::parse("0x209693Bc6afc0C5328bA36FaF03C514EF312287C").unwrap();
+    assert!(config
+        .grant_keys(&other)
+        .iter()
+        .all(|k| !config.grant_keys(&w).contains(k)));
+    // Nothing sold, nothing to name.
+    let unsold = config_with_routes(serde_json::json!([{"path": "/guides/*", "price": "$0.01"}]));
+    assert!(unsold.grant_keys(&w).is_empty());
 }

@@ -531,23 +531,20 @@ pub fn token_headers(token: &(String, u64)) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Deletes every grant of a wallet from KV (revocation; the ledger forgets its counts too).
-pub async fn revoke_grants(env: &Env, wallet: &Address) -> usize {
-    let prefix = format!("grant:{}:", wallet.to_lower_hex());
+/// Deletes every grant of a wallet from KV (revocation; the ledger forgets its counts too): the
+/// number of grants it held. Each grant the configuration's offers can make is deleted by its key,
+/// whether or not KV lists it (a listing lags writes: a grant bought a minute ago may not be in
+/// it), and whatever else KV lists under the wallet (grants sold by offers since removed).
+/// `None` when KV could not be asked or refused a deletion: sent again, it finishes the work.
+pub async fn revoke_grants(env: &Env, config: Option<&Config>, wallet: &Address) -> Option<usize> {
     GRANTS.with(|r| r.borrow_mut().forget(&remembered_as(wallet, "")));
-    let Ok(keys) = super::admin::list_prefix(env, &prefix).await else {
-        return 0;
-    };
-    let Some(kv) = js::kv(env, super::KV_BINDING) else {
-        return 0;
-    };
-    for k in &keys {
-        let _ = kv.delete(&format!("{prefix}{k}")).await;
-    }
     if let Some(book) = LedgerClient::open(env, &wallet.to_lower_hex()) {
         let _ = book.send(&Command::ClearGrants).await;
     }
-    keys.len()
+    let prefix = format!("grant:{}:", wallet.to_lower_hex());
+    let named = config.map(|c| c.grant_keys(wallet)).unwrap_or_default();
+    let kv = js::kv(env, super::KV_BINDING)?;
+    kv.drop_keys(&prefix, &named).await.ok()
 }
 
 fn refused(code: &str, message: &str) -> Refusal {

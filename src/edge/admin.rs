@@ -109,8 +109,13 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
             let Some(w) = wallet.as_deref().and_then(|w| Address::parse(w).ok()) else {
                 return bad("wallet is required");
             };
-            let revoked = super::access::revoke_grants(env, &w).await;
-            return Response::from_json(&serde_json::json!({"ok": true, "revoked": revoked}));
+            let config = super::config_of(env);
+            return match super::access::revoke_grants(env, config.as_deref(), &w).await {
+                Some(revoked) => Response::from_json(&serde_json::json!({"ok": true, "revoked": revoked})),
+                None => Response::from_json(&serde_json::json!({"error": "kv_unavailable",
+                    "message": "KV did not delete every grant of this wallet; send the revocation again"}))
+                .map(|r| r.with_status(503)),
+            };
         }
         ("POST", "ledger/forgive") => Command::Forgive,
         ("POST", "ledger/revoke") => match query("id") {

@@ -142,6 +142,23 @@ export function x402_barred(key, seconds) {
   x402_over.delete(key);
   return false;
 }
+export async function x402_drop_keys(kv, prefix, named) {
+  const keys = new Set();
+  let cursor;
+  do {
+    const page = await kv.list({ prefix, cursor });
+    for (const k of page.keys) keys.add(k.name);
+    cursor = page.list_complete ? undefined : page.cursor;
+  } while (cursor);
+  let held = keys.size;
+  for (const key of named === '' ? [] : named.split('\\n')) {
+    if (keys.has(key)) continue;
+    keys.add(key);
+    if ((await kv.get(key)) !== null) held++;
+  }
+  for (const key of keys) await kv.delete(key).catch(() => kv.delete(key));
+  return held;
+}
 export async function x402_body_text(request, limit) {
   if (!request.body) return '';
   const reader = request.clone().body.getReader();
@@ -180,6 +197,8 @@ extern "C" {
     ) -> Result<(), JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_kept(kv: &KvNamespace, key: &str) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn x402_drop_keys(kv: &KvNamespace, prefix: &str, named: &str) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_headers_without(
         source: &web_sys::Headers,
@@ -369,6 +388,13 @@ impl KvNamespace {
         route: &str,
     ) -> Result<(), JsValue> {
         x402_keep(ctx, self, key, response, ttl_seconds, limit, payer, route)
+    }
+
+    /// Deletes every key KV lists under `prefix` and every one of `named` (which a listing, lagging
+    /// writes, may not show yet): how many of them held a value.
+    pub async fn drop_keys(&self, prefix: &str, named: &[String]) -> Result<usize, JsValue> {
+        let held = JsFuture::from(x402_drop_keys(self, prefix, &named.join("\n"))?).await?;
+        Ok(held.as_f64().unwrap_or(0.0) as usize)
     }
 
     /// A response kept by [`KvNamespace::keep_response`], as a new response.

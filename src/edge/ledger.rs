@@ -454,7 +454,7 @@ fn change_grants(counts: &mut Counts, grant: Command, now: u64) -> Value {
             until,
             paid,
         } => {
-            crate::session::add_counted_grant(counts, &key, requests, until, paid.as_deref());
+            crate::session::add_counted_grant(counts, &key, requests, until, paid.as_deref(), now);
             serde_json::json!({"ok": true})
         }
         Command::SpendGrant { key, now } => {

@@ -157,17 +157,25 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     // A session token matters after a disconnect only where a session counts its requests: a
     // timed one's request, cut off, leaves nothing to give back (and its own `waitUntil` is a
     // tenth of what a session request costs over a free one).
+    // An admin request (a bearer token too) is kept alive as well: a revocation cut off half
+    // way would leave some of a wallet's grants in place.
+    // The URL as the runtime serialised it (always ASCII), read by our own narrow parser: the
+    // general URL crate and its Unicode tables would double the size of the Worker.
+    let full = req.url();
+    let url = HttpUrl::parse(&full);
     // Asked only of a request that carries a token or the cookie.
     let counted = || {
-        load_config(&env).as_ref().as_ref().is_ok_and(|c| {
-            c.routes
-                .iter()
-                .any(|r| r.session.as_ref().is_some_and(|o| o.requests.is_some()))
-        })
+        url.as_ref()
+            .is_some_and(|u| u.path.starts_with(admin::PREFIX))
+            || load_config(&env).as_ref().as_ref().is_ok_and(|c| {
+                c.routes
+                    .iter()
+                    .any(|r| r.session.as_ref().is_some_and(|o| o.requests.is_some()))
+            })
     };
     let keep_alive = carries_credential(&req.headers(), counted);
     let ctx = Rc::new(ctx);
-    let work = handle(req, env, ctx.clone());
+    let work = handle(req, full, url, env, ctx.clone());
     if !keep_alive {
         return work.await;
     }
@@ -202,8 +210,8 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
 type Handover = Rc<RefCell<(Option<Result<web_sys::Response>>, Option<Waker>)>>;
 
 /// Whether a request carries a payment or what may let it in on a session (a Sign-In-With-X
-/// proof; where `counted` says sessions are counted, a bearer token or the session cookie): what
-/// [`fetch`] keeps alive past a disconnect.
+/// proof; where `counted` says sessions are counted or the request is the publisher's, a bearer
+/// token or the session cookie): what [`fetch`] keeps alive past a disconnect.
 fn carries_credential(headers: &web_sys::Headers, counted: impl FnOnce() -> bool) -> bool {
     let has = |name: &str| headers.has(name).unwrap_or(false);
     has(x402::PAYMENT_SIGNATURE)
@@ -219,13 +227,16 @@ fn carries_credential(headers: &web_sys::Headers, counted: impl FnOnce() -> bool
 }
 
 /// Answers one request (see [`fetch`], which decides what keeps the work alive).
-async fn handle(req: web_sys::Request, env: Env, ctx: Rc<Context>) -> Result<web_sys::Response> {
+async fn handle(
+    req: web_sys::Request,
+    full: String,
+    url: Option<HttpUrl>,
+    env: Env,
+    ctx: Rc<Context>,
+) -> Result<web_sys::Response> {
     // The runtime's request as it is: the SDK's own type would build `request.cf` (a large object)
     // for every request, which costs a tenth of a 402; the bot fields are read where needed.
-    // The URL as the runtime serialised it (always ASCII), read by our own narrow parser: the
-    // general URL crate and its Unicode tables would double the size of the Worker.
-    let full = req.url();
-    let Some(url) = HttpUrl::parse(&full) else {
+    let Some(url) = url else {
         return respond::reply(
             paywall::plain_refusal(&Refusal::new(
                 Reason::InvalidShape,
