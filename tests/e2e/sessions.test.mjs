@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import http from "node:http";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { getAddress, getContractAddress, hashMessage, hashTypedData, keccak256, serializeErc6492Signature } from "viem";
@@ -22,7 +23,7 @@ import {
   createSIWxPayload,
   encodeSIWxHeader,
 } from "@x402/extensions/sign-in-with-x";
-import { ADMIN_TOKEN, decodeHeader, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, ROOT, decodeHeader, startStack, startWorker } from "./harness.mjs";
 import { rpc as chainRpc } from "../../scripts/lib/chain.mjs";
 
 const PRICE = 10000n; // "$0.01"
@@ -1253,6 +1254,50 @@ describe("revocation", () => {
     assert.equal(originHits(), hits);
     // Another wallet's session is untouched.
     assert.equal((await worker.fetch("/articles/o", { headers: bearer(articlesToken) })).status, 200);
+  });
+
+  test("a revocation KV fails to carry out answers 503 kv_unavailable, leaves the session as it was, and done again ends it", async () => {
+    // Stand-in for a KV outage, which the real namespace cannot produce on demand: the built
+    // Worker handed an X402_KV whose deletions fail while the test says so
+    // (tests/e2e/lib/kv-faults.mjs).
+    const faulty = await startWorker({
+      config: stack.config({
+        origin: site.url,
+        routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/plain", session: { seconds: 3600 } }],
+      }),
+      secrets: { X402_SESSION_SECRET: SECRET, X402_ADMIN_TOKEN: ADMIN },
+      scriptPath: path.join(ROOT, "tests/e2e/lib/kv-faults.mjs"),
+      modulesRoot: ROOT,
+    });
+    try {
+      const buyer = privateKeyToAccount(generatePrivateKey());
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, buyer.address, 100000n);
+      const bought = await sessionClient(null, { signer: buyer }).fetch(`${faulty.url}/articles/a`);
+      assert.equal(bought.status, 200, "the wallet buys a session there");
+      await bought.arrayBuffer();
+      const token = bought.headers.get("x402-session");
+      const revoke = () =>
+        faulty.fetch(`/__x402/admin/grants/revoke?wallet=${buyer.address}`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` } });
+
+      assert.equal(await (await faulty.fetch("/__fault/kv?deletes=fail")).text(), "deletions fail");
+      const failed = await revoke();
+      assert.equal(failed.status, 503);
+      const why = await failed.json();
+      assert.equal(why.error, "kv_unavailable");
+      assert.match(why.message, /send the revocation again/);
+      // Not revoked, and not said to be: the session still opens the page.
+      const still = await faulty.fetch("/articles/b", { headers: bearer(token) });
+      assert.equal(still.status, 200);
+      await still.arrayBuffer();
+
+      assert.equal(await (await faulty.fetch("/__fault/kv?deletes=work")).text(), "deletions work");
+      const done = await revoke();
+      assert.equal(done.status, 200);
+      assert.deepEqual(await done.json(), { ok: true, revoked: 1 });
+      await assertRefused(await faulty.fetch("/articles/c", { headers: bearer(token) }), "no_grant");
+    } finally {
+      await faulty.dispose();
+    }
   });
 
   test("a delinquent wallet's session is refused with wallet_delinquent, within the isolate's few seconds", async () => {
