@@ -58,6 +58,7 @@ const { values: args } = parseArgs({
     strict: { type: "boolean", default: false },
     "wait-quiet": { type: "string", default: "0" },
     "no-verify": { type: "boolean", default: false },
+    "no-floor": { type: "boolean", default: false },
     out: { type: "string", default: "bench-results" },
     compare: { type: "string" },
     "through-entry": { type: "boolean", default: false },
@@ -68,8 +69,8 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(`usage: scripts/bench [--duration SECONDS] [--rounds N] [--connections N] [--payments N] [--quick]
-                    [--callgrind] [--strict] [--wait-quiet SECONDS] [--no-verify] [--out DIR]
-                    [--no-build]
+                    [--callgrind] [--strict] [--wait-quiet SECONDS] [--no-verify] [--no-floor]
+                    [--out DIR] [--no-build]
   --duration     length of each load run (default 3 s; 2 with --quick)
   --rounds       load runs per measure, the median kept (default 3; 1 with --quick)
   --connections  concurrent connections of each load run (default 8)
@@ -78,6 +79,8 @@ if (args.help) {
   --strict       exit 1 if a target is missed
   --wait-quiet S wait up to S seconds for other processes to leave the CPUs alone first
   --no-verify    skip the verification benches (no cargo builds; that target is then n/a)
+  --no-floor     skip the Rust floor (our Worker built to answer a constant 402 at once, with the
+                 bench-floor feature, beside the others in the unpaid-402 measure)
   --compare A,B  instead of the whole bench: the deferred paid latency of builds A, B… (directories
                  inside the project holding index.js and index_bg.wasm, and entry.mjs if the build
                  has one), one request to each in turn,
@@ -719,9 +722,10 @@ async function withWorkerd(start, known) {
  * Worker, the reference's unpaid 402 and ours were a minute apart, and their ratio moved between
  * 0.42× and 1.3× from run to run).
  */
-async function startContestants(stack, wrangler, referenceBundle) {
+async function startContestants(stack, wrangler, referenceBundle, floorBuild) {
   const known = new Set(await workerdPids());
   return {
+    ...(floorBuild ? { rustFloor: await withWorkerd(() => startOurs(wrangler, ourConfig(stack, wrangler), {}, floorBuild), known) } : {}),
     empty: await withWorkerd(() => startEmpty(stack, wrangler), known),
     reference: await withWorkerd(() => startReference(referenceBundle, stack), known),
     immediate: await withWorkerd(() => startOurs(wrangler, ourConfig(stack, wrangler)), known),
@@ -738,9 +742,9 @@ async function startContestants(stack, wrangler, referenceBundle) {
 async function measureAll(stack, w) {
   const probe = await sessionProbe(w.session);
   const names = ["empty", "reference", "immediate", "deferred"];
-  const labels = { empty: "empty Worker", reference: "reference", immediate: "x402-edge immediate", deferred: "x402-edge deferred", session: "x402-edge session" };
+  const labels = { empty: "empty Worker", reference: "reference", immediate: "x402-edge immediate", deferred: "x402-edge deferred", session: "x402-edge session", rustFloor: "Rust floor (ours built to answer a constant 402 at once)" };
 
-  const unpaidOf = [...names, ...(probe.available ? ["session"] : [])];
+  const unpaidOf = [...names, ...(probe.available ? ["session"] : []), ...(w.rustFloor ? ["rustFloor"] : [])];
   const unpaid = await throughputs(unpaidOf.map((n) => ({ label: `${labels[n]}, unpaid 402`, url: w[n].url + PRICED, expect: 402, pids: w[n].pidsOf })));
   const r = Object.fromEntries(unpaidOf.map((n, i) => [n, { unpaid: unpaid[i] }]));
 
@@ -912,6 +916,29 @@ async function callgrindBreakdown(profile) {
  * wrangler is given the project's configuration without its `[build]` command, so that it bundles
  * the build already in build/ rather than building again.
  */
+/**
+ * The Rust floor: our Worker built with the `bench-floor` feature (see Cargo.toml), which answers
+ * every request with a constant 402 of the bench route's real size at the top of its fetch
+ * handler, finished as `scripts/build` finishes ours. What the runtime charges a Worker built as
+ * ours (wasm-bindgen's glue, the `worker` crate's entry point) before it does any work. Built into
+ * target/bench/rust-floor, through the same cargo target directory as ours (only this crate is
+ * compiled again). Returns the directory, or null (and says why) if the build failed.
+ */
+async function buildRustFloor() {
+  const dir = "target/bench/rust-floor";
+  const started = performance.now();
+  try {
+    await run("worker-build", ["--release", "--out-dir", dir, ".", "--features", "bench-floor"], { cwd: ROOT, maxBuffer: 64 << 20 });
+    await run(process.execPath, ["scripts/lib/finish-build.mjs", dir], { cwd: ROOT });
+    await writeFile(path.join(ROOT, dir, "entry.mjs"), await readFile(path.join(ROOT, "src/entry.mjs")));
+  } catch (err) {
+    log(`Rust floor: not built (${String(err.stderr ?? err.message).trim().split("\n").slice(-3).join(" ")}); measured without it`);
+    return null;
+  }
+  log(`Rust floor built in ${fmt((performance.now() - started) / 1000, 1)} s (${dir})`);
+  return dir;
+}
+
 async function bundleSize() {
   const file = path.join(ROOT, "build/index_bg.wasm");
   const bytes = await readFile(file);
@@ -968,6 +995,15 @@ function targetsOf(r) {
   if (unpaidFloor != null) {
     rows.at(-1).floor = `the empty Worker reaches ${fmt(unpaidFloor, 2)}× the reference`;
     rows.at(-1).reachable = unpaidFloor >= TARGETS.unpaidVsReference;
+  }
+  // What a Worker built as ours allows: the same Rust and glue, answering a constant 402 of the
+  // same size before doing anything else.
+  const rustFloor = ratio(r.rustFloor?.unpaid?.rps, ref.unpaid.rps);
+  if (rustFloor != null) {
+    const t = rows.at(-1);
+    t.floor = `${t.floor ? `${t.floor}; ` : ""}the Rust floor (ours built to answer a constant 402 at once) ${fmt(rustFloor, 2)}× at ${fmt(r.rustFloor.unpaid.serverCpuUsPerRequest)} µs per 402`;
+    t.reachable = rustFloor >= TARGETS.unpaidVsReference;
+    t.floorOf = "a Rust Worker built as ours";
   }
 
   const deferred = ratio(r.deferred.paid.p50, ref.paid.p50);
@@ -1074,6 +1110,11 @@ function report(r) {
   lines.push("empty Worker: the platform's floor in this workerd (402: answers 402; free: passes to the origin; paid: one");
   lines.push("  Durable Object SQLite write, then the origin, in turn with the payments; session: one KV read, then the origin).");
   lines.push("server CPU: CPU time of the workerd process (of the origin for \"origin alone\") per request during the run.");
+  if (r.rustFloor?.unpaid) {
+    const f = r.rustFloor.unpaid;
+    lines.push(`Rust floor: our Worker built to answer a constant 402 of the same size at once (the bench-floor feature): ${fmt(f.rps)} req/s, ` +
+      `${x(f.rps, r.reference.unpaid.rps)} the reference, ${fmt(f.serverCpuUsPerRequest)} µs of server CPU per 402.`);
+  }
   lines.push("");
   const v = r.verification ?? { wasm: {}, native: {} };
   if (r.verification) lines.push(`one verification (spec example through paywall::decide): ${fmt(v.wasm.usPerVerification, 1)} µs in wasm, ${fmt(v.native.usPerVerification, 1)} µs native (wasm ${fmt(v.wasmOverNative, 2)}× native)` +
@@ -1109,7 +1150,7 @@ function report(r) {
   if (floors.length) {
     lines.push("");
     for (const t of floors) {
-      lines.push(`${t.id}: ${t.floor}: ${t.reachable ? "reachable on this machine" : "NOT reachable by any Worker on this machine"}`);
+      lines.push(`${t.id}: ${t.floor}: ${t.reachable ? "reachable on this machine" : `NOT reachable by ${t.floorOf ?? "any Worker"} on this machine`}`);
     }
   }
   lines.push("");
@@ -1141,6 +1182,7 @@ async function main() {
 
   // CPU-heavy preparation first, so that nothing compiles while anything is measured.
   const built = args["no-verify"] ? null : await buildVerifyBenches({ log });
+  const floorBuild = args["no-floor"] ? null : await buildRustFloor();
   const referenceBundle = await bundleReference();
   log(`reference bundled: ${fmt(referenceBundle.bytes / 1024, 0)} KB (${referenceBundle.compatibilityFlags.join(", ")})`);
   const load = await machineLoad();
@@ -1152,7 +1194,7 @@ async function main() {
   const stack = await startStack();
   let results;
   try {
-    results = await measureAll(stack, await startContestants(stack, wrangler, referenceBundle));
+    results = await measureAll(stack, await startContestants(stack, wrangler, referenceBundle, floorBuild));
   } finally {
     await cleanup();
   }
