@@ -910,19 +910,13 @@ async function callgrindBreakdown(profile) {
 }
 
 /**
- * The bundle: the wasm alone (raw and `gzip -9`), and what `wrangler deploy` uploads (the wasm and
- * the JavaScript it bundles around it), sized as wrangler sizes it ("Total Upload: … / gzip: …":
- * every module concatenated, gzipped at zlib's default level). The target is judged on the upload.
- * wrangler is given the project's configuration without its `[build]` command, so that it bundles
- * the build already in build/ rather than building again.
- */
-/**
  * The Rust floor: our Worker built with the `bench-floor` feature (see Cargo.toml), which answers
  * every request with a constant 402 of the bench route's real size at the top of its fetch
  * handler, finished as `scripts/build` finishes ours. What the runtime charges a Worker built as
  * ours (wasm-bindgen's glue, the `worker` crate's entry point) before it does any work. Built into
  * target/bench/rust-floor, through the same cargo target directory as ours (only this crate is
- * compiled again). Returns the directory, or null (and says why) if the build failed.
+ * compiled again, and once more by the next `scripts/build`: cargo keeps one build of it whatever
+ * its features). Returns the directory, or null (and says why) if the build failed.
  */
 async function buildRustFloor() {
   const dir = "target/bench/rust-floor";
@@ -939,6 +933,13 @@ async function buildRustFloor() {
   return dir;
 }
 
+/**
+ * The bundle: the wasm alone (raw and `gzip -9`), and what `wrangler deploy` uploads (the wasm and
+ * the JavaScript it bundles around it), sized as wrangler sizes it ("Total Upload: … / gzip: …":
+ * every module concatenated, gzipped at zlib's default level). The target is judged on the upload.
+ * wrangler is given the project's configuration without its `[build]` command, so that it bundles
+ * the build already in build/ rather than building again.
+ */
 async function bundleSize() {
   const file = path.join(ROOT, "build/index_bg.wasm");
   const bytes = await readFile(file);

@@ -534,17 +534,34 @@ pub fn token_headers(token: &(String, u64)) -> Vec<(&'static str, String)> {
 /// Deletes every grant of a wallet from KV (revocation; the ledger forgets its counts too): the
 /// number of grants it held. Each grant the configuration's offers can make is deleted by its key,
 /// whether or not KV lists it (a listing lags writes: a grant bought a minute ago may not be in
-/// it), and whatever else KV lists under the wallet (grants sold by offers since removed).
-/// `None` when KV could not be asked or refused a deletion: sent again, it finishes the work.
-pub async fn revoke_grants(env: &Env, config: Option<&Config>, wallet: &Address) -> Option<usize> {
-    GRANTS.with(|r| r.borrow_mut().forget(&remembered_as(wallet, "")));
-    if let Some(book) = LedgerClient::open(env, &wallet.to_lower_hex()) {
-        let _ = book.send(&Command::ClearGrants).await;
-    }
+/// it), and whatever else KV lists under the wallet (grants sold by offers since removed). Only
+/// keys whose value is still there are counted (a listing lags deletions too).
+/// Fails with what could not do its part (`kv_unavailable`, `ledger_unavailable`): sent again, the
+/// revocation finishes.
+pub async fn revoke_grants(
+    env: &Env,
+    config: Option<&Config>,
+    wallet: &Address,
+) -> Result<usize, &'static str> {
+    let forget = || GRANTS.with(|r| r.borrow_mut().forget(&remembered_as(wallet, "")));
+    forget();
     let prefix = format!("grant:{}:", wallet.to_lower_hex());
     let named = config.map(|c| c.grant_keys(wallet)).unwrap_or_default();
-    let kv = js::kv(env, super::KV_BINDING)?;
-    kv.drop_keys(&prefix, &named).await.ok()
+    let kv = js::kv(env, super::KV_BINDING).ok_or("kv_unavailable")?;
+    let held = kv
+        .drop_keys(&prefix, &named)
+        .await
+        .map_err(|_| "kv_unavailable")?;
+    // A request of this isolate may have read a grant again while the keys were being deleted.
+    forget();
+    if let Some(book) = LedgerClient::open(env, &wallet.to_lower_hex()) {
+        if book.send(&Command::ClearGrants).await.is_none() {
+            book.send(&Command::ClearGrants)
+                .await
+                .ok_or("ledger_unavailable")?;
+        }
+    }
+    Ok(held)
 }
 
 fn refused(code: &str, message: &str) -> Refusal {

@@ -111,9 +111,12 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
             };
             let config = super::config_of(env);
             return match super::access::revoke_grants(env, config.as_deref(), &w).await {
-                Some(revoked) => Response::from_json(&serde_json::json!({"ok": true, "revoked": revoked})),
-                None => Response::from_json(&serde_json::json!({"error": "kv_unavailable",
-                    "message": "KV did not delete every grant of this wallet; send the revocation again"}))
+                Ok(revoked) => Response::from_json(&serde_json::json!({"ok": true, "revoked": revoked})),
+                Err(code) => Response::from_json(&serde_json::json!({"error": code,
+                    "message": match code {
+                        "kv_unavailable" => "KV did not delete every grant of this wallet; send the revocation again",
+                        _ => "the wallet's ledger did not forget its counted sessions; send the revocation again",
+                    }}))
                 .map(|r| r.with_status(503)),
             };
         }

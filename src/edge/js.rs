@@ -143,20 +143,18 @@ export function x402_barred(key, seconds) {
   return false;
 }
 export async function x402_drop_keys(kv, prefix, named) {
-  const keys = new Set();
+  const keys = new Set(named === '' ? [] : named.split('\\n'));
   let cursor;
   do {
     const page = await kv.list({ prefix, cursor });
     for (const k of page.keys) keys.add(k.name);
     cursor = page.list_complete ? undefined : page.cursor;
   } while (cursor);
-  let held = keys.size;
-  for (const key of named === '' ? [] : named.split('\\n')) {
-    if (keys.has(key)) continue;
-    keys.add(key);
+  let held = 0;
+  for (const key of keys) {
     if ((await kv.get(key)) !== null) held++;
+    await kv.delete(key).catch(() => kv.delete(key));
   }
-  for (const key of keys) await kv.delete(key).catch(() => kv.delete(key));
   return held;
 }
 export async function x402_body_text(request, limit) {
@@ -390,8 +388,8 @@ impl KvNamespace {
         x402_keep(ctx, self, key, response, ttl_seconds, limit, payer, route)
     }
 
-    /// Deletes every key KV lists under `prefix` and every one of `named` (which a listing, lagging
-    /// writes, may not show yet): how many of them held a value.
+    /// Deletes every one of `named` (which a listing, lagging writes, may not show yet) and every
+    /// key KV lists under `prefix`: how many of them still held a value.
     pub async fn drop_keys(&self, prefix: &str, named: &[String]) -> Result<usize, JsValue> {
         let held = JsFuture::from(x402_drop_keys(self, prefix, &named.join("\n"))?).await?;
         Ok(held.as_f64().unwrap_or(0.0) as usize)

@@ -1256,45 +1256,64 @@ describe("revocation", () => {
     assert.equal((await worker.fetch("/articles/o", { headers: bearer(articlesToken) })).status, 200);
   });
 
-  test("a revocation KV fails to carry out answers 503 kv_unavailable, leaves the session as it was, and done again ends it", async () => {
-    // Stand-in for a KV outage, which the real namespace cannot produce on demand: the built
-    // Worker handed an X402_KV whose deletions fail while the test says so
-    // (tests/e2e/lib/kv-faults.mjs).
+  test("a revocation deletes grants KV does not list yet, and one KV fails to carry out answers 503 kv_unavailable, then done again ends the session", async () => {
+    // Stand-ins for faults the real namespace cannot produce on demand (tests/e2e/lib/kv-faults.mjs):
+    // the built Worker handed an X402_KV whose listings show none of the keys written (as a
+    // listing elsewhere may for a minute after a write), or whose deletions fail.
     const faulty = await startWorker({
       config: stack.config({
         origin: site.url,
-        routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/plain", session: { seconds: 3600 } }],
+        routes: [
+          { path: "/articles/*", price: "$0.01", mimeType: "text/plain", session: { seconds: 3600 } },
+          { path: "/api/*", price: "$0.01", session: { requests: 3 } },
+          { path: "/pass", price: "$0.02", session: { scope: "/guides/*", seconds: 3600 } },
+        ],
       }),
       secrets: { X402_SESSION_SECRET: SECRET, X402_ADMIN_TOKEN: ADMIN },
       scriptPath: path.join(ROOT, "tests/e2e/lib/kv-faults.mjs"),
       modulesRoot: ROOT,
     });
+    const fault = async (query) => (await faulty.fetch(`/__fault/kv?${query}`)).json();
     try {
       const buyer = privateKeyToAccount(generatePrivateKey());
       await stack.chain.transferUsdc(stack.payer(6).privateKey, buyer.address, 100000n);
-      const bought = await sessionClient(null, { signer: buyer }).fetch(`${faulty.url}/articles/a`);
-      assert.equal(bought.status, 200, "the wallet buys a session there");
-      await bought.arrayBuffer();
-      const token = bought.headers.get("x402-session");
+      const client = sessionClient(null, { signer: buyer });
+      const buy = async (p) => {
+        const res = await client.fetch(`${faulty.url}${p}`);
+        assert.equal(res.status, 200, `the wallet buys the session of ${p}`);
+        await res.arrayBuffer();
+        return res.headers.get("x402-session");
+      };
       const revoke = () =>
         faulty.fetch(`/__x402/admin/grants/revoke?wallet=${buyer.address}`, { method: "POST", headers: { authorization: `Bearer ${ADMIN}` } });
 
-      assert.equal(await (await faulty.fetch("/__fault/kv?deletes=fail")).text(), "deletions fail");
+      // Two sessions bought (of three sold), and a listing that does not show them yet.
+      const [articles, api] = [await buy("/articles/a"), await buy("/api/a")];
+      assert.deepEqual(await fault("list=stale"), { deletesFail: false, listStale: true });
+      const done = await revoke();
+      assert.equal(done.status, 200);
+      assert.deepEqual(await done.json(), { ok: true, revoked: 2 }, "both deleted by name, the pass never bought not counted");
+      await assertRefused(await faulty.fetch("/articles/b", { headers: bearer(articles) }), "no_grant");
+      await assertRefused(await faulty.fetch("/api/b", { headers: bearer(api) }), "no_grant");
+
+      // Bought again; now KV refuses to delete.
+      const again = await buy("/articles/c");
+      assert.deepEqual(await fault("deletes=fail"), { deletesFail: true, listStale: true });
       const failed = await revoke();
       assert.equal(failed.status, 503);
       const why = await failed.json();
       assert.equal(why.error, "kv_unavailable");
       assert.match(why.message, /send the revocation again/);
-      // Not revoked, and not said to be: the session still opens the page.
-      const still = await faulty.fetch("/articles/b", { headers: bearer(token) });
+      // Every deletion failed: not revoked, and not said to be.
+      const still = await faulty.fetch("/articles/d", { headers: bearer(again) });
       assert.equal(still.status, 200);
       await still.arrayBuffer();
 
-      assert.equal(await (await faulty.fetch("/__fault/kv?deletes=work")).text(), "deletions work");
-      const done = await revoke();
-      assert.equal(done.status, 200);
-      assert.deepEqual(await done.json(), { ok: true, revoked: 1 });
-      await assertRefused(await faulty.fetch("/articles/c", { headers: bearer(token) }), "no_grant");
+      assert.deepEqual(await fault("deletes=work"), { deletesFail: false, listStale: true });
+      const sentAgain = await revoke();
+      assert.equal(sentAgain.status, 200);
+      assert.deepEqual(await sentAgain.json(), { ok: true, revoked: 1 });
+      await assertRefused(await faulty.fetch("/articles/e", { headers: bearer(again) }), "no_grant");
     } finally {
       await faulty.dispose();
     }
