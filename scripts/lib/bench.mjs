@@ -912,7 +912,7 @@ async function callgrindBreakdown(profile) {
 /**
  * The Rust floor: our Worker built with the `bench-floor` feature (see Cargo.toml), which answers
  * every request with a constant 402 of the bench route's real size at the top of its fetch
- * handler, finished as `scripts/build` finishes ours. What the runtime charges a Worker built as
+ * handler, built by `scripts/build` as ours is. What the runtime charges a Worker built as
  * ours (wasm-bindgen's glue, the `worker` crate's entry point) before it does any work. Built into
  * target/bench/rust-floor, through the same cargo target directory as ours (only this crate is
  * compiled again, and once more by the next `scripts/build`: cargo keeps one build of it whatever
@@ -922,11 +922,9 @@ async function buildRustFloor() {
   const dir = "target/bench/rust-floor";
   const started = performance.now();
   try {
-    await run("worker-build", ["--release", "--out-dir", dir, ".", "--features", "bench-floor"], { cwd: ROOT, maxBuffer: 64 << 20 });
-    await run(process.execPath, ["scripts/lib/finish-build.mjs", dir], { cwd: ROOT });
-    await writeFile(path.join(ROOT, dir, "entry.mjs"), await readFile(path.join(ROOT, "src/entry.mjs")));
+    await run("scripts/build", [dir, "--features", "bench-floor"], { cwd: ROOT, maxBuffer: 64 << 20 });
   } catch (err) {
-    log(`Rust floor: not built (${String(err.stderr ?? err.message).trim().split("\n").slice(-3).join(" ")}); measured without it`);
+    log(`Rust floor: not built (${String(err.stdout || err.stderr || err.message).trim().split("\n").slice(-3).join(" ")}); measured without it`);
     return null;
   }
   log(`Rust floor built in ${fmt((performance.now() - started) / 1000, 1)} s (${dir})`);
