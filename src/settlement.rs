@@ -1444,6 +1444,27 @@ impl Ledger {
         self.dirty.counters = true;
     }
 
+    /// What this ledger knows of a payment that carries an identifier, before anything else is
+    /// asked of it: the same payment sent again with its identifier, for the same request, is
+    /// answered again ([`AdmitError::Repeat`] or [`AdmitError::InProgress`]: a client whose first
+    /// answer was lost), never charged twice; the identifier with another payment that was served
+    /// (or is being answered) is an [`AdmitError::IdConflict`]; one whose payment bought nothing
+    /// (refused at settlement) is free again. `None` otherwise: the same payment for another
+    /// request is a replay like any other, which admission refuses.
+    pub fn repeated(&self, a: &Admission, now: u64) -> Option<AdmitError> {
+        let pid = a.payment_id.as_deref()?;
+        let mut named = self
+            .entries
+            .iter()
+            .filter(|e| e.payment_id.as_deref() == Some(pid));
+        match named.clone().find(|e| e.id == a.id) {
+            Some(e) if e.request == a.request => e.repeat(now),
+            Some(_) => None,
+            None if named.any(|e| e.repeat(now).is_some()) => Some(AdmitError::IdConflict),
+            None => None,
+        }
+    }
+
     /// Admits a locally verified payment (see rule 2 of the module documentation).
     pub fn admit(
         &mut self,
@@ -1460,29 +1481,9 @@ impl Ledger {
                 return Ok(());
             }
         }
-        // The same payment sent again with its identifier, for the same request: answered again
-        // (a client whose first answer was lost), not refused as a replay, and never charged
-        // twice. Checked before a debt: it buys nothing new. The identifier with another payment
-        // that was served (or is being answered) is a conflict; one whose payment bought nothing
-        // (refused at settlement) is free again. The same payment for another request is a
-        // replay like any other.
-        if let Some(pid) = a.payment_id.as_deref() {
-            let mut named = self
-                .entries
-                .iter()
-                .filter(|e| e.payment_id.as_deref() == Some(pid));
-            match named.clone().find(|e| e.id == a.id) {
-                Some(e) if e.request == a.request => {
-                    if let Some(repeat) = e.repeat(now) {
-                        return Err(repeat);
-                    }
-                }
-                Some(_) => {}
-                None if named.any(|e| e.repeat(now).is_some()) => {
-                    return Err(AdmitError::IdConflict)
-                }
-                None => {}
-            }
+        // Checked before a debt: a payment sent again buys nothing new.
+        if let Some(known) = self.repeated(&a, now) {
+            return Err(known);
         }
         if let Some((owed_micro_usd, reason)) = self.debt() {
             return Err(AdmitError::Delinquent {

@@ -2531,6 +2531,52 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
     assert_eq!(back.admit(again, &p, T0 + 4), repeat(false));
 }
 
+/// What the ledger knows of a payment carrying an identifier, asked before the payment is judged
+/// elsewhere (a smart wallet's, by the facilitator's `/verify`): the same answers as admission's
+/// for a repeat and a conflict, nothing for a payment it has not seen or a replay elsewhere, and
+/// it changes nothing.
+#[test]
+fn what_the_ledger_knows_of_an_identified_payment_is_asked_without_admitting_it() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let first = sent("t1", "pay_0123456789abcdef", 1);
+    let id = first.id.clone();
+    assert_eq!(l.repeated(&first, T0), None, "nothing known yet");
+    assert!(
+        l.view().settled.is_empty() && l.view().pending.is_empty(),
+        "nothing admitted"
+    );
+    l.admit(first.clone(), &p, T0).unwrap();
+    let again = by("t2", first.clone());
+    assert_eq!(l.repeated(&again, T0 + 1), repeat(true).err());
+    l.record(&id, settled("0xabc"), &p, T0 + 2);
+    let before = format!("{:?}", l.view());
+    assert_eq!(l.repeated(&again, T0 + 3), repeat(false).err());
+    let elsewhere = with_id(
+        "pay_0123456789abcdef",
+        "GET https://news.example/a/2",
+        again.clone(),
+    );
+    assert_eq!(
+        l.repeated(&elsewhere, T0 + 3),
+        None,
+        "a replay: admission refuses it"
+    );
+    let other = sent("t3", "pay_0123456789abcdef", 2);
+    assert_eq!(l.repeated(&other, T0 + 3), Some(AdmitError::IdConflict));
+    let bare = Admission {
+        payment_id: None,
+        ..other
+    };
+    assert_eq!(
+        l.repeated(&bare, T0 + 3),
+        None,
+        "no identifier, nothing to ask"
+    );
+    assert_eq!(format!("{:?}", l.view()), before, "asking changed nothing");
+    assert_eq!(l.paid(), 10_000, "paid once");
+}
+
 /// A payment with an identifier stays answerable again for an hour, however many payments the
 /// wallet settles after it (the settled history alone keeps only the newest few); then it is a
 /// replay like any other, and is trimmed.

@@ -1,4 +1,4 @@
-// The last step of the Worker's build, on what worker-build emitted in build/: two cuts that
+// The last step of the Worker's build, on what worker-build emitted in build/: three cuts that
 // wasm-bindgen and worker-build do not make, each checked before anything is written.
 //
 // - The name section goes. worker-build runs wasm-opt with `--debuginfo` after the profile's own
@@ -145,6 +145,21 @@ for (const i of imports) {
   if (i.module === GLUE_MODULE) throw new Error(`the import ${i.name} is still from ${GLUE_MODULE}`);
   if (i.module === SHORT_MODULE && !new RegExp(`[{,]${i.name}:`).test(js)) throw new Error(`the import ${i.name} is not in the glue after renaming`);
 }
+// The glue's classes for what the wasm no longer exports (Cargo.toml's wasm-opt settings remove
+// the exports of classes this Worker never builds): every method of such a class calls a function
+// that is gone, so nothing can use it. Each becomes an empty class of the same name, which the
+// glue's own exports still name. A class is known by the function that frees its instances.
+const exported = new Set(WebAssembly.Module.exports(new WebAssembly.Module(out)).map((e) => e.name));
+const classes = /var ([\w$]+)=class\{__destroy_into_raw\(\)\{[\s\S]*?;Symbol\.dispose&&\(\1\.prototype\[Symbol\.dispose\]=\1\.prototype\.free\);/g;
+const emptied = [];
+js = js.replace(classes, (whole, name) => {
+  const free = /\.(__wbg_(\w+?)_free)\(/.exec(whole);
+  if (!free || exported.has(free[1])) return whole;
+  emptied.push(free[2]);
+  return `var ${name}=class{};`;
+});
+
 writeFileSync(wasmFile, out);
 writeFileSync(jsFile, js);
 console.log(`[build] ${renamed} imports renamed, ${cut} bytes of names cut: ${wasmFile} ${out.length} bytes`);
+console.log(`[build] the glue's classes of removed exports emptied: ${emptied.join(", ") || "none"}`);

@@ -50,6 +50,13 @@ pub enum Command {
         wallet: String,
         admission: Admission,
     },
+    /// What the ledger knows of a payment that carries an identifier
+    /// ([`Book::repeated`](crate::settlement::Book::repeated)), asked before a call out to judge
+    /// it (the facilitator's `/verify`, which refuses the same payment once it is settled).
+    /// Changes nothing; answers as an admission would have, `{"ok": true}` for nothing known.
+    Repeated {
+        admission: Admission,
+    },
     /// The outcome of an immediate settlement the Worker made itself.
     ///
     /// `ticket`, here and below, is the admitting request's
@@ -161,6 +168,7 @@ impl Read for Command {
     fn read(value: &Value) -> Result<Self, json::Error> {
         const KNOWN: &[&str] = &[
             "admit",
+            "repeated",
             "record",
             "withdraw",
             "release",
@@ -180,6 +188,9 @@ impl Read for Command {
             Ok(match name {
                 "admit" => Command::Admit {
                     wallet: f.get("wallet")?,
+                    admission: f.get("admission")?,
+                },
+                "repeated" => Command::Repeated {
                     admission: f.get("admission")?,
                 },
                 "record" => Command::Record {
@@ -355,6 +366,15 @@ impl Ledger {
                             _ => None,
                         },
                     },
+                };
+                return Ok(serde_json::to_string(&answer)?);
+            }
+            Command::Repeated { admission } => {
+                let known = self.book(|b| b.repeated(&admission, now)).await?;
+                let answer = AdmitAnswer {
+                    ok: known.is_none(),
+                    error: known.map(|e| e.code().to_string()),
+                    owed_micro_usd: None,
                 };
                 return Ok(serde_json::to_string(&answer)?);
             }

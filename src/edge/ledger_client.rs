@@ -74,23 +74,22 @@ impl LedgerClient {
             .await
             .and_then(|text| crate::json::parse::<AdmitAnswer>(&text).ok())
             .ok_or(AdmitRefusal::Unreachable)?;
-        if answer.ok {
-            return Ok(());
-        }
-        Err(match answer.error.as_deref() {
-            Some("replay") => AdmitRefusal::Refused(Reason::Replay.into()),
-            Some("delinquent") => AdmitRefusal::Refused(super::delinquent(
-                answer.owed_micro_usd.as_deref().unwrap_or("?"),
-            )),
-            Some("credit_exceeded") => AdmitRefusal::OverCredit,
-            Some("too_late_to_defer") => AdmitRefusal::TooLate,
-            Some("credit_not_earned") => AdmitRefusal::NotEarned,
-            Some(code @ ("repeat" | "in_progress")) => AdmitRefusal::Repeat {
-                in_progress: code == "in_progress",
-            },
-            Some("id_conflict") => AdmitRefusal::Refused(Reason::PaymentIdConflict.into()),
-            _ => AdmitRefusal::Unreachable,
-        })
+        refusal(answer)
+    }
+
+    /// What the ledger knows of a payment that carries an identifier, before anyone else is
+    /// asked about it (see [`Command::Repeated`]): `Some` for the payment answered before
+    /// ([`AdmitRefusal::Repeat`]) or an identifier of another payment; `None` for nothing known,
+    /// and without an answer (the admission that follows asks the ledger again).
+    pub async fn repeated(&self, admission: &Admission) -> Option<AdmitRefusal> {
+        let command = Command::Repeated {
+            admission: admission.clone(),
+        };
+        let answer = self
+            .send_text(&command)
+            .await
+            .and_then(|text| crate::json::parse::<AdmitAnswer>(&text).ok())?;
+        refusal(answer).err()
     }
 
     /// The outcome of the immediate settlement of `id`, made by the request holding `ticket`.
@@ -169,4 +168,25 @@ pub fn release_soon(env: &Env, ctx: &worker::Context, wallet: &str, id: String, 
             }
         },
     );
+}
+
+/// An admission's answer, as the Worker acts on it.
+fn refusal(answer: AdmitAnswer) -> Result<(), AdmitRefusal> {
+    if answer.ok {
+        return Ok(());
+    }
+    Err(match answer.error.as_deref() {
+        Some("replay") => AdmitRefusal::Refused(Reason::Replay.into()),
+        Some("delinquent") => AdmitRefusal::Refused(super::delinquent(
+            answer.owed_micro_usd.as_deref().unwrap_or("?"),
+        )),
+        Some("credit_exceeded") => AdmitRefusal::OverCredit,
+        Some("too_late_to_defer") => AdmitRefusal::TooLate,
+        Some("credit_not_earned") => AdmitRefusal::NotEarned,
+        Some(code @ ("repeat" | "in_progress")) => AdmitRefusal::Repeat {
+            in_progress: code == "in_progress",
+        },
+        Some("id_conflict") => AdmitRefusal::Refused(Reason::PaymentIdConflict.into()),
+        _ => AdmitRefusal::Unreachable,
+    })
 }

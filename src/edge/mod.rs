@@ -669,6 +669,18 @@ async fn serve_paid(
             }
         }
     } else if !paid.verified.signature_checked {
+        // Sent again with its identifier (its first answer lost), the payment may have been
+        // settled meanwhile, and the facilitator would now refuse it (its nonce used on chain):
+        // the ledger is asked first whether it is a payment it served.
+        match known_by_id(env, paid).await {
+            Some(AdmitRefusal::Repeat { in_progress }) => {
+                return answer_again(env, paid, in_progress, head).await
+            }
+            Some(AdmitRefusal::Refused(refusal)) => {
+                return refused_by_ledger(paid, &refusal, false, strikes, head)
+            }
+            _ => {}
+        }
         if let Some(refusal) = refused_by_verify(&client, &body, paid, strikes).await {
             return respond::reply(refusal, head);
         }
@@ -1004,6 +1016,17 @@ fn refused_by_ledger(
         strikes.struck.set(true);
     }
     respond::reply(paid.refuse(refusal), head)
+}
+
+/// What the payer's ledger knows of a payment that carries an identifier (see
+/// [`ledger_client::LedgerClient::repeated`]); `None` for one without.
+async fn known_by_id(env: &Env, paid: &PaidRequest<'_>) -> Option<AdmitRefusal> {
+    paid.payment_id.as_ref()?;
+    let book = ledger_client::LedgerClient::open(env, &paid.ledger_name())?;
+    // Without the facilitator's body (an empty object in its place): the ledger only compares
+    // the payment, its identifier and its request.
+    book.repeated(&paid.admission("{}", false, String::new()))
+        .await
 }
 
 /// A payment sent again with its identifier, for the request it bought (the ledger said so): the

@@ -17,6 +17,7 @@ import { getAddress, getContractAddress, hashMessage, hashTypedData, keccak256, 
 import { generatePrivateKey, privateKeyToAccount, toAccount } from "viem/accounts";
 import { wrapFetchWithPayment, x402Client, x402HTTPClient } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
+import { appendPaymentIdentifierToExtensions } from "@x402/extensions/payment-identifier";
 import {
   createSIWxClientHook,
   createSIWxMessage,
@@ -189,7 +190,7 @@ function creationCode(runtime) {
  * The official client paying and signing in as the wallet contract at `address`, whose signatures
  * over a message and over typed data are made by `signMessage(message)` and `signTypedData(typed)`.
  */
-function contractWalletClient(address, signMessage, signTypedData) {
+function contractWalletClient(address, signMessage, signTypedData, options = {}) {
   const signer = toAccount({
     address,
     signMessage: ({ message }) => signMessage(message),
@@ -198,7 +199,7 @@ function contractWalletClient(address, signMessage, signTypedData) {
       throw new Error("a wallet contract sends no transactions of its own");
     },
   });
-  return sessionClient(null, { signer });
+  return sessionClient(null, { ...options, signer });
 }
 
 /**
@@ -206,12 +207,13 @@ function contractWalletClient(address, signMessage, signTypedData) {
  * `factory` deploys from `init`: each signature is `key`'s followed by one byte (as the smart
  * wallet takes it), inside an ERC-6492 envelope that names the factory and its call.
  */
-function counterfactualWalletClient(address, factory, init, key) {
+function counterfactualWalletClient(address, factory, init, key, options) {
   const envelope = (signature) => serializeErc6492Signature({ address: factory, data: init, signature: signature + "00" });
   return contractWalletClient(
     address,
     async (message) => envelope(await key.signMessage({ message })),
     async (typed) => envelope(await key.signTypedData(typed)),
+    options,
   );
 }
 
@@ -247,12 +249,18 @@ function parityWalletClient(address, owner) {
  * The official client as payer #i, with the official Sign-In-With-X hook attached:
  * x402HTTPClient(client).onPaymentRequired(createSIWxClientHook(signer)), wrapped by @x402/fetch.
  * `sent` records every request it makes (which proof headers it carried) and the answer; `headers`
- * are added to every request (a browser's cookie, say); `signer` pays and signs in instead of payer #i.
+ * are added to every request (a browser's cookie, say); `signer` pays and signs in instead of payer #i;
+ * with `id`, every payment carries it (the official payment-identifier extension's client helper).
  */
-function sessionClient(i, { headers = {}, signer = account(i) } = {}) {
+function sessionClient(i, { headers = {}, signer = account(i), id } = {}) {
   const client = new x402Client();
   registerExactEvmScheme(client, { signer });
   client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
+  if (id) {
+    client.onBeforePaymentCreation(async ({ paymentRequired }) => {
+      appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, id);
+    });
+  }
   const httpClient = new x402HTTPClient(client).onPaymentRequired(createSIWxClientHook(signer));
   const sent = [];
   const recording = async (input, init) => {
@@ -930,7 +938,7 @@ describe("what a session opens, and what it costs", () => {
     const code = () => chainRpc(stack.rpcUrl, "eth_getCode", [wallet, "latest"]);
     assert.equal(await code(), "0x", "the wallet is counterfactual");
     if (fund) await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
-    const client = (key) => counterfactualWalletClient(wallet, factory, init, key);
+    const client = (key, options) => counterfactualWalletClient(wallet, factory, init, key, options);
     return { owner, wallet, init, client, code };
   }
 
@@ -1013,6 +1021,44 @@ describe("what a session opens, and what it costs", () => {
     assert.deepEqual(later.sent.map((e) => [e.status, e.siwx, e.payment]), [[402, false, false], [200, true, false]], "signed in, did not pay");
     assert.equal(settlements(), settles + 1, "no second settlement");
     assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE);
+  });
+
+  test("a counterfactual wallet's payment sent again with its identifier after it was settled (the wallet deployed, the nonce used on chain) gets the answer it bought, without /verify, charged once", async () => {
+    const { owner, wallet, client, code } = await counterfactualWallet(4);
+    const before = await balancesOf(wallet);
+    const settles = settlements();
+    const verifies = () => stack.facilitator.calls.filter((c) => c.kind === "verify" && getAddress(c.payer) === getAddress(wallet)).length;
+    const me = client(owner, { id: "pay_counterfactual_retry_0001" });
+    const bought = await me.fetch(`${worker.url}/other/cf-id-1`);
+    const body = await bought.text();
+    assert.equal(bought.status, 200, body);
+    assert.equal(body, `content of /other/cf-id-1 for ${getAddress(wallet)}`);
+    const receipt = decodeHeader(bought.headers.get("payment-response"));
+    assert.match(receipt.transaction, /^0x[0-9a-f]{64}$/, "settled before the answer (an immediate route)");
+    assert.notEqual(await code(), "0x", "the facilitator deployed the wallet");
+    const [paid] = me.sent.filter((e) => e.payment);
+    assert.equal(decodeHeader(paid.header).extensions?.["payment-identifier"]?.info?.id, "pay_counterfactual_retry_0001");
+    const [asked, hits] = [verifies(), originHits()];
+    assert.equal(asked, 1, "the facilitator judged the payment once");
+    // The client lost that answer and sends the same payment again: the facilitator would now
+    // refuse it (its nonce is used on chain), but it is the payment already served.
+    for (let i = 0; i < 2; i++) {
+      const again = await worker.fetch("/other/cf-id-1", { headers: { "payment-signature": paid.header } });
+      assert.equal(again.status, 200, await again.clone().text());
+      assert.equal(await again.text(), body, "the answer it bought");
+      assert.deepEqual(decodeHeader(again.headers.get("payment-response")), receipt, "its receipt");
+    }
+    assert.equal(verifies(), asked, "the facilitator was not asked again");
+    assert.equal(originHits(), hits, "the origin was not asked again");
+    // For another page it is a replay: the facilitator refuses it, and nothing is served.
+    const elsewhere = await worker.fetch("/other/cf-id-2", { headers: { "payment-signature": paid.header } });
+    assert.equal(elsewhere.status, 402);
+    assert.equal(originHits(), hits);
+    await sleep(500); // time for a second settlement, were there one
+    assert.equal(settlements(), settles + 1, "settled once");
+    const after = await balancesOf(wallet);
+    assert.equal(before[0] - after[0], PRICE, "the wallet paid once");
+    assert.equal(after[1] - before[1], PRICE);
   });
 
   test("a counterfactual wallet whose factory the facilitator does not trust is refused with the facilitator's reason, and nothing moves", async () => {
