@@ -160,6 +160,24 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
     }
 }
 
+/// The longest route description a facilitator is sent, in UTF-16 units (as JavaScript counts a
+/// string's length): CDP's refuses a v2 payment whose `resource.description` is longer (x402
+/// issue 2832), which would leave a deferred payment served and never settled.
+pub const FACILITATOR_DESCRIPTION_MAX: usize = 500;
+
+/// A route's description as a facilitator is sent it: whole, or its first
+/// [`FACILITATOR_DESCRIPTION_MAX`] units (the 402 and the paywall page keep it whole).
+pub fn facilitator_description(description: &str) -> &str {
+    let mut units = 0;
+    for (i, c) in description.char_indices() {
+        units += c.len_utf16();
+        if units > FACILITATOR_DESCRIPTION_MAX {
+            return &description[..i];
+        }
+    }
+    description
+}
+
 /// The key of the `payment-identifier` extension.
 pub const PAYMENT_ID_EXTENSION: &str = "payment-identifier";
 
@@ -312,7 +330,8 @@ impl PaidRequest<'_> {
     /// Nor does a v2 payment's `resource` or `extensions` go as the client wrote them: nothing in
     /// them is signed either, and a facilitator may refuse a payment for them (a description too
     /// long for it) or catalogue what they say. They go as our 402 had them: this URL, the
-    /// route's description and type, and the route's `bazaar` document.
+    /// route's description (cut to what CDP's facilitator takes, [`facilitator_description`])
+    /// and type, and the route's `bazaar` document.
     ///
     /// And the payment itself goes as what was checked, rebuilt from it, not as it was spelt: the
     /// payer and recipient in their EIP-55 form (an all-capitals address checks out here, since
@@ -340,7 +359,7 @@ impl PaidRequest<'_> {
                 "resource".into(),
                 serde_json::json!({
                     "url": self.url,
-                    "description": self.route.description,
+                    "description": facilitator_description(&self.route.description),
                     "mimeType": self.route.mime_type,
                 }),
             );
