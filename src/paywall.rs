@@ -160,22 +160,20 @@ pub fn decide<'c>(config: &'c Config, req: &Incoming<'_>, now: u64) -> Decision<
     }
 }
 
-/// The longest route description a facilitator is sent, in UTF-16 units (as JavaScript counts a
-/// string's length): CDP's refuses a v2 payment whose `resource.description` is longer (x402
-/// issue 2832), which would leave a deferred payment served and never settled.
+/// The longest route description a facilitator is sent, in bytes of UTF-8: CDP's refuses a v2
+/// payment whose `resource.description` is longer than 500 characters (x402 issue 2832), which
+/// would leave a deferred payment served and never settled. Counted in bytes, the cut is short
+/// enough however a facilitator counts (bytes, UTF-16 units or characters).
 pub const FACILITATOR_DESCRIPTION_MAX: usize = 500;
 
-/// A route's description as a facilitator is sent it: whole, or its first
-/// [`FACILITATOR_DESCRIPTION_MAX`] units (the 402 and the paywall page keep it whole).
+/// A route's description as a facilitator is sent it: whole, or cut on a character's boundary to
+/// at most [`FACILITATOR_DESCRIPTION_MAX`] bytes (the 402 and the paywall page keep it whole).
 pub fn facilitator_description(description: &str) -> &str {
-    let mut units = 0;
-    for (i, c) in description.char_indices() {
-        units += c.len_utf16();
-        if units > FACILITATOR_DESCRIPTION_MAX {
-            return &description[..i];
-        }
+    let mut end = description.len().min(FACILITATOR_DESCRIPTION_MAX);
+    while !description.is_char_boundary(end) {
+        end -= 1;
     }
-    description
+    &description[..end]
 }
 
 /// The key of the `payment-identifier` extension.

@@ -1060,6 +1060,17 @@ impl Entry {
         Some(AdmitError::Repeat { in_progress })
     }
 
+    /// Whether `a` carries this entry's signature, byte for byte, as long as the entry keeps its
+    /// facilitator body (see [`Ledger::repeated`]).
+    fn signed_as(&self, a: &Admission) -> bool {
+        fn signature(body: &Value) -> Option<&str> {
+            body["paymentPayload"]["payload"]["signature"].as_str()
+        }
+        self.payload
+            .as_ref()
+            .is_none_or(|p| signature(p) == signature(&a.payload))
+    }
+
     fn may_resend(&self, now: u64) -> bool {
         !self.immediate && sendable(self.valid_before, now)
     }
@@ -1446,11 +1457,19 @@ impl Ledger {
 
     /// What this ledger knows of a payment that carries an identifier, before anything else is
     /// asked of it: the same payment sent again with its identifier, for the same request, is
-    /// answered again ([`AdmitError::Repeat`] or [`AdmitError::InProgress`]: a client whose first
-    /// answer was lost), never charged twice; the identifier with another payment that was served
-    /// (or is being answered) is an [`AdmitError::IdConflict`]; one whose payment bought nothing
-    /// (refused at settlement) is free again. `None` otherwise: the same payment for another
-    /// request is a replay like any other, which admission refuses.
+    /// answered again ([`AdmitError::Repeat`], `in_progress` while its first request may still be
+    /// working: a client whose first answer was lost), never charged twice; the identifier with
+    /// another payment that was served (or is being answered) is an [`AdmitError::IdConflict`];
+    /// one whose payment bought nothing (refused at settlement) is free again. `None` otherwise:
+    /// the same payment for another request, or with another signature while the entry still
+    /// holds its own, or lapsed unsent past its deadline, is a replay like any other, which
+    /// admission refuses.
+    ///
+    /// It changes nothing, so that it may be asked before the payment is judged (a smart wallet's
+    /// signature, which only the facilitator's `/verify` can check): the signature is what binds
+    /// a payment sent again to the one served, as long as the entry keeps it (once the entry is
+    /// closed it is on chain for anyone to read, and the identifier alone, which only the payer
+    /// and this paywall have seen, tells the payer's repeat from someone else's).
     pub fn repeated(&self, a: &Admission, now: u64) -> Option<AdmitError> {
         let pid = a.payment_id.as_deref()?;
         let mut named = self
@@ -1458,7 +1477,8 @@ impl Ledger {
             .iter()
             .filter(|e| e.payment_id.as_deref() == Some(pid));
         match named.clone().find(|e| e.id == a.id) {
-            Some(e) if e.request == a.request => e.repeat(now),
+            Some(e) if matches!(e.state, State::Pending { .. }) && !e.may_resend(now) => None,
+            Some(e) if e.request == a.request && e.signed_as(a) => e.repeat(now),
             Some(_) => None,
             None if named.any(|e| e.repeat(now).is_some()) => Some(AdmitError::IdConflict),
             None => None,

@@ -2531,15 +2531,24 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
     assert_eq!(back.admit(again, &p, T0 + 4), repeat(false));
 }
 
+/// `a` with a facilitator body carrying `signature`.
+fn signed(signature: &str, a: Admission) -> Admission {
+    Admission {
+        payload: json!({"paymentPayload": {"payload": {"signature": signature}}}),
+        ..a
+    }
+}
+
 /// What the ledger knows of a payment carrying an identifier, asked before the payment is judged
 /// elsewhere (a smart wallet's, by the facilitator's `/verify`): the same answers as admission's
 /// for a repeat and a conflict, nothing for a payment it has not seen or a replay elsewhere, and
-/// it changes nothing.
+/// it changes nothing. While the entry keeps the payment's body, a repeat must carry its
+/// signature: the same authorization with any other signature is a replay.
 #[test]
 fn what_the_ledger_knows_of_an_identified_payment_is_asked_without_admitting_it() {
     let p = policy();
     let mut l = Ledger::new();
-    let first = sent("t1", "pay_0123456789abcdef", 1);
+    let first = signed("0x5167", sent("t1", "pay_0123456789abcdef", 1));
     let id = first.id.clone();
     assert_eq!(l.repeated(&first, T0), None, "nothing known yet");
     assert!(
@@ -2549,7 +2558,17 @@ fn what_the_ledger_knows_of_an_identified_payment_is_asked_without_admitting_it(
     l.admit(first.clone(), &p, T0).unwrap();
     let again = by("t2", first.clone());
     assert_eq!(l.repeated(&again, T0 + 1), repeat(true).err());
+    let forged = signed("0x0000", again.clone());
+    assert_eq!(
+        l.repeated(&forged, T0 + 1),
+        None,
+        "another signature: a replay"
+    );
+    assert_eq!(l.admit(forged.clone(), &p, T0 + 1), Err(AdmitError::Replay));
     l.record(&id, settled("0xabc"), &p, T0 + 2);
+    // Settled, the entry no longer keeps the body: its signature is on chain for anyone to
+    // read, and the identifier alone tells the payer's repeat.
+    assert_eq!(l.repeated(&forged, T0 + 3), repeat(false).err());
     let before = format!("{:?}", l.view());
     assert_eq!(l.repeated(&again, T0 + 3), repeat(false).err());
     let elsewhere = with_id(
@@ -2575,6 +2594,28 @@ fn what_the_ledger_knows_of_an_identified_payment_is_asked_without_admitting_it(
     );
     assert_eq!(format!("{:?}", l.view()), before, "asking changed nothing");
     assert_eq!(l.paid(), 10_000, "paid once");
+}
+
+/// A deferred payment with an identifier that lapsed unsent past its deadline is not answered
+/// again, asked before admission (which closes it first) as by admission itself.
+#[test]
+fn a_lapsed_payment_is_not_a_repeat() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let short = T0 + 120;
+    let first = by(
+        "t1",
+        with_id(
+            "pay_0123456789abcdef",
+            PAGE,
+            admission(USDC, 1, 10_000, short, true),
+        ),
+    );
+    l.admit(first.clone(), &p, T0).unwrap();
+    let again = by("t2", first);
+    assert_eq!(l.repeated(&again, T0 + 1), repeat(false).err());
+    assert_eq!(l.repeated(&again, short), None, "past its deadline, unsent");
+    assert_eq!(l.admit(again, &p, short), Err(AdmitError::Replay));
 }
 
 /// A payment with an identifier stays answerable again for an hour, however many payments the

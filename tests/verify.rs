@@ -2220,44 +2220,42 @@ fn v1_payment_refused_where_the_facilitator_settles_only_v2() {
     );
 }
 
-/// A route's description longer than CDP's facilitator takes (500 characters as JavaScript
-/// counts them) goes to the facilitator cut to that, on a character's boundary; the 402 keeps it
-/// whole.
+/// A route's description longer than CDP's facilitator takes (500 characters) goes to the
+/// facilitator cut to at most 500 bytes, on a character's boundary (short enough however a
+/// facilitator counts); the 402 keeps it whole.
 #[test]
 fn facilitator_gets_a_long_description_cut_to_what_it_takes() {
-    // 499 units of ASCII, then a character of two UTF-16 units that would end at 501: cut before it.
-    let long = format!("{}{}{}", "d".repeat(499), "😀", "é".repeat(300));
+    // 498 bytes of ASCII, then a character of four bytes that would end at 502: cut before it.
+    let long = format!("{}{}{}", "d".repeat(498), "😀", "é".repeat(300));
     let mut raw = json!({
         "payTo": PAY_TO,
         "accepts": ["eip155:84532"],
         "facilitator": {"url": FACILITATOR},
         "routes": [{"path": "/paid/*", "method": "GET", "price": "10000", "description": long}],
     });
-    let c = config(&raw);
-    let d = Draft::v2(&terms_of(&c, 0), &signing_key(ANVIL0_KEY), NOW);
-    let req = Req::get("/paid/x").paying(Some(d.header()), None);
-    let paid = decide_paid(&c, &req, NOW);
-    let body: Value = serde_json::from_str(&paid.facilitator_body()).unwrap();
-    let sent = body["paymentPayload"]["resource"]["description"]
-        .as_str()
-        .unwrap();
-    assert_eq!(sent, "d".repeat(499));
-    let r = decide_reply(&c, &Req::get("/paid/x"), NOW);
+    let sent_for = |raw: &Value| {
+        let c = config(raw);
+        let d = Draft::v2(&terms_of(&c, 0), &signing_key(ANVIL0_KEY), NOW);
+        let req = Req::get("/paid/x").paying(Some(d.header()), None);
+        let paid = decide_paid(&c, &req, NOW);
+        let body: Value = serde_json::from_str(&paid.facilitator_body()).unwrap();
+        body["paymentPayload"]["resource"]["description"].clone()
+    };
+    assert_eq!(sent_for(&raw), json!("d".repeat(498)));
+    let r = decide_reply(&config(&raw), &Req::get("/paid/x"), NOW);
     let terms = unb64(header(&r, "PAYMENT-REQUIRED").unwrap());
     assert_eq!(
         terms["resource"]["description"], long,
         "the 402 keeps it whole"
     );
 
-    // 500 units exactly go whole; so does a short one.
-    for whole in ["é".repeat(500), "A priced thing".to_string()] {
+    // 250 two-byte characters (500 bytes) go whole, and so does a short one; 251 are cut to 250.
+    for whole in ["é".repeat(250), "A priced thing".to_string()] {
         raw["routes"][0]["description"] = json!(whole);
-        let c = config(&raw);
-        let d = Draft::v2(&terms_of(&c, 0), &signing_key(ANVIL0_KEY), NOW);
-        let paid = decide_paid(&c, &Req::get("/paid/x").paying(Some(d.header()), None), NOW);
-        let body: Value = serde_json::from_str(&paid.facilitator_body()).unwrap();
-        assert_eq!(body["paymentPayload"]["resource"]["description"], whole);
+        assert_eq!(sent_for(&raw), json!(whole));
     }
+    raw["routes"][0]["description"] = json!("é".repeat(251));
+    assert_eq!(sent_for(&raw), json!("é".repeat(250)));
 }
 
 /// The facilitator gets our terms as `accepted`, exactly, whatever spelling of them the client

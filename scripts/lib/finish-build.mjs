@@ -1,5 +1,5 @@
 // The last step of the Worker's build, on what worker-build emitted in build/: three cuts that
-// wasm-bindgen and worker-build do not make, each checked before anything is written.
+// wasm-bindgen and worker-build do not make, each checked.
 //
 // - The name section goes. worker-build runs wasm-opt with `--debuginfo` after the profile's own
 //   arguments, which keeps the names of wasm-bindgen's glue in a release build whose Rust names
@@ -13,6 +13,7 @@
 //   same object, once). The module must still compile, with every import found in the glue.
 //
 // Usage: node scripts/lib/finish-build.mjs build    (rewrites build/index_bg.wasm and build/index.js)
+import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
@@ -153,13 +154,20 @@ const exported = new Set(WebAssembly.Module.exports(new WebAssembly.Module(out))
 const classes = /var ([\w$]+)=class\{__destroy_into_raw\(\)\{[\s\S]*?;Symbol\.dispose&&\(\1\.prototype\[Symbol\.dispose\]=\1\.prototype\.free\);/g;
 const emptied = [];
 js = js.replace(classes, (whole, name) => {
+  if (whole.indexOf("=class{", whole.indexOf("=class{") + 1) !== -1) throw new Error(`a class of the glue in ${jsFile} does not end where expected`);
   const free = /\.(__wbg_(\w+?)_free)\(/.exec(whole);
   if (!free || exported.has(free[1])) return whole;
-  emptied.push(free[2]);
+  emptied.push([name, free[2]]);
   return `var ${name}=class{};`;
 });
+// Nothing may still reach into an emptied class (a static method, its prototype).
+for (const [name, what] of emptied) {
+  if (new RegExp(`(?<![\\w$.])${name.replace(/\$/g, "\\$")}\\.`).test(js)) throw new Error(`the glue still uses the class of ${what} (${name}), which was emptied`);
+}
 
 writeFileSync(wasmFile, out);
 writeFileSync(jsFile, js);
+// And the glue must still be a module that parses.
+execFileSync(process.execPath, ["--check", jsFile], { stdio: "inherit" });
 console.log(`[build] ${renamed} imports renamed, ${cut} bytes of names cut: ${wasmFile} ${out.length} bytes`);
-console.log(`[build] the glue's classes of removed exports emptied: ${emptied.join(", ") || "none"}`);
+console.log(`[build] the glue's classes of removed exports emptied: ${emptied.map(([, what]) => what).join(", ") || "none"}`);

@@ -605,7 +605,9 @@ fn random_nonce() -> Option<[u8; 16]> {
 
 /// Serves a locally verified payment.
 ///
-/// Smart-wallet signatures are first checked by the facilitator. On a deferred route the payer's
+/// Smart-wallet signatures are first checked by the wallet's contract (ERC-1271, where `rpc`
+/// reaches its chain) or by the facilitator (after the ledger is asked whether the payment, sent
+/// again with its identifier, is one already served). On a deferred route the payer's
 /// ledger admits the payment held (at most once anywhere, within the wallet's credit, but not
 /// settled yet), the origin answers, and a successful answer is served at once with a "settlement
 /// pending" receipt while the ledger is told to release the payment to its batch; otherwise a
@@ -672,7 +674,7 @@ async fn serve_paid(
         // Sent again with its identifier (its first answer lost), the payment may have been
         // settled meanwhile, and the facilitator would now refuse it (its nonce used on chain):
         // the ledger is asked first whether it is a payment it served.
-        match known_by_id(env, paid).await {
+        match known_by_id(env, paid, &body).await {
             Some(AdmitRefusal::Repeat { in_progress }) => {
                 return answer_again(env, paid, in_progress, head).await
             }
@@ -1020,12 +1022,12 @@ fn refused_by_ledger(
 
 /// What the payer's ledger knows of a payment that carries an identifier (see
 /// [`ledger_client::LedgerClient::repeated`]); `None` for one without.
-async fn known_by_id(env: &Env, paid: &PaidRequest<'_>) -> Option<AdmitRefusal> {
+async fn known_by_id(env: &Env, paid: &PaidRequest<'_>, body: &str) -> Option<AdmitRefusal> {
     paid.payment_id.as_ref()?;
     let book = ledger_client::LedgerClient::open(env, &paid.ledger_name())?;
-    // Without the facilitator's body (an empty object in its place): the ledger only compares
-    // the payment, its identifier and its request.
-    book.repeated(&paid.admission("{}", false, String::new()))
+    // With the facilitator's body: while the ledger keeps the payment's, a repeat must carry
+    // the same signature.
+    book.repeated(&paid.admission(body, false, String::new()))
         .await
 }
 

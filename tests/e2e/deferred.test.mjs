@@ -1096,7 +1096,7 @@ describe("a session paid for whose grant cannot be recorded", () => {
 });
 
 // Faults of the ledger and of the facilitator that real parts do not produce on demand. The last
-// test is slow, so opt-in (X402_SLOW_TESTS=1).
+// test is slow: it runs where X402_SLOW_TESTS is set and not empty (scripts/test sets it).
 describe("a ledger that does not answer", () => {
   // The stand-in (tests/e2e/lib/ledger-faults.mjs) gives no answer to an immediate payment's
   // admission, and passes every other command to the real ledger.

@@ -13,7 +13,7 @@ import http from "node:http";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { getAddress, getContractAddress, hashMessage, hashTypedData, keccak256, serializeErc6492Signature } from "viem";
+import { getAddress, getContractAddress, hashMessage, hashTypedData, keccak256, parseErc6492Signature, serializeErc6492Signature } from "viem";
 import { generatePrivateKey, privateKeyToAccount, toAccount } from "viem/accounts";
 import { wrapFetchWithPayment, x402Client, x402HTTPClient } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
@@ -24,7 +24,7 @@ import {
   createSIWxPayload,
   encodeSIWxHeader,
 } from "@x402/extensions/sign-in-with-x";
-import { ADMIN_TOKEN, ROOT, decodeHeader, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, ROOT, decodeHeader, encodeHeader, startStack, startWorker } from "./harness.mjs";
 import { rpc as chainRpc } from "../../scripts/lib/chain.mjs";
 
 const PRICE = 10000n; // "$0.01"
@@ -1170,6 +1170,50 @@ describe("what a session opens, and what it costs", () => {
   }
 
   const balancesOf = (wallet) => Promise.all([stack.balanceOf(wallet), stack.balanceOf(stack.accounts.payTo.address)]);
+
+  test("a counterfactual wallet's deferred payment, not settled yet, sent again with its identifier: the same signature gets the answer it bought without /verify; another signature over the same authorization is judged by the facilitator and refused; settled once", async () => {
+    const later = await startWorker({
+      config: stack.config({
+        origin: site.url,
+        routes: [{ path: "/later/*", price: "$0.01", settlement: "deferred" }],
+        deferred: { batchSeconds: 5, credit: "full", creditLimit: "$1.00" },
+      }),
+    });
+    try {
+      const { owner, wallet, client, code } = await counterfactualWallet(0);
+      const before = await balancesOf(wallet);
+      const settles = settlements();
+      const verifies = () => stack.facilitator.calls.filter((c) => c.kind === "verify" && getAddress(c.payer) === getAddress(wallet)).length;
+      const me = client(owner, { id: "pay_counterfactual_deferred_01" });
+      const bought = await me.fetch(`${later.url}/later/cf-id-1`);
+      const body = await bought.text();
+      assert.equal(bought.status, 200, body);
+      assert.equal(decodeHeader(bought.headers.get("payment-response")).transaction, "", "served, settlement pending");
+      const [paid] = me.sent.filter((e) => e.payment);
+      const [asked, hits] = [verifies(), originHits()];
+      const again = await later.fetch("/later/cf-id-1", { headers: { "payment-signature": paid.header } });
+      assert.equal(again.status, 200, await again.clone().text());
+      assert.equal(await again.text(), body, "the answer it bought");
+      assert.equal(verifies(), asked, "the facilitator was not asked");
+      // The same authorization and identifier, another signature (a digit of the owner's `r`
+      // changed inside the ERC-6492 envelope): not the payment served, so the facilitator judges it.
+      const payment = decodeHeader(paid.header);
+      const envelope = parseErc6492Signature(payment.payload.signature);
+      const flipped = envelope.signature.slice(0, 10) + (envelope.signature[10] === "0" ? "1" : "0") + envelope.signature.slice(11);
+      payment.payload.signature = serializeErc6492Signature({ ...envelope, signature: flipped });
+      assert.notEqual(payment.payload.signature, decodeHeader(paid.header).payload.signature);
+      const forged = await later.fetch("/later/cf-id-1", { headers: { "payment-signature": encodeHeader(payment) } });
+      const refusal = await forged.json();
+      assert.equal(forged.status, 402, JSON.stringify(refusal));
+      assert.equal(refusal.reason, "facilitator_rejected");
+      assert.equal(verifies(), asked + 1, "the facilitator judged the other signature");
+      assert.equal(originHits(), hits, "the origin was asked for neither");
+      assert.equal(await code(), "0x", "not deployed before its batch");
+      await settledOnceInBatch(wallet, settles, before, async () => (await code()) !== "0x");
+    } finally {
+      await later.dispose();
+    }
+  });
 
   test("replays of a smart wallet's payment not yet settled, each of which costs a /verify, count against the client's address (X402_RATE_LIMIT): over it, they are refused before the facilitator is asked, and the payment is settled once", async () => {
     const limited = await limitedDeferredWorker("404");
