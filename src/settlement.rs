@@ -1060,15 +1060,19 @@ impl Entry {
         Some(AdmitError::Repeat { in_progress })
     }
 
-    /// Whether `a` carries this entry's signature, byte for byte, as long as the entry keeps its
-    /// facilitator body (see [`Ledger::repeated`]).
-    fn signed_as(&self, a: &Admission) -> bool {
+    /// Whether `a` is this entry's payment as it was sent: the same amount and deadline (which
+    /// keeps a repeat to the authorization's own time), and the same signature, byte for byte, as
+    /// long as the entry keeps its facilitator body (see [`Ledger::repeated`]).
+    fn same_terms(&self, a: &Admission) -> bool {
         fn signature(body: &Value) -> Option<&str> {
             body["paymentPayload"]["payload"]["signature"].as_str()
         }
-        self.payload
-            .as_ref()
-            .is_none_or(|p| signature(p) == signature(&a.payload))
+        self.amount == a.amount
+            && self.valid_before == a.valid_before
+            && self
+                .payload
+                .as_ref()
+                .is_none_or(|p| signature(p) == signature(&a.payload))
     }
 
     fn may_resend(&self, now: u64) -> bool {
@@ -1461,26 +1465,32 @@ impl Ledger {
     /// working: a client whose first answer was lost), never charged twice; the identifier with
     /// another payment that was served (or is being answered) is an [`AdmitError::IdConflict`];
     /// one whose payment bought nothing (refused at settlement) is free again. `None` otherwise:
-    /// the same payment for another request, or with another signature while the entry still
-    /// holds its own, or lapsed unsent past its deadline, is a replay like any other, which
-    /// admission refuses.
+    /// the same payment for another request, with another amount or deadline, or with another
+    /// signature while the entry still holds its own, or lapsed unsent past its deadline, is a
+    /// replay like any other, which admission refuses.
     ///
     /// It changes nothing, so that it may be asked before the payment is judged (a smart wallet's
     /// signature, which only the facilitator's `/verify` can check): the signature is what binds
     /// a payment sent again to the one served, as long as the entry keeps it (once the entry is
-    /// closed it is on chain for anyone to read, and the identifier alone, which only the payer
-    /// and this paywall have seen, tells the payer's repeat from someone else's).
+    /// closed it is on chain for anyone to read, and the identifier, which only the payer and
+    /// this paywall have seen, tells the payer's repeat from someone else's, within the
+    /// authorization's own time).
     pub fn repeated(&self, a: &Admission, now: u64) -> Option<AdmitError> {
         let pid = a.payment_id.as_deref()?;
         let mut named = self
             .entries
             .iter()
             .filter(|e| e.payment_id.as_deref() == Some(pid));
+        // An entry that lapsed unsent past its deadline is no payment to answer again (admission
+        // closes it first).
+        let answerable = |e: &Entry| match e.state {
+            State::Pending { .. } if !e.may_resend(now) => None,
+            _ => e.repeat(now),
+        };
         match named.clone().find(|e| e.id == a.id) {
-            Some(e) if matches!(e.state, State::Pending { .. }) && !e.may_resend(now) => None,
-            Some(e) if e.request == a.request && e.signed_as(a) => e.repeat(now),
+            Some(e) if e.request == a.request && e.same_terms(a) => answerable(e),
             Some(_) => None,
-            None if named.any(|e| e.repeat(now).is_some()) => Some(AdmitError::IdConflict),
+            None if named.any(|e| answerable(e).is_some()) => Some(AdmitError::IdConflict),
             None => None,
         }
     }

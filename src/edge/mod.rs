@@ -678,8 +678,10 @@ async fn serve_paid(
             Some(AdmitRefusal::Repeat { in_progress }) => {
                 return answer_again(env, paid, in_progress, head).await
             }
+            // An identifier of another payment: counted against the client like a refusal by
+            // the facilitator, so that identifiers cannot be probed for free.
             Some(AdmitRefusal::Refused(refusal)) => {
-                return refused_by_ledger(paid, &refusal, false, strikes, head)
+                return refused_by_ledger(paid, &refusal, true, strikes, head)
             }
             _ => {}
         }

@@ -1023,6 +1023,20 @@ describe("what a session opens, and what it costs", () => {
     assert.equal(walletBefore - (await stack.balanceOf(wallet)), PRICE);
   });
 
+  /**
+   * A payment sent again as a client retrying after a lost answer: while its first request is
+   * still being answered (409 payment_in_progress, the answer not kept yet), again after
+   * Retry-After, up to five times.
+   */
+  async function sendAgain(w, path, header) {
+    for (let i = 0; ; i++) {
+      const res = await w.fetch(path, { headers: { "payment-signature": header } });
+      if (res.status !== 409 || i === 5) return res;
+      assert.equal((await res.json()).reason, "payment_in_progress");
+      await sleep(Number(res.headers.get("retry-after")) * 1000);
+    }
+  }
+
   test("a counterfactual wallet's payment sent again with its identifier after it was settled (the wallet deployed, the nonce used on chain) gets the answer it bought, without /verify, charged once", async () => {
     const { owner, wallet, client, code } = await counterfactualWallet(4);
     const before = await balancesOf(wallet);
@@ -1043,7 +1057,7 @@ describe("what a session opens, and what it costs", () => {
     // The client lost that answer and sends the same payment again: the facilitator would now
     // refuse it (its nonce is used on chain), but it is the payment already served.
     for (let i = 0; i < 2; i++) {
-      const again = await worker.fetch("/other/cf-id-1", { headers: { "payment-signature": paid.header } });
+      const again = await sendAgain(worker, "/other/cf-id-1", paid.header);
       assert.equal(again.status, 200, await again.clone().text());
       assert.equal(await again.text(), body, "the answer it bought");
       assert.deepEqual(decodeHeader(again.headers.get("payment-response")), receipt, "its receipt");
@@ -1191,7 +1205,7 @@ describe("what a session opens, and what it costs", () => {
       assert.equal(decodeHeader(bought.headers.get("payment-response")).transaction, "", "served, settlement pending");
       const [paid] = me.sent.filter((e) => e.payment);
       const [asked, hits] = [verifies(), originHits()];
-      const again = await later.fetch("/later/cf-id-1", { headers: { "payment-signature": paid.header } });
+      const again = await sendAgain(later, "/later/cf-id-1", paid.header);
       assert.equal(again.status, 200, await again.clone().text());
       assert.equal(await again.text(), body, "the answer it bought");
       assert.equal(verifies(), asked, "the facilitator was not asked");
