@@ -51,7 +51,7 @@ pub enum Command {
         admission: Admission,
     },
     /// What the ledger knows of a payment that carries an identifier
-    /// ([`Book::repeated`](crate::settlement::Book::repeated)), asked before a call out to judge
+    /// ([`Book::repeated`](crate::settlement::Ledger::repeated)), asked before a call out to judge
     /// it (the facilitator's `/verify`, which refuses the same payment once it is settled).
     /// Changes nothing; answers as an admission would have, `{"ok": true}` for nothing known.
     Repeated {
