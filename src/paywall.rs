@@ -304,12 +304,15 @@ impl PaidRequest<'_> {
         challenge(self.route, &self.url, refusal, self.siwx.as_ref())
     }
 
-    /// The terms this payment is settled against, in its own generation's shape.
+    /// The terms this payment is settled against, in its own generation's shape. A v1 payment's
+    /// carry the route's description as the facilitator is sent it ([`facilitator_description`]):
+    /// nothing says a facilitator takes a longer one there, and none needs it.
     pub fn requirements_json(&self) -> serde_json::Value {
         let offer = self.verified.offer;
         let v = if self.payment.version == 1 {
+            let description = facilitator_description(&self.route.description);
             offer
-                .v1(&self.url, &self.route.description, &self.route.mime_type)
+                .v1(&self.url, description, &self.route.mime_type)
                 .and_then(|v1| serde_json::to_value(v1).ok())
         } else {
             serde_json::to_value(&offer.requirements).ok()
@@ -328,8 +331,8 @@ impl PaidRequest<'_> {
     /// Nor does a v2 payment's `resource` or `extensions` go as the client wrote them: nothing in
     /// them is signed either, and a facilitator may refuse a payment for them (a description too
     /// long for it) or catalogue what they say. They go as our 402 had them: this URL, the
-    /// route's description (cut to what CDP's facilitator takes, [`facilitator_description`])
-    /// and type, and the route's `bazaar` document.
+    /// route's description (cut to what CDP's facilitator takes, [`facilitator_description`], as
+    /// in a v1 payment's requirements) and type, and the route's `bazaar` document.
     ///
     /// And the payment itself goes as what was checked, rebuilt from it, not as it was spelt: the
     /// payer and recipient in their EIP-55 form (an all-capitals address checks out here, since

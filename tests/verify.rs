@@ -2256,6 +2256,20 @@ fn facilitator_gets_a_long_description_cut_to_what_it_takes() {
     }
     raw["routes"][0]["description"] = json!("é".repeat(251));
     assert_eq!(sent_for(&raw), json!("é".repeat(250)));
+
+    // A v1 payment's requirements carry it cut the same way; its 402 keeps it whole too.
+    raw["routes"][0]["description"] = json!(long);
+    let c = config(&raw);
+    let v1_402 = body(&decide_reply(&c, &Req::get("/paid/x"), NOW));
+    let d = Draft::v1(&terms_of(&c, 0), &signing_key(ANVIL0_KEY), NOW);
+    let paid = decide_paid(&c, &Req::get("/paid/x").paying(None, Some(d.header())), NOW);
+    let sent: Value = serde_json::from_str(&paid.facilitator_body()).unwrap();
+    assert_eq!(sent["x402Version"], 1);
+    assert_eq!(
+        sent["paymentRequirements"]["description"],
+        json!("d".repeat(498))
+    );
+    assert_eq!(v1_402["accepts"][0]["description"], json!(long));
 }
 
 /// The facilitator gets our terms as `accepted`, exactly, whatever spelling of them the client
