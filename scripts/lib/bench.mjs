@@ -608,7 +608,7 @@ async function termsOf(base) {
  * Paid-request latency of several paywalls, measured in turn: `SETTINGS.payments` requests to each
  * (after `SETTINGS.warmupPayments` unmeasured), each carrying its own payment signed beforehand by
  * that paywall's payer (viem, tests/e2e/lib/sign.mjs) over the terms it offered; or, for a floor
- * given as `url` without a payer, a plain GET answered 200. The requests go one at a time, in
+ * given as `url` without a payer, a plain GET answered 200 (with the floor's `headers`, if any). The requests go one at a time, in
  * blocks of `PAID_BLOCK` to each paywall in turn, so that the machine's ups and downs over the
  * series fall on all of them alike. Not one request each in turn: a request that follows another
  * paywall's 30 ms payment finds its Worker's threads asleep and its caches cold, and took 1.3–1.5
@@ -619,10 +619,10 @@ async function termsOf(base) {
 async function paidLatencies(contestants) {
   const n = SETTINGS.payments + SETTINGS.warmupPayments;
   const series = [];
-  for (const { label, base, payer, url } of contestants) {
+  for (const { label, base, payer, url, headers: floorHeaders = {} } of contestants) {
     if (!payer) {
       // A floor: a plain GET of `url`, answered 200, in the same turn.
-      series.push({ label, url, headers: [], samples: [], failures: 0, last: null });
+      series.push({ label, url, floorHeaders, headers: [], samples: [], failures: 0, last: null });
       continue;
     }
     const { terms, resource } = await termsOf(base);
@@ -632,7 +632,7 @@ async function paidLatencies(contestants) {
   }
   const request = async (c, i) => {
     const started = performance.now();
-    const res = await fetch(c.url, c.headers.length ? { headers: { "PAYMENT-SIGNATURE": c.headers[i] } } : {});
+    const res = await fetch(c.url, { headers: c.headers.length ? { "PAYMENT-SIGNATURE": c.headers[i] } : c.floorHeaders });
     await res.arrayBuffer();
     const ms = performance.now() - started;
     const { ok, receipt } = c.headers.length ? paidAnswer(res) : { ok: res.status === 200, receipt: null };
@@ -759,17 +759,22 @@ async function measureAll(stack, w) {
   r.empty.kv = await throughput("empty Worker, one KV read + pass-through", `${w.empty.url}/kv${FREE}`, { expect: 200, pids: w.empty.pidsOf });
 
   // The paid requests, and in the same turn the floor under a deferred payment: the empty Worker's
-  // one Durable Object write, then the origin.
+  // one Durable Object write, then the origin; and the same work done by the Rust floor (a request
+  // carrying PAYMENT-SIGNATURE: one write by a wallet ledger of ours, then the origin).
   const payers = { reference: accounts.payers[0], immediate: accounts.payers[1], deferred: accounts.payers[2] };
   const deferredBefore = await balanceOf(stack.rpcUrl, stack.usdc, payers.deferred.address);
+  const floors = [
+    { name: "empty", label: "empty Worker, one Durable Object write + pass-through", url: `${w.empty.url}/do${FREE}` },
+    ...(w.rustFloor ? [{ name: "rustFloor", label: "Rust floor, one write by a wallet ledger + pass-through", url: w.rustFloor.url + FREE, headers: { "PAYMENT-SIGNATURE": "floor" } }] : []),
+  ];
   const paid = await paidLatencies([
-    { label: "empty Worker, one Durable Object write + pass-through", url: `${w.empty.url}/do${FREE}` },
+    ...floors,
     ...["reference", "immediate", "deferred"].map((n) => ({ label: labels[n], base: w[n].url, payer: payers[n] })),
   ]);
-  r.empty.durableObject = { sequential: paid[0].result };
-  r.reference.paid = paid[1].result;
-  r.immediate.paid = paid[2].result;
-  r.deferred.paid = paid[3].result;
+  for (const [i, f] of floors.entries()) r[f.name].durableObject = { sequential: paid[i].result };
+  r.reference.paid = paid[floors.length].result;
+  r.immediate.paid = paid[floors.length + 1].result;
+  r.deferred.paid = paid[floors.length + 2].result;
   // Served before settling: the batch comes due after the series (see BENCH_BATCH_SECONDS); a
   // payment that landed sooner settled while others were timed, and the comparison says so.
   const d = r.deferred.paid;
@@ -1029,6 +1034,16 @@ function targetsOf(r) {
     rows.at(-1).floor = `floor ${fmt(least, 2)} ms = ${fmt(least / ref.paid.p50, 3)}× (one Durable Object write and the origin, ${fmt(doFloor, 1)} ms, plus one verification)`;
     rows.at(-1).reachable = least / ref.paid.p50 <= TARGETS.deferredP50VsReference;
   }
+  // What a Worker built as ours allows: the Rust floor doing that same work, through a wallet
+  // ledger of ours (its command by RPC, one row written), plus one verification.
+  const rustDo = r.rustFloor?.durableObject?.sequential?.p50;
+  if (rustDo != null && ref.paid.p50) {
+    const t = rows.at(-1);
+    const least = rustDo + verifyMs;
+    t.floor = `${t.floor ? `${t.floor}; ` : ""}the Rust floor (ours built to do only that) ${fmt(least, 2)} ms = ${fmt(least / ref.paid.p50, 3)}×`;
+    t.reachable = least / ref.paid.p50 <= TARGETS.deferredP50VsReference;
+    t.floorOf = "a Rust Worker built as ours";
+  }
 
   const s = r.session;
   const session = s.available ? ratio(s.session.rps, s.free.rps) : null;
@@ -1111,8 +1126,10 @@ function report(r) {
   lines.push("server CPU: CPU time of the workerd process (of the origin for \"origin alone\") per request during the run.");
   if (r.rustFloor?.unpaid) {
     const f = r.rustFloor.unpaid;
+    const paidFloor = r.rustFloor.durableObject?.sequential;
     lines.push(`Rust floor: our Worker built to answer a constant 402 of the same size at once (the bench-floor feature): ${fmt(f.rps)} req/s, ` +
-      `${x(f.rps, r.reference.unpaid.rps)} the reference, ${fmt(f.serverCpuUsPerRequest)} µs of server CPU per 402.`);
+      `${x(f.rps, r.reference.unpaid.rps)} the reference, ${fmt(f.serverCpuUsPerRequest)} µs of server CPU per 402` +
+      (paidFloor ? `; carrying PAYMENT-SIGNATURE, one write by a wallet ledger of ours, then the origin: p50 ${fmt(paidFloor.p50, 1)} ms, p90 ${fmt(paidFloor.p90, 1)} ms.` : "."));
   }
   lines.push("");
   const v = r.verification ?? { wasm: {}, native: {} };

@@ -124,6 +124,12 @@ pub enum Command {
         key: String,
         until: u64,
     },
+    /// The Rust floor's one write, in a `bench-floor` build only (see `Cargo.toml`): a row under
+    /// `key`, then `{"ok": true}`.
+    #[cfg(feature = "bench-floor")]
+    Floor {
+        key: String,
+    },
 }
 
 /// Counted grants: requests left and expiry, by grant key.
@@ -166,6 +172,10 @@ pub struct AdmitAnswer {
 
 impl Read for Command {
     fn read(value: &Value) -> Result<Self, json::Error> {
+        #[cfg(feature = "bench-floor")]
+        if let Some(key) = value.pointer("/floor/key").and_then(Value::as_str) {
+            return Ok(Command::Floor { key: key.into() });
+        }
         const KNOWN: &[&str] = &[
             "admit",
             "repeated",
@@ -330,6 +340,12 @@ impl Ledger {
         let now = super::now_seconds();
         let policy = policy(config);
         let answer = match command {
+            #[cfg(feature = "bench-floor")]
+            Command::Floor { key } => {
+                self.write(vec![(format!("floor/{key}"), Some(now.to_string()))])
+                    .await?;
+                return Ok(r#"{"ok":true}"#.into());
+            }
             Command::Admit { wallet, admission } => {
                 // The first admission names the object's wallet (the index the admin view and the
                 // cron sweep walk); later ones need no write for it.

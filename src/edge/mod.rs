@@ -148,7 +148,7 @@ pub(crate) fn now_seconds() -> u64 {
 #[cfg_attr(feature = "bench-floor", allow(unreachable_code, unused_variables))]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     #[cfg(feature = "bench-floor")]
-    return bench_floor();
+    return bench_floor(req, &env).await;
     // A request that carries a payment or a session's credential is answered by work the runtime
     // keeps alive on its own (`waitUntil`), not only while the client waits. A client that goes
     // away mid-request cancels what its request awaits: a payment held for the origin's answer
@@ -212,8 +212,24 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
 /// The constant 402 of the `bench-floor` build (see `Cargo.toml`): the headers and body sizes of
 /// the bench route's real 402 (its `PAYMENT-REQUIRED` is 1,488 characters, its body 183 bytes),
 /// built as every answer of ours is.
+///
+/// A request carrying `PAYMENT-SIGNATURE` gets instead what the least deferred payment costs the
+/// platform, made as ours makes it: one write by a wallet ledger (a row, through the ledger's
+/// command by RPC), then the request passed to the origin as a free one is, with its answer.
 #[cfg(feature = "bench-floor")]
-fn bench_floor() -> Result<web_sys::Response> {
+async fn bench_floor(req: web_sys::Request, env: &Env) -> Result<web_sys::Response> {
+    if req.headers().has(x402::PAYMENT_SIGNATURE).unwrap_or(false) {
+        let (Some(config), Some(url)) = (config_of(env), HttpUrl::parse(&req.url())) else {
+            return Err(worker::Error::RustError("no configuration or URL".into()));
+        };
+        let book = ledger_client::LedgerClient::open(env, "floor")
+            .ok_or_else(|| worker::Error::RustError("no ledger binding".into()))?;
+        let key = random_nonce().map(hex::encode).unwrap_or_default();
+        book.send(&ledger::Command::Floor { key })
+            .await
+            .ok_or_else(|| worker::Error::RustError("the ledger did not answer".into()))?;
+        return origin::pass(&config, req, &url).await;
+    }
     let mut headers = paywall::common_headers();
     headers.push((x402::PAYMENT_REQUIRED, "e".repeat(1488)));
     headers.push(("Content-Type", "application/json".into()));
