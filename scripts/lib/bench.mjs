@@ -1026,8 +1026,10 @@ function targetsOf(r) {
       : deferred != null && deferred > TARGETS.deferredP50VsReference ? `${fmt(deferred / TARGETS.deferredP50VsReference, 2)}× too slow` : null,
   });
   // The least a deferred payment can cost here: the empty Worker's one Durable Object write and
-  // the origin, one at a time, plus one verification in wasm.
-  const doFloor = r.empty?.durableObject?.sequential?.p50;
+  // the origin, one at a time, plus one verification in wasm. A floor some of whose requests
+  // failed (a quick error is no floor) judges nothing.
+  const failureFree = (f) => (f && f.failures === 0 ? f.p50 : null);
+  const doFloor = failureFree(r.empty?.durableObject?.sequential);
   const verifyMs = (r.verification?.wasm.usPerVerification ?? 0) / 1000;
   if (doFloor != null && ref.paid.p50) {
     const least = doFloor + verifyMs;
@@ -1036,7 +1038,7 @@ function targetsOf(r) {
   }
   // What a Worker built as ours allows: the Rust floor doing that same work, through a wallet
   // ledger of ours (its command by RPC, one row written), plus one verification.
-  const rustDo = r.rustFloor?.durableObject?.sequential?.p50;
+  const rustDo = failureFree(r.rustFloor?.durableObject?.sequential);
   if (rustDo != null && ref.paid.p50) {
     const t = rows.at(-1);
     const least = rustDo + verifyMs;
@@ -1129,7 +1131,8 @@ function report(r) {
     const paidFloor = r.rustFloor.durableObject?.sequential;
     lines.push(`Rust floor: our Worker built to answer a constant 402 of the same size at once (the bench-floor feature): ${fmt(f.rps)} req/s, ` +
       `${x(f.rps, r.reference.unpaid.rps)} the reference, ${fmt(f.serverCpuUsPerRequest)} µs of server CPU per 402` +
-      (paidFloor ? `; carrying PAYMENT-SIGNATURE, one write by a wallet ledger of ours, then the origin: p50 ${fmt(paidFloor.p50, 1)} ms, p90 ${fmt(paidFloor.p90, 1)} ms.` : "."));
+      (paidFloor ? `; carrying PAYMENT-SIGNATURE, one write by a wallet ledger of ours, then the origin: p50 ${fmt(paidFloor.p50, 1)} ms, p90 ${fmt(paidFloor.p90, 1)} ms` +
+        (paidFloor.failures ? ` (${paidFloor.failures} of ${paidFloor.paid} requests FAILED: not taken for a floor)` : "") + "." : "."));
   }
   lines.push("");
   const v = r.verification ?? { wasm: {}, native: {} };

@@ -4,7 +4,10 @@
 // `scripts/build` runs it first, so a Worker is always built from the source as it stands; the
 // minified file is committed so that a plain `cargo build` or `cargo test` has it too.
 //
-// Usage: node scripts/lib/minify-page.mjs    (writes the file only when its content changes)
+// Usage: node scripts/lib/minify-page.mjs            writes the file (only when its content changes)
+//        node scripts/lib/minify-page.mjs --check    fails if the committed file is not the source's
+//                                                    minified form (`scripts/test` checks it before
+//                                                    the native tests, which read that file)
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,7 +31,13 @@ let current = null;
 try {
   current = readFileSync(out, "utf8");
 } catch {}
-if (current !== minified) {
+if (process.argv.includes("--check")) {
+  if (current !== minified) {
+    console.error("src/paywall-page.min.js is not src/paywall-page.js minified: run scripts/build (or node scripts/lib/minify-page.mjs) and commit both");
+    process.exit(1);
+  }
+  console.log("[test] src/paywall-page.min.js is src/paywall-page.js minified");
+} else if (current !== minified) {
   writeFileSync(out, minified);
   console.log(`[build] wrote ${path.relative(path.dirname(SRC), out)} (${minified.length} bytes)`);
 }
