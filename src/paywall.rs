@@ -742,25 +742,39 @@ fn priced_elsewhere(config: &Config, path: &str, claimed: &str) -> bool {
         .is_some_and(|r| !r.is_free() && !post.is_some_and(|p| core::ptr::eq(p, r)))
 }
 
+/// How a request's body is read for a `_method` parameter ([`method_override`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverrideBody {
+    /// `application/x-www-form-urlencoded`, or a `POST` of no type at all, which Rack reads as a
+    /// form too: read as pairs.
+    Form,
+    /// `multipart/form-data`: searched for the name.
+    Multipart,
+    /// JSON (a type with `/json` or `+json` in it, as Laravel tells one): Laravel takes the
+    /// object's own `_method`.
+    Json,
+}
+
 /// The refusal of a `POST` that names another method in a `_method` parameter (in the query, or
-/// in a form body: `application/x-www-form-urlencoded` read as pairs, `multipart/form-data`
-/// searched for the name), where that method is priced on the path by another route than `POST`
-/// is: Rails, Laravel and Symfony serve such a request as the named method, so a `GET` priced for
-/// itself would be read for free by a `POST` carrying `_method=GET`. The override headers are
-/// removed before the origin is asked (see the Worker's origin module); a parameter cannot be.
-/// A name the parameter cannot be read for (a multipart body) counts as every method.
+/// in its body: see [`OverrideBody`]), where that method is priced on the path by another route
+/// than `POST` is: Rails, Laravel and Symfony serve such a request as the named method, so a `GET`
+/// priced for itself would be read for free by a `POST` carrying `_method=GET`. The override
+/// headers are removed before the origin is asked (see the Worker's origin module); a parameter
+/// cannot be. A parameter's name counts as PHP makes it a variable's ([`php_name`]: `.method` is
+/// Laravel's `_method`). A name the parameter cannot be read for (a multipart body) counts as
+/// every method.
 pub fn method_override(
     config: &Config,
     path: &str,
     query: Option<&str>,
-    body: Option<(&str, bool)>,
+    body: Option<(&str, OverrideBody)>,
 ) -> Option<Reply> {
-    // The methods named: in the query, in a form read as pairs, or (a multipart body, which is
-    // only searched) every one that could matter.
+    // The methods named: in the query, in a form read as pairs, in a JSON object, or (a multipart
+    // body, which is only searched) every one that could matter.
     let mut named = String::new();
     let mut add = |text: &str| {
         for (k, v) in crate::siwx::form_pairs(text) {
-            if k == "_method" {
+            if php_name(&k) == "_method" {
                 named.push_str(v.trim());
                 named.push('\n');
             }
@@ -768,12 +782,27 @@ pub fn method_override(
     };
     add(query.unwrap_or(""));
     match body {
-        Some((text, false)) => add(text),
-        Some((text, true)) => {
+        Some((text, OverrideBody::Form)) => add(text),
+        Some((text, OverrideBody::Multipart)) => {
             let lower = text.to_ascii_lowercase();
-            if lower.contains("_method") || lower.contains("%5fmethod") {
+            // A part named `_method`, spelt in any way PHP reads as that name.
+            let part_named = lower.match_indices("name=").any(|(i, _)| {
+                let rest = &lower[i + "name=".len()..];
+                let rest = rest.strip_prefix('"').unwrap_or(rest);
+                let end = rest.find(['"', ';', '\r', '\n']).unwrap_or(rest.len());
+                php_name(&rest[..end]) == "_method"
+            });
+            if part_named || lower.contains("_method") || lower.contains("%5fmethod") {
                 for m in OVERRIDABLE {
                     named.push_str(m);
+                    named.push('\n');
+                }
+            }
+        }
+        Some((text, OverrideBody::Json)) => {
+            if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(text) {
+                if let Some(serde_json::Value::String(m)) = o.get("_method") {
+                    named.push_str(m.trim());
                     named.push('\n');
                 }
             }
@@ -788,12 +817,22 @@ pub fn method_override(
     )))
 }
 
-/// The refusal of a form body too large to be searched for a `_method` override (see
+/// A request parameter's name as PHP registers it (what Laravel and Symfony then read): leading
+/// spaces dropped, and a space, a dot or an opening bracket turned into an underscore, so that
+/// `.method` and ` _method` both arrive as `_method`.
+fn php_name(name: &str) -> String {
+    name.trim_start_matches(' ')
+        .chars()
+        .map(|c| if matches!(c, ' ' | '.' | '[') { '_' } else { c })
+        .collect()
+}
+
+/// The refusal of a body too large to be searched for a `_method` override (see
 /// [`method_override`]): status 413.
 pub fn override_unreadable(limit: u32) -> Reply {
     let mut reply = plain_refusal(&Refusal::new(
         Reason::MethodOverride,
-        format!("a form body over {limit} bytes cannot be searched for _method"),
+        format!("a body over {limit} bytes cannot be searched for _method"),
     ));
     reply.status = 413;
     reply

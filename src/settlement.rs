@@ -31,7 +31,8 @@
 //! [`Outcome::OnChainUnused`] (or [`Outcome::OnChainCancelled`] when the shell saw an
 //! `AuthorizationCanceled` log, or [`Outcome::Settled`] when it found the transaction and its
 //! receipt shows the payment's transfer, [`Outcome::OnChainUsedElsewhere`] when it shows none; a
-//! failed read is an [`Outcome::Unknown`]); without one record [`Outcome::NoRpc`]. The ledger then
+//! read the node did not answer is an [`Outcome::ChainUnreadable`]); without one record
+//! [`Outcome::NoRpc`]. The ledger then
 //! schedules a resend if one is allowed ([`Effect::Retry`] at `now`: call [`Ledger::due`] again).
 //! A shell without RPC may also resend directly when [`Attempt::may_resend`] is true; the answer is
 //! judged the same way. [`Ledger::begin`] marks an entry in flight before the request leaves, so
@@ -98,13 +99,15 @@
 //!    briefly out of reach, the Worker cut off after the response left) for content that was
 //!    served; forgetting it would give that content away. Settling charges for an error only when
 //!    the origin took longer than the hold *and* then failed, or the withdrawal itself was lost.
-//! 3. **Payer-caused refusal** (insufficient balance or funds, a bad signature, `…nonce_already_used`
-//!    on the first attempt, i.e. a cancelled authorization or a transfer of the payer's own under
-//!    the same nonce (with an RPC URL the shell first reads the chain, and records
-//!    [`Outcome::Settled`] instead when someone sent this authorization and it paid us), anything
+//! 3. **Payer-caused refusal** (insufficient balance or funds, a bad signature, anything
 //!    `invalid_*` that is not transient or the facilitator's own): failed, and for a deferred
 //!    entry the wallet becomes delinquent: `owed` grows by the amount and the wallet's next
-//!    admissions are refused with it.
+//!    admissions are refused with it. `…nonce_already_used`, even on the first attempt, is judged
+//!    by the chain, never on the facilitator's word: a cancelled authorization or a transfer of
+//!    the payer's own under the same nonce ([`Outcome::OnChainCancelled`],
+//!    [`Outcome::OnChainUsedElsewhere`]) leaves the payer owing as above; this authorization sent
+//!    by someone else paid us ([`Outcome::Settled`]); a chain that cannot say which (a node behind,
+//!    or one that will not show the token's logs; no RPC URL) holds nothing against the payer.
 //!    If an earlier attempt may have moved the money, state-dependent refusals (balance, revert,
 //!    simulation) are not held against the payer (`unconfirmed_refusal`): our own lost settlement
 //!    may be what drained the balance. Signature and KYT refusals are definite either way.
@@ -438,6 +441,11 @@ pub enum Outcome {
     OnChainUsedElsewhere { transaction: String },
     /// A reconciliation was asked for but no RPC URL is configured.
     NoRpc,
+    /// The chain's node did not answer a reconciliation's read (down, or an answer that could
+    /// not be read). As [`Outcome::Unknown`], except that where nothing said the nonce was used, a
+    /// payment still collectable is sent again, as without an RPC URL: a node and a facilitator
+    /// both away for a while are no reason to give it up before its deadline.
+    ChainUnreadable { why: String },
 }
 
 impl From<SettleOutcome> for Outcome {
@@ -1164,13 +1172,13 @@ impl Entry {
         let why = detail(reason, message);
         match kind {
             RefusalKind::Unanswered => self.unknown(why, policy, now),
-            // Our own earlier attempt may be what used it, or, where the origin did the work
-            // first, the payer may have cancelled the authorization (or sent it to the chain
-            // itself, which pays all the same): read the chain before anything else. So for an
-            // immediate payment too: not served, but anyone holding it may have sent it to the
-            // token first, and money that came to us is booked (for a refund), not trimmed away
-            // as a refusal that charged nothing.
-            RefusalKind::NonceUsed if self.uncertain || self.worked || self.immediate => {
+            // Our own earlier attempt may be what used it, or the payer may have cancelled the
+            // authorization or spent its nonce on a transfer of its own (owing), or anyone holding
+            // it may have sent it to the token (which pays all the same): read the chain before
+            // anything else, and judge by what it shows, never by the facilitator's word alone. So
+            // for an immediate payment too: not served, but money that came to us is booked (for
+            // a refund), not trimmed away as a refusal that charged nothing.
+            RefusalKind::NonceUsed => {
                 self.used_reported = true;
                 self.state = State::Unknown {
                     due: now,
@@ -1190,7 +1198,6 @@ impl Entry {
                 self.fail(reason, message.to_string(), true, now)
             }
             _ if self.immediate => self.fail(reason, message.to_string(), false, now),
-            RefusalKind::NonceUsed => self.fail(reason, message.to_string(), true, now),
             RefusalKind::Expired => self.lapse(&why, now),
             RefusalKind::Transient => self.transient(why, policy, now),
             RefusalKind::Payer { definite: false } if self.uncertain => {
@@ -1256,6 +1263,19 @@ impl Entry {
             return self.fail(UNCONFIRMED_NONCE_USED, WHY.into(), false, now);
         }
         self.unknown(WHY.into(), policy, now)
+    }
+
+    /// A reconciliation's read the node did not answer. Where nothing said the nonce was used,
+    /// sent again while that is allowed, as without an RPC URL ([`Entry::no_rpc`]); otherwise read
+    /// again, bounded like an unanswered attempt.
+    fn chain_unreadable(&mut self, why: String, policy: &LedgerPolicy, now: u64) -> Effect {
+        if !self.used_reported && self.may_resend_by(policy, now) {
+            self.uncertain = true;
+            self.unresolved = 0;
+            self.state = State::Pending { due: now };
+            return Effect::Retry { at: now };
+        }
+        self.unknown(why, policy, now)
     }
 
     fn no_rpc(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
@@ -1683,6 +1703,7 @@ impl Ledger {
             ),
             Outcome::OnChainUnused => e.on_chain_unused(policy, now),
             Outcome::NoRpc => e.no_rpc(policy, now),
+            Outcome::ChainUnreadable { why } => e.chain_unreadable(why, policy, now),
             Outcome::Unknown { why } => e.unknown(why, policy, now),
             Outcome::Refused { reason, message } => e.refused(&reason, &message, policy, now),
         };

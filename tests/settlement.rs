@@ -850,17 +850,86 @@ fn payer_caused_refusal_makes_the_wallet_delinquent() {
     assert_eq!(v.admitted, 2);
 }
 
+/// `…nonce_already_used` on the first attempt is judged by the chain, never on the facilitator's
+/// word: a cancellation leaves the payer owing; a chain that cannot say which (no RPC URL, a node
+/// a block behind) holds nothing against the payer, and a read that then finds our payment books it.
 #[test]
-fn nonce_used_on_first_attempt_is_a_cancelled_authorization() {
+fn nonce_used_on_first_attempt_is_judged_by_the_chain() {
     let p = policy();
+    let nonce_used = || refused("invalid_exact_evm_nonce_already_used");
+
+    // Cancelled on chain: owed.
     let (mut l, id, at) = one_due(5_000);
+    assert_eq!(l.record(&id, nonce_used(), &p, at), Effect::Retry { at });
+    assert_eq!(l.owed(), 0, "not on the facilitator's word");
+    assert_eq!(l.due(at)[0].action, Action::Reconcile);
     assert_eq!(
-        l.record(&id, refused("invalid_exact_evm_nonce_already_used"), &p, at),
+        l.record(&id, Outcome::OnChainCancelled, &p, at),
         Effect::Failed {
             became_delinquent: true
         }
     );
     assert_eq!(l.owed(), 5_000);
+
+    // No RPC URL: nothing to judge by; not owed, left for an admin as unconfirmed.
+    let (mut l, id, at) = one_due(5_000);
+    l.record(&id, nonce_used(), &p, at);
+    assert_eq!(
+        l.record(&id, Outcome::NoRpc, &p, at),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    assert_eq!(l.owed(), 0);
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(UNCONFIRMED_NONCE_USED)
+    );
+
+    // A node a block behind shows it unused, or does not answer: read again later, never owed;
+    // then it shows the transaction that paid us.
+    let (mut l, id, now) = one_due(5_000);
+    l.record(&id, nonce_used(), &p, now);
+    let Effect::Retry { at } = l.record(&id, Outcome::OnChainUnused, &p, now) else {
+        panic!("expected another read");
+    };
+    assert!(at > now);
+    assert_eq!(l.due(at)[0].action, Action::Reconcile);
+    let unreadable = Outcome::ChainUnreadable { why: "down".into() };
+    let Effect::Retry { at } = l.record(&id, unreadable, &p, at) else {
+        panic!("expected another read");
+    };
+    assert_eq!(
+        l.due(at)[0].action,
+        Action::Reconcile,
+        "read again, not resent"
+    );
+    assert_eq!(l.owed(), 0);
+    assert_eq!(l.record(&id, settled("0xabc"), &p, at), Effect::Settled);
+}
+
+/// The facilitator and the chain's node both away: a payment still collectable is sent again
+/// until its deadline (as without an RPC URL), not given up after the bounded unanswered attempts.
+#[test]
+fn an_unreadable_chain_does_not_give_up_a_collectable_payment() {
+    let p = policy();
+    let (mut l, id, mut now) = one_due(5_000);
+    for round in 0..p.max_attempts_unknown + 2 {
+        let Effect::Retry { at } = l.record(&id, unknown(), &p, now) else {
+            panic!("given up in round {round}");
+        };
+        now = at;
+        assert_eq!(l.due(now)[0].action, Action::Reconcile);
+        let unreadable = Outcome::ChainUnreadable { why: "down".into() };
+        assert_eq!(
+            l.record(&id, unreadable, &p, now),
+            Effect::Retry { at: now }
+        );
+        assert_eq!(l.due(now)[0].action, Action::Settle, "sent again");
+    }
+    assert!(now < LONG, "well before validBefore");
+    assert_eq!(l.owed(), 0);
+    assert_eq!(l.record(&id, settled("0xdef"), &p, now), Effect::Settled);
 }
 
 #[test]

@@ -2479,8 +2479,9 @@ fn method_override_parameters() {
         "POST is priced by the same route"
     );
     assert!(!paywall::override_matters(&c, "POST", "/other"));
-    let refused = |query: Option<&str>, form: Option<(&str, bool)>| {
-        paywall::method_override(&c, "/read/x", query, form).map(|r| {
+    use paywall::OverrideBody::{Form, Json, Multipart};
+    let refused = |query: Option<&str>, sent: Option<(&str, paywall::OverrideBody)>| {
+        paywall::method_override(&c, "/read/x", query, sent).map(|r| {
             assert_eq!((r.status, r.reason), (400, "method_override"));
             body(&r)["message"].as_str().unwrap().to_string()
         })
@@ -2488,21 +2489,56 @@ fn method_override_parameters() {
     assert!(refused(Some("_method=GET"), None)
         .unwrap()
         .contains("\"GET\""));
-    assert!(refused(None, Some(("a=1&_method=get", false))).is_some());
+    assert!(refused(None, Some(("a=1&_method=get", Form))).is_some());
     assert!(
-        refused(None, Some(("a=1;_m%65thod=+HEAD+", false))).is_some(),
+        refused(None, Some(("a=1;_m%65thod=+HEAD+", Form))).is_some(),
         "escaped, spaced, HEAD is GET's"
+    );
+    // Names PHP registers as `_method` (Laravel, Symfony): a dot or a space for the underscore,
+    // leading spaces, an unclosed bracket.
+    for name in [".method", "+_method", "%20.method", "[method", " method"] {
+        let query = format!("{name}=GET");
+        let got = refused(Some(&query), None);
+        assert_eq!(got.is_some(), name != " method", "{name}");
+        assert_eq!(
+            refused(None, Some((&query, Form))).is_some(),
+            name != " method",
+            "{name} in a form"
+        );
+    }
+    assert!(
+        refused(Some("_method[]=GET"), None).is_none(),
+        "an array is no method"
     );
     assert!(refused(
         None,
         Some((
             "--b\r\ncontent-disposition: form-data; name=\"_METHOD\"\r\n\r\nget",
-            true
+            Multipart
         ))
     )
     .is_some());
-    assert!(refused(Some("method=GET"), Some(("_method=PATCH&x=_method", false))).is_none());
-    assert!(refused(None, Some(("a file that says nothing of it", true))).is_none());
+    assert!(
+        refused(
+            None,
+            Some((
+                "--b\r\nContent-Disposition: form-data; name=\".method\"\r\n\r\nGET",
+                Multipart
+            ))
+        )
+        .is_some(),
+        "a part PHP names _method"
+    );
+    assert!(
+        refused(None, Some((r#"{"title":"x","_method":"GET"}"#, Json)))
+            .unwrap()
+            .contains("\"GET\"")
+    );
+    assert!(refused(None, Some((r#"{"_method":"PATCH","method":"GET"}"#, Json))).is_none());
+    assert!(refused(None, Some((r#"[{"_method":"GET"}]"#, Json))).is_none());
+    assert!(refused(None, Some(("not json _method=GET", Json))).is_none());
+    assert!(refused(Some("method=GET"), Some(("_method=PATCH&x=_method", Form))).is_none());
+    assert!(refused(None, Some(("a file that says nothing of it", Multipart))).is_none());
     assert!(refused(None, None).is_none());
     let big = paywall::override_unreadable(1 << 20);
     assert_eq!((big.status, big.reason), (413, "method_override"));

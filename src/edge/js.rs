@@ -55,9 +55,10 @@ pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, JsVa
     JsFuture::from(global_fetch(request)?).await?.dyn_into()
 }
 
-/// A copy of `source` without the headers `names` (one per line), and with `set` (name, value)
-/// if given: one call into the runtime, where a copy, a deletion per name and a set would each
-/// be their own.
+/// A copy of `source` without the headers `names` (one per line, in lower case, with hyphens),
+/// whether the request spells them with hyphens or underscores (CGI-style servers read
+/// `X_HTTP_Method_Override` as `X-HTTP-Method-Override`), and with `set` (name, value) if given:
+/// one call into the runtime, where a copy, a deletion per name and a set would each be their own.
 pub fn headers_without(
     source: &web_sys::Headers,
     names: &str,
@@ -82,7 +83,8 @@ pub fn headers_without(
 }
 export function x402_headers_without(source, names, name, value) {
   const headers = new Headers(source);
-  for (const n of names.split('\\n')) headers.delete(n);
+  const drop = new Set(names.split('\\n'));
+  for (const n of [...headers.keys()]) if (drop.has(n.replaceAll('_', '-'))) headers.delete(n);
   if (value !== undefined) headers.set(name, value);
   return headers;
 }

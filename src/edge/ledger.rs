@@ -824,8 +824,12 @@ impl Ledger {
                                 if crate::settlement::classify_refusal(reason, message)
                                     == crate::settlement::RefusalKind::NonceUsed =>
                             {
+                                // What the chain shows decides; where it cannot say, the refusal
+                                // is recorded, and the ledger reads the chain again.
                                 match reconcile(config, wallet.as_deref(), attempt).await {
-                                    paid @ Outcome::Settled { .. } => paid,
+                                    shown @ (Outcome::Settled { .. }
+                                    | Outcome::OnChainCancelled
+                                    | Outcome::OnChainUsedElsewhere { .. }) => shown,
                                     _ => outcome,
                                 }
                             }
@@ -952,7 +956,7 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
         Some(true) => {}
         Some(false) => return Outcome::OnChainUnused,
         None => {
-            return Outcome::Unknown {
+            return Outcome::ChainUnreadable {
                 why: "the chain could not be read".into(),
             }
         }

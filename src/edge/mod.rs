@@ -326,20 +326,24 @@ async fn handle(
         let kind = header("content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let multipart = kind.trim_start().starts_with("multipart/form-data");
-        let body = if multipart
-            || kind
-                .trim_start()
-                .starts_with("application/x-www-form-urlencoded")
-        {
-            match js::body_text(&req, FORM_LIMIT).await {
-                Some(text) => Some(text),
-                None => return respond::reply(paywall::override_unreadable(FORM_LIMIT), false),
-            }
+        let kind = kind.trim();
+        let read_as = if kind.starts_with("multipart/form-data") {
+            Some(paywall::OverrideBody::Multipart)
+        } else if kind.is_empty() || kind.starts_with("application/x-www-form-urlencoded") {
+            Some(paywall::OverrideBody::Form)
+        } else if kind.contains("/json") || kind.contains("+json") {
+            Some(paywall::OverrideBody::Json)
         } else {
             None
         };
-        let body = body.as_deref().map(|text| (text, multipart));
+        let body = match read_as {
+            Some(_) => match js::body_text(&req, FORM_LIMIT).await {
+                Some(text) => Some(text),
+                None => return respond::reply(paywall::override_unreadable(FORM_LIMIT), false),
+            },
+            None => None,
+        };
+        let body = body.as_deref().zip(read_as);
         if let Some(reply) = paywall::method_override(config, &url.path, url.query.as_deref(), body)
         {
             return respond::reply(reply, false);
@@ -902,7 +906,7 @@ async fn serve_paid(
         ))
     });
     let response = match answer {
-        Ok(response) if sold(response.status()) => response,
+        Ok(response) if sold(response.status(), works_first) => response,
         // Nobody pays for an error (nor for an origin out of reach), nor for a redirect: the
         // payment leaves the ledger uncollected.
         failed => {
@@ -1161,10 +1165,11 @@ async fn serve_session(
     head: bool,
     env: &Env,
 ) -> Result<web_sys::Response> {
+    let works = !matches!(req.method().as_str(), "GET" | "HEAD");
     let answer = origin::forward_as(config, req, url, &admitted.wallet, || None).await;
-    // As with a payment, an error or a redirect is not charged: a counted session gets its
-    // request back.
-    if !matches!(&answer, Ok(r) if sold(r.status())) {
+    // As with a payment, an error or a redirect after which nothing was done is not charged: a
+    // counted session gets its request back.
+    if !matches!(&answer, Ok(r) if sold(r.status(), works)) {
         access::refund(env, admitted).await;
     }
     let response = match answer {
@@ -1232,15 +1237,22 @@ async fn beside<F: Future, O: Future>(
 
 /// Whether an origin answer is what was paid for: a success, or a WebSocket the origin accepted
 /// (`101 Switching Protocols`: the connection is what a payment on an upgrade buys). Not an error,
-/// and not a redirect either: a client's fetch follows a redirect with the same payment header,
-/// which the target then takes, so charging the redirect too would charge twice, or refuse the
-/// second as a replay after the first was paid. (A `304 Not Modified` is not charged for the same
-/// reason: it carries no content.)
-fn sold(status: u16) -> bool {
-    (200..300).contains(&status) || status == 101
+/// and, for a `GET` or `HEAD`, not a redirect either: a client's fetch follows a redirect with the
+/// same payment header, which the target then takes, so charging the redirect too would charge
+/// twice, or refuse the second as a replay after the first was paid. (A `304 Not Modified` is not
+/// charged for the same reason: it carries no content.)
+///
+/// For any other method (`works`: the origin may have done the request's work) a `301`, `302` or
+/// `303` is what was paid for: it is how a site answers a form it has acted on (post, then
+/// redirect to the result), and the client follows it with a `GET` of another page, which the
+/// payment does not buy. Were it not charged, the payment would be withdrawn and could buy the
+/// same work again, and again. A `307` or `308` is not charged: it asks for the same request
+/// elsewhere, payment and all, and the target takes it.
+fn sold(status: u16, works: bool) -> bool {
+    (200..300).contains(&status) || status == 101 || (works && matches!(status, 301..=303))
 }
 
-/// The most of a form body read to look for a `_method` parameter (see
+/// The most of a body read to look for a `_method` parameter (see
 /// [`paywall::method_override`]).
 const FORM_LIMIT: u32 = 1 << 20;
 

@@ -134,10 +134,11 @@ async fn send(
         None => req.url(),
     };
     let source = Headers(req.headers());
-    // What the origin must not see, deleted from a copy in one call into the runtime. Only we may
-    // say who paid: the origin trusts this header, so a client's copy never passes, nor one spelt
-    // with an underscore, which CGI-style servers read as the same name (`HTTP_X402_PAYER`).
-    let mut dropped = format!("{PAYER_HEADER}\nx402_payer");
+    // What the origin must not see, deleted from a copy in one call into the runtime, in any
+    // spelling with underscores for hyphens, which CGI-style servers (Puma, PHP's) read as the same
+    // name (`HTTP_X402_PAYER`, `HTTP_X_HTTP_METHOD_OVERRIDE`). Only we may say who paid: the
+    // origin trusts this header, so a client's copy never passes.
+    let mut dropped = PAYER_HEADER.to_string();
     for h in PAYMENT_HEADERS.iter().chain(&METHOD_OVERRIDE_HEADERS) {
         dropped.push('\n');
         dropped.push_str(h);

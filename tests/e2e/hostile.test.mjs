@@ -529,6 +529,19 @@ const cases = [
       for (const h of ["x-http-method-override", "x-http-method", "x-method-override"]) assert.equal(echo.headers[h], undefined, h);
     },
   }],
+  // CGI-style servers (Puma, PHP's) read a header spelt with underscores as the hyphenated one.
+  ["POST with the override headers spelt with underscores: the origin sees none of them, nor a payment so spelt", async () => ({
+    method: "POST",
+    path: "/echo/get-only/x",
+    headers: [["X_HTTP_Method_Override", "GET"], ["X_HTTP_METHOD", "GET"], ["X-Method_Override", "GET"], ["Payment_Signature", b64("{}")]],
+  }), 200, null, {
+    source: "origin",
+    check: (r) => {
+      const echo = JSON.parse(r.text);
+      assert.equal(echo.method, "POST");
+      for (const h of ["x_http_method_override", "x_http_method", "x-method_override", "payment_signature"]) assert.equal(echo.headers[h], undefined, h);
+    },
+  }],
   // ...and so would a POST carrying a _method parameter (Rails and Laravel read the form body,
   // Laravel and Symfony the query too), which cannot be removed as a header can: refused where the
   // method it names is priced by another route than POST.
@@ -537,6 +550,14 @@ const cases = [
     ["an escaped name, lower-case value", "/echo/get-only/x", "application/x-www-form-urlencoded", "_m%65thod=get"],
     ["the query", "/echo/get-only/x?_method=GET", null, null],
     ["a multipart form", "/echo/get-only/x", "multipart/form-data; boundary=XyZ", '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nGET\r\n--XyZ--\r\n'],
+    // PHP registers `.method`, ` _method` and `[method` as `_method` (Laravel, Symfony).
+    ["the query, named .method", "/echo/get-only/x?.method=GET", null, null],
+    ["a form body, named with a leading space", "/echo/get-only/x", "application/x-www-form-urlencoded", "title=x&+_method=GET"],
+    ["a multipart part named .method", "/echo/get-only/x", "multipart/form-data; boundary=XyZ", '--XyZ\r\nContent-Disposition: form-data; name=".method"\r\n\r\nGET\r\n--XyZ--\r\n'],
+    // Rack reads a POST of no type as a form; Laravel reads a JSON object's _method.
+    ["a body of no Content-Type", "/echo/get-only/x", null, "_method=GET"],
+    ["a JSON body", "/echo/get-only/x", "application/json", '{"title":"x","_method":"GET"}'],
+    ["a JSON body of a +json type", "/echo/get-only/x", "application/vnd.api+json; charset=utf-8", '{"_method":"get"}'],
   ].map(([where, path, type, body]) => [
     `POST with _method=GET in ${where} to a route priced for GET`,
     async () => ({ method: "POST", path, headers: type ? [["Content-Type", type]] : [], body }),
@@ -558,6 +579,15 @@ const cases = [
   }), 200, null, {
     source: "origin",
     check: (r) => assert.deepEqual([JSON.parse(r.text).method, JSON.parse(r.text).body], ["POST", "title=x&_method=PATCH"]),
+  }],
+  ["POST with a JSON body that names no _method to a route priced for GET: passed, body intact", async () => ({
+    method: "POST",
+    path: "/echo/get-only/x",
+    headers: [["Content-Type", "application/json"]],
+    body: '{"method":"GET","title":"x"}',
+  }), 200, null, {
+    source: "origin",
+    check: (r) => assert.deepEqual([JSON.parse(r.text).method, JSON.parse(r.text).body], ["POST", '{"method":"GET","title":"x"}']),
   }],
   ["POST with an ordinary form to a route priced for GET: passed, body intact", async () => ({
     method: "POST",
@@ -661,6 +691,20 @@ const cases = [
     return { path: "/articles/no-such-article", headers: hdr(sent.missing) };
   }, 404, null, { source: "origin" }],
   ["… the same payment then buys an existing article, once", async () => ({ path: A, headers: hdr(sent.missing) }), 200, null, { source: "origin", paid: { payer: 1 } }],
+  // A form the origin acts on, then answers with a redirect to the result (post, redirect, get):
+  // the work is what was paid for. Not charged, the payment would be withdrawn and could buy the
+  // same work again and again.
+  ["a paid POST that the origin acts on, then redirects (303): charged", async () => {
+    sent.acted = await pay(T.d, 4);
+    return { method: "POST", path: "/echo/deferred/x?redirect=303", headers: [...hdr(sent.acted), ["Content-Type", "application/x-www-form-urlencoded"]], body: "comment=hello" };
+  }, 303, null, { source: "origin", paid: { payer: 4 }, check: (r) => assert.equal(r.headers.location, "/echo/result") }],
+  ["… the same payment for the same work again: refused", async () => ({ method: "POST", path: "/echo/deferred/x?redirect=303", headers: hdr(sent.acted), body: "" }), 402, "replayed_authorization"],
+  // A 307 asks for the same request elsewhere, payment and all: the target takes it.
+  ["a paid POST the origin sends elsewhere as it is (307): not charged", async () => {
+    sent.moved = await pay(T.d, 4);
+    return { method: "POST", path: "/echo/deferred/x?redirect=307", headers: hdr(sent.moved), body: "" };
+  }, 307, null, { source: "origin" }],
+  ["… the same payment then buys the POST where it was sent, once", async () => ({ method: "POST", path: "/echo/deferred/x", headers: hdr(sent.moved), body: "" }), 200, null, { source: "origin", paid: { payer: 4 } }],
 
   // -- the admin interface -------------------------------------------------------------------------
   ["admin view without a token", async () => ({ path: "/__x402/admin/ledger" }), 401, null],
