@@ -109,6 +109,30 @@ fn main() -> ExitCode {
             "note: {network} is a test network: what it pays is faucet money, not revenue"
         );
     }
+    // A deferred payment is served before it is settled: without a node to read, a settlement
+    // whose answer was lost cannot be checked on chain, and a payer who cancels its authorization
+    // cannot be told from one who paid, and is not held owing.
+    let mut unread: Vec<&str> = Vec::new();
+    for r in config
+        .routes
+        .iter()
+        .filter(|r| r.settlement == SettlementMode::Deferred)
+    {
+        for o in &r.offers {
+            let network = o.requirements.network.as_str();
+            if config.rpc_for(o.asset.network.chain_id).is_none() && !unread.contains(&network) {
+                unread.push(network);
+            }
+        }
+    }
+    for network in unread {
+        let _ = writeln!(
+            out,
+            "note: deferred payments on {network} have no rpc URL: a settlement whose answer was \
+             lost cannot be checked on chain, and a payer who cancels its authorization is not held \
+             owing; set rpc.\"{network}\""
+        );
+    }
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = std::io::stdout().write_all(out.as_bytes());
     ExitCode::SUCCESS

@@ -1242,14 +1242,15 @@ async fn beside<F: Future, O: Future>(
 /// twice, or refuse the second as a replay after the first was paid. (A `304 Not Modified` is not
 /// charged for the same reason: it carries no content.)
 ///
-/// For any other method (`works`: the origin may have done the request's work) a `301`, `302` or
-/// `303` is what was paid for: it is how a site answers a form it has acted on (post, then
+/// For any other method (`works`: the origin may have done the request's work) a `303 See Other`
+/// is what was paid for: it says the request was handled and its result is elsewhere (post, then
 /// redirect to the result), and the client follows it with a `GET` of another page, which the
 /// payment does not buy. Were it not charged, the payment would be withdrawn and could buy the
-/// same work again, and again. A `307` or `308` is not charged: it asks for the same request
-/// elsewhere, payment and all, and the target takes it.
+/// same work again, and again. Other redirects are not charged: a `301` or `302` is as often sent
+/// before any work (a trailing slash, a login page, a form sent back with its errors), and a
+/// `307` or `308` asks for the same request elsewhere, payment and all, where the target takes it.
 fn sold(status: u16, works: bool) -> bool {
-    (200..300).contains(&status) || status == 101 || (works && matches!(status, 301..=303))
+    (200..300).contains(&status) || status == 101 || (works && status == 303)
 }
 
 /// The most of a body read to look for a `_method` parameter (see

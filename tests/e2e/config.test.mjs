@@ -31,8 +31,16 @@ describe("the documented examples", () => {
       // The local template sells on the local chain, and says so; the examples sell on mainnets.
       if (example === "wrangler.toml") assert.match(r.out, /note: eip155:31337 is a test network/);
       else assert.doesNotMatch(r.out, /test network/);
+      // Every example's deferred routes have a node to reconcile with.
+      assert.doesNotMatch(r.out, /no rpc URL/);
     });
   }
+
+  test("deferred payments without a node to read the chain with are pointed out", () => {
+    const r = check(broken("deferred without rpc", (toml) => toml.replace(/\[vars\.X402\.rpc\]\n[^\[]*/, "")));
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /note: deferred payments on eip155:31337 have no rpc URL: .* a payer who cancels its authorization is not held owing; set rpc\."eip155:31337"/);
+  });
 
   test("the production template's test network is pointed out", () => {
     const r = spawnSync(path.join(ROOT, "scripts/check-config"), ["--env", "production"], { cwd: ROOT, encoding: "utf8" });

@@ -699,12 +699,13 @@ const cases = [
     return { method: "POST", path: "/echo/deferred/x?redirect=303", headers: [...hdr(sent.acted), ["Content-Type", "application/x-www-form-urlencoded"]], body: "comment=hello" };
   }, 303, null, { source: "origin", paid: { payer: 4 }, check: (r) => assert.equal(r.headers.location, "/echo/result") }],
   ["… the same payment for the same work again: refused", async () => ({ method: "POST", path: "/echo/deferred/x?redirect=303", headers: hdr(sent.acted), body: "" }), 402, "replayed_authorization"],
-  // A 307 asks for the same request elsewhere, payment and all: the target takes it.
-  ["a paid POST the origin sends elsewhere as it is (307): not charged", async () => {
-    sent.moved = await pay(T.d, 4);
-    return { method: "POST", path: "/echo/deferred/x?redirect=307", headers: hdr(sent.moved), body: "" };
-  }, 307, null, { source: "origin" }],
-  ["… the same payment then buys the POST where it was sent, once", async () => ({ method: "POST", path: "/echo/deferred/x", headers: hdr(sent.moved), body: "" }), 200, null, { source: "origin", paid: { payer: 4 } }],
+  // A 307 asks for the same request elsewhere, payment and all: the target takes it. A 302 is as
+  // often sent before any work (a trailing slash, a login page, a form sent back with its errors).
+  ...[307, 302].map((code) => [`a paid POST the origin answers with a ${code}: not charged`, async () => {
+    sent[`moved${code}`] = await pay(T.d, 4);
+    return { method: "POST", path: `/echo/deferred/x?redirect=${code}`, headers: hdr(sent[`moved${code}`]), body: "" };
+  }, code, null, { source: "origin" }]),
+  ["… the payment of the 307 then buys the POST where it was sent, once", async () => ({ method: "POST", path: "/echo/deferred/x", headers: hdr(sent.moved307), body: "" }), 200, null, { source: "origin", paid: { payer: 4 } }],
 
   // -- the admin interface -------------------------------------------------------------------------
   ["admin view without a token", async () => ({ path: "/__x402/admin/ledger" }), 401, null],
