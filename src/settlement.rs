@@ -1226,12 +1226,8 @@ impl Entry {
             return self.unknown(why.into(), policy, now);
         }
         if self.may_resend_by(policy, now) {
-            // The chain answered what the facilitator could not: nothing moved (yet). Later
-            // answers are still judged as after an uncertain attempt, and the backoff keeps growing.
-            self.uncertain = true;
-            self.unresolved = 0;
-            self.state = State::Pending { due: now };
-            return Effect::Retry { at: now };
+            // The chain answered what the facilitator could not: nothing moved (yet).
+            return self.resend(now);
         }
         if now >= final_at {
             let message = if self.immediate {
@@ -1265,15 +1261,22 @@ impl Entry {
         self.unknown(WHY.into(), policy, now)
     }
 
+    /// Sent again now, after an attempt whose outcome a chain read (or its absence) left open:
+    /// later answers are still judged as after an uncertain attempt, the backoff keeps growing,
+    /// and the count of unanswered attempts starts again.
+    fn resend(&mut self, now: u64) -> Effect {
+        self.uncertain = true;
+        self.unresolved = 0;
+        self.state = State::Pending { due: now };
+        Effect::Retry { at: now }
+    }
+
     /// A reconciliation's read the node did not answer. Where nothing said the nonce was used,
     /// sent again while that is allowed, as without an RPC URL ([`Entry::no_rpc`]); otherwise read
     /// again, bounded like an unanswered attempt.
     fn chain_unreadable(&mut self, why: String, policy: &LedgerPolicy, now: u64) -> Effect {
         if !self.used_reported && self.may_resend_by(policy, now) {
-            self.uncertain = true;
-            self.unresolved = 0;
-            self.state = State::Pending { due: now };
-            return Effect::Retry { at: now };
+            return self.resend(now);
         }
         self.unknown(why, policy, now)
     }
@@ -1289,10 +1292,7 @@ impl Entry {
             // Resent, as after a chain read that shows it unused: the nonce keeps a second
             // transfer from happening, so a facilitator that stays away is not a reason to give
             // up a payment still collectable; the deadline bounds the tries.
-            self.uncertain = true;
-            self.unresolved = 0;
-            self.state = State::Pending { due: now };
-            return Effect::Retry { at: now };
+            return self.resend(now);
         }
         let message = "no usable answer and no chain RPC to check: the payment may have moved";
         self.fail(SETTLEMENT_UNKNOWN, message.into(), false, now)
