@@ -64,6 +64,7 @@ struct RawConfig {
     crawlers: Option<Access>,
     agents: Option<Access>,
     trust_browsers: Option<bool>,
+    method_parameter: Option<bool>,
     rpc: Vec<(String, String)>,
     log: Option<String>,
     origin_timeout_seconds: Option<u64>,
@@ -205,6 +206,7 @@ struct RawRoute {
     crawlers: Option<Access>,
     agents: Option<Access>,
     trust_browsers: Option<bool>,
+    method_parameter: Option<bool>,
 }
 
 /// What a route tells agents about itself (the `bazaar` extension and `/.well-known/x402`).
@@ -395,6 +397,11 @@ pub struct Route {
     pub settlement: SettlementMode,
     /// Whether the terms offer `payment-identifier`, and whether a payment must carry one.
     pub payment_ids: PaymentIds,
+    /// Whether the origin may serve a `POST` here as the method a `_method` parameter names
+    /// (Rails, Laravel and Symfony do): if so, a `POST` naming this route's method is refused
+    /// where this route prices it and `POST` is not priced with it (see
+    /// [`crate::paywall::method_override`]).
+    pub method_parameter: bool,
     /// What a payment here buys beyond this request, if anything.
     pub session: Option<SessionOffer>,
     /// Who pays here, per class of client.
@@ -722,6 +729,7 @@ impl RawConfig {
                     ("crawlers", r.crawlers.is_some()),
                     ("agents", r.agents.is_some()),
                     ("trustBrowsers", r.trust_browsers.is_some()),
+                    ("methodParameter", r.method_parameter.is_some()),
                 ]
                 .into_iter()
                 .find(|(_, set)| *set);
@@ -740,6 +748,7 @@ impl RawConfig {
                     offers: Vec::new(),
                     settlement: SettlementMode::Immediate,
                     payment_ids: PaymentIds::Off,
+                    method_parameter: false,
                     session: None,
                     access: AccessPolicy::default(),
                     discovery: Discovery::default(),
@@ -835,6 +844,7 @@ impl RawConfig {
                 offers,
                 settlement,
                 payment_ids: r.payment_identifier.unwrap_or(default_payment_ids),
+                method_parameter: r.method_parameter.or(self.method_parameter).unwrap_or(true),
                 session,
                 access: RawAccess {
                     payers: r.payers,
@@ -1109,6 +1119,7 @@ impl RawConfig {
                 "crawlers",
                 "agents",
                 "trustBrowsers",
+                "methodParameter",
                 "rpc",
                 "log",
                 "originTimeoutSeconds",
@@ -1144,6 +1155,7 @@ impl RawConfig {
             crawlers: f.access("crawlers")?,
             agents: f.access("agents")?,
             trust_browsers: f.maybe("trustBrowsers")?,
+            method_parameter: f.maybe("methodParameter")?,
             rpc,
             log: f.maybe("log")?,
             origin_timeout_seconds: f.maybe("originTimeoutSeconds")?,
@@ -1250,6 +1262,7 @@ impl RawRoute {
                 "crawlers",
                 "agents",
                 "trustBrowsers",
+                "methodParameter",
             ],
         )?;
         Ok(RawRoute {
@@ -1271,6 +1284,7 @@ impl RawRoute {
             crawlers: f.access("crawlers")?,
             agents: f.access("agents")?,
             trust_browsers: f.maybe("trustBrowsers")?,
+            method_parameter: f.maybe("methodParameter")?,
         })
     }
 }

@@ -737,9 +737,9 @@ pub fn override_matters(config: &Config, method: &str, path: &str) -> bool {
 /// Whether `claimed` is priced on this path by another route than `POST` is.
 fn priced_elsewhere(config: &Config, path: &str, claimed: &str) -> bool {
     let post = config.route_for("POST", path);
-    config
-        .route_for(claimed, path)
-        .is_some_and(|r| !r.is_free() && !post.is_some_and(|p| core::ptr::eq(p, r)))
+    config.route_for(claimed, path).is_some_and(|r| {
+        !r.is_free() && r.method_parameter && !post.is_some_and(|p| core::ptr::eq(p, r))
+    })
 }
 
 /// How a request's body is read for a `_method` parameter ([`method_override`]).
@@ -772,11 +772,14 @@ pub fn method_override(
     // The methods named: in the query, in a form read as pairs, in a JSON object, or (a multipart
     // body, which is only searched) every one that could matter.
     let mut named = String::new();
+    let mut name = |method: &str| {
+        named.push_str(method.trim());
+        named.push('\n');
+    };
     let mut add = |text: &str| {
         for (k, v) in crate::siwx::form_pairs(text) {
             if php_name(&k) == "_method" {
-                named.push_str(v.trim());
-                named.push('\n');
+                name(&v);
             }
         }
     };
@@ -785,25 +788,28 @@ pub fn method_override(
         Some((text, OverrideBody::Form)) => add(text),
         Some((text, OverrideBody::Multipart)) => {
             let lower = text.to_ascii_lowercase();
-            // A part named `_method`, spelt in any way PHP reads as that name.
+            // A part named `_method`, spelt in any way PHP reads as that name. A `name=` that
+            // ends a longer parameter's name (`filename=`, a file's) names no part.
             let part_named = lower.match_indices("name=").any(|(i, _)| {
+                let before = lower[..i].bytes().next_back();
+                if before
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                {
+                    return false;
+                }
                 let rest = &lower[i + "name=".len()..];
                 let rest = rest.strip_prefix('"').unwrap_or(rest);
                 let end = rest.find(['"', ';', '\r', '\n']).unwrap_or(rest.len());
                 php_name(&rest[..end]) == "_method"
             });
             if part_named || lower.contains("_method") || lower.contains("%5fmethod") {
-                for m in OVERRIDABLE {
-                    named.push_str(m);
-                    named.push('\n');
-                }
+                OVERRIDABLE.iter().for_each(|m| name(m));
             }
         }
         Some((text, OverrideBody::Json)) => {
             if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(text) {
                 if let Some(serde_json::Value::String(m)) = o.get("_method") {
-                    named.push_str(m.trim());
-                    named.push('\n');
+                    name(m);
                 }
             }
         }

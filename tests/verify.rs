@@ -2539,9 +2539,67 @@ fn method_override_parameters() {
     assert!(refused(None, Some(("not json _method=GET", Json))).is_none());
     assert!(refused(Some("method=GET"), Some(("_method=PATCH&x=_method", Form))).is_none());
     assert!(refused(None, Some(("a file that says nothing of it", Multipart))).is_none());
+    // A file's name is no part's name: `filename=".method"` (and the like) names nothing, while
+    // `name=` at the start of the header's value or after a `;` still does.
+    for (disposition, named) in [
+        (r#"form-data; name="upload"; filename=".method""#, false),
+        (r#"form-data; name="upload"; FileName=" .method""#, false),
+        (r#"form-data; x-name=".method""#, false),
+        (r#"form-data;name=".method""#, true),
+        (r#"name=".method""#, true),
+        ("form-data; name=.method", true),
+    ] {
+        let part = format!("--b\r\nContent-Disposition: {disposition}\r\n\r\nGET\r\n--b--\r\n");
+        assert_eq!(
+            refused(None, Some((&part, Multipart))).is_some(),
+            named,
+            "{disposition}"
+        );
+    }
     assert!(refused(None, None).is_none());
     let big = paywall::override_unreadable(1 << 20);
     assert_eq!((big.status, big.reason), (413, "method_override"));
+}
+
+/// `methodParameter = false` says the origin reads no `_method` parameter: a `POST` on the path
+/// is not searched (nor its body read), at the top level or for one route; another route's
+/// `true` still counts.
+#[test]
+fn method_parameter_off() {
+    let routes = json!([
+        {"method": "GET", "path": "/read/*", "price": "$0.01"},
+        {"method": "GET", "path": "/api/*", "price": "$0.01", "methodParameter": true},
+    ]);
+    let top = common::config(&json!({
+        "payTo": PAY_TO, "accepts": ["eip155:84532"],
+        "facilitator": {"url": FACILITATOR},
+        "methodParameter": false,
+        "routes": routes,
+    }));
+    assert!(!paywall::override_matters(&top, "POST", "/read/x"));
+    assert!(paywall::override_matters(&top, "POST", "/api/x"));
+    assert!(paywall::method_override(&top, "/read/x", Some("_method=GET"), None).is_none());
+    assert!(paywall::method_override(&top, "/api/x", Some("_method=GET"), None).is_some());
+    let one = common::config(&json!({
+        "payTo": PAY_TO, "accepts": ["eip155:84532"],
+        "facilitator": {"url": FACILITATOR},
+        "routes": [
+            {"method": "GET", "path": "/read/*", "price": "$0.01", "methodParameter": false},
+            {"method": "GET", "path": "/api/*", "price": "$0.01"},
+        ],
+    }));
+    assert!(!paywall::override_matters(&one, "POST", "/read/x"));
+    assert!(paywall::override_matters(&one, "POST", "/api/x"));
+    let e = Config::from_json(
+        &json!({
+            "payTo": PAY_TO, "accepts": ["eip155:84532"],
+            "facilitator": {"url": FACILITATOR},
+            "routes": [{"path": "/free/*", "free": true, "methodParameter": false}],
+        })
+        .to_string(),
+    )
+    .expect_err("methodParameter on a free route does nothing");
+    assert_eq!(e.key, "routes[0].methodParameter");
 }
 
 /// A route that requires a payment identifier refuses a payment without one (400, with the terms

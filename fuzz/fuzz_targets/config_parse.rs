@@ -273,7 +273,8 @@ fn accepts(u: &mut Unstructured<'_>) -> Result<Value> {
     Ok(Value::Array(out))
 }
 
-/// Who pays: `payers`, per-class access and `trustBrowsers`, at the top level or on a route.
+/// Who pays (`payers`, per-class access and `trustBrowsers`) and whether the origin reads
+/// `_method` (`methodParameter`), at the top level or on a route.
 fn access(u: &mut Unstructured<'_>, obj: &mut Map<String, Value>) -> Result<()> {
     if u.ratio(1, 3)? {
         maybe(u, obj, "payers", |u| {
@@ -285,6 +286,7 @@ fn access(u: &mut Unstructured<'_>, obj: &mut Map<String, Value>) -> Result<()> 
             })?;
         }
         maybe(u, obj, "trustBrowsers", |u| Ok(Value::Bool(u.arbitrary()?)))?;
+        maybe(u, obj, "methodParameter", |u| Ok(Value::Bool(u.arbitrary()?)))?;
     }
     Ok(())
 }

@@ -747,7 +747,7 @@ async fn serve_paid(
     // the wallet's credit), the facilitator's `/verify` (funds, nonce, the transfer simulated) is
     // asked before the origin, after the ledger's admission, which refuses a replay without a
     // call. A `GET` needs no such check: its answer is simply not served when settlement fails.
-    let works_first = !matches!(req.method().as_str(), "GET" | "HEAD");
+    let works_first = does_work(&req);
     let verify_first = !verified_remotely && works_first;
     // Names this request in its commands to the ledger, so that no other request carrying the
     // same payment can act on its entry, and so that it may admit again after a lost answer.
@@ -1165,7 +1165,7 @@ async fn serve_session(
     head: bool,
     env: &Env,
 ) -> Result<web_sys::Response> {
-    let works = !matches!(req.method().as_str(), "GET" | "HEAD");
+    let works = does_work(&req);
     let answer = origin::forward_as(config, req, url, &admitted.wallet, || None).await;
     // As with a payment, an error or a redirect after which nothing was done is not charged: a
     // counted session gets its request back.
@@ -1251,6 +1251,13 @@ async fn beside<F: Future, O: Future>(
 /// `307` or `308` asks for the same request elsewhere, payment and all, where the target takes it.
 fn sold(status: u16, works: bool) -> bool {
     (200..300).contains(&status) || status == 101 || (works && status == 303)
+}
+
+/// Whether the origin may do work for this request before its answer is known to be sold (any
+/// method but `GET` and `HEAD`): such a request is charged for a `303` too, and its payment, if
+/// settled after the origin answers, is checked with the facilitator first.
+fn does_work(req: &web_sys::Request) -> bool {
+    !matches!(req.method().as_str(), "GET" | "HEAD")
 }
 
 /// The most of a body read to look for a `_method` parameter (see

@@ -22,6 +22,11 @@ import { rawRequest } from "./lib/raw-http.mjs";
 import { signPayment } from "./lib/sign.mjs";
 
 const PRICE = 10000n; // "$0.01"
+// A multipart upload of a file named `.method` (which PHP would read as `_method` were it a
+// part's name, not a file's).
+const UPLOAD = '--XyZ\r\nContent-Disposition: form-data; name="upload"; filename=".method"\r\nContent-Type: text/plain\r\n\r\nGET\r\n--XyZ--\r\n';
+// A multipart upload of over 1 MiB, more than is read to search for `_method`.
+const BIG_UPLOAD = `--XyZ\r\nContent-Disposition: form-data; name="upload"; filename="big.txt"\r\n\r\n${"x".repeat((1 << 20) + 10)}\r\n--XyZ--\r\n`;
 /** A path refused before any route is matched: no route, so no terms. */
 const BAD_PATH = { terms: false };
 const ADMIN = ADMIN_TOKEN;
@@ -61,6 +66,7 @@ before(async () => {
         { path: "/echo/other-payee/*", price: "$0.01", payTo: stack.accounts.deployer.address, settlement: "deferred" },
         { path: "/echo/session/*", price: "$0.01", session: { seconds: 600 } },
         { path: "/echo/get-only/*", method: "GET", price: "$0.01" },
+        { path: "/echo/no-override/*", method: "GET", price: "$0.01", methodParameter: false },
         { path: "/études/*", price: "$0.01" },
         { path: "/quote/:symbol", method: "GET", price: "$0.01" },
       ],
@@ -597,6 +603,34 @@ const cases = [
   }), 200, null, {
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).body, "comment=hello"),
+  }],
+  ["POST uploading a file named .method to a route priced for GET: a file's name is no part's, passed, body intact", async () => ({
+    method: "POST",
+    path: "/echo/get-only/x",
+    headers: [["Content-Type", "multipart/form-data; boundary=XyZ"]],
+    body: UPLOAD,
+  }), 200, null, {
+    source: "origin",
+    check: (r) => assert.deepEqual([JSON.parse(r.text).method, JSON.parse(r.text).body], ["POST", UPLOAD]),
+  }],
+  // `methodParameter = false`: the origin reads no _method, so nothing is searched or held.
+  ["POST with _method=GET to a GET route whose origin reads no _method (methodParameter = false): passed as POST", async () => ({
+    method: "POST",
+    path: "/echo/no-override/x?_method=GET",
+    headers: [["Content-Type", "application/x-www-form-urlencoded"]],
+    body: "_method=GET",
+  }), 200, null, {
+    source: "origin",
+    check: (r) => assert.deepEqual([JSON.parse(r.text).method, JSON.parse(r.text).body], ["POST", "_method=GET"]),
+  }],
+  ["POST with a multipart upload over 1 MiB to a GET route whose origin reads no _method: passed whole", async () => ({
+    method: "POST",
+    path: "/echo/no-override/x",
+    headers: [["Content-Type", "multipart/form-data; boundary=XyZ"]],
+    body: BIG_UPLOAD,
+  }), 200, null, {
+    source: "origin",
+    check: (r) => assert.equal(JSON.parse(r.text).body.length, BIG_UPLOAD.length),
   }],
   ["POST with _method=GET where POST is priced by the same route: priced as usual", async () => ({
     method: "POST",
