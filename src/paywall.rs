@@ -742,6 +742,23 @@ fn priced_elsewhere(config: &Config, path: &str, claimed: &str) -> bool {
     })
 }
 
+/// How a `POST` of this `Content-Type` is read for a `_method` parameter, if it can hold one: any
+/// type with `/json` or `+json` in it as JSON (as Laravel tells one, before any other reading),
+/// any `multipart/` type searched (Rack parses `multipart/mixed` and `multipart/related` too), a
+/// form or no type at all as pairs; anything else is read by none of them.
+pub fn override_body(content_type: &str) -> Option<OverrideBody> {
+    let kind = content_type.trim().to_ascii_lowercase();
+    if kind.contains("/json") || kind.contains("+json") {
+        Some(OverrideBody::Json)
+    } else if kind.starts_with("multipart/") {
+        Some(OverrideBody::Multipart)
+    } else if kind.is_empty() || kind.starts_with("application/x-www-form-urlencoded") {
+        Some(OverrideBody::Form)
+    } else {
+        None
+    }
+}
+
 /// How a request's body is read for a `_method` parameter ([`method_override`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OverrideBody {
@@ -787,7 +804,10 @@ pub fn method_override(
     match body {
         Some((text, OverrideBody::Form)) => add(text),
         Some((text, OverrideBody::Multipart)) => {
-            let lower = text.to_ascii_lowercase();
+            // Read as pairs too: Rack reads a multipart body without a boundary so.
+            add(text);
+            // Rack takes a backslash in a quoted name as an escape: `_\method` is `_method`.
+            let lower = text.to_ascii_lowercase().replace('\\', "");
             // A part named `_method`, spelt in any way PHP reads as that name. A `name=` that
             // ends a longer parameter's name (`filename=`, a file's) names no part.
             let part_named = lower.match_indices("name=").any(|(i, _)| {
@@ -806,13 +826,22 @@ pub fn method_override(
                 OVERRIDABLE.iter().for_each(|m| name(m));
             }
         }
-        Some((text, OverrideBody::Json)) => {
-            if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(text) {
+        Some((text, OverrideBody::Json)) => match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(o)) => {
                 if let Some(serde_json::Value::String(m)) = o.get("_method") {
                     name(m);
                 }
             }
-        }
+            Ok(_) => {}
+            // What this parser refuses, PHP's may read (nesting deeper than 128, a number out of
+            // range): searched instead, an escaped name (`\u005f`) counting as the name.
+            Err(_) => {
+                let lower = text.to_ascii_lowercase();
+                if lower.contains("method") || lower.contains("\\u") {
+                    OVERRIDABLE.iter().for_each(|m| name(m));
+                }
+            }
+        },
         None => {}
     }
     let named = named.to_ascii_uppercase();
@@ -827,6 +856,8 @@ pub fn method_override(
 /// spaces dropped, and a space, a dot or an opening bracket turned into an underscore, so that
 /// `.method` and ` _method` both arrive as `_method`.
 fn php_name(name: &str) -> String {
+    // PHP measures a name with `strlen`: it ends at a NUL.
+    let name = name.split('\0').next().unwrap_or_default();
     name.trim_start_matches(' ')
         .chars()
         .map(|c| if matches!(c, ' ' | '.' | '[') { '_' } else { c })
@@ -841,6 +872,17 @@ pub fn override_unreadable(limit: u32) -> Reply {
         format!("a body over {limit} bytes cannot be searched for _method"),
     ));
     reply.status = 413;
+    reply
+}
+
+/// The refusal of a body sent with a `Content-Encoding` where it would be searched for a
+/// `_method` parameter (see [`method_override`]): status 415.
+pub fn override_encoded(coding: &str) -> Reply {
+    let mut reply = plain_refusal(&Refusal::new(
+        Reason::MethodOverride,
+        format!("a body in Content-Encoding {coding:?} cannot be searched for _method: send it unencoded"),
+    ));
+    reply.status = 415;
     reply
 }
 

@@ -350,6 +350,35 @@ pub fn add_counted_grant(
     true
 }
 
+/// Spends one request of the counted grant under `key`: whether it had one left at `now`.
+pub fn spend_counted_grant(counts: &mut GrantCounts, key: &str, now: u64) -> bool {
+    match counts.get_mut(key) {
+        Some((left, until)) if *left > 0 && now < *until => {
+            *left -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Gives back one request to the counted grant under `key` (its request was not served): only
+/// to a grant still held, so that one revoked meanwhile, and cleared, gets nothing back.
+pub fn refund_counted_grant(counts: &mut GrantCounts, key: &str, now: u64) -> bool {
+    match counts.get_mut(key) {
+        Some((left, until)) if now < *until => {
+            *left = left.saturating_add(1);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Forgets the grants that have ended. One used up is kept until it ends, so that a request
+/// given back finds it.
+pub fn drop_ended_grants(counts: &mut GrantCounts, now: u64) {
+    counts.retain(|_, (_, until)| *until > now);
+}
+
 /// A session token for `wallet` on `scope` until `expires_at` (unix seconds):
 /// `v1.<base64url(claims)>.<base64url(HMAC-SHA256)>`, unpadded, so it is safe in a cookie and a
 /// header as is. The claims are `{"sub":"0x<lowercase>","scope":…,"exp":…}`. Use a random secret

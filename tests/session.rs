@@ -8,9 +8,10 @@ use x402_edge::config::{Config, ConfigError};
 use x402_edge::evm::Address;
 use x402_edge::pattern::PathPattern;
 use x402_edge::session::{
-    add_counted_grant, check_token, clear_cookie, cookie, grant_key, issue_token,
-    token_from_request, Grant, GrantCounts, SessionOffer, TokenClaims, TokenError,
-    COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES, PAID_MARKER_SECONDS,
+    add_counted_grant, check_token, clear_cookie, cookie, drop_ended_grants, grant_key,
+    issue_token, refund_counted_grant, spend_counted_grant, token_from_request, Grant, GrantCounts,
+    SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES,
+    MIN_SECRET_BYTES, PAID_MARKER_SECONDS,
 };
 
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -782,6 +783,36 @@ fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
         NOW
     ));
     assert_eq!(counts.get(&other), None);
+}
+
+/// A counted grant is spent to nothing and given back one request at a time while it lasts; one
+/// used up is kept until it ends, so a request given back finds it; one revoked (the counts
+/// cleared) gets nothing back, so a request in flight during a revocation cannot bring it back.
+#[test]
+fn a_counted_grant_is_spent_and_given_back_only_while_held() {
+    let mut counts = GrantCounts::new();
+    let key = grant_key(&wallet(), "bundle");
+    assert!(add_counted_grant(&mut counts, &key, 2, NOW + 60, None, NOW));
+    assert!(spend_counted_grant(&mut counts, &key, NOW));
+    assert!(spend_counted_grant(&mut counts, &key, NOW));
+    assert!(!spend_counted_grant(&mut counts, &key, NOW), "used up");
+    drop_ended_grants(&mut counts, NOW + 1);
+    assert_eq!(counts.get(&key), Some(&(0, NOW + 60)), "kept until it ends");
+    assert!(refund_counted_grant(&mut counts, &key, NOW + 1));
+    assert!(
+        spend_counted_grant(&mut counts, &key, NOW + 1),
+        "the request given back"
+    );
+    assert!(!refund_counted_grant(&mut counts, &key, NOW + 60), "ended");
+    drop_ended_grants(&mut counts, NOW + 60);
+    assert_eq!(counts.get(&key), None);
+    // Revoked: the counts cleared while a request was in flight; its refund brings nothing back.
+    assert!(add_counted_grant(&mut counts, &key, 2, NOW + 60, None, NOW));
+    assert!(spend_counted_grant(&mut counts, &key, NOW));
+    counts = GrantCounts::new();
+    assert!(!refund_counted_grant(&mut counts, &key, NOW + 1));
+    assert_eq!(counts.get(&key), None);
+    assert!(!spend_counted_grant(&mut counts, &key, NOW + 1));
 }
 
 /// A purchase is remembered by its payment for minutes, not for as long as its grant: the map

@@ -2536,7 +2536,37 @@ fn method_override_parameters() {
     );
     assert!(refused(None, Some((r#"{"_method":"PATCH","method":"GET"}"#, Json))).is_none());
     assert!(refused(None, Some((r#"[{"_method":"GET"}]"#, Json))).is_none());
-    assert!(refused(None, Some(("not json _method=GET", Json))).is_none());
+    // JSON this parser refuses (PHP's reads deeper nesting, and numbers out of range) is searched
+    // for the name, escaped or not.
+    let deep = format!(
+        r#"{{"_method":"GET","p":{}1{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert!(
+        refused(None, Some((&deep, Json))).is_some(),
+        "nested deeper than 128"
+    );
+    assert!(refused(None, Some((r#"{"\u005fmethod":"GET","n":1e400}"#, Json))).is_some());
+    assert!(refused(None, Some(("not json _method=GET", Json))).is_some());
+    assert!(refused(None, Some(("not json at all", Json))).is_none());
+    assert!(
+        refused(None, Some((r#"{"\u005fmethod":"GET"}"#, Json))).is_some(),
+        "parsed, the escape is the name"
+    );
+    // PHP ends a name at a NUL; Rack reads a multipart body without a boundary as pairs, and a
+    // backslash in a part's quoted name as an escape.
+    assert!(refused(Some("_method%00=GET"), None).is_some());
+    assert!(refused(None, Some(("x=1&_method%00x=GET", Form))).is_some());
+    assert!(refused(None, Some(("_m%65thod=GET", Multipart))).is_some());
+    assert!(refused(
+        None,
+        Some((
+            "--b\r\nContent-Disposition: form-data; name=\"_\\method\"\r\n\r\nGET",
+            Multipart
+        ))
+    )
+    .is_some());
     assert!(refused(Some("method=GET"), Some(("_method=PATCH&x=_method", Form))).is_none());
     assert!(refused(None, Some(("a file that says nothing of it", Multipart))).is_none());
     // A file's name is no part's name: `filename=".method"` (and the like) names nothing, while
@@ -2559,6 +2589,22 @@ fn method_override_parameters() {
     assert!(refused(None, None).is_none());
     let big = paywall::override_unreadable(1 << 20);
     assert_eq!((big.status, big.reason), (413, "method_override"));
+    let packed = paywall::override_encoded("gzip");
+    assert_eq!((packed.status, packed.reason), (415, "method_override"));
+    // How each type is read: JSON first (Laravel takes `+json` anywhere), any multipart type,
+    // a form or no type.
+    for (kind, read) in [
+        ("application/x-www-form-urlencoded+json", Some(Json)),
+        ("application/json; charset=utf-8", Some(Json)),
+        ("multipart/mixed", Some(Multipart)),
+        ("Multipart/Form-Data; boundary=x", Some(Multipart)),
+        ("application/x-www-form-urlencoded", Some(Form)),
+        ("", Some(Form)),
+        ("text/plain", None),
+        ("application/octet-stream", None),
+    ] {
+        assert_eq!(paywall::override_body(kind), read, "{kind}");
+    }
 }
 
 /// `methodParameter = false` says the origin reads no `_method` parameter: a `POST` on the path

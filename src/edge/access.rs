@@ -91,7 +91,7 @@ pub const TOKEN_HEADER: &str = "X402-Session";
 /// A request let in on a session.
 pub struct Admitted {
     pub wallet: Address,
-    /// A fresh token to hand back, after a Sign-In-With-X.
+    /// A fresh token to hand back, after a Sign-In-With-X, or for a token past half its life.
     pub token: Option<(String, u64)>,
     /// The counted grant this request spent one of (its key and end), to give back if the origin
     /// fails to answer it.
@@ -128,7 +128,13 @@ pub async fn try_session(
     now: u64,
 ) -> Result<Option<Admitted>, Refusal> {
     let headers = client.headers;
-    let offers: Vec<&SessionOffer> = config.sessions_for(route, path).collect();
+    // A sign-in is let in on a pass for a time before a counted one: a day pass that covers the
+    // page must not drain the requests of a bundle the wallet also holds.
+    let sold = || config.sessions_for(route, path);
+    let offers: Vec<&SessionOffer> = sold()
+        .filter(|o| o.requests.is_none())
+        .chain(sold().filter(|o| o.requests.is_some()))
+        .collect();
     if offers.is_empty() {
         return Ok(None);
     }
@@ -213,16 +219,10 @@ pub async fn try_session(
         }
         match spend_grant(env, &wallet, offer, &grant, now).await {
             Ok(()) => {
-                let until = grant.expires_at.min(now + TOKEN_SECONDS);
                 let token = secret
                     .as_deref()
                     .filter(|s| s.len() >= session::MIN_SECRET_BYTES)
-                    .map(|s| {
-                        (
-                            session::issue_token(s.as_bytes(), &wallet, &offer.name, until),
-                            until - now,
-                        )
-                    });
+                    .map(|s| fresh_token(s, &wallet, offer, &grant, now));
                 let spent = spent_from(&wallet, offer, &grant);
                 return Ok(Some(Admitted {
                     wallet,
@@ -236,6 +236,21 @@ pub async fn try_session(
     Err(last)
 }
 
+/// A token for `grant`, and how long it lives: an hour at most, never past the grant.
+fn fresh_token(
+    secret: &str,
+    wallet: &Address,
+    offer: &SessionOffer,
+    grant: &Grant,
+    now: u64,
+) -> (String, u64) {
+    let until = grant.expires_at.min(now + TOKEN_SECONDS);
+    (
+        session::issue_token(secret.as_bytes(), wallet, &offer.name, until),
+        until - now,
+    )
+}
+
 /// Records in the wallet's ledger that this proof's nonce was used: a proof is good once.
 async fn use_nonce(env: &Env, wallet: &Address, proof: &siwx::Proof) -> Result<(), Refusal> {
     let book = LedgerClient::open(env, &wallet.to_lower_hex())
@@ -247,13 +262,17 @@ async fn use_nonce(env: &Env, wallet: &Address, proof: &siwx::Proof) -> Result<(
         })
         .await
         .and_then(|v| v["fresh"].as_bool());
-    if fresh != Some(true) {
-        return Err(refused(
+    match fresh {
+        Some(true) => Ok(()),
+        Some(false) => Err(refused(
             "siwx_nonce_replayed",
             "this sign-in message was already used",
-        ));
+        )),
+        None => Err(refused(
+            "siwx_unavailable",
+            "the ledger that remembers sign-in nonces did not answer; sign a new message and try again",
+        )),
     }
-    Ok(())
 }
 
 /// A smart wallet's sign-in: the wallet's contract is asked on chain (ERC-1271) whether the
@@ -352,14 +371,20 @@ async fn admit_token(
     let offer = offer.ok_or_else(|| {
         refused(
             "token_out_of_scope",
-            "the session token's scope is no longer sold",
+            "the session token's scope does not open this route (it costs more, is paid to another payee, or the scope is no longer sold)",
         )
     })?;
     let grant = use_grant(env, &claims.wallet, offer, path, now).await?;
+    // A token lives an hour at most, a grant as long as was bought (a day, a month of requests):
+    // past half its life, a token that got in is handed back renewed while the grant runs on, so
+    // that a browser, which cannot sign in, keeps reading what it paid for.
+    let renewed = (claims.expires_at < grant.expires_at
+        && claims.expires_at.saturating_sub(now) < TOKEN_SECONDS / 2)
+        .then(|| fresh_token(secret, &claims.wallet, offer, &grant, now));
     Ok(Admitted {
         spent: spent_from(&claims.wallet, offer, &grant),
         wallet: claims.wallet,
-        token: None,
+        token: renewed,
     })
 }
 
@@ -390,11 +415,11 @@ async fn find_grant(
     let lower = wallet.to_lower_hex();
     let known_good = IN_GOOD_STANDING.with(|r| r.borrow().get(&lower, now).is_some());
     if !known_good {
+        // A store that cannot be read is no proof of good standing: refused, and not remembered.
         let listed = kv()?
             .text(&format!("{DELINQUENT_PREFIX}{lower}"))
             .await
-            .ok()
-            .flatten()
+            .map_err(|_| refused("no_store", "the list of wallets that owe could not be read"))?
             .is_some();
         if listed {
             return Err(Refusal::new(
@@ -457,11 +482,20 @@ async fn spend_grant(
             })
             .await
             .and_then(|v| v["spent"].as_bool());
-        if left != Some(true) {
-            return Err(refused(
-                "grant_used_up",
-                "every request this session bought has been used",
-            ));
+        match left {
+            Some(true) => {}
+            Some(false) => {
+                return Err(refused(
+                    "grant_used_up",
+                    "every request this session bought has been used",
+                ))
+            }
+            None => {
+                return Err(refused(
+                    "no_ledger",
+                    "the ledger that counts this session's requests did not answer; try again",
+                ))
+            }
         }
     }
     Ok(())

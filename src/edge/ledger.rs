@@ -494,21 +494,10 @@ fn change_grants(counts: &mut Counts, grant: Command, now: u64) -> Value {
             serde_json::json!({"ok": true})
         }
         Command::SpendGrant { key, now } => {
-            let spent = match counts.get_mut(&key) {
-                Some((left, until)) if *left > 0 && now < *until => {
-                    *left -= 1;
-                    true
-                }
-                _ => false,
-            };
-            serde_json::json!({"spent": spent})
+            serde_json::json!({"spent": crate::session::spend_counted_grant(counts, &key, now)})
         }
-        Command::RefundGrant { key, until } => {
-            let refunded = now < until;
-            if refunded {
-                let left = &mut counts.get_or_insert_with(&key, || (0, until)).0;
-                *left = left.saturating_add(1);
-            }
+        Command::RefundGrant { key, until: _ } => {
+            let refunded = crate::session::refund_counted_grant(counts, &key, now);
             serde_json::json!({"refunded": refunded})
         }
         _ => {
@@ -596,7 +585,7 @@ impl Ledger {
 
     async fn counts(&self, now: u64) -> Result<Counts> {
         let mut counts: Counts = get_json(&self.state.storage(), COUNTS_KEY).await?;
-        counts.retain(|_, (left, until)| *left > 0 && *until > now);
+        crate::session::drop_ended_grants(&mut counts, now);
         Ok(counts)
     }
 

@@ -323,19 +323,13 @@ async fn handle(
         return respond::reply(reply, false);
     }
     if paywall::override_matters(config, &method, &url.path) {
-        let kind = header("content-type")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let kind = kind.trim();
-        let read_as = if kind.starts_with("multipart/form-data") {
-            Some(paywall::OverrideBody::Multipart)
-        } else if kind.is_empty() || kind.starts_with("application/x-www-form-urlencoded") {
-            Some(paywall::OverrideBody::Form)
-        } else if kind.contains("/json") || kind.contains("+json") {
-            Some(paywall::OverrideBody::Json)
-        } else {
-            None
-        };
+        let read_as = paywall::override_body(&header("content-type").unwrap_or_default());
+        // A compressed body cannot be searched, and some frameworks inflate it before reading it.
+        if let (Some(_), Some(coding)) = (read_as, header("content-encoding")) {
+            if !coding.trim().eq_ignore_ascii_case("identity") {
+                return respond::reply(paywall::override_encoded(&coding), false);
+            }
+        }
         let body = match read_as {
             Some(_) => match js::body_text(&req, FORM_LIMIT).await {
                 Some(text) => Some(text),

@@ -1393,7 +1393,7 @@ describe("revocation", () => {
 
       // Two sessions bought (of three sold), and a listing that does not show them yet.
       const [articles, api] = [await buy("/articles/a"), await buy("/api/a")];
-      assert.deepEqual(await fault("list=stale"), { deletesFail: false, listStale: true });
+      assert.deepEqual(await fault("list=stale"), { deletesFail: false, listStale: true, debtsFail: false });
       const done = await revoke();
       assert.equal(done.status, 200);
       assert.deepEqual(await done.json(), { ok: true, revoked: 2 }, "both deleted by name, the pass never bought not counted");
@@ -1402,7 +1402,7 @@ describe("revocation", () => {
 
       // Bought again; now KV refuses to delete.
       const again = await buy("/articles/c");
-      assert.deepEqual(await fault("deletes=fail"), { deletesFail: true, listStale: true });
+      assert.deepEqual(await fault("deletes=fail"), { deletesFail: true, listStale: true, debtsFail: false });
       const failed = await revoke();
       assert.equal(failed.status, 503);
       const why = await failed.json();
@@ -1413,11 +1413,93 @@ describe("revocation", () => {
       assert.equal(still.status, 200);
       await still.arrayBuffer();
 
-      assert.deepEqual(await fault("deletes=work"), { deletesFail: false, listStale: true });
+      assert.deepEqual(await fault("deletes=work"), { deletesFail: false, listStale: true, debtsFail: false });
       const sentAgain = await revoke();
       assert.equal(sentAgain.status, 200);
       assert.deepEqual(await sentAgain.json(), { ok: true, revoked: 1 });
       await assertRefused(await faulty.fetch("/articles/e", { headers: bearer(again) }), "no_grant");
+    } finally {
+      await faulty.dispose();
+    }
+  });
+
+  test("a day pass is used before a bundle's requests, a token past half its life comes back renewed, and a list of debts KV cannot read lets nobody in", async () => {
+    // Stand-in for the one fault here the real namespace cannot produce on demand (a failed read
+    // of the list of wallets that owe: tests/e2e/lib/kv-faults.mjs); everything else is real.
+    const faulty = await startWorker({
+      config: stack.config({
+        origin: site.url,
+        routes: [
+          // The bundle is listed first: a sign-in must still take the pass.
+          { path: "/api/*", price: "$0.01", session: { requests: 2 } },
+          { path: "/daypass", price: "$0.02", session: { scope: "/api/*", seconds: 86400 } },
+        ],
+      }),
+      secrets: { X402_SESSION_SECRET: SECRET },
+      scriptPath: path.join(ROOT, "tests/e2e/lib/kv-faults.mjs"),
+      modulesRoot: ROOT,
+    });
+    const claimsOf = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+    try {
+      const buyer = privateKeyToAccount(generatePrivateKey());
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, buyer.address, 100000n);
+      const client = sessionClient(null, { signer: buyer });
+      const bought = async (p) => {
+        const res = await client.fetch(`${faulty.url}${p}`);
+        assert.equal(res.status, 200, `the wallet buys the session of ${p}`);
+        await res.arrayBuffer();
+        return res.headers.get("x402-session");
+      };
+      const bundle = await bought("/api/a");
+      const pass = await bought("/daypass");
+      assert.notEqual(claimsOf(bundle).scope, claimsOf(pass).scope);
+
+      // Three sign-ins on the bundle's paths: each let in on the pass, the bundle untouched.
+      for (const n of [1, 2, 3]) {
+        const res = await faulty.fetch(`/api/in-${n}`, { headers: { [SIWX]: await siwxHeader(`/api/in-${n}`, { signer: buyer, w: faulty }) } });
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+        assert.equal(claimsOf(res.headers.get("x402-session")).scope, claimsOf(pass).scope, "signed in on the pass");
+      }
+      for (const page of ["b", "c"]) {
+        const res = await faulty.fetch(`/api/${page}`, { headers: bearer(bundle) });
+        assert.equal(res.status, 200, "the bundle's two requests are still there");
+        await res.arrayBuffer();
+      }
+      await assertRefused(await faulty.fetch("/api/d", { headers: bearer(bundle) }), "grant_used_up");
+
+      // A token of the pass with a minute left (of at most an hour a token lives) is handed back
+      // renewed, as a header and as the cookie a browser keeps; one with most of its hour left
+      // is not.
+      const wallet = buyer.address.toLowerCase();
+      const ending = forgeToken(SECRET, { sub: wallet, scope: claimsOf(pass).scope, exp: nowSeconds() + 60 });
+      const renewedRes = await faulty.fetch("/api/e", { headers: bearer(ending) });
+      assert.equal(renewedRes.status, 200);
+      await renewedRes.arrayBuffer();
+      const renewed = renewedRes.headers.get("x402-session");
+      assert.ok(renewed, "a renewed token");
+      const left = claimsOf(renewed).exp - nowSeconds();
+      assert.ok(left > 3500 && left <= 3600, `the renewed token lives an hour (${left} s)`);
+      assert.deepEqual([claimsOf(renewed).sub, claimsOf(renewed).scope], [wallet, claimsOf(pass).scope]);
+      assert.match(renewedRes.headers.get("set-cookie"), /x402_session=.*Max-Age=(3[5-6]\d\d)/);
+      const fresh = forgeToken(SECRET, { sub: wallet, scope: claimsOf(pass).scope, exp: nowSeconds() + 3000 });
+      const kept = await faulty.fetch("/api/f", { headers: bearer(fresh) });
+      assert.equal(kept.status, 200);
+      await kept.arrayBuffer();
+      assert.equal(kept.headers.get("x402-session"), null, "no new token while the old one has most of its life");
+
+      // The list of wallets that owe cannot be read: no session is let in on a guess, and the
+      // guess is not remembered. (The isolate reuses a good standing it read for 5 s: waited out.)
+      await new Promise((r) => setTimeout(r, 5500));
+      assert.equal((await (await faulty.fetch("/__fault/kv?debts=fail")).json()).debtsFail, true);
+      const hits = originHits();
+      await assertRefused(await faulty.fetch("/api/g", { headers: bearer(renewed) }), "no_store");
+      await assertRefused(await faulty.fetch("/api/g", { headers: bearer(renewed) }), "no_store");
+      assert.equal(originHits(), hits);
+      assert.equal((await (await faulty.fetch("/__fault/kv?debts=work")).json()).debtsFail, false);
+      const back = await faulty.fetch("/api/g", { headers: bearer(renewed) });
+      assert.equal(back.status, 200);
+      await back.arrayBuffer();
     } finally {
       await faulty.dispose();
     }
