@@ -8,8 +8,10 @@
 //! 64 bytes, the seed then the public key; or ECDSA P-256, a PEM `EC PRIVATE KEY` (SEC 1), or the
 //! same key as a PEM `PRIVATE KEY` (PKCS #8).
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+
+use crate::x402::codec::base64;
 
 /// How long a token is good for, seconds: what CDP's own SDKs use.
 pub const TOKEN_SECONDS: u64 = 120;
@@ -123,15 +125,15 @@ impl ApiKey {
         });
         format!(
             "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
+            base64(header.to_string().as_bytes(), true),
+            base64(claims.to_string().as_bytes(), true)
         )
     }
 }
 
 /// The token: the signing input and its signature, base64url.
 pub fn token(signing_input: &str, signature: &[u8]) -> String {
-    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    format!("{signing_input}.{}", base64(signature, true))
 }
 
 /// What a token is for: `METHOD host/path` (the host with its port if the URL names one; no

@@ -646,6 +646,22 @@ impl RawConfig {
                 ),
             ));
         }
+        // A payment settled after the origin answers is leased to its request for
+        // `IN_FLIGHT_LEASE` seconds: the origin's time and the settlement's must fit in it, or the
+        // ledger would take the attempt for unanswered while it is still under way.
+        let lease_ms = crate::settlement::IN_FLIGHT_LEASE * 1000;
+        if let Some(f) = &facilitator {
+            if origin_timeout_seconds * 1000 + f.timeout_ms + 5000 > lease_ms {
+                return Err(err(
+                    "facilitator.timeoutMs",
+                    format!(
+                        "{} ms after an origin given {origin_timeout_seconds} s leaves no time for the ledger: keep originTimeoutSeconds × 1000 + timeoutMs at most {}",
+                        f.timeout_ms,
+                        lease_ms - 5000
+                    ),
+                ));
+            }
+        }
         let signers = |key: &str, list: &[String]| {
             list.iter()
                 .enumerate()
@@ -1784,6 +1800,18 @@ mod tests {
         for bad in [json!(0), json!(101), json!(3600)] {
             assert_eq!(with(bad).unwrap_err().key, "originTimeoutSeconds");
         }
+        // The origin's time and the facilitator's together fit in the ledger's lease on an
+        // attempt in flight (120 s, less 5 s).
+        let both = |origin: u64, facilitator: u64| {
+            let mut v = base(json!([{"path": "/x", "price": "$1"}]));
+            v["originTimeoutSeconds"] = json!(origin);
+            v["facilitator"]["timeoutMs"] = json!(facilitator);
+            Config::from_json(&v.to_string())
+        };
+        assert!(both(100, 15_000).is_ok());
+        assert!(both(60, 55_000).is_ok());
+        assert_eq!(both(100, 15_001).unwrap_err().key, "facilitator.timeoutMs");
+        assert_eq!(both(90, 30_000).unwrap_err().key, "facilitator.timeoutMs");
     }
 
     #[test]

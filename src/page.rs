@@ -57,7 +57,6 @@
 
 use std::fmt::Write as _;
 
-use base64::{engine::general_purpose::STANDARD, Engine as _};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Offer, Route};
@@ -269,7 +268,7 @@ pub fn content_security_policy() -> String {
 fn csp_hash(block: &str) -> String {
     format!(
         "sha256-{}",
-        STANDARD.encode(Sha256::digest(block.as_bytes()))
+        crate::x402::codec::base64(&Sha256::digest(block.as_bytes()), false)
     )
 }
 

@@ -395,11 +395,11 @@ pub fn issue_token(secret: &[u8], wallet: &Address, scope: &str, expires_at: u64
     let mut token = String::with_capacity(json.len().saturating_mul(4) / 3 + 100);
     token.push_str(TOKEN_VERSION);
     token.push('.');
-    URL_SAFE_NO_PAD.encode_string(&json, &mut token);
+    crate::x402::codec::base64_into(&json, true, &mut token);
     let mac = mac(secret, &token).map(|m| m.finalize().into_bytes());
     token.push('.');
     if let Some(mac) = mac {
-        URL_SAFE_NO_PAD.encode_string(mac, &mut token);
+        crate::x402::codec::base64_into(&mac, true, &mut token);
     }
     token
 }

@@ -187,6 +187,10 @@ pub const HOLD_RETRY_ROOM: u64 = 8;
 /// How long a served payment that carried a payment identifier may be sent again and answered
 /// again (its answer is kept as long).
 pub const REPEAT_SECONDS: u64 = 3600;
+/// How long after its admission a served payment's answer may still be on its way to the store
+/// that keeps it for a repeat: the origin's time (at most [`HOLD_SECONDS`] while held), then the
+/// client's reading of it, then a minute for the store to show it everywhere.
+pub const ANSWER_KEPT_SECONDS: u64 = HOLD_SECONDS + 60;
 /// The most settled payments with identifiers kept for that beyond the settled history.
 pub const REPEATABLE_KEPT: usize = 256;
 
@@ -1057,12 +1061,18 @@ impl Entry {
     /// while the request that admitted it may still be working (an immediate payment still being
     /// settled, a deferred one still held). `None` for a payment that was not served (an
     /// immediate one refused at settlement, or whose outcome is unknown) or failed: a replay.
+    ///
+    /// Served, its answer is kept for a repeat only once the client has read it to its end, and
+    /// the store may take a minute more to show it elsewhere: for [`ANSWER_KEPT_SECONDS`] after
+    /// its admission, a repeat finding no kept answer is told to come back, not that it is a
+    /// replay (a client told so would pay again).
     fn repeat(&self, now: u64) -> Option<AdmitError> {
+        let lately = now < self.admitted_at.saturating_add(ANSWER_KEPT_SECONDS);
         let in_progress = match self.state {
-            State::Settled { .. } => false,
-            State::InFlight { .. } => self.immediate,
-            State::Unknown { .. } if !self.immediate => false,
-            State::Pending { .. } => self.held_until.is_some_and(|h| h > now),
+            State::Settled { .. } => lately,
+            State::InFlight { .. } => self.immediate || lately,
+            State::Unknown { .. } if !self.immediate => lately,
+            State::Pending { .. } => self.held_until.is_some_and(|h| h > now) || lately,
             _ => return None,
         };
         Some(AdmitError::Repeat { in_progress })

@@ -8,10 +8,10 @@ use x402_edge::facilitator::SettleOutcome;
 use x402_edge::json::{self, Read};
 use x402_edge::settlement::{
     classify_refusal, refusal_is_uncertain, Action, AdminError, Admission, AdmitError, Effect,
-    Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, AUTHORIZATION_CANCELLED,
-    AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_RETRY_ROOM,
-    HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN, REPEAT_SECONDS, REPLAY_GRACE,
-    SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
+    Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, ANSWER_KEPT_SECONDS,
+    AUTHORIZATION_CANCELLED, AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW,
+    EXPIRED_UNSETTLED, HOLD_RETRY_ROOM, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
+    REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -2574,7 +2574,16 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
         "still being settled"
     );
     l.record(&id, settled("0xabc"), &p, T0 + 2);
-    assert_eq!(l.admit(again.clone(), &p, T0 + 3), repeat(false));
+    // Served: its answer may still be on its way to the store that keeps it (read by the client
+    // to its end, then shown everywhere), and a repeat that finds none is told to come back.
+    assert_eq!(
+        l.admit(again.clone(), &p, T0 + 3),
+        repeat(true),
+        "its answer being kept"
+    );
+    let kept = T0 + ANSWER_KEPT_SECONDS;
+    assert_eq!(l.admit(again.clone(), &p, kept - 1), repeat(true));
+    assert_eq!(l.admit(again.clone(), &p, kept), repeat(false));
     assert_eq!(l.view().settled.len(), 1);
     assert_eq!(l.paid(), 10_000, "paid once");
 
@@ -2597,7 +2606,8 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
     let mut stored = BTreeMap::new();
     store_rows(&mut l, &mut stored, 0);
     let mut back = Ledger::from_rows(stored.iter());
-    assert_eq!(back.admit(again, &p, T0 + 4), repeat(false));
+    assert_eq!(back.admit(again.clone(), &p, T0 + 4), repeat(true));
+    assert_eq!(back.admit(again, &p, kept), repeat(false));
 }
 
 /// `a` with a facilitator body carrying `signature`.
@@ -2644,7 +2654,9 @@ fn what_the_ledger_knows_of_an_identified_payment_is_asked_without_admitting_it(
     // Settled, the entry no longer keeps the body: its signature is on chain for anyone to
     // read, and the identifier tells the payer's repeat, within the authorization's own time:
     // another deadline or amount is not the payment served.
-    assert_eq!(l.repeated(&forged, T0 + 3), repeat(false).err());
+    assert_eq!(l.repeated(&forged, T0 + 3), repeat(true).err());
+    let kept = T0 + ANSWER_KEPT_SECONDS;
+    assert_eq!(l.repeated(&forged, kept), repeat(false).err());
     let later = Admission {
         valid_before: LONG + 3600,
         ..forged.clone()
@@ -2655,7 +2667,7 @@ fn what_the_ledger_knows_of_an_identified_payment_is_asked_without_admitting_it(
         ..forged.clone()
     };
     assert_eq!(l.repeated(&more, T0 + 3), None, "another amount");
-    assert_eq!(l.repeated(&again, T0 + 3), repeat(false).err());
+    assert_eq!(l.repeated(&again, kept), repeat(false).err());
     let elsewhere = with_id(
         "pay_0123456789abcdef",
         "GET https://news.example/a/2",
@@ -2698,7 +2710,7 @@ fn a_lapsed_payment_is_not_a_repeat() {
     );
     l.admit(first.clone(), &p, T0).unwrap();
     let again = by("t2", first);
-    assert_eq!(l.repeated(&again, T0 + 1), repeat(false).err());
+    assert_eq!(l.repeated(&again, T0 + 1), repeat(true).err());
     assert_eq!(l.repeated(&again, short), None, "past its deadline, unsent");
     // Its identifier is free for another payment, asked before admission as by admission.
     let other = by(
@@ -2738,7 +2750,10 @@ fn a_payment_with_an_identifier_stays_repeatable_for_an_hour_beyond_the_history(
     }
     assert_eq!(l.view().settled.len(), p.settled_history + 1);
     let again = by("t2", first);
-    assert_eq!(l.admit(again.clone(), &p, T0 + 10), repeat(false));
+    assert_eq!(
+        l.admit(again.clone(), &p, T0 + ANSWER_KEPT_SECONDS),
+        repeat(false)
+    );
     // An hour after it settled, the next trim lets it go: the same payment is then a replay.
     let late = T0 + 1 + REPEAT_SECONDS;
     let a = admission(USDC, 99, 10_000, LONG, false);
@@ -2771,18 +2786,20 @@ fn a_deferred_payment_sent_again_is_a_repeat_once_served() {
     l.release(&id, T0 + 1).unwrap();
     assert_eq!(
         l.admit(again.clone(), &p, T0 + 2),
-        repeat(false),
-        "served, settling later"
+        repeat(true),
+        "served, its answer on its way to being kept"
     );
     let at = T0 + 60;
     l.begin(&id, &p, at).expect("due");
+    assert_eq!(l.admit(again.clone(), &p, at), repeat(true));
+    let kept = T0 + ANSWER_KEPT_SECONDS;
     assert_eq!(
-        l.admit(again.clone(), &p, at),
+        l.admit(again.clone(), &p, kept),
         repeat(false),
         "being settled: served already"
     );
-    l.record(&id, settled("0xdef"), &p, at + 1);
-    assert_eq!(l.admit(again, &p, at + 2), repeat(false));
+    l.record(&id, settled("0xdef"), &p, kept + 1);
+    assert_eq!(l.admit(again, &p, kept + 2), repeat(false));
     assert_eq!(accounted(&l.view()), 1, "admitted once");
 }
 
@@ -2811,7 +2828,7 @@ fn a_payment_not_served_is_no_repeat() {
     let funded = sent("t5", "pay_refused_0000000", 4);
     l.admit(funded.clone(), &p, T0 + 2).unwrap();
     l.record(&funded.id, settled("0x123"), &p, T0 + 3);
-    assert_eq!(l.admit(by("t6", funded), &p, T0 + 4), repeat(false));
+    assert_eq!(l.admit(by("t6", funded), &p, T0 + 4), repeat(true));
 
     let withdrawn = sent("t3", "pay_withdrawn_00000", 2);
     let wid = withdrawn.id.clone();

@@ -2589,7 +2589,7 @@ fn method_override_parameters() {
     assert!(refused(None, None).is_none());
     let big = paywall::override_unreadable(1 << 20);
     assert_eq!((big.status, big.reason), (413, "method_override"));
-    let packed = paywall::override_encoded("gzip");
+    let packed = paywall::override_encoded();
     assert_eq!((packed.status, packed.reason), (415, "method_override"));
     // How each type is read: JSON first (Laravel takes `+json` anywhere), any multipart type,
     // a form or no type.

@@ -236,7 +236,7 @@ pub fn jwk_thumbprint(x: &str) -> String {
         "{{\"crv\":\"Ed25519\",\"kty\":\"OKP\",\"x\":{}}}",
         serde_json::Value::String(x.to_owned())
     );
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+    crate::x402::codec::base64(&Sha256::digest(canonical.as_bytes()), true)
 }
 
 /// Why a Web Bot Auth signature was not accepted. [`WbaError::code`] is stable; the sentence from

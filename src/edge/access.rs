@@ -270,7 +270,7 @@ async fn use_nonce(env: &Env, wallet: &Address, proof: &siwx::Proof) -> Result<(
         )),
         None => Err(refused(
             "siwx_unavailable",
-            "the ledger that remembers sign-in nonces did not answer; sign a new message and try again",
+            "the payment ledger did not answer",
         )),
     }
 }
@@ -371,7 +371,7 @@ async fn admit_token(
     let offer = offer.ok_or_else(|| {
         refused(
             "token_out_of_scope",
-            "the session token's scope does not open this route (it costs more, is paid to another payee, or the scope is no longer sold)",
+            "the session token's scope does not open this route",
         )
     })?;
     let grant = use_grant(env, &claims.wallet, offer, path, now).await?;
@@ -419,7 +419,7 @@ async fn find_grant(
         let listed = kv()?
             .text(&format!("{DELINQUENT_PREFIX}{lower}"))
             .await
-            .map_err(|_| refused("no_store", "the list of wallets that owe could not be read"))?
+            .map_err(|_| refused("no_store", "the list of debts could not be read"))?
             .is_some();
         if listed {
             return Err(Refusal::new(
@@ -490,12 +490,7 @@ async fn spend_grant(
                     "every request this session bought has been used",
                 ))
             }
-            None => {
-                return Err(refused(
-                    "no_ledger",
-                    "the ledger that counts this session's requests did not answer; try again",
-                ))
-            }
+            None => return Err(refused("no_ledger", "the payment ledger did not answer")),
         }
     }
     Ok(())

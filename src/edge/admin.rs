@@ -18,7 +18,7 @@ use super::ledger_client::LedgerClient;
 use crate::evm::Address;
 
 pub const PREFIX: &str = "/__x402/admin/";
-const STATS_PAGE: &str = include_str!("stats.html");
+const STATS_PAGE: &str = include_str!("stats-page.min.html");
 const ADMIN_TOKEN: &str = "X402_ADMIN_TOKEN";
 /// The shortest admin token the interface opens with: one that cannot be guessed request by
 /// request (`openssl rand -hex 32` makes 64 characters).

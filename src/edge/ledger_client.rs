@@ -138,7 +138,7 @@ const RELEASE_GATHER_MS: u64 = 200;
 
 thread_local! {
     /// Served payments not yet released: (wallet, (payment id, ticket)).
-    static TO_RELEASE: RefCell<Vec<(String, (String, String))>> = const { RefCell::new(Vec::new()) };
+    static TO_RELEASE: super::Gathered<(String, (String, String))> = const { RefCell::new((Vec::new(), 0.0)) };
 }
 
 /// A payment admitted held was served: its ledger may settle it. Sent off the request path,

@@ -327,7 +327,7 @@ async fn handle(
         // A compressed body cannot be searched, and some frameworks inflate it before reading it.
         if let (Some(_), Some(coding)) = (read_as, header("content-encoding")) {
             if !coding.trim().eq_ignore_ascii_case("identity") {
-                return respond::reply(paywall::override_encoded(&coding), false);
+                return respond::reply(paywall::override_encoded(), false);
             }
         }
         let body = match read_as {
@@ -637,7 +637,7 @@ async fn serve_paid(
     ctx: &Served<'_>,
     strikes: &Strikes<'_>,
 ) -> Result<web_sys::Response> {
-    let (head, now) = (ctx.head, ctx.now);
+    let head = ctx.head;
     if strikes.barred() {
         let mut reply = paid.refuse(&Reason::TooManyRefusals.into());
         reply
@@ -934,7 +934,7 @@ async fn serve_paid(
         log_decision("accepted_deferred", paid, "");
         count_payment(env, ctx, paid, true);
         let mut extra = paid.receipt_headers(&paid.pending_receipt());
-        extra.extend(session_bought(env, paid, now).await);
+        extra.extend(session_bought(env, paid).await);
         extra.extend(ctx.on_success());
         return keep_answer(env, ctx.ctx, paid, respond::decorate(&response, extra)?);
     }
@@ -947,7 +947,7 @@ async fn serve_paid(
             log_decision("settled", paid, &receipt.transaction);
             count_payment(env, ctx, paid, false);
             let mut extra = paid.receipt_headers(&receipt);
-            extra.extend(session_bought(env, paid, now).await);
+            extra.extend(session_bought(env, paid).await);
             extra.extend(ctx.on_success());
             keep_answer(env, ctx.ctx, paid, respond::decorate(&response, extra)?)
         }
@@ -1309,11 +1309,7 @@ fn count_payment(env: &Env, served: &Served<'_>, paid: &PaidRequest<'_>, deferre
 }
 
 /// When the route sells a session, the grant the payment bought and the token for it.
-async fn session_bought(
-    env: &Env,
-    paid: &PaidRequest<'_>,
-    now: u64,
-) -> Vec<(&'static str, String)> {
+async fn session_bought(env: &Env, paid: &PaidRequest<'_>) -> Vec<(&'static str, String)> {
     let Some(offer) = &paid.route.session else {
         return Vec::new();
     };
@@ -1321,6 +1317,9 @@ async fn session_bought(
         &paid.verified.payer,
         paid.verified.offer.asset.network.chain_id,
     );
+    // Dated from now, once the payment went through, not from the request's start: a slow origin
+    // or settlement must not eat into the time bought.
+    let now = now_seconds();
     match access::grant_after_payment(env, payer, chain, offer, &paid.entry_id(), now).await {
         Ok(Some(token)) => access::token_headers(&token),
         Ok(None) => Vec::new(),
@@ -1333,29 +1332,47 @@ async fn session_bought(
     }
 }
 
+/// Items gathered per isolate by [`gather`], and when the flush of their batch was scheduled
+/// (ms since the epoch).
+pub(crate) type Gathered<T> = RefCell<(Vec<T>, f64)>;
+
+/// How late a scheduled flush may be before it is taken for lost (the `waitUntil` of the request
+/// that scheduled it was cut short, its client gone at the end of the runtime's grace period).
+const FLUSH_LOST_MS: u64 = 5_000;
+
 /// Work gathered per isolate and done off the request path: `item` joins what `pending` holds,
 /// and the first item of a batch schedules `flush` for everything gathered `wait_ms` later, kept
 /// alive by that request's `waitUntil`. One command to an object then stands for many requests.
+/// A batch whose flush is long overdue (its request's `waitUntil` was cut short) is scheduled
+/// again by the next item, so that one lost flush cannot stop them all and let items pile up.
 fn gather<T: 'static, F: std::future::Future<Output = ()> + 'static>(
-    pending: &'static std::thread::LocalKey<RefCell<Vec<T>>>,
+    pending: &'static std::thread::LocalKey<Gathered<T>>,
     ctx: &Context,
     item: T,
     wait_ms: u64,
     flush: impl FnOnce(Vec<T>) -> F + 'static,
 ) {
-    let first = pending.with(|p| {
-        let mut p = p.borrow_mut();
-        p.push(item);
-        p.len() == 1
+    let now = js_sys::Date::now();
+    let schedule = pending.with(|p| {
+        let (items, since) = &mut *p.borrow_mut();
+        items.push(item);
+        let lost = now - *since > (wait_ms + FLUSH_LOST_MS) as f64;
+        if items.len() == 1 || lost {
+            *since = now;
+        }
+        items.len() == 1 || lost
     });
-    if !first {
+    if !schedule {
         // A flush is already waiting, and will take this one too.
         return;
     }
     ctx.wait_until(async move {
         worker::Delay::from(std::time::Duration::from_millis(wait_ms)).await;
-        let items = pending.with(|p| std::mem::take(&mut *p.borrow_mut()));
-        flush(items).await;
+        let items = pending.with(|p| std::mem::take(&mut p.borrow_mut().0));
+        // (A flush taken for lost that ran after all found them taken.)
+        if !items.is_empty() {
+            flush(items).await;
+        }
     });
 }
 

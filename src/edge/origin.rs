@@ -33,8 +33,8 @@ const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
 pub const PAYER_HEADER: &str = "x402-payer";
 
 /// An unpriced request, untouched (but for a forged payer header in either spelling, our own
-/// session token, payment and sign-in headers and method overrides), and the origin's answer as
-/// it came.
+/// session token, payment and sign-in headers, Web Bot Auth signatures and method overrides), and
+/// the origin's answer as it came.
 pub async fn pass(
     config: &Config,
     req: web_sys::Request,
@@ -148,6 +148,15 @@ async fn send(
     let auth = source.get("authorization")?;
     if crate::session::token_from_request(None, auth.as_deref()).is_some() {
         dropped.push_str("\nauthorization");
+    }
+    // A Web Bot Auth signature covers the site, not the request: were the origin to log it, anyone
+    // reading the log could pass for that crawler here until it expires. (Other message
+    // signatures are the origin's own business, and pass.)
+    if source
+        .get("signature-input")?
+        .is_some_and(|s| s.contains("web-bot-auth"))
+    {
+        dropped.push_str("\nsignature\nsignature-input\nsignature-agent");
     }
     let mut cookie_kept = None;
     if let Some(cookie) = source.get("cookie")? {

@@ -81,7 +81,7 @@ const GATHER_MS: u64 = 1_000;
 
 thread_local! {
     /// Events counted in this isolate and not sent yet.
-    static PENDING: std::cell::RefCell<Vec<Event>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PENDING: super::Gathered<Event> = const { std::cell::RefCell::new((Vec::new(), 0.0)) };
 }
 
 /// Counts an event, off the request path: sent with the isolate's other events of the next

@@ -252,6 +252,10 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
     const signed = await outcome(await crawl("/open/story"));
     assert.deepEqual(signed, { status: 200, reason: null, crawlerError: null, crawlerPrice: null, fromOrigin: true });
     assert.equal(site.hits.length, hitsBefore + 1, "the origin served it");
+    // Its signature, good for any page of the site until it expires, is not handed to the origin
+    // (whose logs would let anyone pass for the crawler).
+    const seen = site.hits.at(-1).headers;
+    for (const h of ["signature", "signature-input", "signature-agent"]) assert.equal(seen[h], undefined, h);
     const line = await logLine(logs.main, from, (l) => l.event === "access");
     assert.equal(line.outcome, "allowed");
     assert.equal(line.route, "/open/*");
