@@ -408,7 +408,7 @@ fn serialize_bare(bare: &Bare, out: &mut String) {
         Bare::Token(t) => out.push_str(t),
         Bare::Bytes(b) => {
             out.push(':');
-            out.push_str(&BYTES.encode(b));
+            crate::x402::codec::base64_into(b, false, out);
             out.push(':');
         }
         Bare::Boolean(b) => out.push_str(if *b { "?1" } else { "?0" }),
