@@ -651,7 +651,7 @@ impl RawConfig {
         // ledger would take the attempt for unanswered while it is still under way.
         let lease_ms = crate::settlement::IN_FLIGHT_LEASE * 1000;
         if let Some(f) = &facilitator {
-            if origin_timeout_seconds * 1000 + f.timeout_ms + 5000 > lease_ms {
+            if (origin_timeout_seconds * 1000 + 5000).saturating_add(f.timeout_ms) > lease_ms {
                 return Err(err(
                     "facilitator.timeoutMs",
                     format!(
@@ -1812,6 +1812,7 @@ mod tests {
         assert!(both(60, 55_000).is_ok());
         assert_eq!(both(100, 15_001).unwrap_err().key, "facilitator.timeoutMs");
         assert_eq!(both(90, 30_000).unwrap_err().key, "facilitator.timeoutMs");
+        assert_eq!(both(1, u64::MAX).unwrap_err().key, "facilitator.timeoutMs");
     }
 
     #[test]

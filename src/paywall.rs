@@ -742,21 +742,23 @@ fn priced_elsewhere(config: &Config, path: &str, claimed: &str) -> bool {
     })
 }
 
-/// How a `POST` of this `Content-Type` is read for a `_method` parameter, if it can hold one: any
-/// type with `/json` or `+json` in it as JSON (as Laravel tells one, before any other reading),
-/// any `multipart/` type searched (Rack parses `multipart/mixed` and `multipart/related` too), a
-/// form or no type at all as pairs; anything else is read by none of them.
-pub fn override_body(content_type: &str) -> Option<OverrideBody> {
+/// Every way a `POST` of this `Content-Type` is read for a `_method` parameter by one framework or
+/// another (none where none reads it): a form or no type at all as pairs, any `multipart/` type
+/// searched (Rack parses `multipart/mixed` and `multipart/related` too), by the type's start, as
+/// Rack and PHP tell them; and, as Laravel tells JSON, any type with `/json` or `+json` anywhere
+/// in it, parameters included, so that one type may be read two ways.
+pub fn override_body(content_type: &str) -> Vec<OverrideBody> {
     let kind = content_type.trim().to_ascii_lowercase();
-    if kind.contains("/json") || kind.contains("+json") {
-        Some(OverrideBody::Json)
-    } else if kind.starts_with("multipart/") {
-        Some(OverrideBody::Multipart)
+    let mut ways = Vec::new();
+    if kind.starts_with("multipart/") {
+        ways.push(OverrideBody::Multipart);
     } else if kind.is_empty() || kind.starts_with("application/x-www-form-urlencoded") {
-        Some(OverrideBody::Form)
-    } else {
-        None
+        ways.push(OverrideBody::Form);
     }
+    if kind.contains("/json") || kind.contains("+json") {
+        ways.push(OverrideBody::Json);
+    }
+    ways
 }
 
 /// How a request's body is read for a `_method` parameter ([`method_override`]).
@@ -817,9 +819,14 @@ pub fn method_override(
                 {
                     return false;
                 }
+                // Quoted (either quote, as PHP reads it) to the closing quote, or bare to a
+                // separator or a space.
                 let rest = &lower[i + "name=".len()..];
-                let rest = rest.strip_prefix('"').unwrap_or(rest);
-                let end = rest.find(['"', ';', '\r', '\n']).unwrap_or(rest.len());
+                let (rest, end) = match rest.strip_prefix(['"', '\'']) {
+                    Some(quoted) => (quoted, &['"', '\'', '\r', '\n'][..]),
+                    None => (rest, &[';', ' ', '\t', '\r', '\n'][..]),
+                };
+                let end = rest.find(end).unwrap_or(rest.len());
                 php_name(&rest[..end]) == "_method"
             });
             if part_named || lower.contains("_method") || lower.contains("%5fmethod") {

@@ -93,6 +93,9 @@ pub enum Reason {
     /// The wallet's ledger (which refuses a payment already taken) did not answer; nothing was
     /// served or charged.
     LedgerUnavailable,
+    /// A session's credentials could not be checked now (the store of grants, the ledger or the
+    /// chain did not answer): no terms, so that a client holding a session does not pay again.
+    SessionUnavailable,
     /// A `POST` names another method in a `_method` parameter (which Rails, Laravel and others
     /// serve as that method), and that method is priced on this path by another route.
     MethodOverride,
@@ -119,7 +122,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 42] = [
+    pub const ALL: [Reason; 43] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -159,6 +162,7 @@ impl Reason {
         Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
         Reason::LedgerUnavailable,
+        Reason::SessionUnavailable,
         Reason::MethodOverride,
         Reason::TooManyRefusals,
         Reason::ConfigInvalid,
@@ -413,6 +417,12 @@ impl Reason {
                 "unexpected_verify_error",
                 503,
                 "The paywall's record of payments did not answer, so this payment could not be checked against reuse; nothing was served or charged. Send the same payment again.",
+            ),
+            Reason::SessionUnavailable => row(
+                "session_unavailable",
+                "unexpected_verify_error",
+                503,
+                "The paywall could not check this session just now; nothing was charged. Try again in a moment, without paying.",
             ),
             Reason::MethodOverride => row(
                 "method_override",

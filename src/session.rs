@@ -310,7 +310,7 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 /// The requests left on a wallet's counted grants, by grant key: `(left, until)`. The ledger
-/// keeps it; entries used up or past their time are dropped when it is read.
+/// keeps it; entries past their time are dropped when it is read (one used up stays until then).
 pub type GrantCounts = crate::sorted::SortedMap<(u64, u64)>;
 
 /// How long a counted purchase is remembered by its payment ([`add_counted_grant`]): far longer
@@ -322,7 +322,7 @@ pub const PAID_MARKER_SECONDS: u64 = 600;
 /// `paid` names the payment (its chain, token and authorization's nonce): a payment already
 /// counted adds nothing, so that the command sent again after its answer was lost does not
 /// double the purchase. It is kept beside the grants under a key no grant has (`paid:…`), with one
-/// "request" so that it is not dropped as used up, for [`PAID_MARKER_SECONDS`] from `now` (or as
+/// "request" (which nothing spends), for [`PAID_MARKER_SECONDS`] from `now` (or as
 /// long as its grant, if shorter): the command is only ever sent again by the request that sent
 /// it, and a map that every spend rewrites does not grow with every purchase a wallet ever made.
 /// Returns whether the requests were added.

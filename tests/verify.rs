@@ -1557,6 +1557,7 @@ fn refusal_table() {
         Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
         Reason::LedgerUnavailable,
+        Reason::SessionUnavailable,
         Reason::FacilitatorRejected,
         Reason::ConfigInvalid,
         Reason::Replay,
@@ -2570,8 +2571,12 @@ fn method_override_parameters() {
     assert!(refused(Some("method=GET"), Some(("_method=PATCH&x=_method", Form))).is_none());
     assert!(refused(None, Some(("a file that says nothing of it", Multipart))).is_none());
     // A file's name is no part's name: `filename=".method"` (and the like) names nothing, while
-    // `name=` at the start of the header's value or after a `;` still does.
+    // `name=` at the start of the header's value or after a `;` still does, quoted either way (as
+    // PHP reads it) or bare to a space.
     for (disposition, named) in [
+        ("form-data; name='.method'", true),
+        ("form-data; name=.method x", true),
+        ("form-data; name=\" .method\"", true),
         (r#"form-data; name="upload"; filename=".method""#, false),
         (r#"form-data; name="upload"; FileName=" .method""#, false),
         (r#"form-data; x-name=".method""#, false),
@@ -2591,17 +2596,19 @@ fn method_override_parameters() {
     assert_eq!((big.status, big.reason), (413, "method_override"));
     let packed = paywall::override_encoded();
     assert_eq!((packed.status, packed.reason), (415, "method_override"));
-    // How each type is read: JSON first (Laravel takes `+json` anywhere), any multipart type,
-    // a form or no type.
+    // Every way each type is read: a form, no type or any multipart type by its start (Rack and
+    // PHP), and as JSON where `/json` or `+json` is anywhere in it (Laravel), so both at once.
     for (kind, read) in [
-        ("application/x-www-form-urlencoded+json", Some(Json)),
-        ("application/json; charset=utf-8", Some(Json)),
-        ("multipart/mixed", Some(Multipart)),
-        ("Multipart/Form-Data; boundary=x", Some(Multipart)),
-        ("application/x-www-form-urlencoded", Some(Form)),
-        ("", Some(Form)),
-        ("text/plain", None),
-        ("application/octet-stream", None),
+        ("application/x-www-form-urlencoded+json", &[Form, Json][..]),
+        ("application/x-www-form-urlencoded; x=/json", &[Form, Json]),
+        ("multipart/form-data; boundary=x+json", &[Multipart, Json]),
+        ("application/json; charset=utf-8", &[Json]),
+        ("multipart/mixed", &[Multipart]),
+        ("Multipart/Form-Data; boundary=x", &[Multipart]),
+        ("application/x-www-form-urlencoded", &[Form]),
+        ("", &[Form]),
+        ("text/plain", &[]),
+        ("application/octet-stream", &[]),
     ] {
         assert_eq!(paywall::override_body(kind), read, "{kind}");
     }

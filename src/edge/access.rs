@@ -83,15 +83,13 @@ pub fn forget_standing(wallet_lower_hex: &str) {
 
 /// Secret: the key session tokens are signed with (at least 32 bytes).
 const SESSION_SECRET: &str = "X402_SESSION_SECRET";
-/// How long a session token lives at most; the grant's own expiry may be sooner.
-const TOKEN_SECONDS: u64 = 3600;
 /// The response header carrying a fresh session token (also set as a cookie).
 pub const TOKEN_HEADER: &str = "X402-Session";
 
 /// A request let in on a session.
 pub struct Admitted {
     pub wallet: Address,
-    /// A fresh token to hand back, after a Sign-In-With-X, or for a token past half its life.
+    /// A fresh token to hand back, after a Sign-In-With-X.
     pub token: Option<(String, u64)>,
     /// The counted grant this request spent one of (its key and end), to give back if the origin
     /// fails to answer it.
@@ -187,6 +185,8 @@ pub async fn try_session(
     for offer in offers {
         let grant = match find_grant(env, &wallet, offer, path, now).await {
             Ok(grant) => grant,
+            // Not known now is not "none": said at once.
+            Err(r) if r.reason == Reason::SessionUnavailable => return Err(r),
             Err(r) => {
                 last = r;
                 continue;
@@ -236,7 +236,10 @@ pub async fn try_session(
     Err(last)
 }
 
-/// A token for `grant`, and how long it lives: an hour at most, never past the grant.
+/// A token for `grant`, and how long it lives: as long as the grant (a day pass, a month of
+/// requests), so that a browser, which does not sign in, keeps what it bought as long as that
+/// lasts. A token is no more than a pointer to its grant: every request on it finds the grant
+/// still there (revocation and debts end it) and, for a bundle, spends one of its requests.
 fn fresh_token(
     secret: &str,
     wallet: &Address,
@@ -244,11 +247,16 @@ fn fresh_token(
     grant: &Grant,
     now: u64,
 ) -> (String, u64) {
-    let until = grant.expires_at.min(now + TOKEN_SECONDS);
     (
-        session::issue_token(secret.as_bytes(), wallet, &offer.name, until),
-        until - now,
+        session::issue_token(secret.as_bytes(), wallet, &offer.name, grant.expires_at),
+        grant.expires_at.saturating_sub(now),
     )
+}
+
+/// A session that could not be checked now (the store, the ledger or the chain did not answer):
+/// 503, never the terms, which would have a client that holds a session pay again.
+fn unavailable(detail: &'static str) -> Refusal {
+    Refusal::new(Reason::SessionUnavailable, detail)
 }
 
 /// Records in the wallet's ledger that this proof's nonce was used: a proof is good once.
@@ -268,10 +276,7 @@ async fn use_nonce(env: &Env, wallet: &Address, proof: &siwx::Proof) -> Result<(
             "siwx_nonce_replayed",
             "this sign-in message was already used",
         )),
-        None => Err(refused(
-            "siwx_unavailable",
-            "the payment ledger did not answer",
-        )),
+        None => Err(unavailable("the ledger did not answer")),
     }
 }
 
@@ -310,10 +315,7 @@ async fn contract_signer(
                 "neither this address's key nor a wallet contract at it (ERC-1271) signed this message",
             ))
         }
-        None => Err(refused(
-            "siwx_unavailable",
-            "the chain could not be read to check the smart wallet's signature; try again",
-        )),
+        None => Err(unavailable("the chain did not answer")),
     }
 }
 
@@ -375,16 +377,10 @@ async fn admit_token(
         )
     })?;
     let grant = use_grant(env, &claims.wallet, offer, path, now).await?;
-    // A token lives an hour at most, a grant as long as was bought (a day, a month of requests):
-    // past half its life, a token that got in is handed back renewed while the grant runs on, so
-    // that a browser, which cannot sign in, keeps reading what it paid for.
-    let renewed = (claims.expires_at < grant.expires_at
-        && claims.expires_at.saturating_sub(now) < TOKEN_SECONDS / 2)
-        .then(|| fresh_token(secret, &claims.wallet, offer, &grant, now));
     Ok(Admitted {
         spent: spent_from(&claims.wallet, offer, &grant),
         wallet: claims.wallet,
-        token: renewed,
+        token: None,
     })
 }
 
@@ -419,7 +415,7 @@ async fn find_grant(
         let listed = kv()?
             .text(&format!("{DELINQUENT_PREFIX}{lower}"))
             .await
-            .map_err(|_| refused("no_store", "the list of debts could not be read"))?
+            .map_err(|_| unavailable("KV did not answer"))?
             .is_some();
         if listed {
             return Err(Refusal::new(
@@ -439,8 +435,7 @@ async fn find_grant(
             let read = kv()?
                 .text(&session::grant_key(wallet, &offer.name))
                 .await
-                .ok()
-                .flatten()
+                .map_err(|_| unavailable("KV did not answer"))?
                 .and_then(|j| Grant::from_json(&j).ok());
             if let Some(grant) = &read {
                 GRANTS.with(|r| r.borrow_mut().put(&memory_key, grant.clone(), now));
@@ -490,7 +485,7 @@ async fn spend_grant(
                     "every request this session bought has been used",
                 ))
             }
-            None => return Err(refused("no_ledger", "the payment ledger did not answer")),
+            None => return Err(unavailable("the ledger did not answer")),
         }
     }
     Ok(())
@@ -545,11 +540,7 @@ pub async fn grant_after_payment(
     if secret.len() < session::MIN_SECRET_BYTES {
         return Ok(None);
     }
-    let until = grant.expires_at.min(now + TOKEN_SECONDS);
-    Ok(Some((
-        session::issue_token(secret.as_bytes(), wallet, &offer.name, until),
-        until - now,
-    )))
+    Ok(Some(fresh_token(&secret, wallet, offer, &grant, now)))
 }
 
 /// Headers handing a session token to the client: a cookie for browsers, a header for programs.

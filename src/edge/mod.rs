@@ -323,23 +323,29 @@ async fn handle(
         return respond::reply(reply, false);
     }
     if paywall::override_matters(config, &method, &url.path) {
-        let read_as = paywall::override_body(&header("content-type").unwrap_or_default());
+        let ways = paywall::override_body(&header("content-type").unwrap_or_default());
         // A compressed body cannot be searched, and some frameworks inflate it before reading it.
-        if let (Some(_), Some(coding)) = (read_as, header("content-encoding")) {
-            if !coding.trim().eq_ignore_ascii_case("identity") {
+        if let (false, Some(coding)) = (ways.is_empty(), header("content-encoding")) {
+            if !matches!(coding.trim().to_ascii_lowercase().as_str(), "" | "identity") {
                 return respond::reply(paywall::override_encoded(), false);
             }
         }
-        let body = match read_as {
-            Some(_) => match js::body_text(&req, FORM_LIMIT).await {
+        let body = match ways.is_empty() {
+            true => None,
+            false => match js::body_text(&req, FORM_LIMIT).await {
                 Some(text) => Some(text),
                 None => return respond::reply(paywall::override_unreadable(FORM_LIMIT), false),
             },
-            None => None,
         };
-        let body = body.as_deref().zip(read_as);
-        if let Some(reply) = paywall::method_override(config, &url.path, url.query.as_deref(), body)
-        {
+        // The query, and the body each way a framework may read it.
+        let (path, query) = (&url.path, url.query.as_deref());
+        let refused = match &body {
+            None => paywall::method_override(config, path, query, None),
+            Some(text) => ways
+                .iter()
+                .find_map(|&way| paywall::method_override(config, path, query, Some((text, way)))),
+        };
+        if let Some(reply) = refused {
             return respond::reply(reply, false);
         }
     }
@@ -481,6 +487,12 @@ async fn handle(
                         refusal.status(),
                         Some(refusal.reason.info().code),
                     );
+                    // Not checked now: no terms to pay again by, a moment to wait.
+                    if refusal.status() >= 500 {
+                        let mut reply = paywall::plain_refusal(&refusal);
+                        reply.headers.push(("Retry-After", "1".into()));
+                        return respond::reply(reply, head);
+                    }
                     let reply = paywall::challenge(route, &full, &refusal, siwx.as_ref());
                     let reply = served.for_person(served.on_refusal(reply), route, &full);
                     return respond::reply(reply, head);

@@ -571,6 +571,8 @@ const cases = [
     ["a JSON body of a form-like +json type", "/echo/get-only/x", "application/x-www-form-urlencoded+json", '{"_method":"GET"}'],
     ["a JSON body nested deeper than 128", "/echo/get-only/x", "application/json", `{"_method":"GET","p":${"[".repeat(200)}1${"]".repeat(200)}}`],
     ["a multipart/mixed body without a boundary", "/echo/get-only/x", "multipart/mixed", "_m%65thod=GET"],
+    ["a form whose type mentions /json (read as a form by Rack, as JSON by Laravel)", "/echo/get-only/x", "application/x-www-form-urlencoded; x=/json", '{"a":"&_method=GET&"}'],
+    ["a multipart part named in single quotes", "/echo/get-only/x", "multipart/form-data; boundary=XyZ", "--XyZ\r\nContent-Disposition: form-data; name='.method'\r\n\r\nGET\r\n--XyZ--\r\n"],
     ["a multipart part named _\\method", "/echo/get-only/x", "multipart/form-data; boundary=XyZ", '--XyZ\r\nContent-Disposition: form-data; name="_\\method"\r\n\r\nGET\r\n--XyZ--\r\n'],
   ].map(([where, path, type, body]) => [
     `POST with _method=GET in ${where} to a route priced for GET`,

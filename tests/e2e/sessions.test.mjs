@@ -1423,7 +1423,7 @@ describe("revocation", () => {
     }
   });
 
-  test("a day pass is used before a bundle's requests, a token past half its life comes back renewed, and a list of debts KV cannot read lets nobody in", async () => {
+  test("a day pass is used before a bundle's requests, a token lives as long as its grant, and a store that cannot be read answers 503 without terms", async () => {
     // Stand-in for the one fault here the real namespace cannot produce on demand (a failed read
     // of the list of wallets that owe: tests/e2e/lib/kv-faults.mjs); everything else is real.
     const faulty = await startWorker({
@@ -1468,36 +1468,40 @@ describe("revocation", () => {
       }
       await assertRefused(await faulty.fetch("/api/d", { headers: bearer(bundle) }), "grant_used_up");
 
-      // A token of the pass with a minute left (of at most an hour a token lives) is handed back
-      // renewed, as a header and as the cookie a browser keeps; one with most of its hour left
-      // is not.
+      // A token lives as long as its grant: the pass's for its day (so a browser that does not
+      // sign in keeps it, however long it stays away), the bundle's for the 30 days requests
+      // bought are good for; the cookie as long.
       const wallet = buyer.address.toLowerCase();
-      const ending = forgeToken(SECRET, { sub: wallet, scope: claimsOf(pass).scope, exp: nowSeconds() + 60 });
-      const renewedRes = await faulty.fetch("/api/e", { headers: bearer(ending) });
-      assert.equal(renewedRes.status, 200);
-      await renewedRes.arrayBuffer();
-      const renewed = renewedRes.headers.get("x402-session");
-      assert.ok(renewed, "a renewed token");
-      const left = claimsOf(renewed).exp - nowSeconds();
-      assert.ok(left > 3500 && left <= 3600, `the renewed token lives an hour (${left} s)`);
-      assert.deepEqual([claimsOf(renewed).sub, claimsOf(renewed).scope], [wallet, claimsOf(pass).scope]);
-      assert.match(renewedRes.headers.get("set-cookie"), /x402_session=.*Max-Age=(3[5-6]\d\d)/);
-      const fresh = forgeToken(SECRET, { sub: wallet, scope: claimsOf(pass).scope, exp: nowSeconds() + 3000 });
-      const kept = await faulty.fetch("/api/f", { headers: bearer(fresh) });
-      assert.equal(kept.status, 200);
-      await kept.arrayBuffer();
-      assert.equal(kept.headers.get("x402-session"), null, "no new token while the old one has most of its life");
+      const dayLeft = claimsOf(pass).exp - nowSeconds();
+      assert.ok(dayLeft > 86400 - 120 && dayLeft <= 86400, `the pass's token lives its day (${dayLeft} s)`);
+      const monthLeft = claimsOf(bundle).exp - nowSeconds();
+      assert.ok(monthLeft > 30 * 86400 - 120 && monthLeft <= 30 * 86400, `the bundle's token lives 30 days (${monthLeft} s)`);
+      assert.deepEqual([claimsOf(pass).sub, claimsOf(bundle).sub], [wallet, wallet]);
+      const signedIn = await faulty.fetch("/api/e", { headers: { [SIWX]: await siwxHeader("/api/e", { signer: buyer, w: faulty }) } });
+      assert.equal(signedIn.status, 200);
+      await signedIn.arrayBuffer();
+      const maxAge = Number(/Max-Age=(\d+)/.exec(signedIn.headers.get("set-cookie"))?.[1]);
+      assert.ok(maxAge > 86400 - 120 && maxAge <= 86400, `the cookie lives the pass's day (${maxAge} s)`);
+      const token = signedIn.headers.get("x402-session");
 
-      // The list of wallets that owe cannot be read: no session is let in on a guess, and the
-      // guess is not remembered. (The isolate reuses a good standing it read for 5 s: waited out.)
+      // The list of wallets that owe cannot be read: no session is let in on a guess, the guess
+      // is not remembered, and no terms are offered (a client holding a session would pay again):
+      // 503, try again. (The isolate reuses a good standing it read for 5 s: waited out.)
       await new Promise((r) => setTimeout(r, 5500));
       assert.equal((await (await faulty.fetch("/__fault/kv?debts=fail")).json()).debtsFail, true);
       const hits = originHits();
-      await assertRefused(await faulty.fetch("/api/g", { headers: bearer(renewed) }), "no_store");
-      await assertRefused(await faulty.fetch("/api/g", { headers: bearer(renewed) }), "no_store");
+      for (const headers of [bearer(token), { cookie: `x402_session=${token}` }, { [SIWX]: await siwxHeader("/api/g", { signer: buyer, w: faulty }) }]) {
+        const res = await faulty.fetch("/api/g", { headers });
+        assert.equal(res.status, 503);
+        assert.equal(res.headers.get("retry-after"), "1");
+        assert.equal(res.headers.get("payment-required"), null, "no terms to pay again by");
+        const why = await res.json();
+        assert.equal(why.reason, "session_unavailable");
+        assert.match(why.message, /KV did not answer/);
+      }
       assert.equal(originHits(), hits);
       assert.equal((await (await faulty.fetch("/__fault/kv?debts=work")).json()).debtsFail, false);
-      const back = await faulty.fetch("/api/g", { headers: bearer(renewed) });
+      const back = await faulty.fetch("/api/g", { headers: bearer(token) });
       assert.equal(back.status, 200);
       await back.arrayBuffer();
     } finally {
