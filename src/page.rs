@@ -53,7 +53,7 @@
 //! under the strict policy of [`content_security_policy`] (hash-pinned). It is not set by default:
 //! after paying, the page swaps in the article with `document.write`, and the article then lives
 //! under the paywall page's policy, which would block its own inline scripts and third-party
-//! resources. A publisher whose pages need none of those may send it.
+//! resources. No setting sends it yet; the tests hold the page to it, so that one can.
 
 use std::fmt::Write as _;
 

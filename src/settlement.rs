@@ -2061,13 +2061,18 @@ impl Ledger {
         }
     }
 
-    /// Admin: forgives every failure held against the payer; returns the amount forgiven.
+    /// Admin: forgives every failure held against the payer, and every deferred payment lost
+    /// without its fault (which counts against its credit until then); returns the amount
+    /// forgiven. The wallet may pay again, on its whole credit.
     pub fn clear_delinquency(&mut self) -> u128 {
         let mut forgiven = 0u128;
         let mut count = 0u64;
         let dirty = &mut self.dirty.entries;
         self.entries.retain(|e| {
-            let owed = matches!(e.state, State::Failed { owed: true, .. });
+            let owed = match e.state {
+                State::Failed { owed, .. } => owed || !e.immediate,
+                _ => false,
+            };
             if owed {
                 forgiven = forgiven.saturating_add(e.micro);
                 count += 1;
@@ -2289,6 +2294,11 @@ mod tests {
         assert!(!e.delinquent);
         assert_eq!(l.view().lost_micro_usd, 10_000);
         assert_eq!(l.next_alarm(), None);
+        // Lost without the payer's fault, it counts against the wallet's credit until the admin
+        // forgives the wallet, which refills it.
+        assert_eq!(l.clear_delinquency(), 10_000);
+        assert_eq!(l.view().lost_micro_usd, 0);
+        assert!(l.entry(&id).is_none());
     }
 
     /// An immediate payment admitted before the origin answered can be withdrawn until its

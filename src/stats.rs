@@ -20,6 +20,8 @@ use crate::settlement::dec;
 pub const DAYS_KEPT: usize = 90;
 /// How many payers are tracked for the top list.
 pub const PAYERS_KEPT: usize = 500;
+/// How many payers beyond [`PAYERS_KEPT`] are kept before the smallest are dropped.
+pub const PAYERS_SLACK: usize = 100;
 
 /// Something worth counting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -128,7 +130,9 @@ impl Stats {
                 days.pop_first();
             }
         }
-        if self.by_payer.len() > PAYERS_KEPT {
+        // Trimmed only once well over: a payer new to the list is not dropped at its first
+        // payment, whatever its size, and has the time of many others' to climb.
+        if self.by_payer.len() > PAYERS_KEPT + PAYERS_SLACK {
             let mut ranked: Vec<(String, u128)> = self
                 .by_payer
                 .iter()
@@ -278,6 +282,28 @@ mod tests {
         assert_eq!(v["topPayers"][0]["payments"], 2);
         let back: Stats = json::parse(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// With the list of payers full of big early payers, a small payer that keeps paying still
+    /// climbs into it (it is not dropped at each payment), while one-off small payers go.
+    #[test]
+    fn a_new_payer_can_climb_a_full_list() {
+        let mut s = Stats::default();
+        for i in 0..PAYERS_KEPT {
+            s.record(&pay("/a", &format!("0x{i:040x}"), 50_000, 7));
+        }
+        let regular = format!("0x{:040x}", 1u128 << 100);
+        for n in 0..PAYERS_SLACK as u128 * 3 {
+            s.record(&pay("/a", &regular, 10_000, 8));
+            s.record(&pay("/a", &format!("0x{:040x}", (1u128 << 120) + n), 10, 8));
+        }
+        assert!(s.by_payer.len() <= PAYERS_KEPT + PAYERS_SLACK);
+        assert_eq!(
+            s.view(1)["topPayers"][0]["payer"],
+            serde_json::json!(regular),
+            "$3 in 300 payments: the biggest"
+        );
+        assert_eq!(s.view(1)["topPayers"][0]["payments"], 300);
     }
 
     /// A counter read back at its limit stays there instead of wrapping to zero (or panicking).

@@ -6,7 +6,7 @@
 //! - `GET  /__x402/admin/stats.html`              the same as a page with a chart (asks for the token)
 //! - `GET  /__x402/admin/ledger[?cursor=&limit=]` a page of wallets' ledgers (40 at most) and the next page's cursor
 //! - `GET  /__x402/admin/ledger?wallet=0x…`       one wallet's ledger
-//! - `POST /__x402/admin/ledger/forgive?wallet=`  forgive a wallet's debt (it may pay again)
+//! - `POST /__x402/admin/ledger/forgive?wallet=`  forgive a wallet's debt and its lost deferred payments
 //! - `POST /__x402/admin/ledger/revoke?wallet=&id=`     drop one failed or untried entry
 //! - `POST /__x402/admin/ledger/mark-paid?wallet=&id=&tx=`  the money arrived after all
 //! - `POST /__x402/admin/grants/revoke?wallet=`   end a wallet's sessions (grants and tokens)
@@ -141,6 +141,8 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         return Response::error("no LEDGER binding", 501);
     };
     match book.send(&command).await {
+        // Refused (no such entry, or not in a state it may be taken from): 409, with why.
+        Some(v) if v["ok"] == false => Response::from_json(&v).map(|r| r.with_status(409)),
         Some(v) => Response::from_json(&v),
         None => Response::error("the ledger did not answer", 502),
     }

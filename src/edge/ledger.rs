@@ -546,12 +546,22 @@ impl DurableObject for Ledger {
     async fn alarm(&self) -> Result<Response> {
         // A fired alarm is gone: read it again before deciding to set one.
         self.memory.borrow_mut().alarm_ms = None;
-        if let Some(config) = super::config_of(&self.env) {
-            self.settle_due(&config, &policy(&config)).await?;
+        match super::config_of(&self.env) {
+            Some(config) => self.settle_due(&config, &policy(&config)).await?,
+            // A configuration that does not load (a bad deploy) leaves nothing to settle with:
+            // looked at again in a minute, so that its payments are not left to the cron sweep.
+            None => {
+                let storage = self.state.storage();
+                let at = js_sys::Date::now() as i64 + CONFIG_RETRY_MS;
+                js::set_alarm(storage.as_raw(), at).await?;
+            }
         }
         Response::ok("")
     }
 }
+
+/// How soon a ledger whose alarm found no configuration to settle with looks again.
+const CONFIG_RETRY_MS: i64 = 60_000;
 
 impl Ledger {
     /// Releases served payments to their batch; answers how many of them the ledger holds.

@@ -45,7 +45,10 @@ impl DurableObject for Stats {
             None
         };
         let storage = self.state.storage();
-        let mut tallies = read(&storage).await;
+        // Tallies that cannot be read are not taken for none: written over, they would be lost.
+        let Some(mut tallies) = read(&storage).await else {
+            return Response::error("the statistics could not be read", 503);
+        };
         let Some(events) = events else {
             return Response::from_json(&tallies.view(10));
         };
@@ -58,13 +61,13 @@ impl DurableObject for Stats {
     }
 }
 
-async fn read(storage: &worker::Storage) -> Tallies {
-    super::js::stored_text(storage.as_raw(), KEY)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|s| crate::json::parse(&s).ok())
-        .unwrap_or_default()
+/// The tallies stored, none yet being none; `None` when storage fails or what it holds does not
+/// read.
+async fn read(storage: &worker::Storage) -> Option<Tallies> {
+    match super::js::stored_text(storage.as_raw(), KEY).await.ok()? {
+        None => Some(Tallies::default()),
+        Some(text) => crate::json::parse(&text).ok(),
+    }
 }
 
 fn stub(env: &Env) -> Option<worker::Stub> {

@@ -765,6 +765,18 @@ const cases = [
   ["admin view with the token in the query", async () => ({ path: `/__x402/admin/ledger?token=${ADMIN}` }), 401, null],
   ["admin view with the token as Basic credentials", async () => ({ path: "/__x402/admin/ledger", headers: [["Authorization", `Basic ${b64(`admin:${ADMIN}`)}`]] }), 401, null],
   ["forgiving a wallet's debt without a token", async () => ({ method: "POST", path: `/__x402/admin/ledger/forgive?wallet=${unfundedAddress}`, body: "" }), 401, null],
+  ["revoking an entry the wallet's ledger does not hold, with the token: 409, with why", async () => ({
+    method: "POST",
+    path: `/__x402/admin/ledger/revoke?wallet=${unfundedAddress}&id=nothing-here`,
+    headers: [["Authorization", `Bearer ${ADMIN}`]],
+    body: "",
+  }), 409, null, {
+    check: (r) => {
+      const answer = JSON.parse(r.text);
+      assert.equal(answer.ok, false);
+      assert.ok(answer.error, "why it was refused");
+    },
+  }],
   ["forgiving with GET and the token: no such endpoint", async () => ({ path: `/__x402/admin/ledger/forgive?wallet=${unfundedAddress}`, headers: [["Authorization", `Bearer ${ADMIN}`]] }), 404, null],
   ["admin view of a malformed wallet", async () => ({ path: "/__x402/admin/ledger?wallet=0x1234", headers: [["Authorization", `Bearer ${ADMIN}`]] }), 400, null],
   ["admin view of a wallet with a bad checksum", async () => ({ path: `/__x402/admin/ledger?wallet=${flipCase(stack.payer(0).address)}`, headers: [["Authorization", `Bearer ${ADMIN}`]] }), 400, null],
