@@ -73,33 +73,41 @@ pub fn encode_text(json: &str) -> String {
 /// `bytes` in base64: the standard alphabet, padded (`url = false`), or the URL-safe one,
 /// unpadded (`url = true`, as tokens carry it).
 pub fn base64(bytes: &[u8], url: bool) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    base64_into(bytes, url, &mut out);
-    out
+    String::from_utf8(encode(bytes, url)).unwrap_or_default()
 }
 
-/// [`base64`], appended to `out`. Written out here rather than taken from the `base64` crate,
-/// whose unrolled encoder weighs 2.5 KB of the bundle for what a few lines do at a header's size;
-/// its decoder, which must refuse every malformed input, stays.
+/// [`base64`], appended to `out`.
 pub fn base64_into(bytes: &[u8], url: bool, out: &mut String) {
+    out.push_str(core::str::from_utf8(&encode(bytes, url)).unwrap_or_default());
+}
+
+/// The base64 characters of `bytes`. Written out here rather than taken from the `base64` crate,
+/// whose unrolled encoder weighs 2.5 KB of the bundle for what a few lines do at a header's size
+/// (three bytes at a time, as fast); its decoder, which must refuse every malformed input, stays.
+fn encode(bytes: &[u8], url: bool) -> Vec<u8> {
     const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let table = if url { URL } else { STANDARD };
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        // A chunk of k bytes gives k + 1 characters, then padding to four.
-        for i in 0..=chunk.len() {
-            out.push(table[(n >> (18 - 6 * i) & 63) as usize] as char);
+    let sextet = |n: u32, shift: u32| table[(n >> shift & 63) as usize];
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    let mut whole = bytes.chunks_exact(3);
+    for c in &mut whole {
+        let n = (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32;
+        out.extend_from_slice(&[sextet(n, 18), sextet(n, 12), sextet(n, 6), sextet(n, 0)]);
+    }
+    // One or two bytes left: two or three characters, then padding to four.
+    if let [first, rest @ ..] = whole.remainder() {
+        let second = rest.first().copied().unwrap_or(0);
+        let n = (*first as u32) << 16 | (second as u32) << 8;
+        out.extend_from_slice(&[sextet(n, 18), sextet(n, 12)]);
+        if !rest.is_empty() {
+            out.push(sextet(n, 6));
         }
         if !url {
-            for _ in chunk.len()..3 {
-                out.push('=');
-            }
+            out.extend_from_slice(&b"=="[rest.len()..]);
         }
     }
+    out
 }
 
 #[cfg(test)]
