@@ -433,10 +433,12 @@ impl Ledger {
                 self.sync_delinquency().await;
                 serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
             }
+            // Whether KV's blocklist, which sessions read, was cleared too: if not, the admin
+            // sends it again.
             Command::Forgive => {
                 let forgiven = self.change(Book::clear_delinquency).await?;
-                self.sync_delinquency().await;
-                serde_json::json!({"ok": true, "forgivenMicroUsd": forgiven.to_string()})
+                let cleared = self.sync_delinquency().await;
+                serde_json::json!({"ok": true, "forgivenMicroUsd": forgiven.to_string(), "blocklistCleared": cleared})
             }
             Command::View => {
                 let (view, credit) = self.book(|b| (b.view(), b.credit(&policy))).await?;
@@ -867,12 +869,13 @@ impl Ledger {
     }
 
     /// Mirrors the ledger's delinquency (the truth) into the KV blocklist (the fast copy).
-    async fn sync_delinquency(&self) {
+    /// Whether KV's blocklist now says what the ledger says (nothing to say counts as yes).
+    async fn sync_delinquency(&self) -> bool {
         let Some(wallet) = self.wallet().await else {
-            return;
+            return true;
         };
         let Ok(debt) = self.book(Book::debt).await else {
-            return;
+            return false;
         };
         let key = format!("{DELINQUENT_PREFIX}{wallet}");
         if let Some((owed, reason)) = debt {
@@ -880,10 +883,11 @@ impl Ledger {
                 "owedMicroUsd": owed.to_string(),
                 "reason": reason,
             });
-            self.kv_put(&key, &value.to_string()).await;
+            let written = self.kv_put(&key, &value.to_string()).await;
             super::access::forget_standing(&wallet);
+            written
         } else {
-            self.kv_delete(&key).await;
+            self.kv_delete(&key).await
         }
     }
 

@@ -594,7 +594,9 @@ describe("deferred payments are served first and settled within the window", () 
       headers: { authorization: `Bearer ${TOKEN}` },
     });
     assert.equal(forgiven.status, 200);
-    assert.equal((await forgiven.json()).forgivenMicroUsd, "10000");
+    const answer = await forgiven.json();
+    assert.equal(answer.forgivenMicroUsd, "10000");
+    assert.equal(answer.blocklistCleared, true, "KV's blocklist, which sessions read, cleared too");
     assert.equal(await (await worker.kv()).get(`delinquent:${address.toLowerCase()}`), null);
     const before2 = await balances(payer);
     const ok = await pay(`${worker.url}/api/weather`);
