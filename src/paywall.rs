@@ -789,7 +789,7 @@ pub fn method_override(
     body: Option<(&str, OverrideBody)>,
 ) -> Option<Reply> {
     // The methods named: in the query, in a form read as pairs, in a JSON object, or (a multipart
-    // body, which is only searched) every one that could matter.
+    // body, read as pairs and searched, or JSON this parser refuses) every one that could matter.
     let mut named = String::new();
     let mut name = |method: &str| {
         named.push_str(method.trim());

@@ -126,16 +126,14 @@ pub async fn try_session(
     now: u64,
 ) -> Result<Option<Admitted>, Refusal> {
     let headers = client.headers;
-    // A sign-in is let in on a pass for a time before a counted one: a day pass that covers the
-    // page must not drain the requests of a bundle the wallet also holds.
-    let sold = || config.sessions_for(route, path);
-    let offers: Vec<&SessionOffer> = sold()
-        .filter(|o| o.requests.is_none())
-        .chain(sold().filter(|o| o.requests.is_some()))
-        .collect();
-    if offers.is_empty() {
+    let sold: Vec<&SessionOffer> = config.sessions_for(route, path).collect();
+    if sold.is_empty() {
         return Ok(None);
     }
+    // A sign-in is let in on a pass for a time before a counted one: a day pass that covers the
+    // page must not drain the requests of a bundle the wallet also holds.
+    let counted = |yes: bool| sold.iter().filter(move |o| o.requests.is_some() == yes);
+    let offers: Vec<&SessionOffer> = counted(false).chain(counted(true)).copied().collect();
     let header = |n: &str| headers.get(n).ok().flatten();
     let secret = env.secret(SESSION_SECRET).ok().map(|s| s.to_string());
 

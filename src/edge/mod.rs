@@ -1369,10 +1369,11 @@ fn gather<T: 'static, F: std::future::Future<Output = ()> + 'static>(
         let (items, since) = &mut *p.borrow_mut();
         items.push(item);
         let lost = now - *since > (wait_ms + FLUSH_LOST_MS) as f64;
-        if items.len() == 1 || lost {
+        let schedule = items.len() == 1 || lost;
+        if schedule {
             *since = now;
         }
-        items.len() == 1 || lost
+        schedule
     });
     if !schedule {
         // A flush is already waiting, and will take this one too.
