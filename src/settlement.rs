@@ -2164,6 +2164,24 @@ pub(crate) mod dec {
     }
 }
 
+/// How many ledgers one cron run nudges at most: each nudge is a subrequest, and an invocation
+/// has a budget of them (listing the open wallets takes one more per thousand).
+pub const SWEEP_MOST: usize = 500;
+
+/// How many ledgers a cron run nudges at once.
+pub const SWEEP_AT_ONCE: usize = 16;
+
+/// The wallets a cron run nudges: all of them when they fit in `most`; otherwise `most` of them
+/// in a row from `start` (taken at random by the caller), wrapping round at the end, so that no
+/// wallet sits for good beyond what one run reaches.
+pub fn sweep_turn(wallets: &[String], start: usize, most: usize) -> Vec<&String> {
+    if wallets.len() <= most {
+        return wallets.iter().collect();
+    }
+    let start = start % wallets.len();
+    wallets.iter().cycle().skip(start).take(most).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2408,5 +2426,30 @@ mod tests {
         let e = l.entry(&id).unwrap();
         assert_eq!(e.status, Status::Failed);
         assert_eq!(e.reason.as_deref(), Some(SETTLEMENT_UNKNOWN));
+    }
+
+    #[test]
+    fn a_sweep_takes_every_wallet_when_they_fit_and_a_window_that_wraps_when_not() {
+        let wallets: Vec<String> = (0..7).map(|i| format!("0x{i}")).collect();
+        let names = |picked: Vec<&String>| {
+            picked
+                .iter()
+                .map(|w| w.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(
+            names(sweep_turn(&wallets, 5, 7)),
+            "0x0,0x1,0x2,0x3,0x4,0x5,0x6"
+        );
+        assert_eq!(names(sweep_turn(&wallets, 5, 3)), "0x5,0x6,0x0");
+        assert_eq!(names(sweep_turn(&wallets, 7 * 1000 + 2, 3)), "0x2,0x3,0x4");
+        assert!(sweep_turn(&[], 9, 3).is_empty());
+        // Every wallet is reachable from some start.
+        let mut seen = std::collections::BTreeSet::new();
+        for start in 0..wallets.len() {
+            seen.extend(sweep_turn(&wallets, start, 3));
+        }
+        assert_eq!(seen.len(), wallets.len());
     }
 }

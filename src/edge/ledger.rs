@@ -911,7 +911,7 @@ impl Ledger {
 /// Runs `futures` side by side and gives their outputs in order. `futures_util::future::join_all`
 /// does the same, but also carries a second implementation for long lists, 3 KB of gzipped wasm
 /// that a handful of settlements never needs.
-async fn side_by_side<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn side_by_side<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     use std::task::Poll;
     let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();

@@ -1495,16 +1495,26 @@ fn log_line(event: &str, who: &str, route: &str, amount: &str, outcome: &str) {
     );
 }
 
-/// The cron sweep (`[triggers] crons`): nudges every ledger with open entries, in case an alarm
-/// was missed. Each ledger settles what is due and re-arms its own alarm.
+/// The cron sweep (`[triggers] crons`): nudges the ledgers with open entries, in case an alarm
+/// was missed. Each ledger settles what is due and re-arms its own alarm. One run nudges at most
+/// [`crate::settlement::SWEEP_MOST`] of them, a few at a time, from a random place in the list
+/// ([`crate::settlement::sweep_turn`]), so that no wallet waits behind the others for good when there
+/// are more than one invocation's subrequests can reach.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let Ok(wallets) = admin::list_prefix(&env, ledger::OPEN_PREFIX).await else {
         return;
     };
-    for w in wallets {
-        if let Some(book) = ledger_client::LedgerClient::open(&env, &w) {
-            let _ = book.send(&ledger::Command::Sweep).await;
-        }
+    let mut start = [0u8; 4];
+    let _ = getrandom::getrandom(&mut start);
+    let start = u32::from_le_bytes(start) as usize;
+    let picked = crate::settlement::sweep_turn(&wallets, start, crate::settlement::SWEEP_MOST);
+    for group in picked.chunks(crate::settlement::SWEEP_AT_ONCE) {
+        let nudges = group.iter().map(|w| async {
+            if let Some(book) = ledger_client::LedgerClient::open(&env, w) {
+                let _ = book.send(&ledger::Command::Sweep).await;
+            }
+        });
+        ledger::side_by_side(nudges.collect()).await;
     }
 }
