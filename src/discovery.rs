@@ -83,7 +83,11 @@ pub fn bazaar(route: &Route) -> Option<Value> {
         r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","required":["input"]}"#,
     );
     schema["properties"] = Value::Object(props);
-    Some(json!({ "info": info, "schema": schema }))
+    let mut extension = json!({ "info": info, "schema": schema });
+    if let Some(template) = route.pattern.route_template() {
+        extension["routeTemplate"] = Value::from(template);
+    }
+    Some(extension)
 }
 
 /// A constant fragment, parsed from its text: a `json!` literal compiles to code for each of

@@ -87,6 +87,47 @@ impl PathPattern {
         &self.source
     }
 
+    /// The pattern as the bazaar extension's `routeTemplate` writes it, for facilitators to
+    /// catalogue the route once rather than each path paid for: a parameter as `:name`, each `*`
+    /// as `:var1`, `:var2`… in order (nine at most), as the official server extension names them
+    /// (`/users/[id]/*` is `/users/:id/:var1`). `None` for a pattern without any (the path is
+    /// the resource), one of wildcards alone (`/*`, which the official extension leaves out too),
+    /// or one the template's grammar (`/` then letters, digits and `_/:.-~`) cannot carry as it is.
+    pub fn route_template(&self) -> Option<String> {
+        let mut template = String::new();
+        let (mut wildcards, mut params, mut literals) = (0, false, false);
+        for part in self.source.split('/').filter(|s| !s.is_empty()) {
+            template.push('/');
+            let name = match part.strip_prefix(':') {
+                Some(name) => name,
+                None if part.starts_with('[') && part.ends_with(']') => &part[1..part.len() - 1],
+                None if part == "*" && wildcards < 9 => {
+                    wildcards += 1;
+                    template.push_str(":var");
+                    template.push(char::from(b'0' + wildcards));
+                    continue;
+                }
+                None => {
+                    let plain = |b: u8| b.is_ascii_alphanumeric() || b"_.-~".contains(&b);
+                    if !part.bytes().all(plain) || part.contains("..") {
+                        return None;
+                    }
+                    template.push_str(part);
+                    literals = true;
+                    continue;
+                }
+            };
+            let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+            if name.is_empty() || !name.bytes().all(word) || name.as_bytes()[0].is_ascii_digit() {
+                return None;
+            }
+            params = true;
+            template.push(':');
+            template.push_str(name);
+        }
+        (params || (wildcards > 0 && literals)).then_some(template)
+    }
+
     /// Whether the (raw, undecoded) request path is covered.
     pub fn matches(&self, path: &str) -> bool {
         let normalised = normalise_path(path);
@@ -269,6 +310,39 @@ fn unicode_fold(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_templates_name_parameters_and_wildcards_as_the_official_extension_does() {
+        let template = |p: &str| PathPattern::parse(p).unwrap().route_template();
+        assert_eq!(template("/articles/*").as_deref(), Some("/articles/:var1"));
+        assert_eq!(
+            template("/users/[id]/posts/:post/*/x/*").as_deref(),
+            Some("/users/:id/posts/:post/:var1/x/:var2")
+        );
+        assert_eq!(template("/:slug").as_deref(), Some("/:slug"));
+        assert_eq!(template("/*/:id").as_deref(), Some("/:var1/:id"));
+        assert_eq!(
+            template("/v1.2/~me/a_b-c/*").as_deref(),
+            Some("/v1.2/~me/a_b-c/:var1")
+        );
+        // The path itself is the resource.
+        assert_eq!(template("/api/weather"), None);
+        assert_eq!(template("/"), None);
+        // Wildcards alone, as the official extension leaves them.
+        assert_eq!(template("/*"), None);
+        assert_eq!(template("/*/*"), None);
+        // What the template's grammar cannot carry as written.
+        for p in [
+            "/caf%C3%A9/*",
+            "/café/*",
+            "/a+b/*",
+            "/[1st]/x",
+            "/:user-id",
+            "/a..b/*",
+        ] {
+            assert_eq!(template(p), None, "{p}");
+        }
+    }
 
     fn m(p: &str, path: &str) -> bool {
         PathPattern::parse(p).unwrap().matches(path)

@@ -2134,8 +2134,15 @@ impl Ledger {
     }
 }
 
-fn usd(micro: u128) -> String {
-    format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
+/// Micro-USD as dollars with six decimals: `0.015000`. Fraction plus a million keeps the
+/// fraction's leading zeros.
+pub fn usd(micro: u128) -> String {
+    let fraction = crate::evm::decimal(micro % 1_000_000 + 1_000_000);
+    format!(
+        "{}.{}",
+        crate::evm::decimal(micro / 1_000_000),
+        &fraction[1..]
+    )
 }
 
 fn is_false(b: &bool) -> bool {
@@ -2155,21 +2162,18 @@ fn is_zero_u128(n: &u128) -> bool {
 }
 
 /// u128 as a decimal string (JavaScript numbers cannot hold it); read back as a [`json::Decimal`],
-/// which also takes a plain number.
+/// which also takes a plain number. Written by [`crate::evm::decimal`].
 pub(crate) mod dec {
     use serde::Serializer;
 
     pub fn serialize<S: Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
+        s.serialize_str(&crate::evm::decimal(*v))
     }
 }
 
 /// How many ledgers one cron run nudges at most: each nudge is a subrequest, and an invocation
 /// has a budget of them (listing the open wallets takes one more per thousand).
 pub const SWEEP_MOST: usize = 500;
-
-/// How many ledgers a cron run nudges at once.
-pub const SWEEP_AT_ONCE: usize = 16;
 
 /// The wallets a cron run nudges: all of them when they fit in `most`; otherwise `most` of them
 /// in a row from `start` (taken at random by the caller), wrapping round at the end, so that no
@@ -2179,7 +2183,9 @@ pub fn sweep_turn(wallets: &[String], start: usize, most: usize) -> Vec<&String>
         return wallets.iter().collect();
     }
     let start = start % wallets.len();
-    wallets.iter().cycle().skip(start).take(most).collect()
+    (start..start + most)
+        .map(|i| &wallets[i % wallets.len()])
+        .collect()
 }
 
 #[cfg(test)]
@@ -2451,5 +2457,16 @@ mod tests {
             seen.extend(sweep_turn(&wallets, start, 3));
         }
         assert_eq!(seen.len(), wallets.len());
+    }
+
+    #[test]
+    fn dollars_in_refusals_keep_six_decimals() {
+        assert_eq!(usd(0), "0.000000");
+        assert_eq!(usd(15_000), "0.015000");
+        assert_eq!(usd(12_000_001), "12.000001");
+        assert_eq!(
+            usd(u128::MAX),
+            format!("{}.{:06}", u128::MAX / 1_000_000, u128::MAX % 1_000_000)
+        );
     }
 }

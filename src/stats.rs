@@ -11,6 +11,7 @@ use crate::sorted::SortedMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::evm::decimal;
 use crate::json::{self, Fields, Read};
 
 // u128 amounts travel as decimal strings (JavaScript would round numbers), as in the ledger.
@@ -164,7 +165,7 @@ impl Stats {
                 serde_json::json!({
                     "route": route,
                     "payments": sum.payments,
-                    "revenueMicroUsd": sum.revenue_micro_usd.to_string(),
+                    "revenueMicroUsd": decimal(sum.revenue_micro_usd),
                     "revenue": usd(sum.revenue_micro_usd),
                     "sessions": sum.sessions,
                     "days": by_day.iter().map(|(d, t)| day_json(d, t)).collect::<Vec<_>>(),
@@ -174,7 +175,7 @@ impl Stats {
         serde_json::json!({
             "payments": self.total.payments,
             "deferredPayments": self.deferred_payments,
-            "revenueMicroUsd": self.total.revenue_micro_usd.to_string(),
+            "revenueMicroUsd": decimal(self.total.revenue_micro_usd),
             "revenue": usd(self.total.revenue_micro_usd),
             "sessionsSold": self.total.sessions,
             "routes": routes,
@@ -182,7 +183,7 @@ impl Stats {
             "topPayers": payers.iter().take(top).map(|(p, t)| serde_json::json!({
                 "payer": p,
                 "payments": t.payments,
-                "revenueMicroUsd": t.revenue_micro_usd.to_string(),
+                "revenueMicroUsd": decimal(t.revenue_micro_usd),
                 "revenue": usd(t.revenue_micro_usd),
                 "sessions": t.sessions,
             })).collect::<Vec<_>>(),
@@ -212,7 +213,7 @@ fn day_json(day: &str, t: &Tally) -> serde_json::Value {
     serde_json::json!({
         "day": day,
         "payments": t.payments,
-        "revenueMicroUsd": t.revenue_micro_usd.to_string(),
+        "revenueMicroUsd": decimal(t.revenue_micro_usd),
         "revenue": usd(t.revenue_micro_usd),
         "sessions": t.sessions,
     })
@@ -220,13 +221,14 @@ fn day_json(day: &str, t: &Tally) -> serde_json::Value {
 
 /// Micro-USD as dollars with cents and more when needed: `$0.015`, `$12.00`.
 pub fn usd(micro: u128) -> String {
-    let cents_exact = micro.is_multiple_of(10_000);
-    if cents_exact {
-        format!("${}.{:02}", micro / 1_000_000, (micro % 1_000_000) / 10_000)
-    } else {
-        let frac = format!("{:06}", micro % 1_000_000);
-        format!("${}.{}", micro / 1_000_000, frac.trim_end_matches('0'))
-    }
+    // Six digits after the point (the fraction plus 1,000,000 keeps its leading zeros), then cut
+    // to two, or to the last one that is not zero.
+    let fraction = decimal(micro % 1_000_000 + 1_000_000);
+    let fraction = match fraction[3..].trim_end_matches('0') {
+        _ if micro.is_multiple_of(10_000) => &fraction[1..3],
+        cut => &fraction[1..3 + cut.len()],
+    };
+    format!("${}.{fraction}", decimal(micro / 1_000_000))
 }
 
 /// The UTC day of a unix time, `YYYY-MM-DD`.
@@ -349,5 +351,17 @@ mod tests {
         assert_eq!(day_of(951_782_400), "2000-02-29");
         assert_eq!(usd(12_000_000), "$12.00");
         assert_eq!(usd(1), "$0.000001");
+        assert_eq!(usd(0), "$0.00");
+        assert_eq!(usd(15_000), "$0.015");
+        assert_eq!(usd(10_010_000), "$10.01");
+        assert_eq!(usd(123_456_789), "$123.456789");
+        assert_eq!(usd(100_000), "$0.10");
+        assert_eq!(usd(120_000), "$0.12");
+        assert_eq!(usd(123_000), "$0.123");
+        assert_eq!(
+            usd(u128::MAX),
+            format!("${}.{}", u128::MAX / 1_000_000, u128::MAX % 1_000_000)
+        );
+        assert_eq!(decimal(u128::MAX), u128::MAX.to_string());
     }
 }

@@ -139,7 +139,7 @@ impl std::error::Error for CrawlerError {}
 /// most `decimals` fractional digits, trailing zeros beyond the second trimmed
 /// (`10000, 6` → `USD 0.01`; `1, 6` → `USD 0.000001`; `1500000, 6` → `USD 1.50`; `5, 0` → `USD 5.00`).
 pub fn crawler_price(amount_atomic: u128, decimals: u8) -> String {
-    let digits = amount_atomic.to_string();
+    let digits = crate::evm::decimal(amount_atomic);
     let d = usize::from(decimals);
     let padded = if digits.len() <= d {
         format!("{}{digits}", "0".repeat(d + 1 - digits.len()))

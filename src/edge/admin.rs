@@ -15,7 +15,7 @@ use worker::{Env, Request, Response, Result};
 
 use super::ledger::{Command, WALLET_PREFIX};
 use super::ledger_client::LedgerClient;
-use crate::evm::Address;
+use crate::evm::{decimal, Address};
 
 pub const PREFIX: &str = "/__x402/admin/";
 const STATS_PAGE: &str = include_str!("stats-page.min.html");
@@ -207,9 +207,9 @@ async fn ledgers(
         "pending": pending,
         "settled": settled,
         "failed": failed,
-        "unsettledMicroUsd": unsettled.to_string(),
-        "owedMicroUsd": owed.to_string(),
-        "lostMicroUsd": lost.to_string(),
+        "unsettledMicroUsd": decimal(unsettled),
+        "owedMicroUsd": decimal(owed),
+        "lostMicroUsd": decimal(lost),
         "unanswered": unanswered,
         "cursor": next,
     });

@@ -26,7 +26,7 @@ use super::js;
 
 use crate::chain::AuthorizationEvent;
 use crate::config::{Config, Credit};
-use crate::evm::Address;
+use crate::evm::{decimal, Address};
 use crate::json::{self, Read};
 use crate::settlement::{
     Action, AdminError, Admission, AdmitError, Attempt, Effect, Ledger as Book, LedgerPolicy,
@@ -377,7 +377,7 @@ impl Ledger {
                         error: Some(e.code().to_string()),
                         owed_micro_usd: match e {
                             AdmitError::Delinquent { owed_micro_usd, .. } => {
-                                Some(owed_micro_usd.to_string())
+                                Some(decimal(owed_micro_usd))
                             }
                             _ => None,
                         },
@@ -438,7 +438,7 @@ impl Ledger {
             Command::Forgive => {
                 let forgiven = self.change(Book::clear_delinquency).await?;
                 let cleared = self.sync_delinquency().await;
-                serde_json::json!({"ok": true, "forgivenMicroUsd": forgiven.to_string(), "blocklistCleared": cleared})
+                serde_json::json!({"ok": true, "forgivenMicroUsd": decimal(forgiven), "blocklistCleared": cleared})
             }
             Command::View => {
                 let (view, credit) = self.book(|b| (b.view(), b.credit(&policy))).await?;
@@ -446,7 +446,7 @@ impl Ledger {
                 let mut v = serde_json::to_value(view)?;
                 v["wallet"] = serde_json::Value::from(wallet);
                 // What the wallet may leave unsettled now: the limit, or what it has earned.
-                v["credit_micro_usd"] = serde_json::Value::from(credit.to_string());
+                v["credit_micro_usd"] = serde_json::Value::from(decimal(credit));
                 v
             }
             // The requests left on counted grants: read, changed and written back in one turn.
@@ -880,7 +880,7 @@ impl Ledger {
         let key = format!("{DELINQUENT_PREFIX}{wallet}");
         if let Some((owed, reason)) = debt {
             let value = serde_json::json!({
-                "owedMicroUsd": owed.to_string(),
+                "owedMicroUsd": decimal(owed),
                 "reason": reason,
             });
             let written = self.kv_put(&key, &value.to_string()).await;
@@ -911,7 +911,7 @@ impl Ledger {
 /// Runs `futures` side by side and gives their outputs in order. `futures_util::future::join_all`
 /// does the same, but also carries a second implementation for long lists, 3 KB of gzipped wasm
 /// that a handful of settlements never needs.
-pub(crate) async fn side_by_side<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+async fn side_by_side<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     use std::task::Poll;
     let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();

@@ -1417,7 +1417,7 @@ async fn blocklisted(env: &Env, wallet: &str) -> Option<String> {
 fn delinquent(owed_micro_usd: &str) -> Refusal {
     let owed = owed_micro_usd
         .parse::<u128>()
-        .map(|m| format!("owes ${}.{:06}", m / 1_000_000, m % 1_000_000))
+        .map(|m| format!("owes ${}", crate::settlement::usd(m)))
         .unwrap_or_else(|_| "owes an unsettled payment".into());
     Refusal::new(Reason::WalletDelinquent, owed)
 }
@@ -1497,7 +1497,7 @@ fn log_line(event: &str, who: &str, route: &str, amount: &str, outcome: &str) {
 
 /// The cron sweep (`[triggers] crons`): nudges the ledgers with open entries, in case an alarm
 /// was missed. Each ledger settles what is due and re-arms its own alarm. One run nudges at most
-/// [`crate::settlement::SWEEP_MOST`] of them, a few at a time, from a random place in the list
+/// [`crate::settlement::SWEEP_MOST`] of them, one after another, from a random place in the list
 /// ([`crate::settlement::sweep_turn`]), so that no wallet waits behind the others for good when there
 /// are more than one invocation's subrequests can reach.
 #[event(scheduled)]
@@ -1508,13 +1508,9 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let mut start = [0u8; 4];
     let _ = getrandom::getrandom(&mut start);
     let start = u32::from_le_bytes(start) as usize;
-    let picked = crate::settlement::sweep_turn(&wallets, start, crate::settlement::SWEEP_MOST);
-    for group in picked.chunks(crate::settlement::SWEEP_AT_ONCE) {
-        let nudges = group.iter().map(|w| async {
-            if let Some(book) = ledger_client::LedgerClient::open(&env, w) {
-                let _ = book.send(&ledger::Command::Sweep).await;
-            }
-        });
-        ledger::side_by_side(nudges.collect()).await;
+    for w in crate::settlement::sweep_turn(&wallets, start, crate::settlement::SWEEP_MOST) {
+        if let Some(book) = ledger_client::LedgerClient::open(&env, w) {
+            let _ = book.send(&ledger::Command::Sweep).await;
+        }
     }
 }

@@ -30,6 +30,7 @@ pub use eip712::{
     TRANSFER_WITH_AUTHORIZATION_TYPEHASH,
 };
 pub use signature::Signature;
+pub use u256::decimal;
 pub use u256::U256;
 
 /// Keccak-256 (the pre-NIST padding Ethereum uses, not SHA3-256).

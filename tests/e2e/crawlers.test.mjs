@@ -23,7 +23,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { privateKeyToAccount } from "viem/accounts";
 import { signatureHeaders } from "web-bot-auth";
 import { signerFromJWK } from "web-bot-auth/crypto";
-import { validateDiscoveryExtension, validateDiscoveryExtensionSpec } from "@x402/extensions/bazaar";
+import { extractDiscoveryInfo, validateDiscoveryExtension, validateDiscoveryExtensionSpec } from "@x402/extensions/bazaar";
 import { ADMIN_TOKEN, ROOT, decodeHeader, encodeHeader, payingFetch, startStack, startWorker } from "./harness.mjs";
 import { signPayment } from "./lib/sign.mjs";
 
@@ -818,6 +818,41 @@ describe("discovery", () => {
     const get = structuredClone(ext);
     get.info.input.method = "GET";
     assert.equal(validateDiscoveryExtension(get).valid, false);
+  });
+
+  // What a cataloguing facilitator makes of a payment: the official client builds the payload from
+  // the 402 (the payload is caught before it is sent, so nothing is paid) and the official
+  // extension reads it as a facilitator does at /verify and /settle.
+  async function catalogued(p) {
+    let payload;
+    const catching = async (input, init) => {
+      const request = new Request(input, init);
+      const sent = request.headers.get("payment-signature");
+      if (!sent) return fetch(request);
+      payload = decodeHeader(sent);
+      return new Response("caught", { status: 200 });
+    };
+    const res = await payingFetch(stack, 0, { fetch: catching })(`${worker.url}${p}`, {
+      headers: { "user-agent": "curl/8.5.0" },
+    });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    assert.ok(payload, `${p}: the official client built a payment`);
+    return extractDiscoveryInfo(payload, payload.accepted);
+  }
+
+  test("a route with a wildcard is catalogued once, by its route template, as the official extension names it", async () => {
+    const one = await catalogued("/articles/one");
+    const two = await catalogued("/articles/two?x=1");
+    assert.equal(one.routeTemplate, "/articles/:var1");
+    assert.equal(one.resourceUrl, `${worker.url}/articles/:var1`);
+    assert.equal(two.resourceUrl, one.resourceUrl, "two articles, one catalogue entry");
+    assert.equal(one.method, "GET");
+    assert.ok(one.discoveryInfo, "the description validated");
+    // A route without parameters is its own path.
+    const weather = await catalogued("/api/weather?city=Paris");
+    assert.equal(weather.routeTemplate, undefined);
+    assert.equal(weather.resourceUrl, `${worker.url}/api/weather`);
   });
 
   test("a hidden route still charges but describes itself nowhere", async () => {
