@@ -43,7 +43,7 @@
 //! # Staying in
 //!
 //! When the route sells a session (`session = { scope, seconds | requests }`), the paid answer
-//! sets the `x402_session` cookie (HttpOnly, `SameSite=Lax`); the browser keeps it from the fetch,
+//! sets a session cookie (`x402_session_…`, one per session; HttpOnly, `SameSite=Lax`); the browser keeps it from the fetch,
 //! and every later request for a path of the session's scope is served without paying again, until
 //! the session ends. The page says so, with the scope and the duration.
 //!

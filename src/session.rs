@@ -30,8 +30,12 @@ use crate::pattern::PathPattern;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The session cookie's name.
+/// What the names of the session cookies start with: `x402_session_` and eight hexadecimal digits
+/// naming the session sold ([`cookie`]), one cookie per session a browser holds. A cookie named
+/// `x402_session` alone, as earlier versions set it, is read too.
 pub const COOKIE_NAME: &str = "x402_session";
+/// How many session cookies of one request are read at most.
+pub const MOST_COOKIES: usize = 8;
 /// The token format version, the first dot-separated part of every token.
 pub const TOKEN_VERSION: &str = "v1";
 /// Tokens longer than this are refused before any decoding. A token for a 100-character scope is
@@ -495,21 +499,21 @@ fn mac(secret: &[u8], signed: &str) -> Option<HmacSha256> {
 // ---------------------------------------------------------------------------------------------
 // Carrying the token.
 
-/// The `Set-Cookie` value for a token:
-/// `x402_session=<token>; Path=/; Max-Age=<max_age>; HttpOnly; Secure; SameSite=Lax`.
+/// The `Set-Cookie` value for a token of the session `offer_name` ([`SessionOffer::name`]):
+/// `x402_session_<8 hex>=<token>; Path=/; Max-Age=<max_age>; HttpOnly; Secure; SameSite=Lax`,
+/// the name's digits the start of the SHA-256 of `offer_name`, so that a browser keeps a cookie
+/// for each session it buys rather than one that the next purchase replaces.
 /// Characters that cannot appear in a token (anything but letters, digits, `-`, `_`, `.`) are
 /// dropped, so the value can never add attributes.
-pub fn cookie(token: &str, max_age: u64) -> String {
+pub fn cookie(token: &str, max_age: u64, offer_name: &str) -> String {
     let value: String = token
         .chars()
         .filter(|&c| c.is_ascii() && is_token_byte(c as u8))
         .collect();
-    format!("{COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax")
-}
-
-/// The `Set-Cookie` value that deletes the session cookie (sign out, revoked grant).
-pub fn clear_cookie() -> String {
-    format!("{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax")
+    let named = hex::encode(&Sha256::digest(offer_name.as_bytes())[..4]);
+    format!(
+        "{COOKIE_NAME}_{named}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax"
+    )
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -530,41 +534,48 @@ fn looks_like_token(s: &str) -> bool {
             .is_some_and(|(_, rest)| rest.starts_with("public.") || rest.starts_with("local."))
 }
 
-/// Whether one `name=value` pair of a `Cookie` header is our session cookie (spaces around the
-/// name allowed).
+/// Whether one `name=value` pair of a `Cookie` header is one of our session cookies (spaces
+/// around the name allowed): `x402_session` or `x402_session_…`.
 pub fn is_session_cookie(pair: &str) -> bool {
-    pair.split_once('=')
-        .is_some_and(|(name, _)| name.trim() == COOKIE_NAME)
+    pair.split_once('=').is_some_and(|(name, _)| {
+        name.trim()
+            .strip_prefix(COOKIE_NAME)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('_'))
+    })
 }
 
-/// The session token of a request: `Authorization: Bearer <token>` (scheme in any case) when it
-/// has the shape of ours, else the `x402_session` cookie (the first one, unquoted). `None` when
-/// neither is there or the value is empty. The token is not checked here: see [`check_token`].
-pub fn token_from_request<'a>(
+/// The session token of a request's `Authorization: Bearer <token>` (scheme in any case), when
+/// it has the shape of ours.
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    let (scheme, value) = authorization?.trim().split_once(' ')?;
+    let value = value.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && looks_like_token(value)).then_some(value)
+}
+
+/// The session tokens of a request: its bearer token when it has one of ours
+/// ([`bearer_token`]), else the values of its session cookies ([`is_session_cookie`]), unquoted,
+/// in order, empty ones left out, [`MOST_COOKIES`] at most. The tokens are not checked here: see
+/// [`check_token`].
+pub fn tokens_from_request<'a>(
     cookie_header: Option<&'a str>,
     authorization: Option<&'a str>,
-) -> Option<&'a str> {
-    if let Some((scheme, value)) = authorization.and_then(|a| a.trim().split_once(' ')) {
-        let value = value.trim();
-        if scheme.eq_ignore_ascii_case("bearer") && looks_like_token(value) {
-            return Some(value);
-        }
+) -> Vec<&'a str> {
+    if let Some(token) = bearer_token(authorization) {
+        return vec![token];
     }
-    for pair in cookie_header?.split(';') {
-        let Some((_, value)) = pair.split_once('=') else {
+    let mut tokens = Vec::new();
+    for pair in cookie_header.unwrap_or_default().split(';') {
+        let Some((_, value)) = pair.split_once('=').filter(|_| is_session_cookie(pair)) else {
             continue;
         };
-        if !is_session_cookie(pair) {
-            continue;
-        }
         let value = value.trim();
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        if !value.is_empty() {
-            return Some(value);
+        if !value.is_empty() && tokens.len() < MOST_COOKIES {
+            tokens.push(value);
         }
     }
-    None
+    tokens
 }

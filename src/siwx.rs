@@ -308,31 +308,23 @@ fn proof_schema_json() -> &'static str {
 
 /// The JSON Schema (2020-12) of the proof payload, field for field as `buildSIWxSchema()`.
 pub fn proof_schema() -> Value {
-    // Parsed from its text: a `json!` literal this size compiles to several KB of wasm.
+    // Parsed from its text (compact, as the bundle carries it): a `json!` literal this size
+    // compiles to several KB of wasm.
     serde_json::from_str(PROOF_SCHEMA).unwrap_or_default()
 }
 
-const PROOF_SCHEMA: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "type": "object",
-  "properties": {
-    "domain": { "type": "string" },
-    "address": { "type": "string" },
-    "statement": { "type": "string" },
-    "uri": { "type": "string", "format": "uri" },
-    "version": { "type": "string" },
-    "chainId": { "type": "string" },
-    "type": { "type": "string" },
-    "nonce": { "type": "string" },
-    "issuedAt": { "type": "string", "format": "date-time" },
-    "expirationTime": { "type": "string", "format": "date-time" },
-    "notBefore": { "type": "string", "format": "date-time" },
-    "requestId": { "type": "string" },
-    "resources": { "type": "array", "items": { "type": "string", "format": "uri" } },
-    "signature": { "type": "string" }
-  },
-  "required": ["domain", "address", "uri", "version", "chainId", "type", "nonce", "issuedAt", "signature"]
-}"#;
+const PROOF_SCHEMA: &str = concat!(
+    r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","#,
+    r#""properties":{"domain":{"type":"string"},"address":{"type":"string"},"#,
+    r#""statement":{"type":"string"},"uri":{"type":"string","format":"uri"},"#,
+    r#""version":{"type":"string"},"chainId":{"type":"string"},"type":{"type":"string"},"#,
+    r#""nonce":{"type":"string"},"issuedAt":{"type":"string","format":"date-time"},"#,
+    r#""expirationTime":{"type":"string","format":"date-time"},"#,
+    r#""notBefore":{"type":"string","format":"date-time"},"requestId":{"type":"string"},"#,
+    r#""resources":{"type":"array","items":{"type":"string","format":"uri"}},"#,
+    r#""signature":{"type":"string"}},"required":["domain","address","uri","version","#,
+    r#""chainId","type","nonce","issuedAt","signature"]}"#,
+);
 
 /// Whether EIP-4361 can carry `s` as a statement: one line of the printable ASCII its grammar
 /// allows (letters, digits, space and ``!#$&'()*+,-./:;=?@[]_~``; not ``"%<>\^`{|}``, no line

@@ -3,15 +3,15 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use x402_edge::config::{Config, ConfigError};
 use x402_edge::evm::Address;
 use x402_edge::pattern::PathPattern;
 use x402_edge::session::{
-    add_counted_grant, check_token, clear_cookie, cookie, drop_ended_grants, grant_key,
-    issue_token, refund_counted_grant, spend_counted_grant, token_from_request, Grant, GrantCounts,
-    SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES,
-    MIN_SECRET_BYTES, PAID_MARKER_SECONDS,
+    add_counted_grant, check_token, cookie, drop_ended_grants, grant_key, is_session_cookie,
+    issue_token, refund_counted_grant, spend_counted_grant, tokens_from_request, Grant,
+    GrantCounts, SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES,
+    MIN_SECRET_BYTES, MOST_COOKIES, PAID_MARKER_SECONDS,
 };
 
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -308,74 +308,97 @@ fn error_codes_and_sentences() {
 #[test]
 fn cookie_shape() {
     let t = token();
+    // Named after the session sold: the first four bytes of the SHA-256 of its name.
+    let named = |name: &str| hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    let a = named("/articles/*\nGET /articles/*");
     assert_eq!(
-        cookie(&t, 3600),
-        format!("x402_session={t}; Path=/; Max-Age=3600; HttpOnly; Secure; SameSite=Lax")
+        cookie(&t, 3600, "/articles/*\nGET /articles/*"),
+        format!("x402_session_{a}={t}; Path=/; Max-Age=3600; HttpOnly; Secure; SameSite=Lax")
     );
-    // Nothing can be smuggled into the attributes.
+    assert_ne!(a, named("/api/*\nGET /api/*"), "one cookie per session");
+    // Nothing can be smuggled into the attributes, nor into the name.
+    let b = named("x; Domain=evil.com");
     assert_eq!(
-        cookie("abc; Domain=evil.com\r\nX: y", 1),
-        "x402_session=abcDomainevil.comXy; Path=/; Max-Age=1; HttpOnly; Secure; SameSite=Lax"
-    );
-    assert_eq!(
-        clear_cookie(),
-        "x402_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"
+        cookie("abc; Domain=evil.com\r\nX: y", 1, "x; Domain=evil.com"),
+        format!("x402_session_{b}=abcDomainevil.comXy; Path=/; Max-Age=1; HttpOnly; Secure; SameSite=Lax")
     );
 }
 
 #[test]
-fn token_from_bearer_or_cookie() {
+fn tokens_from_bearer_or_cookies() {
     let t = token();
     let bearer = format!("Bearer {t}");
-    let jar = format!("theme=dark; x402_session={t}; other=1");
-    assert_eq!(token_from_request(None, Some(&bearer)), Some(t.as_str()));
+    let jar = format!("theme=dark; x402_session_0a1b2c3d={t}; other=1");
+    let one = vec![t.as_str()];
+    let none: Vec<&str> = Vec::new();
+    assert_eq!(tokens_from_request(None, Some(&bearer)), one);
     assert_eq!(
-        token_from_request(None, Some(&format!("  bearer   {t}  "))),
-        Some(t.as_str())
+        tokens_from_request(None, Some(&format!("  bearer   {t}  "))),
+        one
     );
-    assert_eq!(token_from_request(Some(&jar), None), Some(t.as_str()));
-    // Bearer first.
-    let cookie_only = "x402_session=v1.c.c";
-    assert_eq!(
-        token_from_request(Some(cookie_only), Some(&bearer)),
-        Some(t.as_str())
-    );
-    // The origin's own bearer tokens (a JWT, Basic auth) are not ours: fall back to the cookie.
+    assert_eq!(tokens_from_request(Some(&jar), None), one);
+    // Bearer alone, when there is one.
+    let cookie_only = "x402_session_00000000=v1.c.c";
+    assert_eq!(tokens_from_request(Some(cookie_only), Some(&bearer)), one);
+    // The origin's own bearer tokens (a JWT, Basic auth) are not ours: the cookies are read.
     let jwt = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
-    assert_eq!(token_from_request(Some(&jar), Some(jwt)), Some(t.as_str()));
-    assert_eq!(token_from_request(None, Some(jwt)), None);
-    assert_eq!(token_from_request(None, Some("Basic dXNlcjpwdw==")), None);
+    assert_eq!(tokens_from_request(Some(&jar), Some(jwt)), one);
+    assert_eq!(tokens_from_request(None, Some(jwt)), none);
+    assert_eq!(tokens_from_request(None, Some("Basic dXNlcjpwdw==")), none);
     // Nor are its PASETO tokens, shaped like ours but for their purpose; a token of another
     // version of ours still is one (refused as such by `check_token`).
     for paseto in ["Bearer v4.public.eyJzdWIiOiIxIn0", "Bearer v2.local.c2l0ZQ"] {
-        assert_eq!(token_from_request(None, Some(paseto)), None, "{paseto}");
-        assert_eq!(
-            token_from_request(Some(&jar), Some(paseto)),
-            Some(t.as_str())
-        );
+        assert_eq!(tokens_from_request(None, Some(paseto)), none, "{paseto}");
+        assert_eq!(tokens_from_request(Some(&jar), Some(paseto)), one);
     }
     assert_eq!(
-        token_from_request(None, Some("Bearer v2.eyJzdWIiOiIxIn0.c2ln")),
-        Some("v2.eyJzdWIiOiIxIn0.c2ln")
+        tokens_from_request(None, Some("Bearer v2.eyJzdWIiOiIxIn0.c2ln")),
+        vec!["v2.eyJzdWIiOiIxIn0.c2ln"]
     );
-    // Quoted cookie values, the first of several, empty and absent ones.
+    // Every session cookie in order (one per session bought, and the one name of earlier
+    // versions), quoted ones unquoted, empty ones and other names left out.
     assert_eq!(
-        token_from_request(Some(&format!("x402_session=\"{t}\"")), None),
-        Some(t.as_str())
+        tokens_from_request(
+            Some(&format!(
+                "x402_session_aa=first; x402_sessionx=a; x402_session = \"{t}\"; x402_session_bb=; x402_session_cc=third"
+            )),
+            None
+        ),
+        vec!["first", t.as_str(), "third"]
     );
+    assert_eq!(tokens_from_request(Some("x402_session="), None), none);
+    assert_eq!(tokens_from_request(Some("x402_session=\"\""), None), none);
     assert_eq!(
-        token_from_request(Some("x402_session=first; x402_session=second"), None),
-        Some("first")
+        tokens_from_request(Some("x402_sessionx=a; nope"), None),
+        none
     );
-    assert_eq!(token_from_request(Some("x402_session="), None), None);
-    assert_eq!(token_from_request(Some("x402_session=\"\""), None), None);
+    assert_eq!(tokens_from_request(Some(""), Some("")), none);
+    assert_eq!(tokens_from_request(None, None), none);
+    assert_eq!(tokens_from_request(Some(";;;=;"), Some("Bearer")), none);
+    // A few at most.
+    let many: Vec<String> = (0..20)
+        .map(|i| format!("x402_session_{i:08x}=v1.{i}.x"))
+        .collect();
     assert_eq!(
-        token_from_request(Some("x402_sessionx=a; nope"), None),
-        None
+        tokens_from_request(Some(&many.join("; ")), None).len(),
+        MOST_COOKIES
     );
-    assert_eq!(token_from_request(Some(""), Some("")), None);
-    assert_eq!(token_from_request(None, None), None);
-    assert_eq!(token_from_request(Some(";;;=;"), Some("Bearer")), None);
+    // Which pairs are ours, to be kept from the origin.
+    for ours in [
+        "x402_session=a",
+        " x402_session_12345678 =b",
+        "x402_session_=c",
+    ] {
+        assert!(is_session_cookie(ours), "{ours}");
+    }
+    for theirs in [
+        "x402_sessions=a",
+        "x402_session-1=a",
+        "session=a",
+        "x402_session",
+    ] {
+        assert!(!is_session_cookie(theirs), "{theirs}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! Session tokens: `session::check_token` on any token, on tokens we issue for any claims, and on
 //! tokens whose MAC is right but whose claims are any bytes (so the claims parser is reached);
-//! plus `token_from_request`, `Grant::from_json` and the scope check.
+//! plus `tokens_from_request`, `Grant::from_json` and the scope check.
 //!
 //! Input: `[mode] [selector] fields…`, mode (mod 4), with the fixed `SESSION_SECRET` and clock
 //! `SESSION_NOW`:
@@ -8,13 +8,13 @@
 //! - 1: issue then check: fields `wallet` (20 bytes; shorter is zero-padded), `scope`,
 //!   `expires_at` and `now` (decimal, or 8 little-endian bytes);
 //! - 2: field 0 is the claims JSON, MACed with the secret (field 1, if any, is the version part);
-//! - 3: fields `cookie`, `authorization` for `token_from_request`, field 2 for
+//! - 3: fields `cookie`, `authorization` for `tokens_from_request`, field 2 for
 //!   `Grant::from_json`, field 3 a path for the scope checks.
 //!
 //! Invariants besides "no panic": a token we issue checks out with exactly its claims before its
 //! expiry and as expired from then on; a checked token was issued for a 20-byte wallet and
 //! expires after `now`; a one-byte change to a valid token is refused; whatever
-//! `token_from_request` returns is a non-empty part of the headers; grants round-trip through JSON.
+//! each token `tokens_from_request` returns is a non-empty part of the headers; grants round-trip through JSON.
 
 #![no_main]
 
@@ -91,11 +91,12 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let (cookie, auth) = (text(0), text(1));
             let has = |i: usize| input.selector & (1 << i) != 0;
-            let got = session::token_from_request(
+            let got = session::tokens_from_request(
                 has(0).then_some(cookie.as_str()),
                 has(1).then_some(auth.as_str()),
             );
-            if let Some(t) = got {
+            assert!(got.len() <= session::MOST_COOKIES);
+            for t in got {
                 assert!(!t.is_empty());
                 assert!(cookie.contains(t) || auth.contains(t));
                 check(t, SESSION_NOW);
@@ -134,7 +135,7 @@ fn check(token: &str, now: u64) {
             assert!(now < c.expires_at);
             assert!(token.len() <= session::MAX_TOKEN_BYTES);
             let _ = c.covers("/");
-            let _ = session::cookie(token, 60);
+            let _ = session::cookie(token, 60, &c.scope);
         }
         Err(e) => {
             assert!(session::TokenError::CODES.contains(&e.code()));

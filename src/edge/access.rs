@@ -90,7 +90,7 @@ pub const TOKEN_HEADER: &str = "X402-Session";
 pub struct Admitted {
     pub wallet: Address,
     /// A fresh token to hand back, after a Sign-In-With-X.
-    pub token: Option<(String, u64)>,
+    pub token: Option<(String, String)>,
     /// The counted grant this request spent one of (its key and end), to give back if the origin
     /// fails to answer it.
     pub spent: Option<(String, u64)>,
@@ -140,15 +140,13 @@ pub async fn try_session(
     let cookie = header("cookie");
     let authorization = header("authorization");
     let proof = header(siwx::HEADER);
-    if let (Some(token), Some(secret)) = (
-        session::token_from_request(cookie.as_deref(), authorization.as_deref()),
-        secret.as_deref(),
-    ) {
-        match admit_token(env, &offers, token, secret, path, now).await {
+    let tokens = session::tokens_from_request(cookie.as_deref(), authorization.as_deref());
+    if let (false, Some(secret)) = (tokens.is_empty(), secret.as_deref()) {
+        match admit_token(env, &offers, &tokens, secret, path, now).await {
             Ok(admitted) => return Ok(Some(admitted)),
             // A token that does not get in (expired, out of scope, made with a rotated secret)
-            // must not stand in the way of a sign-in sent with it: a browser sends its one
-            // `Path=/` cookie everywhere, including to another scope the wallet bought.
+            // must not stand in the way of a sign-in sent with it: a browser sends its
+            // `Path=/` cookies everywhere, including to another scope the wallet bought.
             Err(refusal) if proof.is_none() => return Err(refusal),
             Err(_) => {}
         }
@@ -244,11 +242,11 @@ fn fresh_token(
     offer: &SessionOffer,
     grant: &Grant,
     now: u64,
-) -> (String, u64) {
-    (
-        session::issue_token(secret.as_bytes(), wallet, &offer.name, grant.expires_at),
-        grant.expires_at.saturating_sub(now),
-    )
+) -> (String, String) {
+    let token = session::issue_token(secret.as_bytes(), wallet, &offer.name, grant.expires_at);
+    let max_age = grant.expires_at.saturating_sub(now);
+    let cookie = session::cookie(&token, max_age, &offer.name);
+    (token, cookie)
 }
 
 /// A session that could not be checked now (the store, the ledger or the chain did not answer):
@@ -342,44 +340,59 @@ pub(super) async fn wallet_signed(
         .and_then(crate::chain::read_is_valid_signature)
 }
 
-/// Lets a request in on a session token: genuine, unexpired, its scope still sold and covering
-/// `path`, and the grant behind it still there (revocation and delinquency end tokens too).
+/// Lets a request in on one of its session tokens (a browser holds a cookie for each session
+/// it bought): genuine, unexpired, its scope still sold and covering `path`, and the grant behind
+/// it still there (revocation and delinquency end tokens too). Tokens are tried in the order of
+/// `offers` (a pass for a time before a bundle), and the refusal that says most is given when
+/// none gets in: a grant's, then a token's own, then that none covers the path.
 async fn admit_token(
     env: &Env,
     offers: &[&SessionOffer],
-    token: &str,
+    tokens: &[&str],
     secret: &str,
     path: &str,
     now: u64,
 ) -> Result<Admitted, Refusal> {
-    let claims =
-        checked_token(secret, token, now).map_err(|e| refused(e.code(), &e.to_string()))?;
-    // The offer the token was issued for (by its name: its scope, then the route selling it),
-    // whose pattern was parsed with the configuration; the token's scope is parsed only when no
-    // offer here sells it.
-    let offer = offers.iter().find(|o| o.name == claims.scope);
-    let covered = match offer {
-        Some(o) => o.scope.matches(path),
-        None => claims.covers(path),
-    };
-    if !covered {
-        return Err(refused(
-            "token_out_of_scope",
-            "the session token does not cover this path",
-        ));
+    let mut refusal = None;
+    let mut held = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        match checked_token(secret, token, now) {
+            Ok(claims) => held.push(claims),
+            Err(e) => {
+                refusal.get_or_insert_with(|| refused(e.code(), &e.to_string()));
+            }
+        }
     }
-    let offer = offer.ok_or_else(|| {
-        refused(
-            "token_out_of_scope",
-            "the session token's scope does not open this route",
-        )
-    })?;
-    let grant = use_grant(env, &claims.wallet, offer, path, now).await?;
-    Ok(Admitted {
-        spent: spent_from(&claims.wallet, offer, &grant),
-        wallet: claims.wallet,
-        token: None,
-    })
+    // The offer a token was issued for is known by its name (its scope, then the route selling
+    // it), whose pattern was parsed with the configuration.
+    for offer in offers.iter().filter(|o| o.scope.matches(path)) {
+        for claims in held.iter().filter(|c| c.scope == offer.name) {
+            match use_grant(env, &claims.wallet, offer, path, now).await {
+                Ok(grant) => {
+                    return Ok(Admitted {
+                        spent: spent_from(&claims.wallet, offer, &grant),
+                        wallet: claims.wallet,
+                        token: None,
+                    })
+                }
+                Err(r) if r.reason == Reason::SessionUnavailable => return Err(r),
+                Err(r) => refusal = Some(r),
+            }
+        }
+    }
+    Err(refusal.unwrap_or_else(|| {
+        // A token's scope is parsed only when no offer here sells it.
+        match held.iter().any(|c| c.covers(path)) {
+            true => refused(
+                "token_out_of_scope",
+                "the session token's scope does not open this route",
+            ),
+            false => refused(
+                "token_out_of_scope",
+                "the session token does not cover this path",
+            ),
+        }
+    }))
 }
 
 /// Checks that `wallet` still holds a grant for `offer` covering `path`, and spends one request
@@ -500,7 +513,7 @@ pub async fn grant_after_payment(
     offer: &SessionOffer,
     paid: &str,
     now: u64,
-) -> Result<Option<(String, u64)>, &'static str> {
+) -> Result<Option<(String, String)>, &'static str> {
     let mut grant = offer.grant(*wallet, now);
     grant.chain = Some(chain);
     let key = session::grant_key(wallet, &offer.name);
@@ -542,9 +555,9 @@ pub async fn grant_after_payment(
 }
 
 /// Headers handing a session token to the client: a cookie for browsers, a header for programs.
-pub fn token_headers(token: &(String, u64)) -> Vec<(&'static str, String)> {
+pub fn token_headers(token: &(String, String)) -> Vec<(&'static str, String)> {
     vec![
-        ("Set-Cookie", session::cookie(&token.0, token.1)),
+        ("Set-Cookie", token.1.clone()),
         (TOKEN_HEADER, token.0.clone()),
     ]
 }

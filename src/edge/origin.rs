@@ -146,7 +146,7 @@ async fn send(
     // Our session token is a credential for this paywall only: the origin never sees it, on paid
     // and free requests alike (the cookie goes out with every page of the site).
     let auth = source.get("authorization")?;
-    if crate::session::token_from_request(None, auth.as_deref()).is_some() {
+    if crate::session::bearer_token(auth.as_deref()).is_some() {
         dropped.push_str("\nauthorization");
     }
     // A Web Bot Auth signature covers the site, not the request: were the origin to log it, anyone

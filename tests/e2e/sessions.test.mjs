@@ -339,6 +339,7 @@ const originHits = () => site.hits.length;
 
 // Tokens and facts shared between tests, in file order (node:test runs a file's tests in sequence).
 let articlesToken; // payer 0's token for /articles/*
+let apiToken3; // payer 3's token for /api/*, two of its three requests left
 
 describe("one payment, then the wallet comes back without paying", () => {
   test("the official client pays once for /articles/a; /articles/b and /articles/c come in through its Sign-In-With-X hook", async () => {
@@ -353,8 +354,8 @@ describe("one payment, then the wallet comes back without paying", () => {
     // The paid answer carries the session: the token in a header and the same value in a cookie.
     articlesToken = paid.headers.get("x402-session");
     assert.match(articlesToken, /^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
-    const cookie = paid.headers.getSetCookie().find((c) => c.startsWith("x402_session="));
-    assert.ok(cookie?.startsWith(`x402_session=${articlesToken};`), cookie);
+    const cookie = paid.headers.getSetCookie().find((c) => c.startsWith("x402_session_"));
+    assert.match(cookie, new RegExp(`^x402_session_[0-9a-f]{8}=${articlesToken.replaceAll(".", "\\.")};`));
     // The site's own cookie stays beside ours, and a page sold to one wallet is never stored by a
     // shared cache, whatever the site said.
     assert.ok(paid.headers.getSetCookie().includes(SITE_COOKIE), paid.headers.getSetCookie().join(" | "));
@@ -745,16 +746,46 @@ describe("forged proofs are refused", () => {
   });
 });
 
-describe("a token that does not get in does not block a sign-in", () => {
-  test("a browser's one cookie, for another scope or stale, does not stop the official hook from signing in", async () => {
-    // A browser keeps one x402_session cookie (Path=/): after buying /articles/* and then /api/*,
-    // it holds the /api/* token and sends it to /articles/* as well.
+describe("a browser keeps a cookie for each session it buys", () => {
+  test("after buying /articles/* and then /api/*, the cookies of both open both, and one not for the page is passed over", async () => {
     const me = sessionClient(3);
     const articles = await me.fetch(`${worker.url}/articles/r`);
     assert.equal(articles.status, 200);
+    await articles.arrayBuffer();
     const api = await me.fetch(`${worker.url}/api/r`);
     assert.equal(api.status, 200);
-    const apiCookie = `x402_session=${api.headers.get("x402-session")}`;
+    await api.arrayBuffer();
+    const pair = (res) => res.headers.getSetCookie().find((c) => c.startsWith("x402_session_")).split(";")[0];
+    const [articlesCookie, apiCookie] = [pair(articles), pair(api)];
+    assert.notEqual(articlesCookie.split("=")[0], apiCookie.split("=")[0], "two names: the second does not replace the first");
+    assert.equal(articlesCookie.split("=")[1], articles.headers.get("x402-session"));
+    apiToken3 = api.headers.get("x402-session");
+    const before = await stack.balances(3);
+    // The jar a browser sends everywhere, in either order, with the site's own cookies around it
+    // (one of the three requests bought on /api/* spent here; the next test counts the others).
+    for (const [jar, paths] of [
+      [`theme=dark; ${articlesCookie}; ${apiCookie}`, ["/articles/r2", "/api/r2"]],
+      [`${apiCookie}; lang=fr; ${articlesCookie}`, ["/articles/r2"]],
+    ]) {
+      for (const p of paths) {
+        const res = await worker.fetch(p, { headers: { cookie: jar } });
+        assert.equal(res.status, 200, `${p} with ${jar}`);
+        assert.equal(await res.text(), `content of ${p} for ${stack.payer(3).address}`);
+      }
+    }
+    // A cookie named as earlier versions named their one cookie still gets in.
+    const legacy = await worker.fetch("/articles/r3", { headers: { cookie: `x402_session=${articles.headers.get("x402-session")}` } });
+    assert.equal(legacy.status, 200);
+    await legacy.arrayBuffer();
+    assert.deepEqual(await stack.balances(3), before, "nothing more was paid");
+  });
+});
+
+describe("a token that does not get in does not block a sign-in", () => {
+  test("a browser's cookie for another scope, or a stale one, does not stop the official hook from signing in", async () => {
+    // A browser that bought /api/* (the test before) sends its cookie to /articles/* as well
+    // (Path=/).
+    const apiCookie = `x402_session_00000000=${apiToken3}`;
     const before = await stack.balances(3);
 
     // Alone, the out-of-scope cookie is refused (and says why)...
@@ -765,7 +796,7 @@ describe("a token that does not get in does not block a sign-in", () => {
     assert.equal(res.status, 200);
     assert.equal(await res.text(), `content of /articles/s for ${stack.payer(3).address}`);
     assert.ok(!browser.sent.some((s) => s.payment), "no payment");
-    assert.ok(res.headers.getSetCookie().some((c) => /^x402_session=v1\./.test(c)), "a fresh cookie for this scope replaces the other");
+    assert.ok(res.headers.getSetCookie().some((c) => /^x402_session_[0-9a-f]{8}=v1\./.test(c)), "a fresh cookie for this scope");
 
     // The same with a cookie from before a secret rotation, and with an expired one.
     for (const stale of [
@@ -781,9 +812,8 @@ describe("a token that does not get in does not block a sign-in", () => {
     const forged = await siwxHeader("/articles/t", { signer: account(4), address: stack.payer(3).address });
     await assertRefused(await worker.fetch("/articles/t", { headers: { cookie: apiCookie, [SIWX]: forged } }), "siwx_signer_mismatch");
     // And the /api/* cookie was not charged a request for any of this.
-    const apiToken = api.headers.get("x402-session");
-    const uses = await Promise.all(Array.from({ length: 4 }, (_, i) => worker.fetch(`/api/u${i}`, { headers: bearer(apiToken) })));
-    assert.deepEqual(uses.map((r) => r.status).sort(), [200, 200, 200, 402]);
+    const uses = await Promise.all(Array.from({ length: 4 }, (_, i) => worker.fetch(`/api/u${i}`, { headers: bearer(apiToken3) })));
+    assert.deepEqual(uses.map((r) => r.status).sort(), [200, 200, 402, 402]);
     await Promise.all(uses.map((r) => r.arrayBuffer()));
     assert.deepEqual(await stack.balances(3), before, "nothing more was paid");
   });
