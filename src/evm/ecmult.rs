@@ -62,6 +62,60 @@ const BETA: [u8; 32] = hex32("7ae96a2b657c07106e64479eac3434e99cf0497512f58995c1
 const GX: [u8; 32] = hex32("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798");
 const GY: [u8; 32] = hex32("483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8");
 
+/// `x` squared `k` times: x^(2^k). Never inlined, so that the chains below are a list of calls
+/// (k256's own `invert` and `sqrt`, the same chains with every step inlined, took 14 KB of wasm).
+#[inline(never)]
+fn squared(mut x: FieldElement, k: usize) -> FieldElement {
+    for _ in 0..k {
+        x = x.square();
+    }
+    x
+}
+
+/// `a · b`, kept out of line for the same reason.
+#[inline(never)]
+fn times(a: FieldElement, b: FieldElement) -> FieldElement {
+    a * b
+}
+
+/// x^(2^22 − 1), x^(2^223 − 1) and x^3: the start both of the chains below share (the addition
+/// chain libsecp256k1 uses, 255 squarings and 15 multiplications in all for an inversion).
+fn chain_223(x: FieldElement) -> (FieldElement, FieldElement, FieldElement) {
+    let x2 = times(squared(x, 1), x);
+    let x3 = times(squared(x2, 1), x);
+    let x6 = times(squared(x3, 3), x3);
+    let x9 = times(squared(x6, 3), x3);
+    let x11 = times(squared(x9, 2), x2);
+    let x22 = times(squared(x11, 11), x11);
+    let x44 = times(squared(x22, 22), x22);
+    let x88 = times(squared(x44, 44), x44);
+    let x176 = times(squared(x88, 88), x88);
+    let x220 = times(squared(x176, 44), x44);
+    let x223 = times(squared(x220, 3), x3);
+    (x2, x22, x223)
+}
+
+/// 1/x, by Fermat: x^(p − 2). `None` for zero.
+pub fn invert(x: FieldElement) -> Option<FieldElement> {
+    if bool::from(x.normalizes_to_zero()) {
+        return None;
+    }
+    let (x2, x22, x223) = chain_223(x);
+    let t = times(squared(x223, 23), x22);
+    let t = times(squared(t, 5), x);
+    let t = times(squared(t, 3), x2);
+    Some(times(squared(t, 2), x))
+}
+
+/// A square root of x: x^((p + 1)/4), which is one when x is a square (p ≡ 3 mod 4). `None` when
+/// x is not a square.
+pub fn sqrt(x: FieldElement) -> Option<FieldElement> {
+    let (x2, x22, x223) = chain_223(x);
+    let t = times(squared(x223, 23), x22);
+    let root = squared(times(squared(t, 6), x2), 2);
+    (root.square().normalize() == x.normalize()).then_some(root)
+}
+
 fn field(bytes: &[u8; 32]) -> FieldElement {
     Option::from(FieldElement::from_bytes(&(*bytes).into())).unwrap_or(FieldElement::ZERO)
 }
@@ -79,7 +133,7 @@ impl Affine {
     pub fn from_x(x: &[u8; 32], y_odd: bool) -> Option<Affine> {
         let x = Option::<FieldElement>::from(FieldElement::from_bytes(&(*x).into()))?;
         let y2 = x.square() * x + FieldElement::from_u64(7);
-        let y = Option::<FieldElement>::from(y2.sqrt())?.normalize();
+        let y = sqrt(y2)?.normalize();
         let p = Affine { x, y };
         Some(match bool::from(y.is_odd()) == y_odd {
             true => p,
@@ -236,7 +290,7 @@ impl Jacobian {
         if self.infinity {
             return None;
         }
-        let z_inv = Option::<FieldElement>::from(self.z.invert())?;
+        let z_inv = invert(self.z)?;
         Some(self.scaled_by(&z_inv))
     }
 
@@ -359,7 +413,7 @@ fn generator_tables() -> [&'static [Affine]; 2] {
             running.push(product);
             product *= p.z;
         }
-        let mut inv = Option::<FieldElement>::from(product.invert()).unwrap_or(FieldElement::ZERO);
+        let mut inv = invert(product).unwrap_or(FieldElement::ZERO);
         let mut tables = [[Affine::generator(); GEN_TABLE]; 2];
         for (i, p) in points.iter().enumerate().rev() {
             tables[i / GEN_TABLE][i % GEN_TABLE] = p.scaled_by(&(inv * running[i]));
@@ -413,6 +467,52 @@ fn wnaf(value: &[u8; 32], w: u32, digits: &mut Digits) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn our_chains_invert_and_take_square_roots_as_k256_does() {
+        // Pseudo-random field elements (a fixed xorshift), small ones and the edges.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            let mut bytes = [0u8; 32];
+            for chunk in bytes.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_be_bytes());
+            }
+            bytes
+        };
+        let mut elements: Vec<FieldElement> = (0..300)
+            .filter_map(|_| Option::from(FieldElement::from_bytes(&next().into())))
+            .collect();
+        elements.extend((0..20).map(FieldElement::from_u64));
+        elements.push(FieldElement::ONE.negate(1).normalize());
+        let (mut squares, mut others) = (0, 0);
+        for x in elements {
+            let ours = invert(x).map(|v| v.normalize().to_bytes());
+            let theirs = Option::<FieldElement>::from(x.invert()).map(|v| v.normalize().to_bytes());
+            assert_eq!(ours, theirs);
+            if let Some(inv) = invert(x) {
+                assert_eq!((inv * x).normalize(), FieldElement::ONE);
+            }
+            let ours = sqrt(x).map(|v| v.normalize().to_bytes());
+            let theirs = Option::<FieldElement>::from(x.sqrt()).map(|v| v.normalize().to_bytes());
+            assert_eq!(ours, theirs);
+            match ours {
+                Some(_) => squares += 1,
+                None => others += 1,
+            }
+        }
+        assert!(
+            squares > 100 && others > 100,
+            "{squares} squares, {others} not"
+        );
+        assert!(invert(FieldElement::ZERO).is_none());
+        assert_eq!(
+            sqrt(FieldElement::ZERO).map(|v| v.normalize()),
+            Some(FieldElement::ZERO)
+        );
+    }
     use k256::elliptic_curve::point::AffineCoordinates;
     use k256::elliptic_curve::Field;
     use k256::ProjectivePoint;
