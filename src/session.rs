@@ -31,10 +31,11 @@ use crate::pattern::PathPattern;
 type HmacSha256 = Hmac<Sha256>;
 
 /// What the names of the session cookies start with: `x402_session_` and eight hexadecimal digits
-/// naming the session sold ([`cookie`]), one cookie per session a browser holds. A cookie named
-/// `x402_session` alone, as earlier versions set it, is read too.
+/// naming the session sold ([`cookie_name`]), one cookie per session a browser holds. A cookie
+/// named `x402_session` alone, as earlier versions set it, is read too.
 pub const COOKIE_NAME: &str = "x402_session";
-/// How many session cookies of one request are read at most.
+/// How many session cookies of one request are read at most (only those of the sessions that
+/// cover the page are read at all).
 pub const MOST_COOKIES: usize = 8;
 /// The token format version, the first dot-separated part of every token.
 pub const TOKEN_VERSION: &str = "v1";
@@ -510,10 +511,15 @@ pub fn cookie(token: &str, max_age: u64, offer_name: &str) -> String {
         .chars()
         .filter(|&c| c.is_ascii() && is_token_byte(c as u8))
         .collect();
-    let named = hex::encode(&Sha256::digest(offer_name.as_bytes())[..4]);
-    format!(
-        "{COOKIE_NAME}_{named}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax"
-    )
+    let name = cookie_name(offer_name);
+    format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// The name of the cookie that carries the tokens of the session `offer_name`:
+/// `x402_session_` and the first four bytes of the SHA-256 of the name, in hexadecimal.
+pub fn cookie_name(offer_name: &str) -> String {
+    let digits = hex::encode(&Sha256::digest(offer_name.as_bytes())[..4]);
+    format!("{COOKIE_NAME}_{digits}")
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -553,27 +559,33 @@ pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
 }
 
 /// The session tokens of a request: its bearer token when it has one of ours
-/// ([`bearer_token`]), else the values of its session cookies ([`is_session_cookie`]), unquoted,
-/// in order, empty ones left out, [`MOST_COOKIES`] at most. The tokens are not checked here: see
-/// [`check_token`].
+/// ([`bearer_token`]), else the values of the cookies named `x402_session` or one of `names`
+/// (those of the sessions that cover the page, [`cookie_name`]: a browser may hold many), unquoted,
+/// in order, empty ones and repeats left out, [`MOST_COOKIES`] at most. The tokens are not checked
+/// here: see [`check_token`].
 pub fn tokens_from_request<'a>(
     cookie_header: Option<&'a str>,
     authorization: Option<&'a str>,
+    names: &[String],
 ) -> Vec<&'a str> {
     if let Some(token) = bearer_token(authorization) {
         return vec![token];
     }
     let mut tokens = Vec::new();
     for pair in cookie_header.unwrap_or_default().split(';') {
-        let Some((_, value)) = pair.split_once('=').filter(|_| is_session_cookie(pair)) else {
+        let Some((name, value)) = pair.split_once('=') else {
             continue;
         };
+        let name = name.trim();
+        if name != COOKIE_NAME && !names.iter().any(|n| n == name) {
+            continue;
+        }
         let value = value.trim();
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        if !value.is_empty() && tokens.len() < MOST_COOKIES {
+        if !value.is_empty() && tokens.len() < MOST_COOKIES && !tokens.contains(&value) {
             tokens.push(value);
         }
     }

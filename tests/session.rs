@@ -8,10 +8,10 @@ use x402_edge::config::{Config, ConfigError};
 use x402_edge::evm::Address;
 use x402_edge::pattern::PathPattern;
 use x402_edge::session::{
-    add_counted_grant, check_token, cookie, drop_ended_grants, grant_key, is_session_cookie,
-    issue_token, refund_counted_grant, spend_counted_grant, tokens_from_request, Grant,
-    GrantCounts, SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES,
-    MIN_SECRET_BYTES, MOST_COOKIES, PAID_MARKER_SECONDS,
+    add_counted_grant, check_token, cookie, cookie_name, drop_ended_grants, grant_key,
+    is_session_cookie, issue_token, refund_counted_grant, spend_counted_grant, tokens_from_request,
+    Grant, GrantCounts, SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS,
+    MAX_TOKEN_BYTES, MIN_SECRET_BYTES, MOST_COOKIES, PAID_MARKER_SECONDS,
 };
 
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -327,63 +327,72 @@ fn cookie_shape() {
 #[test]
 fn tokens_from_bearer_or_cookies() {
     let t = token();
-    let bearer = format!("Bearer {t}");
-    let jar = format!("theme=dark; x402_session_0a1b2c3d={t}; other=1");
-    let one = vec![t.as_str()];
-    let none: Vec<&str> = Vec::new();
-    assert_eq!(tokens_from_request(None, Some(&bearer)), one);
+    let (a, b) = (cookie_name("/a/*\n* /a/*"), cookie_name("/b/*\n* /b/*"));
     assert_eq!(
-        tokens_from_request(None, Some(&format!("  bearer   {t}  "))),
-        one
+        a,
+        format!(
+            "x402_session_{}",
+            hex::encode(&Sha256::digest(b"/a/*\n* /a/*")[..4])
+        )
     );
-    assert_eq!(tokens_from_request(Some(&jar), None), one);
+    let names = vec![a.clone(), b.clone()];
+    let read = |cookie: Option<&str>, auth: Option<&str>| -> Vec<String> {
+        tokens_from_request(cookie, auth, &names)
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    };
+    let bearer = format!("Bearer {t}");
+    let jar = format!("theme=dark; {a}={t}; other=1");
+    let one = vec![t.clone()];
+    let none: Vec<String> = Vec::new();
+    assert_eq!(read(None, Some(&bearer)), one);
+    assert_eq!(read(None, Some(&format!("  bearer   {t}  "))), one);
+    assert_eq!(read(Some(&jar), None), one);
     // Bearer alone, when there is one.
-    let cookie_only = "x402_session_00000000=v1.c.c";
-    assert_eq!(tokens_from_request(Some(cookie_only), Some(&bearer)), one);
+    assert_eq!(read(Some(&format!("{b}=v1.c.c")), Some(&bearer)), one);
     // The origin's own bearer tokens (a JWT, Basic auth) are not ours: the cookies are read.
     let jwt = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln";
-    assert_eq!(tokens_from_request(Some(&jar), Some(jwt)), one);
-    assert_eq!(tokens_from_request(None, Some(jwt)), none);
-    assert_eq!(tokens_from_request(None, Some("Basic dXNlcjpwdw==")), none);
+    assert_eq!(read(Some(&jar), Some(jwt)), one);
+    assert_eq!(read(None, Some(jwt)), none);
+    assert_eq!(read(None, Some("Basic dXNlcjpwdw==")), none);
     // Nor are its PASETO tokens, shaped like ours but for their purpose; a token of another
     // version of ours still is one (refused as such by `check_token`).
     for paseto in ["Bearer v4.public.eyJzdWIiOiIxIn0", "Bearer v2.local.c2l0ZQ"] {
-        assert_eq!(tokens_from_request(None, Some(paseto)), none, "{paseto}");
-        assert_eq!(tokens_from_request(Some(&jar), Some(paseto)), one);
+        assert_eq!(read(None, Some(paseto)), none, "{paseto}");
+        assert_eq!(read(Some(&jar), Some(paseto)), one);
     }
     assert_eq!(
-        tokens_from_request(None, Some("Bearer v2.eyJzdWIiOiIxIn0.c2ln")),
+        read(None, Some("Bearer v2.eyJzdWIiOiIxIn0.c2ln")),
         vec!["v2.eyJzdWIiOiIxIn0.c2ln"]
     );
-    // Every session cookie in order (one per session bought, and the one name of earlier
-    // versions), quoted ones unquoted, empty ones and other names left out.
+    // The cookies of the sessions named, and the one name of earlier versions, in order; quoted
+    // ones unquoted; empty ones, repeats and cookies of other sessions or names left out.
     assert_eq!(
-        tokens_from_request(
+        read(
             Some(&format!(
-                "x402_session_aa=first; x402_sessionx=a; x402_session = \"{t}\"; x402_session_bb=; x402_session_cc=third"
+                "{a}=first; x402_sessionx=a; x402_session_ffffffff=other; x402_session = \"{t}\"; {b}=; {b}=third; {a}=first"
             )),
             None
         ),
-        vec!["first", t.as_str(), "third"]
+        vec!["first".to_string(), t.clone(), "third".to_string()]
     );
-    assert_eq!(tokens_from_request(Some("x402_session="), None), none);
-    assert_eq!(tokens_from_request(Some("x402_session=\"\""), None), none);
-    assert_eq!(
-        tokens_from_request(Some("x402_sessionx=a; nope"), None),
-        none
-    );
-    assert_eq!(tokens_from_request(Some(""), Some("")), none);
-    assert_eq!(tokens_from_request(None, None), none);
-    assert_eq!(tokens_from_request(Some(";;;=;"), Some("Bearer")), none);
-    // A few at most.
-    let many: Vec<String> = (0..20)
+    assert_eq!(read(Some("x402_session="), None), none);
+    assert_eq!(read(Some("x402_session=\"\""), None), none);
+    assert_eq!(read(Some("x402_sessionx=a; nope"), None), none);
+    assert_eq!(read(Some(""), Some("")), none);
+    assert_eq!(read(None, None), none);
+    assert_eq!(read(Some(";;;=;"), Some("Bearer")), none);
+    // However many cookies a browser holds, those of the sessions covering the page are read.
+    let mut many: Vec<String> = (0..40)
         .map(|i| format!("x402_session_{i:08x}=v1.{i}.x"))
         .collect();
-    assert_eq!(
-        tokens_from_request(Some(&many.join("; ")), None).len(),
-        MOST_COOKIES
-    );
-    // Which pairs are ours, to be kept from the origin.
+    many.push(format!("{b}=mine"));
+    assert_eq!(read(Some(&many.join("; ")), None), vec!["mine".to_string()]);
+    // A few at most, of the same name sent again and again.
+    let repeated: Vec<String> = (0..20).map(|i| format!("{a}=v1.{i}.x")).collect();
+    assert_eq!(read(Some(&repeated.join("; ")), None).len(), MOST_COOKIES);
+    // Which pairs are ours, to be kept from the origin: every session cookie, read or not.
     for ours in [
         "x402_session=a",
         " x402_session_12345678 =b",

@@ -91,9 +91,11 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let (cookie, auth) = (text(0), text(1));
             let has = |i: usize| input.selector & (1 << i) != 0;
+            let names = [session::cookie_name(&text(2))];
             let got = session::tokens_from_request(
                 has(0).then_some(cookie.as_str()),
                 has(1).then_some(auth.as_str()),
+                &names,
             );
             assert!(got.len() <= session::MOST_COOKIES);
             for t in got {

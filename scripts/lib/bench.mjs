@@ -847,7 +847,7 @@ async function measureSession(worker, payer, { probe, unpaid, inspectorPort } = 
   const [{ result: paid, last }] = await paidLatencies([{ label, base: worker.url, payer }]);
   const token =
     last?.headers.get("x402-session") ??
-    /(?:^|[;,]\s*)x402_session=([^;,\s]+)/.exec(last?.headers.get("set-cookie") ?? "")?.[1];
+    /(?:^|[;,]\s*)x402_session(?:_[0-9a-f]{8})?=([^;,\s]+)/.exec(last?.headers.get("set-cookie") ?? "")?.[1];
   const unavailable = async (why) => {
     log(`${label}: session requests n/a (${why})`);
     return { available: false, why, unpaid, free: { ...(free ?? (await throughput(freeMeasure.label, freeMeasure.url, freeMeasure))), sequential }, paid };

@@ -771,6 +771,8 @@ describe("a browser keeps a cookie for each session it buys", () => {
         const res = await worker.fetch(p, { headers: { cookie: jar } });
         assert.equal(res.status, 200, `${p} with ${jar}`);
         assert.equal(await res.text(), `content of ${p} for ${stack.payer(3).address}`);
+        // The site gets its own cookie, none of ours.
+        assert.equal(site.hits.at(-1).headers.cookie, jar.startsWith("theme") ? "theme=dark" : "lang=fr");
       }
     }
     // A cookie named as earlier versions named their one cookie still gets in.
@@ -784,11 +786,16 @@ describe("a browser keeps a cookie for each session it buys", () => {
 describe("a token that does not get in does not block a sign-in", () => {
   test("a browser's cookie for another scope, or a stale one, does not stop the official hook from signing in", async () => {
     // A browser that bought /api/* (the test before) sends its cookie to /articles/* as well
-    // (Path=/).
-    const apiCookie = `x402_session_00000000=${apiToken3}`;
+    // (Path=/). Named after its session, it is not even read there: the page's terms, as to
+    // anyone.
+    const scopeOf = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString()).scope;
+    const named = `x402_session_${createHash("sha256").update(scopeOf(apiToken3)).digest("hex").slice(0, 8)}=${apiToken3}`;
     const before = await stack.balances(3);
-
-    // Alone, the out-of-scope cookie is refused (and says why)...
+    const unread = await worker.fetch("/articles/s", { headers: { cookie: named } });
+    assert.equal(unread.status, 402);
+    assert.equal((await unread.json()).reason, "payment_required");
+    // Under the one name earlier versions gave every session, it is read, and refused (saying why)...
+    const apiCookie = `x402_session=${apiToken3}`;
     await assertRefused(await worker.fetch("/articles/s", { headers: { cookie: apiCookie } }), "token_out_of_scope");
     // ...but the official client carrying it signs in and is served without paying.
     const browser = sessionClient(3, { headers: { cookie: apiCookie } });
@@ -1483,6 +1490,14 @@ describe("revocation", () => {
       const bundle = await bought("/api/a");
       const pass = await bought("/daypass");
       assert.notEqual(claimsOf(bundle).scope, claimsOf(pass).scope);
+
+      // A browser holding both cookies, the bundle's first, is let in on the pass, and the cookies
+      // are named after their sessions.
+      const cookieOf = (token) =>
+        `x402_session_${createHash("sha256").update(claimsOf(token).scope).digest("hex").slice(0, 8)}=${token}`;
+      const both = await faulty.fetch("/api/jar", { headers: { cookie: `${cookieOf(bundle)}; ${cookieOf(pass)}` } });
+      assert.equal(both.status, 200);
+      await both.arrayBuffer();
 
       // Three sign-ins on the bundle's paths: each let in on the pass, the bundle untouched.
       for (const n of [1, 2, 3]) {
