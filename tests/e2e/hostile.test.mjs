@@ -789,6 +789,8 @@ const cases = [
   ["a forged session token as a bearer", async () => ({ path: "/echo/session/a", headers: [["Authorization", `Bearer ${forgedToken(0)}`]] }), 402, "session_refused"],
   ["a forged session token as a cookie", async () => ({ path: "/echo/session/a", headers: [["Cookie", `x402_session=${forgedToken(0)}`]] }), 402, "session_refused"],
   ["a 3 KB session cookie", async () => ({ path: "/echo/session/a", headers: [["Cookie", `x402_session=v1.${"a".repeat(3000)}.b`]] }), 402, "session_refused"],
+  ["sixty session cookies, none named after a session of this page: none read, the terms as to anyone", async () => ({ path: "/echo/session/a", headers: [["Cookie", Array.from({ length: 60 }, (_, i) => `x402_session_${i.toString(16).padStart(8, "0")}=${forgedToken(0)}`).join("; ")]] }), 402, "payment_required"],
+  ["one forged token sent a hundred times under the one name of earlier versions", async () => ({ path: "/echo/session/a", headers: [["Cookie", Array.from({ length: 100 }, () => `x402_session=${forgedToken(0)}`).join("; ")]] }), 402, "session_refused"],
   ["someone else's JWT as a bearer is not a session", async () => ({ path: "/echo/session/a", headers: [["Authorization", "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"]] }), 402, "payment_required"],
   ["the site's PASETO bearer token (v4.local.…), shaped like ours, is not a session", async () => ({ path: "/echo/session/a", headers: [["Authorization", "Bearer v4.local.c2l0ZS1vd24"]] }), 402, "payment_required"],
 
