@@ -916,6 +916,7 @@ fn name_sessions(routes: &mut [Route]) -> Result<(), ConfigError> {
         let (method, path) = (route.method.clone(), route.pattern.as_str().to_string());
         if let Some(session) = route.session.as_mut() {
             session.name = session_name(session.scope.as_str(), method.as_deref(), &path);
+            session.cookie = crate::session::cookie_name(&session.name);
             // Every token carries the name, and a token has at most `MAX_TOKEN_BYTES`.
             if session.name.len() > 1024 {
                 return Err(err(

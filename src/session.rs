@@ -34,9 +34,9 @@ type HmacSha256 = Hmac<Sha256>;
 /// naming the session sold ([`cookie_name`]), one cookie per session a browser holds. A cookie
 /// named `x402_session` alone, as earlier versions set it, is read too.
 pub const COOKIE_NAME: &str = "x402_session";
-/// How many session cookies of one request are read at most (only those of the sessions that
-/// cover the page are read at all).
-pub const MOST_COOKIES: usize = 8;
+/// How many values of one cookie name are read at most: a browser holds one per name (two where
+/// a cookie of another path or domain has the same name); more are someone repeating a name.
+pub const MOST_PER_NAME: usize = 2;
 /// The token format version, the first dot-separated part of every token.
 pub const TOKEN_VERSION: &str = "v1";
 /// Tokens longer than this are refused before any decoding. A token for a 100-character scope is
@@ -69,6 +69,8 @@ pub struct SessionOffer {
     /// are added or removed, so a session bought cheaply can never stand for another route's
     /// dearer one, and buying one never replaces the grant of the other.
     pub name: String,
+    /// The name of the cookie its tokens are set in, [`cookie_name`] of `name`, worked out once.
+    pub cookie: String,
 }
 
 impl SessionOffer {
@@ -96,6 +98,7 @@ impl SessionOffer {
                 scope.as_str()
             )),
             _ => Ok(SessionOffer {
+                cookie: cookie_name(scope.as_str()),
                 name: scope.as_str().to_string(),
                 scope,
                 seconds,
@@ -559,34 +562,38 @@ pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
 }
 
 /// The session tokens of a request: its bearer token when it has one of ours
-/// ([`bearer_token`]), else the values of the cookies named `x402_session` or one of `names`
-/// (those of the sessions that cover the page, [`cookie_name`]: a browser may hold many), unquoted,
-/// in order, empty ones and repeats left out, [`MOST_COOKIES`] at most. The tokens are not checked
-/// here: see [`check_token`].
+/// ([`bearer_token`]), else the values of the cookies named one of `names` (those of the sessions
+/// that may open the page, [`cookie_name`]: a browser may hold many), then of those named
+/// `x402_session`, unquoted, in order, empty ones and repeats left out, [`MOST_PER_NAME`] of each
+/// name at most, so that no number of cookies can push out the one that opens the page. The
+/// tokens are not checked here: see [`check_token`].
 pub fn tokens_from_request<'a>(
     cookie_header: Option<&'a str>,
     authorization: Option<&'a str>,
-    names: &[String],
+    names: &[&str],
 ) -> Vec<&'a str> {
     if let Some(token) = bearer_token(authorization) {
         return vec![token];
     }
     let mut tokens = Vec::new();
-    for pair in cookie_header.unwrap_or_default().split(';') {
-        let Some((name, value)) = pair.split_once('=') else {
-            continue;
-        };
-        let name = name.trim();
-        if name != COOKIE_NAME && !names.iter().any(|n| n == name) {
-            continue;
-        }
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .unwrap_or(value);
-        if !value.is_empty() && tokens.len() < MOST_COOKIES && !tokens.contains(&value) {
-            tokens.push(value);
+    for wanted in names.iter().copied().chain([COOKIE_NAME]) {
+        let mut taken = 0;
+        for pair in cookie_header.unwrap_or_default().split(';') {
+            let Some((name, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if name.trim() != wanted || taken == MOST_PER_NAME {
+                continue;
+            }
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            if !value.is_empty() && !tokens.contains(&value) {
+                tokens.push(value);
+                taken += 1;
+            }
         }
     }
     tokens

@@ -11,7 +11,7 @@ use x402_edge::session::{
     add_counted_grant, check_token, cookie, cookie_name, drop_ended_grants, grant_key,
     is_session_cookie, issue_token, refund_counted_grant, spend_counted_grant, tokens_from_request,
     Grant, GrantCounts, SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS,
-    MAX_TOKEN_BYTES, MIN_SECRET_BYTES, MOST_COOKIES, PAID_MARKER_SECONDS,
+    MAX_TOKEN_BYTES, MIN_SECRET_BYTES, MOST_PER_NAME, PAID_MARKER_SECONDS,
 };
 
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -335,7 +335,7 @@ fn tokens_from_bearer_or_cookies() {
             hex::encode(&Sha256::digest(b"/a/*\n* /a/*")[..4])
         )
     );
-    let names = vec![a.clone(), b.clone()];
+    let names = [a.as_str(), b.as_str()];
     let read = |cookie: Option<&str>, auth: Option<&str>| -> Vec<String> {
         tokens_from_request(cookie, auth, &names)
             .into_iter()
@@ -366,16 +366,17 @@ fn tokens_from_bearer_or_cookies() {
         read(None, Some("Bearer v2.eyJzdWIiOiIxIn0.c2ln")),
         vec!["v2.eyJzdWIiOiIxIn0.c2ln"]
     );
-    // The cookies of the sessions named, and the one name of earlier versions, in order; quoted
-    // ones unquoted; empty ones, repeats and cookies of other sessions or names left out.
+    // The cookies of the sessions named, in the order named, then the one name of earlier
+    // versions; quoted ones unquoted; empty ones, repeats and cookies of other sessions or names
+    // left out.
     assert_eq!(
         read(
             Some(&format!(
-                "{a}=first; x402_sessionx=a; x402_session_ffffffff=other; x402_session = \"{t}\"; {b}=; {b}=third; {a}=first"
+                "x402_sessionx=a; x402_session_ffffffff=other; x402_session = \"{t}\"; {b}=; {b}=third; {a}=first; {a}=first"
             )),
             None
         ),
-        vec!["first".to_string(), t.clone(), "third".to_string()]
+        vec!["first".to_string(), "third".to_string(), t.clone()]
     );
     assert_eq!(read(Some("x402_session="), None), none);
     assert_eq!(read(Some("x402_session=\"\""), None), none);
@@ -389,9 +390,13 @@ fn tokens_from_bearer_or_cookies() {
         .collect();
     many.push(format!("{b}=mine"));
     assert_eq!(read(Some(&many.join("; ")), None), vec!["mine".to_string()]);
-    // A few at most, of the same name sent again and again.
-    let repeated: Vec<String> = (0..20).map(|i| format!("{a}=v1.{i}.x")).collect();
-    assert_eq!(read(Some(&repeated.join("; ")), None).len(), MOST_COOKIES);
+    // A few of one name at most, sent again and again, which cannot push out another name's.
+    let mut repeated: Vec<String> = (0..20).map(|i| format!("x402_session=v1.{i}.x")).collect();
+    repeated.extend((0..20).map(|i| format!("{a}=v1.a{i}.x")));
+    repeated.push(format!("{b}=mine"));
+    let got = read(Some(&repeated.join("; ")), None);
+    assert_eq!(got.len(), 3 * MOST_PER_NAME - 1, "{got:?}");
+    assert!(got.contains(&"mine".to_string()));
     // Which pairs are ours, to be kept from the origin: every session cookie, read or not.
     for ours in [
         "x402_session=a",

@@ -286,7 +286,9 @@ fn access(u: &mut Unstructured<'_>, obj: &mut Map<String, Value>) -> Result<()> 
             })?;
         }
         maybe(u, obj, "trustBrowsers", |u| Ok(Value::Bool(u.arbitrary()?)))?;
-        maybe(u, obj, "methodParameter", |u| Ok(Value::Bool(u.arbitrary()?)))?;
+        maybe(u, obj, "methodParameter", |u| {
+            Ok(Value::Bool(u.arbitrary()?))
+        })?;
     }
     Ok(())
 }

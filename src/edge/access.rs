@@ -140,10 +140,7 @@ pub async fn try_session(
     let cookie = header("cookie");
     let authorization = header("authorization");
     let proof = header(siwx::HEADER);
-    let names: Vec<String> = offers
-        .iter()
-        .map(|o| session::cookie_name(&o.name))
-        .collect();
+    let names: Vec<&str> = offers.iter().map(|o| o.cookie.as_str()).collect();
     let tokens = session::tokens_from_request(cookie.as_deref(), authorization.as_deref(), &names);
     if let (false, Some(secret)) = (tokens.is_empty(), secret.as_deref()) {
         match admit_token(env, &offers, &tokens, secret, path, now).await {

@@ -78,7 +78,7 @@ fn times(a: FieldElement, b: FieldElement) -> FieldElement {
     a * b
 }
 
-/// x^(2^22 − 1), x^(2^223 − 1) and x^3: the start both of the chains below share (the addition
+/// x^3, x^(2^22 − 1) and x^(2^223 − 1): the start both of the chains below share (the addition
 /// chain libsecp256k1 uses, 255 squarings and 15 multiplications in all for an inversion).
 fn chain_223(x: FieldElement) -> (FieldElement, FieldElement, FieldElement) {
     let x2 = times(squared(x, 1), x);
@@ -107,7 +107,7 @@ pub fn invert(x: FieldElement) -> Option<FieldElement> {
     Some(times(squared(t, 2), x))
 }
 
-/// A square root of x: x^((p + 1)/4), which is one when x is a square (p ≡ 3 mod 4). `None` when
+/// A square root of x: x^((p + 1)/4), which is a root of x when x is a square (p ≡ 3 mod 4). `None` when
 /// x is not a square.
 pub fn sqrt(x: FieldElement) -> Option<FieldElement> {
     let (x2, x22, x223) = chain_223(x);

@@ -730,6 +730,22 @@ fn session_token(c: &mut Corpus, _: &Value, _: &Value, _: &[(String, Value)]) {
             ],
         ),
     );
+    // A browser's jar of session cookies named after their sessions, the first one's name read as
+    // the page's session, repeated, beside the name of earlier versions.
+    let named = session::cookie_name("/articles/*\n* /articles/*");
+    let jar = format!(
+        "{named}={valid}; {named}=v1.a.b; {named}=v1.c.d; {}=v1.e.f; {}_00000000=x",
+        session::COOKIE_NAME,
+        session::COOKIE_NAME
+    );
+    c.add(
+        "request-named-cookies",
+        &frame(
+            3,
+            1,
+            &[jar.as_bytes(), b"", grant.as_bytes(), b"/articles/2"],
+        ),
+    );
 }
 
 fn path_pattern(c: &mut Corpus, _: &Value, _: &Value, wrangler: &[(String, Value)]) {
