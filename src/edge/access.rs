@@ -140,7 +140,13 @@ pub async fn try_session(
     let cookie = header("cookie");
     let authorization = header("authorization");
     let proof = header(siwx::HEADER);
-    let names: Vec<&str> = offers.iter().map(|o| o.cookie.as_str()).collect();
+    // The names of the cookies that may open the page, only where there is a cookie of ours.
+    let names: Vec<&str> = match cookie.as_deref() {
+        Some(jar) if jar.contains(session::COOKIE_NAME) => {
+            offers.iter().map(|o| o.cookie.as_str()).collect()
+        }
+        _ => Vec::new(),
+    };
     let tokens = session::tokens_from_request(cookie.as_deref(), authorization.as_deref(), &names);
     if let (false, Some(secret)) = (tokens.is_empty(), secret.as_deref()) {
         match admit_token(env, &offers, &tokens, secret, path, now).await {
