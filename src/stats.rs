@@ -219,16 +219,13 @@ fn day_json(day: &str, t: &Tally) -> serde_json::Value {
     })
 }
 
-/// Micro-USD as dollars with cents and more when needed: `$0.015`, `$12.00`.
+/// Micro-USD as dollars with cents and more when needed: `$0.015`, `$12.00`. The ledger's six
+/// decimals ([`crate::settlement::usd`]), cut after the last digit that is not zero, but never
+/// to fewer than two.
 pub fn usd(micro: u128) -> String {
-    // Six digits after the point (the fraction plus 1,000,000 keeps its leading zeros), then cut
-    // to two, or to the last one that is not zero.
-    let fraction = decimal(micro % 1_000_000 + 1_000_000);
-    let fraction = match fraction[3..].trim_end_matches('0') {
-        _ if micro.is_multiple_of(10_000) => &fraction[1..3],
-        cut => &fraction[1..3 + cut.len()],
-    };
-    format!("${}.{fraction}", decimal(micro / 1_000_000))
+    let six = crate::settlement::usd(micro);
+    let keep = six.trim_end_matches('0').len().max(six.len() - 4);
+    format!("${}", &six[..keep])
 }
 
 /// The UTC day of a unix time, `YYYY-MM-DD`.
