@@ -172,6 +172,17 @@ pub fn hides_dot_segment(path: &str) -> bool {
     })
 }
 
+/// Whether the (raw) request path holds a `%uNNNN` escape. It is no URL escape, and every reader
+/// but one leaves it as written; IIS decodes it (a UTF-16 unit), so that `/%u0061rticles/x` is
+/// `/articles/x` there and `/free/%u002e%u002e/x` climbs out of `/free`. No browser writes one, so
+/// such a path is refused before anything else ([`crate::paywall::disguised_path`]).
+pub fn iis_escape(path: &str) -> bool {
+    path.contains('%')
+        && path.as_bytes().windows(6).any(|w| {
+            w[0] == b'%' && (w[1] | 0x20) == b'u' && w[2..].iter().all(u8::is_ascii_hexdigit)
+        })
+}
+
 /// The path as an origin that percent-decodes twice reads it, written for one decoding more:
 /// every escaped `%` (`%25` before two hex digits) unescaped, so that `%252e` reads `%2e`, which
 /// the matcher's one decoding reads `.`. `None` when the path has no such escape, as nearly every

@@ -24,9 +24,14 @@ pub const IMMEDIATE_SETTLE_MARGIN_SECONDS: u64 = 12;
 /// origins can read the terms and receipts.
 pub const EXPOSE_HEADERS: &str =
     "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, X402-Session, crawler-price, crawler-charged, crawler-error";
-/// Request headers a cross-origin client may send.
-pub const ALLOW_HEADERS: &str =
-    "PAYMENT-SIGNATURE, X-PAYMENT, SIGN-IN-WITH-X, Authorization, Content-Type, Accept";
+/// Request headers a cross-origin client may send to a priced resource, whose preflight is ours to
+/// answer: the payment's and the sign-in's own; `Access-Control-Expose-Headers`, which the
+/// official fetch and axios clients set on their paid retry; and, as `*`, any other (a site's own
+/// API key, say), which the origin judges as it would without us. `*` covers every name but
+/// `Authorization` on a request without credentials, the only kind `Access-Control-Allow-Origin:
+/// *` lets through; the names before it are for browsers that predate the wildcard.
+pub const ALLOW_HEADERS: &str = "PAYMENT-SIGNATURE, X-PAYMENT, SIGN-IN-WITH-X, Authorization, \
+     Content-Type, Accept, Access-Control-Expose-Headers, *";
 
 /// What the shell tells us about a request.
 #[derive(Debug, Clone, Copy)]
@@ -472,7 +477,7 @@ fn siwx_extension(
     siwx: Option<&SiwxChallenge>,
 ) -> Option<(&'static str, String)> {
     let challenge = siwx?;
-    let at = crate::siwx::HttpUrl::parse(url)?;
+    let at = crate::siwx::HttpUrl::parse_request(url)?;
     let chains: Vec<String> = route
         .offers
         .iter()
@@ -667,6 +672,12 @@ pub fn disguised_path(path: &str) -> Option<Reply> {
         || twice
             .as_deref()
             .is_some_and(crate::pattern::hides_dot_segment);
+    if crate::pattern::iis_escape(path) {
+        return Some(plain_refusal(&Refusal::new(
+            Reason::InvalidPath,
+            format!("{path:?}: a %uNNNN escape, which IIS decodes and other sites do not"),
+        )));
+    }
     hidden.then(|| {
         plain_refusal(&Refusal::new(
             Reason::InvalidPath,

@@ -23,6 +23,8 @@ pub enum Reason {
     InvalidShape,
     /// The request path hides a dot segment, which origins read differently.
     InvalidPath,
+    /// The request's URL cannot be read (never one a browser or the runtime writes).
+    InvalidUrl,
     /// `x402Version` is missing or not one we speak.
     UnsupportedVersion,
     /// The payment names a scheme other than `exact`.
@@ -122,13 +124,14 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 43] = [
+    pub const ALL: [Reason; 44] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
         Reason::InvalidJson,
         Reason::InvalidShape,
         Reason::InvalidPath,
+        Reason::InvalidUrl,
         Reason::UnsupportedVersion,
         Reason::UnsupportedScheme,
         Reason::NetworkMismatch,
@@ -220,6 +223,12 @@ impl Reason {
                 400,
                 "The path reads differently to different sites (a hidden '.' or '..' segment, an escape decoded twice, an encoded separator); send the path resolved.",
             ),
+            Reason::InvalidUrl => row(
+                "invalid_url",
+                "invalid_request",
+                400,
+                "The request's URL cannot be read as an http or https URL.",
+            ),
             Reason::UnsupportedVersion => row(
                 "unsupported_x402_version",
                 "invalid_x402_version",
@@ -290,7 +299,7 @@ impl Reason {
                 "authorization_valid_too_long",
                 "invalid_exact_evm_payload_authorization_valid_before",
                 402,
-                "The signed authorization stays valid longer than the terms' maxTimeoutSeconds allow.",
+                "The signed authorization stays valid longer than the terms' maxTimeoutSeconds (or an hour) allow.",
             ),
             Reason::InvalidNonce => row(
                 "invalid_nonce",

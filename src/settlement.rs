@@ -113,17 +113,21 @@
 //!    may be what drained the balance. Signature and KYT refusals are definite either way.
 //! 4. **Transient or facilitator-side refusal** (`unexpected_*`, `invalid_transaction_state`,
 //!    `invalid_request` from a broken facilitator, unsupported network/scheme, terms mismatches
-//!    that local verification already ruled out, anything mentioning `rpc`, and any reason we do
-//!    not recognise): retried with exponential backoff (1, 2, 4 … capped at 60 s) but never later
+//!    that local verification already ruled out, anything mentioning `rpc`, the facilitator's
+//!    own account out of gas whatever reason it gives, and any reason we do not recognise): retried with exponential backoff (1, 2, 4 … capped at 60 s) but never later
 //!    than `validBefore − safety_margin`. When that deadline passes the entry fails with
 //!    [`EXPIRED_UNSETTLED`]: not delinquent (not the payer's fault), counted as lost revenue.
 //!    An expiry refusal (`…valid_before`, `…expired`) ends the same way at once. A transient
 //!    refusal can come after the facilitator broadcast (a failed receipt wait is reported as
-//!    `unexpected_settle_error` too), so later answers are judged as after an uncertain attempt,
+//!    `unexpected_settle_error` too), so later answers are judged as after an uncertain attempt
+//!    (but not after one made before anything was sent: a request the facilitator could not read),
 //!    and when the deadline passes after one the chain is read (rule 5) before the entry is
 //!    closed: money that moved is booked settled, not lost. Past the deadline nothing is resent.
 //! 5. **Unknown** (timeout, 5xx, garbage, and refusals whose text says the transaction timed out or
-//!    did not confirm: the payment may or may not have moved): the next attempt reconciles first
+//!    did not confirm, or that its send failed in a way that may follow the broadcast: the
+//!    official facilitator's `…transaction_failed` without a transaction, a failed RPC request, a
+//!    node that already knows the transaction or took the facilitator's nonce; the payment may or
+//!    may not have moved): the next attempt reconciles first
 //!    (see above). Used by a transaction that paid us settles the entry; `OnChainUnused` and
 //!    `NoRpc` allow a resend while the deadline allows it. After such an attempt,
 //!    `…nonce_already_used` from the facilitator is **not** taken as payment, nor as a
@@ -637,6 +641,7 @@ fn refused_before_sending(r: &str, m: &str) -> bool {
         "invalid_exact_evm_eip3009_not_supported",
     ];
     FACILITATOR_SIDE.contains(&r)
+        || facilitator_out_of_gas(m)
         || r.starts_with("unsupported")
         || r.contains("valid_after")
         || r.ends_with("_early")
@@ -647,11 +652,22 @@ fn refused_before_sending(r: &str, m: &str) -> bool {
         || r.contains("authorization_value")
 }
 
+/// The node's refusal of a transaction whose sender cannot pay its gas (`m` in lower case).
+fn facilitator_out_of_gas(m: &str) -> bool {
+    m.contains("for gas") || m.contains("intrinsic gas") || m.contains("gas required exceeds")
+}
+
 /// Judges a facilitator refusal by its reason string and message (both treated as opaque text).
 pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
     let r = reason.to_ascii_lowercase();
     let m = message.to_ascii_lowercase();
     let either = |needle: &str| r.contains(needle) || m.contains(needle);
+    // The node refused the facilitator's own transaction before it was sent: its account's gas
+    // (which the official facilitator reports as the payer's `insufficient_balance`, its pattern
+    // matching "insufficient funds for gas … balance").
+    if facilitator_out_of_gas(&m) {
+        return RefusalKind::Transient;
+    }
     if [
         "timeout",
         "timed out",
@@ -661,6 +677,20 @@ pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
     ]
     .into_iter()
     .any(either)
+        // Sending the transfer failed in a way that may follow its broadcast: the official
+        // facilitator answers `…transaction_failed` with no transaction for any error of its
+        // send (a gateway's 502 after it forwarded the transaction, a node that already has it,
+        // its own account's nonce taken), and the node's words are only in the message.
+        || r.ends_with("transaction_failed")
+        || [
+            "request failed",
+            "already known",
+            "nonce too low",
+            "underpriced",
+            "fetch failed",
+        ]
+        .into_iter()
+        .any(|needle| m.contains(needle))
     {
         return RefusalKind::Unanswered;
     }
@@ -1164,8 +1194,16 @@ impl Entry {
         Effect::Retry { at }
     }
 
-    fn transient(&mut self, why: String, policy: &LedgerPolicy, now: u64) -> Effect {
-        self.uncertain = true;
+    /// `sent_maybe`: whether the refusal may follow a broadcast (see [`refusal_is_uncertain`]);
+    /// one made before anything was sent leaves the entry as certain as it was.
+    fn transient(
+        &mut self,
+        why: String,
+        sent_maybe: bool,
+        policy: &LedgerPolicy,
+        now: u64,
+    ) -> Effect {
+        self.uncertain |= sent_maybe;
         self.tries = self.tries.saturating_add(1);
         let at = now
             .saturating_add(backoff(self.tries))
@@ -1209,7 +1247,10 @@ impl Entry {
             }
             _ if self.immediate => self.fail(reason, message.to_string(), false, now),
             RefusalKind::Expired => self.lapse(&why, now),
-            RefusalKind::Transient => self.transient(why, policy, now),
+            RefusalKind::Transient => {
+                let sent_maybe = refusal_is_uncertain(reason, message);
+                self.transient(why, sent_maybe, policy, now)
+            }
             RefusalKind::Payer { definite: false } if self.uncertain => {
                 let message = format!(
                     "{why} after an attempt that may have settled it; not held against the payer"

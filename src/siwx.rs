@@ -736,8 +736,8 @@ pub fn verify(
     now: u64,
     max_age_seconds: u64,
 ) -> Result<Address, SiwxError> {
-    let request =
-        HttpUrl::parse(request_url).ok_or_else(|| SiwxError::RequestUrl(request_url.into()))?;
+    let request = HttpUrl::parse_request(request_url)
+        .ok_or_else(|| SiwxError::RequestUrl(request_url.into()))?;
     let expected_domain = request.authority();
     if !p.domain.eq_ignore_ascii_case(&expected_domain) {
         return Err(SiwxError::DomainMismatch {
@@ -947,6 +947,24 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
+    /// A request's own URL as the runtime serialised it: read as [`HttpUrl::parse`] reads one,
+    /// but for a backslash in the query, which WHATWG URL leaves as the client sent it
+    /// (`?path=C:\dir`), where it is taken as written.
+    pub fn parse_request(url: &str) -> Option<HttpUrl> {
+        match url.split_once('?') {
+            Some((before, query)) if query.contains('\\') && !before.contains('#') => {
+                let query = query.split('#').next().unwrap_or_default();
+                if !query.bytes().all(|b| b.is_ascii_graphic()) {
+                    return None;
+                }
+                let mut parsed = HttpUrl::parse(before)?;
+                parsed.query = Some(query.to_string());
+                Some(parsed)
+            }
+            _ => HttpUrl::parse(url),
+        }
+    }
+
     pub fn parse(url: &str) -> Option<HttpUrl> {
         if !url.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') {
             return None;

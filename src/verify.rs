@@ -19,6 +19,11 @@ use crate::x402::Payment;
 /// Clock skew we tolerate between a client and us, in seconds, when bounding how long an
 /// authorization may stay valid. The reference clients backdate `validAfter` by the same amount.
 pub const CLOCK_SKEW_SECONDS: u64 = 600;
+/// How long an authorization may stay valid whatever the terms' `maxTimeoutSeconds` says: the
+/// official Go client signs every payment for an hour, and the official Python client does so
+/// when the terms give no time. A longer validity only leaves more time to settle; the bound
+/// keeps how long a payment's nonce must be remembered.
+pub const CLIENT_VALIDITY_SECONDS: u64 = 3600;
 
 /// How the local check ended when it did not refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -371,16 +376,15 @@ fn check_authorization(
             ),
         ));
     }
-    let latest = now
-        .saturating_add(offer.max_timeout_seconds)
-        .saturating_add(CLOCK_SKEW_SECONDS);
-    if before > latest {
+    let longest = offer.max_timeout_seconds.max(CLIENT_VALIDITY_SECONDS);
+    if before
+        > now
+            .saturating_add(longest)
+            .saturating_add(CLOCK_SKEW_SECONDS)
+    {
         return Err(Refusal::new(
             Reason::ValidTooLong,
-            format!(
-                "validBefore {valid_before} is more than maxTimeoutSeconds ({}) ahead",
-                offer.max_timeout_seconds
-            ),
+            format!("validBefore {valid_before} is more than {longest} s ahead"),
         ));
     }
     Ok(before)

@@ -850,6 +850,80 @@ fn payer_caused_refusal_makes_the_wallet_delinquent() {
     assert_eq!(v.admitted, 2);
 }
 
+/// The facilitator's own trouble is never held against the payer: its account out of gas (which
+/// the official facilitator reports as the payer's insufficient balance) is retried, before
+/// anything was sent; a send that failed in a way that may follow its broadcast is read on chain.
+#[test]
+fn the_facilitators_own_trouble_is_not_the_payers() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    let gas = Outcome::Refused {
+        reason: "invalid_exact_evm_insufficient_balance".into(),
+        message: "insufficient funds for gas * price + value: balance 0, tx cost 52000".into(),
+    };
+    assert!(matches!(l.record(&id, gas, &p, at), Effect::Retry { .. }));
+    assert!(!l.view().delinquent);
+    // Nothing was sent: the payer's own refusal next is held against it as on a first attempt.
+    let (mut again, id2, at2) = one_due(5_000);
+    let gas = Outcome::Refused {
+        reason: "invalid_exact_evm_insufficient_balance".into(),
+        message: "insufficient funds for gas * price + value".into(),
+    };
+    let Effect::Retry { at: next } = again.record(&id2, gas, &p, at2) else {
+        panic!("not retried");
+    };
+    again.begin(&id2, &p, next).unwrap();
+    assert_eq!(
+        again.record(
+            &id2,
+            refused("invalid_exact_evm_insufficient_balance"),
+            &p,
+            next
+        ),
+        Effect::Failed {
+            became_delinquent: true
+        }
+    );
+    // A send that failed after it may have left: the chain is read, nothing held against anyone.
+    let (mut sent, id3, at3) = one_due(5_000);
+    let failed = Outcome::Refused {
+        reason: "invalid_exact_evm_transaction_failed".into(),
+        message: "HTTP request failed. Status: 502".into(),
+    };
+    assert!(matches!(
+        sent.record(&id3, failed, &p, at3),
+        Effect::Retry { .. }
+    ));
+    assert!(!sent.view().delinquent);
+    let due = sent.due(at3 + 60);
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].action, Action::Reconcile);
+}
+
+/// A refusal made before anything was sent (a facilitator that could not read our request) leaves
+/// the entry as certain as it was: the payer's own refusal after it is held against it.
+#[test]
+fn a_refusal_before_sending_does_not_excuse_the_next_one() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    let Effect::Retry { at: next } = l.record(&id, refused("invalid_request"), &p, at) else {
+        panic!("not retried");
+    };
+    l.begin(&id, &p, next).unwrap();
+    assert_eq!(
+        l.record(
+            &id,
+            refused("invalid_exact_evm_insufficient_balance"),
+            &p,
+            next
+        ),
+        Effect::Failed {
+            became_delinquent: true
+        }
+    );
+    assert_eq!(l.view().owed_micro_usd, 5_000);
+}
+
 /// `…nonce_already_used` on the first attempt is judged by the chain, never on the facilitator's
 /// word: a cancellation leaves the payer owing; a chain that cannot say which (no RPC URL, a node
 /// a block behind) holds nothing against the payer, and a read that then finds our payment books it.
@@ -2049,10 +2123,36 @@ fn refusals_are_classified() {
             "execution reverted",
             Payer { definite: false },
         ),
+        // The official facilitator's answer to any error of its send, which may follow the
+        // broadcast: the chain decides.
+        ("invalid_exact_evm_transaction_failed", "", Unanswered),
         (
             "invalid_exact_evm_transaction_failed",
-            "",
-            Payer { definite: false },
+            "HTTP request failed. Status: 502",
+            Unanswered,
+        ),
+        (
+            "invalid_exact_evm_transaction_failed",
+            "RPC Request failed. Details: already known",
+            Unanswered,
+        ),
+        ("invalid_payload", "nonce too low: next nonce 8", Unanswered),
+        (
+            "unexpected_settle_error",
+            "replacement transaction underpriced",
+            Unanswered,
+        ),
+        // Its own account's gas, which it reports under the payer's reason: retried, never the
+        // payer's.
+        (
+            "invalid_exact_evm_insufficient_balance",
+            "insufficient funds for gas * price + value: balance 0, tx cost 21000",
+            Transient,
+        ),
+        (
+            "invalid_exact_evm_transaction_failed",
+            "intrinsic gas too low",
+            Transient,
         ),
         ("invalid_exact_evm_nonce_already_used", "", NonceUsed),
         ("duplicate_settlement", "", NonceUsed),

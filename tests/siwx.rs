@@ -1154,6 +1154,32 @@ fn http_url_parts() {
         "https://[]/",
     ] {
         assert_eq!(HttpUrl::parse(bad), None, "{bad:?}");
+        assert_eq!(HttpUrl::parse_request(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn a_request_url_may_carry_a_backslash_in_its_query_only() {
+    // WHATWG URL turns a backslash into `/` in the path but leaves one in the query as sent.
+    let u = HttpUrl::parse_request("https://site.example/search?q=C:\\Users\\me&x=1").unwrap();
+    assert_eq!(u.path, "/search");
+    assert_eq!(u.query.as_deref(), Some("q=C:\\Users\\me&x=1"));
+    assert_eq!(u.origin(), "https://site.example");
+    assert_eq!(
+        HttpUrl::parse("https://site.example/search?q=C:\\Users"),
+        None
+    );
+    // Without one, the two read alike.
+    let plain = "https://site.example:8443/a/b?x=1";
+    assert_eq!(HttpUrl::parse_request(plain), HttpUrl::parse(plain));
+    for bad in [
+        "https://evil.com\\@site.example/?q=\\",
+        "https://site.example/a\\b?q=\\",
+        "https://site.example/#frag?q=\\",
+        "https://site.example/?q=\\ x",
+        "https://site.example/?q=\\\u{e9}",
+    ] {
+        assert_eq!(HttpUrl::parse_request(bad), None, "{bad:?}");
     }
 }
 

@@ -396,6 +396,20 @@ fn spec_example_is_time_bound() {
 }
 
 #[test]
+fn terms_longer_than_an_hour_bound_the_validity_themselves() {
+    let c = one_route(json!(["eip155:84532"]), "10000", 7200, json!([]));
+    let k0 = signing_key(ANVIL0_KEY);
+    let draft = Draft::v2(&terms_of(&c, 0), &k0, NOW);
+    let with_before = |t: u64| draft.with(|d| d.valid_before = t.to_string());
+    let req = |d: &Draft| Req::get("/paid/weather").paying(Some(d.header()), None);
+    decide_paid(&c, &req(&with_before(NOW + 7200 + 600)), NOW);
+    let long = req(&with_before(NOW + 7200 + 601));
+    let r = decide_reply(&c, &long, NOW);
+    check_refusal(&c, &long, &r, Reason::ValidTooLong).unwrap();
+    assert!(r.body.contains("more than 7200 s ahead"), "{}", r.body);
+}
+
+#[test]
 fn spec_example_against_a_token_named_usd_coin_is_a_signer_mismatch() {
     // Same chain, same contract, but the configured EIP-712 name is "USD Coin".
     let c = one_route(
@@ -1177,13 +1191,23 @@ fn table(c: &Config) -> Vec<Case> {
         PAID,
     ));
     t.push(pay(
-        "validBefore exactly now + maxTimeoutSeconds + 600",
-        &ok.with(before((NOW + 300 + 600).to_string())),
+        "validBefore now + maxTimeoutSeconds + 601 (within the hour clients may sign for)",
+        &ok.with(before((NOW + 300 + 601).to_string())),
         PAID,
     ));
     t.push(pay(
-        "validBefore now + maxTimeoutSeconds + 601",
-        &ok.with(before((NOW + 300 + 601).to_string())),
+        "validBefore now + an hour, as the official Go client signs whatever the terms say",
+        &ok.with(before((NOW + 3600).to_string())),
+        PAID,
+    ));
+    t.push(pay(
+        "validBefore exactly now + an hour + 600",
+        &ok.with(before((NOW + 3600 + 600).to_string())),
+        PAID,
+    ));
+    t.push(pay(
+        "validBefore now + an hour + 601",
+        &ok.with(before((NOW + 3600 + 601).to_string())),
         Refused(Reason::ValidTooLong),
     ));
     t.push(pay(
@@ -1551,6 +1575,7 @@ fn refusal_table() {
         Reason::PaymentIdConflict,
         Reason::PaymentInProgress,
         Reason::InvalidPath,
+        Reason::InvalidUrl,
         Reason::MethodOverride,
         Reason::SettlementFailed,
         Reason::FacilitatorUnavailable,
@@ -1958,7 +1983,16 @@ fn cors_preflight_on_priced_paths() {
             .split(',')
             .map(|h| h.trim().to_ascii_uppercase())
             .collect();
-        for h in ["PAYMENT-SIGNATURE", "X-PAYMENT"] {
+        // The official fetch and axios clients add `Access-Control-Expose-Headers` to their paid
+        // retry; `*` lets a site's own headers through (all but `Authorization`, listed by name).
+        for h in [
+            "PAYMENT-SIGNATURE",
+            "X-PAYMENT",
+            "SIGN-IN-WITH-X",
+            "AUTHORIZATION",
+            "ACCESS-CONTROL-EXPOSE-HEADERS",
+            "*",
+        ] {
             assert!(allowed.iter().any(|a| a == h), "{allow} lacks {h}");
         }
         let methods = header(&r, "Access-Control-Allow-Methods").unwrap();
@@ -2358,6 +2392,11 @@ fn disguised_dot_segments_are_refused_before_any_route() {
         "/articles/...",
         "/premium/5/..%20/../articles/x",
         "/articles/123/.%20",
+        // IIS's %uNNNN escapes: a priced path there, an unknown one to every other reader.
+        "/%u0061rticles/x",
+        "/%U0061rticles/x",
+        "/free/%u002e%u002e/articles/x",
+        "/free/%u002E%u002e/premium/x",
     ] {
         let req = Req::get(path);
         let Decision::Reply(reply) = paywall::decide(&c, &req.incoming(), NOW) else {
@@ -2390,6 +2429,10 @@ fn disguised_dot_segments_are_refused_before_any_route() {
         ("/articles/x.", true),
         ("/articles./x", true),
         ("/about/.well", false),
+        // `%u` without four hex digits is no IIS escape.
+        ("/about/100%u", false),
+        ("/about/%u00", false),
+        ("/about/%uzzzz", false),
     ] {
         let req = Req::get(path);
         let outcome = paywall::decide(&c, &req.incoming(), NOW);

@@ -36,7 +36,7 @@ use x402_edge::evm::{self, Address, Eip712Domain, U256};
 use x402_edge::pattern;
 use x402_edge::paywall::{self, Decision, Incoming, IMMEDIATE_SETTLE_MARGIN_SECONDS};
 use x402_edge::siwx::HttpUrl;
-use x402_edge::verify::{self, CLOCK_SKEW_SECONDS};
+use x402_edge::verify::{self, CLIENT_VALIDITY_SECONDS, CLOCK_SKEW_SECONDS};
 use x402_edge::x402::{codec, Payment};
 use x402_edge_fuzz::*;
 
@@ -239,7 +239,10 @@ fn check_paid(payment: &Payment, v: &verify::Verified<'_>) {
         "expires too soon"
     );
     assert!(
-        v.valid_before <= SPEC_NOW + offer.max_timeout_seconds + CLOCK_SKEW_SECONDS,
+        v.valid_before
+            <= SPEC_NOW
+                + offer.max_timeout_seconds.max(CLIENT_VALIDITY_SECONDS)
+                + CLOCK_SKEW_SECONDS,
         "valid for too long"
     );
     assert_eq!(payment.scheme, "exact");

@@ -165,7 +165,7 @@ async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys:
     // The URL as the runtime serialised it (always ASCII), read by our own narrow parser: the
     // general URL crate and its Unicode tables would double the size of the Worker.
     let full = req.url();
-    let url = HttpUrl::parse(&full);
+    let url = HttpUrl::parse_request(&full);
     // Asked only of a request that carries a token or the cookie.
     let counted = || {
         url.as_ref()
@@ -269,13 +269,7 @@ async fn handle(
     // The runtime's request as it is: the SDK's own type would build `request.cf` (a large object)
     // for every request, which costs a tenth of a 402; the bot fields are read where needed.
     let Some(url) = url else {
-        return respond::reply(
-            paywall::plain_refusal(&Refusal::new(
-                Reason::InvalidShape,
-                "the request URL cannot be read",
-            )),
-            false,
-        );
+        return respond::reply(paywall::plain_refusal(&Reason::InvalidUrl.into()), false);
     };
     if let Some(reply) = paywall::disguised_path(&url.path) {
         return respond::reply(reply, false);

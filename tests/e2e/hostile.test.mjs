@@ -694,6 +694,12 @@ const cases = [
   ["/%2561rticles/hello (/articles/hello when decoded twice)", async () => ({ path: "/%2561rticles/hello" }), 400, "invalid_path", BAD_PATH],
   ["/articles/free%252dsample (the free carve-out when decoded twice)", async () => ({ path: "/articles/free%252dsample" }), 400, "invalid_path", BAD_PATH],
   ["/articles/50%2525 (an escaped % that stays under its route)", async () => ({ path: "/articles/50%2525" }), 402, "payment_required"],
+  // IIS decodes %uNNNN (a UTF-16 unit), which every other reader leaves as written: refused.
+  ["/%u0061rticles/hello (/articles/hello on IIS)", async () => ({ path: "/%u0061rticles/hello" }), 400, "invalid_path", BAD_PATH],
+  ["/free/%u002e%u002e/articles/hello (a climb on IIS)", async () => ({ path: "/free/%u002e%u002e/articles/hello" }), 400, "invalid_path", BAD_PATH],
+  // WHATWG URL leaves a backslash in the query as sent: the page is read as any other.
+  ["a backslash in a priced page's query: the terms", async () => ({ path: "/articles/hello?q=C:\\Users\\me" }), 402, "payment_required"],
+  ["a backslash in a free page's query: passed to the origin", async () => ({ path: "/articles/free-sample?q=a\\b" }), 404, null, { source: "origin" }],
   // An encoded separator is read two ways: as one (an origin that decodes before routing, and
   // Windows servers and IIS for an encoded backslash, which the runtime leaves encoded) and as part
   // of its segment (routers that match the raw path, such as Express). A path is refused where the

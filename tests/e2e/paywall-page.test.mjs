@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
+import { createServer } from "node:http";
 import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -197,5 +198,50 @@ describe("the paywall page in headless Chromium", { skip: chromium.skip ?? false
     assert.deepEqual(await balances(), before);
     assert.equal(wallet.calls.length, signed, "the wallet was not asked again");
     assert.deepEqual(pageErrors, []);
+  });
+
+  test("a site on another origin pays with the official client, in the browser: its paid retry passes the preflight", async () => {
+    // The official fetch client, bundled as a web page would bundle it, served by a site on another
+    // origin. Its paid retry carries PAYMENT-SIGNATURE and Access-Control-Expose-Headers, neither
+    // of which a browser sends across origins without a preflight, which the paywall answers.
+    const { build } = await import("esbuild");
+    const bundle = await build({
+      entryPoints: [path.join(ROOT, "tests/e2e/lib/official-client.browser.mjs")],
+      bundle: true,
+      format: "iife",
+      platform: "browser",
+      write: false,
+      logLevel: "silent",
+    });
+    const script = bundle.outputFiles[0].text;
+    const site = createServer((req, res) => {
+      const js = req.url === "/client.js";
+      res.writeHead(200, { "content-type": js ? "text/javascript" : "text/html" });
+      res.end(js ? script : '<!doctype html><title>A site that pays</title><script src="/client.js"></script>');
+    });
+    await new Promise((resolve) => site.listen(0, "127.0.0.1", resolve));
+    const other = await browser.context.newPage();
+    try {
+      const siteUrl = `http://127.0.0.1:${site.address().port}/`;
+      assert.notEqual(new URL(siteUrl).origin, new URL(worker.url).origin);
+      await other.goto(siteUrl);
+      const buyer = stack.payer(1);
+      const before = { payer: await stack.balanceOf(buyer.address), payTo: await stack.balanceOf(stack.accounts.payTo.address) };
+      const got = await other.evaluate((args) => window.x402Pay(args), {
+        url: `${worker.url}/articles/local-chain`,
+        privateKey: buyer.privateKey,
+        network: stack.network,
+        asset: stack.usdc,
+      });
+      assert.equal(got.error, undefined, "the browser let the paid retry through");
+      assert.equal(got.status, 200, got.text);
+      assert.ok(got.receipt, "the receipt header is exposed to the page");
+      assert.equal(decodeHeader(got.receipt).success, true);
+      assert.equal(before.payer - (await stack.balanceOf(buyer.address)), PRICE);
+      assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - before.payTo, PRICE);
+    } finally {
+      await other.close();
+      site.close();
+    }
   });
 });

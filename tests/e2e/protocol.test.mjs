@@ -106,6 +106,22 @@ describe("both generations on one 402", () => {
   });
 });
 
+describe("how long an authorization may stay valid", () => {
+  test("a payment signed for an hour, as the official Go client signs whatever the terms say, is served and settled", async () => {
+    const { v2 } = await terms();
+    assert.equal(v2.accepts[0].maxTimeoutSeconds, 300);
+    const before = await balances(5);
+    const now = Math.floor(Date.now() / 1000);
+    const payment = await signPayment(v2.accepts[0], stack.payer(5).privateKey, { over: { validBefore: String(now + 3600) } });
+    const res = await worker.fetch("/articles/hello", { headers: { "payment-signature": encodeHeader(payment) } });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(decodeHeader(res.headers.get("payment-response")).success, true);
+    const after = await balances(5);
+    assert.equal(before.payer - after.payer, PRICE);
+    assert.equal(after.payTo - before.payTo, PRICE);
+  });
+});
+
 describe("one refusal per reason, none of which moves money", () => {
   const key = () => stack.payer(3).privateKey;
   const now = () => Math.floor(Date.now() / 1000);
