@@ -164,9 +164,10 @@ pub async fn try_session(
     };
     let proof = siwx::parse_header(&proof).map_err(|e| refused(e.code(), &e.to_string()))?;
     // A signature its address's own key did not make may be a smart wallet's (ERC-1271), which
-    // only the chain can tell, where `rpc` reaches it. The chain is asked only once a grant for
-    // this address is found, so that a proof for an address that bought nothing costs no call to
-    // a node; a key's proof spends its nonce at once, refused or not.
+    // only the chain can tell, where `rpc` reaches it. The chain is asked, and the proof's nonce
+    // spent in the wallet's ledger, only once a grant for this address is found: a proof for an
+    // address that bought nothing (any new key can make one) costs no call to a node and writes
+    // nothing anywhere.
     let (wallet, mut ask_contract) =
         match siwx::verify(&proof, url, now, siwx::DEFAULT_MAX_AGE_SECONDS) {
             Ok(wallet) => (wallet, None),
@@ -178,9 +179,7 @@ pub async fn try_session(
     // Whether the wallet contract's word (not a key's) is what lets this proof in, for every
     // grant it is tried on.
     let by_contract = ask_contract.is_some();
-    if !by_contract {
-        use_nonce(env, &wallet, &proof).await?;
-    }
+    let mut nonce_spent = false;
     let mut last = refused(
         "no_grant",
         "this wallet has no session for this path; pay to get one",
@@ -217,8 +216,11 @@ pub async fn try_session(
                 ));
             }
             contract_signer(config, &proof, local, env, client).await?;
-            use_nonce(env, &wallet, &proof).await?;
             ask_contract = None;
+        }
+        if !nonce_spent {
+            use_nonce(env, &wallet, &proof).await?;
+            nonce_spent = true;
         }
         match spend_grant(env, &wallet, offer, &grant, now).await {
             Ok(()) => {

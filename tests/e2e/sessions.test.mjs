@@ -650,17 +650,22 @@ describe("forged proofs are refused", () => {
     }
   });
 
-  test("SIWX: a key's proof refused for want of a session is used up all the same: replayed after the wallet pays, it is refused", async () => {
+  test("SIWX: a key's proof refused for want of a session writes nothing (any new key can make one); once the wallet pays, it signs in once, and never twice", async () => {
     const fresh = privateKeyToAccount(generatePrivateKey());
     await stack.chain.transferUsdc(stack.payer(6).privateKey, fresh.address, 100000n);
     const proof = await siwxHeader("/kit/n", { signer: fresh });
-    await assertRefused(await worker.fetch("/kit/n", { headers: { [SIWX]: proof } }), "no_grant");
+    // Refused for want of a session each time, never as a replay: its nonce was not spent.
+    for (let i = 0; i < 3; i++) await assertRefused(await worker.fetch("/kit/n", { headers: { [SIWX]: proof } }), "no_grant");
     const bought = await sessionClient(0, { signer: fresh }).fetch(`${worker.url}/kit/m`);
     assert.equal(bought.status, 200, "the wallet buys the session");
     await bought.arrayBuffer();
     const hits = originHits();
+    const first = await worker.fetch("/kit/n", { headers: { [SIWX]: proof } });
+    assert.equal(first.status, 200, await first.clone().text());
+    await first.arrayBuffer();
+    assert.equal(originHits(), hits + 1);
     await assertRefused(await worker.fetch("/kit/n", { headers: { [SIWX]: proof } }), "siwx_nonce_replayed");
-    assert.equal(originHits(), hits, "the captured proof opens nothing");
+    assert.equal(originHits(), hits + 1, "the proof opens one page, once");
   });
 
   test("SIWX: a message altered after signing (the statement) does not recover to the wallet", async () => {
