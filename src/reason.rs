@@ -197,7 +197,7 @@ impl Reason {
                 "header_too_large",
                 "invalid_payload",
                 431,
-                "The payment header is larger than this paywall accepts (8 KiB).",
+                "The payment header is larger than this paywall accepts (16 KiB).",
             ),
             Reason::InvalidBase64 => row(
                 "invalid_base64",

@@ -759,25 +759,25 @@ fn table(c: &Config) -> Vec<Case> {
         Refused(Reason::InvalidJson),
     ));
     t.push(raw(
-        "header over 8 KiB",
-        Some(padded_header(&ok, 8 * 1024 + 4)),
+        "header over 16 KiB",
+        Some(padded_header(&ok, 16 * 1024 + 4)),
         None,
         Refused(Reason::HeaderTooLarge),
     ));
     t.push(raw(
-        "header of exactly 8 KiB",
-        Some(padded_header(&ok, 8 * 1024)),
+        "header of exactly 16 KiB",
+        Some(padded_header(&ok, 16 * 1024)),
         None,
         PAID,
     ));
     t.push(raw(
-        "8 KiB of base64 plus one space",
-        Some(format!("{} ", padded_header(&ok, 8 * 1024))),
+        "16 KiB of base64 plus one space",
+        Some(format!("{} ", padded_header(&ok, 16 * 1024))),
         None,
         Refused(Reason::HeaderTooLarge),
     ));
     t.push(raw(
-        "garbage X-PAYMENT over 8 KiB is never read when PAYMENT-SIGNATURE is valid",
+        "garbage X-PAYMENT over 16 KiB is never read when PAYMENT-SIGNATURE is valid",
         Some(ok.header()),
         Some("!".repeat(20_000)),
         PAID,

@@ -168,7 +168,7 @@ fn check_decision(config: &Config, req: &Incoming<'_>) {
                     .map(|(_, v)| v.as_str())
                     .expect("a refusal carries PAYMENT-REQUIRED");
                 // Standard padded base64 of JSON, as the reference clients read it. Not through our
-                // own reader: it refuses more than 8 KiB, and the terms echo the request URL (up to
+                // own reader: it refuses more than 16 KiB, and the terms echo the request URL (up to
                 // three times with a Sign-In-With-X challenge), so a long URL makes them longer.
                 let terms: Value = STANDARD
                     .decode(terms)

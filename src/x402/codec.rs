@@ -14,9 +14,11 @@ use serde::Serialize;
 use crate::reason::{Reason, Refusal};
 
 /// The largest payment header we read. A real EIP-3009 payment with its echoed terms is about
-/// 1.5 KB; smart-wallet signatures and extensions can triple that. Anything longer is refused with
-/// 431 before decoding.
-pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// 1.5 KB; the official v2 client repeats the 402's `resource` and every extension in it (a
+/// route's discovery schema and examples, a sign-in challenge), and smart-wallet signatures are
+/// longer. 16 KiB is the most Cloudflare has promised to pass in one request header. Anything
+/// longer is refused with 431 before decoding.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
     .with_decode_padding_mode(DecodePaddingMode::Indifferent)

@@ -281,12 +281,12 @@ const cases = [
   ["a NUL inside the value: workerd refuses the request itself", async () => ({ path: A, headers: [["Payment-Signature", `eyJ4\x00MDJW`]] }), 400, null, { source: "runtime" }],
   ["raw UTF-8 (snowmen) as the value", async () => ({ path: A, headers: [["Payment-Signature", "☃☃☃☃"]], utf8: true }), 400, "invalid_base64"],
   ["raw Latin-1 bytes as the value", async () => ({ path: A, headers: [["Payment-Signature", "\xe9\xe9\xe9\xe9"]] }), 400, "invalid_base64"],
-  ["a valid payment padded to exactly 8192 bytes of header: accepted", async () => ({ path: A, headers: [["Payment-Signature", paddedHeader(await pay(T.a, 0), 8192)]] }), 200, null, { source: "origin", paid: { payer: 0 } }],
-  ["the same padded payment with one more '=' (8193 bytes)", async () => ({ path: A, headers: [["Payment-Signature", `${paddedHeader(await pay(T.a, 0), 8192)}=`]] }), 431, "header_too_large"],
-  ["a valid payment padded to 8196 bytes", async () => ({ path: A, headers: [["Payment-Signature", paddedHeader(await pay(T.a, 0), 8196)]] }), 431, "header_too_large"],
+  ["a valid payment padded to exactly 16384 bytes of header: accepted", async () => ({ path: A, headers: [["Payment-Signature", paddedHeader(await pay(T.a, 0), 16384)]] }), 200, null, { source: "origin", paid: { payer: 0 } }],
+  ["the same padded payment with one more '=' (16385 bytes)", async () => ({ path: A, headers: [["Payment-Signature", `${paddedHeader(await pay(T.a, 0), 16384)}=`]] }), 431, "header_too_large"],
+  ["a valid payment padded to 16388 bytes", async () => ({ path: A, headers: [["Payment-Signature", paddedHeader(await pay(T.a, 0), 16388)]] }), 431, "header_too_large"],
   ["64 KiB of header", async () => ({ path: A, headers: [["Payment-Signature", "A".repeat(65536)]] }), 431, "header_too_large"],
   ["1 MiB of header: workerd refuses it before the Worker", async () => ({ path: A, headers: [["Payment-Signature", "A".repeat(1 << 20)]] }), 431, null, { source: "runtime" }],
-  ["an oversized X-PAYMENT (v1 carrier)", async () => ({ path: A, headers: [["X-Payment", "B".repeat(9000)]] }), 431, "header_too_large"],
+  ["an oversized X-PAYMENT (v1 carrier)", async () => ({ path: A, headers: [["X-Payment", "B".repeat(17000)]] }), 431, "header_too_large"],
   ["URL-safe, unpadded base64 of a valid payment: accepted", async () => ({ path: A, headers: [["Payment-Signature", Buffer.from(JSON.stringify(await pay(T.a, 1))).toString("base64url")]] }), 200, null, { source: "origin", paid: { payer: 1 } }],
 
   // -- the JSON: shapes and versions ---------------------------------------------------------------

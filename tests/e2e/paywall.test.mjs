@@ -188,7 +188,7 @@ describe("malformed payment headers get a 4xx with a reason, never a 5xx", () =>
     ["a JSON array", encodeHeader([1, 2, 3]), 400, "invalid_payload_shape"],
     ["no payload", encodeHeader({ x402Version: 2, accepted: {} }), 400, "invalid_payload_shape"],
     ["unknown version", encodeHeader({ x402Version: 9, payload: {} }), 400, "unsupported_x402_version"],
-    ["oversized", "A".repeat(9000), 431, "header_too_large"],
+    ["oversized", "A".repeat(17000), 431, "header_too_large"],
   ];
   for (const [name, header, status, reason] of cases) {
     test(name, async () => {

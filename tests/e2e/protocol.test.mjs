@@ -18,6 +18,7 @@ import {
 import { signPayment } from "./lib/sign.mjs";
 
 const PRICE = 10000n;
+const LONG_DESCRIPTION = "A report described at length, as publishers sometimes do. ".repeat(85).trim();
 let stack, worker;
 
 // Chain id 84532 gives the local chain a v1 name ("base-sepolia"), so that the legacy client pays too.
@@ -31,6 +32,8 @@ before(async () => {
         { path: "/api/users/:id/report", method: "GET", price: "2500", mimeType: "application/json" },
         // Base mainnet is configured too, but the local facilitator cannot settle it: never offered.
         { path: "/both", price: "$0.01", accepts: [stack.network, "eip155:8453"] },
+        // A description of 5,000 characters, which the official client repeats in its payment.
+        { path: "/echo/long", price: "$0.01", description: LONG_DESCRIPTION, mimeType: "application/json" },
       ],
     }),
     durableObjects: false,
@@ -106,6 +109,26 @@ describe("both generations on one 402", () => {
   });
 });
 
+describe("a payment that repeats long terms", () => {
+  test("the official client's payment for a route with a long description (over 8 KiB once encoded) is taken", async () => {
+    const sent = [];
+    const watching = (input, init) => {
+      const headers = new Headers(input instanceof Request ? input.headers : init?.headers);
+      if (headers.has("payment-signature")) sent.push(headers.get("payment-signature").length);
+      return fetch(input, init);
+    };
+    const before = await balances(0);
+    const res = await payingFetch(stack, 0, { fetch: watching })(`${worker.url}/echo/long`);
+    assert.equal(res.status, 200, await res.clone().text());
+    await res.arrayBuffer();
+    assert.equal(sent.length, 1);
+    assert.ok(sent[0] > 8192 && sent[0] <= 16384, `a payment header of ${sent[0]} bytes`);
+    const after = await balances(0);
+    assert.equal(before.payer - after.payer, PRICE);
+    assert.equal(after.payTo - before.payTo, PRICE);
+  });
+});
+
 describe("how long an authorization may stay valid", () => {
   test("a payment signed for an hour, as the official Go client signs whatever the terms say, is served and settled", async () => {
     const { v2 } = await terms();
@@ -129,7 +152,7 @@ describe("one refusal per reason, none of which moves money", () => {
   // [name, status, reason, build(terms) -> headers]
   const cases = [
     ["no payment", 402, "payment_required", async () => ({})],
-    ["oversized header", 431, "header_too_large", async () => ({ "payment-signature": "A".repeat(8193) })],
+    ["oversized header", 431, "header_too_large", async () => ({ "payment-signature": "A".repeat(16385) })],
     ["not base64", 400, "invalid_base64", async () => ({ "payment-signature": "***" })],
     ["not JSON", 400, "invalid_json", async () => ({ "payment-signature": Buffer.from("{nope").toString("base64") })],
     ["wrong shape", 400, "invalid_payload_shape", async () => hdr({ x402Version: 2, accepted: 5, payload: {} })],
