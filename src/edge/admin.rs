@@ -24,8 +24,9 @@ const ADMIN_TOKEN: &str = "X402_ADMIN_TOKEN";
 /// request (`openssl rand -hex 32` makes 64 characters).
 pub const MIN_TOKEN_CHARS: usize = 32;
 
-/// An answer that lets nobody in: `error` and a sentence, with `status` and one header if given.
-fn closed(
+/// A JSON answer of the admin interface that gives no data (refused, or failed): `error` and a
+/// sentence, with `status` and one header if given.
+pub(crate) fn closed(
     status: u16,
     error: &str,
     message: &str,

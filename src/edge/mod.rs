@@ -276,7 +276,11 @@ async fn handle(
     }
     if url.path.starts_with(admin::PREFIX) {
         // Figures and debts are per moment and private: no cache may keep them.
-        let mut answer = admin::handle(Request::from(req), &env, &url).await?;
+        // A store that fails (a KV listing, a ledger) still gets a JSON answer saying so.
+        let mut answer = match admin::handle(Request::from(req), &env, &url).await {
+            Ok(answer) => answer,
+            Err(e) => admin::closed(503, "admin_unavailable", &e.to_string(), None)?,
+        };
         answer.headers_mut().set("Cache-Control", "no-store")?;
         return Ok(answer.into());
     }

@@ -1477,7 +1477,7 @@ describe("revocation", () => {
           { path: "/daypass", price: "$0.02", session: { scope: "/api/*", seconds: 86400 } },
         ],
       }),
-      secrets: { X402_SESSION_SECRET: SECRET },
+      secrets: { X402_SESSION_SECRET: SECRET, X402_ADMIN_TOKEN: ADMIN },
       scriptPath: path.join(ROOT, "tests/e2e/lib/kv-faults.mjs"),
       modulesRoot: ROOT,
     });
@@ -1554,6 +1554,21 @@ describe("revocation", () => {
       const back = await faulty.fetch("/api/g", { headers: bearer(token) });
       assert.equal(back.status, 200);
       await back.arrayBuffer();
+
+      // The admin interface's listing of ledgers cannot be read: a JSON answer that says so, not
+      // the runtime's bare error.
+      const fault = async (query) => (await faulty.fetch(`/__fault/kv?${query}`)).json();
+      assert.equal((await fault("list=fail")).listFails, true);
+      const listing = await faulty.fetch("/__x402/admin/ledger", { headers: bearer(ADMIN) });
+      assert.equal(listing.status, 503);
+      assert.equal(listing.headers.get("cache-control"), "no-store");
+      const failed = await listing.json();
+      assert.equal(failed.error, "admin_unavailable");
+      assert.match(failed.message, /KV listing failed/);
+      assert.equal((await fault("list=fresh")).listFails, false);
+      const listed = await faulty.fetch("/__x402/admin/ledger", { headers: bearer(ADMIN) });
+      assert.equal(listed.status, 200);
+      await listed.arrayBuffer();
     } finally {
       await faulty.dispose();
     }
