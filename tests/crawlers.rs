@@ -413,7 +413,8 @@ fn dictionary_signature_agent_covered_whole_and_jwks_uri() {
     );
     let parsed = req.parse().unwrap().unwrap();
     assert_eq!(parsed.agent.as_deref(), Some("agent.example"));
-    assert!(verify(&parsed, &keys(), NOW).is_ok());
+    // Keys from a directory, named by its host: no key set URL to list the signer by.
+    assert_eq!(verify(&parsed, &keys(), NOW).unwrap().key_set_url, None);
 
     // Two members, covered whole: which one holds the key is unknowable.
     let value = r#"agent1="https://a.example", agent2="https://b.example""#;
@@ -444,6 +445,11 @@ fn dictionary_signature_agent_covered_whole_and_jwks_uri() {
     assert_eq!(parsed.agent_link, Some(AgentLink::JwksUri));
     assert_eq!(
         parsed.agent_url.as_deref(),
+        Some("https://keys.example/jwks.json")
+    );
+    let verified = verify(&parsed, &keys(), NOW).unwrap();
+    assert_eq!(
+        verified.key_set_url.as_deref(),
         Some("https://keys.example/jwks.json")
     );
 
@@ -614,7 +620,7 @@ fn unknown_keyid_is_refused() {
     );
     let agent = req.verify_at(&keys(), NOW).expect("kid matches");
     assert_eq!(agent.agent, "keyid:test-key-ed25519");
-    assert_eq!(agent.agent_url, None);
+    assert_eq!(agent.key_set_url, None);
 }
 
 #[test]
@@ -1067,9 +1073,7 @@ const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=
 fn verified(agent: &str) -> VerifiedAgent {
     VerifiedAgent {
         agent: agent.into(),
-        agent_url: Some(format!(
-            "https://{agent}/.well-known/http-message-signatures-directory"
-        )),
+        key_set_url: None,
         keyid: KEYID.into(),
         kid: None,
         created: CREATED,
@@ -1206,7 +1210,7 @@ fn classification_table() {
 fn signers_the_publisher_lists_as_agents_are_agents() {
     use Class::{Agent, Crawler};
     let jwks_signer = VerifiedAgent {
-        agent_url: Some("https://keys.example.net/agent/jwks.json".into()),
+        key_set_url: Some("https://keys.example.net/agent/jwks.json".into()),
         ..verified("keys.example.net")
     };
     for (agent, listed, class) in [
@@ -1242,10 +1246,12 @@ fn signers_the_publisher_lists_as_agents_are_agents() {
             Agent,
         ),
         (
-            jwks_signer,
+            jwks_signer.clone(),
             "https://keys.example.net/other/jwks.json",
             Crawler,
         ),
+        // A host entry never names a key set named by URL, as in trustSigners.
+        (jwks_signer, "keys.example.net", Crawler),
     ] {
         let agent_signers = [listed.to_string()];
         let input = ClassifyInput {

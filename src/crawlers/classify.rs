@@ -128,12 +128,13 @@ pub fn classify(input: &ClassifyInput<'_>) -> (Class, Evidence) {
         .is_some_and(is_agent_category);
 
     if let Some(agent) = input.web_bot_auth {
-        let listed = |jwks| signer_trusted(&agent.agent, jwks, input.agent_signers);
-        let class = if is_known_agent_host(&agent.agent)
-            || cf_agent
-            || listed(None)
-            || agent.agent_url.as_deref().is_some_and(|u| listed(Some(u)))
-        {
+        // Listed as `trustSigners` lists it: by host, or by URL for a key set named by URL.
+        let listed = signer_trusted(
+            &agent.agent,
+            agent.key_set_url.as_deref(),
+            input.agent_signers,
+        );
+        let class = if is_known_agent_host(&agent.agent) || cf_agent || listed {
             Class::Agent
         } else {
             Class::Crawler

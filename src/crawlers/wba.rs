@@ -146,8 +146,10 @@ pub struct VerifiedAgent {
     /// Who signed: the `Signature-Agent` host (`host[:port]`), or, for a request without
     /// `Signature-Agent` verified against keys the shell supplied, `keyid:<keyid>`.
     pub agent: String,
-    /// The URL the keys came from, if the request named one.
-    pub agent_url: Option<String>,
+    /// The URL of the key set, where the request named its keys by URL (`type=jwks_uri`); `None`
+    /// for keys from the signer's directory (named by its host) or supplied by the shell. Which
+    /// entries of a list of signers name it depends on it ([`crate::crawlers::signer_trusted`]).
+    pub key_set_url: Option<String>,
     /// The `keyid` parameter.
     pub keyid: String,
     /// The `kid` of the matching JWK, if it had one.
@@ -1043,7 +1045,10 @@ impl Unverified<'_> {
                 .agent
                 .clone()
                 .unwrap_or_else(|| format!("keyid:{}", parsed.keyid)),
-            agent_url: parsed.agent_url.clone(),
+            key_set_url: parsed
+                .agent_url
+                .clone()
+                .filter(|_| parsed.agent_link == Some(AgentLink::JwksUri)),
             keyid: parsed.keyid.clone(),
             kid: self.jwk.kid.clone(),
             created: parsed.created,
