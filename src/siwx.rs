@@ -393,8 +393,12 @@ pub struct Proof {
     pub signature_scheme: Option<SignatureScheme>,
 }
 
-/// Parses a `SIGN-IN-WITH-X` header value: base64 (either alphabet, padded or not, at most 8 KiB,
-/// as [`codec::decode_base64`]) of a JSON object with the fields of the reference zod
+/// The longest `SIGN-IN-WITH-X` header read: a proof is well under 2 KB (payment headers, which
+/// repeat the terms, may be longer: [`codec::MAX_HEADER_BYTES`]).
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Parses a `SIGN-IN-WITH-X` header value: base64 (either alphabet, padded or not, at most
+/// [`MAX_HEADER_BYTES`], as [`codec::decode_base64`]) of a JSON object with the fields of the reference zod
 /// `SIWxPayloadSchema`. Required: `domain`, `address`, `uri`, `version`, `chainId`, `type`,
 /// `nonce`, `issuedAt`, `signature`; optional fields may be absent but not `null`; unknown
 /// fields are ignored.
@@ -404,9 +408,11 @@ pub struct Proof {
 /// [`MAX_NONCE_CHARS`] letters and digits, RFC 3339 times, `chainId` `eip155:<n>`, `type`
 /// `eip191`.
 pub fn parse_header(value: &str) -> Result<Proof, SiwxError> {
+    if value.len() > MAX_HEADER_BYTES {
+        return Err(malformed("the header is larger than 8 KiB"));
+    }
     let json = codec::decode_json(value).map_err(|r| {
         let what = match r.reason {
-            Reason::HeaderTooLarge => "the header is larger than 8 KiB",
             Reason::InvalidBase64 => "the header is not base64",
             _ => "the header is not base64 of JSON",
         };
