@@ -1435,7 +1435,7 @@ describe("revocation", () => {
 
       // Two sessions bought (of three sold), and a listing that does not show them yet.
       const [articles, api] = [await buy("/articles/a"), await buy("/api/a")];
-      assert.deepEqual(await fault("list=stale"), { deletesFail: false, listStale: true, debtsFail: false });
+      assert.deepEqual(await fault("list=stale"), { deletesFail: false, listStale: true, listFails: false, debtsFail: false });
       const done = await revoke();
       assert.equal(done.status, 200);
       assert.deepEqual(await done.json(), { ok: true, revoked: 2 }, "both deleted by name, the pass never bought not counted");
@@ -1444,7 +1444,7 @@ describe("revocation", () => {
 
       // Bought again; now KV refuses to delete.
       const again = await buy("/articles/c");
-      assert.deepEqual(await fault("deletes=fail"), { deletesFail: true, listStale: true, debtsFail: false });
+      assert.deepEqual(await fault("deletes=fail"), { deletesFail: true, listStale: true, listFails: false, debtsFail: false });
       const failed = await revoke();
       assert.equal(failed.status, 503);
       const why = await failed.json();
@@ -1455,7 +1455,7 @@ describe("revocation", () => {
       assert.equal(still.status, 200);
       await still.arrayBuffer();
 
-      assert.deepEqual(await fault("deletes=work"), { deletesFail: false, listStale: true, debtsFail: false });
+      assert.deepEqual(await fault("deletes=work"), { deletesFail: false, listStale: true, listFails: false, debtsFail: false });
       const sentAgain = await revoke();
       assert.equal(sentAgain.status, 200);
       assert.deepEqual(await sentAgain.json(), { ok: true, revoked: 1 });
