@@ -114,7 +114,8 @@
 //! 4. **Transient or facilitator-side refusal** (`unexpected_*`, `invalid_transaction_state`,
 //!    `invalid_request` from a broken facilitator, unsupported network/scheme, terms mismatches
 //!    that local verification already ruled out, anything mentioning `rpc`, the facilitator's
-//!    own account out of gas whatever reason it gives, and any reason we do not recognise): retried with exponential backoff (1, 2, 4 … capped at 60 s) but never later
+//!    own account out of gas whatever reason it gives, and any reason we do not recognise):
+//!    retried with exponential backoff (1, 2, 4 … capped at 60 s) but never later
 //!    than `validBefore − safety_margin`. When that deadline passes the entry fails with
 //!    [`EXPIRED_UNSETTLED`]: not delinquent (not the payer's fault), counted as lost revenue.
 //!    An expiry refusal (`…valid_before`, `…expired`) ends the same way at once. A transient
