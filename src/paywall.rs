@@ -665,19 +665,20 @@ pub fn preflight() -> Reply {
 /// The refusal of a path that hides a dot segment ([`crate::pattern::hides_dot_segment`]), read
 /// once or, by an origin that decodes twice, twice ([`crate::pattern::decoded_twice`]): which
 /// route it falls under depends on who reads it, so it is not passed, priced or let in on a
-/// session. Checked first, by [`decide`] and by the Worker before anything else.
+/// session. So is a path with an IIS `%uNNNN` escape ([`crate::pattern::iis_escape`]). Checked
+/// first, by [`decide`] and by the Worker before anything else.
 pub fn disguised_path(path: &str) -> Option<Reply> {
-    let twice = crate::pattern::decoded_twice(path);
-    let hidden = crate::pattern::hides_dot_segment(path)
-        || twice
-            .as_deref()
-            .is_some_and(crate::pattern::hides_dot_segment);
     if crate::pattern::iis_escape(path) {
         return Some(plain_refusal(&Refusal::new(
             Reason::InvalidPath,
             format!("{path:?}: a %uNNNN escape, which IIS decodes and other sites do not"),
         )));
     }
+    let twice = crate::pattern::decoded_twice(path);
+    let hidden = crate::pattern::hides_dot_segment(path)
+        || twice
+            .as_deref()
+            .is_some_and(crate::pattern::hides_dot_segment);
     hidden.then(|| {
         plain_refusal(&Refusal::new(
             Reason::InvalidPath,
