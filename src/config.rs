@@ -439,6 +439,8 @@ impl Route {
     /// Whether this rule covers the method and path. A rule for GET also covers HEAD (a GET
     /// without the body must not be a free look at what a GET would sell) and methods outside
     /// HTTP's standard set (PROPFIND, PURGE…), which some origins answer as if they were GET.
+    /// A priced rule also covers its paths with a format suffix
+    /// ([`PathPattern::matches_formatted`]).
     pub fn covers(&self, method: &str, path: &str) -> bool {
         const STANDARD: [&str; 9] = [
             "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
@@ -449,7 +451,12 @@ impl Route {
                 m == method || (m == "GET" && (method == "HEAD" || !STANDARD.contains(&method)))
             }
         };
-        method_ok && self.pattern.matches(path)
+        method_ok
+            && if self.is_free() {
+                self.pattern.matches(path)
+            } else {
+                self.pattern.matches_formatted(path)
+            }
     }
 }
 
@@ -513,7 +520,7 @@ impl Config {
             };
             let sold_here = seller.index == route.index;
             let opens = sold_here || (asked <= seller.cheapest_micro_usd() && same_payees());
-            (opens && offer.scope.matches(path)).then_some(offer)
+            (opens && offer.scope.matches_formatted(path)).then_some(offer)
         })
     }
 
@@ -1602,6 +1609,28 @@ mod tests {
         assert!(!c.route_for("HEAD", "/articles/x").unwrap().is_free());
         assert!(c.route_for("POST", "/articles/x").is_none());
         assert!(c.route_for("GET", "/other").is_none());
+    }
+
+    #[test]
+    fn a_priced_rule_covers_its_paths_with_a_format_suffix_and_a_free_one_does_not() {
+        let c = load(base(json!([
+            {"path": "/feed.xml", "free": true},
+            {"path": "/v1/status", "free": true},
+            {"path": "/v1/weather", "price": "$0.01"},
+            {"path": "/v1/*", "price": "$0.001"},
+        ])))
+        .unwrap();
+        let price = |path: &str| c.route_for("GET", path).map(|r| r.dearest_micro_usd());
+        // Rails serves /v1/weather.json as /v1/weather: it costs what /v1/weather costs.
+        assert_eq!(price("/v1/weather.json"), Some(10_000));
+        assert_eq!(price("/v1/WEATHER.xml"), Some(10_000));
+        assert_eq!(price("/v1/other.json"), Some(1_000));
+        // A free rule covers only what it names: /v1/status.json may be something /v1/* sells.
+        assert_eq!(price("/v1/status"), Some(0));
+        assert_eq!(price("/v1/status.json"), Some(1_000));
+        // A free rule that names the suffixed path comes first and keeps it free.
+        assert_eq!(price("/feed.xml"), Some(0));
+        assert_eq!(price("/feed.json"), None);
     }
 
     #[test]

@@ -130,7 +130,35 @@ impl PathPattern {
 
     /// Whether the (raw, undecoded) request path is covered.
     pub fn matches(&self, path: &str) -> bool {
-        let normalised = normalise_path(path);
+        self.matches_read(&normalise_path(path))
+    }
+
+    /// [`PathPattern::matches`], or the path with a format suffix on its last segment
+    /// (`/v1/weather.json`, `/v1/weather.json.gz`) matches without it: Rails' `(.:format)` and
+    /// Spring's suffix matching serve it as `/v1/weather`. What a priced rule and a session's
+    /// scope cover; not a free rule, which would open what a priced catch-all sells under such a
+    /// name.
+    pub fn matches_formatted(&self, path: &str) -> bool {
+        let mut read = normalise_path(path);
+        if self.matches_read(&read) {
+            return true;
+        }
+        let Some(last) = read.last_mut() else {
+            return false;
+        };
+        let base = last
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(' ');
+        if base.is_empty() || base.len() == last.len() {
+            return false;
+        }
+        *last = base.to_string();
+        self.matches_read(&read)
+    }
+
+    fn matches_read(&self, normalised: &[String]) -> bool {
         let mut parts = normalised.iter();
         for seg in &self.segments {
             match (seg, parts.next()) {
@@ -375,6 +403,41 @@ mod tests {
         assert!(m("/*", "/anything/at/all"));
         assert!(m("/", "/"));
         assert!(!m("/", "/x"));
+    }
+
+    #[test]
+    fn a_format_suffix_on_the_last_segment_is_read_as_rails_and_spring_read_it() {
+        let f = |p: &str, path: &str| PathPattern::parse(p).unwrap().matches_formatted(path);
+        for path in [
+            "/v1/weather",
+            "/v1/weather.json",
+            "/v1/Weather.XML/",
+            "/v1/weather.json.gz",
+            "/v1/weather%2Ejson",
+            "/v1/weather .json",
+            "/v1/weather.json;x=1",
+        ] {
+            assert!(f("/v1/weather", path), "{path}");
+            assert!(
+                !m("/v1/weather", path) || !path.contains(['.', '%']),
+                "{path}"
+            );
+        }
+        // Only the last segment's suffix, and only after a name: not a dotfile, nor another name.
+        for path in [
+            "/v1.json/weather",
+            "/v1/weather.json/x",
+            "/v1/.json",
+            "/v1/weathers.json",
+            "/v1/weather-json",
+            "/v1",
+        ] {
+            assert!(!f("/v1/weather", path), "{path}");
+        }
+        assert!(f("/users/:id", "/users/7.json"));
+        assert!(f("/articles/*", "/articles/a.html"));
+        assert!(!f("/articles/*", "/articles.rss"));
+        assert!(f("/", "/index.html") == m("/", "/index.html"));
     }
 
     #[test]

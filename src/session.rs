@@ -151,7 +151,7 @@ impl Grant {
     /// [`Grant::covers`] with the scope already parsed (the caller has checked it is this
     /// grant's).
     pub fn covers_with(&self, scope: &PathPattern, path: &str, now: u64) -> bool {
-        now < self.expires_at && self.requests != Some(0) && scope.matches(path)
+        now < self.expires_at && self.requests != Some(0) && scope.matches_formatted(path)
     }
 
     /// The grant after serving `path` once at `now`, or `None` if it does not cover it. Timed
@@ -224,7 +224,7 @@ pub struct TokenClaims {
 impl TokenClaims {
     /// Whether the token's scope matches `path` (expiry was checked by [`check_token`]).
     pub fn covers(&self, path: &str) -> bool {
-        PathPattern::parse(scope_of(&self.scope)).is_ok_and(|p| p.matches(path))
+        PathPattern::parse(scope_of(&self.scope)).is_ok_and(|p| p.matches_formatted(path))
     }
 }
 

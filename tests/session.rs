@@ -484,6 +484,14 @@ fn grant_coverage_and_expiry() {
         ..g.clone()
     };
     assert!(!broken.covers("/no-slash", NOW));
+
+    // A scope covers its paths with a format suffix, as the route that sold it prices them.
+    let exact = Grant {
+        scope: "/api/weather".into(),
+        ..g.clone()
+    };
+    assert!(exact.covers("/api/weather.json", NOW));
+    assert!(!exact.covers("/api/weathers.json", NOW));
 }
 
 #[test]

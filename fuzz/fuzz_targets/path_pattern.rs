@@ -1,10 +1,11 @@
-//! Route patterns: `pattern::PathPattern::parse` and `matches`.
+//! Route patterns: `pattern::PathPattern::parse`, `matches` and `matches_formatted`.
 //!
 //! Input: `[mode] [selector] pattern 0xFF path`; the mode is unused.
 //!
 //! Invariants besides "no panic": every pattern that parses covers its own text; matching ignores
 //! ASCII case, repeated slashes and percent-encoding of letters (the normalisation that keeps a
-//! priced path from being walked around); `as_str` is the text parsed.
+//! priced path from being walked around); `as_str` is the text parsed; what a pattern matches it
+//! matches with a format suffix allowed, and a name it covers so stays covered with a suffix added.
 
 #![no_main]
 
@@ -27,6 +28,14 @@ fuzz_target!(|data: &[u8]| {
     );
 
     let m = p.matches(&path);
+    let formatted = p.matches_formatted(&path);
+    assert!(!m || formatted, "format: {pattern:?} {path:?}");
+    if formatted && path.ends_with(|c: char| c.is_ascii_alphanumeric()) {
+        assert!(
+            p.matches_formatted(&format!("{path}.json")),
+            "suffix: {pattern:?} {path:?}"
+        );
+    }
     if path.is_ascii() {
         assert_eq!(
             m,

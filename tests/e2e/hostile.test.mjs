@@ -674,6 +674,14 @@ const cases = [
   ["/art%C4%B1cles/hello (ı uppercases to I)", async () => ({ path: "/art%C4%B1cles/hello" }), 402, "payment_required"],
   ["/articles./hello (a trailing dot)", async () => ({ path: "/articles./hello" }), 402, "payment_required"],
   ["/articles%20/hello (a trailing space)", async () => ({ path: "/articles%20/hello" }), 402, "payment_required"],
+  // Rails' `(.:format)` and Spring's suffix matching serve /api/weather.json as /api/weather: a
+  // priced rule covers its paths with a format suffix, and a free one only what it names.
+  ["/api/weather.json (a format suffix on a priced exact path)", async () => ({ path: "/api/weather.json" }), 402, "payment_required", {
+    check: (r) => assert.deepEqual([r.terms.resource.url.endsWith("/api/weather.json"), r.terms.accepts[0].amount], [true, "10000"]),
+  }],
+  ["/API/Weather.XML.gz (in another case, with two suffixes)", async () => ({ path: "/API/Weather.XML.gz" }), 402, "payment_required"],
+  ["/api/weather%2Ejson (an escaped dot)", async () => ({ path: "/api/weather%2Ejson" }), 402, "payment_required"],
+  ["/articles/free-sample.json (a free rule does not cover a suffix: /articles/* prices it)", async () => ({ path: "/articles/free-sample.json" }), 402, "payment_required"],
   ["/articles/free-sample./../hello", async () => ({ path: "/articles/free-sample./../hello" }), 402, "payment_required"],
   ["/articles/free-sample/../hello (out of the free carve-out)", async () => ({ path: "/articles/free-sample/../hello" }), 402, "payment_required"],
   // A dot segment only some readers see (behind an encoded slash or a ;param) moves a path from one

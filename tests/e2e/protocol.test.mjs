@@ -34,6 +34,8 @@ before(async () => {
         { path: "/both", price: "$0.01", accepts: [stack.network, "eip155:8453"] },
         // A description of 5,000 characters, which the official client repeats in its payment.
         { path: "/echo/long", price: "$0.01", description: LONG_DESCRIPTION, mimeType: "application/json" },
+        // Rails and Spring serve /echo/report.json as /echo/report.
+        { path: "/echo/report", method: "GET", price: "2500", mimeType: "application/json" },
       ],
     }),
     durableObjects: false,
@@ -251,6 +253,19 @@ describe("HTTP manners", () => {
     assert.equal((await worker.fetch(`${worker.url}//articles//hello`)).status, 402);
     assert.equal((await worker.fetch("/api/users/42/report/extra")).status, 404, "unpriced: the origin answers");
     assert.equal((await worker.fetch("/api/users/42/report", { method: "POST" })).status, 404, "the rule is for GET only");
+  });
+
+  test("a format suffix on a priced path is priced as the path, and the official client pays it", async () => {
+    const { v2 } = await terms("/echo/report.json");
+    assert.equal(v2.accepts[0].amount, "2500");
+    assert.equal(v2.resource.url, `${worker.url}/echo/report.json`);
+    const before = await balances(0);
+    const res = await payingFetch(stack, 0)(`${worker.url}/echo/report.json`);
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(JSON.parse(await res.text()).path, "/echo/report.json", "the origin is asked for the path as sent");
+    const after = await balances(0);
+    assert.equal(before.payer - after.payer, 2500n);
+    assert.equal(after.payTo - before.payTo, 2500n);
   });
 });
 

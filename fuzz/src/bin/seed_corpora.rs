@@ -751,6 +751,7 @@ fn session_token(c: &mut Corpus, _: &Value, _: &Value, _: &[(String, Value)]) {
 fn path_pattern(c: &mut Corpus, _: &Value, _: &Value, wrangler: &[(String, Value)]) {
     let mut pairs: Vec<(String, String)> = vec![
         ("/api/weather".into(), "/api/weather/".into()),
+        ("/api/weather".into(), "/api/Weather.json".into()),
         ("/articles/*".into(), "/%61rticles//x".into()),
         ("/users/:id/posts".into(), "/users/7/posts".into()),
         ("/users/[id]/posts".into(), "/USERS/7/posts".into()),
