@@ -721,14 +721,20 @@ impl RawConfig {
                     Some(up)
                 }
             };
-            if let Some(earlier) = routes
-                .iter()
-                .find(|e: &&Route| e.method == method && e.pattern.as_str() == pattern.as_str())
-            {
+            // A priced rule covers its paths with a format suffix too ([`Route::covers`]), so a
+            // free rule after it naming such a path would never be reached either.
+            if let Some(earlier) = routes.iter().find(|e: &&Route| {
+                (e.method == method && e.pattern.as_str() == pattern.as_str())
+                    || (r.free
+                        && !e.is_free()
+                        && (e.method.is_none() || method.is_none() || e.method == method)
+                        && !e.pattern.matches(pattern.as_str())
+                        && e.pattern.matches_formatted(pattern.as_str()))
+            }) {
                 return Err(err(
                     key,
                     format!(
-                        "repeats the method and path of routes[{}], which comes first and so prices every request this one would: remove one of them",
+                        "routes[{}] comes first and so prices every request this one would (a priced rule covers its path with a format suffix too, as Rails and Spring serve it): remove one of them, or put the free one first",
                         earlier.index
                     ),
                 ));
@@ -1631,6 +1637,27 @@ mod tests {
         // A free rule that names the suffixed path comes first and keeps it free.
         assert_eq!(price("/feed.xml"), Some(0));
         assert_eq!(price("/feed.json"), None);
+        // After the priced rule it would never be reached: refused, saying what to do.
+        let e = load(base(json!([
+            {"path": "/feed", "method": "GET", "price": "$0.01"},
+            {"path": "/feed.xml", "free": true},
+        ])))
+        .unwrap_err();
+        assert_eq!(e.key, "routes[1]");
+        assert!(e.problem.contains("routes[0] comes first"), "{}", e.problem);
+        assert!(
+            e.problem.contains("put the free one first"),
+            "{}",
+            e.problem
+        );
+        // Unless the two never meet: another method, or a free rule's own path.
+        for (method, path) in [("POST", "/feed.xml"), ("GET", "/feeds.xml")] {
+            load(base(json!([
+                {"path": "/feed", "method": "GET", "price": "$0.01"},
+                {"path": path, "method": method, "free": true},
+            ])))
+            .unwrap();
+        }
     }
 
     #[test]
