@@ -890,6 +890,16 @@ impl RawConfig {
             if let Some(route) = routes.last_mut() {
                 route.bazaar = crate::discovery::bazaar(route);
                 route.rendered = crate::paywall::Rendered::of(route);
+                let echoed = route.rendered.echoed_len();
+                if echoed > crate::paywall::MAX_ECHOED_TERMS {
+                    return Err(err(
+                        key,
+                        format!(
+                            "its terms take {echoed} bytes of JSON, which clients repeat in every payment; over {} a payment would not fit in its header: shorten the description or the discovery examples",
+                            crate::paywall::MAX_ECHOED_TERMS
+                        ),
+                    ));
+                }
             }
         }
         name_sessions(&mut routes)?;
@@ -1658,6 +1668,32 @@ mod tests {
             ])))
             .unwrap();
         }
+    }
+
+    #[test]
+    fn terms_too_long_to_repeat_in_a_payment_header_are_refused() {
+        let long = "a".repeat(5000);
+        let c = load(base(
+            json!([{"path": "/x", "price": "$0.01", "description": long}]),
+        ))
+        .unwrap();
+        assert!(c.routes[0].rendered.echoed_len() > 5000);
+        let e = load(base(json!([
+            {"path": "/ok", "price": "$0.01"},
+            {"path": "/x", "price": "$0.01", "description": "a".repeat(9000)},
+        ])))
+        .unwrap_err();
+        assert_eq!(e.key, "routes[1]");
+        assert!(e.problem.contains("over 8192"), "{}", e.problem);
+        // Discovery examples count too: they are repeated in the bazaar extension.
+        let e = load(base(json!([{"path": "/x", "price": "$0.01",
+            "discovery": {"output": {"text": "b".repeat(8200)}}}])))
+        .unwrap_err();
+        assert!(
+            e.problem.contains("the discovery examples"),
+            "{}",
+            e.problem
+        );
     }
 
     #[test]

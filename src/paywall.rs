@@ -519,7 +519,24 @@ pub struct Rendered {
     v1: Vec<(String, String)>,
 }
 
+/// The most JSON a route's terms may take as the official client repeats them in every payment
+/// (`resource`, the offer it accepts, the extensions). Base64 of the payment must fit
+/// [`crate::x402::codec::MAX_HEADER_BYTES`], 12 KiB of JSON: this leaves 4 KiB for the signed
+/// authorization, a sign-in challenge and the page's URL, written up to three times (URLs of
+/// about 700 characters at this limit; Node's HTTP client reading 16 KiB of a 402's headers in
+/// all is the closer bound). Checked when the configuration loads, as a payment over it would be
+/// refused after the client signed.
+pub const MAX_ECHOED_TERMS: usize = 8 * 1024;
+
 impl Rendered {
+    /// The JSON of the terms a client repeats in its payment, all offers counted.
+    pub fn echoed_len(&self) -> usize {
+        self.resource_rest.len()
+            + self.accepts.len()
+            + self.bazaar.as_ref().map_or(0, String::len)
+            + self.payment_id.as_ref().map_or(0, String::len)
+    }
+
     pub fn of(route: &Route) -> Rendered {
         let resource_rest = format!(
             ",\"description\":{},\"mimeType\":{}}}",

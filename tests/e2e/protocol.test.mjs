@@ -34,6 +34,9 @@ before(async () => {
         { path: "/both", price: "$0.01", accepts: [stack.network, "eip155:8453"] },
         // A description of 5,000 characters, which the official client repeats in its payment.
         { path: "/echo/long", price: "$0.01", description: LONG_DESCRIPTION, mimeType: "application/json" },
+        // Terms of 8,191 bytes of JSON, one under the most a route may have, with a sign-in
+        // challenge (a session) and the payment identifier: what the official client repeats.
+        { path: "/echo/full/*", price: "$0.01", description: "A".repeat(7196), mimeType: "application/json", session: { seconds: 600 }, paymentIdentifier: "optional" },
         // Rails and Spring serve /echo/report.json as /echo/report.
         { path: "/echo/report", method: "GET", price: "2500", mimeType: "application/json" },
       ],
@@ -125,6 +128,34 @@ describe("a payment that repeats long terms", () => {
     await res.arrayBuffer();
     assert.equal(sent.length, 1);
     assert.ok(sent[0] > 8192 && sent[0] <= 16384, `a payment header of ${sent[0]} bytes`);
+    const after = await balances(0);
+    assert.equal(before.payer - after.payer, PRICE);
+    assert.equal(after.payTo - before.payTo, PRICE);
+  });
+
+  test("terms at the most a configuration may hold, with a sign-in challenge and a 500-character path, still fit: the official client pays", async () => {
+    const sent = [];
+    const watching = (input, init) => {
+      const headers = new Headers(input instanceof Request ? input.headers : init?.headers);
+      if (headers.has("payment-signature")) sent.push(headers.get("payment-signature").length);
+      return fetch(input, init);
+    };
+    const path = `/echo/full/${"p".repeat(489)}`;
+    assert.equal(path.length, 500);
+    // Node's HTTP client, which the official client uses, reads 16 KiB of headers at most, all of
+    // them together: the 402's terms must leave room for the others too.
+    const unpaid = await worker.fetch(path);
+    const offered = unpaid.headers.get("payment-required").length;
+    assert.ok(offered <= 15 * 1024, `a 402 whose PAYMENT-REQUIRED holds ${offered} bytes`);
+    const { v2 } = await terms(path);
+    assert.ok(v2.extensions["sign-in-with-x"] && v2.extensions["payment-identifier"], "a challenge and an identifier offered");
+    const before = await balances(0);
+    const res = await payingFetch(stack, 0, { fetch: watching })(`${worker.url}${path}`);
+    assert.equal(res.status, 200, await res.clone().text());
+    await res.arrayBuffer();
+    assert.equal(sent.length, 1);
+    assert.ok(sent[0] > 12288 && sent[0] <= 16384, `a payment header of ${sent[0]} bytes`);
+    console.log(`terms at the limit and a 500-character path: PAYMENT-REQUIRED ${offered} bytes, PAYMENT-SIGNATURE ${sent[0]}`);
     const after = await balances(0);
     assert.equal(before.payer - after.payer, PRICE);
     assert.equal(after.payTo - before.payTo, PRICE);
