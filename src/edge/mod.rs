@@ -144,7 +144,31 @@ pub(crate) fn now_seconds() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
-#[event(fetch)]
+/// The Worker's `fetch` handler, as the runtime calls it. Written out instead of the SDK's
+/// `#[event(fetch)]`, whose glue unwraps a `Result` of the SDK's error type and so links every
+/// error it can hold, printed for debugging (I/O, JSON, KV…), into the bundle.
+mod fetch_export {
+    use wasm_bindgen::prelude::*;
+
+    #[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+    pub async fn fetch(
+        req: web_sys::Request,
+        env: worker::Env,
+        ctx: worker::worker_sys::Context,
+    ) -> Result<JsValue, JsValue> {
+        match super::fetch(req, env, worker::Context::new(ctx)).await {
+            Ok(res) => Ok(res.into()),
+            Err(e) => {
+                worker::console_error!("{e}");
+                let init = web_sys::ResponseInit::new();
+                init.set_status(500);
+                web_sys::Response::new_with_opt_str_and_init(Some("internal error"), &init)
+                    .map(JsValue::from)
+            }
+        }
+    }
+}
+
 #[cfg_attr(feature = "bench-floor", allow(unreachable_code, unused_variables))]
 async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     #[cfg(feature = "bench-floor")]
