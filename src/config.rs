@@ -721,20 +721,22 @@ impl RawConfig {
                     Some(up)
                 }
             };
-            // A priced rule covers its paths with a format suffix too ([`Route::covers`]), so a
-            // free rule after it naming such a path would never be reached either.
+            // A rule of literal segments that an earlier rule covers, for the same methods, would
+            // never be reached: a free page under a priced catch-all, or a dearer page whose path
+            // an earlier priced rule covers with a format suffix ([`Route::covers`]).
             if let Some(earlier) = routes.iter().find(|e: &&Route| {
                 (e.method == method && e.pattern.as_str() == pattern.as_str())
-                    || (r.free
-                        && !e.is_free()
-                        && (e.method.is_none() || method.is_none() || e.method == method)
-                        && !e.pattern.matches(pattern.as_str())
-                        && e.pattern.matches_formatted(pattern.as_str()))
+                    || (pattern.is_literal()
+                        && match (&e.method, &method) {
+                            (None, _) => e.covers("GET", pattern.as_str()),
+                            (Some(_), Some(m)) => e.covers(m, pattern.as_str()),
+                            (Some(_), None) => false,
+                        })
             }) {
                 return Err(err(
                     key,
                     format!(
-                        "routes[{}] comes first and so prices every request this one would (a priced rule covers its path with a format suffix too, as Rails and Spring serve it): remove one of them, or put the free one first",
+                        "routes[{}] comes first and takes every request this one would (a priced rule covers its path.json too): remove one, or put this one first",
                         earlier.index
                     ),
                 ));
@@ -890,12 +892,14 @@ impl RawConfig {
             if let Some(route) = routes.last_mut() {
                 route.bazaar = crate::discovery::bazaar(route);
                 route.rendered = crate::paywall::Rendered::of(route);
-                let echoed = route.rendered.echoed_len();
+                // A sign-in challenge's statement names the session's scope.
+                let scope = route.session.as_ref().map_or(0, |s| s.scope.as_str().len());
+                let echoed = route.rendered.echoed_len() + scope;
                 if echoed > crate::paywall::MAX_ECHOED_TERMS {
                     return Err(err(
                         key,
                         format!(
-                            "its terms take {echoed} bytes of JSON, which clients repeat in every payment; over {} a payment would not fit in its header: shorten the description or the discovery examples",
+                            "its terms take {echoed} bytes of JSON, over the {} a payment header can repeat: shorten the description, discovery, scope or networks",
                             crate::paywall::MAX_ECHOED_TERMS
                         ),
                     ));
@@ -959,11 +963,18 @@ pub fn session_name(scope: &str, method: Option<&str>, path: &str) -> String {
     format!("{scope}\n{} {path}", method.unwrap_or("*"))
 }
 
-/// A trusted signer as written: a host name (`crawler.example.com`) or `host:port`, lowercased;
-/// `*.host` for its subdomains; or the URL of a key set its `Signature-Agent` names with
-/// `type=jwks_uri` (see [`crate::crawlers::signer_trusted`]).
+/// A trusted signer as written: a host name (`crawler.example.com`, or `https://` and the host,
+/// as its `Signature-Agent` header writes it) or `host:port`, lowercased; `*.host` for its
+/// subdomains; or the URL of a key set its `Signature-Agent` names with `type=jwks_uri` (see
+/// [`crate::crawlers::signer_trusted`]).
 fn check_signer_host(key: &str, host: &str) -> Result<String, ConfigError> {
     let host = host.trim();
+    // `https://host`, as a `Signature-Agent` header writes its signer, is the host: a key set has
+    // a path.
+    let host = match host.strip_prefix("https://") {
+        Some(bare) if !bare.trim_end_matches('/').contains('/') => bare.trim_end_matches('/'),
+        _ => host,
+    };
     if host.contains("://") {
         return crate::crawlers::jwks_url(host)
             .ok_or_else(|| err(key, format!("{host:?} is not an https URL")));
@@ -1647,26 +1658,65 @@ mod tests {
         // A free rule that names the suffixed path comes first and keeps it free.
         assert_eq!(price("/feed.xml"), Some(0));
         assert_eq!(price("/feed.json"), None);
-        // After the priced rule it would never be reached: refused, saying what to do.
-        let e = load(base(json!([
-            {"path": "/feed", "method": "GET", "price": "$0.01"},
-            {"path": "/feed.xml", "free": true},
-        ])))
-        .unwrap_err();
-        assert_eq!(e.key, "routes[1]");
-        assert!(e.problem.contains("routes[0] comes first"), "{}", e.problem);
-        assert!(
-            e.problem.contains("put the free one first"),
-            "{}",
-            e.problem
-        );
-        // Unless the two never meet: another method, or a free rule's own path.
-        for (method, path) in [("POST", "/feed.xml"), ("GET", "/feeds.xml")] {
-            load(base(json!([
-                {"path": "/feed", "method": "GET", "price": "$0.01"},
-                {"path": path, "method": method, "free": true},
-            ])))
-            .unwrap();
+        // After the priced rule it would never be reached: refused, saying what to do. So is a
+        // dearer page the cheaper rule would price, and any rule of literal segments an earlier
+        // rule takes whole.
+        for (first, then) in [
+            (
+                json!({"path": "/feed", "method": "GET", "price": "$0.01"}),
+                json!({"path": "/feed.xml", "method": "GET", "free": true}),
+            ),
+            (
+                json!({"path": "/feed", "price": "$0.01"}),
+                json!({"path": "/feed.xml", "free": true}),
+            ),
+            (
+                json!({"path": "/reports/annual", "price": "$0.10"}),
+                json!({"path": "/reports/annual.pdf", "price": "$5"}),
+            ),
+            (
+                json!({"path": "/articles/*", "price": "$0.01"}),
+                json!({"path": "/articles/open", "free": true}),
+            ),
+            (
+                json!({"path": "/articles/*", "free": true}),
+                json!({"path": "/articles/best", "price": "$1"}),
+            ),
+            (
+                json!({"path": "/a", "method": "GET", "price": "$0.01"}),
+                json!({"path": "/a.json", "method": "HEAD", "free": true}),
+            ),
+        ] {
+            let e = load(base(json!([first, then]))).unwrap_err();
+            assert_eq!(e.key, "routes[1]", "{then}");
+            assert!(e.problem.contains("routes[0] comes first"), "{}", e.problem);
+            assert!(e.problem.contains("put this one first"), "{}", e.problem);
+        }
+        // Unless the two never meet, or meet for some methods only: another method, another
+        // path, a rule for every method after one for GET, or a pattern the first covers in part.
+        for (first, then) in [
+            (
+                json!({"path": "/feed", "method": "GET", "price": "$0.01"}),
+                json!({"path": "/feed.xml", "method": "POST", "free": true}),
+            ),
+            (
+                json!({"path": "/feed", "method": "GET", "price": "$0.01"}),
+                json!({"path": "/feeds.xml", "method": "GET", "free": true}),
+            ),
+            (
+                json!({"path": "/feed", "method": "GET", "price": "$0.01"}),
+                json!({"path": "/feed.xml", "free": true}),
+            ),
+            (
+                json!({"path": "/x", "method": "GET", "price": "$0.01"}),
+                json!({"path": "/x", "free": true}),
+            ),
+            (
+                json!({"path": "/a/:id", "price": "$0.01"}),
+                json!({"path": "/a/*", "free": true}),
+            ),
+        ] {
+            load(base(json!([first, then]))).unwrap();
         }
     }
 
@@ -1684,13 +1734,13 @@ mod tests {
         ])))
         .unwrap_err();
         assert_eq!(e.key, "routes[1]");
-        assert!(e.problem.contains("over 8192"), "{}", e.problem);
+        assert!(e.problem.contains("over the 8192"), "{}", e.problem);
         // Discovery examples count too: they are repeated in the bazaar extension.
         let e = load(base(json!([{"path": "/x", "price": "$0.01",
             "discovery": {"output": {"text": "b".repeat(8200)}}}])))
         .unwrap_err();
         assert!(
-            e.problem.contains("the discovery examples"),
+            e.problem.contains("shorten the description, discovery"),
             "{}",
             e.problem
         );
@@ -1819,7 +1869,10 @@ mod tests {
             "Crawler.Example.com:443",
             "127.0.0.1:8790",
             "*.Bots.example",
-            "https://Keys.example/Crawler/jwks.json"
+            "https://Keys.example/Crawler/jwks.json",
+            // As a `Signature-Agent` header names its signer: the host.
+            "https://ChatGPT.com",
+            "https://signer.example:8443/"
         ]))
         .unwrap();
         assert_eq!(
@@ -1828,7 +1881,9 @@ mod tests {
                 "crawler.example.com",
                 "127.0.0.1:8790",
                 "*.bots.example",
-                "https://keys.example/Crawler/jwks.json"
+                "https://keys.example/Crawler/jwks.json",
+                "chatgpt.com",
+                "signer.example:8443"
             ]
         );
         for (bad, key) in [

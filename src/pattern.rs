@@ -63,6 +63,11 @@ impl PathPattern {
                     [_] if part.starts_with(':')
                         || (part.starts_with('[') && part.ends_with(']')) =>
                     {
+                        if part.contains('.') {
+                            return Err(format!(
+                                "{source:?}: a parameter is a whole segment: write {part:?} without the '.'"
+                            ));
+                        }
                         Segment::Any
                     }
                     [one] => Segment::Literal(one.clone()),
@@ -80,6 +85,15 @@ impl PathPattern {
             segments,
             tail,
         })
+    }
+
+    /// Whether every segment is a literal: the pattern covers its own path alone.
+    pub fn is_literal(&self) -> bool {
+        !self.tail
+            && self
+                .segments
+                .iter()
+                .all(|s| matches!(s, Segment::Literal(_)))
     }
 
     /// The pattern as written.
@@ -134,28 +148,43 @@ impl PathPattern {
     }
 
     /// [`PathPattern::matches`], or the path with a format suffix on its last segment
-    /// (`/v1/weather.json`, `/v1/weather.json.gz`) matches without it: Rails' `(.:format)` and
-    /// Spring's suffix matching serve it as `/v1/weather`. What a priced rule and a session's
-    /// scope cover; not a free rule, which would open what a priced catch-all sells under such a
-    /// name.
+    /// (`/v1/weather.json`, `/v1/weather.json.gz`, `/v1/data.v2.json` for `/v1/data.v2`) matches
+    /// without it: Rails' `(.:format)` and Spring's suffix matching serve it as `/v1/weather`. And
+    /// a pattern ending in a page's `.html` (or `.htm`) also matches the page without it, and
+    /// `index.html` its folder, as static hosts serve them (Cloudflare Pages, nginx's `try_files
+    /// $uri.html`). What a priced rule and a session's scope cover; not a free rule, which would
+    /// open what a priced catch-all sells under such a name.
     pub fn matches_formatted(&self, path: &str) -> bool {
         let mut read = normalise_path(path);
         if self.matches_read(&read) {
             return true;
         }
-        let Some(last) = read.last_mut() else {
+        if let (false, Some(Segment::Literal(page))) = (self.tail, self.segments.last()) {
+            if let Some((stem, "html" | "htm")) = page.rsplit_once('.') {
+                // The page's name without `.html` has no suffix left to try.
+                if let Some(last) = read.last_mut().filter(|last| *last == stem) {
+                    *last = page.clone();
+                    return self.matches_read(&read);
+                }
+                if stem == "index" {
+                    read.push(page.clone());
+                    if self.matches_read(&read) {
+                        return true;
+                    }
+                    read.pop();
+                }
+            }
+        }
+        let Some(last) = read.pop() else {
             return false;
         };
-        let base = last
-            .split('.')
-            .next()
-            .unwrap_or_default()
-            .trim_end_matches(' ');
-        if base.is_empty() || base.len() == last.len() {
-            return false;
-        }
-        *last = base.to_string();
-        self.matches_read(&read)
+        last.match_indices('.').any(|(dot, _)| {
+            let base = last[..dot].trim_end_matches(' ');
+            read.push(base.to_string());
+            let covered = !base.is_empty() && self.matches_read(&read);
+            read.pop();
+            covered
+        })
     }
 
     fn matches_read(&self, normalised: &[String]) -> bool {
@@ -322,7 +351,12 @@ fn normalise_segment(seg: &str) -> String {
     if text.is_ascii() {
         text.to_ascii_lowercase()
     } else {
+        // A final sigma is `ς` or `σ` by what follows it, which a format suffix changes
+        // (`καιρός` but `καιρόσ.json`): read as one letter.
         unicode_fold(&text)
+            .chars()
+            .map(|c| if c == 'ς' { 'σ' } else { c })
+            .collect()
     }
 }
 
@@ -438,6 +472,25 @@ mod tests {
         assert!(f("/articles/*", "/articles/a.html"));
         assert!(!f("/articles/*", "/articles.rss"));
         assert!(f("/", "/index.html") == m("/", "/index.html"));
+        // A literal with a dot of its own takes a suffix after it.
+        assert!(f("/api/data.v2", "/api/data.v2.json"));
+        assert!(!f("/api/data.v2", "/api/data.json"));
+        // A final sigma reads the same with a suffix after it (`ς` becomes `σ` before a `.`).
+        assert!(f("/άρθρα/καιρός", "/άρθρα/καιρός.json"));
+        assert!(f(
+            "/άρθρα/καιρός",
+            "/%CE%AC%CF%81%CE%B8%CF%81%CE%B1/%CE%BA%CE%B1%CE%B9%CF%81%CF%8C%CF%82.json"
+        ));
+        // A page written with `.html` as static hosts serve it: without it, and an index as its
+        // folder.
+        assert!(f("/reports/annual.html", "/reports/annual"));
+        assert!(f("/reports/annual.htm", "/Reports/Annual/"));
+        assert!(f("/reports/index.html", "/reports/"));
+        assert!(f("/index.html", "/"));
+        assert!(!f("/reports/annual.pdf", "/reports/annual"));
+        assert!(!f("/reports/annual.html", "/reports"));
+        assert!(!f("/reports/annual.html", "/reports/annual/x"));
+        assert!(!m("/reports/annual.html", "/reports/annual"));
     }
 
     #[test]
@@ -566,6 +619,15 @@ mod tests {
             assert!(PathPattern::parse(p).is_err(), "{p}");
         }
         assert!(PathPattern::parse("/x/a%20b").is_ok());
+    }
+
+    #[test]
+    fn a_parameter_with_a_dot_is_refused() {
+        for p in ["/users/:id.json", "/users/[id.json]"] {
+            let e = PathPattern::parse(p).unwrap_err();
+            assert!(e.contains("a parameter is a whole segment"), "{p}: {e}");
+        }
+        assert!(PathPattern::parse("/users/:id").is_ok());
     }
 
     #[test]

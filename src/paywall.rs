@@ -849,14 +849,26 @@ pub fn method_override(
                     return false;
                 }
                 // Quoted (either quote, as PHP reads it) to the closing quote, or bare to a
-                // separator or a space.
-                let rest = &lower[i + "name=".len()..];
-                let (rest, end) = match rest.strip_prefix(['"', '\'']) {
-                    Some(quoted) => (quoted, &['"', '\'', '\r', '\n'][..]),
-                    None => (rest, &[';', ' ', '\t', '\r', '\n'][..]),
+                // separator or a space; a NUL ends it for PHP, and leading spaces are dropped.
+                // Only its first eight bytes are looked at: `_method` is seven, so that a body
+                // of `name=name=…` costs one pass, not one per name.
+                let rest = &lower.as_bytes()[i + "name=".len()..];
+                let (rest, end) = match rest.split_first() {
+                    Some((b'"' | b'\'', quoted)) => {
+                        let spaces = quoted.iter().take_while(|&&b| b == b' ').count();
+                        (&quoted[spaces..], &b"\"'\r\n\0"[..])
+                    }
+                    _ => (rest, &b"; \t\r\n\0"[..]),
                 };
-                let end = rest.find(end).unwrap_or(rest.len());
-                php_name(&rest[..end]) == "_method"
+                let name = rest.iter().take(8).take_while(|b| !end.contains(b));
+                name.map(|&b| {
+                    if matches!(b, b' ' | b'.' | b'[') {
+                        b'_'
+                    } else {
+                        b
+                    }
+                })
+                .eq(b"_method".iter().copied())
             });
             if part_named || lower.contains("_method") || lower.contains("%5fmethod") {
                 OVERRIDABLE.iter().for_each(|m| name(m));

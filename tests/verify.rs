@@ -2626,6 +2626,10 @@ fn method_override_parameters() {
         (r#"form-data;name=".method""#, true),
         (r#"name=".method""#, true),
         ("form-data; name=.method", true),
+        ("form-data; name=\".method\0x\"", true),
+        ("form-data; name=.method\0x", true),
+        ("form-data; name=\".methods\"", false),
+        ("form-data; name=.methodx", false),
     ] {
         let part = format!("--b\r\nContent-Disposition: {disposition}\r\n\r\nGET\r\n--b--\r\n");
         assert_eq!(
@@ -2634,6 +2638,15 @@ fn method_override_parameters() {
             "{disposition}"
         );
     }
+    // Leading spaces in a quoted name, however many, are dropped as PHP drops them.
+    let spaced = format!(
+        "--b\r\nContent-Disposition: form-data; name=\"{}.method\"\r\n\r\nGET",
+        " ".repeat(5000)
+    );
+    assert!(refused(None, Some((&spaced, Multipart))).is_some());
+    // A megabyte of `name=name=…` is searched in one pass (it was one pass per name: minutes).
+    let names = "name=".repeat(200_000);
+    assert!(refused(None, Some((&names, Multipart))).is_none());
     assert!(refused(None, None).is_none());
     let big = paywall::override_unreadable(1 << 20);
     assert_eq!((big.status, big.reason), (413, "method_override"));

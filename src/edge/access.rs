@@ -374,7 +374,7 @@ async fn admit_token(
     }
     // The offer a token was issued for is known by its name (its scope, then the route selling
     // it), whose pattern was parsed with the configuration.
-    for offer in offers.iter().filter(|o| o.scope.matches(path)) {
+    for offer in offers.iter().filter(|o| o.scope.matches_formatted(path)) {
         for claims in held.iter().filter(|c| c.scope == offer.name) {
             match use_grant(env, &claims.wallet, offer, path, now).await {
                 Ok(grant) => {

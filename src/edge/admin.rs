@@ -222,9 +222,15 @@ async fn ledgers(
 
 /// Revenue per route and per day, payments, sessions sold, settlements, top payers.
 async fn stats(env: &Env) -> Result<Response> {
-    let mut v = super::stats::view(env)
-        .await
-        .unwrap_or_else(|| serde_json::json!({}));
+    // Figures that cannot be read are an error, never a page of zeros.
+    let Some(mut v) = super::stats::view(env).await else {
+        return closed(
+            503,
+            "stats_unavailable",
+            "the statistics could not be read; try again",
+            None,
+        );
+    };
     v["settlements"] = ledgers(env, false, None, PAGE).await?;
     Response::from_json(&v)
 }

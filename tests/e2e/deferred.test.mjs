@@ -911,6 +911,20 @@ describe("the admin view", () => {
     });
   }
 
+  test("statistics that cannot be read are a 503 saying so, never a page of zeros", async () => {
+    // No statistics object bound: the figures cannot be read, as when the object does not answer.
+    const w = await startDeferredWorker(undefined, { durableObjects: { LEDGER: "Ledger" } });
+    try {
+      const res = await w.fetch("/__x402/admin/stats", { headers: { authorization: `Bearer ${TOKEN}` } });
+      const body = await res.json();
+      assert.equal(res.status, 503, JSON.stringify(body));
+      assert.equal(body.error, "stats_unavailable");
+      assert.equal(body.revenue, undefined);
+    } finally {
+      await w.dispose();
+    }
+  });
+
   test("stays closed, to that token too, while the token is shorter than 32 characters (503)", async () => {
     const short = "x".repeat(31);
     const w = await startDeferredWorker(undefined, { secrets: { X402_ADMIN_TOKEN: short } });

@@ -34,9 +34,9 @@ before(async () => {
         { path: "/both", price: "$0.01", accepts: [stack.network, "eip155:8453"] },
         // A description of 5,000 characters, which the official client repeats in its payment.
         { path: "/echo/long", price: "$0.01", description: LONG_DESCRIPTION, mimeType: "application/json" },
-        // Terms of 8,191 bytes of JSON, one under the most a route may have, with a sign-in
+        // Terms of 8,191 bytes of JSON (the scope counted), one under the most a route may have, with a sign-in
         // challenge (a session) and the payment identifier: what the official client repeats.
-        { path: "/echo/full/*", price: "$0.01", description: "A".repeat(7196), mimeType: "application/json", session: { seconds: 600 }, paymentIdentifier: "optional" },
+        { path: "/echo/full/*", price: "$0.01", description: "A".repeat(7184), mimeType: "application/json", session: { seconds: 600 }, paymentIdentifier: "optional" },
         // Rails and Spring serve /echo/report.json as /echo/report.
         { path: "/echo/report", method: "GET", price: "2500", mimeType: "application/json" },
       ],
