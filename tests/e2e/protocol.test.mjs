@@ -114,14 +114,17 @@ describe("both generations on one 402", () => {
   });
 });
 
+/** A fetch that records the length of each payment header it sends. */
+const watchingSignatures = (sent) => (input, init) => {
+  const headers = new Headers(input instanceof Request ? input.headers : init?.headers);
+  if (headers.has("payment-signature")) sent.push(headers.get("payment-signature").length);
+  return fetch(input, init);
+};
+
 describe("a payment that repeats long terms", () => {
   test("the official client's payment for a route with a long description (over 8 KiB once encoded) is taken", async () => {
     const sent = [];
-    const watching = (input, init) => {
-      const headers = new Headers(input instanceof Request ? input.headers : init?.headers);
-      if (headers.has("payment-signature")) sent.push(headers.get("payment-signature").length);
-      return fetch(input, init);
-    };
+    const watching = watchingSignatures(sent);
     const before = await balances(0);
     const res = await payingFetch(stack, 0, { fetch: watching })(`${worker.url}/echo/long`);
     assert.equal(res.status, 200, await res.clone().text());
@@ -135,11 +138,7 @@ describe("a payment that repeats long terms", () => {
 
   test("terms at the most a configuration may hold, with a sign-in challenge and a 500-character path, still fit: the official client pays", async () => {
     const sent = [];
-    const watching = (input, init) => {
-      const headers = new Headers(input instanceof Request ? input.headers : init?.headers);
-      if (headers.has("payment-signature")) sent.push(headers.get("payment-signature").length);
-      return fetch(input, init);
-    };
+    const watching = watchingSignatures(sent);
     const path = `/echo/full/${"p".repeat(489)}`;
     assert.equal(path.length, 500);
     // Node's HTTP client, which the official client uses, reads 16 KiB of headers at most, all of
