@@ -20,7 +20,8 @@ use std::cell::RefCell;
 
 use serde::Serialize;
 use serde_json::Value;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use wasm_bindgen::prelude::*;
+use worker::{Env, Request, Response, Result, State};
 
 use super::js;
 
@@ -287,7 +288,9 @@ pub fn policy(config: &Config) -> LedgerPolicy {
     }
 }
 
-#[durable_object(alarm)]
+/// Exported to JavaScript by hand rather than by the SDK's `#[durable_object]`, whose glue turns
+/// an error into a JavaScript one through the SDK's chain printer (see [`super::answered`]).
+#[wasm_bindgen]
 pub struct Ledger {
     state: State,
     env: Env,
@@ -309,8 +312,27 @@ enum Failed {
 
 const CONFIG_INVALID: &str = "the paywall configuration is invalid";
 
-#[wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
 impl Ledger {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: worker::worker_sys::DurableObjectState, env: Env) -> Ledger {
+        Ledger {
+            state: State::from(state),
+            env,
+            memory: RefCell::new(Memory::default()),
+        }
+    }
+
+    /// A command sent as an HTTP request, as a Worker of an earlier version sends it (the Worker
+    /// now calls [`Ledger::command`] by RPC).
+    pub async fn fetch(&self, req: web_sys::Request) -> std::result::Result<JsValue, JsValue> {
+        super::answered(self.fetch_command(req.into()).await)
+    }
+
+    pub async fn alarm(&self) -> std::result::Result<JsValue, JsValue> {
+        super::answered(self.settle_alarm().await)
+    }
+
     /// A command called by RPC, as the Worker sends them: its JSON text in, the answer's JSON
     /// text out (what [`Ledger::fetch`] would answer, without an HTTP request and response
     /// around it); a command that got no answer throws. Reached through the class that
@@ -519,18 +541,8 @@ struct Memory {
     open_in_kv: Option<bool>,
 }
 
-impl DurableObject for Ledger {
-    fn new(state: State, env: Env) -> Self {
-        Ledger {
-            state,
-            env,
-            memory: RefCell::new(Memory::default()),
-        }
-    }
-
-    /// A command sent as an HTTP request, as a Worker of an earlier version sends it (the Worker
-    /// now calls [`Ledger::command`] by RPC).
-    async fn fetch(&self, req: Request) -> Result<Response> {
+impl Ledger {
+    async fn fetch_command(&self, req: Request) -> Result<Response> {
         // As text, parsed by serde_json: the SDK's `Request::json` walks a JavaScript object
         // field by field across the wasm boundary.
         let text = super::body_text(req.inner().text())
@@ -545,7 +557,7 @@ impl DurableObject for Ledger {
         }
     }
 
-    async fn alarm(&self) -> Result<Response> {
+    async fn settle_alarm(&self) -> Result<Response> {
         // A fired alarm is gone: read it again before deciding to set one.
         self.memory.borrow_mut().alarm_ms = None;
         match super::config_of(&self.env) {

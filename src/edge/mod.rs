@@ -144,6 +144,19 @@ pub(crate) fn now_seconds() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
+/// A Durable Object's answer as its class hands it to the runtime; an error is thrown with its
+/// message. Our objects are exported by hand instead of by the SDK's `#[durable_object]`, whose
+/// glue turns an error into a JavaScript one through the SDK's own printer of error chains, which
+/// links the printing of every error the SDK's type can hold.
+pub(crate) fn answered(
+    r: Result<worker::Response>,
+) -> std::result::Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+    match r {
+        Ok(res) => Ok(web_sys::Response::from(res).into()),
+        Err(e) => Err(js_sys::Error::new(&e.to_string()).into()),
+    }
+}
+
 /// The Worker's `fetch` handler, as the runtime calls it. Written out instead of the SDK's
 /// `#[event(fetch)]`, whose glue unwraps a `Result` of the SDK's error type and so links every
 /// error it can hold, printed for debugging (I/O, JSON, KV…), into the bundle.

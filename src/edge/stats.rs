@@ -4,7 +4,8 @@
 //! gathers the events of a second into one command: one object for the whole Worker could not
 //! take a write per paid request at any volume, and the publisher's figures can wait a second.
 
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State};
+use wasm_bindgen::prelude::*;
+use worker::{Env, Method, Request, Response, Result, State};
 
 use crate::json::Read;
 use crate::stats::{Event, Stats as Tallies};
@@ -13,17 +14,28 @@ pub const STATS_BINDING: &str = "STATS";
 const NAME: &str = "publisher";
 const KEY: &str = "stats";
 
-#[durable_object(fetch)]
+/// Exported to JavaScript by hand, as the ledger is (see [`super::answered`]).
+#[wasm_bindgen]
 pub struct Stats {
     state: State,
 }
 
-impl DurableObject for Stats {
-    fn new(state: State, _env: Env) -> Self {
-        Stats { state }
+#[wasm_bindgen(wasm_bindgen_futures = worker::wasm_bindgen_futures)]
+impl Stats {
+    #[wasm_bindgen(constructor)]
+    pub fn new(state: worker::worker_sys::DurableObjectState, _env: Env) -> Stats {
+        Stats {
+            state: State::from(state),
+        }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
+    pub async fn fetch(&self, req: web_sys::Request) -> std::result::Result<JsValue, JsValue> {
+        super::answered(self.serve(req.into()).await)
+    }
+}
+
+impl Stats {
+    async fn serve(&self, req: Request) -> Result<Response> {
         // The event is read before the tallies: between reading and writing them nothing may be
         // awaited but storage, whose input gate keeps other events out. Reading a request body in
         // between would let a concurrent event (a payment and the session it bought are sent at
