@@ -414,6 +414,9 @@ pub enum AdminError {
     NotFound,
     /// The entry is settled, or an attempt may have moved its money: it cannot be changed so.
     NotAllowed,
+    /// An immediate payment's content was never served, so nothing was owed: only the
+    /// transaction that moved its money after all may mark it paid.
+    NoTransaction,
 }
 
 impl std::fmt::Display for AdminError {
@@ -421,6 +424,10 @@ impl std::fmt::Display for AdminError {
         f.write_str(match self {
             AdminError::NotFound => "no entry has this id",
             AdminError::NotAllowed => "this entry cannot be changed in its current state",
+            AdminError::NoTransaction => {
+                "this payment's content was never served, so nothing was owed: name the \
+                 transaction that moved its money (tx=0x…) to mark it paid"
+            }
         })
     }
 }
@@ -2084,7 +2091,9 @@ impl Ledger {
     }
 
     /// Admin: the money for a failed (or unknown) entry arrived after all: it becomes settled
-    /// with `transaction` (may be `""`), clearing what it added to `owed`.
+    /// with `transaction`, clearing what it added to `owed`. A debt paid out of band may name
+    /// none (`""`); an immediate payment, never served and so never owed, must (marked paid, it
+    /// would count as money earned, and raise the wallet's earned credit, on the admin's word).
     pub fn mark_paid(&mut self, id: &str, transaction: String, now: u64) -> Result<(), AdminError> {
         let e = self
             .entries
@@ -2092,6 +2101,11 @@ impl Ledger {
             .find(|e| e.id == id)
             .ok_or(AdminError::NotFound)?;
         match e.state {
+            State::Failed { .. } | State::Unknown { .. }
+                if e.immediate && transaction.is_empty() =>
+            {
+                Err(AdminError::NoTransaction)
+            }
             State::Failed { .. } | State::Unknown { .. } => {
                 e.settle(transaction, now);
                 self.dirty.entries.push(e.id.clone());

@@ -1672,6 +1672,18 @@ fn immediate_entries_record_outcomes_without_resending() {
         }
     );
     assert_eq!(l.view().lost_micro_usd, 0);
+    // Never served, so never owed: an admin may mark it paid only with the transaction that
+    // moved its money, or it would count as money earned on the admin's word alone.
+    let paid = l.view().paid_micro_usd;
+    assert_eq!(
+        l.mark_paid(&id, String::new(), T0 + 3),
+        Err(AdminError::NoTransaction)
+    );
+    assert_eq!(l.view().paid_micro_usd, paid);
+    assert_eq!(status(&l, &id), Status::Failed);
+    l.mark_paid(&id, format!("0x{}", "ab".repeat(32)), T0 + 3)
+        .unwrap();
+    assert_eq!(l.view().paid_micro_usd, paid + 5_000);
 
     // Unknown: reconciled by reading the chain, never by resending.
     let a = admission(USDC, 3, 5_000, LONG, false);

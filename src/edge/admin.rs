@@ -102,8 +102,16 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
             Some(w) => return one(env, &w).await,
             None => {
                 let limit = query("limit").and_then(|n| n.parse().ok()).unwrap_or(PAGE);
-                let page = ledgers(env, true, query("cursor").as_deref(), limit).await?;
-                return Response::from_json(&page);
+                let cursor = query("cursor");
+                return match ledgers(env, true, cursor.as_deref(), limit).await {
+                    Ok(page) => Response::from_json(&page),
+                    // KV refuses a cursor it never gave (or no longer knows): the caller's
+                    // mistake when KV lists without it.
+                    Err(_) if cursor.is_some() && lists(env).await => {
+                        bad("cursor: not one a page of this list gave, or too old; start again without it")
+                    }
+                    Err(e) => Err(e),
+                };
             }
         },
         ("POST", "grants/revoke") => {
@@ -126,13 +134,22 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
             Some(id) => Command::Revoke { id },
             None => return bad("id is required"),
         },
-        ("POST", "ledger/mark-paid") => match query("id") {
-            Some(id) => Command::MarkPaid {
-                id,
-                transaction: query("tx").unwrap_or_default(),
-            },
-            None => return bad("id is required"),
-        },
+        ("POST", "ledger/mark-paid") => {
+            // A transaction hash as a chain writes it, or none (a debt paid out of band).
+            let tx = query("tx").unwrap_or_default();
+            let hash =
+                |t: &str| t.len() == 66 && t.starts_with("0x") && hex::decode(&t[2..]).is_ok();
+            match query("id") {
+                _ if !tx.is_empty() && !hash(&tx) => {
+                    return bad("tx must be a transaction hash: 0x and 64 hex digits")
+                }
+                Some(id) => Command::MarkPaid {
+                    id,
+                    transaction: tx,
+                },
+                None => return bad("id is required"),
+            }
+        }
         _ => return Response::error("no such admin endpoint", 404),
     };
     let Some(w) = wallet else {
@@ -236,6 +253,14 @@ async fn stats(env: &Env) -> Result<Response> {
 }
 
 /// Every key under a prefix, without it.
+/// Whether KV lists the wallets' index at all (one key of it).
+async fn lists(env: &Env) -> bool {
+    match super::js::kv(env, super::KV_BINDING) {
+        Some(kv) => kv.keys(WALLET_PREFIX, None, Some(1)).await.is_ok(),
+        None => false,
+    }
+}
+
 pub async fn list_prefix(env: &Env, prefix: &str) -> Result<Vec<String>> {
     let kv = super::js::kv(env, super::KV_BINDING)
         .ok_or_else(|| worker::Error::RustError("no KV binding".into()))?;

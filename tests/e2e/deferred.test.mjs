@@ -1404,6 +1404,25 @@ describe("origins that fail, and replays at the origin", () => {
     } while (cursor && pages < 100);
     assert.equal(cursor, null, "the last page says so");
     assert.deepEqual([...seen].sort(), first.wallets.map((w) => w.wallet).sort(), "every wallet once");
+
+    // Those refused payments were never served, so nothing was owed: marking one paid on the
+    // admin's word alone would count it as money earned (and raise the wallet's earned credit).
+    const refused = first.wallets.find((w) => w.failed.some((e) => !e.deferred));
+    assert.ok(refused, "a wallet with a refused immediate payment");
+    const entry = refused.failed.find((e) => !e.deferred);
+    const markPaid = (tx) =>
+      worker.fetch(`/__x402/admin/ledger/mark-paid?wallet=${refused.wallet}&id=${encodeURIComponent(entry.id)}${tx}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+    const res = await markPaid("");
+    assert.equal(res.status, 409);
+    const answer = await res.json();
+    assert.equal(answer.ok, false);
+    assert.match(answer.error, /never served/);
+    const after = await admin(`?wallet=${refused.wallet}`);
+    assert.equal(after.paid_micro_usd, refused.paid_micro_usd, "nothing counted as paid");
+    assert.ok(after.failed.some((e) => e.id === entry.id), "the entry is still a failed one");
   });
 
   test("a signed payment replayed at an immediate route never reaches the origin", async () => {

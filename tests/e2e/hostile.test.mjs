@@ -792,6 +792,14 @@ const cases = [
     },
   }],
   ["forgiving with GET and the token: no such endpoint", async () => ({ path: `/__x402/admin/ledger/forgive?wallet=${unfundedAddress}`, headers: [["Authorization", `Bearer ${ADMIN}`]] }), 404, null],
+  ["marking an entry paid by a transaction that is not a hash", async () => ({
+    method: "POST",
+    path: `/__x402/admin/ledger/mark-paid?wallet=${unfundedAddress}&id=nothing-here&tx=0x1234`,
+    headers: [["Authorization", `Bearer ${ADMIN}`]],
+    body: "",
+  }), 400, null, {
+    check: (r) => assert.match(JSON.parse(r.text).message, /^tx must be a transaction hash/),
+  }],
   ["admin view of a malformed wallet", async () => ({ path: "/__x402/admin/ledger?wallet=0x1234", headers: [["Authorization", `Bearer ${ADMIN}`]] }), 400, null],
   ["admin view of a wallet with a bad checksum", async () => ({ path: `/__x402/admin/ledger?wallet=${flipCase(stack.payer(0).address)}`, headers: [["Authorization", `Bearer ${ADMIN}`]] }), 400, null],
   ["/__X402/ADMIN/ledger is not the admin interface", async () => ({ path: "/__X402/ADMIN/ledger", headers: [["Authorization", `Bearer ${ADMIN}`]] }), 404, null, { source: "origin" }],
