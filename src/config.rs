@@ -291,25 +291,24 @@ impl Default for AccessPolicy {
 
 impl RawAccess {
     fn resolve(&self, base: AccessPolicy) -> AccessPolicy {
-        let mut p = match self.payers {
-            None => base,
-            Some(Payers::Everyone) => AccessPolicy::default(),
-            Some(Payers::Bots) => AccessPolicy {
-                humans: Access::Allow,
-                crawlers: Access::Charge,
-                agents: Access::Charge,
-                trust_browsers: base.trust_browsers,
-            },
-            Some(Payers::Agents) => AccessPolicy {
-                humans: Access::Allow,
-                crawlers: Access::Allow,
-                agents: Access::Charge,
-                trust_browsers: base.trust_browsers,
-            },
+        // `payers` names who pays; whether a browser is taken at its word is inherited whatever
+        // it names (it matters again as soon as `humans` allows them).
+        let (humans, crawlers) = match self.payers {
+            None => (base.humans, base.crawlers),
+            Some(Payers::Everyone) => (Access::Charge, Access::Charge),
+            Some(Payers::Bots) => (Access::Allow, Access::Charge),
+            Some(Payers::Agents) => (Access::Allow, Access::Allow),
         };
-        if let Some(t) = self.trust_browsers {
-            p.trust_browsers = t;
-        }
+        let mut p = AccessPolicy {
+            humans,
+            crawlers,
+            agents: if self.payers.is_some() {
+                Access::Charge
+            } else {
+                base.agents
+            },
+            trust_browsers: self.trust_browsers.unwrap_or(base.trust_browsers),
+        };
         if let Some(a) = self.humans {
             p.humans = a;
         }
@@ -1438,7 +1437,7 @@ fn resolve_accepts(key: &str, raw: &[Value], custom: &[Asset]) -> Result<Vec<Ass
                         network.caip2()
                     ),
                     None => format!(
-                        "no USDC is built in for {}; add the token under [[vars.X402.assets]]",
+                        "no USDC is built in for {}: add it under [[vars.X402.assets]] with symbol = \"USDC\", or name another token as {{ network, asset }}",
                         network.caip2()
                     ),
                 },
@@ -1469,19 +1468,17 @@ fn find_asset(network: Network, which: Option<&str>, custom: &[Asset]) -> Option
     });
     let Some(which) = which else {
         // A network alone means its USDC. A custom entry overrides the built-in one when it is the
-        // same contract or calls itself USDC; a chain without built-in USDC (a local chain) takes
-        // its first custom token. Any other custom token must be named.
+        // same contract or calls itself USDC (by its symbol, or by the EIP-712 name of Circle's
+        // contract when it has no symbol); on a chain without built-in USDC (a local chain) it
+        // must call itself USDC. Any other token must be named: a network alone never means a
+        // token that prices in dollars would charge in something else.
         let is_usdc = |a: &&Asset| {
-            a.symbol.eq_ignore_ascii_case("USDC")
+            let usdc = |s: &str| s.eq_ignore_ascii_case("USDC");
+            usdc(&a.symbol)
+                || (a.symbol.is_empty() && (usdc(&a.name) || a.name == "USD Coin"))
                 || known.as_ref().is_some_and(|k| k.address == a.address)
         };
-        return custom
-            .iter()
-            .filter(on_chain)
-            .find(is_usdc)
-            .cloned()
-            .or(known)
-            .or_else(|| custom.iter().find(on_chain).cloned());
+        return custom.iter().filter(on_chain).find(is_usdc).cloned().or(known);
     };
     let pick = |a: &Asset| match Address::parse(which) {
         Ok(addr) => a.address == addr,
@@ -1616,6 +1613,36 @@ mod tests {
         assert_eq!(r.pay_to, PAY_TO);
         assert_eq!(c.facilitator.unwrap().url, "http://127.0.0.1:4021");
         assert_eq!(c.routes[1].method.as_deref(), Some("GET"));
+    }
+
+    #[test]
+    fn payers_name_who_pays_and_leave_trust_in_browsers_inherited() {
+        let mut v = base(json!([
+            {"path": "/a", "price": "$0.01", "payers": "everyone", "humans": "allow"},
+            {"path": "/b", "price": "$0.01", "payers": "bots"},
+            {"path": "/c", "price": "$0.01", "payers": "agents", "trustBrowsers": false},
+            {"path": "/d", "price": "$0.01", "crawlers": "block"},
+        ]));
+        v["trustBrowsers"] = json!(true);
+        v["humans"] = json!("allow");
+        let c = load(v).unwrap();
+        let access: Vec<_> = c.routes.iter().map(|r| r.access).collect();
+        let policy = |humans, crawlers, agents, trust_browsers| AccessPolicy {
+            humans,
+            crawlers,
+            agents,
+            trust_browsers,
+        };
+        use Access::*;
+        assert_eq!(
+            access,
+            [
+                policy(Allow, Charge, Charge, true),
+                policy(Allow, Charge, Charge, true),
+                policy(Allow, Allow, Charge, false),
+                policy(Allow, Block, Charge, true),
+            ]
+        );
     }
 
     #[test]
@@ -1786,10 +1813,24 @@ mod tests {
         let mut v = base(json!([{"path": "/x", "price": "$1", "accepts": ["eip155:31337"]}]));
         v["assets"] = json!([{"network": "eip155:31337", "address": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
             "name": "USD Coin", "version": "2", "decimals": 6, "symbol": "USDC"}]);
-        let c = load(v).unwrap();
+        let c = load(v.clone()).unwrap();
         assert_eq!(
             c.routes[0].offers[0].requirements.asset,
             "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
+        );
+        // A network alone means USDC: on a chain without it built in, a token that calls itself
+        // something else is not taken for it (its "$1" would be one of that token), but may be
+        // named.
+        v["assets"][0]["symbol"] = json!("WETH");
+        v["assets"][0]["decimals"] = json!(18);
+        let e = load(v.clone()).unwrap_err();
+        assert_eq!(e.key, "routes[0].accepts[0]");
+        assert!(e.problem.contains("symbol = \"USDC\""), "{}", e.problem);
+        v["routes"][0]["accepts"] = json!([{"network": "eip155:31337", "asset": "WETH"}]);
+        let c = load(v).unwrap();
+        assert_eq!(
+            c.routes[0].offers[0].amount,
+            U256::from_dec_str("1000000000000000000").unwrap()
         );
     }
 
