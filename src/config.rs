@@ -825,9 +825,17 @@ impl RawConfig {
                 // The client signs for maxTimeoutSeconds; the batch and the margin must fit inside.
                 let needed = deferred.batch_seconds + deferred.safety_margin_seconds + 30;
                 if timeout < needed {
+                    // Named where it was set: the route, or the top level it inherits.
+                    let (at, whose) = match r.max_timeout_seconds {
+                        Some(_) => (format!("{key}.maxTimeoutSeconds"), String::new()),
+                        None => (
+                            "maxTimeoutSeconds".into(),
+                            format!(", which {key} inherits,"),
+                        ),
+                    };
                     return Err(err(
-                        format!("{key}.maxTimeoutSeconds"),
-                        format!("{timeout} s is too short for deferred settlement: the batch window and safety margin need at least {needed} s"),
+                        at,
+                        format!("{timeout} s{whose} is too short for deferred settlement: deferred.batchSeconds and deferred.safetyMarginSeconds, with 30 s to settle, need at least {needed} s"),
                     ));
                 }
             }
@@ -864,6 +872,50 @@ impl RawConfig {
                         format!("{bt:?} is not json, form-data or text"),
                     ));
                 }
+            }
+            // What agents would never be shown is refused, not dropped in silence.
+            let d = &discovery;
+            let body = matches!(method.as_deref(), Some("POST" | "PUT" | "PATCH"));
+            let object = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_object());
+            let said = d.input.is_some()
+                || d.input_schema.is_some()
+                || d.body_type.is_some()
+                || d.output.is_some()
+                || d.output_schema.is_some();
+            let pointless = [
+                (
+                    "discoverable",
+                    !d.discoverable && said,
+                    "is false, so nothing else under discovery is shown to anyone",
+                ),
+                (
+                    "bodyType",
+                    d.body_type.is_some() && !body,
+                    "describes a request body, and only a route with method POST, PUT or PATCH is described with one",
+                ),
+                (
+                    "input",
+                    !body && object(&d.input),
+                    "is this route's example query parameters, so an object of names and values",
+                ),
+                (
+                    "inputSchema",
+                    !body && object(&d.input_schema),
+                    "describes this route's query parameters, so it is a JSON Schema object",
+                ),
+                (
+                    "outputSchema",
+                    object(&d.output_schema),
+                    "is a JSON Schema object",
+                ),
+                (
+                    "outputSchema",
+                    d.output_schema.is_some() && d.output.is_none(),
+                    "describes the output, which is shown only with an example: add output",
+                ),
+            ];
+            if let Some((name, _, why)) = pointless.into_iter().find(|(_, bad, _)| *bad) {
+                return Err(err(format!("{key}.discovery.{name}"), why));
             }
             routes.push(Route {
                 index: i,
@@ -1478,7 +1530,12 @@ fn find_asset(network: Network, which: Option<&str>, custom: &[Asset]) -> Option
                 || (a.symbol.is_empty() && (usdc(&a.name) || a.name == "USD Coin"))
                 || known.as_ref().is_some_and(|k| k.address == a.address)
         };
-        return custom.iter().filter(on_chain).find(is_usdc).cloned().or(known);
+        return custom
+            .iter()
+            .filter(on_chain)
+            .find(is_usdc)
+            .cloned()
+            .or(known);
     };
     let pick = |a: &Asset| match Address::parse(which) {
         Ok(addr) => a.address == addr,
@@ -1835,6 +1892,49 @@ mod tests {
     }
 
     #[test]
+    fn discovery_that_agents_would_never_be_shown_is_refused() {
+        let refused = |method: &str, discovery: Value| {
+            load(base(
+                json!([{"path": "/x", "price": "$1", "method": method, "discovery": discovery}]),
+            ))
+            .err()
+            .map(|e| e.key)
+        };
+        let key = |name: &str| Some(format!("routes[0].discovery.{name}"));
+        assert_eq!(refused("GET", json!({"bodyType": "json"})), key("bodyType"));
+        assert_eq!(refused("POST", json!({"bodyType": "json"})), None);
+        assert_eq!(refused("GET", json!({"input": "city=Paris"})), key("input"));
+        assert_eq!(refused("POST", json!({"input": "some text"})), None);
+        assert_eq!(
+            refused("GET", json!({"inputSchema": true})),
+            key("inputSchema")
+        );
+        assert_eq!(
+            refused("GET", json!({"outputSchema": {"type": "object"}})),
+            key("outputSchema")
+        );
+        assert_eq!(
+            refused("GET", json!({"output": {}, "outputSchema": "object"})),
+            key("outputSchema")
+        );
+        assert_eq!(
+            refused(
+                "GET",
+                json!({"output": {"t": 1}, "outputSchema": {"required": ["t"]}})
+            ),
+            None
+        );
+        assert_eq!(
+            refused(
+                "GET",
+                json!({"discoverable": false, "input": {"city": "Paris"}})
+            ),
+            key("discoverable")
+        );
+        assert_eq!(refused("GET", json!({"discoverable": false})), None);
+    }
+
+    #[test]
     fn log_level() {
         let with = |log: Value| {
             let mut v = base(json!([{"path": "/x", "price": "$1"}]));
@@ -2057,5 +2157,13 @@ mod tests {
         v["payTo"] = json!("0xnothex");
         assert_eq!(load(v).unwrap_err().key, "payTo");
         assert!(Config::from_json("{").is_err());
+        // A deferred route's validity too short for the batch: named where it was set.
+        let mut v = base(json!([{"path": "/x", "price": "$1", "settlement": "deferred"}]));
+        v["maxTimeoutSeconds"] = json!(40);
+        let e = load(v.clone()).unwrap_err();
+        assert_eq!(e.key, "maxTimeoutSeconds");
+        assert!(e.problem.contains("which routes[0] inherits"), "{e}");
+        v["routes"][0]["maxTimeoutSeconds"] = json!(45);
+        assert_eq!(load(v).unwrap_err().key, "routes[0].maxTimeoutSeconds");
     }
 }

@@ -140,8 +140,11 @@ fn main() -> ExitCode {
 
 /// A chain whose tokens are worth nothing: a local chain, or a testnet by its v1 name.
 fn is_test_network(network: &str) -> bool {
+    // Test chains without a v1 name: a local node, Ethereum Sepolia, Arbitrum Sepolia,
+    // OP Sepolia, Unichain Sepolia, World Chain Sepolia.
+    const TEST_CHAINS: [u64; 6] = [31337, 11155111, 421614, 11155420, 1301, 4801];
     x402_edge::networks::parse_network(network).is_some_and(|n| {
-        n.chain_id == 31337
+        TEST_CHAINS.contains(&n.chain_id)
             || n.v1_name.is_some_and(|name| {
                 ["sepolia", "testnet", "amoy", "fuji"]
                     .iter()
