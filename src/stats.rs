@@ -17,7 +17,8 @@ use crate::json::{self, Fields, Read};
 // u128 amounts travel as decimal strings (JavaScript would round numbers), as in the ledger.
 use crate::settlement::dec;
 
-/// How many days of history are kept.
+/// How many days of history are kept, by the calendar: a day older than this many days before
+/// the newest event is dropped for every route at once (each route's all-time figures stay).
 pub const DAYS_KEPT: usize = 90;
 /// How many payers are tracked for the top list.
 pub const PAYERS_KEPT: usize = 500;
@@ -57,8 +58,10 @@ pub struct Tally {
 /// Everything counted so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// route → day (YYYY-MM-DD) → tally.
+    /// route (its pattern, after its method when it names one) → day (YYYY-MM-DD) → tally.
     pub by_route_day: SortedMap<SortedMap<Tally>>,
+    /// route → tally since the first event: what a route earned is not lost with its days.
+    pub by_route: SortedMap<Tally>,
     /// payer (lowercase) → tally.
     pub by_payer: SortedMap<Tally>,
     pub total: Tally,
@@ -97,8 +100,22 @@ impl Read for Tally {
 impl Read for Stats {
     fn read(value: &Value) -> Result<Self, json::Error> {
         let f = Fields::new(value)?;
+        let by_route_day: SortedMap<SortedMap<Tally>> = f.get("by_route_day")?;
+        // Tallies stored before routes had all-time figures: their kept days are all there is.
+        let by_route = match f.maybe("by_route")? {
+            Some(r) => r,
+            None => {
+                let mut all = SortedMap::new();
+                for (route, days) in by_route_day.iter() {
+                    let sum = all.or_default(route);
+                    days.iter().for_each(|(_, t)| add(sum, t));
+                }
+                all
+            }
+        };
         Ok(Stats {
-            by_route_day: f.get("by_route_day")?,
+            by_route_day,
+            by_route,
             by_payer: f.get("by_payer")?,
             total: f.get("total")?,
             deferred_payments: f.get("deferred_payments")?,
@@ -116,21 +133,23 @@ impl Stats {
         };
         let day = day_of(at);
         apply(self.by_route_day.or_default(route).or_default(&day), event);
+        apply(self.by_route.or_default(route), event);
         apply(self.by_payer.or_default(&payer.to_ascii_lowercase()), event);
         apply(&mut self.total, event);
         if let Event::Payment { deferred: true, .. } = event {
             self.deferred_payments = self.deferred_payments.saturating_add(1);
         }
-        self.trim();
+        self.trim(at);
     }
 
-    /// Keeps the stored value small: the last [`DAYS_KEPT`] days, the [`PAYERS_KEPT`] biggest payers.
-    fn trim(&mut self) {
-        for days in self.by_route_day.values_mut() {
-            while days.len() > DAYS_KEPT {
-                days.pop_first();
-            }
-        }
+    /// Keeps the stored value small: the last [`DAYS_KEPT`] days before `now`, the
+    /// [`PAYERS_KEPT`] biggest payers.
+    fn trim(&mut self, now: u64) {
+        let first = day_of(now.saturating_sub(86_400 * (DAYS_KEPT as u64 - 1)));
+        self.by_route_day.retain(|_, days| {
+            days.retain(|day, _| day >= first.as_str());
+            !days.is_empty()
+        });
         // Trimmed only once well over: a payer new to the list is not dropped at its first
         // payment, whatever its size, and has the time of many others' to climb.
         if self.by_payer.len() > PAYERS_KEPT + PAYERS_SLACK {
@@ -152,15 +171,14 @@ impl Stats {
         let mut payers: Vec<(&String, &Tally)> = self.by_payer.iter().collect();
         crate::sorted::sort_by_order(&mut payers, |p| (u128::MAX - p.1.revenue_micro_usd, 0, 0));
         let mut days: SortedMap<Tally> = SortedMap::new();
+        let none = SortedMap::new();
         let routes: Vec<serde_json::Value> = self
-            .by_route_day
+            .by_route
             .iter()
-            .map(|(route, by_day)| {
-                let mut sum = Tally::default();
-                for (day, t) in by_day {
-                    let d = days.or_default(day);
-                    add(d, t);
-                    add(&mut sum, t);
+            .map(|(route, sum)| {
+                let by_day = self.by_route_day.get(route).unwrap_or(&none);
+                for (day, t) in by_day.iter() {
+                    add(days.or_default(day), t);
                 }
                 serde_json::json!({
                     "route": route,
@@ -281,6 +299,59 @@ mod tests {
         assert_eq!(v["topPayers"][0]["payments"], 2);
         let back: Stats = json::parse(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    /// Days are dropped by the calendar, for every route at once; what a route earned in all is
+    /// kept, so routes add up to the totals however old their payments.
+    #[test]
+    fn routes_keep_their_all_time_figures_when_their_days_go() {
+        let mut s = Stats::default();
+        let day1 = 1_763_700_000; // 2025-11-21
+        s.record(&pay("/old", "0xaa", 7_000, day1));
+        s.record(&pay("GET /a", "0xaa", 1_000, day1 + 86_400));
+        s.record(&pay("POST /a", "0xbb", 5_000, day1 + 86_400 * 89));
+        let v = s.view(10);
+        assert_eq!(v["days"].as_array().unwrap().len(), 3);
+        // Ninety days after the first payment, its day goes; /old is still counted.
+        s.record(&pay("GET /a", "0xbb", 2_000, day1 + 86_400 * 90));
+        let v = s.view(10);
+        let routes: Vec<(&str, &str, usize)> = v["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let days = r["days"].as_array().unwrap().len();
+                (
+                    r["route"].as_str().unwrap(),
+                    r["revenueMicroUsd"].as_str().unwrap(),
+                    days,
+                )
+            })
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                ("/old", "7000", 0),
+                ("GET /a", "3000", 2),
+                ("POST /a", "5000", 1)
+            ]
+        );
+        assert_eq!(v["revenueMicroUsd"], "15000");
+        let days: Vec<&str> = v["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["day"].as_str().unwrap())
+            .collect();
+        assert_eq!(days, ["2025-11-22", "2026-02-18", "2026-02-19"]);
+        let back: Stats = json::parse(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        // Stored before routes had all-time figures: their kept days are what they earned.
+        let old = r#"{"by_route_day":{"/a":{"2025-11-21":{"payments":2,"revenue_micro_usd":"30","sessions":1}}},
+            "by_payer":{},"total":{"payments":2,"revenue_micro_usd":"30","sessions":1},"deferred_payments":0}"#;
+        let old: Stats = json::parse(old).unwrap();
+        assert_eq!(old.view(1)["routes"][0]["revenueMicroUsd"], "30");
+        assert_eq!(old.view(1)["routes"][0]["payments"], 2);
     }
 
     /// With the list of payers full of big early payers, a small payer that keeps paying still

@@ -1329,7 +1329,12 @@ fn origin_unavailable(e: &worker::Error, head: bool) -> Result<web_sys::Response
 
 /// Counts a served payment (and the session it bought) in the publisher's statistics.
 fn count_payment(env: &Env, served: &Served<'_>, paid: &PaidRequest<'_>, deferred: bool) {
-    let route = paid.route.pattern.as_str().to_string();
+    // Two rules on one path (GET priced one way, POST another) are counted apart.
+    let pattern = paid.route.pattern.as_str();
+    let route = match &paid.route.method {
+        Some(m) => format!("{m} {pattern}"),
+        None => pattern.to_string(),
+    };
     let payer = paid.verified.payer.to_lower_hex();
     stats::record(
         env,

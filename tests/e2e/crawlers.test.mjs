@@ -179,7 +179,9 @@ before(async () => {
       config: stack.config({
         origin: site.url,
         routes: [
-          { path: "/news/*", price: "$0.01" },
+          // Two rules on one path, counted apart in the statistics.
+          { method: "POST", path: "/news/*", price: "$0.02" },
+          { method: "GET", path: "/news/*", price: "$0.01" },
           { path: "/data/*", price: "$0.005", settlement: "deferred", session: { seconds: 3600 } },
         ],
       }),
@@ -868,13 +870,13 @@ describe("publisher statistics and decision logs", () => {
   const B = 5;
   const paid = [];
 
-  async function pay(i, p) {
-    const res = await payingFetch(stack, i)(`${statsWorker.url}${p}`);
+  async function pay(i, p, method = "GET") {
+    const res = await payingFetch(stack, i)(`${statsWorker.url}${p}`, { method });
     const text = await res.text();
     assert.equal(res.status, 200, text);
     const receipt = decodeHeader(res.headers.get("payment-response"));
     assert.equal(receipt.success, true);
-    paid.push({ i, path: p, receipt });
+    paid.push({ i, path: p, method, receipt });
     return receipt;
   }
 
@@ -885,10 +887,12 @@ describe("publisher statistics and decision logs", () => {
   test("the stats reflect exactly the payments made, to the cent", async () => {
     const day = new Date().toISOString().slice(0, 10);
     const payTo = await stack.balanceOf(stack.accounts.payTo.address);
-    // 3 × $0.01 on /news/* by two payers; 1 × $0.005 on /data/* (deferred) buying a session.
+    // 3 × $0.01 on GET /news/* by two payers, 1 × $0.02 on POST /news/*; 1 × $0.005 on /data/*
+    // (deferred) buying a session.
     await pay(A, "/news/a");
     await pay(B, "/news/b");
     await pay(A, "/news/c");
+    await pay(A, "/news/e", "POST");
     await pay(B, "/data/report");
     // A refused payment is not counted.
     const challenge = await statsWorker.fetch("/news/d");
@@ -903,22 +907,23 @@ describe("publisher statistics and decision logs", () => {
     const a = privateKeyToAccount(stack.payer(A).privateKey).address.toLowerCase();
     const b = privateKeyToAccount(stack.payer(B).privateKey).address.toLowerCase();
     const want = {
-      payments: 4,
+      payments: 5,
       deferredPayments: 1,
-      revenueMicroUsd: "35000",
-      revenue: "$0.035",
+      revenueMicroUsd: "55000",
+      revenue: "$0.055",
       sessionsSold: 1,
       routes: [
         { route: "/data/*", payments: 1, revenueMicroUsd: "5000", revenue: "$0.005", sessions: 1, days: [{ day, payments: 1, revenueMicroUsd: "5000", revenue: "$0.005", sessions: 1 }] },
-        { route: "/news/*", payments: 3, revenueMicroUsd: "30000", revenue: "$0.03", sessions: 0, days: [{ day, payments: 3, revenueMicroUsd: "30000", revenue: "$0.03", sessions: 0 }] },
+        { route: "GET /news/*", payments: 3, revenueMicroUsd: "30000", revenue: "$0.03", sessions: 0, days: [{ day, payments: 3, revenueMicroUsd: "30000", revenue: "$0.03", sessions: 0 }] },
+        { route: "POST /news/*", payments: 1, revenueMicroUsd: "20000", revenue: "$0.02", sessions: 0, days: [{ day, payments: 1, revenueMicroUsd: "20000", revenue: "$0.02", sessions: 0 }] },
       ],
-      days: [{ day, payments: 4, revenueMicroUsd: "35000", revenue: "$0.035", sessions: 1 }],
+      days: [{ day, payments: 5, revenueMicroUsd: "55000", revenue: "$0.055", sessions: 1 }],
       topPayers: [
-        { payer: a, payments: 2, revenueMicroUsd: "20000", revenue: "$0.02", sessions: 0 },
+        { payer: a, payments: 3, revenueMicroUsd: "40000", revenue: "$0.04", sessions: 0 },
         { payer: b, payments: 2, revenueMicroUsd: "15000", revenue: "$0.015", sessions: 1 },
       ],
     };
-    const wantSettled = { pending: 0, settled: 4, failed: 0, unsettledMicroUsd: "0", owedMicroUsd: "0", lostMicroUsd: "0", unanswered: [], cursor: null };
+    const wantSettled = { pending: 0, settled: 5, failed: 0, unsettledMicroUsd: "0", owedMicroUsd: "0", lostMicroUsd: "0", unanswered: [], cursor: null };
     // Stats are recorded off the request path, and the deferred payment settles in a batch: poll.
     const deadline = Date.now() + 25_000;
     let got;
@@ -939,13 +944,13 @@ describe("publisher statistics and decision logs", () => {
       if (ok) break;
       // While the deferred payment waits for its batch, the books must still add up.
       const s = got.settlements;
-      if (s && got.payments === 4) assert.ok(s.pending + s.settled + s.failed <= 4 && s.failed === 0, JSON.stringify(s));
-      if (s?.pending === 1 && s.settled === 3 && s.unsettledMicroUsd === "5000") sawPending = true;
+      if (s && got.payments === 5) assert.ok(s.pending + s.settled + s.failed <= 5 && s.failed === 0, JSON.stringify(s));
+      if (s?.pending === 1 && s.settled === 4 && s.unsettledMicroUsd === "5000") sawPending = true;
       await sleep(250);
     }
     assert.ok(sawPending, "the deferred payment was seen pending ($0.005 unsettled) before its batch settled");
     // And the money on chain is the revenue.
-    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payTo, 35000n);
+    assert.equal((await stack.balanceOf(stack.accounts.payTo.address)) - payTo, 55000n);
   });
 
   test("settlement was pending before the batch and the deferred receipt had no transaction yet", () => {
@@ -962,7 +967,7 @@ describe("publisher statistics and decision logs", () => {
       payer: stack.payer(p.i).address,
       route: p.path.startsWith("/data/") ? "/data/*" : "/news/*",
       network: stack.network,
-      amount: p.path.startsWith("/data/") ? "5000" : "10000",
+      amount: p.path.startsWith("/data/") ? "5000" : p.method === "POST" ? "20000" : "10000",
       detail: p.receipt.transaction,
     }));
     assert.deepEqual(payments, want, "one line per payment, in order");
