@@ -410,6 +410,9 @@ pub struct Route {
     pub bazaar: Option<Value>,
     /// This route's terms as JSON text, rendered once (see [`crate::paywall::Rendered`]).
     pub rendered: crate::paywall::Rendered,
+    /// Its name in the publisher's statistics: its pattern, after its method where another
+    /// priced rule has the same pattern (`GET /news/*` and `POST /news/*` counted apart).
+    pub stats_name: String,
 }
 
 impl Route {
@@ -784,6 +787,7 @@ impl RawConfig {
                     discovery: Discovery::default(),
                     bazaar: None,
                     rendered: Default::default(),
+                    stats_name: String::new(),
                 });
                 continue;
             }
@@ -830,7 +834,14 @@ impl RawConfig {
                         Some(_) => (format!("{key}.maxTimeoutSeconds"), String::new()),
                         None => (
                             "maxTimeoutSeconds".into(),
-                            format!(", which {key} inherits,"),
+                            format!(
+                                ", {}which {key} inherits,",
+                                if self.max_timeout_seconds.is_none() {
+                                    "the default, "
+                                } else {
+                                    ""
+                                }
+                            ),
                         ),
                     };
                     return Err(err(
@@ -873,50 +884,6 @@ impl RawConfig {
                     ));
                 }
             }
-            // What agents would never be shown is refused, not dropped in silence.
-            let d = &discovery;
-            let body = matches!(method.as_deref(), Some("POST" | "PUT" | "PATCH"));
-            let object = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_object());
-            let said = d.input.is_some()
-                || d.input_schema.is_some()
-                || d.body_type.is_some()
-                || d.output.is_some()
-                || d.output_schema.is_some();
-            let pointless = [
-                (
-                    "discoverable",
-                    !d.discoverable && said,
-                    "is false, so nothing else under discovery is shown to anyone",
-                ),
-                (
-                    "bodyType",
-                    d.body_type.is_some() && !body,
-                    "describes a request body, and only a route with method POST, PUT or PATCH is described with one",
-                ),
-                (
-                    "input",
-                    !body && object(&d.input),
-                    "is this route's example query parameters, so an object of names and values",
-                ),
-                (
-                    "inputSchema",
-                    !body && object(&d.input_schema),
-                    "describes this route's query parameters, so it is a JSON Schema object",
-                ),
-                (
-                    "outputSchema",
-                    object(&d.output_schema),
-                    "is a JSON Schema object",
-                ),
-                (
-                    "outputSchema",
-                    d.output_schema.is_some() && d.output.is_none(),
-                    "describes the output, which is shown only with an example: add output",
-                ),
-            ];
-            if let Some((name, _, why)) = pointless.into_iter().find(|(_, bad, _)| *bad) {
-                return Err(err(format!("{key}.discovery.{name}"), why));
-            }
             routes.push(Route {
                 index: i,
                 method,
@@ -939,6 +906,7 @@ impl RawConfig {
                 discovery,
                 bazaar: None,
                 rendered: Default::default(),
+                stats_name: String::new(),
             });
             if let Some(route) = routes.last_mut() {
                 route.bazaar = crate::discovery::bazaar(route);
@@ -958,6 +926,21 @@ impl RawConfig {
             }
         }
         name_sessions(&mut routes)?;
+        let names: Vec<String> = routes
+            .iter()
+            .map(|r| {
+                let shared = routes.iter().any(|o| {
+                    o.index != r.index && !o.is_free() && o.pattern.as_str() == r.pattern.as_str()
+                });
+                match &r.method {
+                    Some(m) if shared => format!("{m} {}", r.pattern.as_str()),
+                    _ => r.pattern.as_str().to_string(),
+                }
+            })
+            .collect();
+        for (r, name) in routes.iter_mut().zip(names) {
+            r.stats_name = name;
+        }
         Ok(Config {
             routes,
             facilitator,
@@ -1403,6 +1386,54 @@ impl RawSession {
 }
 
 impl Discovery {
+    /// What of this description agents are never shown (the bazaar leaves it out), with why:
+    /// `check-config` points it out. Not refused at load, where a deployed Worker would stop
+    /// serving over a description.
+    pub fn unshown(&self, method: Option<&str>) -> Option<(&'static str, &'static str)> {
+        let body = matches!(method, Some("POST" | "PUT" | "PATCH"));
+        let object = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_object());
+        let said = self.input.is_some()
+            || self.input_schema.is_some()
+            || self.body_type.is_some()
+            || self.output.is_some()
+            || self.output_schema.is_some();
+        [
+            (
+                "discoverable",
+                !self.discoverable && said,
+                "is false, so nothing else under discovery is shown to anyone",
+            ),
+            (
+                "bodyType",
+                self.body_type.is_some() && !body,
+                "describes a request body, which only a route with method POST, PUT or PATCH is described with",
+            ),
+            (
+                "input",
+                !body && object(&self.input),
+                "is this route's example query parameters, so an object of names and values",
+            ),
+            (
+                "inputSchema",
+                !body && object(&self.input_schema),
+                "describes this route's query parameters, so it is a JSON Schema object",
+            ),
+            (
+                "outputSchema",
+                object(&self.output_schema),
+                "is not a JSON Schema object",
+            ),
+            (
+                "outputSchema",
+                self.output_schema.is_some() && self.output.is_none(),
+                "describes the output, which is shown only with an example: add output",
+            ),
+        ]
+        .into_iter()
+        .find(|(_, unshown, _)| *unshown)
+        .map(|(name, _, why)| (name, why))
+    }
+
     fn read(value: &Value, key: &str) -> Result<Discovery, ConfigError> {
         let f = Fields::new(
             value,
@@ -1520,15 +1551,19 @@ fn find_asset(network: Network, which: Option<&str>, custom: &[Asset]) -> Option
     });
     let Some(which) = which else {
         // A network alone means its USDC. A custom entry overrides the built-in one when it is the
-        // same contract or calls itself USDC (by its symbol, or by the EIP-712 name of Circle's
-        // contract when it has no symbol); on a chain without built-in USDC (a local chain) it
-        // must call itself USDC. Any other token must be named: a network alone never means a
+        // same contract or its symbol is USDC; on a chain without built-in USDC (a local chain)
+        // it must call itself USDC, by its symbol or, without one, by the EIP-712 name of
+        // Circle's contract. Any other token must be named: a network alone never means a
         // token that prices in dollars would charge in something else.
         let is_usdc = |a: &&Asset| {
             let usdc = |s: &str| s.eq_ignore_ascii_case("USDC");
-            usdc(&a.symbol)
-                || (a.symbol.is_empty() && (usdc(&a.name) || a.name == "USD Coin"))
-                || known.as_ref().is_some_and(|k| k.address == a.address)
+            match &known {
+                Some(k) => usdc(&a.symbol) || k.address == a.address,
+                None => {
+                    usdc(&a.symbol)
+                        || (a.symbol.is_empty() && (usdc(&a.name) || a.name == "USD Coin"))
+                }
+            }
         };
         return custom
             .iter()
@@ -1698,6 +1733,29 @@ mod tests {
                 policy(Allow, Charge, Charge, true),
                 policy(Allow, Allow, Charge, false),
                 policy(Allow, Block, Charge, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn statistics_name_a_route_by_its_pattern_and_its_method_only_where_needed() {
+        let c = load(base(json!([
+            {"path": "/news/free", "free": true},
+            {"path": "/news/*", "price": "$0.02", "method": "post"},
+            {"path": "/news/*", "price": "$0.01", "method": "GET"},
+            {"path": "/data/*", "price": "$0.01", "method": "GET"},
+            {"path": "/all/*", "price": "$0.01"},
+        ])))
+        .unwrap();
+        let names: Vec<&str> = c.routes.iter().map(|r| r.stats_name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "/news/free",
+                "POST /news/*",
+                "GET /news/*",
+                "/data/*",
+                "/all/*"
             ]
         );
     }
@@ -1892,46 +1950,54 @@ mod tests {
     }
 
     #[test]
-    fn discovery_that_agents_would_never_be_shown_is_refused() {
-        let refused = |method: &str, discovery: Value| {
-            load(base(
+    fn discovery_that_agents_would_never_be_shown_is_pointed_out() {
+        let unshown = |method: &str, discovery: Value| {
+            let c = load(base(
                 json!([{"path": "/x", "price": "$1", "method": method, "discovery": discovery}]),
             ))
-            .err()
-            .map(|e| e.key)
+            .unwrap();
+            let r = &c.routes[0];
+            r.discovery
+                .unshown(r.method.as_deref())
+                .map(|(name, _)| name)
         };
-        let key = |name: &str| Some(format!("routes[0].discovery.{name}"));
-        assert_eq!(refused("GET", json!({"bodyType": "json"})), key("bodyType"));
-        assert_eq!(refused("POST", json!({"bodyType": "json"})), None);
-        assert_eq!(refused("GET", json!({"input": "city=Paris"})), key("input"));
-        assert_eq!(refused("POST", json!({"input": "some text"})), None);
         assert_eq!(
-            refused("GET", json!({"inputSchema": true})),
-            key("inputSchema")
+            unshown("GET", json!({"bodyType": "json"})),
+            Some("bodyType")
+        );
+        assert_eq!(unshown("post", json!({"bodyType": "json"})), None);
+        assert_eq!(
+            unshown("GET", json!({"input": "city=Paris"})),
+            Some("input")
+        );
+        assert_eq!(unshown("POST", json!({"input": "some text"})), None);
+        assert_eq!(
+            unshown("GET", json!({"inputSchema": true})),
+            Some("inputSchema")
         );
         assert_eq!(
-            refused("GET", json!({"outputSchema": {"type": "object"}})),
-            key("outputSchema")
+            unshown("GET", json!({"outputSchema": {"type": "object"}})),
+            Some("outputSchema")
         );
         assert_eq!(
-            refused("GET", json!({"output": {}, "outputSchema": "object"})),
-            key("outputSchema")
+            unshown("GET", json!({"output": {}, "outputSchema": "object"})),
+            Some("outputSchema")
         );
         assert_eq!(
-            refused(
+            unshown(
                 "GET",
                 json!({"output": {"t": 1}, "outputSchema": {"required": ["t"]}})
             ),
             None
         );
         assert_eq!(
-            refused(
+            unshown(
                 "GET",
                 json!({"discoverable": false, "input": {"city": "Paris"}})
             ),
-            key("discoverable")
+            Some("discoverable")
         );
-        assert_eq!(refused("GET", json!({"discoverable": false})), None);
+        assert_eq!(unshown("GET", json!({"discoverable": false})), None);
     }
 
     #[test]

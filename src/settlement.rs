@@ -2092,8 +2092,9 @@ impl Ledger {
 
     /// Admin: the money for a failed (or unknown) entry arrived after all: it becomes settled
     /// with `transaction`, clearing what it added to `owed`. A debt paid out of band may name
-    /// none (`""`); an immediate payment, never served and so never owed, must (marked paid, it
-    /// would count as money earned, and raise the wallet's earned credit, on the admin's word).
+    /// none (`""`); an immediate payment whose origin never did the work, so never owed, must
+    /// (marked paid, it would count as money earned, and raise the wallet's earned credit, on the
+    /// admin's word).
     pub fn mark_paid(&mut self, id: &str, transaction: String, now: u64) -> Result<(), AdminError> {
         let e = self
             .entries
@@ -2102,7 +2103,7 @@ impl Ledger {
             .ok_or(AdminError::NotFound)?;
         match e.state {
             State::Failed { .. } | State::Unknown { .. }
-                if e.immediate && transaction.is_empty() =>
+                if e.immediate && !e.worked && transaction.is_empty() =>
             {
                 Err(AdminError::NoTransaction)
             }

@@ -1767,6 +1767,11 @@ fn a_payer_who_defeats_settlement_after_the_origin_worked_owes() {
         l.admit(deferred(3, 1), &p, T0 + 3),
         Err(AdmitError::Delinquent { .. })
     ));
+    // The work was done, so this is a debt: paid out of band, the admin marks it paid without
+    // a transaction, and the payer may pay again.
+    l.mark_paid(&id, String::new(), T0 + 4).unwrap();
+    assert!(!l.is_delinquent());
+    assert_eq!(l.view().paid_micro_usd, 5_000);
 
     // A refusal that is the facilitator's, not the payer's: nobody owes.
     let mut l = Ledger::new();

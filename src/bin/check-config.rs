@@ -133,16 +133,27 @@ fn main() -> ExitCode {
              owing; set rpc.\"{network}\""
         );
     }
+    // A description the Worker leaves out of what agents see (a body type on a GET route…).
+    for r in &config.routes {
+        if let Some((name, why)) = r.discovery.unshown(r.method.as_deref()) {
+            let _ = writeln!(
+                out,
+                "note: routes[{}].discovery.{name} {why}; agents are never shown it",
+                r.index
+            );
+        }
+    }
     // A closed pipe (`| head`) is not an error worth a panic.
     let _ = std::io::stdout().write_all(out.as_bytes());
     ExitCode::SUCCESS
 }
 
-/// A chain whose tokens are worth nothing: a local chain, or a testnet by its v1 name.
+/// A chain whose tokens are worth nothing: a local chain, a test chain known by its id, or a
+/// testnet by its v1 name.
 fn is_test_network(network: &str) -> bool {
-    // Test chains without a v1 name: a local node, Ethereum Sepolia, Arbitrum Sepolia,
-    // OP Sepolia, Unichain Sepolia, World Chain Sepolia.
-    const TEST_CHAINS: [u64; 6] = [31337, 11155111, 421614, 11155420, 1301, 4801];
+    // Test chains without a v1 name: local nodes (anvil and Hardhat, Ganache), Ethereum
+    // Sepolia, Arbitrum Sepolia, OP Sepolia, Unichain Sepolia, World Chain Sepolia.
+    const TEST_CHAINS: [u64; 7] = [31337, 1337, 11155111, 421614, 11155420, 1301, 4801];
     x402_edge::networks::parse_network(network).is_some_and(|n| {
         TEST_CHAINS.contains(&n.chain_id)
             || n.v1_name.is_some_and(|name| {

@@ -129,8 +129,11 @@ pub async fn handle(req: Request, env: &Env, url: &crate::siwx::HttpUrl) -> Resu
         ("POST", "ledger/mark-paid") => {
             // A transaction hash as a chain writes it, or none (a debt paid out of band).
             let tx = query("tx").unwrap_or_default();
-            let hash =
-                |t: &str| t.len() == 66 && t.starts_with("0x") && hex::decode(&t[2..]).is_ok();
+            let hash = |t: &str| {
+                t.len() == 66
+                    && t.starts_with("0x")
+                    && t.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
+            };
             match query("id") {
                 _ if !tx.is_empty() && !hash(&tx) => {
                     return bad("tx must be a transaction hash: 0x and 64 hex digits")

@@ -153,6 +153,10 @@ pub(crate) fn answered(
 ) -> std::result::Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     match r {
         Ok(res) => Ok(web_sys::Response::from(res).into()),
+        // The runtime's own error (a storage call's, say) is thrown as it was, with the flags
+        // the runtime reads (`retryable`, `overloaded`).
+        Err(worker::Error::UnknownJsError { original, .. }) => Err(original),
+        Err(worker::Error::Internal(v)) => Err(v),
         Err(e) => Err(js_sys::Error::new(&e.to_string()).into()),
     }
 }
@@ -1329,12 +1333,7 @@ fn origin_unavailable(e: &worker::Error, head: bool) -> Result<web_sys::Response
 
 /// Counts a served payment (and the session it bought) in the publisher's statistics.
 fn count_payment(env: &Env, served: &Served<'_>, paid: &PaidRequest<'_>, deferred: bool) {
-    // Two rules on one path (GET priced one way, POST another) are counted apart.
-    let pattern = paid.route.pattern.as_str();
-    let route = match &paid.route.method {
-        Some(m) => format!("{m} {pattern}"),
-        None => pattern.to_string(),
-    };
+    let route = paid.route.stats_name.clone();
     let payer = paid.verified.payer.to_lower_hex();
     stats::record(
         env,
