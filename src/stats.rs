@@ -66,6 +66,9 @@ pub struct Stats {
     pub by_payer: SortedMap<Tally>,
     pub total: Tally,
     pub deferred_payments: u64,
+    /// When the newest event counted happened (Unix seconds): days are kept up to
+    /// [`DAYS_KEPT`] before it.
+    pub latest: u64,
 }
 
 impl Read for Event {
@@ -119,33 +122,50 @@ impl Read for Stats {
             by_payer: f.get("by_payer")?,
             total: f.get("total")?,
             deferred_payments: f.get("deferred_payments")?,
+            latest: f.or_default("latest")?,
         })
     }
 }
 
 impl Stats {
     pub fn record(&mut self, event: &Event) {
+        self.record_by(event, u64::MAX);
+    }
+
+    /// Counts an event, its time taken as `clock` at the latest (a sender's clock far ahead
+    /// would otherwise push every kept day out). A day older than the kept ones counts in the
+    /// all-time figures only.
+    pub fn record_by(&mut self, event: &Event, clock: u64) {
         let (route, payer, at) = match event {
             Event::Payment {
                 route, payer, at, ..
             }
             | Event::Session { route, payer, at } => (route, payer, *at),
         };
+        let at = at.min(clock);
+        self.latest = self.latest.max(at);
         let day = day_of(at);
-        apply(self.by_route_day.or_default(route).or_default(&day), event);
+        if day >= self.first_day() {
+            apply(self.by_route_day.or_default(route).or_default(&day), event);
+        }
         apply(self.by_route.or_default(route), event);
         apply(self.by_payer.or_default(&payer.to_ascii_lowercase()), event);
         apply(&mut self.total, event);
         if let Event::Payment { deferred: true, .. } = event {
             self.deferred_payments = self.deferred_payments.saturating_add(1);
         }
-        self.trim(at);
+        self.trim();
     }
 
-    /// Keeps the stored value small: the last [`DAYS_KEPT`] days before `now`, the
+    /// The first day kept.
+    fn first_day(&self) -> String {
+        day_of(self.latest.saturating_sub(86_400 * (DAYS_KEPT as u64 - 1)))
+    }
+
+    /// Keeps the stored value small: the last [`DAYS_KEPT`] days up to the newest event, the
     /// [`PAYERS_KEPT`] biggest payers.
-    fn trim(&mut self, now: u64) {
-        let first = day_of(now.saturating_sub(86_400 * (DAYS_KEPT as u64 - 1)));
+    fn trim(&mut self) {
+        let first = self.first_day();
         self.by_route_day.retain(|_, days| {
             days.retain(|day, _| day >= first.as_str());
             !days.is_empty()
@@ -346,6 +366,19 @@ mod tests {
         assert_eq!(days, ["2025-11-22", "2026-02-18", "2026-02-19"]);
         let back: Stats = json::parse(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+        // A late event from a day no longer kept counts in all but the days.
+        s.record(&pay("/old", "0xaa", 1_000, day1));
+        let v = s.view(10);
+        assert_eq!(v["routes"][0]["revenueMicroUsd"], "8000");
+        assert_eq!(v["routes"][0]["days"].as_array().unwrap().len(), 0);
+        assert_eq!(v["days"][0]["day"], "2025-11-22");
+        // A sender's clock far ahead is taken as the receiver's: no day is pushed out by it.
+        s.record_by(
+            &pay("/old", "0xaa", 1_000, u64::MAX / 2),
+            day1 + 86_400 * 90,
+        );
+        let days = s.view(10)["days"].as_array().unwrap().len();
+        assert_eq!(days, 3);
         // Stored before routes had all-time figures: their kept days are what they earned.
         let old = r#"{"by_route_day":{"/a":{"2025-11-21":{"payments":2,"revenue_micro_usd":"30","sessions":1}}},
             "by_payer":{},"total":{"payments":2,"revenue_micro_usd":"30","sessions":1},"deferred_payments":0}"#;

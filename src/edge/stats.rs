@@ -65,7 +65,7 @@ impl Stats {
             return Response::from_json(&tallies.view(10));
         };
         for event in &events {
-            tallies.record(event);
+            tallies.record_by(event, super::now_seconds() + 60);
         }
         let text = serde_json::to_string(&tallies)?;
         super::js::store(storage.as_raw(), KEY, text.into()).await?;
