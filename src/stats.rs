@@ -58,7 +58,7 @@ pub struct Tally {
 /// Everything counted so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Stats {
-    /// route (its pattern, after its method when it names one) → day (YYYY-MM-DD) → tally.
+    /// route (its [`crate::config::Route::stats_name`]) → day (YYYY-MM-DD) → tally.
     pub by_route_day: SortedMap<SortedMap<Tally>>,
     /// route → tally since the first event: what a route earned is not lost with its days.
     pub by_route: SortedMap<Tally>,

@@ -144,8 +144,8 @@ pub(crate) fn now_seconds() -> u64 {
     (js_sys::Date::now() / 1000.0) as u64
 }
 
-/// A Durable Object's answer as its class hands it to the runtime; an error is thrown with its
-/// message. Our objects are exported by hand instead of by the SDK's `#[durable_object]`, whose
+/// A Durable Object's answer as its class hands it to the runtime; an error of ours is thrown
+/// with its message, the runtime's own as it came. Our objects are exported by hand instead of by the SDK's `#[durable_object]`, whose
 /// glue turns an error into a JavaScript one through the SDK's own printer of error chains, which
 /// links the printing of every error the SDK's type can hold.
 pub(crate) fn answered(
