@@ -293,20 +293,16 @@ impl RawAccess {
     fn resolve(&self, base: AccessPolicy) -> AccessPolicy {
         // `payers` names who pays; whether a browser is taken at its word is inherited whatever
         // it names (it matters again as soon as `humans` allows them).
-        let (humans, crawlers) = match self.payers {
-            None => (base.humans, base.crawlers),
-            Some(Payers::Everyone) => (Access::Charge, Access::Charge),
-            Some(Payers::Bots) => (Access::Allow, Access::Charge),
-            Some(Payers::Agents) => (Access::Allow, Access::Allow),
+        let (humans, crawlers, agents) = match self.payers {
+            None => (base.humans, base.crawlers, base.agents),
+            Some(Payers::Everyone) => (Access::Charge, Access::Charge, Access::Charge),
+            Some(Payers::Bots) => (Access::Allow, Access::Charge, Access::Charge),
+            Some(Payers::Agents) => (Access::Allow, Access::Allow, Access::Charge),
         };
         let mut p = AccessPolicy {
             humans,
             crawlers,
-            agents: if self.payers.is_some() {
-                Access::Charge
-            } else {
-                base.agents
-            },
+            agents,
             trust_browsers: self.trust_browsers.unwrap_or(base.trust_browsers),
         };
         if let Some(a) = self.humans {
@@ -1390,8 +1386,8 @@ impl Discovery {
     /// `check-config` points it out. Not refused at load, where a deployed Worker would stop
     /// serving over a description.
     pub fn unshown(&self, method: Option<&str>) -> Option<(&'static str, &'static str)> {
-        let body = matches!(method, Some("POST" | "PUT" | "PATCH"));
-        let object = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_object());
+        let body = crate::discovery::describes_body(method);
+        let not_object = |v: &Option<Value>| v.as_ref().is_some_and(|v| !v.is_object());
         let said = self.input.is_some()
             || self.input_schema.is_some()
             || self.body_type.is_some()
@@ -1410,17 +1406,17 @@ impl Discovery {
             ),
             (
                 "input",
-                !body && object(&self.input),
+                !body && not_object(&self.input),
                 "is this route's example query parameters, so an object of names and values",
             ),
             (
                 "inputSchema",
-                !body && object(&self.input_schema),
+                !body && not_object(&self.input_schema),
                 "describes this route's query parameters, so it is a JSON Schema object",
             ),
             (
                 "outputSchema",
-                object(&self.output_schema),
+                not_object(&self.output_schema),
                 "is not a JSON Schema object",
             ),
             (

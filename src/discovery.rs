@@ -19,7 +19,7 @@ pub fn bazaar(route: &Route) -> Option<Value> {
         return None;
     }
     let method = route.method.clone().unwrap_or_else(|| "GET".into());
-    let body_method = matches!(method.as_str(), "POST" | "PUT" | "PATCH");
+    let body_method = describes_body(Some(&method));
     let empty_schema = || json!({"properties": {}});
     let mut input = Map::new();
     input.insert("type".into(), json!("http"));
@@ -88,6 +88,12 @@ pub fn bazaar(route: &Route) -> Option<Value> {
         extension["routeTemplate"] = Value::from(template);
     }
     Some(extension)
+}
+
+/// Whether a route of this method (`None`: any, described as GET) is described with a request
+/// body (`bodyType`, `body`) rather than query parameters.
+pub fn describes_body(method: Option<&str>) -> bool {
+    matches!(method, Some("POST" | "PUT" | "PATCH"))
 }
 
 /// A constant fragment, parsed from its text: a `json!` literal compiles to code for each of
