@@ -435,8 +435,10 @@ impl Route {
     }
 
     /// Whether this rule covers the method and path. A rule for GET also covers HEAD (a GET
-    /// without the body must not be a free look at what a GET would sell) and methods outside
-    /// HTTP's standard set (PROPFIND, PURGE…), which some origins answer as if they were GET.
+    /// without the body must not be a free look at what a GET would sell), a plain `OPTIONS`
+    /// (a CORS preflight is answered before any rule is asked) and methods outside HTTP's
+    /// standard set (PROPFIND, PURGE…): origins that do not look at the method (a PHP script, a
+    /// Go handler) answer them with what a GET would sell.
     /// A priced rule also covers its paths with a format suffix
     /// ([`PathPattern::matches_formatted`]).
     pub fn covers(&self, method: &str, path: &str) -> bool {
@@ -446,7 +448,9 @@ impl Route {
         let method_ok = match &self.method {
             None => true,
             Some(m) => {
-                m == method || (m == "GET" && (method == "HEAD" || !STANDARD.contains(&method)))
+                m == method
+                    || (m == "GET"
+                        && (matches!(method, "HEAD" | "OPTIONS") || !STANDARD.contains(&method)))
             }
         };
         method_ok
@@ -1823,6 +1827,14 @@ mod tests {
             (
                 json!({"path": "/a", "method": "GET", "price": "$0.01"}),
                 json!({"path": "/a.json", "method": "HEAD", "free": true}),
+            ),
+            (
+                json!({"path": "/a", "method": "GET", "price": "$0.01"}),
+                json!({"path": "/a", "method": "OPTIONS", "free": true}),
+            ),
+            (
+                json!({"path": "/a", "price": "$0.01"}),
+                json!({"path": "/a/index.html", "free": true}),
             ),
         ] {
             let e = load(base(json!([first, then]))).unwrap_err();

@@ -152,7 +152,8 @@ impl PathPattern {
     /// without it: Rails' `(.:format)` and Spring's suffix matching serve it as `/v1/weather`. And
     /// a pattern ending in a page's `.html` (or `.htm`) also matches the page without it, and
     /// `index.html` its folder, as static hosts serve them (Cloudflare Pages, nginx's `try_files
-    /// $uri.html`). What a priced rule and a session's scope cover; not a free rule, which would
+    /// $uri.html`); the other way round, a folder's `index.html`, `index.htm` or `index.php`
+    /// matches where the folder does. What a priced rule and a session's scope cover; not a free rule, which would
     /// open what a priced catch-all sells under such a name.
     pub fn matches_formatted(&self, path: &str) -> bool {
         let mut read = normalise_path(path);
@@ -178,6 +179,13 @@ impl PathPattern {
         let Some(last) = read.pop() else {
             return false;
         };
+        // A folder's index page is the folder on a static host: `/reports/annual/index.html` is
+        // what `/reports/annual` serves.
+        if matches!(last.as_str(), "index.html" | "index.htm" | "index.php")
+            && self.matches_read(&read)
+        {
+            return true;
+        }
         last.match_indices('.').any(|(dot, _)| {
             let base = last[..dot].trim_end_matches(' ');
             read.push(base.to_string());
@@ -294,6 +302,48 @@ pub fn separators_kept(path: &str) -> Option<String> {
     }
     out.push_str(&path[last..]);
     Some(out)
+}
+
+/// The paths a server running scripts reads in a path that goes on past a script's name (PHP's,
+/// ASP.NET's, a CGI's): to a front controller, which drops its own name (Laravel, Symfony,
+/// WordPress), `/index.php/articles/x` is `/articles/x`; to a server that runs the script with the
+/// rest as its path info, `/download.php/x` is `/download.php`. Empty for nearly every path, which
+/// names no script before its end. A path one of whose readings another route prices is refused
+/// before it is matched ([`crate::paywall::ambiguous_path`]).
+pub fn script_readings(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if !path.starts_with('/') || !path.contains(['.', '%']) {
+        return out;
+    }
+    // Each segment's start and end in the path (at a '/' each).
+    let mut start = 0;
+    while let Some(end) = path[start + 1..].find('/').map(|i| start + 1 + i) {
+        let rest = &path[end..];
+        if rest.bytes().all(|b| b == b'/') {
+            break;
+        }
+        if is_script(&path[start + 1..end]) {
+            out.push(format!("{}{rest}", &path[..start]));
+            out.push(path[..end].to_string());
+        }
+        start = end;
+    }
+    out
+}
+
+/// Whether a (raw) segment names a script: a PHP, ASP.NET, CGI or Perl file.
+fn is_script(raw: &str) -> bool {
+    let seg = normalise_segment(raw);
+    let seg = seg.split(';').next().unwrap_or_default();
+    seg.trim_end_matches(['.', ' '])
+        .rsplit_once('.')
+        .is_some_and(|(stem, ext)| {
+            !stem.is_empty()
+                && matches!(
+                    ext,
+                    "php" | "phtml" | "aspx" | "asmx" | "ashx" | "cgi" | "pl"
+                )
+        })
 }
 
 /// `.`, `..`, or a name an origin may read as one of them: dots and spaces alone.
@@ -471,7 +521,14 @@ mod tests {
         assert!(f("/users/:id", "/users/7.json"));
         assert!(f("/articles/*", "/articles/a.html"));
         assert!(!f("/articles/*", "/articles.rss"));
-        assert!(f("/", "/index.html") == m("/", "/index.html"));
+        // A folder's index page is the folder.
+        assert!(f("/", "/index.html") && !m("/", "/index.html"));
+        assert!(f("/reports/annual", "/reports/annual/index.html"));
+        assert!(f("/posts/:slug", "/Posts/my-post/INDEX.HTM"));
+        assert!(f("/app", "/app/index.php"));
+        assert!(!f("/reports/annual", "/reports/annual/other.html"));
+        assert!(!f("/reports/annual", "/reports/index.html"));
+        assert!(!f("/reports/annual", "/reports/annual/index.html/x"));
         // A literal with a dot of its own takes a suffix after it.
         assert!(f("/api/data.v2", "/api/data.v2.json"));
         assert!(!f("/api/data.v2", "/api/data.json"));
@@ -491,6 +548,38 @@ mod tests {
         assert!(!f("/reports/annual.html", "/reports"));
         assert!(!f("/reports/annual.html", "/reports/annual/x"));
         assert!(!m("/reports/annual.html", "/reports/annual"));
+    }
+
+    #[test]
+    fn paths_past_a_script_are_read_as_servers_running_scripts_read_them() {
+        let r = |path: &str| script_readings(path);
+        assert_eq!(r("/index.php/articles/x"), ["/articles/x", "/index.php"]);
+        assert_eq!(
+            r("/blog/Index.PHP./2024/post/"),
+            ["/blog/2024/post/", "/blog/Index.PHP."]
+        );
+        assert_eq!(r("/app/default.aspx/x"), ["/app/x", "/app/default.aspx"]);
+        assert_eq!(
+            r("/cgi-bin/run.cgi;v=1/x"),
+            ["/cgi-bin/x", "/cgi-bin/run.cgi;v=1"]
+        );
+        assert_eq!(r("/index%2Ephp/x"), ["/x", "/index%2Ephp"]);
+        // Nothing past the script, no script, or a name that only ends like one.
+        for path in [
+            "/index.php",
+            "/index.php/",
+            "/index.php//",
+            "/articles/x",
+            "/v1/weather.json/x",
+            "/.php/x",
+            "/phpinfo/x",
+            "/a.phpx/y",
+            "é.php/x",
+            "",
+            "/",
+        ] {
+            assert!(r(path).is_empty(), "{path}");
+        }
     }
 
     #[test]

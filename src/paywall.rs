@@ -712,6 +712,9 @@ pub fn disguised_path(path: &str) -> Option<Reply> {
 /// (`/%2561rticles/x`, which such an origin serves as `/articles/x`): no reading of it can be
 /// priced safely. Checked after [`disguised_path`], by [`decide`] and by the Worker.
 ///
+/// Likewise a path that goes on past a script's name, one of whose readings by a server running
+/// scripts ([`crate::pattern::script_readings`]) another route prices (`/index.php/articles/x`).
+///
 /// Likewise a path with an encoded separator (`%2F`, `%5C`) whose segments, read with the
 /// separator kept inside its segment as routers that match the raw path do
 /// ([`crate::pattern::separators_kept`]), fall under another route than they do split
@@ -728,26 +731,33 @@ pub fn ambiguous_path(config: &Config, method: &str, path: &str) -> Option<Reply
         };
         !same
     };
-    if let Some(twice) = crate::pattern::decoded_twice(path).filter(|t| elsewhere(t)) {
-        return Some(plain_refusal(&Refusal::new(
-            Reason::InvalidPath,
-            format!(
-                "{path:?}: an escaped '%' that an origin decoding twice reads as {twice:?}, \
-                 which falls under another route"
-            ),
-        )));
-    }
-    crate::pattern::separators_kept(path)
-        .filter(|kept| elsewhere(kept))
-        .map(|_| {
-            plain_refusal(&Refusal::new(
-                Reason::InvalidPath,
-                format!(
-                    "{path:?}: an encoded '/' or '\\' that an origin keeping it inside its \
-                     segment reads under another route than one splitting there"
-                ),
-            ))
-        })
+    // Read as a server running scripts reads it, the path may name a page that costs more. Only
+    // a dearer reading is refused: a site whose own links go through its front controller
+    // (`/index.php/2024/post`), priced as they are, is read as written.
+    let asked = |p: &str| priced_route(config, method, p).map_or(0, Route::cheapest_micro_usd);
+    let detail = if let Some(twice) = crate::pattern::decoded_twice(path).filter(|t| elsewhere(t)) {
+        format!(
+            "an escaped '%' that an origin decoding twice reads as {twice:?}, which falls under \
+             another route"
+        )
+    } else if let Some(other) = crate::pattern::script_readings(path)
+        .into_iter()
+        .find(|other| asked(other) > asked(path))
+    {
+        format!(
+            "a server running scripts reads it as {other:?}, which costs more: ask for that path"
+        )
+    } else if crate::pattern::separators_kept(path).is_some_and(|kept| elsewhere(&kept)) {
+        "an encoded '/' or '\\' that an origin keeping it inside its segment reads under another \
+         route than one splitting there"
+            .into()
+    } else {
+        return None;
+    };
+    Some(plain_refusal(&Refusal::new(
+        Reason::InvalidPath,
+        format!("{path:?}: {detail}"),
+    )))
 }
 
 /// The methods a `_method` parameter may name that matter here: those with their own rules.

@@ -1999,16 +1999,69 @@ fn cors_preflight_on_priced_paths() {
         assert!(methods.contains(&method.to_ascii_uppercase()), "{methods}");
         assert!(header(&r, "PAYMENT-REQUIRED").is_none());
     }
+    // A preflight for a method nobody prices there is the origin's (whose answer the Worker
+    // passes without its body).
     for (path, method) in [
-        ("/articles/1", Some("POST")),
-        ("/articles/1", None),
-        ("/articles/open", Some("GET")),
-        ("/about", Some("GET")),
+        ("/articles/1", "POST"),
+        ("/articles/open", "GET"),
+        ("/about", "GET"),
     ] {
         assert_eq!(
-            got(&c, &preflight(path, method)),
+            got(&c, &preflight(path, Some(method))),
             Got::Pass,
-            "{method:?} {path}"
+            "{method} {path}"
+        );
+    }
+    // A plain OPTIONS (not a preflight) is priced where GET is: an origin that does not look at
+    // the method would answer it with the page.
+    assert_eq!(got(&c, &preflight("/articles/1", None)), Got::Status(402));
+    assert_eq!(got(&c, &preflight("/articles/open", None)), Got::Pass);
+}
+
+#[test]
+fn paths_past_a_script_that_another_route_prices_are_refused() {
+    let c = config(&json!({
+        "payTo": PAY_TO,
+        "accepts": ["base-sepolia"],
+        "facilitator": {"url": FACILITATOR},
+        "routes": [
+            {"path": "/articles/*", "price": "$0.50"},
+            {"path": "/download.php", "price": "$1"},
+            {"path": "/index.php/2024/*", "price": "$0.01"},
+            {"path": "/free/*", "free": true},
+            {"path": "/*", "price": "$0.01"},
+        ],
+    }));
+    // A front controller reads these as /articles/x, a server running download.php as it.
+    for path in [
+        "/index.php/articles/x",
+        "/INDEX.PHP/Articles/x",
+        "/download.php/x",
+        "/index%2Ephp/articles/x",
+        "/app.php/articles/y",
+    ] {
+        let r = decide_reply(&c, &Req::get(path), NOW);
+        assert_eq!((r.status, r.reason), (400, "invalid_path"), "{path}");
+        assert!(
+            r.body.contains("a server running scripts reads it as"),
+            "{}",
+            r.body
+        );
+    }
+    // Read as written where no reading costs more: the site's own links through its front
+    // controller, priced as they are (the shorter reading costs the same), the script itself.
+    for (path, price) in [
+        ("/index.php/2024/post", "10000"),
+        ("/index.php/about", "10000"),
+        ("/download.php", "1000000"),
+        ("/articles/x.php/y", "500000"),
+    ] {
+        let r = decide_reply(&c, &Req::get(path), NOW);
+        assert_eq!(r.status, 402, "{path}: {}", r.body);
+        assert!(
+            r.body.contains(&format!("\"{price}\"")),
+            "{path}: {}",
+            r.body
         );
     }
 }

@@ -111,6 +111,11 @@ async function handle(req, res, hits) {
     // (post, then redirect to the result).
     const redirect = Number(url.searchParams.get("redirect"));
     if (redirect >= 300 && redirect < 400) return send(redirect, "text/plain; charset=utf-8", "", { location: "/echo/result" });
+    // ?cache=directives: an origin telling every cache, CDNs by their own headers too, to keep it.
+    const cache = url.searchParams.get("cache");
+    if (cache) {
+      for (const h of ["cache-control", "cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"]) res.setHeader(h, cache);
+    }
     return json(200, {
       method: req.method,
       path,

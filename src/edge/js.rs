@@ -72,6 +72,10 @@ pub fn headers_without(
     inline_js = "export function x402_response(body, status, statusText, base, flat) {
   const response = new Response(body, base ? { status, statusText, headers: base.headers, webSocket: base.webSocket ?? undefined } : { status, statusText });
   const headers = response.headers;
+  if (base) {
+    for (const n of ['cdn-cache-control', 'cloudflare-cdn-cache-control', 'surrogate-control', 'edge-control']) headers.delete(n);
+    if (body === null && base.body) { headers.delete('content-length'); base.body.cancel().catch(() => {}); }
+  }
   const pairs = flat === '' ? [] : flat.split('\\n');
   for (let i = 0; i + 1 < pairs.length; i += 2) {
     try {
@@ -217,7 +221,9 @@ extern "C" {
 }
 
 /// A response built in one call into the runtime: `body` (text, a stream, or null), `status`,
-/// the headers of `base` if given (and its WebSocket, for an upgrade it answered), then `headers`
+/// the headers of `base` if given (and its WebSocket, for an upgrade it answered) but for those
+/// that tell a shared cache to keep it (`CDN-Cache-Control` and the like, which a CDN in front of
+/// the zone reads before `Cache-Control`) and, where its body is dropped, its length, then `headers`
 /// set in order (`Set-Cookie` appended beside any already there; a header the runtime refuses is
 /// left out rather than failing a response that may already be paid for). Each header set from
 /// wasm would be its own crossing, with its name and value decoded one by one: the headers go

@@ -540,7 +540,22 @@ async fn handle(
         }
     }
     match paywall::decide(config, &incoming, now) {
-        Decision::Pass => pass(config, req, &url, &method).await,
+        // A preflight the origin answers is read by browsers for its headers alone: its body is
+        // dropped, since an origin that does not look at the method puts in it what a GET sells.
+        Decision::Pass => {
+            let answer = pass(config, req, &url, &method).await?;
+            match (
+                preflight_method.is_some() && method == "OPTIONS",
+                answer.status(),
+            ) {
+                (false, _) => Ok(answer),
+                (true, 101) => origin_unavailable(
+                    &worker::Error::RustError("it switched protocols on a CORS preflight".into()),
+                    false,
+                ),
+                (true, _) => respond::bodiless(&answer),
+            }
+        }
         Decision::Reply(mut reply) => {
             reply = served.on_refusal(reply);
             if let Some(route) = route {

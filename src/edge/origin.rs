@@ -29,6 +29,10 @@ const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
     "x-http-method",
     "x-method-override",
 ];
+/// Headers by which some frameworks (Symfony before 2.8.43, Zend, IIS's URL Rewrite) let a
+/// request name another path than its own: `GET /` with `X-Original-URL: /articles/x` would be
+/// priced as `/` and served as the article.
+const URL_OVERRIDE_HEADERS: [&str; 2] = ["x-original-url", "x-rewrite-url"];
 /// Header telling the origin who paid (set only by us: any incoming copy is removed).
 pub const PAYER_HEADER: &str = "x402-payer";
 
@@ -139,7 +143,11 @@ async fn send(
     // name (`HTTP_X402_PAYER`, `HTTP_X_HTTP_METHOD_OVERRIDE`). Only we may say who paid: the
     // origin trusts this header, so a client's copy never passes.
     let mut dropped = PAYER_HEADER.to_string();
-    for h in PAYMENT_HEADERS.iter().chain(&METHOD_OVERRIDE_HEADERS) {
+    for h in PAYMENT_HEADERS
+        .iter()
+        .chain(&METHOD_OVERRIDE_HEADERS)
+        .chain(&URL_OVERRIDE_HEADERS)
+    {
         dropped.push('\n');
         dropped.push_str(h);
     }

@@ -480,6 +480,18 @@ const cases = [
   ["absolute-form request target: workerd refuses it before the Worker (500)", async () => ({ path: "http://evil.example/articles/hello" }), 500, null, { source: "runtime" }],
   // Only a CORS preflight is special: a plain OPTIONS is priced like any method a rule covers.
   ["OPTIONS (not a preflight) on a route priced for every method", async () => ({ method: "OPTIONS", path: A }), 402, "payment_required"],
+  // An origin that does not look at the method (the demo origin, a PHP script) answers OPTIONS
+  // with the page: a rule for GET prices a plain OPTIONS, and a preflight the origin answers is
+  // passed without its body.
+  ["OPTIONS (not a preflight) on a GET-only priced route", async () => ({ method: "OPTIONS", path: W }), 402, "payment_required"],
+  ["a CORS preflight for a method nobody prices there: the origin's answer, without its body", async () => ({
+    method: "OPTIONS",
+    path: W,
+    headers: [["Origin", "https://x.example"], ["Access-Control-Request-Method", "DELETE"]],
+  }), 200, null, {
+    source: "origin",
+    check: (r) => assert.deepEqual([r.text, r.headers["content-length"] ?? "0"], ["", "0"]),
+  }],
   ["OPTIONS with an expired payment attached", async () => ({ method: "OPTIONS", path: A, headers: hdr(await pay(T.a, 0, { over: { validBefore: String(now() - 60) } })) }), 402, "authorization_expires_too_soon"],
   // Methods the Workers SDK has no name for reach the origin exactly as sent.
   ["an unpriced page: our session token (cookie or bearer) never reaches the origin, the site's own cookies do", async () => ({
@@ -654,6 +666,31 @@ const cases = [
     headers: [["Content-Type", "application/x-www-form-urlencoded"]],
     body: "_method=GET",
   }), 402, "payment_required"],
+  ["an unpriced page: headers naming another path (X-Original-URL, X-Rewrite-URL) never reach the origin", async () => ({
+    path: "/echo/free",
+    headers: [["X-Original-URL", "/articles/hello"], ["X_Rewrite_URL", "/articles/hello"]],
+  }), 200, null, {
+    source: "origin",
+    check: (r) => {
+      const seen = JSON.parse(r.text).headers;
+      assert.deepEqual([seen["x-original-url"], seen["x-rewrite-url"], seen["x_rewrite_url"]], [undefined, undefined, undefined]);
+    },
+  }],
+  ["an unpriced page keeps the origin's cache headers, CDNs' included (the origin's business)", async () => ({ path: "/echo/free?cache=public,max-age=3600" }), 200, null, {
+    source: "origin",
+    check: (r) => assert.deepEqual([r.headers["cache-control"], r.headers["cdn-cache-control"], r.headers["surrogate-control"]], Array(3).fill("public,max-age=3600")),
+  }],
+  ["a paid answer whose origin asks CDNs to keep it: no-store, and no CDN's own cache header", async () => ({
+    path: "/echo/deferred/cached?cache=public,max-age=3600",
+    headers: hdr(await pay(T.d, 0)),
+  }), 200, null, {
+    source: "origin",
+    paid: { payer: 0 },
+    check: (r) => assert.deepEqual(
+      ["cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"].map((h) => r.headers[h]),
+      [undefined, undefined, undefined],
+    ),
+  }],
   ["PROPFIND on an unpriced path reaches the origin as PROPFIND", async () => ({ method: "PROPFIND", path: "/echo/free" }), 200, null, {
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).method, "PROPFIND"),
@@ -662,6 +699,10 @@ const cases = [
     check: (r) => assert.equal(r.text, ""),
   }],
   ["a CORS preflight naming the method in lower case", async () => ({ method: "OPTIONS", path: W, headers: [["Access-Control-Request-Method", "get"]] }), 204, null],
+  // A server running scripts reads a path that goes on past a script's name without it (a front
+  // controller: Laravel, Symfony, WordPress) or as the script alone (PATH_INFO).
+  ["/index.php/articles/hello (a front controller reads /articles/hello)", async () => ({ path: "/index.php/articles/hello" }), 400, "invalid_path", BAD_PATH],
+  ["/articles/hello/index.html (a folder's index page is the folder)", async () => ({ path: "/articles/hello/index.html" }), 402, "payment_required"],
   ["/free/../articles/hello", async () => ({ path: "/free/../articles/hello" }), 402, "payment_required"],
   ["/free/%2e%2e/articles/hello", async () => ({ path: "/free/%2e%2e/articles/hello" }), 402, "payment_required"],
   ["backslashes: /free\\..\\articles\\hello", async () => ({ path: "/free\\..\\articles\\hello" }), 402, "payment_required"],
