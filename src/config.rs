@@ -849,6 +849,16 @@ impl RawConfig {
                         format!("{timeout} s{whose} is too short for deferred settlement: deferred.batchSeconds and deferred.safetyMarginSeconds, with 30 s to settle, need at least {needed} s"),
                     ));
                 }
+                // One payment over the whole credit would be refused every time.
+                let over = offers.iter().map(crate::paywall::micro_usd).max();
+                if deferred.over_credit == OverCredit::Refuse
+                    && over.is_some_and(|m| m > deferred.credit_limit_micro_usd)
+                {
+                    return Err(err(
+                        format!("{key}.price"),
+                        "more than deferred.creditLimit, and overCredit = \"refuse\" refuses every payment over it",
+                    ));
+                }
             }
             if self.facilitator.is_none() {
                 return Err(err(
@@ -2231,6 +2241,16 @@ mod tests {
         v["payTo"] = json!("0xnothex");
         assert_eq!(load(v).unwrap_err().key, "payTo");
         assert!(Config::from_json("{").is_err());
+        // A deferred route dearer than the whole credit, where payments over credit are refused.
+        let mut c = base(json!([{"path": "/a", "price": "$2", "settlement": "deferred"}]));
+        c["deferred"] = json!({"creditLimit": "$1.00", "overCredit": "refuse"});
+        let e = load(c.clone()).unwrap_err();
+        assert_eq!(e.key, "routes[0].price");
+        assert!(e.problem.contains("more than deferred.creditLimit"), "{e}");
+        c["deferred"]["overCredit"] = json!("immediate");
+        load(c.clone()).unwrap();
+        c["deferred"] = json!({"creditLimit": "$2.00", "overCredit": "refuse"});
+        load(c).unwrap();
         // A deferred route's validity too short for the batch: named where it was set.
         let mut v = base(json!([{"path": "/x", "price": "$1", "settlement": "deferred"}]));
         v["maxTimeoutSeconds"] = json!(40);

@@ -323,8 +323,8 @@ pub fn script_readings(path: &str) -> Vec<String> {
             break;
         }
         if is_script(&path[start + 1..end]) {
-            out.push(format!("{}{rest}", &path[..start]));
-            out.push(path[..end].to_string());
+            out.push([&path[..start], rest].concat());
+            out.push(path[..end].into());
         }
         start = end;
     }

@@ -744,9 +744,7 @@ pub fn ambiguous_path(config: &Config, method: &str, path: &str) -> Option<Reply
         .into_iter()
         .find(|other| asked(other) > asked(path))
     {
-        format!(
-            "a server running scripts reads it as {other:?}, which costs more: ask for that path"
-        )
+        format!("a server running scripts reads it as {other:?}, which costs more")
     } else if crate::pattern::separators_kept(path).is_some_and(|kept| elsewhere(&kept)) {
         "an encoded '/' or '\\' that an origin keeping it inside its segment reads under another \
          route than one splitting there"

@@ -425,7 +425,7 @@ impl Reason {
                 "ledger_unavailable",
                 "unexpected_verify_error",
                 503,
-                "The paywall's record of payments did not answer, so this payment could not be checked against reuse; nothing was served or charged. Send the same payment again.",
+                "The paywall's record of payments did not answer, so this payment could not be checked against reuse; nothing was served, and most likely nothing charged. Send the same payment again; if it is refused as used, check your balance before paying anew.",
             ),
             Reason::SessionUnavailable => row(
                 "session_unavailable",

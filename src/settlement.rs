@@ -109,8 +109,10 @@
 //!    by someone else paid us ([`Outcome::Settled`]); a chain that cannot say which (a node behind,
 //!    or one that will not show the token's logs; no RPC URL) holds nothing against the payer.
 //!    If an earlier attempt may have moved the money, state-dependent refusals (balance, revert,
-//!    simulation) are not held against the payer (`unconfirmed_refusal`): our own lost settlement
-//!    may be what drained the balance. Signature and KYT refusals are definite either way.
+//!    simulation) are not held against the payer: our own lost settlement may be what drained the
+//!    balance, so the chain is read first, as after an unanswered attempt (rule 5; entries that
+//!    earlier versions failed so are kept as `unconfirmed_refusal`). Signature and KYT refusals
+//!    are definite either way.
 //! 4. **Transient or facilitator-side refusal** (`unexpected_*`, `invalid_transaction_state`,
 //!    `invalid_request` from a broken facilitator, unsupported network/scheme, terms mismatches
 //!    that local verification already ruled out, anything mentioning `rpc`, the facilitator's
@@ -205,8 +207,6 @@ pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
 /// attempt that may itself have settled the payment, with no chain read to tell that settlement
 /// from a cancellation (no RPC URL, or a node that would not show the token's logs).
 pub const UNCONFIRMED_NONCE_USED: &str = "unconfirmed_nonce_used";
-/// Failure: a state-dependent refusal after an attempt that may have settled the payment.
-pub const UNCONFIRMED_REFUSAL: &str = "unconfirmed_refusal";
 /// Failure: no usable answer could be had and the chain could not be read.
 pub const SETTLEMENT_UNKNOWN: &str = "settlement_unknown";
 /// Failure: the chain shows the payer cancelled the authorization.
@@ -690,6 +690,10 @@ pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
         // send (a gateway's 502 after it forwarded the transaction, a node that already has it,
         // its own account's nonce taken), and the node's words are only in the message.
         || r.ends_with("transaction_failed")
+        // The Go facilitator's failure to send the transfer (its fallback for any error of the
+        // send, a reset connection after the transaction left included) or to read its receipt.
+        || r.contains("failed_to_execute")
+        || r.contains("failed_to_get_receipt")
         || [
             "request failed",
             "already known",
@@ -713,7 +717,15 @@ pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
     {
         return RefusalKind::Expired;
     }
+    // The Go facilitator names its own failures under the scheme's prefix: a node that did not
+    // answer its reads (`…_failed_to_check_nonce`, `…_failed_to_get_balance`,
+    // `…_failed_to_verify_signature`, `…_verification_failed`), its account out of gas
+    // (`…_relayer_insufficient_funds`). Only a signature it could not parse is the payer's.
+    let facilitator_failed = (r.contains("failed_to_") && !r.contains("parse"))
+        || r.ends_with("verification_failed")
+        || r.contains("relayer");
     if r.starts_with("unexpected")
+        || facilitator_failed
         || r.contains("rpc")
         || r.contains("network_error")
         || r == "invalid_transaction_state"
@@ -737,6 +749,35 @@ pub const COUNTERS_ROW: &str = "counters";
 
 /// One stored row: its key, and its JSON text (`None`: delete the row).
 pub type Row = (String, Option<String>);
+
+/// The most keys one call of Durable Object storage takes (a `put` of several entries, a `delete`
+/// of several keys), by Cloudflare's documented limit.
+pub const KEYS_PER_CALL: usize = 128;
+
+/// One storage call of a write: rows to put, or keys to delete.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StorageCall {
+    Put(Vec<(String, String)>),
+    Delete(Vec<String>),
+}
+
+/// The storage calls that write `rows`, each of at most [`KEYS_PER_CALL`] keys: the puts, then
+/// the deletes, each in the rows' order.
+pub fn storage_calls(rows: Vec<Row>) -> Vec<StorageCall> {
+    let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+    for (key, value) in rows {
+        match value {
+            Some(v) => puts.push((key, v)),
+            None => deletes.push(key),
+        }
+    }
+    let puts = puts
+        .chunks(KEYS_PER_CALL)
+        .map(|c| StorageCall::Put(c.to_vec()));
+    let deletes = deletes.chunks(KEYS_PER_CALL);
+    puts.chain(deletes.map(|c| StorageCall::Delete(c.to_vec())))
+        .collect()
+}
 
 /// One wallet's deferred payments. Its Durable Object stores it as rows ([`Ledger::take_rows`]);
 /// ledgers stored whole as one JSON value (before rows) are still read ([`Ledger::mark_all`]).
@@ -1259,12 +1300,15 @@ impl Entry {
                 let sent_maybe = refusal_is_uncertain(reason, message);
                 self.transient(why, sent_maybe, policy, now)
             }
-            RefusalKind::Payer { definite: false } if self.uncertain => {
-                let message = format!(
-                    "{why} after an attempt that may have settled it; not held against the payer"
-                );
-                self.fail(UNCONFIRMED_REFUSAL, message, false, now)
-            }
+            // Our own earlier attempt may be what drained the balance: the chain is read before
+            // anything else, as after an unanswered attempt (money that moved to us is booked
+            // settled; a nonce still unused is sent again while the deadline allows), and it is
+            // never held against the payer.
+            RefusalKind::Payer { definite: false } if self.uncertain => self.unknown(
+                format!("{why} after an attempt that may have settled it"),
+                policy,
+                now,
+            ),
             RefusalKind::Payer { .. } => self.fail(reason, message.to_string(), true, now),
         }
     }

@@ -11,7 +11,7 @@ use x402_edge::settlement::{
     Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, ANSWER_KEPT_SECONDS,
     AUTHORIZATION_CANCELLED, AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW,
     EXPIRED_UNSETTLED, HOLD_RETRY_ROOM, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
-    REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
+    REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -1508,16 +1508,40 @@ fn nonce_used_state_survives_storage() {
 }
 
 #[test]
-fn balance_refusal_after_an_uncertain_attempt_is_not_debt() {
+fn balance_refusal_after_an_uncertain_attempt_is_judged_by_the_chain() {
     let p = policy();
-    let (mut l, id, at) = one_due(5_000);
-    l.record(&id, unknown(), &p, at);
-    l.record(&id, Outcome::NoRpc, &p, at + 1);
-    l.record(&id, refused("insufficient_funds"), &p, at + 1);
+    // Our first attempt went unanswered; sent again, it meets a balance our own first transfer
+    // may have drained.
+    let after_refusal = || {
+        let (mut l, id, at) = one_due(5_000);
+        l.begin(&id, &p, at).unwrap();
+        l.record(&id, unknown(), &p, at);
+        l.begin(&id, &p, at + 1).unwrap();
+        l.record(&id, Outcome::OnChainUnused, &p, at + 1);
+        l.begin(&id, &p, at + 1).unwrap();
+        let effect = l.record(&id, refused("insufficient_funds"), &p, at + 1);
+        let Effect::Retry { at: next } = effect else {
+            panic!("expected a chain read, got {effect:?}");
+        };
+        assert_eq!(l.entry(&id).unwrap().reason, None, "not failed");
+        assert!(!l.is_delinquent());
+        assert_eq!(l.due(next)[0].action, Action::Reconcile);
+        (l, id, next)
+    };
+    // The chain shows our first transfer: settled, the money counted as paid.
+    let (mut l, id, now) = after_refusal();
+    l.begin(&id, &p, now).unwrap();
+    assert_eq!(l.record(&id, settled("0xd00d"), &p, now), Effect::Settled);
+    assert_eq!(l.entry(&id).unwrap().status, Status::Settled);
+    assert_eq!((l.paid(), l.view().lost_micro_usd), (5_000, 0));
+    // Unused, and the deadline far: sent again, still not held against the payer.
+    let (mut l, id, now) = after_refusal();
+    l.begin(&id, &p, now).unwrap();
     assert_eq!(
-        l.entry(&id).unwrap().reason.as_deref(),
-        Some(UNCONFIRMED_REFUSAL)
+        l.record(&id, Outcome::OnChainUnused, &p, now),
+        Effect::Retry { at: now }
     );
+    assert_eq!(l.due(now)[0].action, Action::Settle);
     assert!(!l.is_delinquent());
     // A signature refusal is the payer's whatever happened before.
     let (mut l, id, at) = one_due(5_000);
@@ -2200,7 +2224,49 @@ fn refusals_are_classified() {
         ("invalid_format", "", Transient),
         ("invalid_exact_evm_token_name_mismatch", "", Transient),
         ("rpc_error", "", Transient),
-        ("failed_to_execute_transfer", "", Transient),
+        // The Go facilitator: its send failed (possibly after the broadcast) or its receipt
+        // wait, its node did not answer a read, its account is out of gas; only a signature it
+        // could not parse is the payer's.
+        (
+            "invalid_exact_evm_failed_to_execute_transfer",
+            "EOF",
+            Unanswered,
+        ),
+        ("failed_to_execute_transfer", "", Unanswered),
+        ("invalid_exact_evm_failed_to_get_receipt", "", Unanswered),
+        ("invalid_exact_evm_failed_to_check_nonce", "", Transient),
+        ("invalid_exact_evm_failed_to_get_balance", "", Transient),
+        (
+            "invalid_exact_evm_failed_to_get_network_config",
+            "",
+            Transient,
+        ),
+        ("invalid_exact_evm_failed_to_get_asset_info", "", Transient),
+        (
+            "invalid_exact_evm_failed_to_verify_signature",
+            "connection refused",
+            Transient,
+        ),
+        (
+            "invalid_exact_evm_failed_to_check_deployment",
+            "",
+            Transient,
+        ),
+        (
+            "invalid_exact_evm_verification_failed",
+            "asset contract check failed",
+            Transient,
+        ),
+        (
+            "invalid_exact_evm_relayer_insufficient_funds",
+            "",
+            Transient,
+        ),
+        (
+            "invalid_exact_evm_failed_to_parse_signature",
+            "",
+            Payer { definite: true },
+        ),
         ("", "", Transient),
         ("settle_timeout", "", Unanswered),
         (
@@ -2953,4 +3019,44 @@ fn a_payment_not_served_is_no_repeat() {
     l.withdraw_from(Some("t3"), &wid).unwrap();
     let next = sent("t4", "pay_withdrawn_00000", 3);
     assert_eq!(l.admit(next, &p, T0 + 1), Ok(()));
+}
+
+#[test]
+fn a_write_is_split_into_storage_calls_of_at_most_128_keys() {
+    use x402_edge::settlement::{storage_calls, StorageCall, KEYS_PER_CALL};
+    assert_eq!(KEYS_PER_CALL, 128, "Cloudflare's documented limit");
+    // A prune after a burst of 300 payments, with a few rows changed beside it.
+    let mut rows: Vec<(String, Option<String>)> =
+        (0..300).map(|i| (format!("s:{i}"), None)).collect();
+    rows.extend((0..130).map(|i| (format!("e:{i}"), Some(format!("{{\"n\":{i}}}")))));
+    let calls = storage_calls(rows.clone());
+    let sizes: Vec<(bool, usize)> = calls
+        .iter()
+        .map(|c| match c {
+            StorageCall::Put(p) => (true, p.len()),
+            StorageCall::Delete(d) => (false, d.len()),
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            (true, 128),
+            (true, 2),
+            (false, 128),
+            (false, 128),
+            (false, 44)
+        ]
+    );
+    // Every row once, in its order.
+    let mut back = Vec::new();
+    for call in calls {
+        match call {
+            StorageCall::Put(p) => back.extend(p.into_iter().map(|(k, v)| (k, Some(v)))),
+            StorageCall::Delete(d) => back.extend(d.into_iter().map(|k| (k, None))),
+        }
+    }
+    let mut want = rows.split_off(300);
+    want.extend(rows);
+    assert_eq!(back, want);
+    assert!(storage_calls(Vec::new()).is_empty());
 }

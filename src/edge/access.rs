@@ -149,7 +149,7 @@ pub async fn try_session(
     };
     let tokens = session::tokens_from_request(cookie.as_deref(), authorization.as_deref(), &names);
     if let (false, Some(secret)) = (tokens.is_empty(), secret.as_deref()) {
-        match admit_token(env, &offers, &tokens, secret, path, now).await {
+        match admit_token(env, route, &offers, &tokens, secret, path, now).await {
             Ok(admitted) => return Ok(Some(admitted)),
             // A token that does not get in (expired, out of scope, made with a rotated secret)
             // must not stand in the way of a sign-in sent with it: a browser sends its
@@ -185,7 +185,7 @@ pub async fn try_session(
         "this wallet has no session for this path; pay to get one",
     );
     for offer in offers {
-        let grant = match find_grant(env, &wallet, offer, path, now).await {
+        let grant = match find_grant(env, &wallet, offer, route, path, now).await {
             Ok(grant) => grant,
             // Not known now is not "none": said at once.
             Err(r) if r.reason == Reason::SessionUnavailable => return Err(r),
@@ -356,6 +356,7 @@ pub(super) async fn wallet_signed(
 /// none gets in: a grant's, then a token's own, then that none covers the path.
 async fn admit_token(
     env: &Env,
+    route: &Route,
     offers: &[&SessionOffer],
     tokens: &[&str],
     secret: &str,
@@ -376,7 +377,7 @@ async fn admit_token(
     // it), whose pattern was parsed with the configuration.
     for offer in offers.iter().filter(|o| o.scope.matches_formatted(path)) {
         for claims in held.iter().filter(|c| c.scope == offer.name) {
-            match use_grant(env, &claims.wallet, offer, path, now).await {
+            match use_grant(env, &claims.wallet, offer, route, path, now).await {
                 Ok(grant) => {
                     return Ok(Admitted {
                         spent: spent_from(&claims.wallet, offer, &grant),
@@ -410,10 +411,11 @@ async fn use_grant(
     env: &Env,
     wallet: &Address,
     offer: &SessionOffer,
+    route: &Route,
     path: &str,
     now: u64,
 ) -> Result<Grant, Refusal> {
-    let grant = find_grant(env, wallet, offer, path, now).await?;
+    let grant = find_grant(env, wallet, offer, route, path, now).await?;
     spend_grant(env, wallet, offer, &grant, now).await?;
     Ok(grant)
 }
@@ -423,6 +425,7 @@ async fn find_grant(
     env: &Env,
     wallet: &Address,
     offer: &SessionOffer,
+    route: &Route,
     path: &str,
     now: u64,
 ) -> Result<Grant, Refusal> {
@@ -465,7 +468,7 @@ async fn find_grant(
     };
     // The grant is stored under its offer's name, and names it: the offer's pattern, parsed once
     // with the configuration, decides what it covers.
-    grant
+    let grant = grant
         .filter(|g| {
             g.wallet == *wallet && g.scope == offer.name && g.covers_with(&offer.scope, path, now)
         })
@@ -474,7 +477,17 @@ async fn find_grant(
                 "no_grant",
                 "this wallet has no current session for this path",
             )
-        })
+        })?;
+    // A session paid on one network opens only pages sold on it: one bought with a test
+    // network's USDC never opens a page that takes mainnet's alone. (Grants of earlier versions
+    // name no network.)
+    match grant.chain {
+        Some(c) if !route.offers.iter().any(|o| o.asset.network.chain_id == c) => Err(refused(
+            "session_network_not_accepted",
+            "this session was paid on a network this page does not take",
+        )),
+        _ => Ok(grant),
+    }
 }
 
 /// Spends one request of a counted grant (in the ledger, where counting is exact); a grant for a

@@ -85,6 +85,9 @@ pub fn headers_without(
   }
   return response;
 }
+export function x402_write(storage, calls) {
+  return Promise.all(calls.map((c) => Array.isArray(c) ? storage.delete(c) : storage.put(c)));
+}
 export function x402_headers_without(source, names, name, value) {
   const headers = new Headers(source);
   const drop = new Set(names.split('\\n'));
@@ -204,6 +207,8 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn x402_drop_keys(kv: &KvNamespace, prefix: &str, named: &str) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
+    fn x402_write(storage: &DurableObjectStorage, calls: &Array) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch)]
     fn x402_headers_without(
         source: &web_sys::Headers,
         names: &str,
@@ -253,6 +258,17 @@ pub fn response<'a>(
         }
     }
     x402_response(body, status, status_text, base, &flat)
+}
+
+/// `base` with its status and headers but without its body ([`response`] without headers to set).
+pub fn bodiless(base: &web_sys::Response) -> Result<web_sys::Response, JsValue> {
+    x402_response(
+        &JsValue::NULL,
+        base.status(),
+        &base.status_text(),
+        Some(base),
+        "",
+    )
 }
 
 /// Headers with a bearer token when there is one, and a JSON content type for a body.
@@ -475,6 +491,13 @@ pub async fn store(
     value: JsValue,
 ) -> Result<(), JsValue> {
     JsFuture::from(storage.put(key, value)?).await?;
+    Ok(())
+}
+
+/// Makes every storage call of a write at once (a put of an object's entries, a delete of an
+/// array's keys), which the runtime commits together.
+pub async fn write(storage: &DurableObjectStorage, calls: &Array) -> Result<(), JsValue> {
+    JsFuture::from(x402_write(storage, calls)?).await?;
     Ok(())
 }
 

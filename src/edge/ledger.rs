@@ -31,7 +31,7 @@ use crate::evm::{decimal, Address};
 use crate::json::{self, Read};
 use crate::settlement::{
     Action, AdminError, Admission, AdmitError, Attempt, Effect, Ledger as Book, LedgerPolicy,
-    Outcome, Row,
+    Outcome, Row, StorageCall,
 };
 
 /// Where ledgers were stored whole, as one JSON value, before rows: read once, then rewritten.
@@ -672,36 +672,30 @@ impl Ledger {
         }
     }
 
-    /// Writes rows (JSON text; `None` deletes) in one transaction: both storage calls are made
-    /// before either is awaited, which the runtime commits together.
+    /// Writes rows (JSON text; `None` deletes) in one transaction: every storage call is made
+    /// before any is awaited, which the runtime commits together. A call takes at most
+    /// [`crate::settlement::KEYS_PER_CALL`] keys (a prune after a long burst of payments deletes
+    /// more): more are split over several calls ([`crate::settlement::storage_calls`]).
     async fn write(&self, rows: Vec<Row>) -> Result<()> {
-        let puts = js_sys::Object::new();
-        let (mut any_put, mut deletes) = (false, Vec::new());
-        for (key, value) in rows {
-            match value {
-                Some(v) => {
-                    js_sys::Reflect::set(&puts, &key.into(), &v.into())?;
-                    any_put = true;
+        let calls = js_sys::Array::new();
+        for call in crate::settlement::storage_calls(rows) {
+            let call: JsValue = match call {
+                StorageCall::Put(pairs) => {
+                    let object = js_sys::Object::new();
+                    for (key, value) in pairs {
+                        js_sys::Reflect::set(&object, &key.into(), &value.into())?;
+                    }
+                    object.into()
                 }
-                None => deletes.push(key),
-            }
+                StorageCall::Delete(keys) => keys
+                    .into_iter()
+                    .map(JsValue::from)
+                    .collect::<js_sys::Array>()
+                    .into(),
+            };
+            calls.push(&call);
         }
-        let storage = self.state.storage();
-        let put = async {
-            match any_put {
-                true => storage.put_multiple_raw(puts).await,
-                false => Ok(()),
-            }
-        };
-        let delete = async {
-            match deletes.is_empty() {
-                true => Ok(0),
-                false => storage.delete_multiple(deletes).await,
-            }
-        };
-        let (put, delete) = futures_util::future::join(put, delete).await;
-        put?;
-        delete?;
+        js::write(self.state.storage().as_raw(), &calls).await?;
         Ok(())
     }
 

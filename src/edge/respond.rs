@@ -40,14 +40,7 @@ pub fn decorate(
 
 /// An origin's answer with its status and headers but without its body.
 pub fn bodiless(response: &web_sys::Response) -> Result<web_sys::Response> {
-    let status_text = response.status_text();
-    Ok(js::response(
-        &JsValue::NULL,
-        response.status(),
-        &status_text,
-        Some(response),
-        [],
-    )?)
+    Ok(js::bodiless(response)?)
 }
 
 /// The `/.well-known/x402` document: every priced resource with its terms.

@@ -1141,7 +1141,7 @@ describe("a ledger that does not answer", () => {
     assert.doesNotMatch(text, /Hello, paid web/);
     const body = JSON.parse(text);
     assert.equal(body.reason, "ledger_unavailable");
-    assert.match(body.message, /nothing was served or charged/);
+    assert.match(body.message, /nothing was served, and most likely nothing charged. Send the same payment again/);
     assert.equal(stack.origin.hits.length, hits, "the origin was not asked");
     assert.equal(settleCalls(payload.payload.authorization.nonce).length, 0);
     assert.deepEqual(await balances(payer), start);

@@ -119,6 +119,8 @@ before(async () => {
       routes: [
         // Dearer, and first: it prices its paths although the article session's scope covers them.
         { path: "/articles/premium/*", price: "$0.05" },
+        // As cheap, to the same payee, but sold for Base mainnet's USDC alone.
+        { path: "/articles/mainnet/*", price: "$0.01", accepts: ["eip155:8453"] },
         { path: "/articles/*", price: "$0.01", description: "An article", mimeType: "text/plain", session: { scope: "/articles/*", seconds: 3600 } },
         { path: "/short/*", price: "$0.01", session: { seconds: 2 } },
         { path: "/api/*", price: "$0.01", session: { requests: 3 } },
@@ -425,6 +427,17 @@ describe("one payment, then the wallet comes back without paying", () => {
       assert.equal(terms.accepts[0].amount, "50000", "the premium price, not the session's");
     }
     assert.equal(originHits(), hits, "the origin was not asked");
+  });
+
+  test("a session paid on one network does not open a page sold only on another, by token or by sign-in", async () => {
+    const hits = originHits();
+    const path = "/articles/mainnet/m";
+    await assertRefused(await worker.fetch(path, { headers: bearer(articlesToken) }), "session_network_not_accepted");
+    const proof = await siwxHeader(path, { signer: account(0) });
+    await assertRefused(await worker.fetch(path, { headers: { [SIWX]: proof } }), "session_network_not_accepted");
+    assert.equal(originHits(), hits, "the origin was not asked");
+    // The same token still opens the pages of the network it was paid on.
+    assert.equal((await worker.fetch("/articles/f", { headers: bearer(articlesToken) })).status, 200);
   });
 });
 
