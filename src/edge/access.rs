@@ -320,7 +320,12 @@ async fn contract_signer(
                 "neither this address's key nor a wallet contract at it (ERC-1271) signed this message",
             ))
         }
-        None => Err(unavailable("the chain did not answer")),
+        // Counted too: a made-up proof can be built for a call the node errs on (an ERC-6492
+        // factory of the sender's choosing), and each costs a call all the same.
+        None => {
+            client.count(env).await;
+            Err(unavailable("the chain did not answer"))
+        }
     }
 }
 

@@ -87,18 +87,26 @@ async function startSite() {
  */
 async function startRpcWatch(target) {
   const bodies = [];
+  const watch = {};
   const server = http.createServer(async (req, res) => {
     const chunks = [];
     for await (const c of req) chunks.push(c);
     const body = Buffer.concat(chunks).toString("utf8");
     bodies.push(body);
+    // A node that errs (no revert: a lagging node's "missing trie node") on calls about one address.
+    if (watch.failing && body.includes("eth_call") && body.toLowerCase().includes(watch.failing.slice(2).toLowerCase())) {
+      res.writeHead(200, { "content-type": "application/json" });
+      return res.end(JSON.stringify({ jsonrpc: "2.0", id: JSON.parse(body).id ?? 1, error: { code: -32000, message: "missing trie node" } }));
+    }
     const answer = await fetch(target, { method: "POST", headers: { "content-type": "application/json" }, body });
     res.writeHead(answer.status, { "content-type": "application/json" });
     res.end(await answer.text());
   });
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
+  return Object.assign(watch, {
     url: `http://127.0.0.1:${server.address().port}`,
+    /** Makes the node err on every eth_call about `address` (null: answer all again). */
+    failFor: (address) => (watch.failing = address),
     /** How many ERC-1271 questions (isValidSignature, 0x1626ba7e) so far mention `address`. */
     callsAbout: (address) =>
       bodies.filter((b) => b.includes("eth_call") && b.includes("1626ba7e") && b.toLowerCase().includes(address.slice(2).toLowerCase())).length,
@@ -107,7 +115,7 @@ async function startRpcWatch(target) {
       server.closeAllConnections();
       await closed;
     },
-  };
+  });
 }
 
 before(async () => {
@@ -658,6 +666,21 @@ describe("forged proofs are refused", () => {
       // Another address is asked as usual.
       await assertRefused(await madeUp("198.51.100.3"), "siwx_signer_mismatch");
       assert.equal(rpcWatch.callsAbout(granted), before + 1);
+      // A question the node errs on costs a call all the same: counted too, and over the limit
+      // the node is not asked.
+      rpcWatch.failFor(granted);
+      try {
+        for (let i = 1; i <= 4; i++) {
+          const res = await madeUp("192.0.2.7");
+          assert.equal(res.status, 503, `try ${i}`);
+          assert.equal((await res.json()).reason, "session_unavailable");
+        }
+        const asked = rpcWatch.callsAbout(granted);
+        await assertRefused(await madeUp("192.0.2.7"), "siwx_too_many_refusals");
+        assert.equal(rpcWatch.callsAbout(granted), asked, "the node was not asked");
+      } finally {
+        rpcWatch.failFor(null);
+      }
     } finally {
       await limited.dispose();
     }
