@@ -435,10 +435,9 @@ impl Route {
     }
 
     /// Whether this rule covers the method and path. A rule for GET also covers HEAD (a GET
-    /// without the body must not be a free look at what a GET would sell), a plain `OPTIONS`
-    /// (a CORS preflight is answered before any rule is asked) and methods outside HTTP's
-    /// standard set (PROPFIND, PURGE…): origins that do not look at the method (a PHP script, a
-    /// Go handler) answer them with what a GET would sell.
+    /// without the body must not be a free look at what a GET would sell) and methods outside
+    /// HTTP's standard set (PROPFIND, PURGE…), which some origins answer as if they were GET (and
+    /// a plain OPTIONS that no rule names: [`Config::route_for`]).
     /// A priced rule also covers its paths with a format suffix
     /// ([`PathPattern::matches_formatted`]).
     pub fn covers(&self, method: &str, path: &str) -> bool {
@@ -448,9 +447,7 @@ impl Route {
         let method_ok = match &self.method {
             None => true,
             Some(m) => {
-                m == method
-                    || (m == "GET"
-                        && (matches!(method, "HEAD" | "OPTIONS") || !STANDARD.contains(&method)))
+                m == method || (m == "GET" && (method == "HEAD" || !STANDARD.contains(&method)))
             }
         };
         method_ok
@@ -554,7 +551,11 @@ impl Config {
 
     /// The first route that covers this request, if any.
     pub fn route_for(&self, method: &str, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.covers(method, path))
+        let covering = |method| self.routes.iter().find(|r| r.covers(method, path));
+        // A plain OPTIONS (a CORS preflight is answered before any rule is asked) that no rule
+        // names is priced where GET is: origins that do not look at the method (a PHP script, a
+        // Go handler) answer it with what a GET would sell.
+        covering(method).or_else(|| (method == "OPTIONS").then(|| covering("GET")).flatten())
     }
 }
 
@@ -1788,6 +1789,17 @@ mod tests {
         assert!(!c.route_for("HEAD", "/articles/x").unwrap().is_free());
         assert!(c.route_for("POST", "/articles/x").is_none());
         assert!(c.route_for("GET", "/other").is_none());
+        // A plain OPTIONS no rule names is priced where GET is; a rule naming it comes first,
+        // wherever it is listed.
+        assert!(!c.route_for("OPTIONS", "/articles/x").unwrap().is_free());
+        assert!(c.route_for("OPTIONS", "/articles/open").unwrap().is_free());
+        let c = load(base(json!([
+            {"path": "/api/*", "price": "$0.01", "method": "GET"},
+            {"path": "/api/*", "method": "OPTIONS", "free": true},
+        ])))
+        .unwrap();
+        assert!(c.route_for("OPTIONS", "/api/x").unwrap().is_free());
+        assert!(!c.route_for("GET", "/api/x").unwrap().is_free());
     }
 
     #[test]
@@ -1837,10 +1849,6 @@ mod tests {
             (
                 json!({"path": "/a", "method": "GET", "price": "$0.01"}),
                 json!({"path": "/a.json", "method": "HEAD", "free": true}),
-            ),
-            (
-                json!({"path": "/a", "method": "GET", "price": "$0.01"}),
-                json!({"path": "/a", "method": "OPTIONS", "free": true}),
             ),
             (
                 json!({"path": "/a", "price": "$0.01"}),

@@ -142,6 +142,12 @@ impl PathPattern {
         (params || (wildcards > 0 && literals)).then_some(template)
     }
 
+    /// Whether the pattern names a script (`/index.php/2024/*`): its rule prices as written the
+    /// paths a front controller serves.
+    pub fn names_script(&self) -> bool {
+        self.source.split('/').any(|s| script(s).is_some())
+    }
+
     /// Whether the (raw, undecoded) request path is covered.
     pub fn matches(&self, path: &str) -> bool {
         self.matches_read(&normalise_path(path))
@@ -307,43 +313,49 @@ pub fn separators_kept(path: &str) -> Option<String> {
 /// The paths a server running scripts reads in a path that goes on past a script's name (PHP's,
 /// ASP.NET's, a CGI's): to a front controller, which drops its own name (Laravel, Symfony,
 /// WordPress), `/index.php/articles/x` is `/articles/x`; to a server that runs the script with the
-/// rest as its path info, `/download.php/x` is `/download.php`. Empty for nearly every path, which
-/// names no script before its end. A path one of whose readings another route prices is refused
-/// before it is matched ([`crate::paywall::ambiguous_path`]).
+/// rest as its path info, `/download.php/x` is `/download.php` (not for an `index.*`, which is a
+/// front controller: it routes by what follows). Empty for nearly every path, which names no
+/// script before its end; the first [`SCRIPTS_READ`] scripts of a path are read, so that a path
+/// of many costs no more than one of a few. A path one of whose readings another route prices is
+/// refused before it is matched ([`crate::paywall::ambiguous_path`]).
 pub fn script_readings(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     if !path.starts_with('/') || !path.contains(['.', '%']) {
         return out;
     }
     // Each segment's start and end in the path (at a '/' each).
-    let mut start = 0;
+    let (mut start, mut read) = (0, 0);
     while let Some(end) = path[start + 1..].find('/').map(|i| start + 1 + i) {
         let rest = &path[end..];
-        if rest.bytes().all(|b| b == b'/') {
+        if rest.bytes().all(|b| b == b'/') || read == SCRIPTS_READ {
             break;
         }
-        if is_script(&path[start + 1..end]) {
+        if let Some(front) = script(&path[start + 1..end]) {
+            read += 1;
             out.push([&path[..start], rest].concat());
-            out.push(path[..end].into());
+            if !front {
+                out.push(path[..end].into());
+            }
         }
         start = end;
     }
     out
 }
 
-/// Whether a (raw) segment names a script: a PHP, ASP.NET, CGI or Perl file.
-fn is_script(raw: &str) -> bool {
+/// How many scripts of one path [`script_readings`] reads.
+const SCRIPTS_READ: usize = 2;
+
+/// Whether a (raw) segment names a script (a PHP, ASP.NET or CGI file), and if so whether it is a
+/// front controller's `index.*`.
+fn script(raw: &str) -> Option<bool> {
+    if !raw.contains(['.', '%']) {
+        return None;
+    }
     let seg = normalise_segment(raw);
     let seg = seg.split(';').next().unwrap_or_default();
-    seg.trim_end_matches(['.', ' '])
-        .rsplit_once('.')
-        .is_some_and(|(stem, ext)| {
-            !stem.is_empty()
-                && matches!(
-                    ext,
-                    "php" | "phtml" | "aspx" | "asmx" | "ashx" | "cgi" | "pl"
-                )
-        })
+    let (stem, ext) = seg.trim_end_matches(['.', ' ']).rsplit_once('.')?;
+    let known = matches!(ext, "php" | "phtml" | "aspx" | "asmx" | "ashx" | "cgi");
+    (known && !stem.is_empty()).then_some(stem == "index")
 }
 
 /// `.`, `..`, or a name an origin may read as one of them: dots and spaces alone.
@@ -553,17 +565,19 @@ mod tests {
     #[test]
     fn paths_past_a_script_are_read_as_servers_running_scripts_read_them() {
         let r = |path: &str| script_readings(path);
-        assert_eq!(r("/index.php/articles/x"), ["/articles/x", "/index.php"]);
-        assert_eq!(
-            r("/blog/Index.PHP./2024/post/"),
-            ["/blog/2024/post/", "/blog/Index.PHP."]
-        );
+        // A front controller (`index.*`) is read one way, any other script both.
+        assert_eq!(r("/index.php/articles/x"), ["/articles/x"]);
+        assert_eq!(r("/blog/Index.PHP./2024/post/"), ["/blog/2024/post/"]);
+        assert_eq!(r("/index%2Ephp/x"), ["/x"]);
+        assert_eq!(r("/app.php/articles/x"), ["/articles/x", "/app.php"]);
         assert_eq!(r("/app/default.aspx/x"), ["/app/x", "/app/default.aspx"]);
         assert_eq!(
             r("/cgi-bin/run.cgi;v=1/x"),
             ["/cgi-bin/x", "/cgi-bin/run.cgi;v=1"]
         );
-        assert_eq!(r("/index%2Ephp/x"), ["/x", "/index%2Ephp"]);
+        // Two scripts at most are read, however many the path names.
+        let many = "/a.php".repeat(2_000) + "/x";
+        assert_eq!(r(&many).len(), 4);
         // Nothing past the script, no script, or a name that only ends like one.
         for path in [
             "/index.php",
@@ -574,6 +588,7 @@ mod tests {
             "/.php/x",
             "/phpinfo/x",
             "/a.phpx/y",
+            "/v1/domains/allegro.pl/dns",
             "é.php/x",
             "",
             "/",

@@ -731,20 +731,32 @@ pub fn ambiguous_path(config: &Config, method: &str, path: &str) -> Option<Reply
         };
         !same
     };
-    // Read as a server running scripts reads it, the path may name a page that costs more. Only
-    // a dearer reading is refused: a site whose own links go through its front controller
-    // (`/index.php/2024/post`), priced as they are, is read as written.
-    let asked = |p: &str| priced_route(config, method, p).map_or(0, Route::cheapest_micro_usd);
+    // Read as a server running scripts reads it, the path may name a page priced by another rule
+    // (who pays, to whom, on which network, not only how much). Read as written only where the
+    // path's own rule names the script (`/index.php/2024/*`: a site whose links go through its
+    // front controller) and asks no less.
+    let script_reading = |other: &String| {
+        let Some(theirs) = priced_route(config, method, other) else {
+            return false;
+        };
+        match config.route_for(method, path) {
+            Some(ours) if core::ptr::eq(ours, theirs) => false,
+            Some(ours) if !ours.is_free() && ours.pattern.names_script() => {
+                ours.cheapest_micro_usd() < theirs.cheapest_micro_usd()
+            }
+            _ => true,
+        }
+    };
     let detail = if let Some(twice) = crate::pattern::decoded_twice(path).filter(|t| elsewhere(t)) {
         format!(
             "an escaped '%' that an origin decoding twice reads as {twice:?}, which falls under \
              another route"
         )
     } else if let Some(other) = crate::pattern::script_readings(path)
-        .into_iter()
-        .find(|other| asked(other) > asked(path))
+        .iter()
+        .find(|other| script_reading(other))
     {
-        format!("a server running scripts reads it as {other:?}, which costs more")
+        format!("a server running scripts reads it as {other:?}, which another rule prices")
     } else if crate::pattern::separators_kept(path).is_some_and(|kept| elsewhere(&kept)) {
         "an encoded '/' or '\\' that an origin keeping it inside its segment reads under another \
          route than one splitting there"

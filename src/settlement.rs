@@ -110,9 +110,10 @@
 //!    or one that will not show the token's logs; no RPC URL) holds nothing against the payer.
 //!    If an earlier attempt may have moved the money, state-dependent refusals (balance, revert,
 //!    simulation) are not held against the payer: our own lost settlement may be what drained the
-//!    balance, so the chain is read first, as after an unanswered attempt (rule 5; entries that
-//!    earlier versions failed so are kept as `unconfirmed_refusal`). Signature and KYT refusals
-//!    are definite either way.
+//!    balance, so the chain is read first, as after an unanswered attempt (rule 5): money that
+//!    moved is booked settled, a nonce still unused is sent again; refused so as often as an
+//!    unanswered attempt may be, it fails (`unconfirmed_refusal`). Signature and KYT refusals are
+//!    definite either way.
 //! 4. **Transient or facilitator-side refusal** (`unexpected_*`, `invalid_transaction_state`,
 //!    `invalid_request` from a broken facilitator, unsupported network/scheme, terms mismatches
 //!    that local verification already ruled out, anything mentioning `rpc`, the facilitator's
@@ -207,6 +208,10 @@ pub const EXPIRED_UNSETTLED: &str = "expired_unsettled";
 /// attempt that may itself have settled the payment, with no chain read to tell that settlement
 /// from a cancellation (no RPC URL, or a node that would not show the token's logs).
 pub const UNCONFIRMED_NONCE_USED: &str = "unconfirmed_nonce_used";
+/// Failure: a state-dependent refusal (balance, revert) after an attempt that may have settled the
+/// payment, still refused after the chain was read (or could not be) as often as an unanswered
+/// attempt is.
+pub const UNCONFIRMED_REFUSAL: &str = "unconfirmed_refusal";
 /// Failure: no usable answer could be had and the chain could not be read.
 pub const SETTLEMENT_UNKNOWN: &str = "settlement_unknown";
 /// Failure: the chain shows the payer cancelled the authorization.
@@ -650,6 +655,14 @@ fn refused_before_sending(r: &str, m: &str) -> bool {
     ];
     FACILITATOR_SIDE.contains(&r)
         || facilitator_out_of_gas(m)
+        // The Go facilitator's own failures before its send, under the scheme's prefix: a node
+        // that did not answer its reads (`…_failed_to_check_nonce`, `…_failed_to_get_balance`,
+        // `…_failed_to_verify_signature`, `…_verification_failed`), its account out of gas
+        // (`…_relayer_insufficient_funds`). A signature it could not parse is the payer's; its
+        // failed send or receipt wait may follow the broadcast (see `classify_refusal`).
+        || (r.contains("failed_to_") && !r.contains("parse"))
+        || r.ends_with("verification_failed")
+        || r.contains("relayer")
         || r.starts_with("unsupported")
         || r.contains("valid_after")
         || r.ends_with("_early")
@@ -717,15 +730,7 @@ pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
     {
         return RefusalKind::Expired;
     }
-    // The Go facilitator names its own failures under the scheme's prefix: a node that did not
-    // answer its reads (`…_failed_to_check_nonce`, `…_failed_to_get_balance`,
-    // `…_failed_to_verify_signature`, `…_verification_failed`), its account out of gas
-    // (`…_relayer_insufficient_funds`). Only a signature it could not parse is the payer's.
-    let facilitator_failed = (r.contains("failed_to_") && !r.contains("parse"))
-        || r.ends_with("verification_failed")
-        || r.contains("relayer");
     if r.starts_with("unexpected")
-        || facilitator_failed
         || r.contains("rpc")
         || r.contains("network_error")
         || r == "invalid_transaction_state"
@@ -1304,11 +1309,15 @@ impl Entry {
             // anything else, as after an unanswered attempt (money that moved to us is booked
             // settled; a nonce still unused is sent again while the deadline allows), and it is
             // never held against the payer.
-            RefusalKind::Payer { definite: false } if self.uncertain => self.unknown(
-                format!("{why} after an attempt that may have settled it"),
-                policy,
-                now,
-            ),
+            RefusalKind::Payer { definite: false } if self.uncertain => {
+                let why = format!("{why} after an attempt that may have settled it");
+                // Bounded: a chain that keeps showing the nonce unused, and a payer who keeps
+                // lacking the money, end it as before, still not held against the payer.
+                match self.unknowns < policy.max_attempts_unknown {
+                    true => self.unknown(why, policy, now),
+                    false => self.fail(UNCONFIRMED_REFUSAL, why, false, now),
+                }
+            }
             RefusalKind::Payer { .. } => self.fail(reason, message.to_string(), true, now),
         }
     }

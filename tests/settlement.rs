@@ -11,7 +11,7 @@ use x402_edge::settlement::{
     Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, ANSWER_KEPT_SECONDS,
     AUTHORIZATION_CANCELLED, AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW,
     EXPIRED_UNSETTLED, HOLD_RETRY_ROOM, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
-    REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED,
+    REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -1543,6 +1543,30 @@ fn balance_refusal_after_an_uncertain_attempt_is_judged_by_the_chain() {
     );
     assert_eq!(l.due(now)[0].action, Action::Settle);
     assert!(!l.is_delinquent());
+    // Refused so again and again, the chain showing it unused each time: it ends, bounded like
+    // unanswered attempts, and is still not held against the payer.
+    let mut now = now;
+    let mut cycles = 0;
+    loop {
+        l.begin(&id, &p, now).unwrap();
+        match l.record(&id, refused("insufficient_funds"), &p, now) {
+            Effect::Retry { at } => now = at,
+            Effect::Failed { became_delinquent } => {
+                assert!(!became_delinquent);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+        l.begin(&id, &p, now).unwrap();
+        l.record(&id, Outcome::OnChainUnused, &p, now);
+        cycles += 1;
+        assert!(cycles <= p.max_attempts_unknown, "bounded");
+    }
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(UNCONFIRMED_REFUSAL)
+    );
+    assert!(!l.is_delinquent());
     // A signature refusal is the payer's whatever happened before.
     let (mut l, id, at) = one_due(5_000);
     l.record(&id, refused("unexpected_settle_error"), &p, at);
@@ -1898,6 +1922,9 @@ fn refusals_that_may_come_after_a_broadcast_are_uncertain() {
             "invalid_exact_evm_transaction_failed",
             "timed out waiting for the receipt",
         ),
+        // The Go facilitator's failed send and receipt wait.
+        ("invalid_exact_evm_failed_to_execute_transfer", "EOF"),
+        ("invalid_exact_evm_failed_to_get_receipt", ""),
     ] {
         assert!(refusal_is_uncertain(reason, message), "{reason}");
     }
@@ -1912,6 +1939,15 @@ fn refusals_that_may_come_after_a_broadcast_are_uncertain() {
         ("invalid_exact_evm_signature", ""),
         ("invalid_exact_evm_nonce_already_used", ""),
         ("invalid_exact_evm_payload_authorization_valid_before", ""),
+        // The Go facilitator's own failures before it sends anything.
+        ("invalid_exact_evm_failed_to_check_nonce", ""),
+        ("invalid_exact_evm_failed_to_get_balance", ""),
+        (
+            "invalid_exact_evm_failed_to_verify_signature",
+            "connection refused",
+        ),
+        ("invalid_exact_evm_verification_failed", ""),
+        ("invalid_exact_evm_relayer_insufficient_funds", ""),
     ] {
         assert!(!refusal_is_uncertain(reason, message), "{reason}");
     }

@@ -2028,6 +2028,7 @@ fn paths_past_a_script_that_another_route_prices_are_refused() {
             {"path": "/articles/*", "price": "$0.50"},
             {"path": "/download.php", "price": "$1"},
             {"path": "/index.php/2024/*", "price": "$0.01"},
+            {"path": "/premium/*", "price": "$0.01"},
             {"path": "/free/*", "free": true},
             {"path": "/*", "price": "$0.01"},
         ],
@@ -2039,6 +2040,8 @@ fn paths_past_a_script_that_another_route_prices_are_refused() {
         "/download.php/x",
         "/index%2Ephp/articles/x",
         "/app.php/articles/y",
+        // As cheap, but another rule (who pays, to whom, on which network may differ).
+        "/index.php/premium/x",
     ] {
         let r = decide_reply(&c, &Req::get(path), NOW);
         assert_eq!((r.status, r.reason), (400, "invalid_path"), "{path}");
@@ -2048,8 +2051,9 @@ fn paths_past_a_script_that_another_route_prices_are_refused() {
             r.body
         );
     }
-    // Read as written where no reading costs more: the site's own links through its front
-    // controller, priced as they are (the shorter reading costs the same), the script itself.
+    // Read as written: the site's own links through its front controller, priced by a rule that
+    // names it and asks no less than the shorter reading; readings under the path's own rule;
+    // the script itself.
     for (path, price) in [
         ("/index.php/2024/post", "10000"),
         ("/index.php/about", "10000"),

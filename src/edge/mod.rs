@@ -739,10 +739,7 @@ async fn serve_paid(
                 strikes.struck.set(true);
                 return respond::reply(paid.refuse(&check.refusal), head);
             }
-            // Counted as a refusal: the sender chooses what the node is asked (an ERC-6492
-            // factory and its call), and may choose a question it errs on.
             None => {
-                strikes.struck.set(true);
                 let mut refusal = check.refusal.clone();
                 refusal.detail = Some(format!(
                     "{}; a wallet contract at {} could not be asked (the chain's node did not \
