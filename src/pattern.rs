@@ -159,8 +159,8 @@ impl PathPattern {
     /// a pattern ending in a page's `.html` (or `.htm`) also matches the page without it, and
     /// `index.html` its folder, as static hosts serve them (Cloudflare Pages, nginx's `try_files
     /// $uri.html`); the other way round, a folder's `index.html`, `index.htm` or `index.php`
-    /// matches where the folder does. What a priced rule and a session's scope cover; not a free rule, which would
-    /// open what a priced catch-all sells under such a name.
+    /// matches where the folder does. What a priced rule and a session's scope cover; not a free
+    /// rule, which would open what a priced catch-all sells under such a name.
     pub fn matches_formatted(&self, path: &str) -> bool {
         let mut read = normalise_path(path);
         if self.matches_read(&read) {

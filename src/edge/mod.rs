@@ -553,7 +553,7 @@ async fn handle(
                     &worker::Error::RustError("it switched protocols on a CORS preflight".into()),
                     false,
                 ),
-                (true, _) => respond::bodiless(&answer),
+                (true, _) => Ok(js::bodiless(&answer)?),
             }
         }
         Decision::Reply(mut reply) => {

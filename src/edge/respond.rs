@@ -38,11 +38,6 @@ pub fn decorate(
     )?)
 }
 
-/// An origin's answer with its status and headers but without its body.
-pub fn bodiless(response: &web_sys::Response) -> Result<web_sys::Response> {
-    Ok(js::bodiless(response)?)
-}
-
 /// The `/.well-known/x402` document: every priced resource with its terms.
 pub fn discovery(
     config: &crate::config::Config,
