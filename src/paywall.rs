@@ -291,14 +291,14 @@ impl PaidRequest<'_> {
         }
     }
 
-    /// The receipt of a payment accepted for deferred settlement: `success` with an empty
-    /// `transaction` means "accepted, settlement pending".
-    pub fn pending_receipt(&self) -> SettleResponse {
+    /// The receipt of a payment settled by `transaction`, or accepted for deferred settlement
+    /// (`success` with an empty `transaction` means "accepted, settlement pending").
+    pub fn receipt(&self, transaction: String) -> SettleResponse {
         SettleResponse {
             success: true,
             error_reason: None,
             error_message: None,
-            transaction: String::new(),
+            transaction,
             network: self.verified.offer.requirements.network.clone(),
             payer: Some(self.verified.payer.to_checksum()),
         }

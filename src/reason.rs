@@ -407,7 +407,7 @@ impl Reason {
                 "facilitator_unavailable",
                 "unexpected_settle_error",
                 502,
-                "The payment service gave no clear answer; nothing was served. The payment may have moved all the same: it is checked on chain, and one that moved is shown to the publisher as charged and not served. Check your balance before paying again.",
+                "The payment service gave no clear answer; nothing was served. The payment may have moved all the same: it is checked on chain. Sent again with its payment identifier, one that moved gets what it paid for; without one, it is shown to the publisher as charged and not served. Check your balance before paying again.",
             ),
             Reason::VerificationUnavailable => row(
                 "verification_unavailable",

@@ -352,6 +352,10 @@ pub enum AdmitError {
     Repeat { in_progress: bool },
     /// The payment identifier was given with another payment of this wallet.
     IdConflict,
+    /// This payment, sent again with its identifier, settled without its content being served
+    /// (its settlement's answer was lost to the request that sent it): the request admitting it
+    /// now serves it, with this transaction as its receipt, and nothing more is charged.
+    Unserved { transaction: String },
 }
 
 impl AdmitError {
@@ -366,6 +370,7 @@ impl AdmitError {
             AdmitError::Repeat { in_progress: true } => "in_progress",
             AdmitError::Repeat { .. } => "repeat",
             AdmitError::IdConflict => "id_conflict",
+            AdmitError::Unserved { .. } => "unserved",
         }
     }
 }
@@ -405,6 +410,9 @@ impl std::fmt::Display for AdmitError {
             }),
             AdmitError::IdConflict => {
                 f.write_str("This payment identifier was given with another payment.")
+            }
+            AdmitError::Unserved { .. } => {
+                f.write_str("This payment was settled and its content not served yet.")
             }
         }
     }
@@ -571,6 +579,11 @@ pub struct EntryView {
     pub retries: u32,
     /// Attempts without a usable answer so far.
     pub unknowns: u32,
+    /// An immediate payment its first request did not serve (its settlement's outcome unknown
+    /// there), still owed its content: settled, it is charged and not served until the payer
+    /// sends it again with its payment identifier (or is refunded).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unserved: bool,
 }
 
 /// The ledger as shown to the publisher.
@@ -917,6 +930,11 @@ struct Entry {
     /// [`Admission::request`].
     #[serde(rename = "rq", default, skip_serializing_if = "String::is_empty")]
     request: String,
+    /// An immediate payment its admitting request did not serve (it recorded an outcome other
+    /// than a settlement): `Some(0)` while it is owed its content, then the time a repeat with
+    /// its identifier was given it ([`Ledger::admit`]). `None` for a payment served as usual.
+    #[serde(rename = "us", default, skip_serializing_if = "Option::is_none")]
+    unserved: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1050,6 +1068,7 @@ impl Read for Entry {
             ticket: f.or_default("k")?,
             payment_id: f.maybe("pi")?,
             request: f.or_default("rq")?,
+            unserved: f.maybe("us")?,
         })
     }
 }
@@ -1150,8 +1169,26 @@ impl Entry {
     /// the store may take a minute more to show it elsewhere: for [`ANSWER_KEPT_SECONDS`] after
     /// its admission, a repeat finding no kept answer is told to come back, not that it is a
     /// replay (a client told so would pay again).
+    ///
+    /// An immediate payment its admitting request did not serve (its settlement unanswered or
+    /// refused there, then found on chain) is owed its content: settled, it is
+    /// [`AdmitError::Unserved`]; still being settled or read, `in_progress`. Once a repeat was
+    /// given it, that serving counts as its admission did.
     fn repeat(&self, now: u64) -> Option<AdmitError> {
-        let lately = now < self.admitted_at.saturating_add(ANSWER_KEPT_SECONDS);
+        let since = match self.unserved {
+            Some(0) => {
+                return match &self.state {
+                    State::Settled { tx, .. } => Some(AdmitError::Unserved {
+                        transaction: tx.clone(),
+                    }),
+                    State::Failed { .. } => None,
+                    _ => Some(AdmitError::Repeat { in_progress: true }),
+                }
+            }
+            Some(served) => served,
+            None => self.admitted_at,
+        };
+        let lately = now < since.saturating_add(ANSWER_KEPT_SECONDS);
         let in_progress = match self.state {
             State::Settled { .. } => lately,
             State::InFlight { .. } => self.immediate || lately,
@@ -1488,6 +1525,7 @@ impl Entry {
             delinquent: false,
             retries: self.tries,
             unknowns: self.unknowns,
+            unserved: self.unserved == Some(0),
         };
         match &self.state {
             State::Pending { .. } => {}
@@ -1643,8 +1681,16 @@ impl Ledger {
                 return Ok(());
             }
         }
-        // Checked before a debt: a payment sent again buys nothing new.
+        // Checked before a debt: a payment sent again buys nothing new. One settled and never
+        // served is given to this request, whose ticket may give it back (see `withdraw`).
         if let Some(known) = self.repeated(&a, now) {
+            if let (AdmitError::Unserved { .. }, Some(e)) =
+                (&known, self.entries.iter_mut().find(|e| e.id == a.id))
+            {
+                e.unserved = Some(now.max(1));
+                e.ticket = a.ticket;
+                self.dirty.entries.push(a.id);
+            }
             return Err(known);
         }
         if let Some((owed_micro_usd, reason)) = self.debt() {
@@ -1718,6 +1764,7 @@ impl Ledger {
             ticket: a.ticket,
             payment_id: a.payment_id,
             request: a.request,
+            unserved: None,
         });
         self.counters.admitted = self.counters.admitted.saturating_add(1);
         Ok(())
@@ -2056,8 +2103,17 @@ impl Ledger {
         policy: &LedgerPolicy,
         now: u64,
     ) -> Effect {
-        if !matches!(outcome, Outcome::Settled { .. }) && !self.owns(id, ticket) {
-            return Effect::None;
+        if !matches!(outcome, Outcome::Settled { .. }) {
+            if !self.owns(id, ticket) {
+                return Effect::None;
+            }
+            // The request serves an immediate payment only once it is settled: with any other
+            // outcome, its content is owed if the chain shows it moved after all.
+            if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
+                if e.immediate && e.state.is_open() {
+                    e.unserved = Some(0);
+                }
+            }
         }
         self.record(id, outcome, policy, now)
     }
@@ -2117,13 +2173,21 @@ impl Ledger {
     /// goes. When no attempt was ever made, the nonce is forgotten
     /// too: nothing was served and nothing can have moved, so the same signed payment may still
     /// buy something else (once). After an attempt it stays remembered.
+    ///
+    /// A settled payment given to a repeat for its content ([`AdmitError::Unserved`]), whose
+    /// origin then failed, is owed its content again (nothing is forgiven: returns 0).
     pub fn withdraw(&mut self, id: &str) -> Result<u128, AdminError> {
         let i = self
             .entries
             .iter()
             .position(|e| e.id == id)
             .ok_or(AdminError::NotFound)?;
-        let e = self.entries.get(i).ok_or(AdminError::NotFound)?;
+        let e = self.entries.get_mut(i).ok_or(AdminError::NotFound)?;
+        if let (State::Settled { .. }, Some(1..)) = (&e.state, e.unserved) {
+            e.unserved = Some(0);
+            self.dirty.entries.push(e.id.clone());
+            return Ok(0);
+        }
         let never_sent = e.untried()
             && match e.state {
                 State::Pending { .. } => true,

@@ -2829,6 +2829,91 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
     assert_eq!(back.admit(again, &p, kept), repeat(false));
 }
 
+/// An immediate payment whose settlement gave its request no clear answer (nothing was served),
+/// then found settled on chain: sent again with its identifier, it is given to one request to
+/// serve, with the transaction that settled it, and charged nothing more. Not while the chain is
+/// still being read; a request whose origin then fails gives it back; a payment that never moved
+/// is a replay as before.
+#[test]
+fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
+    let p = policy();
+    let mut l = Ledger::new();
+    let first = sent("t1", "pay_0123456789abcdef", 1);
+    let id = first.id.clone();
+    l.admit(first.clone(), &p, T0).unwrap();
+    // Only the admitting request's outcome says what it served.
+    l.record_from(Some("t9"), &id, unknown(), &p, T0 + 1);
+    assert!(!l.entry(&id).unwrap().unserved);
+    l.record_from(Some("t1"), &id, unknown(), &p, T0 + 1);
+    assert!(l.entry(&id).unwrap().unserved);
+    let again = by("t2", first.clone());
+    assert_eq!(
+        l.admit(again.clone(), &p, T0 + 2),
+        repeat(true),
+        "still being read"
+    );
+    assert_eq!(l.repeated(&again, T0 + 2), repeat(true).err());
+    // The chain shows it moved: charged, and owed its content.
+    l.begin(&id, &p, T0 + 3).unwrap();
+    assert_eq!(
+        l.record(&id, settled("0xfeed"), &p, T0 + 3),
+        Effect::Settled
+    );
+    assert!(l.entry(&id).unwrap().unserved, "charged, not served");
+    let owed = Err(AdmitError::Unserved {
+        transaction: "0xfeed".into(),
+    });
+    assert_eq!(
+        l.repeated(&again, T0 + 4),
+        owed.clone().err(),
+        "asked, not given"
+    );
+    assert!(l.entry(&id).unwrap().unserved);
+    // Kept so through storage.
+    let mut stored = BTreeMap::new();
+    store_rows(&mut l, &mut stored, 0);
+    let mut l = Ledger::from_rows(stored.iter());
+    assert_eq!(
+        l.admit(again.clone(), &p, T0 + 5),
+        owed,
+        "given to this request"
+    );
+    assert!(!l.entry(&id).unwrap().unserved);
+    // A second repeat meanwhile waits for the first one's answer.
+    let third = by("t3", first.clone());
+    assert_eq!(l.admit(third.clone(), &p, T0 + 6), repeat(true));
+    // The origin failed the request it was given to: only that request gives it back.
+    assert_eq!(
+        l.withdraw_from(Some("t3"), &id),
+        Err(AdminError::NotAllowed)
+    );
+    assert_eq!(l.withdraw_from(Some("t2"), &id), Ok(0));
+    assert!(l.entry(&id).unwrap().unserved, "owed again");
+    assert_eq!(l.admit(third.clone(), &p, T0 + 7), owed);
+    // Served: answered again from where its answer is kept, counted from when it was served.
+    let kept = T0 + 7 + ANSWER_KEPT_SECONDS;
+    assert_eq!(l.admit(again.clone(), &p, kept - 1), repeat(true));
+    assert_eq!(l.admit(again.clone(), &p, kept), repeat(false));
+    assert_eq!(l.view().settled.len(), 1);
+    assert_eq!(l.paid(), 10_000, "charged once");
+
+    // One that never moved: unused on chain past its deadline, it fails, and a repeat is a
+    // replay (the payer is told to pay again).
+    let mut l = Ledger::new();
+    let first = sent("t1", "pay_fedcba9876543210", 2);
+    let id = first.id.clone();
+    l.admit(first.clone(), &p, T0).unwrap();
+    l.record_from(Some("t1"), &id, unknown(), &p, T0 + 1);
+    let late = LONG + 3_600;
+    l.begin(&id, &p, late).unwrap();
+    l.record(&id, Outcome::OnChainUnused, &p, late);
+    assert_eq!(status(&l, &id), Status::Failed);
+    assert_eq!(
+        l.admit(by("t2", first), &p, late + 1),
+        Err(AdmitError::Replay)
+    );
+}
+
 /// `a` with a facilitator body carrying `signature`.
 fn signed(signature: &str, a: Admission) -> Admission {
     Admission {

@@ -168,7 +168,9 @@ impl From<WireOutcome> for Outcome {
 pub struct AdmitAnswer {
     pub ok: bool,
     pub error: Option<String>,
-    pub owed_micro_usd: Option<String>,
+    /// What goes with the error: what a delinquent wallet owes (micro-USD), the transaction that
+    /// settled a payment not yet served.
+    pub detail: Option<String>,
 }
 
 impl Read for Command {
@@ -267,13 +269,30 @@ impl Read for WireOutcome {
     }
 }
 
+impl AdmitAnswer {
+    /// The answer to an admission refused with `refused`, or made (`None`).
+    fn of(refused: Option<AdmitError>) -> AdmitAnswer {
+        AdmitAnswer {
+            ok: refused.is_none(),
+            error: refused.as_ref().map(|e| e.code().to_string()),
+            detail: match refused {
+                Some(AdmitError::Delinquent { owed_micro_usd, .. }) => {
+                    Some(decimal(owed_micro_usd))
+                }
+                Some(AdmitError::Unserved { transaction }) => Some(transaction),
+                _ => None,
+            },
+        }
+    }
+}
+
 impl Read for AdmitAnswer {
     fn read(value: &Value) -> Result<Self, json::Error> {
         let f = json::Fields::new(value)?;
         Ok(AdmitAnswer {
             ok: f.get("ok")?,
             error: f.maybe("error")?,
-            owed_micro_usd: f.maybe("owed_micro_usd")?,
+            detail: f.maybe("detail")?,
         })
     }
 }
@@ -388,33 +407,11 @@ impl Ledger {
                         .await;
                 }
                 self.after_change(now).await?;
-                let answer = match result {
-                    Ok(()) => AdmitAnswer {
-                        ok: true,
-                        error: None,
-                        owed_micro_usd: None,
-                    },
-                    Err(e) => AdmitAnswer {
-                        ok: false,
-                        error: Some(e.code().to_string()),
-                        owed_micro_usd: match e {
-                            AdmitError::Delinquent { owed_micro_usd, .. } => {
-                                Some(decimal(owed_micro_usd))
-                            }
-                            _ => None,
-                        },
-                    },
-                };
-                return Ok(serde_json::to_string(&answer)?);
+                return Ok(serde_json::to_string(&AdmitAnswer::of(result.err()))?);
             }
             Command::Repeated { admission } => {
                 let known = self.book(|b| b.repeated(&admission, now)).await?;
-                let answer = AdmitAnswer {
-                    ok: known.is_none(),
-                    error: known.map(|e| e.code().to_string()),
-                    owed_micro_usd: None,
-                };
-                return Ok(serde_json::to_string(&answer)?);
+                return Ok(serde_json::to_string(&AdmitAnswer::of(known))?);
             }
             Command::Record {
                 id,

@@ -38,6 +38,9 @@ pub enum AdmitRefusal {
     /// The same payment, sent again with its identifier for the same request: answered again,
     /// not charged again ([`crate::settlement::AdmitError::Repeat`]).
     Repeat { in_progress: bool },
+    /// The same payment, sent again with its identifier, settled and never served: this request
+    /// serves it, nothing more is charged ([`crate::settlement::AdmitError::Unserved`]).
+    Unserved { transaction: String },
     /// The ledger could not be asked.
     Unreachable,
 }
@@ -177,9 +180,9 @@ fn refusal(answer: AdmitAnswer) -> Result<(), AdmitRefusal> {
     }
     Err(match answer.error.as_deref() {
         Some("replay") => AdmitRefusal::Refused(Reason::Replay.into()),
-        Some("delinquent") => AdmitRefusal::Refused(super::delinquent(
-            answer.owed_micro_usd.as_deref().unwrap_or("?"),
-        )),
+        Some("delinquent") => {
+            AdmitRefusal::Refused(super::delinquent(answer.detail.as_deref().unwrap_or("?")))
+        }
         Some("credit_exceeded") => AdmitRefusal::OverCredit,
         Some("too_late_to_defer") => AdmitRefusal::TooLate,
         Some("credit_not_earned") => AdmitRefusal::NotEarned,
@@ -187,6 +190,9 @@ fn refusal(answer: AdmitAnswer) -> Result<(), AdmitRefusal> {
             in_progress: code == "in_progress",
         },
         Some("id_conflict") => AdmitRefusal::Refused(Reason::PaymentIdConflict.into()),
+        Some("unserved") => AdmitRefusal::Unserved {
+            transaction: answer.detail.unwrap_or_default(),
+        },
         _ => AdmitRefusal::Unreachable,
     })
 }

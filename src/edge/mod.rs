@@ -763,13 +763,17 @@ async fn serve_paid(
             Some(AdmitRefusal::Refused(refusal)) => {
                 return refused_by_ledger(paid, &refusal, true, strikes, head)
             }
-            _ => {}
-        }
-        if let Some(refusal) = refused_by_verify(&client, &body, paid, strikes).await {
-            return respond::reply(refusal, head);
+            // Settled, its content never served: the chain has judged it, and its admission
+            // below gives it to this request.
+            Some(AdmitRefusal::Unserved { .. }) => {}
+            _ => {
+                if let Some(refusal) = refused_by_verify(&client, &body, paid, strikes).await {
+                    return respond::reply(refusal, head);
+                }
+                asked_out = true;
+            }
         }
         verified_remotely = true;
-        asked_out = true;
     }
     let wallet = paid.ledger_name();
     let book = ledger_client::LedgerClient::open(env, &wallet);
@@ -850,6 +854,9 @@ async fn serve_paid(
         * 1000.0;
     let settled_now = Cell::new(!deferred);
     let settled_now = &settled_now;
+    // The transaction that settled this payment, sent again with its identifier, whose content
+    // was never served: this request serves it, and charges nothing more.
+    let mut owed = None;
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, move || {
         Some(match settled_now.get() {
             true => {
@@ -879,6 +886,10 @@ async fn serve_paid(
             Err(AdmitRefusal::Repeat { in_progress }) => {
                 return answer_again(env, paid, in_progress, head).await
             }
+            Err(AdmitRefusal::Unserved { transaction }) => {
+                owed = Some(transaction);
+                deferred = false;
+            }
             Err(AdmitRefusal::OverCredit) if config.deferred.over_credit == OverCredit::Refuse => {
                 return respond::reply(paid.refuse(&Reason::CreditExceeded.into()), head);
             }
@@ -892,7 +903,7 @@ async fn serve_paid(
             }
         }
     }
-    if let (false, Some(book)) = (deferred, &book) {
+    if let (false, None, Some(book)) = (deferred, &owed, &book) {
         // Immediate payments go through the ledger too, before the origin is asked (or, where a
         // deferred `GET` already asked it, before its answer is used): a payment being settled by
         // a concurrent request is refused here instead of being served again, and the outcome is
@@ -910,6 +921,7 @@ async fn serve_paid(
             Err(AdmitRefusal::Repeat { in_progress }) => {
                 return answer_again(env, paid, in_progress, head).await
             }
+            Err(AdmitRefusal::Unserved { transaction }) => owed = Some(transaction),
             // No answer: nothing is served. The chain would refuse to settle the payment twice,
             // but not a second serving of a payment that has been served and waits for its batch
             // (on a deferred route, or admitted there by another request), which only the ledger
@@ -923,8 +935,13 @@ async fn serve_paid(
             _ => {}
         }
     }
+    // Owed its content, the payment is settled: the origin is given its whole time from the
+    // request's start, with no settlement to wait for.
+    if owed.is_some() {
+        settled_now.set(false);
+    }
     // (See `verify_first`; the origin is never asked beside the admission for such a method.)
-    if verify_first && !deferred {
+    if verify_first && !deferred && owed.is_none() {
         // The origin does a request's work before the payment is settled, and must answer in
         // time for that (see `settle_by`). An authorization signed to end sooner than the terms
         // allow (`maxTimeoutSeconds`, less what its trip here may have taken) would leave the
@@ -999,18 +1016,27 @@ async fn serve_paid(
         }
         log_decision("accepted_deferred", paid, "");
         count_payment(env, ctx, paid, true);
-        let mut extra = paid.receipt_headers(&paid.pending_receipt());
+        let mut extra = paid.receipt_headers(&paid.receipt(String::new()));
         extra.extend(session_bought(env, paid).await);
         extra.extend(ctx.on_success());
         return keep_answer(env, ctx.ctx, paid, respond::decorate(&response, extra)?);
     }
-    let outcome = client.settle(&body).await;
-    if let Some(book) = &book {
-        book.record(&id, &ticket, &outcome).await;
-    }
+    let (outcome, logged) = match owed {
+        Some(transaction) => (
+            SettleOutcome::Settled(paid.receipt(transaction)),
+            "served_after_settlement",
+        ),
+        None => {
+            let outcome = client.settle(&body).await;
+            if let Some(book) = &book {
+                book.record(&id, &ticket, &outcome).await;
+            }
+            (outcome, "settled")
+        }
+    };
     match outcome {
         SettleOutcome::Settled(receipt) => {
-            log_decision("settled", paid, &receipt.transaction);
+            log_decision(logged, paid, &receipt.transaction);
             count_payment(env, ctx, paid, false);
             let mut extra = paid.receipt_headers(&receipt);
             extra.extend(session_bought(env, paid).await);

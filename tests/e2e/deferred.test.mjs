@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { ADMIN_TOKEN, decodeHeader, encodeHeader, payingFetch, ROOT, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, decodeHeader, encodeHeader, payingFetch, ROOT, startProxy, startStack, startWorker } from "./harness.mjs";
 import { signPayment } from "./lib/sign.mjs";
 
 const PRICE = 10000n; // "$0.01"
@@ -1468,41 +1468,6 @@ async function rpcCall(method, params = []) {
     body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }),
   });
   return (await res.json()).result;
-}
-
-/**
- * A STAND-IN in front of `target` (a real part): every request goes through
- * `handle(req, body, forward)`, where `forward(body?)` sends it on (with its body, or another) and
- * gives { status, body }; `handle` returns what to answer. Returns { url, stop() } (the object may
- * carry the test's own notes).
- */
-async function startProxy(target, handle) {
-  const http = await import("node:http");
-  const server = http.createServer(async (req, res) => {
-    const chunks = [];
-    for await (const chunk of req) chunks.push(chunk);
-    const body = Buffer.concat(chunks).toString();
-    const forward = async (sent = body) => {
-      const r = await fetch(target + req.url, {
-        method: req.method,
-        headers: { "content-type": req.headers["content-type"] ?? "application/json" },
-        body: req.method === "GET" || req.method === "HEAD" ? undefined : sent,
-      });
-      return { status: r.status, body: await r.text() };
-    };
-    const answer = await handle(req, body, forward).catch((err) => ({ status: 599, body: String(err) }));
-    res.writeHead(answer.status, { "content-type": "application/json" });
-    res.end(answer.body);
-  });
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const proxy = {
-    url: `http://127.0.0.1:${server.address().port}`,
-    stop: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(resolve);
-    }),
-  };
-  return proxy;
 }
 
 /** An origin that runs `act` on each POST before answering 200 (and 200 to anything else). */

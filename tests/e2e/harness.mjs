@@ -226,6 +226,41 @@ export async function startWorker({
   };
 }
 
+/**
+ * A STAND-IN in front of `target` (a real part): every request goes through
+ * `handle(req, body, forward)`, where `forward(body?)` sends it on (with its body, or another) and
+ * gives { status, body }; `handle` returns what to answer. Returns { url, stop() } (the object may
+ * carry the test's own notes).
+ */
+export async function startProxy(target, handle) {
+  const http = await import("node:http");
+  const server = http.createServer(async (req, res) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const body = Buffer.concat(chunks).toString();
+    const forward = async (sent = body) => {
+      const r = await fetch(target + req.url, {
+        method: req.method,
+        headers: { "content-type": req.headers["content-type"] ?? "application/json" },
+        body: req.method === "GET" || req.method === "HEAD" ? undefined : sent,
+      });
+      return { status: r.status, body: await r.text() };
+    };
+    const answer = await handle(req, body, forward).catch((err) => ({ status: 599, body: String(err) }));
+    res.writeHead(answer.status, { "content-type": "application/json" });
+    res.end(answer.body);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const proxy = {
+    url: `http://127.0.0.1:${server.address().port}`,
+    stop: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(resolve);
+    }),
+  };
+  return proxy;
+}
+
 /** The official v2 client (@x402/fetch) paying as payer #payerIndex, allowed to spend the local USDC. */
 export function payingFetch(stack, payerIndex = 0, { fetch: baseFetch = globalThis.fetch } = {}) {
   const account = privateKeyToAccount(accounts.payers[payerIndex].privateKey);

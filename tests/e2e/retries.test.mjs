@@ -12,7 +12,7 @@ import { x402Client, wrapFetchWithPayment } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
 import { appendPaymentIdentifierToExtensions, generatePaymentId } from "@x402/extensions/payment-identifier";
 import { privateKeyToAccount } from "viem/accounts";
-import { decodeHeader, encodeHeader, startStack, startWorker } from "./harness.mjs";
+import { ADMIN_TOKEN, decodeHeader, encodeHeader, startProxy, startStack, startWorker } from "./harness.mjs";
 
 const PRICE = 10000n; // "$0.01"
 const PAYER = 0;
@@ -173,6 +173,93 @@ describe("a payment sent again with its identifier", () => {
     assert.equal(await again.text(), body);
     assert.equal(hitsOf("/echo/now/slow"), 1);
     await stack.assertMoved(before, PAYER, PRICE);
+  });
+
+  test("its settlement's answer lost (nothing served), then found on chain: sent again, the page it paid for, charged once", async () => {
+    // The real facilitator settles, and a STAND-IN proxy in front of it answers 504 instead of
+    // its answer: the Worker cannot tell whether the money moved, serves nothing, and the ledger
+    // reads the chain.
+    const lostAnswer = await startProxy(stack.facilitator.url, async (req, body, forward) => {
+      const answer = await forward();
+      if (req.url === "/settle" && !lostAnswer.lost && JSON.parse(answer.body).success) {
+        lostAnswer.lost = JSON.parse(answer.body);
+        return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
+      }
+      return answer;
+    });
+    const base = stack.config();
+    const w = await startWorker({
+      config: stack.config({
+        facilitator: { ...base.facilitator, url: lostAnswer.url },
+        rpc: { [stack.network]: stack.rpcUrl },
+        routes: [{ path: "/echo/owed/*", price: "$0.01" }],
+      }),
+      secrets: { X402_ADMIN_TOKEN: ADMIN_TOKEN },
+    });
+    const view = async () => {
+      const r = await w.fetch(`/__x402/admin/ledger?wallet=${stack.payer(PAYER).address}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      assert.equal(r.status, 200);
+      return r.json();
+    };
+    const again = (payment) => w.fetch("/echo/owed/report", { headers: { "PAYMENT-SIGNATURE": payment } });
+    try {
+      const before = await stack.balances(PAYER);
+      let payment;
+      const watching = (input, init) => {
+        const request = new Request(input, init);
+        payment ??= request.headers.get("payment-signature") ?? undefined;
+        return fetch(request);
+      };
+      const first = await wrapFetchWithPayment(watching, client(generatePaymentId()))(w.url + "/echo/owed/report");
+      const told = await first.json();
+      assert.equal(first.status, 502, JSON.stringify(told));
+      assert.equal(told.reason, "facilitator_unavailable");
+      assert.equal(told.method, undefined, "nothing served");
+      assert.ok(lostAnswer.lost, "the facilitator settled it");
+      await stack.assertMoved(before, PAYER, PRICE);
+
+      // While the chain is being read: come back in a moment (not a replay, which would have the
+      // client pay again).
+      const early = await again(payment);
+      const wait = await early.json();
+      assert.equal(early.status, 409, JSON.stringify(wait));
+      assert.equal(wait.reason, "payment_in_progress");
+
+      // Found on chain: charged, its content owed, as the publisher's view says.
+      const deadline = Date.now() + 30_000;
+      let owed;
+      while (!(owed = (await view()).settled.find((e) => e.unserved))) {
+        assert.ok(Date.now() < deadline, "settled by a chain read within 30 s");
+        await sleep(250);
+      }
+      assert.equal(owed.transaction, lostAnswer.lost.transaction, "the transaction that paid");
+
+      const served = await again(payment);
+      const body = await served.text();
+      assert.equal(served.status, 200, body);
+      assert.equal(JSON.parse(body).path, "/echo/owed/report", "the page it paid for");
+      const receipt = decodeHeader(served.headers.get("payment-response"));
+      assert.equal(receipt.success, true);
+      assert.equal(receipt.transaction, lostAnswer.lost.transaction, "the settlement that paid for it");
+      assert.equal(served.headers.get("cache-control"), "no-store");
+      const after = await view();
+      assert.equal(after.settled.length, 1);
+      assert.equal(after.settled[0].unserved, undefined, "served now");
+
+      // Sent once more: the answer kept for it, the origin not asked again.
+      const hits = hitsOf("/echo/owed/report");
+      await sleep(200); // the answer is kept off the request path
+      const kept = await again(payment);
+      assert.equal(kept.status, 200);
+      assert.equal(await kept.text(), body);
+      assert.equal(hitsOf("/echo/owed/report"), hits);
+      await stack.assertMoved(before, PAYER, PRICE);
+    } finally {
+      await w.dispose();
+      await lostAnswer.stop();
+    }
   });
 
   test("the identifier with another payment: 409 payment_identifier_conflict, nothing charged", async () => {
