@@ -1,9 +1,11 @@
-// The last step of the Worker's build, on what worker-build emitted in build/: three cuts that
+// The last step of the Worker's build, on what worker-build emitted in build/: cuts that
 // wasm-bindgen and worker-build do not make, each checked.
 //
 // - The name section goes. worker-build runs wasm-opt with `--debuginfo` after the profile's own
 //   arguments, which keeps the names of wasm-bindgen's glue in a release build whose Rust names
-//   are stripped already; nothing reads them at run time (1.7 KB raw).
+//   are stripped already; nothing reads them at run time (1.7 KB raw). So do the
+//   `target_features` and `producers` sections, which wasm-bindgen writes after wasm-opt has run
+//   and no runtime reads.
 // - The wasm's imports get short names. wasm-bindgen names each function the wasm imports from its
 //   JavaScript glue after the function and a hash (`__wbg_fetch_4f1a0c…`), and writes each name
 //   twice: in the wasm's import section and as a key of the object the glue instantiates the wasm
@@ -11,6 +13,10 @@
 //   the upload, gzipped). Each is renamed in both places, only where it appears exactly once in
 //   the glue, as a key; so is the module they are imported from (`./index_bg.js`, a key of the
 //   same object, once). The module must still compile, with every import found in the glue.
+// - So do the exports that are wasm-bindgen's own plumbing (`__wbindgen_export3`,
+//   `__wasm_bindgen_func_elem_3494`, `__wbindgen_add_to_stack_pointer` …), which only the glue
+//   reads, as properties of the instance's exports: renamed there too, each only where every
+//   mention of it in the glue is such a read. The Worker's entry points keep their names.
 //
 // Usage: node scripts/lib/finish-build.mjs build    (rewrites build/index_bg.wasm and build/index.js)
 import { execFileSync } from "node:child_process";
@@ -117,6 +123,38 @@ if (js.split(moduleKey).length !== 2 || js.split(GLUE_MODULE).length !== 2) thro
 js = js.replace(moduleKey, `${SHORT_MODULE}:`);
 const renameModule = (module) => (module === GLUE_MODULE ? SHORT_MODULE : module);
 
+/** The export section, each plumbing export renamed in the wasm and the glue alike. */
+const PLUMBING = /^__(wbindgen|wasm_bindgen)_\w+$/;
+let exportsRenamed = 0;
+const shortExports = [];
+function renamedExports(body) {
+  const r = new Reader(body);
+  const out = [];
+  const count = r.leb();
+  out.push(leb(count));
+  for (let i = 0; i < count; i++) {
+    let field = r.name();
+    const descStart = r.at;
+    r.byte();
+    r.leb();
+    if (PLUMBING.test(field)) {
+      const escaped = field.replace(/\$/g, "\\$");
+      const mentions = [...js.matchAll(new RegExp(`(?<![\\w$])${escaped}(?![\\w$])`, "g"))];
+      const short = `$${exportsRenamed.toString(36)}`;
+      if (mentions.length === 0 || mentions.some((m) => js[m.index - 1] !== ".")) throw new Error(`the export ${field} is not only read as a property in ${jsFile}`);
+      if (new RegExp(`(?<![\\w$])\\${short}(?![\\w$])`).test(js)) throw new Error(`the glue already has a ${short}`);
+      js = js.replace(new RegExp(`\\.${escaped}(?![\\w$])`, "g"), `.${short}`);
+      exportsRenamed++;
+      shortExports.push(short);
+      field = short;
+    }
+    out.push(name(field), body.subarray(descStart, r.at));
+  }
+  if (r.at !== body.length) throw new Error("the export section does not end where its exports do");
+  return Buffer.concat(out);
+}
+const CUT = new Set(["name", "target_features", "producers"]);
+
 const r = new Reader(wasm, 8);
 const sections = [wasm.subarray(0, 8)];
 let cut = 0;
@@ -127,13 +165,18 @@ while (r.at < wasm.length) {
   const bodyStart = r.at;
   const end = bodyStart + size;
   r.at = end;
-  if (id === 0 && new Reader(wasm, bodyStart).name() === "name") {
+  if (id === 0 && CUT.has(new Reader(wasm, bodyStart).name())) {
     cut += end - start;
     continue;
   }
   if (id === 2) {
     const body = renamedImports(wasm.subarray(bodyStart, end), rename);
     sections.push(Buffer.from([2]), leb(body.length), body);
+    continue;
+  }
+  if (id === 7) {
+    const body = renamedExports(wasm.subarray(bodyStart, end));
+    sections.push(Buffer.from([7]), leb(body.length), body);
     continue;
   }
   sections.push(wasm.subarray(start, end));
@@ -151,6 +194,7 @@ for (const i of imports) {
 // that is gone, so nothing can use it. Each becomes an empty class of the same name, which the
 // glue's own exports still name. A class is known by the function that frees its instances.
 const exported = new Set(WebAssembly.Module.exports(new WebAssembly.Module(out)).map((e) => e.name));
+for (const short of shortExports) if (!exported.has(short)) throw new Error(`the export ${short} is missing after renaming`);
 const classes = /var ([\w$]+)=class\{__destroy_into_raw\(\)\{[\s\S]*?;Symbol\.dispose&&\(\1\.prototype\[Symbol\.dispose\]=\1\.prototype\.free\);/g;
 const emptied = [];
 js = js.replace(classes, (whole, name) => {
@@ -169,5 +213,5 @@ writeFileSync(wasmFile, out);
 writeFileSync(jsFile, js);
 // And the glue must still be a module that parses.
 execFileSync(process.execPath, ["--check", jsFile], { stdio: "inherit" });
-console.log(`[build] ${renamed} imports renamed, ${cut} bytes of names cut: ${wasmFile} ${out.length} bytes`);
+console.log(`[build] ${renamed} imports and ${exportsRenamed} exports renamed, ${cut} bytes of names and notes cut: ${wasmFile} ${out.length} bytes`);
 console.log(`[build] the glue's classes of removed exports emptied: ${emptied.map(([, what]) => what).join(", ") || "none"}`);
