@@ -154,7 +154,11 @@
 //!    4; the shell then tells the client that the outcome is unknown, see
 //!    [`refusal_is_uncertain`]), they are reconciled by chain reads only, never resent. A chain
 //!    read that finds them used settles them (charged, not served: the view shows it for a
-//!    refund).
+//!    refund). An immediate entry whose admitting request recorded anything but a settlement is
+//!    marked unserved: settled later, the same payment sent again with its identifier is an
+//!    [`AdmitError::Unserved`], given to that one request to serve (the entry takes its ticket;
+//!    its withdrawal, the origin having failed, marks it unserved again), and answered again as a
+//!    served payment from then on.
 //! 7. `unsettled` is the sum of open (pending, in-flight, unknown) amounts in micro-USD; credit is
 //!    per wallet. `owed` is the sum of delinquent failures; `lost` of other deferred failures;
 //!    `paid` of every entry that ever settled (admin `mark_paid` included), kept in the counters so
@@ -1378,6 +1382,19 @@ impl Entry {
             // The chain answered what the facilitator could not: nothing moved (yet).
             return self.resend(now);
         }
+        if self.immediate && now < final_at {
+            // Our transaction may still be on its way (a lost answer is most often one that came
+            // before its receipt): read again on the backoff, not only once the authorization has
+            // ended, so that a payer who sends it again with its identifier is served while the
+            // authorization still lets it in. Not counted as unanswered: the chain did answer.
+            self.unknowns = self.unknowns.saturating_add(1);
+            let at = now.saturating_add(backoff(self.unknowns)).min(final_at);
+            self.state = State::Unknown {
+                due: at,
+                why: "unused on chain so far; reading again".into(),
+            };
+            return Effect::Retry { at };
+        }
         if now >= final_at {
             let message = if self.immediate {
                 "unused on chain after validBefore: not charged, not served".to_string()
@@ -1525,7 +1542,7 @@ impl Entry {
             delinquent: false,
             retries: self.tries,
             unknowns: self.unknowns,
-            unserved: self.unserved == Some(0),
+            unserved: self.unserved == Some(0) && matches!(self.state, State::Settled { .. }),
         };
         match &self.state {
             State::Pending { .. } => {}
@@ -1682,7 +1699,20 @@ impl Ledger {
             }
         }
         // Checked before a debt: a payment sent again buys nothing new. One settled and never
-        // served is given to this request, whose ticket may give it back (see `withdraw`).
+        // served is given to this request, whose ticket may give it back (see `withdraw`), and
+        // which is given it again if it asks again (the answer lost, or its held admission
+        // turned into an immediate one).
+        if let Some(e) = self.entries.iter().find(|e| e.id == a.id) {
+            if let (State::Settled { tx, .. }, Some(1..), false) =
+                (&e.state, e.unserved, a.ticket.is_empty())
+            {
+                if e.ticket == a.ticket {
+                    return Err(AdmitError::Unserved {
+                        transaction: tx.clone(),
+                    });
+                }
+            }
+        }
         if let Some(known) = self.repeated(&a, now) {
             if let (AdmitError::Unserved { .. }, Some(e)) =
                 (&known, self.entries.iter_mut().find(|e| e.id == a.id))
@@ -2108,9 +2138,11 @@ impl Ledger {
                 return Effect::None;
             }
             // The request serves an immediate payment only once it is settled: with any other
-            // outcome, its content is owed if the chain shows it moved after all.
+            // outcome, its content is owed if the chain shows it moved after all. Not where the
+            // origin did the request's work before the settlement (a POST): serving it again
+            // would do that work twice.
             if let Some(e) = self.entries.iter_mut().find(|e| e.id == id) {
-                if e.immediate && e.state.is_open() {
+                if e.immediate && !e.worked && e.state.is_open() {
                     e.unserved = Some(0);
                 }
             }

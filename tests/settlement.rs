@@ -2843,9 +2843,9 @@ fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
     l.admit(first.clone(), &p, T0).unwrap();
     // Only the admitting request's outcome says what it served.
     l.record_from(Some("t9"), &id, unknown(), &p, T0 + 1);
-    assert!(!l.entry(&id).unwrap().unserved);
+    assert_eq!(status(&l, &id), Status::InFlight);
     l.record_from(Some("t1"), &id, unknown(), &p, T0 + 1);
-    assert!(l.entry(&id).unwrap().unserved);
+    assert!(!l.entry(&id).unwrap().unserved, "shown once charged");
     let again = by("t2", first.clone());
     assert_eq!(
         l.admit(again.clone(), &p, T0 + 2),
@@ -2853,10 +2853,17 @@ fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
         "still being read"
     );
     assert_eq!(l.repeated(&again, T0 + 2), repeat(true).err());
-    // The chain shows it moved: charged, and owed its content.
-    l.begin(&id, &p, T0 + 3).unwrap();
+    // The chain shows it unused at first (our transaction not mined yet): read again soon, not
+    // only once the authorization has ended, then found moved: charged, owed its content.
+    l.begin(&id, &p, T0 + 2).unwrap();
     assert_eq!(
-        l.record(&id, settled("0xfeed"), &p, T0 + 3),
+        l.record(&id, Outcome::OnChainUnused, &p, T0 + 2),
+        Effect::Retry { at: T0 + 4 }
+    );
+    assert_eq!(l.admit(again.clone(), &p, T0 + 3), repeat(true));
+    l.begin(&id, &p, T0 + 4).unwrap();
+    assert_eq!(
+        l.record(&id, settled("0xfeed"), &p, T0 + 4),
         Effect::Settled
     );
     assert!(l.entry(&id).unwrap().unserved, "charged, not served");
@@ -2879,6 +2886,9 @@ fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
         "given to this request"
     );
     assert!(!l.entry(&id).unwrap().unserved);
+    // Asked again by the same request (its answer lost, or its held admission turned into an
+    // immediate one): given again.
+    assert_eq!(l.admit(again.clone(), &p, T0 + 5), owed);
     // A second repeat meanwhile waits for the first one's answer.
     let third = by("t3", first.clone());
     assert_eq!(l.admit(third.clone(), &p, T0 + 6), repeat(true));
@@ -2896,6 +2906,21 @@ fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
     assert_eq!(l.admit(again.clone(), &p, kept), repeat(false));
     assert_eq!(l.view().settled.len(), 1);
     assert_eq!(l.paid(), 10_000, "charged once");
+
+    // A POST whose origin did the work before the settlement: never served again (the work
+    // would be done twice); its kept answer, if any, is what a repeat gets.
+    let mut l = Ledger::new();
+    let posted = by("t1", with_id("pay_0123456789abcdef", PAGE, worked(3)));
+    let id = posted.id.clone();
+    l.admit(posted.clone(), &p, T0).unwrap();
+    l.record_from(Some("t1"), &id, unknown(), &p, T0 + 1);
+    l.begin(&id, &p, T0 + 2).unwrap();
+    assert_eq!(
+        l.record(&id, settled("0xfeed"), &p, T0 + 2),
+        Effect::Settled
+    );
+    assert!(!l.entry(&id).unwrap().unserved);
+    assert_eq!(l.admit(by("t2", posted), &p, T0 + 3), repeat(true));
 
     // One that never moved: unused on chain past its deadline, it fails, and a repeat is a
     // replay (the payer is told to pay again).

@@ -201,7 +201,7 @@ fn check_decision(config: &Config, req: &Incoming<'_>) {
             // Everything the shell does next with a paid request renders.
             let _ = paid.admission(&paid.facilitator_body(), true, "ticket".into());
             let _ = paid.facilitator_body();
-            let _ = paid.receipt_headers(&paid.pending_receipt());
+            let _ = paid.receipt_headers(&paid.receipt(String::new()));
             let _ = paid.settlement_refused("invalid_transaction_state", "");
         }
     }

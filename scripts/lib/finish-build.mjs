@@ -141,7 +141,7 @@ function renamedExports(body) {
       const escaped = field.replace(/\$/g, "\\$");
       const mentions = [...js.matchAll(new RegExp(`(?<![\\w$])${escaped}(?![\\w$])`, "g"))];
       const short = `$${exportsRenamed.toString(36)}`;
-      if (mentions.length === 0 || mentions.some((m) => js[m.index - 1] !== ".")) throw new Error(`the export ${field} is not only read as a property in ${jsFile}`);
+      if (mentions.length === 0 || mentions.some((m) => js[m.index - 1] !== "." || !/[\w$)\]]/.test(js[m.index - 2]))) throw new Error(`the export ${field} is not only read as a property in ${jsFile}`);
       if (new RegExp(`(?<![\\w$])\\${short}(?![\\w$])`).test(js)) throw new Error(`the glue already has a ${short}`);
       js = js.replace(new RegExp(`\\.${escaped}(?![\\w$])`, "g"), `.${short}`);
       exportsRenamed++;

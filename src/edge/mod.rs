@@ -852,23 +852,22 @@ async fn serve_paid(
         .valid_before
         .saturating_sub(paywall::IMMEDIATE_SETTLE_MARGIN_SECONDS) as f64
         * 1000.0;
-    let settled_now = Cell::new(!deferred);
-    let settled_now = &settled_now;
+    // The origin's limit where it is fixed (a held payment's, a payment owed its content's);
+    // `None` for a payment settled now, whose limit is set when the origin is asked.
+    let fixed = Cell::new(deferred.then_some(held));
+    let fixed = &fixed;
     // The transaction that settled this payment, sent again with its identifier, whose content
     // was never served: this request serves it, and charges nothing more.
     let mut owed = None;
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, move || {
-        Some(match settled_now.get() {
-            true => {
-                let now = js_sys::Date::now();
-                let ends = (now + whole as f64 * 1000.0)
-                    .min(lease_ends)
-                    .max(from_here)
-                    .min(settle_by);
-                (((ends - now) / 1000.0).ceil().max(1.0) as u64, ends)
-            }
-            false => held,
-        })
+        Some(fixed.get().unwrap_or_else(|| {
+            let now = js_sys::Date::now();
+            let ends = (now + whole as f64 * 1000.0)
+                .min(lease_ends)
+                .max(from_here)
+                .min(settle_by);
+            (((ends - now) / 1000.0).ceil().max(1.0) as u64, ends)
+        }))
     });
     let mut answer = pin!(maybe_done(answer));
     if let (true, Some(book)) = (deferred, &book) {
@@ -899,7 +898,7 @@ async fn serve_paid(
             // that entry into this settlement.
             Err(_) => {
                 deferred = false;
-                settled_now.set(true);
+                fixed.set(None);
             }
         }
     }
@@ -935,10 +934,10 @@ async fn serve_paid(
             _ => {}
         }
     }
-    // Owed its content, the payment is settled: the origin is given its whole time from the
-    // request's start, with no settlement to wait for.
+    // Owed its content, the payment is settled: the origin is given its whole time, with no
+    // settlement to wait for.
     if owed.is_some() {
-        settled_now.set(false);
+        fixed.set(Some((whole, from_here)));
     }
     // (See `verify_first`; the origin is never asked beside the admission for such a method.)
     if verify_first && !deferred && owed.is_none() {
