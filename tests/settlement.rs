@@ -11,7 +11,8 @@ use x402_edge::settlement::{
     Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, ANSWER_KEPT_SECONDS,
     AUTHORIZATION_CANCELLED, AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW,
     EXPIRED_UNSETTLED, HOLD_RETRY_ROOM, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
-    REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
+    REPEATABLE_KEPT, REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED,
+    UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -2476,7 +2477,11 @@ fn check_invariants(l: &Ledger, p: &LedgerPolicy, seed: u64) {
         .sum();
     assert_eq!(v.owed_micro_usd, owed, "seed {seed}");
     assert_eq!(v.delinquent, v.failed.iter().any(|e| e.delinquent));
-    assert!(v.settled.len() <= p.settled_history, "seed {seed}");
+    // (Beyond the history: payments with identifiers, kept for their repeats.)
+    assert!(
+        v.settled.len() <= p.settled_history + REPEATABLE_KEPT,
+        "seed {seed}"
+    );
     let settled: u128 = v.settled.iter().map(|e| e.amount_micro_usd).sum();
     assert!(
         v.paid_micro_usd >= settled,
@@ -2520,7 +2525,8 @@ fn store_rows(l: &mut Ledger, stored: &mut BTreeMap<String, String>, seed: u64) 
 }
 
 /// Runs random admissions, attempts, outcomes, crashes, admin actions and time; then drains.
-fn run(seed: u64) {
+/// Returns how many times a payment owed its content was given to a repeat.
+fn run(seed: u64) -> u32 {
     let mut rng = Rng(seed | 1);
     let p = LedgerPolicy {
         credit_limit: 200_000,
@@ -2535,6 +2541,9 @@ fn run(seed: u64) {
     let mut now = T0;
     // (asset, nonce) → forget time, for every successful admission.
     let mut remembered: Vec<((usize, u64), u64)> = Vec::new();
+    // Immediate payments with an identifier: the admission, and how many requests served it.
+    let mut identified: Vec<(Admission, u32)> = Vec::new();
+    let mut given = 0;
     let assets = [USDC, OTHER];
     for step in 0..400 {
         now += rng.below(40);
@@ -2551,7 +2560,27 @@ fn run(seed: u64) {
             let mut a = admission(assets[asset], n, micro, vb, rng.chance(80));
             a.held = rng.chance(50);
             a.ticket = format!("request-{step}-{k}");
+            if !a.deferred && rng.chance(50) {
+                a = with_id(&format!("pay_{asset}_{step:06}_{k:06}"), PAGE, a);
+            }
             match l.admit(a.clone(), &p, now) {
+                Ok(()) if a.payment_id.is_some() => {
+                    // The request settles it and serves it only if it settled; or it learns
+                    // nothing (and serves nothing); or it dies before recording.
+                    let served = match rng.below(3) {
+                        0 => {
+                            l.record_from(Some(&a.ticket), &a.id, settled("0xab"), &p, now);
+                            1
+                        }
+                        1 => {
+                            l.record_from(Some(&a.ticket), &a.id, unknown(), &p, now);
+                            0
+                        }
+                        _ => 0,
+                    };
+                    remembered.push(((asset, n), vb + REPLAY_GRACE));
+                    identified.push((a, served));
+                }
                 Ok(()) => {
                     assert!(!was_remembered, "seed {seed} step {step}: admitted twice");
                     assert!(
@@ -2573,6 +2602,39 @@ fn run(seed: u64) {
                 }
                 Err(AdmitError::Replay) => assert!(was_remembered),
                 Err(_) => {}
+            }
+        }
+        // Payers whose answers were lost send their payments again with their identifiers: a
+        // payment is served at most once, whoever asks, however often.
+        for (a, served) in identified.iter_mut() {
+            if !rng.chance(20) {
+                continue;
+            }
+            let again = by(
+                &format!("repeat-{step}-{}", rng.below(1_000_000)),
+                a.clone(),
+            );
+            let settled_before = l.entry(&a.id).map(|e| e.status) == Some(Status::Settled);
+            if let Err(AdmitError::Unserved { .. }) = l.admit(again.clone(), &p, now) {
+                assert!(
+                    settled_before,
+                    "seed {seed}: owed content before it was paid"
+                );
+                given += 1;
+                *served += 1;
+                assert_eq!(*served, 1, "seed {seed} step {step}: served twice");
+                assert!(
+                    matches!(
+                        l.admit(again.clone(), &p, now),
+                        Err(AdmitError::Unserved { .. })
+                    ),
+                    "seed {seed}: the same request is given it again"
+                );
+                if rng.chance(30) {
+                    // Its origin failed: given back, owed again.
+                    assert_eq!(l.withdraw_from(Some(&again.ticket), &a.id), Ok(0));
+                    *served -= 1;
+                }
             }
         }
         // The Workers that admitted held entries come back: most release, some withdraw (the
@@ -2698,13 +2760,15 @@ fn run(seed: u64) {
     assert!(v.pending.is_empty(), "seed {seed}: entries never closed");
     assert_eq!(v.unsettled_micro_usd, 0);
     assert_eq!(l.next_alarm(), None);
+    given
 }
 
 #[test]
 fn property_nothing_is_lost_and_nothing_is_served_twice() {
-    for seed in 1..=100u64 {
-        run(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    }
+    let given: u32 = (1..=100u64)
+        .map(|seed| run(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .sum();
+    assert!(given > 0, "no payment owed its content was ever sent again");
 }
 
 /// A confirmed settlement is never thrown away: when a `/settle` call outlived its lease and the
