@@ -82,6 +82,17 @@ async function payAndLoseTheAnswer(url, init = {}, { id = generatePaymentId(), o
   return { ...lost, id };
 }
 
+/** A fetch that passes every request on and notes the first payment it sends, in `payment`. */
+function watching() {
+  const seen = {};
+  seen.fetch = (input, init) => {
+    const request = new Request(input, init);
+    seen.payment ??= request.headers.get("payment-signature") ?? undefined;
+    return fetch(request);
+  };
+  return seen;
+}
+
 /** The same signed payment sent again, as a client retrying after a lost answer does. */
 const sendAgain = (url, payment, init = {}) =>
   worker.fetch(url, { ...init, headers: { ...(init.headers ?? {}), "PAYMENT-SIGNATURE": payment } });
@@ -148,15 +159,11 @@ describe("a payment sent again with its identifier", () => {
   test("while its first request is still being answered: 409 payment_in_progress, then the answer", async () => {
     const url = "/echo/now/slow?delay=2000";
     const before = await stack.balances(PAYER);
-    let payment;
-    const watching = (input, init) => {
-      const request = new Request(input, init);
-      payment ??= request.headers.get("payment-signature") ?? undefined;
-      return fetch(request);
-    };
-    const first = wrapFetchWithPayment(watching, client(generatePaymentId()))(worker.url + url);
-    while (!payment) await sleep(20);
+    const seen = watching();
+    const first = wrapFetchWithPayment(seen.fetch, client(generatePaymentId()))(worker.url + url);
+    while (!seen.payment) await sleep(20);
     await sleep(500);
+    const payment = seen.payment;
     const early = await sendAgain(url, payment);
     const refusal = await early.json();
     assert.equal(early.status, 409, JSON.stringify(refusal));
@@ -206,13 +213,9 @@ describe("a payment sent again with its identifier", () => {
     const again = (payment) => w.fetch("/echo/owed/report", { headers: { "PAYMENT-SIGNATURE": payment } });
     try {
       const before = await stack.balances(PAYER);
-      let payment;
-      const watching = (input, init) => {
-        const request = new Request(input, init);
-        payment ??= request.headers.get("payment-signature") ?? undefined;
-        return fetch(request);
-      };
-      const first = await wrapFetchWithPayment(watching, client(generatePaymentId()))(w.url + "/echo/owed/report");
+      const seen = watching();
+      const first = await wrapFetchWithPayment(seen.fetch, client(generatePaymentId()))(w.url + "/echo/owed/report");
+      const payment = seen.payment;
       const told = await first.json();
       assert.equal(first.status, 502, JSON.stringify(told));
       assert.equal(told.reason, "facilitator_unavailable");
