@@ -1697,22 +1697,18 @@ impl Ledger {
                 self.dirty.entries.push(a.id);
                 return Ok(());
             }
-        }
-        // Checked before a debt: a payment sent again buys nothing new. One settled and never
-        // served is given to this request, whose ticket may give it back (see `withdraw`), and
-        // which is given it again if it asks again (the answer lost, or its held admission
-        // turned into an immediate one).
-        if let Some(e) = self.entries.iter().find(|e| e.id == a.id) {
-            if let (State::Settled { tx, .. }, Some(1..), false) =
-                (&e.state, e.unserved, a.ticket.is_empty())
-            {
-                if e.ticket == a.ticket {
+            // So is the request a payment owed its content was given to (below): given it again
+            // (its answer lost, or its held admission turned into an immediate one).
+            if let (State::Settled { tx, .. }, Some(1..)) = (&e.state, e.unserved) {
+                if !a.ticket.is_empty() && e.ticket == a.ticket {
                     return Err(AdmitError::Unserved {
                         transaction: tx.clone(),
                     });
                 }
             }
         }
+        // Checked before a debt: a payment sent again buys nothing new. One settled and never
+        // served is given to this request, whose ticket may give it back (see `withdraw`).
         if let Some(known) = self.repeated(&a, now) {
             if let (AdmitError::Unserved { .. }, Some(e)) =
                 (&known, self.entries.iter_mut().find(|e| e.id == a.id))
