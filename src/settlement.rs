@@ -1382,11 +1382,12 @@ impl Entry {
             // The chain answered what the facilitator could not: nothing moved (yet).
             return self.resend(now);
         }
-        if self.immediate && now < final_at {
+        if self.immediate && self.payment_id.is_some() && now < self.valid_before {
             // Our transaction may still be on its way (a lost answer is most often one that came
             // before its receipt): read again on the backoff, not only once the authorization has
             // ended, so that a payer who sends it again with its identifier is served while the
-            // authorization still lets it in. Not counted as unanswered: the chain did answer.
+            // authorization still lets it in (without an identifier it cannot be, and after
+            // `validBefore` it no longer can). Not counted as unanswered: the chain did answer.
             self.unknowns = self.unknowns.saturating_add(1);
             let at = now.saturating_add(backoff(self.unknowns)).min(final_at);
             self.state = State::Unknown {

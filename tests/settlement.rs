@@ -2986,6 +2986,21 @@ fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
     assert!(!l.entry(&id).unwrap().unserved);
     assert_eq!(l.admit(by("t2", posted), &p, T0 + 3), repeat(true));
 
+    // Without an identifier nobody can be served it later: found unused, it is read again once
+    // its authorization has ended, as before (a node is asked no more often than that needs).
+    let mut l = Ledger::new();
+    let bare = by("t1", admission(USDC, 4, 10_000, LONG, false));
+    let id = bare.id.clone();
+    l.admit(bare, &p, T0).unwrap();
+    l.record_from(Some("t1"), &id, unknown(), &p, T0 + 1);
+    l.begin(&id, &p, T0 + 2).unwrap();
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUnused, &p, T0 + 2),
+        Effect::Retry {
+            at: LONG + CHAIN_GRACE
+        }
+    );
+
     // One that never moved: unused on chain past its deadline, it fails, and a repeat is a
     // replay (the payer is told to pay again).
     let mut l = Ledger::new();
