@@ -125,7 +125,6 @@ const renameModule = (module) => (module === GLUE_MODULE ? SHORT_MODULE : module
 
 /** The export section, each plumbing export renamed in the wasm and the glue alike. */
 const PLUMBING = /^__(wbindgen|wasm_bindgen)_\w+$/;
-let exportsRenamed = 0;
 const shortExports = [];
 function renamedExports(body) {
   const r = new Reader(body);
@@ -140,11 +139,10 @@ function renamedExports(body) {
     if (PLUMBING.test(field)) {
       const escaped = field.replace(/\$/g, "\\$");
       const mentions = [...js.matchAll(new RegExp(`(?<![\\w$])${escaped}(?![\\w$])`, "g"))];
-      const short = `$${exportsRenamed.toString(36)}`;
+      const short = `$${shortExports.length.toString(36)}`;
       if (mentions.length === 0 || mentions.some((m) => js[m.index - 1] !== "." || !/[\w$)\]]/.test(js[m.index - 2]))) throw new Error(`the export ${field} is not only read as a property in ${jsFile}`);
       if (new RegExp(`(?<![\\w$])\\${short}(?![\\w$])`).test(js)) throw new Error(`the glue already has a ${short}`);
       js = js.replace(new RegExp(`\\.${escaped}(?![\\w$])`, "g"), `.${short}`);
-      exportsRenamed++;
       shortExports.push(short);
       field = short;
     }
@@ -213,5 +211,5 @@ writeFileSync(wasmFile, out);
 writeFileSync(jsFile, js);
 // And the glue must still be a module that parses.
 execFileSync(process.execPath, ["--check", jsFile], { stdio: "inherit" });
-console.log(`[build] ${renamed} imports and ${exportsRenamed} exports renamed, ${cut} bytes of names and notes cut: ${wasmFile} ${out.length} bytes`);
+console.log(`[build] ${renamed} imports and ${shortExports.length} exports renamed, ${cut} bytes of names and notes cut: ${wasmFile} ${out.length} bytes`);
 console.log(`[build] the glue's classes of removed exports emptied: ${emptied.map(([, what]) => what).join(", ") || "none"}`);
