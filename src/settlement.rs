@@ -157,8 +157,10 @@
 //!    refund). An immediate entry whose admitting request recorded anything but a settlement is
 //!    marked unserved: settled later, the same payment sent again with its identifier is an
 //!    [`AdmitError::Unserved`], given to that one request to serve (the entry takes its ticket;
-//!    its withdrawal, the origin having failed, marks it unserved again), and answered again as a
-//!    served payment from then on.
+//!    its withdrawal, the origin having failed, marks it unserved again; its release, the origin
+//!    having answered, marks it served), and answered again as a served payment from then on. A
+//!    request given it that neither releases nor withdraws it within
+//!    [`LedgerPolicy::serve_within`] (its isolate gone) leaves it owed: the next repeat is given it.
 //! 7. `unsettled` is the sum of open (pending, in-flight, unknown) amounts in micro-USD; credit is
 //!    per wallet. `owed` is the sum of delinquent failures; `lost` of other deferred failures;
 //!    `paid` of every entry that ever settled (admin `mark_paid` included), kept in the counters so
@@ -242,6 +244,10 @@ pub struct LedgerPolicy {
     /// payments (and never more than `credit_limit`), so a new wallet's first payment is settled
     /// before it is served. When `false`, every wallet starts with the whole `credit_limit`.
     pub earned_credit: bool,
+    /// How long a request given a payment owed its content ([`AdmitError::Unserved`]) has to say
+    /// that it served it or could not, in seconds: the origin's time and a margin. Past it, the
+    /// request is taken for gone, and the next repeat is given the payment.
+    pub serve_within: u64,
 }
 
 impl Default for LedgerPolicy {
@@ -255,6 +261,7 @@ impl Default for LedgerPolicy {
             max_attempts_unknown: 5,
             settled_history: 20,
             earned_credit: true,
+            serve_within: HOLD_SECONDS,
         }
     }
 }
@@ -585,7 +592,7 @@ pub struct EntryView {
     pub unknowns: u32,
     /// An immediate payment its first request did not serve (its settlement's outcome unknown
     /// there), still owed its content: settled, it is charged and not served until the payer
-    /// sends it again with its payment identifier (or is refunded).
+    /// sends it again with its payment identifier and that request serves it (or it is refunded).
     #[serde(default, skip_serializing_if = "is_false")]
     pub unserved: bool,
 }
@@ -919,7 +926,8 @@ struct Entry {
     /// our own settlement from a cancellation, so the entry is read, never resent.
     #[serde(rename = "nu", default, skip_serializing_if = "is_false")]
     used_reported: bool,
-    /// Held until released, withdrawn or this time, whichever comes first (pending, never attempted).
+    /// Held until released, withdrawn or this time, whichever comes first (pending, never attempted;
+    /// or settled, owed its content and given to a request, which has until then to serve it).
     #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
     held_until: Option<u64>,
     /// The facilitator body; dropped once the entry is closed.
@@ -936,7 +944,8 @@ struct Entry {
     request: String,
     /// An immediate payment its admitting request did not serve (it recorded an outcome other
     /// than a settlement): `Some(0)` while it is owed its content, then the time a repeat with
-    /// its identifier was given it ([`Ledger::admit`]). `None` for a payment served as usual.
+    /// its identifier was given it ([`Ledger::admit`]), served once `held_until` is cleared (by
+    /// the request's release). `None` for a payment served as usual.
     #[serde(rename = "us", default, skip_serializing_if = "Option::is_none")]
     unserved: Option<u64>,
 }
@@ -1177,10 +1186,11 @@ impl Entry {
     /// An immediate payment its admitting request did not serve (its settlement unanswered or
     /// refused there, then found on chain) is owed its content: settled, it is
     /// [`AdmitError::Unserved`]; still being settled or read, `in_progress`. Once a repeat was
-    /// given it, that serving counts as its admission did.
+    /// given it, that serving counts as its admission did; but if that request has not said it
+    /// served it by `held_until` (gone with its isolate), the payment is owed again.
     fn repeat(&self, now: u64) -> Option<AdmitError> {
         let since = match self.unserved {
-            Some(0) => {
+            Some(given) if given == 0 || self.held_until.is_some_and(|h| h <= now) => {
                 return match &self.state {
                     State::Settled { tx, .. } => Some(AdmitError::Unserved {
                         transaction: tx.clone(),
@@ -1543,7 +1553,10 @@ impl Entry {
             delinquent: false,
             retries: self.tries,
             unknowns: self.unknowns,
-            unserved: self.unserved == Some(0) && matches!(self.state, State::Settled { .. }),
+            unserved: matches!(self.state, State::Settled { .. })
+                && self
+                    .unserved
+                    .is_some_and(|given| given == 0 || self.held_until.is_some()),
         };
         match &self.state {
             State::Pending { .. } => {}
@@ -1715,6 +1728,7 @@ impl Ledger {
                 (&known, self.entries.iter_mut().find(|e| e.id == a.id))
             {
                 e.unserved = Some(now.max(1));
+                e.held_until = Some(now.saturating_add(policy.serve_within));
                 e.ticket = a.ticket;
                 self.dirty.entries.push(a.id);
             }
@@ -2176,7 +2190,7 @@ impl Ledger {
     /// The request that admitted `id` served it (the origin answered successfully): a held entry
     /// becomes an ordinary pending entry, due at its batch time (at once if that has passed; its
     /// due time is left as it was, so that it does not draw later admissions into an early batch).
-    /// Anything else is left as it is (not held, already released, or its hold ended and it was
+    /// A payment owed its content, given to the request that releases it, is served. Anything else is left as it is (not held, already released, or its hold ended and it was
     /// attempted), so releasing twice is harmless. Like an admission, it first closes pending
     /// entries that can no longer be sent (rule 4).
     pub fn release(&mut self, id: &str, now: u64) -> Result<(), AdminError> {
@@ -2214,6 +2228,7 @@ impl Ledger {
         let e = self.entries.get_mut(i).ok_or(AdminError::NotFound)?;
         if let (State::Settled { .. }, Some(1..)) = (&e.state, e.unserved) {
             e.unserved = Some(0);
+            e.held_until = None;
             self.dirty.entries.push(e.id.clone());
             return Ok(0);
         }
@@ -2406,6 +2421,7 @@ mod tests {
             max_attempts_unknown: 5,
             settled_history: 20,
             earned_credit: false,
+            serve_within: HOLD_SECONDS,
         }
     }
 

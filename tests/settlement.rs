@@ -32,6 +32,7 @@ fn policy() -> LedgerPolicy {
         max_attempts_unknown: 3,
         settled_history: 5,
         earned_credit: false,
+        serve_within: 30,
     }
 }
 
@@ -2391,6 +2392,7 @@ fn garbage_never_panics() {
         max_attempts_unknown: u32::MAX,
         settled_history: usize::MAX,
         earned_credit: false,
+        serve_within: u64::MAX,
     };
     let _ = l.admit(a, &big, u64::MAX);
     l.admit(
@@ -2524,6 +2526,18 @@ fn store_rows(l: &mut Ledger, stored: &mut BTreeMap<String, String>, seed: u64) 
     );
 }
 
+/// Who served a payment with an identifier whose first request may not have.
+#[derive(Clone)]
+enum Given {
+    No,
+    /// Given to the request holding `ticket` at `at`, which has not said what became of it.
+    To {
+        ticket: String,
+        at: u64,
+    },
+    Served,
+}
+
 /// Runs random admissions, attempts, outcomes, crashes, admin actions and time; then drains.
 /// Returns how many times a payment owed its content was given to a repeat.
 fn run(seed: u64) -> u32 {
@@ -2535,14 +2549,15 @@ fn run(seed: u64) -> u32 {
         max_attempts_unknown: rng.below(5) as u32,
         settled_history: rng.below(6) as usize,
         earned_credit: rng.below(2) == 1,
+        serve_within: 1 + rng.below(150),
     };
     let mut l = Ledger::new();
     let mut stored = BTreeMap::new();
     let mut now = T0;
     // (asset, nonce) → forget time, for every successful admission.
     let mut remembered: Vec<((usize, u64), u64)> = Vec::new();
-    // Immediate payments with an identifier: the admission, and how many requests served it.
-    let mut identified: Vec<(Admission, u32)> = Vec::new();
+    // Immediate payments with an identifier: the admission, and who served it.
+    let mut identified: Vec<(Admission, Given)> = Vec::new();
     let mut given = 0;
     let assets = [USDC, OTHER];
     for step in 0..400 {
@@ -2570,13 +2585,13 @@ fn run(seed: u64) -> u32 {
                     let served = match rng.below(3) {
                         0 => {
                             l.record_from(Some(&a.ticket), &a.id, settled("0xab"), &p, now);
-                            1
+                            Given::Served
                         }
                         1 => {
                             l.record_from(Some(&a.ticket), &a.id, unknown(), &p, now);
-                            0
+                            Given::No
                         }
-                        _ => 0,
+                        _ => Given::No,
                     };
                     remembered.push(((asset, n), vb + REPLAY_GRACE));
                     identified.push((a, served));
@@ -2605,7 +2620,8 @@ fn run(seed: u64) -> u32 {
             }
         }
         // Payers whose answers were lost send their payments again with their identifiers: a
-        // payment is served at most once, whoever asks, however often.
+        // payment is served at most once, whoever asks, however often; given to a request that
+        // never says what became of it, it is given to another once that one's time is over.
         for (a, served) in identified.iter_mut() {
             if !rng.chance(20) {
                 continue;
@@ -2615,14 +2631,33 @@ fn run(seed: u64) -> u32 {
                 a.clone(),
             );
             let settled_before = l.entry(&a.id).map(|e| e.status) == Some(Status::Settled);
-            if let Err(AdmitError::Unserved { .. }) = l.admit(again.clone(), &p, now) {
+            let answer = l.admit(again.clone(), &p, now);
+            if let Given::To { at, .. } = *served {
+                if settled_before && now >= at + p.serve_within {
+                    assert!(
+                        matches!(answer, Err(AdmitError::Unserved { .. })),
+                        "seed {seed} step {step}: not given again once its request was gone"
+                    );
+                }
+            }
+            if let Err(AdmitError::Unserved { .. }) = answer {
                 assert!(
                     settled_before,
                     "seed {seed}: owed content before it was paid"
                 );
+                match *served {
+                    Given::Served => panic!("seed {seed} step {step}: served twice"),
+                    Given::To { at, .. } => assert!(
+                        now >= at + p.serve_within,
+                        "seed {seed} step {step}: given to two requests at once"
+                    ),
+                    Given::No => {}
+                }
                 given += 1;
-                *served += 1;
-                assert_eq!(*served, 1, "seed {seed} step {step}: served twice");
+                *served = Given::To {
+                    ticket: again.ticket.clone(),
+                    at: now,
+                };
                 assert!(
                     matches!(
                         l.admit(again.clone(), &p, now),
@@ -2630,10 +2665,20 @@ fn run(seed: u64) -> u32 {
                     ),
                     "seed {seed}: the same request is given it again"
                 );
-                if rng.chance(30) {
+            }
+            // The request it was given to (now or before) comes back, or never does.
+            if let Given::To { ticket, .. } = served.clone() {
+                match rng.below(10) {
                     // Its origin failed: given back, owed again.
-                    assert_eq!(l.withdraw_from(Some(&again.ticket), &a.id), Ok(0));
-                    *served -= 1;
+                    0..=2 => {
+                        assert_eq!(l.withdraw_from(Some(&ticket), &a.id), Ok(0));
+                        *served = Given::No;
+                    }
+                    3..=5 => {
+                        assert_eq!(l.release_from(Some(&ticket), &a.id, now), Ok(()));
+                        *served = Given::Served;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -2896,8 +2941,9 @@ fn a_payment_sent_again_with_its_identifier_is_a_repeat() {
 /// An immediate payment whose settlement gave its request no clear answer (nothing was served),
 /// then found settled on chain: sent again with its identifier, it is given to one request to
 /// serve, with the transaction that settled it, and charged nothing more. Not while the chain is
-/// still being read; a request whose origin then fails gives it back; a payment that never moved
-/// is a replay as before.
+/// still being read; a request whose origin then fails gives it back, one that dies leaves it to
+/// the next repeat once its origin's time is over; a payment that never moved is a replay as
+/// before.
 #[test]
 fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
     let p = policy();
@@ -2949,7 +2995,7 @@ fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
         owed,
         "given to this request"
     );
-    assert!(!l.entry(&id).unwrap().unserved);
+    assert!(l.entry(&id).unwrap().unserved, "not served yet");
     // Asked again by the same request (its answer lost, or its held admission turned into an
     // immediate one): given again.
     assert_eq!(l.admit(again.clone(), &p, T0 + 5), owed);
@@ -2964,8 +3010,31 @@ fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
     assert_eq!(l.withdraw_from(Some("t2"), &id), Ok(0));
     assert!(l.entry(&id).unwrap().unserved, "owed again");
     assert_eq!(l.admit(third.clone(), &p, T0 + 7), owed);
-    // Served: answered again from where its answer is kept, counted from when it was served.
-    let kept = T0 + 7 + ANSWER_KEPT_SECONDS;
+    // That request dies with its isolate, neither serving it nor giving it back: repeats wait
+    // for it as long as its origin may take, then the next one is given the payment.
+    let gone = T0 + 7 + p.serve_within;
+    let fourth = by("t4", first.clone());
+    assert_eq!(l.admit(fourth.clone(), &p, gone - 1), repeat(true));
+    assert!(l.entry(&id).unwrap().unserved);
+    assert_eq!(l.admit(fourth.clone(), &p, gone), owed, "given to the next");
+    // The request taken for gone can no longer give it back or say it served it.
+    assert_eq!(
+        l.withdraw_from(Some("t3"), &id),
+        Err(AdminError::NotAllowed)
+    );
+    assert_eq!(
+        l.release_from(Some("t3"), &id, gone),
+        Err(AdminError::NotAllowed)
+    );
+    // Served, and said so: no repeat is given it again, however late.
+    assert_eq!(l.release_from(Some("t4"), &id, gone + 1), Ok(()));
+    assert!(!l.entry(&id).unwrap().unserved, "served");
+    store_rows(&mut l, &mut stored, 0);
+    let mut l = Ledger::from_rows(stored.iter());
+    let fifth = by("t5", first.clone());
+    assert_eq!(l.admit(fifth, &p, gone + 2 * p.serve_within), repeat(true));
+    // Answered again from where its answer is kept, counted from when it was given.
+    let kept = gone + ANSWER_KEPT_SECONDS;
     assert_eq!(l.admit(again.clone(), &p, kept - 1), repeat(true));
     assert_eq!(l.admit(again.clone(), &p, kept), repeat(false));
     assert_eq!(l.view().settled.len(), 1);

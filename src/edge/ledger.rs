@@ -297,12 +297,19 @@ impl Read for AdmitAnswer {
     }
 }
 
+/// What a request given a payment owed its content may take beyond its origin's time to say that
+/// it served it: the release's gathering and its trip to the ledger, with room to spare.
+const SERVE_MARGIN_SECONDS: u64 = 15;
+
 pub fn policy(config: &Config) -> LedgerPolicy {
     LedgerPolicy {
         credit_limit: config.deferred.credit_limit_micro_usd,
         batch_window: config.deferred.batch_seconds,
         safety_margin: config.deferred.safety_margin_seconds,
         earned_credit: config.deferred.credit == Credit::Earned,
+        // A request given a payment owed its content serves it within its origin's time, then
+        // releases it (gathered, a moment later).
+        serve_within: config.origin_timeout_seconds + SERVE_MARGIN_SECONDS,
         ..LedgerPolicy::default()
     }
 }

@@ -1021,10 +1021,18 @@ async fn serve_paid(
         return keep_answer(env, ctx.ctx, paid, respond::decorate(&response, extra)?);
     }
     let (outcome, logged) = match owed {
-        Some(transaction) => (
-            SettleOutcome::Settled(paid.receipt(transaction)),
-            "served_after_settlement",
-        ),
+        Some(transaction) => {
+            // Served: the ledger is told, off the request path, so that no later repeat is given
+            // it (were this lost, a repeat after the ledger's wait would be served again, and
+            // charged nothing).
+            if book.is_some() {
+                ledger_client::release_soon(env, ctx.ctx, &wallet, id, ticket);
+            }
+            (
+                SettleOutcome::Settled(paid.receipt(transaction)),
+                "served_after_settlement",
+            )
+        }
         None => {
             let outcome = client.settle(&body).await;
             if let Some(book) = &book {

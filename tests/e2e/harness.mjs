@@ -157,6 +157,8 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
  *   config         the X402 binding (see stack.config())
  *   secrets        extra string bindings, e.g. { X402_ADMIN_TOKEN: ADMIN_TOKEN, X402_SESSION_SECRET: "s" }
  *   persistDir     keep KV and Durable Object state there (across startWorker calls)
+ *   port           the port to listen on (default: any free one); a Worker started again on its
+ *                  predecessor's port serves the same URLs, which payments are bound to
  *   scriptPath     the entry module (default: the build's); modulesRoot: where module names start, for an
  *                  entry that imports the build from elsewhere (a stand-in, tests/e2e/lib/ledger-faults.mjs)
  *   durableObjects false for none; an object { BINDING: "ClassName" | {className, useSQLite} };
@@ -173,6 +175,7 @@ export async function startWorker({
   config,
   secrets = {},
   persistDir,
+  port = 0,
   durableObjects,
   scriptPath = path.join(ROOT, "build/entry.mjs"),
   modulesRoot,
@@ -199,7 +202,7 @@ export async function startWorker({
     compatibilityFlags: wrangler.compatibility_flags ?? [],
     cf,
     host: "127.0.0.1",
-    port: 0,
+    port,
     bindings,
     kvNamespaces: ["X402_KV"],
     durableObjects: objects,

@@ -7,6 +7,9 @@
 //
 //   . scripts/lib/env.sh && node --test tests/e2e/retries.test.mjs
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { x402Client, wrapFetchWithPayment } from "@x402/fetch";
 import { registerExactEvmScheme } from "@x402/evm/exact/client";
@@ -247,9 +250,14 @@ describe("a payment sent again with its identifier", () => {
       assert.equal(receipt.success, true);
       assert.equal(receipt.transaction, lostAnswer.lost.transaction, "the settlement that paid for it");
       assert.equal(served.headers.get("cache-control"), "no-store");
-      const after = await view();
+      // Served, and the ledger told so (off the request path, a moment later).
+      const soon = Date.now() + 10_000;
+      let after;
+      while ((after = await view()).settled[0].unserved) {
+        assert.ok(Date.now() < soon, "the ledger learns that it was served");
+        await sleep(100);
+      }
       assert.equal(after.settled.length, 1);
-      assert.equal(after.settled[0].unserved, undefined, "served now");
 
       // Sent once more: the answer kept for it, the origin not asked again.
       const hits = hitsOf("/echo/owed/report");
@@ -262,6 +270,103 @@ describe("a payment sent again with its identifier", () => {
     } finally {
       await w.dispose();
       await lostAnswer.stop();
+    }
+  });
+
+  test("given to a repeat whose Worker then died: the next repeat gets the page once that request's time is over, charged once", async () => {
+    // STAND-INs for faults no real part produces on demand: the settlement's answer lost in
+    // front of the real facilitator (as above), and the real origin behind a proxy that keeps the
+    // request given the payment waiting, while the Worker serving it is stopped.
+    const lostAnswer = await startProxy(stack.facilitator.url, async (req, body, forward) => {
+      const answer = await forward();
+      if (req.url === "/settle" && !lostAnswer.lost && JSON.parse(answer.body).success) {
+        lostAnswer.lost = JSON.parse(answer.body);
+        return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
+      }
+      return answer;
+    });
+    const origin = await startProxy(stack.origin.url, async (req, body, forward) => {
+      if (!origin.holding) return forward();
+      origin.held = true;
+      return new Promise(() => {});
+    });
+    const dir = await mkdtemp(path.join(os.tmpdir(), "x402-retries-"));
+    const base = stack.config();
+    const originTimeoutSeconds = 3;
+    const start = (port) =>
+      startWorker({
+        port,
+        config: stack.config({
+          facilitator: { ...base.facilitator, url: lostAnswer.url },
+          rpc: { [stack.network]: stack.rpcUrl },
+          origin: origin.url,
+          originTimeoutSeconds,
+          routes: [{ path: "/echo/gone/*", price: "$0.01" }],
+        }),
+        secrets: { X402_ADMIN_TOKEN: ADMIN_TOKEN },
+        persistDir: dir,
+      });
+    let w = await start();
+    const entry = async () => {
+      const r = await w.fetch(`/__x402/admin/ledger?wallet=${stack.payer(PAYER).address}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      assert.equal(r.status, 200);
+      return (await r.json()).settled[0];
+    };
+    const again = (payment) => w.fetch("/echo/gone/story", { headers: { "PAYMENT-SIGNATURE": payment } });
+    try {
+      const before = await stack.balances(PAYER);
+      const seen = watching();
+      const first = await wrapFetchWithPayment(seen.fetch, client(generatePaymentId()))(w.url + "/echo/gone/story");
+      assert.equal(first.status, 502, await first.text());
+      const deadline = Date.now() + 30_000;
+      while (!(await entry())?.unserved) {
+        assert.ok(Date.now() < deadline, "found settled on chain within 30 s");
+        await sleep(250);
+      }
+
+      // Given to a repeat, whose Worker stops while the origin works on it.
+      origin.holding = true;
+      const dying = again(seen.payment).catch((err) => err);
+      while (!origin.held) await sleep(20);
+      const givenAt = Date.now();
+      await w.dispose();
+      assert.ok((await dying) instanceof Error, "that request got nothing");
+      origin.holding = false;
+      // Started again where it was: a payment is bound to the URL it paid for.
+      w = await start(Number(new URL(w.url).port));
+
+      // Meanwhile the next repeat is told to come back, not that it is a replay.
+      const early = await again(seen.payment);
+      const wait = await early.json();
+      assert.equal(early.status, 409, JSON.stringify(wait));
+      assert.equal(wait.reason, "payment_in_progress");
+      assert.equal((await entry()).unserved, true, "not served yet");
+
+      // Once the origin's time and the ledger's margin are over, the next repeat is given it.
+      let served;
+      while ((served = await again(seen.payment)).status === 409) {
+        assert.ok(Date.now() - givenAt < (originTimeoutSeconds + 15 + 15) * 1000, "given again within the time it waits");
+        await served.body?.cancel();
+        await sleep(1000);
+      }
+      const body = await served.text();
+      assert.equal(served.status, 200, body);
+      assert.ok(Date.now() - givenAt >= originTimeoutSeconds * 1000, "not while the first request could still have served it");
+      assert.equal(JSON.parse(body).path, "/echo/gone/story", "the page it paid for");
+      assert.equal(decodeHeader(served.headers.get("payment-response")).transaction, lostAnswer.lost.transaction);
+      // Served, and the ledger told so: nobody is given it again.
+      const told = Date.now() + 10_000;
+      while ((await entry()).unserved) {
+        assert.ok(Date.now() < told, "the ledger learns that it was served");
+        await sleep(100);
+      }
+      await stack.assertMoved(before, PAYER, PRICE);
+    } finally {
+      await w.dispose();
+      await Promise.all([lostAnswer.stop(), origin.stop()]);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
