@@ -62,6 +62,33 @@ fn main() {
         });
     }
 
+    // Hostile paths, as long as Cloudflare lets through (a URL of 32 KB; past it the edge
+    // answers 414 itself): every reading of them is linear in their length. A name of 16,000
+    // dots (each a name before an extension tried) and 32,000 empty segments before a script's
+    // name (each asked whether only separators follow) cost time in the square of their length
+    // when every try copied or rescanned the rest of the path.
+    let dots = format!("/paid/{}", "a.".repeat(16_000));
+    let slashes = format!("/paid/{}run.php/x", "/".repeat(32_000));
+    for (name, path) in [
+        ("402 on a 32 KB name of dots", &dots),
+        ("402 on 32 KB of slashes before a script", &slashes),
+    ] {
+        let url = format!("https://shop.example.com{path}");
+        let incoming = Incoming {
+            method: "GET",
+            url: &url,
+            path,
+            payment_signature: None,
+            x_payment: None,
+            preflight_method: None,
+            siwx_nonce: None,
+        };
+        bench.run(name, 20, || {
+            matches!(paywall::decide(&case.config, black_box(&incoming), verify_case::NOW),
+                Decision::Reply(reply) if reply.status == 402)
+        });
+    }
+
     // A paid request before any I/O: header decoding, terms and clock checks, the EIP-712 digest
     // and the signer's recovery (what scripts/bench times in wasm).
     bench.run(

@@ -192,17 +192,20 @@ impl PathPattern {
         {
             return true;
         }
+        // Each name before a dot compared where it stands, not copied: a name of thousands of dots
+        // costs as many comparisons, not as many copies of itself.
         last.match_indices('.').any(|(dot, _)| {
             let base = last[..dot].trim_end_matches(' ');
-            read.push(base.to_string());
-            let covered = !base.is_empty() && self.matches_read(&read);
-            read.pop();
-            covered
+            let read = read.iter().map(String::as_str);
+            !base.is_empty() && self.matches_parts(read.chain([base]))
         })
     }
 
     fn matches_read(&self, normalised: &[String]) -> bool {
-        let mut parts = normalised.iter();
+        self.matches_parts(normalised.iter().map(String::as_str))
+    }
+
+    fn matches_parts<'a>(&self, mut parts: impl Iterator<Item = &'a str>) -> bool {
         for seg in &self.segments {
             match (seg, parts.next()) {
                 (_, None) => return false,
@@ -323,11 +326,13 @@ pub fn script_readings(path: &str) -> Vec<String> {
     if !path.starts_with('/') || !path.contains(['.', '%']) {
         return out;
     }
+    // Where the slashes that end the path begin: past it, no segment is left to read.
+    let named = path.trim_end_matches('/').len();
     // Each segment's start and end in the path (at a '/' each).
     let (mut start, mut read) = (0, 0);
     while let Some(end) = path[start + 1..].find('/').map(|i| start + 1 + i) {
         let rest = &path[end..];
-        if rest.bytes().all(|b| b == b'/') || read == SCRIPTS_READ {
+        if end >= named || read == SCRIPTS_READ {
             break;
         }
         if let Some(front) = script(&path[start + 1..end]) {

@@ -288,6 +288,8 @@ impl PaidRequest<'_> {
             worked: false,
             payment_id: self.payment_id.clone(),
             request: self.request.clone(),
+            // (Only a payment with an identifier can be owed its content.)
+            reports_serving: self.payment_id.is_some(),
         }
     }
 

@@ -337,6 +337,12 @@ pub struct Admission {
     /// With a payment identifier: the method and URL the payment was sent with.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub request: String,
+    /// Given a payment owed its content ([`AdmitError::Unserved`]), the request will say that it
+    /// served it ([`Ledger::release`]) or could not ([`Ledger::withdraw`]): the ledger waits
+    /// [`LedgerPolicy::serve_within`] for that, then gives it to the next repeat. `false` from a
+    /// Worker of an earlier version, which never says so: the payment counts as served once given.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reports_serving: bool,
 }
 
 /// Why an admission was refused.
@@ -572,6 +578,8 @@ pub struct EntryView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<u64>,
     /// Held (admitted, the origin not answered yet): released by itself at this time at the latest.
+    /// On a settled entry owed its content (`unserved`): the request it was given to has until then
+    /// to serve it; past it (that request gone), the next repeat is given it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_until: Option<u64>,
     /// When it settled or failed.
@@ -1020,6 +1028,7 @@ impl Read for Admission {
             worked: f.or_default("worked")?,
             payment_id: f.maybe("payment_id")?,
             request: f.or_default("request")?,
+            reports_serving: f.or_default("reports_serving")?,
         })
     }
 }
@@ -1713,8 +1722,12 @@ impl Ledger {
             }
             // So is the request a payment owed its content was given to (below): given it again
             // (its answer lost, or its held admission turned into an immediate one).
+            // (Not once its time to serve it is over: it is then given as to any repeat, below.)
             if let (State::Settled { tx, .. }, Some(1..)) = (&e.state, e.unserved) {
-                if !a.ticket.is_empty() && e.ticket == a.ticket {
+                if !a.ticket.is_empty()
+                    && e.ticket == a.ticket
+                    && e.held_until.is_none_or(|h| h > now)
+                {
                     return Err(AdmitError::Unserved {
                         transaction: tx.clone(),
                     });
@@ -1728,7 +1741,9 @@ impl Ledger {
                 (&known, self.entries.iter_mut().find(|e| e.id == a.id))
             {
                 e.unserved = Some(now.max(1));
-                e.held_until = Some(now.saturating_add(policy.serve_within));
+                e.held_until = a
+                    .reports_serving
+                    .then(|| now.saturating_add(policy.serve_within));
                 e.ticket = a.ticket;
                 self.dirty.entries.push(a.id);
             }
@@ -2445,6 +2460,7 @@ mod tests {
                 worked: false,
                 payment_id: None,
                 request: String::new(),
+                reports_serving: false,
             },
             &policy(),
             now,
@@ -2566,6 +2582,7 @@ mod tests {
             worked: false,
             payment_id: None,
             request: String::new(),
+            reports_serving: false,
         };
         l.admit(a.clone(), &p, T0).unwrap();
         assert_eq!(l.withdraw(&a.id), Ok(10_000));

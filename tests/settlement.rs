@@ -58,6 +58,7 @@ fn admission(asset: &str, n: u64, micro: u128, valid_before: u64, deferred: bool
         worked: false,
         payment_id: None,
         request: String::new(),
+        reports_serving: false,
     }
 }
 
@@ -2626,10 +2627,12 @@ fn run(seed: u64) -> u32 {
             if !rng.chance(20) {
                 continue;
             }
-            let again = by(
+            let mut again = by(
                 &format!("repeat-{step}-{}", rng.below(1_000_000)),
                 a.clone(),
             );
+            // (Now and then from a Worker of an earlier version, which never says it served it.)
+            again.reports_serving = rng.chance(90);
             let settled_before = l.entry(&a.id).map(|e| e.status) == Some(Status::Settled);
             let answer = l.admit(again.clone(), &p, now);
             if let Given::To { at, .. } = *served {
@@ -2654,9 +2657,12 @@ fn run(seed: u64) -> u32 {
                     Given::No => {}
                 }
                 given += 1;
-                *served = Given::To {
-                    ticket: again.ticket.clone(),
-                    at: now,
+                *served = match again.reports_serving {
+                    true => Given::To {
+                        ticket: again.ticket.clone(),
+                        at: now,
+                    },
+                    false => Given::Served,
                 };
                 assert!(
                     matches!(
@@ -2865,6 +2871,7 @@ fn with_id(id: &str, request: &str, a: Admission) -> Admission {
     Admission {
         payment_id: Some(id.into()),
         request: request.into(),
+        reports_serving: true,
         ..a
     }
 }
@@ -3039,6 +3046,40 @@ fn a_payment_settled_and_never_served_is_served_to_its_repeat() {
     assert_eq!(l.admit(again.clone(), &p, kept), repeat(false));
     assert_eq!(l.view().settled.len(), 1);
     assert_eq!(l.paid(), 10_000, "charged once");
+
+    // A Worker of an earlier version never says that it served it: given to its request, the
+    // payment counts as served at once, as it did then.
+    let mut l = Ledger::new();
+    let first = sent("t1", "pay_0123456789abcdef", 1);
+    let id = first.id.clone();
+    l.admit(first.clone(), &p, T0).unwrap();
+    l.record_from(Some("t1"), &id, unknown(), &p, T0 + 1);
+    l.begin(&id, &p, T0 + 2).unwrap();
+    l.record(&id, settled("0xfeed"), &p, T0 + 2);
+    let old = Admission {
+        reports_serving: false,
+        ..by("t2", first.clone())
+    };
+    assert_eq!(l.admit(old, &p, T0 + 3), owed);
+    assert!(
+        !l.entry(&id).unwrap().unserved,
+        "served, as far as it can tell"
+    );
+    let later = T0 + 3 + 2 * p.serve_within;
+    assert_eq!(l.admit(by("t3", first.clone()), &p, later), repeat(true));
+    // Past its time to serve it, the request it was given to asking again (it cannot be alive
+    // by then, but say it were) takes it afresh, with a new time: no other request is given it
+    // meanwhile.
+    let mut l = Ledger::new();
+    l.admit(first.clone(), &p, T0).unwrap();
+    l.record_from(Some("t1"), &id, unknown(), &p, T0 + 1);
+    l.begin(&id, &p, T0 + 2).unwrap();
+    l.record(&id, settled("0xfeed"), &p, T0 + 2);
+    let again = by("t2", first.clone());
+    assert_eq!(l.admit(again.clone(), &p, T0 + 3), owed);
+    let late = T0 + 3 + p.serve_within;
+    assert_eq!(l.admit(again, &p, late), owed);
+    assert_eq!(l.admit(by("t3", first), &p, late + 1), repeat(true));
 
     // A POST whose origin did the work before the settlement: never served again (the work
     // would be done twice); its kept answer, if any, is what a repeat gets.

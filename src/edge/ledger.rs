@@ -441,7 +441,8 @@ impl Ledger {
                     .await?
             }
             // The admitting requests served them: settle them with their batch (the alarm is
-            // re-armed). One id alone is what a Worker of an earlier version sends.
+            // re-armed); or payments owed their content were served to the requests given them.
+            // One id alone is what a Worker of an earlier version sends for a batch.
             Command::Release { id, ticket } => self.release(&[(id, ticket)], now).await?,
             Command::ReleaseAll { ids } => {
                 let ids: Vec<_> = ids.into_iter().map(|(id, t)| (id, Some(t))).collect();

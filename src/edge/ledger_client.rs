@@ -132,6 +132,19 @@ impl LedgerClient {
             let _ = self.send(&command).await;
         }
     }
+
+    /// A payment owed its content was served to this request: no later repeat is to be given it.
+    /// Sent again once if unanswered (releasing twice is harmless); if both are lost, the next
+    /// repeat after the ledger's wait is served it again, charged nothing.
+    pub async fn served_owed(&self, id: String, ticket: String) {
+        let command = Command::Release {
+            id,
+            ticket: Some(ticket),
+        };
+        if self.send(&command).await.is_none() {
+            let _ = self.send(&command).await;
+        }
+    }
 }
 
 /// How long served payments wait to be released together, per isolate: one ledger command for

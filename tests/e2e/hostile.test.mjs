@@ -764,6 +764,10 @@ const cases = [
   ["a control character in the path", async () => ({ path: "/articles/he\x01llo" }), 402, "payment_required"],
   ["an encoded NUL in the path and query", async () => ({ path: "/articles/hello%00?x=%00" }), 402, "payment_required"],
   ["a 100 KB URL", async () => ({ path: `/articles/${"a".repeat(100_000)}` }), 402, "payment_required"],
+  // Each a name before an extension, or a segment before a script's name, that the route match
+  // reads (their cost is `cargo bench --bench core -- 32 KB`'s).
+  ["a 32 KB name of 16,000 dots", async () => ({ path: `/articles/${"a.".repeat(16_000)}` }), 402, "payment_required"],
+  ["32,000 empty segments before a script's name", async () => ({ path: `/articles/${"/".repeat(32_000)}run.php/x` }), 402, "payment_required"],
   // RFC 9112 says to reject whitespace before the colon; workerd takes the name without it, and the
   // Worker reads the value ("eyJ9" is base64 of '{"') as a payment.
   ["a header name with a space before the colon", async () => ({ head: `GET ${A} HTTP/1.1\r\nHost: {host}\r\nPayment-Signature : eyJ9\r\nConnection: close` }), 400, "invalid_json"],
