@@ -1237,6 +1237,15 @@ impl Entry {
                 .is_none_or(|p| signature(p) == signature(&a.payload))
     }
 
+    /// Settled, and its content not served yet: owed, or given to a request that has not said it
+    /// served it.
+    fn owed_content(&self) -> bool {
+        matches!(self.state, State::Settled { .. })
+            && self
+                .unserved
+                .is_some_and(|given| given == 0 || self.held_until.is_some())
+    }
+
     fn may_resend(&self, now: u64) -> bool {
         !self.immediate && sendable(self.valid_before, now)
     }
@@ -1562,10 +1571,7 @@ impl Entry {
             delinquent: false,
             retries: self.tries,
             unknowns: self.unknowns,
-            unserved: matches!(self.state, State::Settled { .. })
-                && self
-                    .unserved
-                    .is_some_and(|given| given == 0 || self.held_until.is_some()),
+            unserved: self.owed_content(),
         };
         match &self.state {
             State::Pending { .. } => {}
@@ -1985,13 +1991,16 @@ impl Ledger {
     /// paid since.
     pub fn trim(&mut self, keep: usize, now: u64) {
         // Newest first within each kind (closed last, then admitted last); the kind rides in the
-        // position's low bit.
+        // position, as its remainder by 4.
         let closed = self
             .entries
             .iter()
             .enumerate()
             .filter_map(|(i, e)| {
                 let (kind, at) = match e.state {
+                    // Charged and not served: what the publisher refunds from, and what the
+                    // payer's repeat is given, kept beside the history (by the hundred).
+                    State::Settled { at, .. } if e.owed_content() => (3, at),
                     State::Settled { at, .. }
                         if e.payment_id.is_some() && now < at.saturating_add(REPEAT_SECONDS) =>
                     {
@@ -2017,16 +2026,16 @@ impl Ledger {
                     }
                     _ => return None,
                 };
-                Some((kind as u128, u64::MAX - at, u64::MAX - e.seq, i * 3 + kind))
+                Some((kind as u128, u64::MAX - at, u64::MAX - e.seq, i * 4 + kind))
             })
             .collect();
         let mut gone = vec![0u8; self.entries.len()];
-        let mut left = [keep, keep, REPEATABLE_KEPT];
+        let mut left = [keep, keep, REPEATABLE_KEPT, REPEATABLE_KEPT];
         for p in crate::sorted::order(closed) {
-            let (i, kind) = (p / 3, p % 3);
+            let (i, kind) = (p / 4, p % 4);
             match left[kind] {
                 // Settled (either way) or refused.
-                0 => gone[i] = [1, 2, 1][kind],
+                0 => gone[i] = [1, 2, 1, 1][kind],
                 _ => left[kind] -= 1,
             }
         }

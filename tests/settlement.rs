@@ -2480,9 +2480,10 @@ fn check_invariants(l: &Ledger, p: &LedgerPolicy, seed: u64) {
         .sum();
     assert_eq!(v.owed_micro_usd, owed, "seed {seed}");
     assert_eq!(v.delinquent, v.failed.iter().any(|e| e.delinquent));
-    // (Beyond the history: payments with identifiers, kept for their repeats.)
+    // (Beyond the history: payments with identifiers, kept for their repeats, and payments
+    // charged and not served.)
     assert!(
-        v.settled.len() <= p.settled_history + REPEATABLE_KEPT,
+        v.settled.len() <= p.settled_history + 2 * REPEATABLE_KEPT,
         "seed {seed}"
     );
     let settled: u128 = v.settled.iter().map(|e| e.amount_micro_usd).sum();
@@ -3394,4 +3395,49 @@ fn a_write_is_split_into_storage_calls_of_at_most_128_keys() {
     want.extend(rows);
     assert_eq!(back, want);
     assert!(storage_calls(Vec::new()).is_empty());
+}
+
+/// A payment charged and not served is what the publisher refunds from and what the payer's
+/// repeat is given: the settled history does not push it out, however many payments settle
+/// after it; once served, it is history like any other.
+#[test]
+fn a_payment_owed_its_content_outlasts_the_settled_history() {
+    let p = policy();
+    let mut l = Ledger::new();
+    // Without an identifier (a refund is all it can get), and with one.
+    let bare = by("t1", admission(USDC, 1, 10_000, LONG, false));
+    let named = sent("t2", "pay_0123456789abcdef", 2);
+    for a in [&bare, &named] {
+        l.admit(a.clone(), &p, T0).unwrap();
+        l.record_from(Some(&a.ticket), &a.id, unknown(), &p, T0 + 1);
+        l.begin(&a.id, &p, T0 + 2).unwrap();
+        assert_eq!(
+            l.record(&a.id, settled("0xfeed"), &p, T0 + 2),
+            Effect::Settled
+        );
+    }
+    let later = T0 + REPEAT_SECONDS + 10;
+    for n in 10..10 + 3 * p.settled_history as u64 {
+        let a = by("t", admission(USDC, n, 10_000, later + 600, false));
+        l.admit(a.clone(), &p, later).unwrap();
+        l.record_from(Some("t"), &a.id, settled("0xbeef"), &p, later);
+        l.trim(p.settled_history, later);
+    }
+    let v = l.view();
+    assert_eq!(
+        v.settled.iter().filter(|e| e.unserved).count(),
+        2,
+        "both kept"
+    );
+    assert_eq!(v.settled.len(), p.settled_history + 2);
+    // The one with an identifier is served to its repeat, and then goes the way of history.
+    let again = by("t3", named.clone());
+    assert!(matches!(
+        l.admit(again.clone(), &p, later + 1),
+        Err(AdmitError::Unserved { .. })
+    ));
+    assert_eq!(l.release_from(Some("t3"), &named.id, later + 1), Ok(()));
+    l.trim(p.settled_history, later + 1);
+    assert!(l.entry(&named.id).is_none(), "trimmed once served");
+    assert!(l.entry(&bare.id).is_some_and(|e| e.unserved));
 }

@@ -858,13 +858,18 @@ impl Ledger {
                     attempts
                         .iter()
                         .zip(outcomes)
-                        .map(|(attempt, outcome)| book.record(&attempt.id, outcome, policy, now))
+                        .map(|(attempt, outcome)| {
+                            let effect = book.record(&attempt.id, outcome, policy, now);
+                            let unserved = effect == Effect::Settled
+                                && book.entry(&attempt.id).is_some_and(|e| e.unserved);
+                            (effect, unserved)
+                        })
                         .collect::<Vec<_>>()
                 })
                 .await?;
-            for (attempt, effect) in attempts.iter().zip(effects) {
+            for (attempt, (effect, unserved)) in attempts.iter().zip(effects) {
                 self.effects(effect).await;
-                log_settlement(wallet.as_deref(), &attempt.id, effect);
+                log_settlement(wallet.as_deref(), &attempt.id, effect, unserved);
             }
         }
     }
@@ -1052,9 +1057,12 @@ fn signed_transfer(payload: &serde_json::Value) -> Option<(Address, u128)> {
     Some((to, value))
 }
 
-fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect) {
+fn log_settlement(wallet: Option<&str>, id: &str, effect: Effect, unserved: bool) {
     let outcome = match effect {
         Effect::None => return,
+        // Its request served nothing (its settlement unanswered there): charged, not served,
+        // until the payer sends it again with its identifier (or is refunded).
+        Effect::Settled if unserved => "settled_unserved",
         Effect::Settled => "settled",
         Effect::SettledAfterAll => "settled_after_failure",
         Effect::Failed {
