@@ -235,6 +235,9 @@ pub async fn try_session(
                     spent,
                 }));
             }
+            // A ledger that did not answer is said at once, as above: another offer's "no"
+            // would have a session holder pay again.
+            Err(r) if r.reason == Reason::SessionUnavailable => return Err(r),
             Err(r) => last = r,
         }
     }
@@ -456,7 +459,11 @@ async fn find_grant(
     // Remembered by wallet and the offer's name; the KV key (which hashes the name) is only needed
     // on a miss.
     let memory_key = remembered_as(wallet, &offer.name);
-    let remembered = GRANTS.with(|r| r.borrow().get(&memory_key, now));
+    // One that no longer opens this page (it ended, or was used up, a moment ago) is read again:
+    // the payer may have renewed it through another isolate.
+    let remembered = GRANTS
+        .with(|r| r.borrow().get(&memory_key, now))
+        .filter(|g| g.covers_with(&offer.scope, path, now) && paid_here(g, route));
     let grant = match remembered {
         Some(grant) => Some(grant),
         None => {
@@ -486,13 +493,20 @@ async fn find_grant(
     // A session paid on one network opens only pages sold on it: one bought with a test
     // network's USDC never opens a page that takes mainnet's alone. (Grants of earlier versions
     // name no network.)
-    match grant.chain {
-        Some(c) if !route.offers.iter().any(|o| o.asset.network.chain_id == c) => Err(refused(
+    match paid_here(&grant, route) {
+        false => Err(refused(
             "session_network_not_accepted",
             "this session was paid on a network this page does not take",
         )),
-        _ => Ok(grant),
+        true => Ok(grant),
     }
+}
+
+/// Whether `grant` was paid on a network `route` takes (a grant of an earlier version names none).
+fn paid_here(grant: &Grant, route: &Route) -> bool {
+    grant
+        .chain
+        .is_none_or(|c| route.offers.iter().any(|o| o.asset.network.chain_id == c))
 }
 
 /// Spends one request of a counted grant (in the ledger, where counting is exact); a grant for a

@@ -159,6 +159,9 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
  *   persistDir     keep KV and Durable Object state there (across startWorker calls)
  *   port           the port to listen on (default: any free one); a Worker started again on its
  *                  predecessor's port serves the same URLs, which payments are bound to
+ *   twin           also run a second copy of the Worker, in its own isolate, sharing the first's
+ *                  KV namespace and Durable Objects, as two isolates of one deployment do: its own
+ *                  { url, fetch } is returned as `twin`
  *   scriptPath     the entry module (default: the build's); modulesRoot: where module names start, for an
  *                  entry that imports the build from elsewhere (a stand-in, tests/e2e/lib/ledger-faults.mjs)
  *   durableObjects false for none; an object { BINDING: "ClassName" | {className, useSQLite} };
@@ -183,6 +186,7 @@ export async function startWorker({
   onLog,
   cf = false,
   ratelimits,
+  twin = false,
 } = {}) {
   const wrangler = await readWranglerConfig();
   const bindings = { X402: JSON.parse(JSON.stringify(config ?? {})), ...secrets };
@@ -193,20 +197,32 @@ export async function startWorker({
       objects[binding] = { className, useSQLite: true, ...(typeof spec === "object" ? spec : {}) };
     }
   }
-  const mf = new Miniflare({
+  const worker = {
     scriptPath,
     modules: true,
     ...(modulesRoot ? { modulesRoot } : {}),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }, { type: "ESModule", include: ["**/*.js", "**/*.mjs"] }],
     compatibilityDate: wrangler.compatibility_date,
     compatibilityFlags: wrangler.compatibility_flags ?? [],
+    bindings,
+    kvNamespaces: { X402_KV: "X402_KV" },
+    durableObjects: objects,
+    ...(ratelimits ? { ratelimits } : {}),
+  };
+  // The twin binds the first one's Durable Object classes: one ledger per wallet, as deployed.
+  const twinObjects = Object.fromEntries(Object.entries(objects).map(([b, o]) => [b, { ...o, scriptName: "x402" }]));
+  const mf = new Miniflare({
+    ...(twin
+      ? {
+          workers: [
+            { name: "x402", ...worker },
+            { name: "twin", ...worker, durableObjects: twinObjects, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] },
+          ],
+        }
+      : worker),
     cf,
     host: "127.0.0.1",
     port,
-    bindings,
-    kvNamespaces: ["X402_KV"],
-    durableObjects: objects,
-    ...(ratelimits ? { ratelimits } : {}),
     ...(persistDir
       ? { kvPersist: path.join(persistDir, "kv"), durableObjectsPersist: path.join(persistDir, "do") }
       : {}),
@@ -220,8 +236,10 @@ export async function startWorker({
     await mf.dispose().catch(() => {});
     throw err;
   }
+  const twinUrl = twin ? (await mf.unsafeGetDirectURL("twin")).href.replace(/\/$/, "") : null;
   return {
     url: url.href.replace(/\/$/, ""),
+    ...(twin ? { twin: { url: twinUrl, fetch: (p, init) => fetch(new URL(p, twinUrl), init) } } : {}),
     mf,
     fetch: (p, init) => fetch(new URL(p, url), init),
     kv: () => mf.getKVNamespace("X402_KV"),

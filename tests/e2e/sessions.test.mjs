@@ -519,6 +519,47 @@ describe("a time grant expires", () => {
   });
 });
 
+describe("a grant renewed through another isolate", () => {
+  test("the isolate that read the grant before it ended reads it again: the renewed grant opens the page there at once, nothing paid twice", async () => {
+    // Two isolates of one deployment (sharing KV and the ledgers): A sells, B reads.
+    const w = await startWorker({
+      config: stack.config({ origin: site.url, routes: [{ path: "/short/*", price: "$0.01", session: { seconds: 3 } }] }),
+      secrets: { X402_SESSION_SECRET: SECRET },
+      twin: true,
+    });
+    try {
+      await sleep(1000 - (Date.now() % 1000));
+      const me = sessionClient(1);
+      const before = await stack.balances(1);
+      const signIn = (path) => siwxHeader(path, { signer: account(1), w: w.twin });
+      const bought = await me.fetch(`${w.url}/short/x`);
+      assert.equal(bought.status, 200, await bought.clone().text());
+      await bought.arrayBuffer();
+      // B reads the grant (and keeps it a few seconds).
+      const onB = await w.twin.fetch("/short/y", { headers: { [SIWX]: await signIn("/short/y") } });
+      assert.equal(onB.status, 200, await onB.clone().text());
+      await onB.arrayBuffer();
+      const readAt = Date.now();
+      // The grant ends; the payer renews it through A.
+      await sleep(Math.max(0, Math.floor(readAt / 1000) * 1000 + 3000 - Date.now()));
+      await assertRefused(await w.fetch("/short/y", { headers: { [SIWX]: await siwxHeader("/short/y", { signer: account(1), w }) } }), "no_grant");
+      const renewed = await me.fetch(`${w.url}/short/z`);
+      assert.equal(renewed.status, 200);
+      assert.equal(decodeHeader(renewed.headers.get("payment-response")).success, true);
+      await renewed.arrayBuffer();
+      // Within the few seconds B keeps what it read: the renewed grant, not the ended one.
+      const again = await w.twin.fetch("/short/y", { headers: { [SIWX]: await signIn("/short/y") } });
+      assert.ok(Date.now() - readAt < 5000, "asked while B still kept the grant it read");
+      assert.equal(again.status, 200, await again.clone().text());
+      assert.equal(await again.text(), `content of /short/y for ${stack.payer(1).address}`);
+      const after = await stack.balances(1);
+      assert.equal(before.payer - after.payer, 2n * PRICE, "two grants, two payments, no more");
+    } finally {
+      await w.dispose();
+    }
+  });
+});
+
 describe("a counted grant", () => {
   test("serves exactly 3 requests after the paid one, even when 8 arrive at once", async () => {
     const me = sessionClient(2);
@@ -1496,6 +1537,40 @@ describe("revocation", () => {
       assert.equal(sentAgain.status, 200);
       assert.deepEqual(await sentAgain.json(), { ok: true, revoked: 1 });
       await assertRefused(await faulty.fetch("/articles/e", { headers: bearer(again) }), "no_grant");
+    } finally {
+      await faulty.dispose();
+    }
+  });
+
+  test("a ledger that does not answer a counted sign-in is 503 without terms, even where another session sold the same pages", async () => {
+    // Stand-in for a fault the real ledger cannot produce on demand (tests/e2e/lib/ledger-faults.mjs):
+    // a wallet ledger that gives no answer when a counted session's request is to be spent.
+    const faulty = await startWorker({
+      config: stack.config({
+        origin: site.url,
+        routes: [
+          { path: "/api/*", price: "$0.01", session: { requests: 3 } },
+          { path: "/bulk", price: "$0.50", session: { scope: "/api/*", requests: 100 } },
+        ],
+      }),
+      secrets: { X402_SESSION_SECRET: SECRET },
+      scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
+      modulesRoot: ROOT,
+      durableObjects: { LEDGER: "LedgerSilentOnSpending", STATS: "Stats" },
+    });
+    try {
+      const buyer = privateKeyToAccount(generatePrivateKey());
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, buyer.address, 100000n);
+      // The wallet holds the small bundle only; its grant is kept by the ledger as usual.
+      const bought = await sessionClient(null, { signer: buyer }).fetch(`${faulty.url}/api/a`);
+      assert.equal(bought.status, 200, await bought.clone().text());
+      await bought.arrayBuffer();
+      const hits = originHits();
+      const res = await faulty.fetch("/api/b", { headers: { [SIWX]: await siwxHeader("/api/b", { signer: buyer, w: faulty }) } });
+      assert.equal(res.status, 503, "not the other session's 'no grant', which would have it pay again");
+      assert.equal(res.headers.get("payment-required"), null, "no terms to pay again by");
+      assert.equal((await res.json()).reason, "session_unavailable");
+      assert.equal(originHits(), hits, "nothing was served");
     } finally {
       await faulty.dispose();
     }

@@ -33,3 +33,11 @@ export class LedgerSilentOnGrants extends Ledger {
     return super.command(text);
   }
 }
+
+/** Gives no answer when a counted session's request is to be spent (and spends nothing). */
+export class LedgerSilentOnSpending extends Ledger {
+  command(text) {
+    if (JSON.parse(text).spend_grant) throw new Error("stand-in: this ledger does not answer spending");
+    return super.command(text);
+  }
+}
