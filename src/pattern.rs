@@ -196,31 +196,31 @@ impl PathPattern {
         // costs as many comparisons, not as many copies of itself.
         last.match_indices('.').any(|(dot, _)| {
             let base = last[..dot].trim_end_matches(' ');
-            let read = read.iter().map(String::as_str);
-            !base.is_empty() && self.matches_parts(read.chain([base]))
+            !base.is_empty() && self.matches_parts(&read, Some(base))
         })
     }
 
     fn matches_read(&self, normalised: &[String]) -> bool {
-        self.matches_parts(normalised.iter().map(String::as_str))
+        self.matches_parts(normalised, None)
     }
 
-    fn matches_parts<'a>(&self, mut parts: impl Iterator<Item = &'a str>) -> bool {
-        for seg in &self.segments {
-            match (seg, parts.next()) {
-                (_, None) => return false,
-                (Segment::Any, Some(_)) => {}
-                (Segment::Literal(lit), Some(p)) => {
-                    if p != lit {
-                        return false;
-                    }
+    /// Whether the segments `normalised`, then `last` if any, match.
+    fn matches_parts(&self, normalised: &[String], last: Option<&str>) -> bool {
+        let count = normalised.len() + usize::from(last.is_some());
+        if count < self.segments.len() {
+            return false;
+        }
+        for (i, seg) in self.segments.iter().enumerate() {
+            if let Segment::Literal(lit) = seg {
+                let part = normalised
+                    .get(i)
+                    .map_or(last.unwrap_or_default(), String::as_str);
+                if part != lit {
+                    return false;
                 }
             }
         }
-        match parts.next() {
-            None => !self.tail,
-            Some(_) => self.tail,
-        }
+        (count > self.segments.len()) == self.tail
     }
 }
 

@@ -2095,6 +2095,11 @@ impl Ledger {
         self.entries.iter().find(|e| e.id == id).map(Entry::view)
     }
 
+    /// Whether entry `id` is settled and its content not served yet (see [`EntryView::unserved`]).
+    pub fn owes_content(&self, id: &str) -> bool {
+        self.entries.iter().any(|e| e.id == id && e.owed_content())
+    }
+
     /// Sum of open amounts (pending, in flight, unknown), micro-USD.
     pub fn unsettled(&self) -> u128 {
         self.entries

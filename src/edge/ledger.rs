@@ -860,8 +860,8 @@ impl Ledger {
                         .zip(outcomes)
                         .map(|(attempt, outcome)| {
                             let effect = book.record(&attempt.id, outcome, policy, now);
-                            let unserved = effect == Effect::Settled
-                                && book.entry(&attempt.id).is_some_and(|e| e.unserved);
+                            let unserved =
+                                effect == Effect::Settled && book.owes_content(&attempt.id);
                             (effect, unserved)
                         })
                         .collect::<Vec<_>>()

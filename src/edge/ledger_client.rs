@@ -124,25 +124,18 @@ impl LedgerClient {
     /// answer: a withdrawal that is lost leaves a held payment to settle when its hold ends,
     /// charging for an error (withdrawing twice is harmless).
     pub async fn withdraw(&self, id: &str, ticket: &str) {
-        let command = Command::Withdraw {
+        self.send_twice(&Command::Withdraw {
             id: id.to_string(),
             ticket: Some(ticket.to_string()),
-        };
-        if self.send(&command).await.is_none() {
-            let _ = self.send(&command).await;
-        }
+        })
+        .await
     }
 
-    /// A payment owed its content was served to this request: no later repeat is to be given it.
-    /// Sent again once if unanswered (releasing twice is harmless); if both are lost, the next
-    /// repeat after the ledger's wait is served it again, charged nothing.
-    pub async fn served_owed(&self, id: String, ticket: String) {
-        let command = Command::Release {
-            id,
-            ticket: Some(ticket),
-        };
-        if self.send(&command).await.is_none() {
-            let _ = self.send(&command).await;
+    /// Sends `command`, and once more if it went unanswered (for a command that may be carried
+    /// out twice).
+    async fn send_twice(&self, command: &Command) {
+        if self.send(command).await.is_none() {
+            let _ = self.send(command).await;
         }
     }
 }
@@ -157,10 +150,13 @@ thread_local! {
     static TO_RELEASE: super::Gathered<(String, (String, String))> = const { RefCell::new((Vec::new(), 0.0)) };
 }
 
-/// A payment admitted held was served: its ledger may settle it. Sent off the request path,
-/// gathered with the isolate's other releases of the next moments ([`RELEASE_GATHER_MS`]), one
-/// command per wallet. If it never arrives (the isolate died in between), the hold ends by itself
-/// ([`crate::settlement::HOLD_SECONDS`]) and the payment is settled all the same.
+/// A payment admitted held was served: its ledger may settle it (or a payment owed its content
+/// was: no later repeat is to be given it). Sent off the request path, gathered with the
+/// isolate's other releases of the next moments ([`RELEASE_GATHER_MS`]), one command per wallet,
+/// sent again once if unanswered (releasing twice is harmless). If it never arrives (the isolate
+/// died in between), the hold ends by itself ([`crate::settlement::HOLD_SECONDS`]) and the
+/// payment is settled all the same; a payment owed its content is given to the next repeat after
+/// the ledger's wait, served again and charged nothing.
 pub fn release_soon(env: &Env, ctx: &worker::Context, wallet: &str, id: String, ticket: String) {
     let env = env.clone();
     let item = (wallet.to_string(), (id, ticket));
@@ -179,7 +175,7 @@ pub fn release_soon(env: &Env, ctx: &worker::Context, wallet: &str, id: String, 
             }
             for (wallet, ids) in by_wallet {
                 if let Some(book) = LedgerClient::open(&env, &wallet) {
-                    let _ = book.send(&Command::ReleaseAll { ids }).await;
+                    book.send_twice(&Command::ReleaseAll { ids }).await;
                 }
             }
         },

@@ -1022,11 +1022,10 @@ async fn serve_paid(
     }
     let (outcome, logged) = match owed {
         Some(transaction) => {
-            // Served: the ledger is told, off the request path, by this request itself (not
-            // gathered with others), so that no later repeat is given it.
-            if let Some(book) = book {
-                ctx.ctx
-                    .wait_until(async move { book.served_owed(id, ticket).await });
+            // Served: the ledger is told, off the request path, so that no later repeat is
+            // given it.
+            if book.is_some() {
+                ledger_client::release_soon(env, ctx.ctx, &wallet, id, ticket);
             }
             (
                 SettleOutcome::Settled(paid.receipt(transaction)),
