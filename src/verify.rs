@@ -150,8 +150,9 @@ pub fn verify<'c>(
         // them: a Safe's v = 1 (a hash its owner approved on chain), an empty signature (a message
         // the Safe signed on chain), a wallet's own shorter form. v above 28 (a Safe owner's
         // `eth_sign`, v + 4) is not among them: the official facilitator cannot settle it (its
-        // signature parser throws on any v but 0, 1, 27 and 28), nor an r or s out of the curve's
-        // range, which it refuses too.
+        // signature parser throws on any v but 0, 1, 27 and 28); nor a v of 27 or 28 with an r
+        // or s out of the curve's range, which it refuses too. (With v 0 or 1, r and s are no
+        // curve values: a Safe puts an owner's address and an offset there, or nothing.)
         Err(e @ (EvmError::BadV(0 | 1) | EvmError::HighS | EvmError::SignatureLength(_))) => {
             // Its digits were checked by `parse_hex`.
             let bytes = evm::hex_bytes(&payment.payload.signature).unwrap_or_default();

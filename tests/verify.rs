@@ -365,7 +365,8 @@ fn bytes_no_key_signs_go_to_the_wallet_contract_where_they_can_be_settled() {
         check_refusal(&without, &req, &r, Reason::InvalidSignature).unwrap();
     }
     // What the official facilitator could not settle is refused even where a wallet could be
-    // asked: v above 28 (a Safe owner's `eth_sign`, v + 4), other v, r or s out of range.
+    // asked: v above 28 (a Safe owner's `eth_sign`, v + 4), other v, r or s out of range with a
+    // key's v (27 or 28).
     let zero_r = format!("0x{}{}", "00".repeat(32), &sig[66..]);
     for (what, signature) in [
         ("v = 31", with_v(&sig, 31)),
