@@ -96,6 +96,22 @@ function watching() {
   return seen;
 }
 
+/**
+ * A STAND-IN in front of the real facilitator that lets it settle the first payment it is asked
+ * to, and answers 504 instead of its answer (kept as `lost`).
+ */
+async function losingTheFirstSettlement() {
+  const proxy = await startProxy(stack.facilitator.url, async (req, body, forward) => {
+    const answer = await forward();
+    if (req.url === "/settle" && !proxy.lost && JSON.parse(answer.body).success) {
+      proxy.lost = JSON.parse(answer.body);
+      return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
+    }
+    return answer;
+  });
+  return proxy;
+}
+
 /** The same signed payment sent again, as a client retrying after a lost answer does. */
 const sendAgain = (url, payment, init = {}) =>
   worker.fetch(url, { ...init, headers: { ...(init.headers ?? {}), "PAYMENT-SIGNATURE": payment } });
@@ -189,14 +205,7 @@ describe("a payment sent again with its identifier", () => {
     // The real facilitator settles, and a STAND-IN proxy in front of it answers 504 instead of
     // its answer: the Worker cannot tell whether the money moved, serves nothing, and the ledger
     // reads the chain.
-    const lostAnswer = await startProxy(stack.facilitator.url, async (req, body, forward) => {
-      const answer = await forward();
-      if (req.url === "/settle" && !lostAnswer.lost && JSON.parse(answer.body).success) {
-        lostAnswer.lost = JSON.parse(answer.body);
-        return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
-      }
-      return answer;
-    });
+    const lostAnswer = await losingTheFirstSettlement();
     const base = stack.config();
     const w = await startWorker({
       config: stack.config({
@@ -277,14 +286,7 @@ describe("a payment sent again with its identifier", () => {
     // STAND-INs for faults no real part produces on demand: the settlement's answer lost in
     // front of the real facilitator (as above), and the real origin behind a proxy that keeps the
     // request given the payment waiting, while the Worker serving it is stopped.
-    const lostAnswer = await startProxy(stack.facilitator.url, async (req, body, forward) => {
-      const answer = await forward();
-      if (req.url === "/settle" && !lostAnswer.lost && JSON.parse(answer.body).success) {
-        lostAnswer.lost = JSON.parse(answer.body);
-        return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
-      }
-      return answer;
-    });
+    const lostAnswer = await losingTheFirstSettlement();
     const origin = await startProxy(stack.origin.url, async (req, body, forward) => {
       if (!origin.holding) return forward();
       origin.held = true;
