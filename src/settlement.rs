@@ -2219,7 +2219,8 @@ impl Ledger {
     /// The request that admitted `id` served it (the origin answered successfully): a held entry
     /// becomes an ordinary pending entry, due at its batch time (at once if that has passed; its
     /// due time is left as it was, so that it does not draw later admissions into an early batch).
-    /// A payment owed its content, given to the request that releases it, is served. Anything else is left as it is (not held, already released, or its hold ended and it was
+    /// A payment owed its content, given to the request that releases it, is served. Anything
+    /// else is left as it is (not held, already released, or its hold ended and it was
     /// attempted), so releasing twice is harmless. Like an admission, it first closes pending
     /// entries that can no longer be sent (rule 4).
     pub fn release(&mut self, id: &str, now: u64) -> Result<(), AdminError> {
