@@ -459,37 +459,33 @@ async fn find_grant(
     // Remembered by wallet and the offer's name; the KV key (which hashes the name) is only needed
     // on a miss.
     let memory_key = remembered_as(wallet, &offer.name);
-    // One that no longer opens this page (it ended, or was used up, a moment ago) is read again:
-    // the payer may have renewed it through another isolate.
-    let remembered = GRANTS
-        .with(|r| r.borrow().get(&memory_key, now))
-        .filter(|g| g.covers_with(&offer.scope, path, now) && paid_here(g, route));
-    let grant = match remembered {
-        Some(grant) => Some(grant),
-        None => {
-            let read = kv()?
-                .text(&session::grant_key(wallet, &offer.name))
-                .await
-                .map_err(|_| unavailable("KV did not answer"))?
-                .and_then(|j| Grant::from_json(&j).ok());
-            if let Some(grant) = &read {
-                GRANTS.with(|r| r.borrow_mut().put(&memory_key, grant.clone(), now));
-            }
-            read
-        }
-    };
     // The grant is stored under its offer's name, and names it: the offer's pattern, parsed once
     // with the configuration, decides what it covers.
-    let grant = grant
-        .filter(|g| {
-            g.wallet == *wallet && g.scope == offer.name && g.covers_with(&offer.scope, path, now)
-        })
-        .ok_or_else(|| {
-            refused(
-                "no_grant",
-                "this wallet has no current session for this path",
-            )
-        })?;
+    let covers = |g: &Grant| {
+        g.wallet == *wallet && g.scope == offer.name && g.covers_with(&offer.scope, path, now)
+    };
+    // One that no longer opens this page (it ended, or was used up, a moment ago) is read again:
+    // the payer may have renewed it through another isolate.
+    if let Some(grant) = GRANTS
+        .with(|r| r.borrow().get(&memory_key, now))
+        .filter(|g| covers(g) && paid_here(g, route))
+    {
+        return Ok(grant);
+    }
+    let read = kv()?
+        .text(&session::grant_key(wallet, &offer.name))
+        .await
+        .map_err(|_| unavailable("KV did not answer"))?
+        .and_then(|j| Grant::from_json(&j).ok());
+    if let Some(grant) = &read {
+        GRANTS.with(|r| r.borrow_mut().put(&memory_key, grant.clone(), now));
+    }
+    let grant = read.filter(covers).ok_or_else(|| {
+        refused(
+            "no_grant",
+            "this wallet has no current session for this path",
+        )
+    })?;
     // A session paid on one network opens only pages sold on it: one bought with a test
     // network's USDC never opens a page that takes mainnet's alone. (Grants of earlier versions
     // name no network.)
