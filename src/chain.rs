@@ -235,35 +235,46 @@ pub fn authorization_logs_request(
     )
 }
 
-/// Reads an `eth_getLogs` answer: the first use or cancellation it shows, `Some(None)` when it
-/// shows neither; `None` for an error or anything unreadable (a node refusing the range, say).
-pub fn read_authorization_logs(body: &str) -> Option<Option<AuthorizationEvent>> {
+/// Reads an `eth_getLogs` answer: the first use or cancellation of `authorizer`'s `nonce` on
+/// `token` that it shows, `Some(None)` when it shows neither; `None` for an error or anything
+/// unreadable (a node refusing the range, say). Each log is checked whole, not trusted to match
+/// the query: a node that ignored the filter, or a log since removed by a reorganisation, must not
+/// turn a paid authorization into a cancelled one or a use elsewhere.
+pub fn read_authorization_logs(
+    body: &str,
+    token: &Address,
+    authorizer: &Address,
+    nonce: &[u8; 32],
+) -> Option<Option<AuthorizationEvent>> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
     let logs = v.get("result")?.as_array()?;
-    Some(first_authorization_event(logs))
-}
-
-fn first_authorization_event(logs: &[serde_json::Value]) -> Option<AuthorizationEvent> {
-    let (used, cancelled) = (used_topic(), cancelled_topic());
-    for log in logs {
-        let topic = log
-            .get("topics")
-            .and_then(|t| t.get(0))
-            .and_then(|t| t.as_str())
-            .map(str::to_ascii_lowercase);
-        if topic.as_deref() == Some(cancelled.as_str()) {
+    let token = format!("0x{}", hex::encode(token.0));
+    let nonce = format!("0x{}", hex::encode(nonce));
+    let used = [used_topic(), address_topic(authorizer), nonce.clone()];
+    let cancelled = [cancelled_topic(), address_topic(authorizer), nonce];
+    Some(logs.iter().find_map(|log| {
+        if log_is(log, &token, &cancelled, None) {
             return Some(AuthorizationEvent::Cancelled);
         }
-        if topic.as_deref() == Some(used.as_str()) {
-            let transaction = log
-                .get("transactionHash")
-                .and_then(|t| t.as_str())
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            return Some(AuthorizationEvent::Used { transaction });
-        }
-    }
-    None
+        let transaction = log["transactionHash"].as_str().unwrap_or_default();
+        log_is(log, &token, &used, None).then(|| AuthorizationEvent::Used {
+            transaction: transaction.to_ascii_lowercase(),
+        })
+    }))
+}
+
+/// Whether `log` was emitted by `token` (lowercase hex, `0x`-prefixed) with exactly the topics
+/// `want` (and the data `data`, if given), and was not removed by a reorganisation.
+fn log_is(log: &serde_json::Value, token: &str, want: &[String; 3], data: Option<&str>) -> bool {
+    let is = |v: &serde_json::Value, want: &str| {
+        v.as_str().is_some_and(|v| v.eq_ignore_ascii_case(want))
+    };
+    let topics = log["topics"].as_array().map_or(&[][..], Vec::as_slice);
+    is(&log["address"], token)
+        && topics.len() == 3
+        && topics.iter().zip(want).all(|(t, w)| is(t, w))
+        && data.is_none_or(|d| is(&log["data"], d))
+        && log["removed"] != true
 }
 
 /// The body of an `eth_getTransactionReceipt` for `transaction` (`0x` and 64 hex digits).
@@ -309,23 +320,7 @@ pub fn read_receipt_pays(
     let amount = format!("0x{value:064x}");
     let token = format!("0x{}", hex::encode(token.0));
     let is = |log: &serde_json::Value, want: &[String; 3], data: Option<&str>| {
-        let text = |k: &str| {
-            log.get(k)
-                .and_then(|x| x.as_str())
-                .map(str::to_ascii_lowercase)
-        };
-        let topics: Vec<String> = log
-            .get("topics")
-            .and_then(|t| t.as_array())
-            .map(|t| {
-                t.iter()
-                    .filter_map(|x| x.as_str().map(str::to_ascii_lowercase))
-                    .collect()
-            })
-            .unwrap_or_default();
-        text("address").as_deref() == Some(token.as_str())
-            && topics == want
-            && data.is_none_or(|d| text("data").as_deref() == Some(d))
+        log_is(log, &token, want, data)
     };
     let logs = receipt.get("logs")?.as_array()?;
     Some(
@@ -613,25 +608,65 @@ mod tests {
             "0x00000000000000000000000090f79bf6eb2c4f870365e785982e1f101e93b906"
         );
         assert_eq!(filter["topics"][2], format!("0x{}", "11".repeat(32)));
-        let log = |topic: String| {
-            serde_json::json!({"result": [{"topics": [topic], "transactionHash": "0xABC"}]})
-                .to_string()
+        let nonce = [0x11; 32];
+        let read = |body: &str| read_authorization_logs(body, &token, &from, &nonce);
+        let entry = |topic: String| {
+            serde_json::json!({"address": token.to_checksum(), "topics": [topic,
+                address_topic(&from), format!("0x{}", hex::encode(nonce))],
+                "transactionHash": "0xABC", "removed": false})
         };
+        let of = |logs: Vec<serde_json::Value>| serde_json::json!({ "result": logs }).to_string();
         assert_eq!(
-            read_authorization_logs(&log(used_topic())),
+            read(&of(vec![entry(used_topic())])),
             Some(Some(AuthorizationEvent::Used {
                 transaction: "0xabc".into()
             }))
         );
         assert_eq!(
-            read_authorization_logs(&log(cancelled_topic())),
+            read(&of(vec![entry(cancelled_topic())])),
             Some(Some(AuthorizationEvent::Cancelled))
         );
-        assert_eq!(read_authorization_logs(r#"{"result":[]}"#), Some(None));
+        // A node that ignored the filter, or logs since removed: none of these is about this
+        // authorization, and the paid one after them is found.
+        let other_token = {
+            let mut l = entry(cancelled_topic());
+            l["address"] = serde_json::json!("0x036CbD53842c5426634e7929541eC2318f3dCF7e");
+            l
+        };
+        let other_nonce = {
+            let mut l = entry(cancelled_topic());
+            l["topics"][2] = serde_json::json!(format!("0x{}", "22".repeat(32)));
+            l
+        };
+        let other_payer = {
+            let mut l = entry(cancelled_topic());
+            l["topics"][1] = serde_json::json!(address_topic(&token));
+            l
+        };
+        let removed = {
+            let mut l = entry(cancelled_topic());
+            l["removed"] = serde_json::json!(true);
+            l
+        };
+        let short = {
+            let mut l = entry(cancelled_topic());
+            l["topics"].as_array_mut().unwrap().pop();
+            l
+        };
+        let strays = vec![other_token, other_nonce, other_payer, removed, short];
+        for stray in &strays {
+            assert_eq!(read(&of(vec![stray.clone()])), Some(None), "{stray}");
+        }
+        let mut then_paid = strays;
+        then_paid.push(entry(used_topic()));
         assert_eq!(
-            read_authorization_logs(r#"{"error":{"message":"range too large"}}"#),
-            None
+            read(&of(then_paid)),
+            Some(Some(AuthorizationEvent::Used {
+                transaction: "0xabc".into()
+            }))
         );
+        assert_eq!(read(r#"{"result":[]}"#), Some(None));
+        assert_eq!(read(r#"{"error":{"message":"range too large"}}"#), None);
         assert_eq!(read_block_number(r#"{"result":"0x10"}"#), Some(16));
         assert_eq!(read_block_number(r#"{"result":"12"}"#), None);
         assert_eq!(blocks_back(0), 2_400);

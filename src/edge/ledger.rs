@@ -998,9 +998,9 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 let body = crate::chain::authorization_logs_request(
                     &token, &from, &nonce, range.0, range.1,
                 );
-                let read = js::rpc(url, &body)
-                    .await
-                    .and_then(|text| crate::chain::read_authorization_logs(&text));
+                let read = js::rpc(url, &body).await.and_then(|text| {
+                    crate::chain::read_authorization_logs(&text, &token, &from, &nonce)
+                });
                 let to = match read {
                     Some(Some(event)) => break Some(event),
                     Some(None) if pieces > 0 && range.0 > from_block => range.0 - 1,

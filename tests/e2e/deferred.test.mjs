@@ -542,6 +542,59 @@ describe("deferred payments are served first and settled within the window", () 
     }
   });
 
+  test("a settlement whose answer was lost, read through a node that ignores the log filter: settled, not taken for another payer's cancellation", async () => {
+    // Our first /settle moves the money but its answer is lost (a STAND-IN proxy in front of the
+    // real facilitator answers 504 after the real one settled). The chain then says the nonce is
+    // used, and its logs are read through a STAND-IN node that drops the payer and nonce from the
+    // filter, answering every use and cancellation on the token. Another payer cancelled an
+    // authorization of its own just before: read as ours, the payment would be booked cancelled
+    // and its payer held delinquent.
+    const payer = 2;
+    const lostAnswer = await startProxy(stack.facilitator.url, async (req, body, forward) => {
+      const answer = await forward();
+      if (req.url === "/settle" && !lostAnswer.lost && JSON.parse(answer.body).success) {
+        lostAnswer.lost = answer;
+        return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
+      }
+      return answer;
+    });
+    const careless = await startProxy(stack.rpcUrl, async (req, body, forward) => {
+      const call = JSON.parse(body);
+      if (call.method !== "eth_getLogs") return forward();
+      careless.asked = (careless.asked ?? 0) + 1;
+      const filter = { ...call.params[0], topics: [call.params[0].topics[0]] };
+      return forward(JSON.stringify({ ...call, params: [filter] }));
+    });
+    const config = deferredConfig();
+    const w = await startWorker({
+      config: { ...config, facilitator: { ...config.facilitator, url: lostAnswer.url }, rpc: { [stack.network]: careless.url } },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      await stack.chain.cancelAuthorization(stack.payer(5).privateKey, `0x${randomBytes(32).toString("hex")}`);
+      const start = await balances(payer);
+      const payload = await signPayment(await termsFor(w), stack.payer(payer).privateKey);
+      const nonce = payload.payload.authorization.nonce;
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+      assert.equal(res.status, 200, await res.clone().text());
+      await res.arrayBuffer();
+      const view = await ledgerUntil("the entry closed", w, payer, (v) => v.pending.length === 0, { ms: 30_000 });
+      assert.ok(lostAnswer.lost, "the first answer was lost");
+      assert.ok(careless.asked >= 1, "the logs were read through the careless node");
+      assert.deepEqual(view.failed, [], "not booked as cancelled");
+      assert.equal(view.settled.length, 1);
+      assert.equal(view.settled[0].transaction, JSON.parse(lostAnswer.lost.body).transaction, "the transaction that paid");
+      assert.equal(view.owed_micro_usd, "0", "nothing held against the payer");
+      assert.equal(view.paid_micro_usd, "10000");
+      assert.equal(settledAtFacilitator(nonce).length, 1, "settled once");
+      await assertMoved(start, payer, PRICE);
+    } finally {
+      await w.dispose();
+      await lostAnswer.stop();
+      await careless.stop();
+    }
+  });
+
   test("a payer who moves its USDC away before settlement: failed with the reason, refused, the debt shown", async () => {
     const payer = 3;
     const key = stack.payer(payer).privateKey;
