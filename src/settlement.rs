@@ -137,8 +137,9 @@
 //!    `…nonce_already_used` from the facilitator is **not** taken as payment, nor as a
 //!    cancellation: our own earlier settlement may have landed after all. The entry is read from
 //!    the chain instead and never resent: used by a payment to us settles it, cancelled fails it as
-//!    a cancellation, unused so far (our transaction may still be pending) is read again later like
-//!    an unanswered attempt. Without RPC it fails with [`UNCONFIRMED_NONCE_USED`], not delinquent;
+//!    a cancellation, unused so far (our transaction may still be pending) is read again soon, up to
+//!    `max_attempts_unknown` times, then once more at `validBefore` + [`CHAIN_GRACE`], when it
+//!    can no longer move: used by then settles it, still unused fails it [`EXPIRED_UNSETTLED`]. Without RPC it fails with [`UNCONFIRMED_NONCE_USED`], not delinquent;
 //!    so does a nonce the chain shows used when what used it cannot be read (`OnChainUsed`: the
 //!    node would not show the logs), after being read again like an unanswered attempt: the state
 //!    alone is the same after a payment and after a cancellation, and is never booked as paid. Reconciliation is bounded: more than
@@ -1399,14 +1400,15 @@ impl Entry {
 
     fn on_chain_unused(&mut self, policy: &LedgerPolicy, now: u64) -> Effect {
         let final_at = self.valid_before.saturating_add(CHAIN_GRACE);
-        if self.used_reported && now < final_at {
+        if self.used_reported && now < final_at && self.unresolved < policy.max_attempts_unknown {
             // The facilitator saw the nonce used where the chain does not yet: a transaction of
-            // ours may still be pending. Read again later (bounded like any unanswered attempt);
-            // a resend would only meet the same refusal.
+            // ours may still be pending. Read again soon, a few times; then once more when the
+            // authorization can no longer move (below), which settles the question either way. A
+            // resend would only meet the same refusal.
             let why = "the facilitator reported the nonce used; the chain shows it unused so far";
             return self.unknown(why.into(), policy, now);
         }
-        if self.may_resend_by(policy, now) {
+        if !self.used_reported && self.may_resend_by(policy, now) {
             // The chain answered what the facilitator could not: nothing moved (yet).
             return self.resend(now);
         }

@@ -1457,27 +1457,48 @@ fn nonce_used_after_our_own_attempt_by_a_transfer_that_paid_someone_else_is_the_
 fn nonce_used_but_unused_on_chain_is_read_again_never_resent() {
     let p = policy();
     let (mut l, id, mut now) = used_after_a_resend(&p);
-    // The facilitator saw it used, the chain not yet (our transaction pending): read again later,
-    // a few times, then give up as unknown; never send it again.
+    // The facilitator saw it used, the chain not yet (our transaction pending): read again soon,
+    // a few times; never send it again.
     for _ in 0..p.max_attempts_unknown {
         let Effect::Retry { at } = l.record(&id, Outcome::OnChainUnused, &p, now) else {
             panic!("read again");
         };
         assert!(at > now, "not at once");
+        assert!(at < now + 60, "soon");
         assert!(l.due(at - 1).is_empty());
         assert_eq!(l.due(at)[0].action, Action::Reconcile);
         now = at;
         l.begin(&id, &p, now).unwrap();
     }
+    // Still unused: not given up while the transaction may yet be mined, but read once more when
+    // it no longer can be, and nothing sent meanwhile.
+    let last = LONG + CHAIN_GRACE;
     assert_eq!(
         l.record(&id, Outcome::OnChainUnused, &p, now),
+        Effect::Retry { at: last }
+    );
+    assert!(l.due(last - 1).is_empty(), "nothing before then");
+    assert_eq!(l.due(last)[0].action, Action::Reconcile);
+    assert_eq!(status(&l, &id), Status::Unknown);
+    // Mined late after all: booked as paid.
+    let mut mined = l.clone();
+    mined.begin(&id, &p, last).unwrap();
+    assert_eq!(
+        mined.record(&id, settled("0xlate"), &p, last),
+        Effect::Settled
+    );
+    assert_eq!(status(&mined, &id), Status::Settled);
+    // Never mined: it can no longer move, and nothing was charged.
+    l.begin(&id, &p, last).unwrap();
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUnused, &p, last),
         Effect::Failed {
             became_delinquent: false
         }
     );
     assert_eq!(
         l.entry(&id).unwrap().reason.as_deref(),
-        Some(SETTLEMENT_UNKNOWN)
+        Some(EXPIRED_UNSETTLED)
     );
     // Unused once validBefore has passed with its grace: it can never move.
     let (mut l, id, _) = used_after_a_resend(&p);
