@@ -41,9 +41,15 @@ pub fn is_valid_signature_request(wallet: &Address, hash: &[u8; 32], signature: 
     .concat();
     request(
         "eth_call",
-        serde_json::json!([{"to": wallet.to_checksum(), "data": data}, "latest"]),
+        serde_json::json!([{"to": wallet.to_checksum(), "data": data, "gas": CHECK_GAS}, "latest"]),
     )
 }
+
+/// The gas a wallet's signature check may burn in the node's simulation (its deployment, for an
+/// ERC-6492 wallet, included): far more than any wallet's check takes (a passkey verified in
+/// Solidity, a Safe deployed first: well under a million), far less than the node's own cap, so
+/// that a made-up factory cannot have the node run a long loop on every proof.
+const CHECK_GAS: &str = "0x4c4b40";
 
 /// `isValidSignature(hash, signature)`, ABI-encoded.
 fn is_valid_signature_calldata(hash: &[u8; 32], signature: &[u8]) -> Vec<u8> {
@@ -79,7 +85,7 @@ pub fn deployless_is_valid_signature_request(
     let data = ["0x", &hex::encode(code)].concat();
     Some(request(
         "eth_call",
-        serde_json::json!([{"data": data}, "latest"]),
+        serde_json::json!([{"data": data, "gas": CHECK_GAS}, "latest"]),
     ))
 }
 
@@ -452,6 +458,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["method"], "eth_call");
         assert!(v["params"][0].get("to").is_none(), "a call that creates");
+        assert_eq!(
+            v["params"][0]["gas"], "0x4c4b40",
+            "five million gas at most"
+        );
         let code = hex::decode(
             v["params"][0]["data"]
                 .as_str()
@@ -513,6 +523,10 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["method"], "eth_call");
         assert_eq!(v["params"][0]["to"], wallet.to_checksum());
+        assert_eq!(
+            v["params"][0]["gas"], "0x4c4b40",
+            "five million gas at most"
+        );
         let data = v["params"][0]["data"].as_str().unwrap();
         // selector, hash, offset 0x40, length 65, the signature padded to three words.
         assert_eq!(data.len(), 2 + 8 + 64 * 3 + 64 * 3);

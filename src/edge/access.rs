@@ -219,7 +219,13 @@ pub async fn try_session(
             ask_contract = None;
         }
         if !nonce_spent {
-            use_nonce(env, &wallet, &proof).await?;
+            let spent = use_nonce(env, &wallet, &proof).await;
+            // A copied proof (already used) has its wallet contract say yes again: counted like a
+            // contract's no, so that a replay cannot have the node asked over and over for free.
+            if by_contract && matches!(&spent, Err(r) if r.reason != Reason::SessionUnavailable) {
+                client.count(env).await;
+            }
+            spent?;
             nonce_spent = true;
         }
         match spend_grant(env, &wallet, offer, &grant, now).await {

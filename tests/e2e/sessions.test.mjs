@@ -727,6 +727,50 @@ describe("forged proofs are refused", () => {
     }
   });
 
+  test("SIWX: a smart wallet's proof copied and sent again, which its contract still signs, counts against the client's address: over the limit, the node is not asked", async () => {
+    // Each replay of a used proof has the wallet contract asked (and say yes) before the nonce is
+    // found spent: counted like the contract's no, or a copied proof would cost the node a call
+    // on every request for free.
+    const limited = await startWorker({
+      config: stack.config({
+        origin: site.url,
+        routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/plain", session: { seconds: 3600 } }],
+        rpc: { [stack.network]: rpcWatch.url },
+      }),
+      secrets: { X402_SESSION_SECRET: SECRET },
+      ratelimits: { X402_RATE_LIMIT: { namespace_id: "404", simple: { limit: 3, period: 60 } } },
+    });
+    try {
+      const wallet = "0x5afe000000000000000000000000000000000404";
+      const owner = account(6);
+      await deploySmartWallet(wallet, owner.address);
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, wallet, 100000n);
+      const bought = await smartWalletClient(wallet, owner).fetch(`${limited.url}/articles/r-1`);
+      assert.equal(bought.status, 200, await bought.clone().text());
+      await bought.arrayBuffer();
+      const ext = await challenge("/articles/r-2", limited);
+      const info = { ...ext.info, chainId: ext.supportedChains[0].chainId, type: ext.supportedChains[0].type };
+      const signature = (await owner.signMessage({ message: createSIWxMessage(info, getAddress(wallet)) })) + "00";
+      const proof = encodeSIWxHeader({ ...info, address: getAddress(wallet), signature });
+      const send = (ip) => limited.fetch("/articles/r-2", { headers: { "cf-connecting-ip": ip, [SIWX]: proof } });
+      const first = await send("203.0.113.44");
+      assert.equal(first.status, 200, await first.clone().text());
+      await first.arrayBuffer();
+      const hits = originHits();
+      for (let i = 1; i <= 4; i++) {
+        const before = rpcWatch.callsAbout(wallet);
+        await assertRefused(await send("203.0.113.45"), "siwx_nonce_replayed");
+        assert.equal(rpcWatch.callsAbout(wallet), before + 1, `replay ${i}: the contract was asked`);
+      }
+      const before = rpcWatch.callsAbout(wallet);
+      await assertRefused(await send("203.0.113.45"), "siwx_too_many_refusals");
+      assert.equal(rpcWatch.callsAbout(wallet), before, "the node was not asked");
+      assert.equal(originHits(), hits, "no replay was served");
+    } finally {
+      await limited.dispose();
+    }
+  });
+
   test("SIWX: a key's proof refused for want of a session writes nothing (any new key can make one); once the wallet pays, it signs in once, and never twice", async () => {
     const fresh = privateKeyToAccount(generatePrivateKey());
     await stack.chain.transferUsdc(stack.payer(6).privateKey, fresh.address, 100000n);
