@@ -1983,8 +1983,9 @@ impl Ledger {
     }
 
     /// Trims history: settled entries, and immediate payments refused at settlement with nobody
-    /// owing and nothing sent that could have moved money (so nothing was served and nothing was
-    /// charged; not those whose origin did the work first), each kind to its newest `keep`.
+    /// owing and nothing sent that could have moved money, or found unused on chain once it could
+    /// no longer move (so nothing was served and nothing was charged; not those whose origin did
+    /// the work first), each kind to its newest `keep`.
     /// Their nonces stay remembered until they lapse, so a trimmed payment is still a replay.
     /// Without the second kind, a key signing payments it cannot fund would grow its ledger by
     /// one entry a try. A settled payment that carried a payment identifier is kept beyond
@@ -2011,7 +2012,8 @@ impl Ledger {
                     State::Settled { at, .. } => (0, at),
                     // Not one whose money may have moved (an unanswered attempt, an unknown
                     // outcome): the publisher may owe a refund, and a late confirmation must
-                    // find it.
+                    // find it. Expired unsettled is certain: nothing sent could have moved it,
+                    // or the chain showed it unused once it no longer could move.
                     State::Failed {
                         owed: false,
                         at,
@@ -2019,10 +2021,11 @@ impl Ledger {
                         ..
                     } if e.immediate
                         && !e.worked
-                        && !e.uncertain
-                        && e.unknowns == 0
-                        && reason != SETTLEMENT_UNKNOWN
-                        && reason != UNCONFIRMED_NONCE_USED =>
+                        && (reason == EXPIRED_UNSETTLED
+                            || !e.uncertain
+                                && e.unknowns == 0
+                                && reason != SETTLEMENT_UNKNOWN
+                                && reason != UNCONFIRMED_NONCE_USED) =>
                     {
                         (1, at)
                     }

@@ -2113,6 +2113,24 @@ fn immediate_payments_refused_at_settlement_are_trimmed_and_still_replays() {
     }
     assert!(maybe_moved.iter().all(|id| u.entry(id).is_some()));
     assert_eq!((u.view().failed.len(), u.view().failed_trimmed), (5, 2));
+    // Read on chain once they could no longer move, and found unused: nothing moved and nothing
+    // was served, so they are history like any refusal.
+    let mut c = Ledger::new();
+    let never_moved: Vec<String> = (50..53)
+        .map(|n| {
+            let id = immediate_then(&mut c, &p, n, T0 + n, vec![unknown()]);
+            c.record(&id, Outcome::OnChainUnused, &p, LONG + CHAIN_GRACE + n);
+            id
+        })
+        .collect();
+    for id in &never_moved[1..] {
+        assert_eq!(
+            c.entry(id).unwrap().reason.as_deref(),
+            Some(EXPIRED_UNSETTLED)
+        );
+    }
+    assert!(c.entry(&never_moved[0]).is_none(), "the oldest trimmed");
+    assert_eq!((c.view().failed.len(), c.view().failed_trimmed), (2, 1));
 
     let v = l.view();
     assert_eq!(v.failed.len(), 2);
