@@ -38,6 +38,8 @@ use crate::settlement::{
 const LEDGER_KEY: &str = "ledger";
 const WALLET_KEY: &str = "wallet";
 const OPEN_KEY: &str = "open-in-kv";
+/// After the wallet's name in storage while its `wallet:` listing in KV is still to be written.
+const UNLISTED: &str = " unlisted";
 /// KV key prefixes.
 pub const DELINQUENT_PREFIX: &str = "delinquent:";
 pub const WALLET_PREFIX: &str = "wallet:";
@@ -395,11 +397,13 @@ impl Ledger {
                 return Ok(r#"{"ok":true}"#.into());
             }
             Command::Admit { wallet, admission } => {
-                // The first admission names the object's wallet (the index the admin view and the
-                // cron sweep walk); later ones need no write for it.
+                // The first admission names the object's wallet, and lists it in KV (the index
+                // the admin view walks); later ones need no write for it, unless that listing
+                // failed: the name is then stored with UNLISTED after it, and the next admission
+                // lists it again.
+                let storage = self.state.storage();
                 let first = self.wallet().await.is_none();
                 if first {
-                    let storage = self.state.storage();
                     js::store(storage.as_raw(), WALLET_KEY, wallet.as_str().into()).await?;
                     self.memory.borrow_mut().wallet = Some(wallet.clone());
                 }
@@ -409,9 +413,18 @@ impl Ledger {
                         book.admit(admission, &policy, now)
                     })
                     .await?;
-                if first {
-                    self.kv_put(&format!("{WALLET_PREFIX}{wallet}"), &now.to_string())
+                if first || self.memory.borrow().unlisted {
+                    let listed = self
+                        .kv_put(&format!("{WALLET_PREFIX}{wallet}"), &now.to_string())
                         .await;
+                    if listed != first {
+                        let name = match listed {
+                            true => wallet.clone(),
+                            false => format!("{wallet}{UNLISTED}"),
+                        };
+                        js::store(storage.as_raw(), WALLET_KEY, name.into()).await?;
+                    }
+                    self.memory.borrow_mut().unlisted = !listed;
                 }
                 self.after_change(now).await?;
                 return Ok(serde_json::to_string(&AdmitAnswer::of(result.err()))?);
@@ -544,6 +557,8 @@ struct Memory {
     /// The alarm's time in ms (`Some(None)`: no alarm).
     alarm_ms: Option<Option<i64>>,
     open_in_kv: Option<bool>,
+    /// The wallet is not listed in KV yet (its first listing failed).
+    unlisted: bool,
 }
 
 impl Ledger {
@@ -714,6 +729,13 @@ impl Ledger {
             .await
             .ok()
             .flatten();
+        let w = w.map(|w| match w.strip_suffix(UNLISTED) {
+            Some(name) => {
+                self.memory.borrow_mut().unlisted = true;
+                name.to_string()
+            }
+            None => w,
+        });
         self.memory.borrow_mut().wallet = w.clone();
         w
     }

@@ -595,6 +595,51 @@ describe("deferred payments are served first and settled within the window", () 
     }
   });
 
+  test("a wallet whose first listing in KV failed is listed by its next payment, after its ledger was stopped and started again", async () => {
+    // A STAND-IN ledger (tests/e2e/lib/ledger-faults.mjs) whose KV refuses the listing that the
+    // admin view of every wallet walks, while the test says so; the rest is real.
+    const dir = await mkdtemp(path.join(os.tmpdir(), "x402-listing-"));
+    const start = () =>
+      startWorker({
+        config: deferredConfig(),
+        secrets: { X402_ADMIN_TOKEN: TOKEN },
+        scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
+        modulesRoot: ROOT,
+        durableObjects: { LEDGER: "LedgerListingFails", STATS: "Stats" },
+        persistDir: dir,
+      });
+    const payer = 2;
+    const address = stack.payer(payer).address.toLowerCase();
+    const listed = async (w) => {
+      const all = await (await w.fetch("/__x402/admin/ledger", { headers: { authorization: `Bearer ${TOKEN}` } })).json();
+      return all.wallets.some((v) => v.wallet === address);
+    };
+    const pay = async (w) => {
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(await signPayment(await termsFor(w), stack.payer(payer).privateKey)) });
+      assert.equal(res.status, 200, await res.clone().text());
+      await res.arrayBuffer();
+    };
+    const start0 = await balances(payer);
+    let w = await start();
+    try {
+      await (await w.kv()).put("stand-in:listing-fails", "yes");
+      await pay(w);
+      assert.equal(await listed(w), false, "the listing failed");
+      assert.equal((await ledger(w, payer)).admitted, 1, "the payment is in the wallet's ledger all the same");
+      await ledgerUntil("served, so released", w, payer, (v) => v.pending.length + v.settled.length === 1 && !v.pending[0]?.held_until);
+      await w.dispose();
+      w = await start();
+      await (await w.kv()).delete("stand-in:listing-fails");
+      await pay(w);
+      assert.equal(await listed(w), true, "listed by the next payment");
+      await ledgerUntil("both settled", w, payer, (v) => v.settled.length === 2, { ms: 30_000 });
+      await assertMoved(start0, payer, 2n * PRICE);
+    } finally {
+      await w.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test("a payer who moves its USDC away before settlement: failed with the reason, refused, the debt shown", async () => {
     const payer = 3;
     const key = stack.payer(payer).privateKey;

@@ -41,3 +41,23 @@ export class LedgerSilentOnSpending extends Ledger {
     return super.command(text);
   }
 }
+
+/**
+ * Its KV refuses to list a wallet (`wallet:` keys) while the key `stand-in:listing-fails` holds
+ * "yes", as a KV write that fails does; everything else is the real namespace.
+ */
+export class LedgerListingFails extends Ledger {
+  constructor(ctx, env) {
+    const kv = env.X402_KV;
+    const put = async (key, ...rest) => {
+      if (String(key).startsWith("wallet:") && (await kv.get("stand-in:listing-fails")) === "yes") {
+        throw new Error("stand-in: KV refused the listing");
+      }
+      return kv.put(key, ...rest);
+    };
+    const faulty = new Proxy(kv, {
+      get: (target, name) => (name === "put" ? put : Reflect.get(target, name).bind?.(target) ?? Reflect.get(target, name)),
+    });
+    super(ctx, { ...env, X402_KV: faulty });
+  }
+}
