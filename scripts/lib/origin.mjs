@@ -107,15 +107,22 @@ async function handle(req, res, hits) {
     // ?delay=ms (at most 10 s): an origin still working when a client asks again.
     const delay = Math.min(Number(url.searchParams.get("delay")) || 0, 10_000);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    // ?redirect=303 (any 3xx): an origin that acts on a request, then sends the client elsewhere
-    // (post, then redirect to the result).
-    const redirect = Number(url.searchParams.get("redirect"));
-    if (redirect >= 300 && redirect < 400) return send(redirect, "text/plain; charset=utf-8", "", { location: "/echo/result" });
     // ?cache=directives: an origin telling every cache, CDNs by their own headers too, to keep it.
     const cache = url.searchParams.get("cache");
     if (cache) {
       for (const h of ["cache-control", "cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"]) res.setHeader(h, cache);
     }
+    // ?cors=origin: an origin that answers one site's scripts itself, and shows them its ETag.
+    const cors = url.searchParams.get("cors");
+    if (cors) {
+      res.setHeader("access-control-allow-origin", cors);
+      res.setHeader("access-control-allow-credentials", "true");
+      res.setHeader("access-control-expose-headers", "ETag");
+    }
+    // ?redirect=303 (any 3xx): an origin that acts on a request, then sends the client elsewhere
+    // (post, then redirect to the result).
+    const redirect = Number(url.searchParams.get("redirect"));
+    if (redirect >= 300 && redirect < 400) return send(redirect, "text/plain; charset=utf-8", "", { location: "/echo/result" });
     return json(200, {
       method: req.method,
       path,

@@ -78,9 +78,11 @@ pub fn headers_without(
   }
   const pairs = flat === '' ? [] : flat.split('\\n');
   for (let i = 0; i + 1 < pairs.length; i += 2) {
+    const n = pairs[i].toLowerCase(), had = base && headers.get(n);
     try {
-      if (pairs[i].toLowerCase() === 'set-cookie') headers.append(pairs[i], pairs[i + 1]);
-      else headers.set(pairs[i], pairs[i + 1]);
+      if (n === 'set-cookie') headers.append(n, pairs[i + 1]);
+      else if (had && n.startsWith('access-control-')) { if (n.endsWith('headers')) headers.set(n, had + ', ' + pairs[i + 1]); }
+      else headers.set(n, pairs[i + 1]);
     } catch {}
   }
   return response;

@@ -465,7 +465,11 @@ async fn handle(
                 if who.class != Class::Human || config.log == LogLevel::All {
                     log_access(&who, route, "allowed", 200, None);
                 }
-                return pass(config, req, &url, &method).await;
+                // Free to this reader, sold to others: no shared cache may keep it for them.
+                return match origin::pass(config, req, &url).await {
+                    Ok(answer) => respond::private(&answer),
+                    Err(e) => origin_unavailable(&e, head),
+                };
             }
             Access::Block => {
                 let (kind, agent) = evidence_fields(&who.evidence);
@@ -1000,9 +1004,10 @@ async fn serve_paid(
                 "origin_failed"
             };
             log_decision(outcome, paid, &detail);
+            // Not sold, but still an answer to a paid request: kept by no cache either.
             return match failed {
                 Err(e) => origin_unavailable(&e, head),
-                origin_error => origin_error,
+                Ok(r) => respond::decorate(&r, vec![]),
             };
         }
     };

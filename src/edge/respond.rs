@@ -38,6 +38,25 @@ pub fn decorate(
     )?)
 }
 
+/// `response` as only its reader's own browser may keep it (the CDNs' own headers dropped too): a
+/// priced page let in free for this reader, which a shared cache would hand to those who must pay.
+/// Revalidated on each use, or not kept at all where the origin said so.
+pub fn private(response: &web_sys::Response) -> Result<web_sys::Response> {
+    let said = response.headers().get("Cache-Control").ok().flatten();
+    let cache = match said.is_some_and(|c| c.contains("no-store")) {
+        true => "private, no-store",
+        false => "private, no-cache",
+    };
+    let body = response.body().map_or(JsValue::NULL, JsValue::from);
+    Ok(js::response(
+        &body,
+        response.status(),
+        &response.status_text(),
+        Some(response),
+        [("Cache-Control", cache)],
+    )?)
+}
+
 /// The `/.well-known/x402` document: every priced resource with its terms.
 pub fn discovery(
     config: &crate::config::Config,

@@ -57,7 +57,9 @@ async function startSite() {
   const server = http.createServer((req, res) => {
     const p = new URL(req.url, "http://site.local").pathname;
     hits.push({ method: req.method, path: p, headers: { ...req.headers } });
-    res.writeHead(200, { "content-type": "text/plain" });
+    // ?cache=directives: a page the origin tells every cache, CDNs by their own header too, to keep.
+    const cache = new URL(req.url, "http://site.local").searchParams.get("cache");
+    res.writeHead(200, { "content-type": "text/plain", ...(cache ? { "cache-control": cache, "cdn-cache-control": cache } : {}) });
     res.end(`origin content of ${p} for ${req.headers["x402-payer"] ?? "nobody"}`);
   });
   return listen(server, hits);
@@ -576,6 +578,21 @@ describe("who pays: people", () => {
     // A browser UA asking for JSON is not a browser visit.
     const json = await outcome(await worker.fetch("/people/story", { headers: { ...BROWSER, accept: "application/json" } }));
     assert.equal(json.status, 402);
+  });
+
+  test("a priced page a browser reads free is kept by no shared cache, which would hand it to those who pay", async () => {
+    const res = await worker.fetch("/people/cached?cache=public,max-age=600", { headers: BROWSER });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "origin content of /people/cached for nobody");
+    assert.equal(res.headers.get("cache-control"), "private, no-cache", "its reader's browser only, revalidated");
+    assert.equal(res.headers.get("cdn-cache-control"), null, "no CDN's own header either");
+    const unkept = await worker.fetch("/people/cached?cache=no-store", { headers: BROWSER });
+    assert.equal(unkept.headers.get("cache-control"), "private, no-store", "not kept at all where the origin said so");
+    await unkept.arrayBuffer();
+    // A free page is the origin's business.
+    const free = await worker.fetch("/articles/free-sample?cache=public,max-age=600", { headers: BROWSER });
+    assert.equal(free.headers.get("cache-control"), "public,max-age=600");
+    await free.arrayBuffer();
   });
 
   test("payers = bots without trustBrowsers: a browser claim alone does not read free (the paywall page, 402)", async () => {

@@ -691,6 +691,29 @@ const cases = [
       [undefined, undefined, undefined],
     ),
   }],
+  ["a paid GET the origin answers with a redirect it asks caches to keep: not charged, and kept by no cache either", async () => ({
+    path: "/echo/deferred/moved?redirect=302&cache=public,max-age=3600",
+    headers: hdr(await pay(T.d, 0)),
+  }), 302, null, {
+    source: "origin",
+    check: (r) => assert.deepEqual(
+      ["cache-control", "cdn-cache-control", "cloudflare-cdn-cache-control", "surrogate-control"].map((h) => r.headers[h]),
+      ["no-store", undefined, undefined, undefined],
+    ),
+  }],
+  ["a paid answer whose origin answers one site's scripts itself: its CORS kept, its exposed headers beside ours", async () => ({
+    path: "/echo/deferred/cors?cors=https://app.example",
+    headers: hdr(await pay(T.d, 0)),
+  }), 200, null, {
+    source: "origin",
+    paid: { payer: 0 },
+    check: (r) => {
+      assert.equal(r.headers["access-control-allow-origin"], "https://app.example");
+      assert.equal(r.headers["access-control-allow-credentials"], "true");
+      const exposed = r.headers["access-control-expose-headers"].toLowerCase().split(/\s*,\s*/);
+      assert.ok(exposed.includes("etag") && exposed.includes("payment-response"), exposed.join());
+    },
+  }],
   ["PROPFIND on an unpriced path reaches the origin as PROPFIND", async () => ({ method: "PROPFIND", path: "/echo/free" }), 200, null, {
     source: "origin",
     check: (r) => assert.equal(JSON.parse(r.text).method, "PROPFIND"),
