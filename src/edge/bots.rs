@@ -163,13 +163,20 @@ async fn verify(
 }
 
 /// The signer's keys: from the KV cache (unless `fresh`), or fetched and cached. A directory that
-/// could not be used is remembered for a few minutes as [`UNAVAILABLE`] and why, so the log keeps
-/// saying why; but not over a copy that is only being fetched again (`fresh`).
+/// could not be used is remembered by the isolate for a few minutes as [`UNAVAILABLE`] and why, so
+/// the log keeps saying why; but not over a copy that is only being fetched again (`fresh`).
 async fn directory(env: &Env, url: &str, fresh: bool) -> Result<Jwks, crawlers::WbaError> {
     let kv = js::kv(env, super::KV_BINDING);
     let key = crawlers::directory_key(url);
     if let (Some(kv), false) = (&kv, fresh) {
-        if let Ok(Some(cached)) = kv.text(&key).await {
+        // A failure is remembered by the isolate, never written to KV: requests naming made-up
+        // directories of a trusted signer (another port, another subdomain under a wildcard)
+        // would each cost a write.
+        let cached = match js::recall(&key, DIRECTORY_FAILURE_TTL as u32) {
+            Some(failed) => Some(failed),
+            None => kv.text(&key).await.ok().flatten(),
+        };
+        if let Some(cached) = cached {
             // A directory is cached only once it parsed, so it never starts with the marker.
             return match cached.strip_prefix(UNAVAILABLE) {
                 Some(why) => Err(crawlers::WbaError::DirectoryUnavailable(format!(
@@ -199,14 +206,20 @@ async fn directory(env: &Env, url: &str, fresh: bool) -> Result<Jwks, crawlers::
             Err((crawlers::WbaError::DirectoryUnavailable(why.clone()), why))
         }
     };
-    let (result, value, ttl) = match fetched {
-        Ok((keys, body)) => (Ok(keys), body, DIRECTORY_TTL),
-        Err((e, why)) => (Err(e), format!("{UNAVAILABLE}{why}"), DIRECTORY_FAILURE_TTL),
-    };
-    if let (Some(kv), true) = (&kv, result.is_ok() || !fresh) {
-        let _ = kv.put(&key, &value, Some(ttl)).await;
+    match fetched {
+        Ok((keys, body)) => {
+            if let Some(kv) = &kv {
+                let _ = kv.put(&key, &body, Some(DIRECTORY_TTL)).await;
+            }
+            Ok(keys)
+        }
+        Err((e, why)) => {
+            if !fresh {
+                js::remember(&key, &format!("{UNAVAILABLE}{why}"));
+            }
+            Err(e)
+        }
     }
-    result
 }
 
 /// How a cached directory that could not be used begins (what follows says why).

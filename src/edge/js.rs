@@ -146,6 +146,15 @@ export async function x402_strike(env, key) {
   if (x402_over.size >= 4096) x402_over.delete(x402_over.keys().next().value);
   x402_over.set(key, Date.now());
 }
+const x402_memo = new Map();
+export function x402_recall(key, seconds) {
+  const m = x402_memo.get(key);
+  return m && Date.now() - m[0] < seconds * 1000 ? m[1] : undefined;
+}
+export function x402_remember(key, value) {
+  if (x402_memo.size >= 256) x402_memo.clear();
+  x402_memo.set(key, [Date.now(), value]);
+}
 export function x402_barred(key, seconds) {
   const since = x402_over.get(key);
   if (since === undefined) return false;
@@ -192,6 +201,8 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
     fn x402_barred(key: &str, seconds: u32) -> bool;
+    fn x402_recall(key: &str, seconds: u32) -> Option<String>;
+    fn x402_remember(key: &str, value: &str);
     #[wasm_bindgen(catch)]
     #[allow(clippy::too_many_arguments)]
     fn x402_keep(
@@ -329,6 +340,17 @@ pub async fn strike(env: &Env, key: &str) {
 /// such keys are remembered).
 pub fn barred(key: &str, seconds: u32) -> bool {
     x402_barred(key, seconds)
+}
+
+/// What this isolate remembered under `key` less than `seconds` ago ([`remember`]).
+pub fn recall(key: &str, seconds: u32) -> Option<String> {
+    x402_recall(key, seconds)
+}
+
+/// Remembers `value` under `key` in this isolate, for [`recall`] (the newest 256 such values, forgotten
+/// all at once past that).
+pub fn remember(key: &str, value: &str) {
+    x402_remember(key, value)
 }
 
 /// Waits for a promise that yields text (`undefined` and `null` read as `None`).

@@ -531,6 +531,10 @@ describe("Web Bot Auth: a request signed by the web-bot-auth library is classifi
           assert.equal(site.hits.length, hitsBefore, "nothing reached the origin");
         }
         assert.deepEqual(agent.hits, [DIRECTORY_PATH], "fetched once, then remembered");
+        // Remembered by the isolate, not written to KV: requests naming made-up directories
+        // must not each cost a KV write.
+        const { keys } = await (await worker.kv()).list({ prefix: `wba-directory:${agent.url}` });
+        assert.deepEqual(keys, [], "nothing written to KV");
       });
     });
   }
