@@ -470,11 +470,11 @@ impl Ledger {
                         result
                     })
                     .await?;
-                self.sync_delinquency().await;
-                serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())})
+                let cleared = self.sync_delinquency().await;
+                answer(result, cleared)
             }
             // Whether KV's blocklist, which sessions read, was cleared too: if not, the admin
-            // sends it again.
+            // sends it again (so for a revocation or a payment marked paid).
             Command::Forgive => {
                 let forgiven = self.change(Book::clear_delinquency).await?;
                 let cleared = self.sync_delinquency().await;
@@ -597,6 +597,12 @@ impl Ledger {
 /// How soon a ledger whose alarm found no configuration to settle with looks again.
 const CONFIG_RETRY_MS: i64 = 60_000;
 
+/// An admin action's answer: whether it was done, why not, and whether KV's blocklist says what
+/// the ledger now says.
+fn answer<T>(result: std::result::Result<T, AdminError>, cleared: bool) -> serde_json::Value {
+    serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string()), "blocklistCleared": cleared})
+}
+
 impl Ledger {
     /// Releases served payments to their batch; answers how many of them the ledger holds.
     async fn release(
@@ -623,8 +629,8 @@ impl Ledger {
     ) -> Result<serde_json::Value> {
         let result = self.change(remove).await?;
         self.after_change(now).await?;
-        self.sync_delinquency().await;
-        Ok(serde_json::json!({"ok": result.is_ok(), "error": result.err().map(|e| e.to_string())}))
+        let cleared = self.sync_delinquency().await;
+        Ok(answer(result, cleared))
     }
 
     async fn counts(&self, now: u64) -> Result<Counts> {

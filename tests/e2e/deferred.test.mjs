@@ -640,6 +640,49 @@ describe("deferred payments are served first and settled within the window", () 
     }
   });
 
+  test("an admin's revocation of a debt says whether KV's blocklist, which sessions read, was cleared too", async () => {
+    // A STAND-IN ledger (tests/e2e/lib/ledger-faults.mjs) whose KV refuses to clear a debt from
+    // the blocklist while the test says so; the rest is real.
+    const w = await startWorker({
+      config: deferredConfig(),
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+      scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
+      modulesRoot: ROOT,
+      durableObjects: { LEDGER: "LedgerBlocklistStuck", STATS: "Stats" },
+    });
+    try {
+      const key = `0x${randomBytes(32).toString("hex")}`;
+      const payload = await signPayment(await termsFor(w), key);
+      const address = payload.payload.authorization.from.toLowerCase();
+      await rpcCall("anvil_setBalance", [address, "0xde0b6b3a7640000"]);
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, address, PRICE);
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+      assert.equal(res.status, 200, await res.clone().text());
+      await res.arrayBuffer();
+      await stack.chain.transferUsdc(key, stack.accounts.deployer.address, PRICE);
+      const view = async () =>
+        (await (await w.fetch(`/__x402/admin/ledger?wallet=${address}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json());
+      const owing = await until("the payer owes", async () => ((v) => (v.delinquent ? v : null))(await view()), { ms: 15_000 });
+      const kv = await w.kv();
+      assert.ok(await kv.get(`delinquent:${address}`), "blocklisted");
+      await kv.put("stand-in:blocklist-stuck", "yes");
+      const revoked = await w.fetch(`/__x402/admin/ledger/revoke?wallet=${address}&id=${encodeURIComponent(owing.failed[0].id)}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(revoked.status, 200);
+      assert.deepEqual(await revoked.json(), { ok: true, error: null, blocklistCleared: false }, "revoked, but the blocklist says otherwise: send again");
+      assert.equal((await view()).delinquent, false, "the ledger owes nothing");
+      assert.ok(await kv.get(`delinquent:${address}`), "still blocklisted in KV");
+      await kv.delete("stand-in:blocklist-stuck");
+      const again = await w.fetch(`/__x402/admin/ledger/forgive?wallet=${address}`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
+      assert.equal((await again.json()).blocklistCleared, true);
+      assert.equal(await kv.get(`delinquent:${address}`), null, "cleared");
+    } finally {
+      await w.dispose();
+    }
+  });
+
   test("a payer who moves its USDC away before settlement: failed with the reason, refused, the debt shown", async () => {
     const payer = 3;
     const key = stack.payer(payer).privateKey;

@@ -43,21 +43,32 @@ export class LedgerSilentOnSpending extends Ledger {
 }
 
 /**
- * Its KV refuses to list a wallet (`wallet:` keys) while the key `stand-in:listing-fails` holds
- * "yes", as a KV write that fails does; everything else is the real namespace.
+ * `env` with an X402_KV that refuses the operation `op` ("put", "delete") on keys starting with
+ * `prefix` while the key `flag` holds "yes", as a KV write that fails does; everything else is the
+ * real namespace.
  */
+function refusing(env, op, prefix, flag) {
+  const kv = env.X402_KV;
+  const faulty = async (key, ...rest) => {
+    if (String(key).startsWith(prefix) && (await kv.get(flag)) === "yes") throw new Error(`stand-in: KV refused the ${op}`);
+    return kv[op](key, ...rest);
+  };
+  const proxy = new Proxy(kv, {
+    get: (target, name) => (name === op ? faulty : Reflect.get(target, name).bind?.(target) ?? Reflect.get(target, name)),
+  });
+  return { ...env, X402_KV: proxy };
+}
+
+/** Its KV refuses to list a wallet (`wallet:` keys) while `stand-in:listing-fails` holds "yes". */
 export class LedgerListingFails extends Ledger {
   constructor(ctx, env) {
-    const kv = env.X402_KV;
-    const put = async (key, ...rest) => {
-      if (String(key).startsWith("wallet:") && (await kv.get("stand-in:listing-fails")) === "yes") {
-        throw new Error("stand-in: KV refused the listing");
-      }
-      return kv.put(key, ...rest);
-    };
-    const faulty = new Proxy(kv, {
-      get: (target, name) => (name === "put" ? put : Reflect.get(target, name).bind?.(target) ?? Reflect.get(target, name)),
-    });
-    super(ctx, { ...env, X402_KV: faulty });
+    super(ctx, refusing(env, "put", "wallet:", "stand-in:listing-fails"));
+  }
+}
+
+/** Its KV refuses to clear a wallet's debt (`delinquent:` keys) while `stand-in:blocklist-stuck` holds "yes". */
+export class LedgerBlocklistStuck extends Ledger {
+  constructor(ctx, env) {
+    super(ctx, refusing(env, "delete", "delinquent:", "stand-in:blocklist-stuck"));
   }
 }
