@@ -10,7 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{Config, Route};
+use crate::config::{Access, Config, Route};
 
 /// The `bazaar` extension of a route, or `None` if the route is not discoverable.
 pub fn bazaar(route: &Route) -> Option<Value> {
@@ -110,6 +110,8 @@ pub fn document(config: &Config, origin: &str) -> Value {
         .routes
         .iter()
         .filter(|r| !r.is_free() && r.discovery.discoverable)
+        // For sale to those who read this document: agents, or crawlers (people use the page).
+        .filter(|r| [r.access.agents, r.access.crawlers].contains(&Access::Charge))
     {
         let url = format!("{origin}{}", route.pattern.as_str());
         let mut item = json!({
@@ -159,7 +161,9 @@ mod tests {
             "routes":[{"path":"/free","free":true},
               {"path":"/api/weather","method":"GET","price":"$0.01","discovery":{"input":{"city":"Paris"},"output":{"temp":12}}},
               {"path":"/api/ask","method":"POST","price":"$0.05","discovery":{"input":{"q":"?"},"bodyType":"json"}},
-              {"path":"/hidden","price":"$1","discovery":{"discoverable":false}}]}"#,
+              {"path":"/hidden","price":"$1","discovery":{"discoverable":false}},
+              {"path":"/read-free/*","price":"$1","payers":"agents","agents":"allow"},
+              {"path":"/people-pay/*","price":"$1","crawlers":"block","agents":"block"}]}"#,
         )
         .unwrap()
     }

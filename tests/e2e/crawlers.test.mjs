@@ -125,6 +125,8 @@ const ROUTES = [
   { path: "/blocked/*", price: "$0.01", payers: "bots", trustBrowsers: false, crawlers: "block" },
   { path: "/people/*", price: "$0.01", payers: "bots", trustBrowsers: true },
   { path: "/members/*", price: "$0.01", humans: "block", trustBrowsers: true },
+  // Sold to people only: not listed for agents and crawlers, who read it free.
+  { path: "/readers/*", price: "$0.01", crawlers: "allow", agents: "allow" },
   {
     path: "/api/weather",
     method: "GET",
@@ -783,7 +785,7 @@ describe("discovery", () => {
     const res = await worker.fetch("/.well-known/x402", { headers: { "user-agent": "curl/8.5.0" } });
     assert.equal(res.status, 200);
     const doc = await res.json();
-    assert.deepEqual(doc.resources, expected.map((p) => `${worker.url}${p}`), "not the free one, not the hidden one");
+    assert.deepEqual(doc.resources, expected.map((p) => `${worker.url}${p}`), "not the free one, not the hidden one, not one sold to people only");
     assert.deepEqual(doc.items.map((i) => i.resource), doc.resources);
     for (const item of doc.items) {
       const p = new URL(item.resource).pathname.replace("%2A", "*");
