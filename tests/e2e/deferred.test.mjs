@@ -95,6 +95,22 @@ const ledgerUntil = (what, w, payerIndex, ok, opts) =>
     return ok(v) ? v : null;
   }, opts);
 
+/**
+ * A STAND-IN proxy in front of the real facilitator that loses the answer of the first /settle
+ * that moved money (504 after the real one settled); `.lost` holds that answer.
+ */
+async function losingTheFirstSettleAnswer() {
+  const proxy = await startProxy(stack.facilitator.url, async (req, body, forward) => {
+    const answer = await forward();
+    if (req.url === "/settle" && !proxy.lost && JSON.parse(answer.body).success) {
+      proxy.lost = answer;
+      return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
+    }
+    return answer;
+  });
+  return proxy;
+}
+
 /** Successful /settle calls the facilitator made for this nonce so far. */
 const settledAtFacilitator = (nonce) =>
   stack.facilitator.calls.filter((c) => c.kind === "settle" && c.ok && c.nonce?.toLowerCase() === nonce.toLowerCase());
@@ -493,14 +509,7 @@ describe("deferred payments are served first and settled within the window", () 
     // The real facilitator then refuses the resend: nonce already used. Only the chain can tell
     // our own settlement from a cancellation; read again, it names our transaction.
     const payer = 1;
-    const lostAnswer = await startProxy(stack.facilitator.url, async (req, body, forward) => {
-      const answer = await forward();
-      if (req.url === "/settle" && !lostAnswer.lost && JSON.parse(answer.body).success) {
-        lostAnswer.lost = answer;
-        return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
-      }
-      return answer;
-    });
+    const lostAnswer = await losingTheFirstSettleAnswer();
     const blockBefore = await rpcCall("eth_blockNumber");
     const lagging = await startProxy(stack.rpcUrl, async (req, body, forward) => {
       const call = JSON.parse(body);
@@ -550,14 +559,7 @@ describe("deferred payments are served first and settled within the window", () 
     // authorization of its own just before: read as ours, the payment would be booked cancelled
     // and its payer held delinquent.
     const payer = 2;
-    const lostAnswer = await startProxy(stack.facilitator.url, async (req, body, forward) => {
-      const answer = await forward();
-      if (req.url === "/settle" && !lostAnswer.lost && JSON.parse(answer.body).success) {
-        lostAnswer.lost = answer;
-        return { status: 504, body: '{"error":"stand-in: the answer was lost"}' };
-      }
-      return answer;
-    });
+    const lostAnswer = await losingTheFirstSettleAnswer();
     const careless = await startProxy(stack.rpcUrl, async (req, body, forward) => {
       const call = JSON.parse(body);
       if (call.method !== "eth_getLogs") return forward();

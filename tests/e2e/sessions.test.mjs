@@ -667,18 +667,22 @@ describe("forged proofs are refused", () => {
     assert.equal(rpcWatch.callsAbout(stranger), 0, "no call to the node for a wallet without a session");
   });
 
-  test("SIWX: a client whose made-up proofs keep being refused by a wallet's contract is turned away before the node is asked again (X402_RATE_LIMIT)", async () => {
-    // Anyone can make up a proof for a wallet that bought a session, and each costs a call to the
-    // node: counted against the client's address like refused payments.
-    const limited = await startWorker({
+  /** A Worker selling sessions on /articles/* whose X402_RATE_LIMIT (namespace `ns`) allows 3 refusals a minute. */
+  const startRateLimited = (ns) =>
+    startWorker({
       config: stack.config({
         origin: site.url,
         routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/plain", session: { seconds: 3600 } }],
         rpc: { [stack.network]: rpcWatch.url },
       }),
       secrets: { X402_SESSION_SECRET: SECRET },
-      ratelimits: { X402_RATE_LIMIT: { namespace_id: "403", simple: { limit: 3, period: 60 } } },
+      ratelimits: { X402_RATE_LIMIT: { namespace_id: ns, simple: { limit: 3, period: 60 } } },
     });
+
+  test("SIWX: a client whose made-up proofs keep being refused by a wallet's contract is turned away before the node is asked again (X402_RATE_LIMIT)", async () => {
+    // Anyone can make up a proof for a wallet that bought a session, and each costs a call to the
+    // node: counted against the client's address like refused payments.
+    const limited = await startRateLimited("403");
     try {
       const buyer = privateKeyToAccount(generatePrivateKey());
       await stack.chain.transferUsdc(stack.payer(6).privateKey, buyer.address, 100000n);
@@ -731,15 +735,7 @@ describe("forged proofs are refused", () => {
     // Each replay of a used proof has the wallet contract asked (and say yes) before the nonce is
     // found spent: counted like the contract's no, or a copied proof would cost the node a call
     // on every request for free.
-    const limited = await startWorker({
-      config: stack.config({
-        origin: site.url,
-        routes: [{ path: "/articles/*", price: "$0.01", mimeType: "text/plain", session: { seconds: 3600 } }],
-        rpc: { [stack.network]: rpcWatch.url },
-      }),
-      secrets: { X402_SESSION_SECRET: SECRET },
-      ratelimits: { X402_RATE_LIMIT: { namespace_id: "404", simple: { limit: 3, period: 60 } } },
-    });
+    const limited = await startRateLimited("404");
     try {
       const wallet = "0x5afe000000000000000000000000000000000404";
       const owner = account(6);
