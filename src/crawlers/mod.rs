@@ -22,8 +22,9 @@
 //!                     demand would let anyone make the paywall fetch any URL); otherwise
 //!                     keys = cache.get(parsed.agent_url) or fetch it:
 //!                       GET parsed.agent_url, Accept: application/http-message-signatures-directory+json,
-//!                       no redirects to other hosts, a short timeout, a body limit of 64 KiB,
-//!                       parse_directory(body), cache by URL (KV, ~1 h; failures ~5 min)
+//!                       no redirect followed (one is a failure), a short timeout, a body
+//!                       limit of 64 KiB, parse_directory(body), cache by URL (KV, ~1 h;
+//!                       failures in the isolate's memory, ~5 min)
 //!                     verify(&parsed, &keys, now_unix_seconds)
 //! classify(&ClassifyInput { web_bot_auth, cloudflare: request.cf bot fields, user_agent, accept })
 //! ```
