@@ -262,9 +262,11 @@ pub fn read_authorization_logs(
         if log_is(log, &token, &cancelled, None) {
             return Some(AuthorizationEvent::Cancelled);
         }
-        let transaction = log["transactionHash"].as_str().unwrap_or_default();
         log_is(log, &token, &used, None).then(|| AuthorizationEvent::Used {
-            transaction: transaction.to_ascii_lowercase(),
+            transaction: log["transactionHash"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase(),
         })
     }))
 }
