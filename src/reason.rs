@@ -92,6 +92,9 @@ pub enum Reason {
     /// The origin behind the paywall could not be reached or did not answer in time; the payment
     /// was not charged.
     OriginUnavailable,
+    /// A paid request's body came too slowly to leave the origin its whole time to answer once it
+    /// had arrived: cut off before the origin had it whole, nothing charged.
+    BodyTooSlow,
     /// The wallet's ledger (which refuses a payment already taken) did not answer; nothing was
     /// served or charged.
     LedgerUnavailable,
@@ -124,7 +127,7 @@ pub struct ReasonInfo {
 
 impl Reason {
     /// Every reason, for tests and documentation.
-    pub const ALL: [Reason; 44] = [
+    pub const ALL: [Reason; 45] = [
         Reason::PaymentRequired,
         Reason::HeaderTooLarge,
         Reason::InvalidBase64,
@@ -164,6 +167,7 @@ impl Reason {
         Reason::FacilitatorUnavailable,
         Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
+        Reason::BodyTooSlow,
         Reason::LedgerUnavailable,
         Reason::SessionUnavailable,
         Reason::MethodOverride,
@@ -420,6 +424,12 @@ impl Reason {
                 "unexpected_settle_error",
                 502,
                 "The site behind the paywall could not be reached or did not answer in time; nothing was charged. Try again.",
+            ),
+            Reason::BodyTooSlow => row(
+                "body_too_slow",
+                "invalid_request",
+                408,
+                "The request's body came too slowly to leave the site its whole time to answer, so it was cut off before the site had it; nothing was charged. Send it again, whole, at once.",
             ),
             Reason::LedgerUnavailable => row(
                 "ledger_unavailable",

@@ -1582,6 +1582,7 @@ fn refusal_table() {
         Reason::FacilitatorUnavailable,
         Reason::VerificationUnavailable,
         Reason::OriginUnavailable,
+        Reason::BodyTooSlow,
         Reason::LedgerUnavailable,
         Reason::SessionUnavailable,
         Reason::FacilitatorRejected,

@@ -42,17 +42,22 @@ impl Outgoing<'_> {
     }
 }
 
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_name = fetch, catch)]
-    fn global_fetch(request: &web_sys::Request) -> Result<Promise, JsValue>;
-}
-
 /// Sends a request with the runtime's `fetch`, and hands back its answer as the runtime made it:
 /// the SDK's response type reads every part of it (`cf` included) into one of its own, and turning
-/// that back into the runtime's builds the response a second time.
-pub async fn fetch(request: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
-    JsFuture::from(global_fetch(request)?).await?.dyn_into()
+/// that back into the runtime's builds the response a second time. Timed unless `cap` is infinite
+/// (see `origin::forward_as`), `body` then passed on as the origin takes it: `limit` ms for the
+/// answer once the body has passed, nothing past `cap` (ms since the epoch).
+/// A timeout rejects with `"x402:body"` (the body was late, and cut off) or a sentence saying how
+/// long the origin was given.
+pub async fn fetch_by(
+    request: &web_sys::Request,
+    body: Option<&web_sys::ReadableStream>,
+    limit: f64,
+    cap: f64,
+) -> Result<web_sys::Response, JsValue> {
+    JsFuture::from(x402_fetch_by(request, body, limit, cap)?)
+        .await?
+        .dyn_into()
 }
 
 /// A copy of `source` without the headers `names` (one per line, in lower case, with hyphens),
@@ -177,6 +182,41 @@ export async function x402_drop_keys(kv, prefix, named) {
   }
   return held;
 }
+export function x402_fetch_by(request, body, limit, cap) {
+  if (cap === Infinity) return fetch(request);
+  const stop = new AbortController();
+  let timer, halt;
+  const late = `the origin did not answer within ${Math.ceil(limit / 1000)} s`;
+  const arm = (at, why) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => { halt?.(why); stop.abort(why); }, at - Date.now());
+  };
+  const init = { signal: stop.signal };
+  if (body) {
+    const length = request.headers.get('content-length');
+    const { readable, writable } = /^\\d+$/.test(length ?? '') ? new FixedLengthStream(+length) : new TransformStream();
+    const reader = body.getReader(), writer = writable.getWriter();
+    halt = (why) => { reader.cancel(why).catch(() => {}); writer.abort(why).catch(() => {}); };
+    (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        await writer.write(value);
+      }
+      await writer.close();
+      halt = null;
+      arm(Math.min(Date.now() + limit, cap), late);
+    })().catch((e) => halt?.(e));
+    init.body = readable;
+    arm(Math.max(cap - limit, Date.now() + 1000), 'x402:body');
+  } else arm(Math.min(Date.now() + limit, cap), late);
+  return fetch(new Request(request, init)).then(
+    (r) => { clearTimeout(timer); return r; },
+    (e) => { clearTimeout(timer); throw stop.signal.aborted ? stop.signal.reason : e; });
+}
+export function x402_sleep(ms) {
+  return new Promise((wake) => setTimeout(wake, ms));
+}
 export async function x402_body_text(request, limit) {
   if (!request.body) return '';
   const reader = request.clone().body.getReader();
@@ -197,7 +237,16 @@ export async function x402_body_text(request, limit) {
 )]
 extern "C" {
     #[wasm_bindgen(catch)]
+    fn x402_fetch_by(
+        request: &web_sys::Request,
+        body: Option<&web_sys::ReadableStream>,
+        limit: f64,
+        cap: f64,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch)]
     fn x402_body_text(request: &web_sys::Request, limit: u32) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn x402_sleep(ms: u32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
     fn x402_barred(key: &str, seconds: u32) -> bool;
@@ -327,6 +376,11 @@ pub async fn body_text(request: &web_sys::Request, limit: u32) -> Option<String>
     text(x402_body_text(request, limit))
         .await
         .unwrap_or_else(|_| Some(String::new()))
+}
+
+/// Waits `ms` milliseconds.
+pub async fn sleep(ms: u32) {
+    let _ = text(x402_sleep(ms)).await;
 }
 
 /// Counts one against `key` with the Worker's `X402_RATE_LIMIT` binding; a key that this puts

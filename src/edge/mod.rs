@@ -793,6 +793,8 @@ async fn serve_paid(
     // answered (or been given up on) a little before that, or a failure could no longer be
     // withdrawn. Counted from now, not from the request's start: `/verify` took its time too.
     let mut limit = config.origin_timeout_seconds;
+    // The moment a held payment's origin must have answered by (ms since the epoch).
+    let mut held_until = 0.0;
     if deferred {
         let policy = ledger::policy(config);
         let valid_before = paid.verified.valid_before;
@@ -804,6 +806,7 @@ async fn serve_paid(
         // now instead, the origin given its whole time as on an immediate route.
         if policy.may_defer(now, valid_before) && held_limit >= MIN_HELD_ORIGIN_SECONDS {
             limit = held_limit;
+            held_until = hold_ends.saturating_sub(5) as f64 * 1000.0;
         } else {
             deferred = false;
         }
@@ -837,15 +840,16 @@ async fn serve_paid(
         && matches!(req.method().as_str(), "GET" | "HEAD")
         && !req.headers().has("upgrade").unwrap_or(true)
         && first_sight(&id);
-    // The origin's time. A held payment's is fixed now, so that the ledger's round trip comes out
-    // of it and not out of the slack before the hold ends. A payment settled now, from the start
-    // or because the ledger would not defer it, gets the whole of it from the moment the origin
-    // is asked (after the admission and any `/verify`), within the ledger's lease on an attempt
-    // in flight less the time `/settle` may take after it (an entry still in flight when its
-    // lease ends is taken for unanswered and reconciled), and never less than counted from now.
-    let held = origin::from_now(limit);
-    let (whole, from_here) = origin::from_now(config.origin_timeout_seconds);
-    let lease_ends = from_here - whole as f64 * 1000.0
+    // The origin's time (see `origin::forward_as`): how long it has once it holds the request,
+    // and the moment nothing waits past. A held payment's ends before its hold does. A payment
+    // settled now, from the start or because the ledger would not defer it, gets the whole of it,
+    // within the ledger's lease on an attempt in flight less the time `/settle` may take after it
+    // (an entry still in flight when its lease ends is taken for unanswered and reconciled), and
+    // never less than counted from now.
+    let held = (limit as f64 * 1000.0, held_until);
+    let whole = config.origin_timeout_seconds as f64 * 1000.0;
+    let from_here = js_sys::Date::now() + whole;
+    let lease_ends = from_here - whole
         + (crate::settlement::IN_FLIGHT_LEASE * 1000)
             .saturating_sub(config.facilitator.as_ref().map_or(0, |f| f.timeout_ms))
             .saturating_sub(5000) as f64;
@@ -856,8 +860,8 @@ async fn serve_paid(
         .valid_before
         .saturating_sub(paywall::IMMEDIATE_SETTLE_MARGIN_SECONDS) as f64
         * 1000.0;
-    // The origin's limit where it is fixed (a held payment's, a payment owed its content's);
-    // `None` for a payment settled now, whose limit is set when the origin is asked.
+    // The origin's time where it is fixed (a held payment's, a payment owed its content's);
+    // `None` for a payment settled now, whose time is set when the origin is asked.
     let fixed = Cell::new(deferred.then_some(held));
     let fixed = &fixed;
     // The transaction that settled this payment, sent again with its identifier, whose content
@@ -865,12 +869,8 @@ async fn serve_paid(
     let mut owed = None;
     let answer = origin::forward_as(config, req, url, &paid.verified.payer, move || {
         Some(fixed.get().unwrap_or_else(|| {
-            let now = js_sys::Date::now();
-            let ends = (now + whole as f64 * 1000.0)
-                .min(lease_ends)
-                .max(from_here)
-                .min(settle_by);
-            (((ends - now) / 1000.0).ceil().max(1.0) as u64, ends)
+            let cap = lease_ends.max(from_here).min(settle_by);
+            (whole.min(cap - js_sys::Date::now()), cap)
         }))
     });
     let mut answer = pin!(maybe_done(answer));
@@ -939,9 +939,9 @@ async fn serve_paid(
         }
     }
     // Owed its content, the payment is settled: the origin is given its whole time, with no
-    // settlement to wait for.
+    // settlement to wait for (and the upload as long again).
     if owed.is_some() {
-        fixed.set(Some((whole, from_here)));
+        fixed.set(Some((whole, js_sys::Date::now() + 2.0 * whole)));
     }
     // (See `verify_first`; the origin is never asked beside the admission for such a method.)
     if verify_first && !deferred && owed.is_none() {
@@ -1377,10 +1377,13 @@ async fn pass(
 
 /// The answer when the origin was out of reach or too slow.
 fn origin_unavailable(e: &worker::Error, head: bool) -> Result<web_sys::Response> {
-    respond::reply(
-        paywall::plain_refusal(&Refusal::new(Reason::OriginUnavailable, e.to_string())),
-        head,
-    )
+    let detail = e.to_string();
+    let refusal = if detail == origin::BODY_LATE {
+        Reason::BodyTooSlow.into()
+    } else {
+        Refusal::new(Reason::OriginUnavailable, detail)
+    };
+    respond::reply(paywall::plain_refusal(&refusal), head)
 }
 
 /// Counts a served payment (and the session it bought) in the publisher's statistics.
@@ -1471,7 +1474,7 @@ fn gather<T: 'static, F: std::future::Future<Output = ()> + 'static>(
         return;
     }
     ctx.wait_until(async move {
-        worker::Delay::from(std::time::Duration::from_millis(wait_ms)).await;
+        js::sleep(wait_ms as u32).await;
         let items = pending.with(|p| std::mem::take(&mut p.borrow_mut().0));
         // (A flush taken for lost that ran after all found them taken.)
         if !items.is_empty() {

@@ -4,13 +4,9 @@
 //! headers and body; without it, the request continues to the zone's own origin (the Worker is
 //! deployed on a route in front of it). Redirects are handed back to the client, not followed.
 
-use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::task::Poll;
-use std::time::Duration;
+use std::future::Future;
 
-use wasm_bindgen::JsValue;
-use worker::{Delay, Error, Headers, Result};
+use worker::{Headers, Result};
 
 use crate::config::Config;
 use crate::evm::Address;
@@ -44,61 +40,35 @@ pub async fn pass(
     req: web_sys::Request,
     url: &HttpUrl,
 ) -> Result<web_sys::Response> {
-    send(config, req, url, None).await
+    send(config, req, url, None, None).await
 }
 
 /// A paid (or session) request: payment headers stripped, the wallet named. `deadline` gives the
-/// origin's time, asked when the request is sent (when the returned future is first polled):
-/// the limit in seconds, and the moment it ends (ms since the epoch), which may have been fixed
-/// earlier (a payment must not wait on an origin longer than the ledger holds it uncharged). The
-/// origin must answer (its headers; the body then streams as it comes) by then. A timeout is an
-/// error, like an origin out of reach, and nobody pays for either. Requests on a session, where
-/// no payment waits, go without a timer of their own (`None`: the platform's applies).
+/// origin's time, asked when the request is sent (when the returned future is first polled): how
+/// long the origin has to answer (its headers; the body then streams as it comes) once it holds
+/// the whole request, in ms, and the moment nothing may wait past (ms since the epoch), which may
+/// have been fixed earlier (a payment must not wait on an origin longer than the ledger holds it
+/// uncharged). The client's upload does not come out of the origin's time: a client that held
+/// back its body's end until just before a deadline would otherwise have the origin's work done
+/// (the request reached it whole) and be answered a timeout, its payment withdrawn. The body must
+/// have passed to the origin by the moment that leaves the origin its whole time (at least a
+/// second after the request is sent), or the upload is cut off, the origin never getting it whole:
+/// [`BODY_LATE`]. A timeout is an error, like an origin out of reach, and nobody pays for either.
+/// Requests on a session, where no payment waits, go without a timer of their own (`None`: the
+/// platform's applies).
 pub fn forward_as<'a>(
     config: &'a Config,
     req: web_sys::Request,
     url: &'a HttpUrl,
     wallet: &Address,
-    deadline: impl FnOnce() -> Option<(u64, f64)> + 'a,
+    deadline: impl FnOnce() -> Option<(f64, f64)> + 'a,
 ) -> impl Future<Output = Result<web_sys::Response>> + 'a {
     let wallet = checksum(wallet);
-    async move { forward_by(config, req, url, wallet, deadline()).await }
+    async move { send(config, req, url, Some(wallet), deadline()).await }
 }
 
-/// The deadline `seconds` from now: what [`forward_as`] takes.
-pub fn from_now(seconds: u64) -> (u64, f64) {
-    let seconds = seconds.max(1);
-    (seconds, js_sys::Date::now() + seconds as f64 * 1000.0)
-}
-
-/// [`forward_as`], given the limit in seconds and the deadline it sets (ms since the epoch).
-async fn forward_by(
-    config: &Config,
-    req: web_sys::Request,
-    url: &HttpUrl,
-    wallet: String,
-    limit: Option<(u64, f64)>,
-) -> Result<web_sys::Response> {
-    let answer = send(config, req, url, Some(wallet));
-    let Some((limit_seconds, deadline_ms)) = limit else {
-        return answer.await;
-    };
-    let left = Duration::from_millis((deadline_ms - js_sys::Date::now()).max(0.0) as u64);
-    let mut answer = pin!(answer);
-    let mut deadline = pin!(Delay::from(left));
-    poll_fn(|cx| {
-        if let Poll::Ready(r) = answer.as_mut().poll(cx) {
-            return Poll::Ready(r);
-        }
-        if deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(Error::RustError(format!(
-                "the origin did not answer within {limit_seconds} s"
-            ))));
-        }
-        Poll::Pending
-    })
-    .await
-}
+/// What a paid request's answer fails with when its body did not reach the origin in time.
+pub const BODY_LATE: &str = "x402:body";
 
 /// The wallet as the origin is told it (EIP-55), remembered for the last wallet: a Keccak hash per
 /// request otherwise, for the same few wallets on their sessions.
@@ -125,6 +95,7 @@ async fn send(
     req: web_sys::Request,
     url: &HttpUrl,
     payer: Option<String>,
+    deadline: Option<(f64, f64)>,
 ) -> Result<web_sys::Response> {
     let target = match &config.origin {
         Some(base) => {
@@ -191,15 +162,19 @@ async fn send(
     let method = req.method();
     let body = match method.as_str() {
         "GET" | "HEAD" => None,
-        _ => req.body().map(JsValue::from),
+        _ => req.body(),
     };
+    // Untimed (a session's request): the body goes as it is, no deadline set.
+    let (limit, cap) = deadline.unwrap_or((f64::INFINITY, f64::INFINITY));
+    let timed = cap.is_finite();
     let outgoing = super::js::Outgoing {
         method: &method,
         headers: &headers.0,
-        body: body.as_ref(),
+        body: body.as_ref().filter(|_| !timed).map(AsRef::as_ref),
         manual_redirect: true,
         timeout_ms: None,
     }
     .build(&target)?;
-    Ok(super::js::fetch(&outgoing).await?)
+    let body = body.as_ref().filter(|_| timed);
+    Ok(super::js::fetch_by(&outgoing, body, limit, cap).await?)
 }

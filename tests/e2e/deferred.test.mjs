@@ -1436,6 +1436,72 @@ describe("origins that fail, and replays at the origin", () => {
     }
   });
 
+  for (const [mode, path] of [["immediate", "/articles/order"], ["deferred (held)", "/missing/order"]]) {
+    test(`${mode}: a paid POST whose body comes slowly gives the origin its whole time from when the body has arrived, and is paid for`, async () => {
+      // The origin has 2 s (originTimeoutSeconds) and takes 1.2 s once it has the whole request;
+      // the client holds its body's end back 1.5 s. Counted from when the request was sent, the
+      // origin's work would be done and answered as a timeout, its payment withdrawn.
+      const payer = 5;
+      const site = await startActingOrigin(() => sleep(1200));
+      const w = await startWorker({ config: { ...deferredConfig(), origin: site.url, originTimeoutSeconds: 2 }, secrets: { X402_ADMIN_TOKEN: TOKEN } });
+      try {
+        const start = await balances(payer);
+        const payload = await signPayment(await termsFor(w, path), stack.payer(payer).privateKey);
+        const res = await postSlowly(w.url + path, paymentHeaders(payload), ["qty", "=1"], 1500);
+        assert.equal(res.status, 200, res.body);
+        assert.equal(res.body, "done");
+        assert.deepEqual(site.bodies, ["qty=1"], "the origin did the work once, with the whole body");
+        assert.equal(decodeHeader(res.headers["payment-response"]).success, true);
+        await until("the payment moved", async () => (await balances(payer)).payer !== start.payer, { ms: (BATCH + 20) * 1000 });
+        await assertMoved(start, payer, PRICE);
+      } finally {
+        await w.dispose();
+        await site.stop();
+      }
+    });
+  }
+
+  test("a paid POST whose body is held back past the moment that leaves the origin its whole time is cut off: 408 body_too_slow, the origin never has it whole, nothing charged", async () => {
+    // An immediate payment is in the ledger's hands for at most 120 s less the facilitator's time
+    // (12 s here) and 5 s: the origin's 100 s leave the upload 3 s.
+    const payer = 5;
+    const site = await startActingOrigin(async () => {});
+    const config = deferredConfig();
+    const w = await startWorker({
+      config: { ...config, origin: site.url, originTimeoutSeconds: 100, facilitator: { ...config.facilitator, timeoutMs: 12_000 } },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      const start = await balances(payer);
+      const path = "/articles/order";
+      for (const length of [true, false]) {
+        const payload = await signPayment(await termsFor(w, path), stack.payer(payer).privateKey);
+        const nonce = payload.payload.authorization.nonce;
+        const began = Date.now();
+        const res = await postSlowly(w.url + path, paymentHeaders(payload), ["qty", "=1"], 6000, { length });
+        assert.equal(res.status, 408, res.body);
+        const body = JSON.parse(res.body);
+        assert.equal(body.reason, "body_too_slow");
+        assert.match(body.message, /nothing was charged/);
+        assert.equal(res.headers["payment-response"], undefined, "no receipt");
+        assert.ok(Date.now() - began < 5500, `cut off after ${Date.now() - began} ms`);
+        await sleep(6500 - (Date.now() - began));
+        assert.deepEqual(site.bodies, [], "the origin never had the whole body");
+        assert.equal(settleCalls(nonce).length, 0, "never sent to /settle");
+        // Withdrawn: the same payment, its body sent whole, is served and paid once.
+        const again = await w.fetch(path, { method: "POST", body: "qty=1", headers: paymentHeaders(payload) });
+        assert.equal(again.status, 200, await again.clone().text());
+        assert.equal(await again.text(), "done");
+        assert.deepEqual(site.bodies, ["qty=1"]);
+        site.bodies.length = 0;
+      }
+      await assertMoved(start, payer, 2n * PRICE);
+    } finally {
+      await w.dispose();
+      await site.stop();
+    }
+  });
+
   test("an immediate POST signed to end sooner than the terms allow is refused before the origin or /verify is asked: the site's work would outlast its settlement", async () => {
     const payer = 4;
     const key = stack.payer(payer).privateKey;
@@ -1618,12 +1684,20 @@ async function startActingOrigin(act) {
   const http = await import("node:http");
   const site = {
     worked: 0,
+    /** The POST bodies it received whole. */
+    bodies: [],
     url: "",
   };
   const server = http.createServer(async (req, res) => {
-    for await (const _ of req);
+    let body = "";
+    try {
+      for await (const chunk of req) body += chunk;
+    } catch {
+      return; // the request never came whole: no work
+    }
     if (req.method === "POST") {
       site.worked += 1;
+      site.bodies.push(body);
       await act();
     }
     res.writeHead(200, { "content-type": "text/plain" });
@@ -1637,6 +1711,29 @@ async function startActingOrigin(act) {
       server.close(resolve);
     });
   return site;
+}
+
+/**
+ * A POST to `url` whose body is `parts`, the last sent `pauseMs` after the others, with a
+ * Content-Length unless `length` is false (chunked then). Resolves to { status, headers, body }.
+ */
+async function postSlowly(url, headers, parts, pauseMs, { length = true } = {}) {
+  const http = await import("node:http");
+  const whole = parts.join("");
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: "POST",
+      headers: { ...headers, "content-type": "application/x-www-form-urlencoded", ...(length ? { "content-length": Buffer.byteLength(whole) } : {}) },
+    });
+    req.on("response", async (res) => {
+      let body = "";
+      for await (const chunk of res) body += chunk;
+      resolve({ status: res.statusCode, headers: res.headers, body });
+    });
+    req.on("error", reject);
+    for (const p of parts.slice(0, -1)) req.write(p);
+    setTimeout(() => req.end(parts.at(-1)), pauseMs).unref();
+  });
 }
 
 /** An origin that answers `status` (500 by default) after `ms`, to every request. */
