@@ -11,11 +11,13 @@ use crate::evm::Address;
 /// `authorizationState(address,bytes32)`.
 const AUTHORIZATION_STATE_SELECTOR: &str = "e94a0102";
 
-/// The body of an `eth_call` asking `token.authorizationState(authorizer, nonce)`.
+/// The body of an `eth_call` asking `token.authorizationState(authorizer, nonce)` as of block
+/// `at` (`"latest"`, or a number in hex).
 pub fn authorization_state_request(
     token: &Address,
     authorizer: &Address,
     nonce: &[u8; 32],
+    at: &str,
 ) -> String {
     let data = format!(
         "0x{AUTHORIZATION_STATE_SELECTOR}{:0>64}{}",
@@ -24,7 +26,7 @@ pub fn authorization_state_request(
     );
     request(
         "eth_call",
-        serde_json::json!([{"to": token.to_checksum(), "data": data}, "latest"]),
+        serde_json::json!([{"to": token.to_checksum(), "data": data}, at]),
     )
 }
 
@@ -587,7 +589,7 @@ mod tests {
     fn request_and_answers() {
         let token = Address::parse("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512").unwrap();
         let from = Address::parse("0x90F79bf6EB2c4f870365E785982E1f101E93b906").unwrap();
-        let body = authorization_state_request(&token, &from, &[0x11; 32]);
+        let body = authorization_state_request(&token, &from, &[0x11; 32], "latest");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         let data = v["params"][0]["data"].as_str().unwrap();
         assert_eq!(data.len(), 2 + 8 + 64 + 64);

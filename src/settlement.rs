@@ -105,7 +105,10 @@
 //!    admissions are refused with it. `…nonce_already_used`, even on the first attempt, is judged
 //!    by the chain, never on the facilitator's word: a cancelled authorization or a transfer of
 //!    the payer's own under the same nonce ([`Outcome::OnChainCancelled`],
-//!    [`Outcome::OnChainUsedElsewhere`]) leaves the payer owing as above; this authorization sent
+//!    [`Outcome::OnChainUsedElsewhere`]), or a nonce used before the payment was admitted, the
+//!    chain's logs since then read whole and showing no use ([`Outcome::OnChainUsedBefore`]: the
+//!    payer sent an authorization it had already cancelled or spent, which local verification
+//!    cannot see), leaves the payer owing as above; this authorization sent
 //!    by someone else paid us ([`Outcome::Settled`]); a chain that cannot say which (a node behind,
 //!    or one that will not show the token's logs; no RPC URL) holds nothing against the payer.
 //!    If an earlier attempt may have moved the money, state-dependent refusals (balance, revert,
@@ -225,6 +228,9 @@ pub const SETTLEMENT_UNKNOWN: &str = "settlement_unknown";
 pub const AUTHORIZATION_CANCELLED: &str = "authorization_cancelled";
 /// Failure: the chain shows the nonce used by a transfer that did not pay this payment.
 pub const AUTHORIZATION_USED_ELSEWHERE: &str = "authorization_used_elsewhere";
+/// Failure: the chain shows the nonce used (cancelled, or spent by a transfer of the payer's own)
+/// before the payment was admitted.
+pub const AUTHORIZATION_USED_BEFORE: &str = "authorization_used_before";
 
 /// The publisher's settlement policy for one wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -483,6 +489,10 @@ pub enum Outcome {
     OnChainUnused,
     /// The chain shows an `AuthorizationCanceled` for this nonce: the payer cancelled it.
     OnChainCancelled,
+    /// `authorizationState` says used at a block up to which the token's logs since well before
+    /// the payment's admission were read whole and show no use or cancellation of the nonce: it
+    /// was used before the payment was sent here, so neither by our settlement nor after it.
+    OnChainUsedBefore,
     /// The nonce was used by `transaction`, which did not pay this payment's recipient its amount:
     /// the payer spent the nonce on another transfer of its own, and nothing came to us.
     OnChainUsedElsewhere { transaction: String },
@@ -1916,6 +1926,12 @@ impl Ledger {
                 !e.immediate || e.worked,
                 now,
             ),
+            Outcome::OnChainUsedBefore => e.fail(
+                AUTHORIZATION_USED_BEFORE,
+                "the payer had used or cancelled the authorization before sending it".into(),
+                !e.immediate || e.worked,
+                now,
+            ),
             Outcome::OnChainUsedElsewhere { transaction } => e.fail(
                 AUTHORIZATION_USED_ELSEWHERE,
                 format!(
@@ -2022,6 +2038,7 @@ impl Ledger {
                     } if e.immediate
                         && !e.worked
                         && (reason == EXPIRED_UNSETTLED
+                            || reason == AUTHORIZATION_USED_BEFORE
                             || !e.uncertain
                                 && e.unknowns == 0
                                 && reason != SETTLEMENT_UNKNOWN

@@ -9,10 +9,10 @@ use x402_edge::json::{self, Read};
 use x402_edge::settlement::{
     classify_refusal, refusal_is_uncertain, Action, AdminError, Admission, AdmitError, Effect,
     Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, ANSWER_KEPT_SECONDS,
-    AUTHORIZATION_CANCELLED, AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW,
-    EXPIRED_UNSETTLED, HOLD_RETRY_ROOM, HOLD_SECONDS, IN_FLIGHT_LEASE, MIN_SAFETY_MARGIN,
-    REPEATABLE_KEPT, REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED,
-    UNCONFIRMED_REFUSAL,
+    AUTHORIZATION_CANCELLED, AUTHORIZATION_USED_BEFORE, AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE,
+    COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_RETRY_ROOM, HOLD_SECONDS, IN_FLIGHT_LEASE,
+    MIN_SAFETY_MARGIN, REPEATABLE_KEPT, REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN,
+    UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -1416,6 +1416,66 @@ fn a_used_nonce_whose_logs_cannot_be_read_is_never_booked_as_paid() {
     );
 }
 
+/// A deferred payment served on credit for an authorization its payer had already cancelled or
+/// spent (local verification cannot see the chain): the facilitator says the nonce is used, and
+/// the chain, its logs read whole from before the admission, shows no use since. The payer owes;
+/// an immediate payment (its answer not served) owes nothing and is trimmed like any refusal.
+#[test]
+fn nonce_used_before_the_payment_came_is_the_payers() {
+    let p = policy();
+    let (mut l, id, at) = one_due(5_000);
+    l.begin(&id, &p, at).unwrap();
+    let Effect::Retry { at: read } =
+        l.record(&id, refused("invalid_exact_evm_nonce_already_used"), &p, at)
+    else {
+        panic!("expected a chain read");
+    };
+    assert_eq!(l.due(read)[0].action, Action::Reconcile);
+    l.begin(&id, &p, read).unwrap();
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUsedBefore, &p, read),
+        Effect::Failed {
+            became_delinquent: true
+        }
+    );
+    assert_eq!(
+        l.entry(&id).unwrap().reason.as_deref(),
+        Some(AUTHORIZATION_USED_BEFORE)
+    );
+    assert!(l.is_delinquent());
+    assert_eq!(l.view().owed_micro_usd, 5_000);
+
+    // Immediate: refused, nothing owed, and kept only among the newest refusals, even after an
+    // unanswered attempt (the chain shows the nonce was used before it).
+    let mut l = Ledger::new();
+    let mut ids = Vec::new();
+    for n in 0..30u64 {
+        let first = match n % 2 {
+            0 => refused("invalid_exact_evm_nonce_already_used"),
+            _ => unknown(),
+        };
+        let at = T0 + n * 200;
+        let id = immediate_then(&mut l, &p, n + 1, at, vec![first]);
+        let read = l.due(at + 120)[0].clone();
+        assert_eq!(read.action, Action::Reconcile);
+        l.begin(&id, &p, at + 120).unwrap();
+        assert_eq!(
+            l.record(&id, Outcome::OnChainUsedBefore, &p, at + 120),
+            Effect::Failed {
+                became_delinquent: false
+            }
+        );
+        ids.push(id);
+    }
+    assert!(!l.is_delinquent());
+    let kept = ids.iter().filter(|id| l.entry(id).is_some()).count();
+    assert!(
+        kept <= p.settled_history,
+        "refusals trimmed, {kept} of 30 kept"
+    );
+    assert!(l.entry(ids.last().unwrap()).is_some(), "the newest kept");
+}
+
 #[test]
 fn nonce_used_after_our_own_attempt_and_cancelled_on_chain_is_the_payers() {
     let p = policy();
@@ -2490,11 +2550,12 @@ const REASONS: [&str; 10] = [
 fn random_outcome(rng: &mut Rng, action: Action) -> Outcome {
     let chain = action == Action::Reconcile && rng.chance(70);
     if chain {
-        return match rng.below(5) {
+        return match rng.below(6) {
             0 => Outcome::OnChainUsed,
             1 => Outcome::OnChainUnused,
             2 => Outcome::NoRpc,
             3 => Outcome::OnChainCancelled,
+            4 => Outcome::OnChainUsedBefore,
             _ => unknown(),
         };
     }

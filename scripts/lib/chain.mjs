@@ -405,6 +405,11 @@ export async function increaseTime(rpcUrl, seconds) {
   await rpc(rpcUrl, "evm_mine");
 }
 
+/** Mines `count` empty blocks at once, all at the chain's current time. */
+export async function mineBlocks(rpcUrl, count) {
+  await rpc(rpcUrl, "anvil_mine", [`0x${count.toString(16)}`, "0x0"]);
+}
+
 /** Mines the next block at exactly `timestamp` (seconds); later blocks continue from there. */
 export async function setNextBlockTimestamp(rpcUrl, timestamp) {
   await rpc(rpcUrl, "evm_setNextBlockTimestamp", [Number(timestamp)]);

@@ -120,9 +120,10 @@ async function handle(req, res, hits) {
       res.setHeader("access-control-expose-headers", "ETag");
     }
     // ?redirect=303 (any 3xx): an origin that acts on a request, then sends the client elsewhere
-    // (post, then redirect to the result).
+    // (post, then redirect to the result); &to= names where (a signed download link on a CDN).
     const redirect = Number(url.searchParams.get("redirect"));
-    if (redirect >= 300 && redirect < 400) return send(redirect, "text/plain; charset=utf-8", "", { location: "/echo/result" });
+    const to = url.searchParams.get("to") ?? "/echo/result";
+    if (redirect >= 300 && redirect < 400) return send(redirect, "text/plain; charset=utf-8", "", { location: to });
     return json(200, {
       method: req.method,
       path,

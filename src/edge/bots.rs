@@ -9,8 +9,7 @@
 //! rotated its keys) has the directory fetched again, at most once per [`REFETCH_SECONDS`] per
 //! directory and isolate; a failed fetch then leaves the cached copy as it was.
 
-use futures_util::StreamExt;
-use worker::{Env, Fetch, Headers};
+use worker::{Env, Headers};
 
 use super::js;
 
@@ -243,34 +242,19 @@ async fn fetch_directory(url: &str) -> Result<String, String> {
     }
     .build(url)
     .map_err(|_| "is not a URL that can be fetched".to_string())?;
-    let mut res = Fetch::Request(request.into()).send().await.map_err(|_| {
+    let res = js::send(&request).await.map_err(|_| {
         format!(
             "could not be fetched (a network error, or no answer within {DIRECTORY_TIMEOUT_MS} ms)"
         )
     })?;
-    if res.status_code() != 200 {
-        return Err(format!("answered HTTP {}, not 200", res.status_code()));
+    if res.status() != 200 {
+        return Err(format!("answered HTTP {}, not 200", res.status()));
     }
     // Read no further than the limit: the signer's server chooses how much it sends.
     let limit = crawlers::MAX_DIRECTORY_BYTES;
-    let too_large = || format!("sent more than the {limit} bytes read");
-    let declared = res.headers().get("content-length").ok().flatten();
-    if declared
-        .and_then(|n| n.trim().parse::<u64>().ok())
-        .is_some_and(|n| n > limit as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = res.stream().map_err(unreadable)?;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| "broke off while sending".to_string())?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    String::from_utf8(bytes).map_err(|_| "sent a body that is not UTF-8".to_string())
+    js::response_text(&res, limit as u32)
+        .await
+        .ok_or_else(|| format!("sent more than the {limit} bytes read"))
 }
 
 /// Cloudflare's bot fields, read one by one from `request.cf` (not the whole object, which is

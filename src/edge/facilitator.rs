@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use worker::{Env, Fetch};
+use worker::Env;
 
 use super::js;
 use crate::cdp::ApiKey;
@@ -84,11 +84,11 @@ pub async fn supported(f: &FacilitatorConfig, auth: &Auth) -> Option<Supported> 
     }
     .build(&url)
     .ok()?;
-    let response = Fetch::Request(request.into()).send().await.ok()?;
-    if response.status_code() != 200 {
+    let response = js::send(&request).await.ok()?;
+    if response.status() != 200 {
         return None;
     }
-    Supported::parse(&super::body_text(web_sys::Response::from(response).text()).await?)
+    Supported::parse(&super::body_text(response.text()).await?)
 }
 
 pub struct Client<'a> {
@@ -137,11 +137,9 @@ impl<'a> Client<'a> {
         let url = format!("{base}{path}");
         let bearer = self.auth.bearer("POST", &url).await;
         let request = js::post_json(&url, body, bearer.as_deref(), Some(timeout))?;
-        let response = Fetch::Request(request.into()).send().await?;
-        let status = response.status_code();
-        let text = super::body_text(web_sys::Response::from(response).text())
-            .await
-            .unwrap_or_default();
+        let response = js::send(&request).await?;
+        let status = response.status();
+        let text = super::body_text(response.text()).await.unwrap_or_default();
         Ok((Some(status), text))
     }
 }

@@ -183,43 +183,52 @@ export async function x402_drop_keys(kv, prefix, named) {
   return held;
 }
 export function x402_fetch_by(request, body, limit, cap) {
-  if (cap === Infinity) return fetch(request);
-  const stop = new AbortController();
-  let timer, halt;
-  const late = `the origin did not answer within ${Math.ceil(limit / 1000)} s`;
-  const arm = (at, why) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => { halt?.(why); stop.abort(why); }, at - Date.now());
-  };
-  const init = { signal: stop.signal };
+  if (!Number.isFinite(cap)) return fetch(request);
+  const stop = new AbortController(), init = { signal: stop.signal };
+  let timer, halt, answered = false, due = Date.now();
+  const late = () => `the origin did not answer within ${Math.ceil(limit / 1000)} s`;
+  const cut = (why) => { halt?.(why); halt = null; stop.abort(why); };
+  const arm = (at, why) => { clearTimeout(timer); if (!answered) timer = setTimeout(() => cut(why), at - Date.now()); };
   if (body) {
+    limit = Math.min(limit, cap - due - 1000);
+    due = cap - limit;
     const length = request.headers.get('content-length');
-    const { readable, writable } = /^\\d+$/.test(length ?? '') ? new FixedLengthStream(+length) : new TransformStream();
+    const fixed = /^\\d+$/.test(length ?? '');
+    const { readable, writable } = fixed ? new FixedLengthStream(+length) : new TransformStream();
     const reader = body.getReader(), writer = writable.getWriter();
     halt = (why) => { reader.cancel(why).catch(() => {}); writer.abort(why).catch(() => {}); };
+    init.body = readable;
     (async () => {
+      let left = fixed ? +length : Infinity;
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) break;
-        await writer.write(value);
+        const last = done || (left -= value.byteLength) <= 0;
+        if (last) {
+          if (Date.now() >= due) return cut('x402:body');
+          halt = null;
+          arm(Date.now() + limit, late());
+        }
+        if (!done) await writer.write(value);
+        if (last) return writer.close();
       }
-      await writer.close();
-      halt = null;
-      arm(Math.min(Date.now() + limit, cap), late);
     })().catch((e) => halt?.(e));
-    init.body = readable;
-    arm(Math.max(cap - limit, Date.now() + 1000), 'x402:body');
-  } else arm(Math.min(Date.now() + limit, cap), late);
+  }
+  if (body) arm(due, 'x402:body');
+  else arm(Math.min(due + limit, cap), late());
+  const end = () => { answered = true; clearTimeout(timer); };
   return fetch(new Request(request, init)).then(
-    (r) => { clearTimeout(timer); return r; },
-    (e) => { clearTimeout(timer); throw stop.signal.aborted ? stop.signal.reason : e; });
+    (r) => { end(); return r; },
+    (e) => { end(); throw stop.signal.aborted ? stop.signal.reason : e; });
+}
+export function x402_elsewhere(location, host) {
+  try { return location !== '' && new URL(location, `http://${host}/`).hostname !== new URL(`http://${host}/`).hostname; } catch { return false; }
 }
 export function x402_sleep(ms) {
   return new Promise((wake) => setTimeout(wake, ms));
 }
-export async function x402_body_text(request, limit) {
-  if (!request.body) return '';
-  const reader = request.clone().body.getReader();
+export async function x402_body_text(r, limit, own) {
+  if (!r.body) return '';
+  const reader = (own ? r : r.clone()).body.getReader();
   const parts = [];
   let size = 0;
   try {
@@ -244,9 +253,20 @@ extern "C" {
         cap: f64,
     ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
-    fn x402_body_text(request: &web_sys::Request, limit: u32) -> Result<Promise, JsValue>;
+    fn x402_body_text(
+        request: &web_sys::Request,
+        limit: u32,
+        own: bool,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch, js_name = x402_body_text)]
+    fn x402_response_text(
+        response: &web_sys::Response,
+        limit: u32,
+        own: bool,
+    ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_sleep(ms: u32) -> Result<Promise, JsValue>;
+    fn x402_elsewhere(location: &str, host: &str) -> bool;
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
     fn x402_barred(key: &str, seconds: u32) -> bool;
@@ -366,21 +386,40 @@ pub fn post_json(
 /// reached in 5 s.
 pub async fn rpc(url: &str, body: &str) -> Option<String> {
     let request = post_json(url, body, None, Some(5_000)).ok()?;
-    let mut res = worker::Fetch::Request(request.into()).send().await.ok()?;
-    res.text().await.ok()
+    response_text(&send(&request).await.ok()?, u32::MAX).await
 }
 
 /// A copy of the request's body as text, read no further than `limit` bytes: `None` if it is
 /// longer. The request keeps its own body. A body that cannot be read reads as what was read.
 pub async fn body_text(request: &web_sys::Request, limit: u32) -> Option<String> {
-    text(x402_body_text(request, limit))
+    text(x402_body_text(request, limit, false))
         .await
         .unwrap_or_else(|_| Some(String::new()))
+}
+
+/// Whether a redirect to `location` (absolute, or relative to this site) leads off the site
+/// `host` (any scheme or port of the same host is the site). A location that is no URL is not.
+pub fn elsewhere(location: &str, host: &str) -> bool {
+    x402_elsewhere(location, host)
 }
 
 /// Waits `ms` milliseconds.
 pub async fn sleep(ms: u32) {
     let _ = text(x402_sleep(ms)).await;
+}
+
+/// A response's body as text, read no further than `limit` bytes: `None` if it is longer, or
+/// if the answer could not be read at all. A body that breaks off reads as what was read.
+pub async fn response_text(response: &web_sys::Response, limit: u32) -> Option<String> {
+    text(x402_response_text(response, limit, true))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Sends a request with the runtime's `fetch`, untimed but for its own signal.
+pub async fn send(request: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+    fetch_by(request, None, f64::INFINITY, f64::INFINITY).await
 }
 
 /// Counts one against `key` with the Worker's `X402_RATE_LIMIT` binding; a key that this puts

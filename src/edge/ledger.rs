@@ -38,6 +38,11 @@ use crate::settlement::{
 const LEDGER_KEY: &str = "ledger";
 const WALLET_KEY: &str = "wallet";
 const OPEN_KEY: &str = "open-in-kv";
+/// Set while KV's blocklist, which sessions read, may not say what the ledger says (its write
+/// failed after a settlement changed the wallet's standing): written again by the alarm.
+const STALE_KEY: &str = "blocklist-stale";
+/// How soon a blocklist write that failed is tried again.
+const BLOCKLIST_RETRY_SECONDS: u64 = 30;
 /// After the wallet's name in storage while its `wallet:` listing in KV is still to be written.
 const UNLISTED: &str = " unlisted";
 /// KV key prefixes.
@@ -559,6 +564,8 @@ struct Memory {
     open_in_kv: Option<bool>,
     /// The wallet is not listed in KV yet (its first listing failed).
     unlisted: bool,
+    /// Whether [`STALE_KEY`] is set (`None`: not read yet).
+    stale: Option<bool>,
 }
 
 impl Ledger {
@@ -580,6 +587,9 @@ impl Ledger {
     async fn settle_alarm(&self) -> Result<Response> {
         // A fired alarm is gone: read it again before deciding to set one.
         self.memory.borrow_mut().alarm_ms = None;
+        if self.stale().await? {
+            self.set_stale(!self.sync_delinquency().await).await?;
+        }
         match super::config_of(&self.env) {
             Some(config) => self.settle_due(&config, &policy(&config)).await?,
             // A configuration that does not load (a bad deploy) leaves nothing to settle with:
@@ -752,7 +762,13 @@ impl Ledger {
         let storage = self.state.storage();
         let known_alarm = self.memory.borrow().alarm_ms;
         let next_alarm = self.book(Book::next_alarm).await?;
-        match next_alarm {
+        // A blocklist still to be written keeps an alarm too.
+        let retry = now + BLOCKLIST_RETRY_SECONDS;
+        let wake = match self.stale().await? {
+            true => Some(next_alarm.map_or(retry, |at| at.min(retry))),
+            false => next_alarm,
+        };
+        match wake {
             Some(at) => {
                 let at_ms = (at.max(now) * 1000) as i64;
                 let current = match known_alarm {
@@ -908,8 +924,33 @@ impl Ledger {
         }
         | Effect::SettledAfterAll = effect
         {
-            self.sync_delinquency().await;
+            // Not written: written again by the alarm, which the ledger's next change sets.
+            if !self.sync_delinquency().await {
+                let _ = self.set_stale(true).await;
+            }
         }
+    }
+
+    /// Whether KV's blocklist is still to be written again ([`STALE_KEY`]).
+    async fn stale(&self) -> Result<bool> {
+        if let Some(stale) = self.memory.borrow().stale {
+            return Ok(stale);
+        }
+        let storage = self.state.storage();
+        let stale = js::stored_bool(storage.as_raw(), STALE_KEY)
+            .await?
+            .unwrap_or(false);
+        self.memory.borrow_mut().stale = Some(stale);
+        Ok(stale)
+    }
+
+    async fn set_stale(&self, stale: bool) -> Result<()> {
+        if self.stale().await? != stale {
+            let storage = self.state.storage();
+            js::store(storage.as_raw(), STALE_KEY, stale.into()).await?;
+            self.memory.borrow_mut().stale = Some(stale);
+        }
+        Ok(())
     }
 
     /// Mirrors the ledger's delinquency (the truth) into the KV blocklist (the fast copy).
@@ -994,7 +1035,14 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
             why: "unreadable entry".into(),
         };
     };
-    let body = crate::chain::authorization_state_request(&token, &from, &nonce);
+    // The node's newest block first: the state is read as of it, and the logs up to it, so that
+    // a node behind another (behind one URL) cannot show a use whose log it does not yet hold.
+    let latest = js::rpc(url, &crate::chain::block_number_request())
+        .await
+        .as_deref()
+        .and_then(crate::chain::read_block_number);
+    let at = latest.map_or_else(|| "latest".into(), |b| format!("0x{b:x}"));
+    let body = crate::chain::authorization_state_request(&token, &from, &nonce, &at);
     match js::rpc(url, &body)
         .await
         .as_deref()
@@ -1010,12 +1058,11 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
     }
     // Used or cancelled: FiatToken sets the same state for both. The logs tell them apart (and
     // name the paying transaction). If they cannot be read, or name nothing, the state is all
-    // there is, and the ledger does not book that as paid (`Outcome::OnChainUsed`).
+    // there is, and the ledger does not book that as paid (`Outcome::OnChainUsed`); but where
+    // they were read whole, from well before the admission, and name nothing, the nonce was used
+    // before the payment came (`Outcome::OnChainUsedBefore`).
     let elapsed = super::now_seconds().saturating_sub(attempt.admitted_at);
-    let latest = js::rpc(url, &crate::chain::block_number_request())
-        .await
-        .as_deref()
-        .and_then(crate::chain::read_block_number);
+    let mut whole = false;
     let event = match latest {
         Some(latest) => {
             let from_block = latest.saturating_sub(crate::chain::blocks_back(elapsed));
@@ -1032,8 +1079,13 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 let to = match read {
                     Some(Some(event)) => break Some(event),
                     Some(None) if pieces > 0 && range.0 > from_block => range.0 - 1,
+                    // The whole range, or its last piece, read: nothing there.
+                    Some(None) => {
+                        whole = true;
+                        break None;
+                    }
                     None if pieces == 0 => latest,
-                    _ => break None,
+                    None => break None,
                 };
                 if pieces == LOG_PIECES {
                     break None;
@@ -1067,6 +1119,7 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 },
             }
         }
+        None if whole => Outcome::OnChainUsedBefore,
         _ => Outcome::OnChainUsed,
     }
 }

@@ -793,6 +793,7 @@ async fn serve_paid(
     // answered (or been given up on) a little before that, or a failure could no longer be
     // withdrawn. Counted from now, not from the request's start: `/verify` took its time too.
     let mut limit = config.origin_timeout_seconds;
+    let works_first = does_work(&req);
     // The moment a held payment's origin must have answered by (ms since the epoch).
     let mut held_until = 0.0;
     if deferred {
@@ -803,8 +804,15 @@ async fn serve_paid(
         let held_limit = limit.min(hold_ends.saturating_sub(now).saturating_sub(5));
         // An authorization too close to its end to be deferred (which the ledger would refuse
         // to defer), or whose hold would leave the origin less than a few seconds, is settled
-        // now instead, the origin given its whole time as on an immediate route.
-        if policy.may_defer(now, valid_before) && held_limit >= MIN_HELD_ORIGIN_SECONDS {
+        // now instead, the origin given its whole time as on an immediate route. So is one for a
+        // method that does work whose hold would cut the origin's time at all: the payer chooses
+        // `validBefore`, and an origin cut off after doing the work would have done it for a
+        // withdrawn payment. Settled now, it is held to the whole time, or refused (below).
+        let cut = held_limit < limit;
+        if policy.may_defer(now, valid_before)
+            && held_limit >= MIN_HELD_ORIGIN_SECONDS
+            && !(cut && works_first)
+        {
             limit = held_limit;
             held_until = hold_ends.saturating_sub(5) as f64 * 1000.0;
         } else {
@@ -818,7 +826,6 @@ async fn serve_paid(
     // the wallet's credit), the facilitator's `/verify` (funds, nonce, the transfer simulated) is
     // asked before the origin, after the ledger's admission, which refuses a replay without a
     // call. A `GET` needs no such check: its answer is simply not served when settlement fails.
-    let works_first = does_work(&req);
     let verify_first = !verified_remotely && works_first;
     // Names this request in its commands to the ledger, so that no other request carrying the
     // same payment can act on its entry, and so that it may admit again after a lost answer.
@@ -939,12 +946,15 @@ async fn serve_paid(
         }
     }
     // Owed its content, the payment is settled: the origin is given its whole time, with no
-    // settlement to wait for (and the upload as long again).
+    // settlement to wait for, and the upload 10 s: within the time the ledger gives this request
+    // to serve it (`originTimeoutSeconds` + 15 s from the admission) before a repeat is given it.
     if owed.is_some() {
-        fixed.set(Some((whole, js_sys::Date::now() + 2.0 * whole)));
+        fixed.set(Some((whole, from_here + 10_000.0)));
     }
     // (See `verify_first`; the origin is never asked beside the admission for such a method.)
-    if verify_first && !deferred && owed.is_none() {
+    // A payment a smart wallet's contract or the facilitator already judged is held to the same
+    // time, not asked again.
+    if works_first && !deferred && owed.is_none() {
         // The origin does a request's work before the payment is settled, and must answer in
         // time for that (see `settle_by`). An authorization signed to end sooner than the terms
         // allow (`maxTimeoutSeconds`, less what its trip here may have taken) would leave the
@@ -971,7 +981,11 @@ async fn serve_paid(
             );
             return respond::reply(paid.refuse(&refusal), head);
         }
-        if let Some(refusal) = refused_by_verify(&client, &body, paid, strikes).await {
+        let refused = match verify_first {
+            true => refused_by_verify(&client, &body, paid, strikes).await,
+            false => None,
+        };
+        if let Some(refusal) = refused {
             if let Some(book) = &book {
                 book.withdraw(&id, &ticket).await;
             }
@@ -986,9 +1000,9 @@ async fn serve_paid(
         ))
     });
     let response = match answer {
-        Ok(response) if sold(response.status(), works_first) => response,
-        // Nobody pays for an error (nor for an origin out of reach), nor for a redirect: the
-        // payment leaves the ledger uncollected.
+        Ok(response) if sold(&response, works_first, url) => response,
+        // Nobody pays for an error (nor for an origin out of reach), nor for a redirect that is
+        // not sold: the payment leaves the ledger uncollected.
         failed => {
             if let Some(book) = &book {
                 book.withdraw(&id, &ticket).await;
@@ -1266,7 +1280,7 @@ async fn serve_session(
     let answer = origin::forward_as(config, req, url, &admitted.wallet, || None).await;
     // As with a payment, an error or a redirect after which nothing was done is not charged: a
     // counted session gets its request back.
-    if !matches!(&answer, Ok(r) if sold(r.status(), works)) {
+    if !matches!(&answer, Ok(r) if sold(r, works, url)) {
         access::refund(env, admitted).await;
     }
     let response = match answer {
@@ -1334,20 +1348,32 @@ async fn beside<F: Future, O: Future>(
 
 /// Whether an origin answer is what was paid for: a success, or a WebSocket the origin accepted
 /// (`101 Switching Protocols`: the connection is what a payment on an upgrade buys). Not an error,
-/// and, for a `GET` or `HEAD`, not a redirect either: a client's fetch follows a redirect with the
-/// same payment header, which the target then takes, so charging the redirect too would charge
-/// twice, or refuse the second as a replay after the first was paid. (A `304 Not Modified` is not
-/// charged for the same reason: it carries no content.)
+/// and, for a `GET` or `HEAD`, not a redirect on this site either: a client's fetch follows a
+/// redirect with the same payment header, which the target then takes, so charging the redirect
+/// too would charge twice, or refuse the second as a replay after the first was paid. (A `304 Not
+/// Modified` is not charged for the same reason: it carries no content.)
 ///
-/// For any other method (`works`: the origin may have done the request's work) a `303 See Other`
-/// is what was paid for: it says the request was handled and its result is elsewhere (post, then
-/// redirect to the result), and the client follows it with a `GET` of another page, which the
-/// payment does not buy. Were it not charged, the payment would be withdrawn and could buy the
-/// same work again, and again. Other redirects are not charged: a `301` or `302` is as often sent
-/// before any work (a trailing slash, a login page, a form sent back with its errors), and a
-/// `307` or `308` asks for the same request elsewhere, payment and all, where the target takes it.
-fn sold(status: u16, works: bool) -> bool {
-    (200..300).contains(&status) || status == 101 || (works && status == 303)
+/// A redirect to another host is charged, whatever the method: what was paid for is handed out
+/// there (a signed download link, a file on a CDN), where the payment buys nothing more. Were it
+/// not charged, the payment would be withdrawn and could fetch the link again, and again.
+///
+/// For any other method (`works`: the origin may have done the request's work) a `301`, `302` or
+/// `303` is what was paid for: it says the request was handled and its result is elsewhere (post,
+/// then redirect to the result: `303` by the book, `302` by the default of Rails, Express, Django
+/// and Laravel), and the client follows it with a `GET` of another page, which the payment does not
+/// buy. Were it not charged, the payment would be withdrawn and could buy the same work again. A
+/// `307` or `308` is not charged: it asks for the same request elsewhere, payment and all, where
+/// the target takes it.
+fn sold(answer: &web_sys::Response, works: bool, url: &HttpUrl) -> bool {
+    let status = answer.status();
+    if (200..300).contains(&status) || status == 101 {
+        return true;
+    }
+    if !matches!(status, 301..=303 | 307 | 308) {
+        return false;
+    }
+    let location = answer.headers().get("location").ok().flatten();
+    (works && status <= 303) || js::elsewhere(&location.unwrap_or_default(), &url.host)
 }
 
 /// Whether the origin may do work for this request before its answer is known to be sold (any

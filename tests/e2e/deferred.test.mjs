@@ -343,6 +343,40 @@ describe("deferred payments are served first and settled within the window", () 
     assert.equal(settledAtFacilitator(nonce).length, 0);
   }
 
+  test("a payer who sends a deferred route an authorization it cancelled long before: served, then found used before it came, and held owing", async () => {
+    // Local verification cannot see the chain: the payment is served on credit. Cancelled more
+    // blocks ago than the chain's logs are searched (from about ten minutes before the payment
+    // came), the cancellation's log is out of reach; the state, and the logs read whole since,
+    // say it was used before the payment was sent.
+    const payer = 6;
+    const w = await startDeferredWorker();
+    try {
+      const start = await balances(payer);
+      const key = stack.payer(payer).privateKey;
+      const payload = await signPayment(await termsFor(w), key);
+      const nonce = payload.payload.authorization.nonce;
+      await stack.chain.cancelAuthorization(key, nonce);
+      await stack.chain.mineBlocks(3000);
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "", "served on credit, settlement pending");
+      await res.arrayBuffer();
+      const view = await ledgerUntil("the entry failed", w, payer, (v) => v.failed.length === 1, { ms: 30_000 });
+      assert.equal(view.failed[0].reason, "authorization_used_before", JSON.stringify(view.failed[0]));
+      assert.equal(view.failed[0].delinquent, true, "served for an authorization that could not pay: held against the payer");
+      assert.equal(view.owed_micro_usd, "10000");
+      // Its next payment, valid and funded, is refused before anything is asked.
+      const next = await signPayment(await termsFor(w), key);
+      const again = await w.fetch("/api/weather", { headers: paymentHeaders(next) });
+      const body = await again.json();
+      assert.equal(again.status, 402, JSON.stringify(body));
+      assert.equal(body.reason, "wallet_delinquent");
+      assert.deepEqual(await balances(payer), start, "nothing moved");
+    } finally {
+      await w.dispose();
+    }
+  });
+
   test("a payer who cancels its authorization while the facilitator is away: found cancelled on chain, never booked as paid", async () => {
     // FiatToken's authorizationState is true both once an authorization paid and once it was
     // cancelled: reconciliation must tell them apart (by the token's logs), or a payer who cancels
@@ -680,6 +714,42 @@ describe("deferred payments are served first and settled within the window", () 
       const again = await w.fetch(`/__x402/admin/ledger/forgive?wallet=${address}`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` } });
       assert.equal((await again.json()).blocklistCleared, true);
       assert.equal(await kv.get(`delinquent:${address}`), null, "cleared");
+    } finally {
+      await w.dispose();
+    }
+  });
+
+  test("a debt KV's blocklist did not take when the payer became delinquent is written again by the ledger's alarm", async () => {
+    // A STAND-IN ledger whose KV refuses to blocklist a wallet while the test says so; the rest is
+    // real. Sessions read the blocklist, not the ledger: left unwritten, a delinquent payer would
+    // keep its sessions.
+    const w = await startWorker({
+      config: deferredConfig(),
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+      scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
+      modulesRoot: ROOT,
+      durableObjects: { LEDGER: "LedgerBlocklistRefused", STATS: "Stats" },
+    });
+    try {
+      const kv = await w.kv();
+      await kv.put("stand-in:blocklist-refused", "yes");
+      const key = `0x${randomBytes(32).toString("hex")}`;
+      const payload = await signPayment(await termsFor(w), key);
+      const address = payload.payload.authorization.from.toLowerCase();
+      await rpcCall("anvil_setBalance", [address, "0xde0b6b3a7640000"]);
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, address, PRICE);
+      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+      assert.equal(res.status, 200, await res.clone().text());
+      await res.arrayBuffer();
+      // Served on credit, then its USDC moved away: its settlement fails, and it owes.
+      await stack.chain.transferUsdc(key, stack.accounts.deployer.address, PRICE);
+      const view = async () =>
+        (await (await w.fetch(`/__x402/admin/ledger?wallet=${address}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json());
+      await until("the payer owes", async () => (await view()).delinquent, { ms: 15_000 });
+      assert.equal(await kv.get(`delinquent:${address}`), null, "KV refused the blocklist");
+      await kv.delete("stand-in:blocklist-refused");
+      const listed = await until("blocklisted after all", async () => kv.get(`delinquent:${address}`), { ms: 50_000, every: 500 });
+      assert.equal(JSON.parse(listed).owedMicroUsd, "10000");
     } finally {
       await w.dispose();
     }
@@ -1461,6 +1531,66 @@ describe("origins that fail, and replays at the origin", () => {
     });
   }
 
+  test("a deferred POST whose authorization would let its hold cut the origin's time is settled now instead, the origin given its whole time", async () => {
+    // Valid 140 s more, with the 30 s margin and the 8 s of retries: a hold of 102 s, which would
+    // leave the origin 97 s of its 100. The payer chooses validBefore: an origin cut off after a
+    // POST's work would have done it for a withdrawn payment.
+    const payer = 3;
+    const site = await startActingOrigin(async () => {});
+    const w = await startWorker({ config: { ...deferredConfig(), origin: site.url }, secrets: { X402_ADMIN_TOKEN: TOKEN } });
+    try {
+      const start = await balances(payer);
+      const terms = await termsFor(w, "/missing/order");
+      const validBefore = String(Math.floor(Date.now() / 1000) + 140);
+      const payload = await signPayment(terms, stack.payer(payer).privateKey, { over: { validBefore } });
+      const res = await w.fetch("/missing/order", { method: "POST", body: "qty=1", headers: paymentHeaders(payload) });
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(await res.text(), "done");
+      assert.match(decodeHeader(res.headers.get("payment-response")).transaction, TX, "settled before it was served");
+      await assertMoved(start, payer, PRICE);
+      // Signed for the terms' whole time, the same order is held, its settlement pending.
+      const whole = await signPayment(terms, stack.payer(payer).privateKey);
+      const held = await w.fetch("/missing/order", { method: "POST", body: "qty=2", headers: paymentHeaders(whole) });
+      assert.equal(held.status, 200, await held.clone().text());
+      await held.arrayBuffer();
+      assert.equal(decodeHeader(held.headers.get("payment-response")).transaction, "", "accepted, settlement pending");
+      assert.deepEqual(site.bodies, ["qty=1", "qty=2"]);
+    } finally {
+      await w.dispose();
+      await site.stop();
+    }
+  });
+
+  test("an origin that answers a paid POST before its body has all come is not cut off once the body ends: the answer streams whole", async () => {
+    const payer = 5;
+    const http = await import("node:http");
+    // Answers at once, without reading the body, then streams its own for 3.5 s: longer than its
+    // 2 s (originTimeoutSeconds) counted from when the client's body ended, after 1 s.
+    const server = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("first ");
+      setTimeout(() => res.end("last"), 3500);
+    });
+    await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const w = await startWorker({
+      config: { ...deferredConfig(), origin: `http://127.0.0.1:${server.address().port}`, originTimeoutSeconds: 2 },
+      secrets: { X402_ADMIN_TOKEN: TOKEN },
+    });
+    try {
+      const start = await balances(payer);
+      const payload = await signPayment(await termsFor(w, "/articles/stream"), stack.payer(payer).privateKey);
+      const res = await postSlowly(w.url + "/articles/stream", paymentHeaders(payload), ["qty", "=1"], 1000);
+      assert.equal(res.status, 200, res.body);
+      assert.equal(res.body, "first last", "the paid answer came whole");
+      await assertMoved(start, payer, PRICE);
+    } finally {
+      await w.dispose();
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   test("a paid POST whose body is held back past the moment that leaves the origin its whole time is cut off: 408 body_too_slow, the origin never has it whole, nothing charged", async () => {
     // An immediate payment is in the ledger's hands for at most 120 s less the facilitator's time
     // (12 s here) and 5 s: the origin's 100 s leave the upload 3 s.
@@ -1727,7 +1857,11 @@ async function postSlowly(url, headers, parts, pauseMs, { length = true } = {}) 
     });
     req.on("response", async (res) => {
       let body = "";
-      for await (const chunk of res) body += chunk;
+      try {
+        for await (const chunk of res) body += chunk;
+      } catch (e) {
+        body += ` [broken off: ${e.code ?? e.message}]`;
+      }
       resolve({ status: res.statusCode, headers: res.headers, body });
     });
     req.on("error", reject);

@@ -14,6 +14,7 @@ import {
   accounts,
   authorizationState,
   cancelAuthorization,
+  mineBlocks,
   transferWithAuthorization,
   sendAuthorization,
   balanceOf,
@@ -132,6 +133,7 @@ export async function startStack({ facilitator = true, verbose = false, chainId 
       chain: {
         time: () => chainTime(rpcUrl),
         increaseTime: (seconds) => increaseTime(rpcUrl, seconds),
+        mineBlocks: (count) => mineBlocks(rpcUrl, count),
         setNextBlockTimestamp: (timestamp) => setNextBlockTimestamp(rpcUrl, timestamp),
         authorizationState: (authorizer, nonce) => authorizationState(rpcUrl, usdc, authorizer, nonce),
         transferUsdc: (fromKey, to, amount) => transferUsdc(rpcUrl, usdc, fromKey, to, amount),

@@ -831,12 +831,28 @@ const cases = [
     return { method: "POST", path: "/echo/deferred/x?redirect=303", headers: [...hdr(sent.acted), ["Content-Type", "application/x-www-form-urlencoded"]], body: "comment=hello" };
   }, 303, null, { source: "origin", paid: { payer: 4 }, check: (r) => assert.equal(r.headers.location, "/echo/result") }],
   ["… the same payment for the same work again: refused", async () => ({ method: "POST", path: "/echo/deferred/x?redirect=303", headers: hdr(sent.acted), body: "" }), 402, "replayed_authorization"],
-  // A 307 asks for the same request elsewhere, payment and all: the target takes it. A 302 is as
-  // often sent before any work (a trailing slash, a login page, a form sent back with its errors).
-  ...[307, 302].map((code) => [`a paid POST the origin answers with a ${code}: not charged`, async () => {
+  // Post, then redirect with a 302: what Rails, Express, Django and Laravel send by default.
+  ["a paid POST that the origin acts on, then redirects (302): charged", async () => {
+    sent.acted302 = await pay(T.d, 4);
+    return { method: "POST", path: "/echo/deferred/x?redirect=302", headers: hdr(sent.acted302), body: "comment=hello" };
+  }, 302, null, { source: "origin", paid: { payer: 4 } }],
+  ["… the same payment for the same work again: refused", async () => ({ method: "POST", path: "/echo/deferred/x?redirect=302", headers: hdr(sent.acted302), body: "" }), 402, "replayed_authorization"],
+  // A 307 asks for the same request elsewhere, payment and all: the target takes it.
+  ...[307].map((code) => [`a paid POST the origin answers with a ${code}: not charged`, async () => {
     sent[`moved${code}`] = await pay(T.d, 4);
     return { method: "POST", path: `/echo/deferred/x?redirect=${code}`, headers: hdr(sent[`moved${code}`]), body: "" };
   }, code, null, { source: "origin" }]),
+  // A paid GET the origin answers with a link on another host (a signed download on a CDN): what
+  // was paid for is handed out there. Not charged, the same payment could fetch links forever.
+  ...[302, 307].map((code) => [`a paid GET the origin answers with a ${code} to another host: charged`, async () => {
+    sent[`off${code}`] = await pay(T.d, 4);
+    return { path: `/echo/deferred/file?redirect=${code}&to=${encodeURIComponent("https://cdn.example/file?sig=abc")}`, headers: hdr(sent[`off${code}`]) };
+  }, code, null, { source: "origin", paid: { payer: 4 }, check: (r) => assert.equal(r.headers.location, "https://cdn.example/file?sig=abc") }]),
+  ["… the same payment for another link: refused", async () => ({ path: `/echo/deferred/other?redirect=302&to=${encodeURIComponent("https://cdn.example/other")}`, headers: hdr(sent.off302) }), 402, "replayed_authorization"],
+  ["a paid GET the origin redirects to the same host on another scheme and port: not charged", async () => ({
+    path: `/echo/deferred/x?redirect=301&to=${encodeURIComponent(`https://${new URL(worker.url).hostname}:8443/echo/deferred/x`)}`,
+    headers: hdr(await pay(T.d, 4)),
+  }), 301, null, { source: "origin" }],
   ["… the payment of the 307 then buys the POST where it was sent, once", async () => ({ method: "POST", path: "/echo/deferred/x", headers: hdr(sent.moved307), body: "" }), 200, null, { source: "origin", paid: { payer: 4 } }],
 
   // -- the admin interface -------------------------------------------------------------------------

@@ -72,3 +72,10 @@ export class LedgerBlocklistStuck extends Ledger {
     super(ctx, refusing(env, "delete", "delinquent:", "stand-in:blocklist-stuck"));
   }
 }
+
+/** Its KV refuses to blocklist a wallet (`delinquent:` keys) while `stand-in:blocklist-refused` holds "yes". */
+export class LedgerBlocklistRefused extends Ledger {
+  constructor(ctx, env) {
+    super(ctx, refusing(env, "put", "delinquent:", "stand-in:blocklist-refused"));
+  }
+}
