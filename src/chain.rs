@@ -212,6 +212,25 @@ pub fn read_block_number(body: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// The body of an `eth_getBlockByNumber` for block `number`, without its transactions.
+pub fn block_request(number: u64) -> String {
+    request(
+        "eth_getBlockByNumber",
+        serde_json::json!([format!("0x{number:x}"), false]),
+    )
+}
+
+/// Reads the timestamp (unix seconds) of the block an `eth_getBlockByNumber` returned.
+pub fn read_block_timestamp(body: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let hex = v
+        .get("result")?
+        .get("timestamp")?
+        .as_str()?
+        .strip_prefix("0x")?;
+    u64::from_str_radix(hex, 16).ok()
+}
+
 /// How many blocks back to look for an authorization's logs when it was admitted `elapsed`
 /// seconds ago: four blocks a second (the fastest chains we settle on) over that time plus ten
 /// minutes, so that the range surely holds the block that used or cancelled it.
@@ -583,6 +602,22 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"rate limited"}}"#;
         assert_eq!(read_is_valid_signature(limited), None);
         assert_eq!(read_is_valid_signature("<html>"), None);
+    }
+
+    #[test]
+    fn block_timestamps() {
+        let v: serde_json::Value = serde_json::from_str(&block_request(255)).unwrap();
+        assert_eq!(v["method"], "eth_getBlockByNumber");
+        assert_eq!(v["params"], serde_json::json!(["0xff", false]));
+        let block =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"number":"0xff","timestamp":"0x6745a1b0"}}"#;
+        assert_eq!(read_block_timestamp(block), Some(0x6745a1b0));
+        assert_eq!(read_block_timestamp(r#"{"result":null}"#), None);
+        assert_eq!(read_block_timestamp(r#"{"error":{"code":-32000}}"#), None);
+        assert_eq!(
+            read_block_timestamp(r#"{"result":{"timestamp":"12"}}"#),
+            None
+        );
     }
 
     #[test]

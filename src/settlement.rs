@@ -105,10 +105,10 @@
 //!    admissions are refused with it. `…nonce_already_used`, even on the first attempt, is judged
 //!    by the chain, never on the facilitator's word: a cancelled authorization or a transfer of
 //!    the payer's own under the same nonce ([`Outcome::OnChainCancelled`],
-//!    [`Outcome::OnChainUsedElsewhere`]), or a nonce used before the payment was admitted, the
-//!    chain's logs since then read whole and showing no use ([`Outcome::OnChainUsedBefore`]: the
-//!    payer sent an authorization it had already cancelled or spent, which local verification
-//!    cannot see), leaves the payer owing as above; this authorization sent
+//!    [`Outcome::OnChainUsedElsewhere`]), or a nonce the chain shows used as of a block older
+//!    than the admission ([`Outcome::OnChainUsedBefore`]: the payer sent an authorization it had
+//!    already cancelled or spent, which local verification cannot see), leaves the payer owing
+//!    as above; this authorization sent
 //!    by someone else paid us ([`Outcome::Settled`]); a chain that cannot say which (a node behind,
 //!    or one that will not show the token's logs; no RPC URL) holds nothing against the payer.
 //!    If an earlier attempt may have moved the money, state-dependent refusals (balance, revert,
@@ -489,9 +489,9 @@ pub enum Outcome {
     OnChainUnused,
     /// The chain shows an `AuthorizationCanceled` for this nonce: the payer cancelled it.
     OnChainCancelled,
-    /// `authorizationState` says used at a block up to which the token's logs since well before
-    /// the payment's admission were read whole and show no use or cancellation of the nonce: it
-    /// was used before the payment was sent here, so neither by our settlement nor after it.
+    /// `authorizationState` says used as of a block whose timestamp is older than the payment's
+    /// admission (the first block its logs were searched from), and the logs name no use since:
+    /// it was used before the payment was sent here, so neither by our settlement nor after it.
     OnChainUsedBefore,
     /// The nonce was used by `transaction`, which did not pay this payment's recipient its amount:
     /// the payer spent the nonce on another transfer of its own, and nothing came to us.

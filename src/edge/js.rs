@@ -193,24 +193,30 @@ export function x402_fetch_by(request, body, limit, cap) {
     limit = Math.min(limit, cap - due - 1000);
     due = cap - limit;
     const length = request.headers.get('content-length');
-    const fixed = /^\\d+$/.test(length ?? '');
-    const { readable, writable } = fixed ? new FixedLengthStream(+length) : new TransformStream();
+    const { readable, writable } = /^\\d+$/.test(length ?? '') ? new FixedLengthStream(+length) : new TransformStream();
     const reader = body.getReader(), writer = writable.getWriter();
     halt = (why) => { reader.cancel(why).catch(() => {}); writer.abort(why).catch(() => {}); };
     init.body = readable;
     (async () => {
-      let left = fixed ? +length : Infinity;
+      const held = [];
+      let size = 0;
       for (;;) {
         const { done, value } = await reader.read();
-        const last = done || (left -= value.byteLength) <= 0;
-        if (last) {
-          if (Date.now() >= due) return cut('x402:body');
-          halt = null;
-          arm(Date.now() + limit, late());
+        if (done) break;
+        held.push(value);
+        size += value.byteLength;
+        while (held.length > 1 && size > 1048576) {
+          size -= held[0].byteLength;
+          await writer.write(held.shift());
         }
-        if (!done) await writer.write(value);
-        if (last) return writer.close();
       }
+      if (!answered) {
+        if (Date.now() >= due) return cut('x402:body');
+        halt = null;
+        arm(Date.now() + limit, late());
+      }
+      for (const v of held) await writer.write(v);
+      return writer.close();
     })().catch((e) => halt?.(e));
   }
   if (body) arm(due, 'x402:body');
@@ -220,8 +226,12 @@ export function x402_fetch_by(request, body, limit, cap) {
     (r) => { end(); return r; },
     (e) => { end(); throw stop.signal.aborted ? stop.signal.reason : e; });
 }
-export function x402_elsewhere(location, host) {
-  try { return location !== '' && new URL(location, `http://${host}/`).hostname !== new URL(`http://${host}/`).hostname; } catch { return false; }
+export function x402_elsewhere(location, base, origin) {
+  try {
+    const to = new URL(location, base).hostname;
+    const near = (site) => { const h = new URL(site).hostname; return to === h || to.endsWith('.' + h) || h.endsWith('.' + to); };
+    return location !== '' && !near(base) && !(origin && near(origin));
+  } catch { return false; }
 }
 export function x402_sleep(ms) {
   return new Promise((wake) => setTimeout(wake, ms));
@@ -266,7 +276,7 @@ extern "C" {
     ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_sleep(ms: u32) -> Result<Promise, JsValue>;
-    fn x402_elsewhere(location: &str, host: &str) -> bool;
+    fn x402_elsewhere(location: &str, base: &str, origin: &str) -> bool;
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
     fn x402_barred(key: &str, seconds: u32) -> bool;
@@ -397,10 +407,12 @@ pub async fn body_text(request: &web_sys::Request, limit: u32) -> Option<String>
         .unwrap_or_else(|_| Some(String::new()))
 }
 
-/// Whether a redirect to `location` (absolute, or relative to this site) leads off the site
-/// `host` (any scheme or port of the same host is the site). A location that is no URL is not.
-pub fn elsewhere(location: &str, host: &str) -> bool {
-    x402_elsewhere(location, host)
+/// Whether a redirect to `location` (absolute, or relative to the request's URL `base`) leads off
+/// the site: to a host that is neither the request's nor the configured `origin`'s (empty: none),
+/// nor a subdomain or parent domain of either (`example.com` and `www.example.com` are one site;
+/// any scheme or port of a host is that host). A location that is no URL is not.
+pub fn elsewhere(location: &str, base: &str, origin: &str) -> bool {
+    x402_elsewhere(location, base, origin)
 }
 
 /// Waits `ms` milliseconds.

@@ -566,6 +566,9 @@ struct Memory {
     unlisted: bool,
     /// Whether [`STALE_KEY`] is set (`None`: not read yet).
     stale: Option<bool>,
+    /// How many blocklist writes have failed in this object's life: a retry that began before
+    /// another failed does not clear the flag.
+    stale_marks: u32,
 }
 
 impl Ledger {
@@ -588,7 +591,11 @@ impl Ledger {
         // A fired alarm is gone: read it again before deciding to set one.
         self.memory.borrow_mut().alarm_ms = None;
         if self.stale().await? {
-            self.set_stale(!self.sync_delinquency().await).await?;
+            let marks = self.memory.borrow().stale_marks;
+            let written = self.sync_delinquency().await;
+            if written && self.memory.borrow().stale_marks == marks {
+                self.set_stale(false).await?;
+            }
         }
         match super::config_of(&self.env) {
             Some(config) => self.settle_due(&config, &policy(&config)).await?,
@@ -945,6 +952,9 @@ impl Ledger {
     }
 
     async fn set_stale(&self, stale: bool) -> Result<()> {
+        if stale {
+            self.memory.borrow_mut().stale_marks += 1;
+        }
         if self.stale().await? != stale {
             let storage = self.state.storage();
             js::store(storage.as_raw(), STALE_KEY, stale.into()).await?;
@@ -1059,13 +1069,14 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
     // Used or cancelled: FiatToken sets the same state for both. The logs tell them apart (and
     // name the paying transaction). If they cannot be read, or name nothing, the state is all
     // there is, and the ledger does not book that as paid (`Outcome::OnChainUsed`); but where
-    // they were read whole, from well before the admission, and name nothing, the nonce was used
-    // before the payment came (`Outcome::OnChainUsedBefore`).
+    // the state was already "used" at the first block searched, older than the admission, the
+    // nonce was used before the payment came (`Outcome::OnChainUsedBefore`).
     let elapsed = super::now_seconds().saturating_sub(attempt.admitted_at);
-    let mut whole = false;
+    let mut first = None;
     let event = match latest {
         Some(latest) => {
             let from_block = latest.saturating_sub(crate::chain::blocks_back(elapsed));
+            first = Some(from_block);
             // Many nodes cap the blocks one query may cover: refused whole, the range is asked in
             // pieces of LOG_PIECE_BLOCKS, newest first, as far as LOG_PIECES of them reach.
             let (mut range, mut pieces) = ((from_block, latest), 0);
@@ -1079,13 +1090,8 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 let to = match read {
                     Some(Some(event)) => break Some(event),
                     Some(None) if pieces > 0 && range.0 > from_block => range.0 - 1,
-                    // The whole range, or its last piece, read: nothing there.
-                    Some(None) => {
-                        whole = true;
-                        break None;
-                    }
                     None if pieces == 0 => latest,
-                    None => break None,
+                    _ => break None,
                 };
                 if pieces == LOG_PIECES {
                     break None;
@@ -1119,9 +1125,43 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 },
             }
         }
-        None if whole => Outcome::OnChainUsedBefore,
+        None if used_before(url, &token, &from, &nonce, first, attempt.admitted_at).await => {
+            Outcome::OnChainUsedBefore
+        }
         _ => Outcome::OnChainUsed,
     }
+}
+
+/// Whether the chain shows the nonce already used as of `block`, a block whose timestamp is
+/// older than the admission (`admitted_at`, unix seconds): positive proof that it was used before
+/// the payment came, which no lag, reorg or gap of a node's logs can fake. Not if either cannot be
+/// read (a node that keeps no state that old answers an error).
+async fn used_before(
+    url: &str,
+    token: &Address,
+    from: &Address,
+    nonce: &[u8; 32],
+    block: Option<u64>,
+    admitted_at: u64,
+) -> bool {
+    let Some(block) = block.filter(|b| *b > 0) else {
+        return false;
+    };
+    let at = format!("0x{block:x}");
+    let body = crate::chain::authorization_state_request(token, from, nonce, &at);
+    if js::rpc(url, &body)
+        .await
+        .as_deref()
+        .and_then(crate::chain::read_bool_result)
+        != Some(true)
+    {
+        return false;
+    }
+    js::rpc(url, &crate::chain::block_request(block))
+        .await
+        .as_deref()
+        .and_then(crate::chain::read_block_timestamp)
+        .is_some_and(|t| t < admitted_at)
 }
 
 /// How many blocks one piece of a log query covers when the node refuses the whole range, and

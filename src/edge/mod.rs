@@ -588,6 +588,9 @@ const MIN_HELD_ORIGIN_SECONDS: u64 = 10;
 /// What an authorization's trip from its signing to the Worker may take, in the least validity
 /// asked of one that is settled after the origin does a request's work (see `serve_paid`).
 const ARRIVAL_SECONDS: u64 = 10;
+/// What a payment's time must leave beyond the origin's for the request's body to arrive (it gets
+/// at least a second; see `origin::forward_as`) and for the seconds its deadlines round away.
+const UPLOAD_ROOM_SECONDS: u64 = 2;
 
 /// Where the Worker publishes what is for sale.
 const DISCOVERY_PATH: &str = "/.well-known/x402";
@@ -808,7 +811,9 @@ async fn serve_paid(
         // method that does work whose hold would cut the origin's time at all: the payer chooses
         // `validBefore`, and an origin cut off after doing the work would have done it for a
         // withdrawn payment. Settled now, it is held to the whole time, or refused (below).
-        let cut = held_limit < limit;
+        // (With room for the upload, which the origin's time does not count, and the seconds
+        // this rounds away.)
+        let cut = hold_ends.saturating_sub(now) < limit + 5 + UPLOAD_ROOM_SECONDS;
         if policy.may_defer(now, valid_before)
             && held_limit >= MIN_HELD_ORIGIN_SECONDS
             && !(cut && works_first)
@@ -968,7 +973,7 @@ async fn serve_paid(
                 .max_timeout_seconds
                 .saturating_sub(paywall::IMMEDIATE_SETTLE_MARGIN_SECONDS + ARRIVAL_SECONDS),
         );
-        if room < wanted as f64 {
+        if room < (wanted + UPLOAD_ROOM_SECONDS) as f64 {
             if let Some(book) = &book {
                 book.withdraw(&id, &ticket).await;
             }
@@ -1000,7 +1005,7 @@ async fn serve_paid(
         ))
     });
     let response = match answer {
-        Ok(response) if sold(&response, works_first, url) => response,
+        Ok(response) if sold(&response, works_first, url, config) => response,
         // Nobody pays for an error (nor for an origin out of reach), nor for a redirect that is
         // not sold: the payment leaves the ledger uncollected.
         failed => {
@@ -1280,7 +1285,7 @@ async fn serve_session(
     let answer = origin::forward_as(config, req, url, &admitted.wallet, || None).await;
     // As with a payment, an error or a redirect after which nothing was done is not charged: a
     // counted session gets its request back.
-    if !matches!(&answer, Ok(r) if sold(r, works, url)) {
+    if !matches!(&answer, Ok(r) if sold(r, works, url, config)) {
         access::refund(env, admitted).await;
     }
     let response = match answer {
@@ -1353,9 +1358,12 @@ async fn beside<F: Future, O: Future>(
 /// too would charge twice, or refuse the second as a replay after the first was paid. (A `304 Not
 /// Modified` is not charged for the same reason: it carries no content.)
 ///
-/// A redirect to another host is charged, whatever the method: what was paid for is handed out
-/// there (a signed download link, a file on a CDN), where the payment buys nothing more. Were it
-/// not charged, the payment would be withdrawn and could fetch the link again, and again.
+/// A redirect off the site is charged, whatever the method: what was paid for is handed out
+/// there (a signed download link, a file on another's CDN), where the payment buys nothing more.
+/// Were it not charged, the payment would be withdrawn and could fetch the link again, and again.
+/// The site is the request's host, the configured origin's, and their subdomains and parents (a
+/// canonical host's redirect, `example.com` to `www.example.com`, whose target takes the payment;
+/// so a link on the publisher's own subdomain is not charged).
 ///
 /// For any other method (`works`: the origin may have done the request's work) a `301`, `302` or
 /// `303` is what was paid for: it says the request was handled and its result is elsewhere (post,
@@ -1364,7 +1372,7 @@ async fn beside<F: Future, O: Future>(
 /// buy. Were it not charged, the payment would be withdrawn and could buy the same work again. A
 /// `307` or `308` is not charged: it asks for the same request elsewhere, payment and all, where
 /// the target takes it.
-fn sold(answer: &web_sys::Response, works: bool, url: &HttpUrl) -> bool {
+fn sold(answer: &web_sys::Response, works: bool, url: &HttpUrl, config: &Config) -> bool {
     let status = answer.status();
     if (200..300).contains(&status) || status == 101 {
         return true;
@@ -1373,7 +1381,9 @@ fn sold(answer: &web_sys::Response, works: bool, url: &HttpUrl) -> bool {
         return false;
     }
     let location = answer.headers().get("location").ok().flatten();
-    (works && status <= 303) || js::elsewhere(&location.unwrap_or_default(), &url.host)
+    let base = format!("{}://{}/", url.scheme, url.host);
+    let origin = config.origin.as_deref().unwrap_or_default();
+    (works && status <= 303) || js::elsewhere(&location.unwrap_or_default(), &base, origin)
 }
 
 /// Whether the origin may do work for this request before its answer is known to be sold (any

@@ -50,10 +50,13 @@ pub async fn pass(
 /// have been fixed earlier (a payment must not wait on an origin longer than the ledger holds it
 /// uncharged). The client's upload does not come out of the origin's time: a client that held
 /// back its body's end until just before a deadline would otherwise have the origin's work done
-/// (the request reached it whole) and be answered a timeout, its payment withdrawn. The body must
-/// have passed to the origin by the moment that leaves the origin its whole time (at least a
-/// second after the request is sent), or the upload is cut off, the origin never getting it whole:
-/// [`BODY_LATE`]. A timeout is an error, like an origin out of reach, and nobody pays for either.
+/// (the request reached it whole) and be answered a timeout, its payment withdrawn. The body is
+/// held back until it has all come (its first MiB whole; past that, its newest chunk), since an
+/// origin may act on a body before its end (a JSON decoder stops at the value's end), and must
+/// have come by the moment that leaves the origin its whole time (at least a second after the
+/// request is sent), or the upload is cut off, the origin never getting it whole: [`BODY_LATE`].
+/// An origin that answers before the body has come is not cut off. A timeout is an error, like an
+/// origin out of reach, and nobody pays for either.
 /// Requests on a session, where no payment waits, go without a timer of their own (`None`: the
 /// platform's applies).
 pub fn forward_as<'a>(

@@ -346,8 +346,8 @@ describe("deferred payments are served first and settled within the window", () 
   test("a payer who sends a deferred route an authorization it cancelled long before: served, then found used before it came, and held owing", async () => {
     // Local verification cannot see the chain: the payment is served on credit. Cancelled more
     // blocks ago than the chain's logs are searched (from about ten minutes before the payment
-    // came), the cancellation's log is out of reach; the state, and the logs read whole since,
-    // say it was used before the payment was sent.
+    // came), the cancellation's log is out of reach; the state as of the first block searched,
+    // older than the payment, says it was used before the payment was sent.
     const payer = 6;
     const w = await startDeferredWorker();
     try {
@@ -357,6 +357,7 @@ describe("deferred payments are served first and settled within the window", () 
       const nonce = payload.payload.authorization.nonce;
       await stack.chain.cancelAuthorization(key, nonce);
       await stack.chain.mineBlocks(3000);
+      await sleep(1500); // the blocks' timestamps older than the admission
       const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
       assert.equal(res.status, 200, await res.clone().text());
       assert.equal(decodeHeader(res.headers.get("payment-response")).transaction, "", "served on credit, settlement pending");
@@ -1617,6 +1618,7 @@ describe("origins that fail, and replays at the origin", () => {
         assert.ok(Date.now() - began < 5500, `cut off after ${Date.now() - began} ms`);
         await sleep(6500 - (Date.now() - began));
         assert.deepEqual(site.bodies, [], "the origin never had the whole body");
+        assert.deepEqual(site.partial.filter(Boolean), [], "nor any of it: an origin may act on a body before its end");
         assert.equal(settleCalls(nonce).length, 0, "never sent to /settle");
         // Withdrawn: the same payment, its body sent whole, is served and paid once.
         const again = await w.fetch(path, { method: "POST", body: "qty=1", headers: paymentHeaders(payload) });
@@ -1816,6 +1818,8 @@ async function startActingOrigin(act) {
     worked: 0,
     /** The POST bodies it received whole. */
     bodies: [],
+    /** What it received of bodies that never came whole. */
+    partial: [],
     url: "",
   };
   const server = http.createServer(async (req, res) => {
@@ -1823,6 +1827,7 @@ async function startActingOrigin(act) {
     try {
       for await (const chunk of req) body += chunk;
     } catch {
+      site.partial.push(body);
       return; // the request never came whole: no work
     }
     if (req.method === "POST") {

@@ -849,6 +849,14 @@ const cases = [
     return { path: `/echo/deferred/file?redirect=${code}&to=${encodeURIComponent("https://cdn.example/file?sig=abc")}`, headers: hdr(sent[`off${code}`]) };
   }, code, null, { source: "origin", paid: { payer: 4 }, check: (r) => assert.equal(r.headers.location, "https://cdn.example/file?sig=abc") }]),
   ["… the same payment for another link: refused", async () => ({ path: `/echo/deferred/other?redirect=302&to=${encodeURIComponent("https://cdn.example/other")}`, headers: hdr(sent.off302) }), 402, "replayed_authorization"],
+  ["a paid GET the origin redirects from a host to its www host (a canonical host, whose target takes the payment): not charged", async () => ({
+    head: [
+      `GET /echo/deferred/x?redirect=301&to=${encodeURIComponent("https://www.paywall.example/echo/deferred/x")} HTTP/1.1`,
+      "Host: paywall.example",
+      `Payment-Signature: ${encodeHeader(await pay(T.d, 4))}`,
+      "Connection: close",
+    ].join("\r\n"),
+  }), 301, null, { source: "origin" }],
   ["a paid GET the origin redirects to the same host on another scheme and port: not charged", async () => ({
     path: `/echo/deferred/x?redirect=301&to=${encodeURIComponent(`https://${new URL(worker.url).hostname}:8443/echo/deferred/x`)}`,
     headers: hdr(await pay(T.d, 4)),
