@@ -111,6 +111,36 @@ async function losingTheFirstSettleAnswer() {
   return proxy;
 }
 
+/** A deferred Worker whose LEDGER is the STAND-IN class `name` of tests/e2e/lib/ledger-faults.mjs. */
+const startWithFaultyLedger = (name) =>
+  startWorker({
+    config: deferredConfig(),
+    secrets: { X402_ADMIN_TOKEN: TOKEN },
+    scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
+    modulesRoot: ROOT,
+    durableObjects: { LEDGER: name, STATS: "Stats" },
+  });
+
+/**
+ * A fresh payer, funded with one price, served on credit on `w`, which then moves its USDC away:
+ * its settlement fails and it owes. Resolves once the ledger says so, to { address, view() }.
+ */
+async function servedThenOwing(w) {
+  const key = `0x${randomBytes(32).toString("hex")}`;
+  const payload = await signPayment(await termsFor(w), key);
+  const address = payload.payload.authorization.from.toLowerCase();
+  await rpcCall("anvil_setBalance", [address, "0xde0b6b3a7640000"]);
+  await stack.chain.transferUsdc(stack.payer(6).privateKey, address, PRICE);
+  const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+  assert.equal(res.status, 200, await res.clone().text());
+  await res.arrayBuffer();
+  await stack.chain.transferUsdc(key, stack.accounts.deployer.address, PRICE);
+  const view = async () =>
+    (await (await w.fetch(`/__x402/admin/ledger?wallet=${address}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json());
+  await until("the payer owes", async () => (await view()).delinquent, { ms: 15_000 });
+  return { address, view };
+}
+
 /** Successful /settle calls the facilitator made for this nonce so far. */
 const settledAtFacilitator = (nonce) =>
   stack.facilitator.calls.filter((c) => c.kind === "settle" && c.ok && c.nonce?.toLowerCase() === nonce.toLowerCase());
@@ -680,26 +710,10 @@ describe("deferred payments are served first and settled within the window", () 
   test("an admin's revocation of a debt says whether KV's blocklist, which sessions read, was cleared too", async () => {
     // A STAND-IN ledger (tests/e2e/lib/ledger-faults.mjs) whose KV refuses to clear a debt from
     // the blocklist while the test says so; the rest is real.
-    const w = await startWorker({
-      config: deferredConfig(),
-      secrets: { X402_ADMIN_TOKEN: TOKEN },
-      scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
-      modulesRoot: ROOT,
-      durableObjects: { LEDGER: "LedgerBlocklistStuck", STATS: "Stats" },
-    });
+    const w = await startWithFaultyLedger("LedgerBlocklistStuck");
     try {
-      const key = `0x${randomBytes(32).toString("hex")}`;
-      const payload = await signPayment(await termsFor(w), key);
-      const address = payload.payload.authorization.from.toLowerCase();
-      await rpcCall("anvil_setBalance", [address, "0xde0b6b3a7640000"]);
-      await stack.chain.transferUsdc(stack.payer(6).privateKey, address, PRICE);
-      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
-      assert.equal(res.status, 200, await res.clone().text());
-      await res.arrayBuffer();
-      await stack.chain.transferUsdc(key, stack.accounts.deployer.address, PRICE);
-      const view = async () =>
-        (await (await w.fetch(`/__x402/admin/ledger?wallet=${address}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json());
-      const owing = await until("the payer owes", async () => ((v) => (v.delinquent ? v : null))(await view()), { ms: 15_000 });
+      const { address, view } = await servedThenOwing(w);
+      const owing = await view();
       const kv = await w.kv();
       assert.ok(await kv.get(`delinquent:${address}`), "blocklisted");
       await kv.put("stand-in:blocklist-stuck", "yes");
@@ -724,29 +738,11 @@ describe("deferred payments are served first and settled within the window", () 
     // A STAND-IN ledger whose KV refuses to blocklist a wallet while the test says so; the rest is
     // real. Sessions read the blocklist, not the ledger: left unwritten, a delinquent payer would
     // keep its sessions.
-    const w = await startWorker({
-      config: deferredConfig(),
-      secrets: { X402_ADMIN_TOKEN: TOKEN },
-      scriptPath: path.join(ROOT, "tests/e2e/lib/ledger-faults.mjs"),
-      modulesRoot: ROOT,
-      durableObjects: { LEDGER: "LedgerBlocklistRefused", STATS: "Stats" },
-    });
+    const w = await startWithFaultyLedger("LedgerBlocklistRefused");
     try {
       const kv = await w.kv();
       await kv.put("stand-in:blocklist-refused", "yes");
-      const key = `0x${randomBytes(32).toString("hex")}`;
-      const payload = await signPayment(await termsFor(w), key);
-      const address = payload.payload.authorization.from.toLowerCase();
-      await rpcCall("anvil_setBalance", [address, "0xde0b6b3a7640000"]);
-      await stack.chain.transferUsdc(stack.payer(6).privateKey, address, PRICE);
-      const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
-      assert.equal(res.status, 200, await res.clone().text());
-      await res.arrayBuffer();
-      // Served on credit, then its USDC moved away: its settlement fails, and it owes.
-      await stack.chain.transferUsdc(key, stack.accounts.deployer.address, PRICE);
-      const view = async () =>
-        (await (await w.fetch(`/__x402/admin/ledger?wallet=${address}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json());
-      await until("the payer owes", async () => (await view()).delinquent, { ms: 15_000 });
+      const { address } = await servedThenOwing(w);
       assert.equal(await kv.get(`delinquent:${address}`), null, "KV refused the blocklist");
       await kv.delete("stand-in:blocklist-refused");
       const listed = await until("blocklisted after all", async () => kv.get(`delinquent:${address}`), { ms: 50_000, every: 500 });
