@@ -45,8 +45,8 @@ impl Outgoing<'_> {
 /// Sends a request with the runtime's `fetch`, and hands back its answer as the runtime made it:
 /// the SDK's response type reads every part of it (`cf` included) into one of its own, and turning
 /// that back into the runtime's builds the response a second time. Timed unless `cap` is infinite
-/// (see `origin::forward_as`), `body` then passed on as the origin takes it: `limit` ms for the
-/// answer once the body has passed, nothing past `cap` (ms since the epoch).
+/// (see `origin::forward_as`), `body` then held back until it has all come: `limit` ms for the
+/// answer once it has, nothing past `cap` (ms since the epoch).
 /// A timeout rejects with `"x402:body"` (the body was late, and cut off) or a sentence saying how
 /// long the origin was given.
 pub async fn fetch_by(
@@ -236,9 +236,9 @@ export function x402_elsewhere(location, base, origin) {
 export function x402_sleep(ms) {
   return new Promise((wake) => setTimeout(wake, ms));
 }
-export async function x402_body_text(r, limit, own) {
+export async function x402_body_text(r, limit) {
   if (!r.body) return '';
-  const reader = (own ? r : r.clone()).body.getReader();
+  const reader = (r instanceof Request ? r.clone() : r).body.getReader();
   const parts = [];
   let size = 0;
   try {
@@ -263,17 +263,9 @@ extern "C" {
         cap: f64,
     ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
-    fn x402_body_text(
-        request: &web_sys::Request,
-        limit: u32,
-        own: bool,
-    ) -> Result<Promise, JsValue>;
+    fn x402_body_text(request: &web_sys::Request, limit: u32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch, js_name = x402_body_text)]
-    fn x402_response_text(
-        response: &web_sys::Response,
-        limit: u32,
-        own: bool,
-    ) -> Result<Promise, JsValue>;
+    fn x402_response_text(response: &web_sys::Response, limit: u32) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn x402_sleep(ms: u32) -> Result<Promise, JsValue>;
     fn x402_elsewhere(location: &str, base: &str, origin: &str) -> bool;
@@ -402,7 +394,7 @@ pub async fn rpc(url: &str, body: &str) -> Option<String> {
 /// A copy of the request's body as text, read no further than `limit` bytes: `None` if it is
 /// longer. The request keeps its own body. A body that cannot be read reads as what was read.
 pub async fn body_text(request: &web_sys::Request, limit: u32) -> Option<String> {
-    text(x402_body_text(request, limit, false))
+    text(x402_body_text(request, limit))
         .await
         .unwrap_or_else(|_| Some(String::new()))
 }
@@ -423,7 +415,7 @@ pub async fn sleep(ms: u32) {
 /// A response's body as text, read no further than `limit` bytes: `None` if it is longer, or
 /// if the answer could not be read at all. A body that breaks off reads as what was read.
 pub async fn response_text(response: &web_sys::Response, limit: u32) -> Option<String> {
-    text(x402_response_text(response, limit, true))
+    text(x402_response_text(response, limit))
         .await
         .ok()
         .flatten()
