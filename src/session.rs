@@ -317,8 +317,9 @@ impl fmt::Display for TokenError {
 
 impl std::error::Error for TokenError {}
 
-/// The requests left on a wallet's counted grants, by grant key: `(left, until)`. The ledger
-/// keeps it; entries past their time are dropped when it is read (one used up stays until then).
+/// The requests left on a wallet's counted grants, by grant key: `(left, until)`, and the ends of
+/// its timed grants (`(0, until)`: [`add_timed_grant`]). The ledger keeps it; entries past their
+/// time are dropped when it is read (one used up stays until then).
 pub type GrantCounts = crate::sorted::SortedMap<(u64, u64)>;
 
 /// How long a counted purchase is remembered by its payment ([`add_counted_grant`]): far longer
@@ -356,6 +357,26 @@ pub fn add_counted_grant(
     entry.0 = entry.0.saturating_add(requests);
     entry.1 = entry.1.max(until);
     true
+}
+
+/// Adds a timed purchase of `seconds` to the grant `key`: it runs `seconds` past the end of the
+/// time still left on it (past `now` if none is left), so that buying again before the last
+/// purchase ends adds to it rather than replacing it. `paid` as for [`add_counted_grant`]: a
+/// payment already counted adds nothing. Returns the grant's end.
+pub fn add_timed_grant(
+    counts: &mut GrantCounts,
+    key: &str,
+    seconds: u64,
+    paid: Option<&str>,
+    now: u64,
+) -> u64 {
+    let left = counts.get(key).map_or(now, |e| e.1.max(now));
+    let until = left.saturating_add(seconds);
+    if add_counted_grant(counts, key, 0, until, paid, now) {
+        until
+    } else {
+        left
+    }
 }
 
 /// Spends one request of the counted grant under `key`: whether it had one left at `now`.

@@ -8,10 +8,11 @@ use x402_edge::config::{Config, ConfigError};
 use x402_edge::evm::Address;
 use x402_edge::pattern::PathPattern;
 use x402_edge::session::{
-    add_counted_grant, check_token, cookie, cookie_name, drop_ended_grants, grant_key,
-    is_session_cookie, issue_token, refund_counted_grant, spend_counted_grant, tokens_from_request,
-    Grant, GrantCounts, SessionOffer, TokenClaims, TokenError, COUNTED_GRANT_MAX_SECONDS,
-    MAX_TOKEN_BYTES, MIN_SECRET_BYTES, MOST_PER_NAME, PAID_MARKER_SECONDS,
+    add_counted_grant, add_timed_grant, check_token, cookie, cookie_name, drop_ended_grants,
+    grant_key, is_session_cookie, issue_token, refund_counted_grant, spend_counted_grant,
+    tokens_from_request, Grant, GrantCounts, SessionOffer, TokenClaims, TokenError,
+    COUNTED_GRANT_MAX_SECONDS, MAX_TOKEN_BYTES, MIN_SECRET_BYTES, MOST_PER_NAME,
+    PAID_MARKER_SECONDS,
 };
 
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -828,6 +829,43 @@ fn a_counted_grant_bought_once_is_counted_once_however_often_it_is_recorded() {
         NOW
     ));
     assert_eq!(counts.get(&other), None);
+}
+
+/// A timed grant bought again while time is left on it runs on from the end of that time, not
+/// from now; once it has ended, from now. The same payment recorded twice adds its time once.
+#[test]
+fn a_timed_grant_bought_again_adds_to_the_time_left() {
+    let mut counts = GrantCounts::new();
+    let key = grant_key(&wallet(), "day");
+    let paid = |n: u8| format!("84532:0x036cbd53842c5426634e7929541ec2318f3dcf7e:{n:064x}");
+    assert_eq!(
+        add_timed_grant(&mut counts, &key, 3600, Some(&paid(1)), NOW),
+        NOW + 3600
+    );
+    // Bought again 10 minutes later: the 50 minutes left are kept, an hour is added.
+    let later = NOW + 600;
+    assert_eq!(
+        add_timed_grant(&mut counts, &key, 3600, Some(&paid(2)), later),
+        NOW + 7200
+    );
+    // The second command sent again after its answer was lost: the end stays.
+    assert_eq!(
+        add_timed_grant(&mut counts, &key, 3600, Some(&paid(2)), later + 1),
+        NOW + 7200
+    );
+    // Nothing spends a timed grant.
+    assert!(!spend_counted_grant(&mut counts, &key, later));
+    // Once it has ended (and been dropped, or not yet), a purchase runs from its own time.
+    let past = NOW + 9000;
+    assert_eq!(
+        add_timed_grant(&mut counts, &key, 60, Some(&paid(3)), past),
+        past + 60
+    );
+    drop_ended_grants(&mut counts, past + 61);
+    assert_eq!(
+        add_timed_grant(&mut counts, &key, 60, Some(&paid(4)), past + 100),
+        past + 160
+    );
 }
 
 /// A counted grant is spent to nothing and given back one request at a time while it lasts; one

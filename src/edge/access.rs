@@ -560,19 +560,29 @@ pub async fn grant_after_payment(
     let mut grant = offer.grant(*wallet, now);
     grant.chain = Some(chain);
     let key = session::grant_key(wallet, &offer.name);
-    if let Some(requests) = grant.requests {
-        let book = LedgerClient::open(env, &wallet.to_lower_hex()).ok_or("no ledger")?;
-        let command = Command::SetGrant {
-            key: key.clone(),
-            requests,
-            until: grant.expires_at,
-            paid: Some(paid.to_string()),
+    // The ledger counts a counted grant's requests, and adds a timed purchase to the time left
+    // on the grant, exactly.
+    let book = LedgerClient::open(env, &wallet.to_lower_hex());
+    let command = Command::SetGrant {
+        key: key.clone(),
+        requests: grant.requests.unwrap_or(0),
+        until: grant.expires_at,
+        paid: Some(paid.to_string()),
+        seconds: offer.seconds,
+    };
+    let mut answer = None;
+    if let Some(book) = &book {
+        answer = match book.send(&command).await {
+            None => book.send(&command).await,
+            done => done,
         };
-        if book.send(&command).await.is_none() {
-            book.send(&command)
-                .await
-                .ok_or("the ledger did not answer")?;
-        }
+    }
+    match answer {
+        Some(a) => grant.expires_at = a["until"].as_u64().unwrap_or(grant.expires_at),
+        // A timed grant is still written, from now: the time left on an earlier one is not
+        // added.
+        None if grant.requests.is_none() => {}
+        None => return Err("the ledger did not answer"),
     }
     let kv = js::kv(env, super::KV_BINDING).ok_or("no KV namespace")?;
     // KV's expiry has a floor of 60 s; the grant's own expiry is checked on every use.

@@ -112,6 +112,10 @@ pub enum Command {
         until: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         paid: Option<String>,
+        /// A timed grant's purchase: its seconds are added to the time left on the grant
+        /// (`requests` is 0); the answer's `until` is the grant's new end.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
     },
     /// Sessions: spend one request of a counted grant; answers `{"spent": bool}`.
     SpendGrant {
@@ -240,6 +244,7 @@ impl Read for Command {
                     requests: f.get("requests")?,
                     until: f.get("until")?,
                     paid: f.maybe("paid")?,
+                    seconds: f.maybe("seconds")?,
                 },
                 "spend_grant" => Command::SpendGrant {
                     key: f.get("key")?,
@@ -536,9 +541,17 @@ fn change_grants(counts: &mut Counts, grant: Command, now: u64) -> Value {
             requests,
             until,
             paid,
+            seconds,
         } => {
-            crate::session::add_counted_grant(counts, &key, requests, until, paid.as_deref(), now);
-            serde_json::json!({"ok": true})
+            let paid = paid.as_deref();
+            let until = match seconds {
+                Some(s) => crate::session::add_timed_grant(counts, &key, s, paid, now),
+                None => {
+                    crate::session::add_counted_grant(counts, &key, requests, until, paid, now);
+                    counts.get(&key).map_or(until, |e| e.1)
+                }
+            };
+            serde_json::json!({"ok": true, "until": until})
         }
         Command::SpendGrant { key, now } => {
             serde_json::json!({"spent": crate::session::spend_counted_grant(counts, &key, now)})

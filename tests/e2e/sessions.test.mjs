@@ -262,7 +262,7 @@ function parityWalletClient(address, owner) {
  * are added to every request (a browser's cookie, say); `signer` pays and signs in instead of payer #i;
  * with `id`, every payment carries it (the official payment-identifier extension's client helper).
  */
-function sessionClient(i, { headers = {}, signer = account(i), id } = {}) {
+function sessionClient(i, { headers = {}, signer = account(i), id, signIn = true } = {}) {
   const client = new x402Client();
   registerExactEvmScheme(client, { signer });
   client.setSpendControls({ allowedAssets: [{ network: stack.network, asset: stack.usdc }] });
@@ -271,7 +271,8 @@ function sessionClient(i, { headers = {}, signer = account(i), id } = {}) {
       appendPaymentIdentifierToExtensions(paymentRequired.extensions ?? {}, id);
     });
   }
-  const httpClient = new x402HTTPClient(client).onPaymentRequired(createSIWxClientHook(signer));
+  const httpClient = new x402HTTPClient(client);
+  if (signIn) httpClient.onPaymentRequired(createSIWxClientHook(signer));
   const sent = [];
   const recording = async (input, init) => {
     const req = new Request(input, init);
@@ -557,6 +558,37 @@ describe("a grant renewed through another isolate", () => {
     } finally {
       await w.dispose();
     }
+  });
+});
+
+describe("a timed grant bought again", () => {
+  test("a wallet that pays again before its hour is up keeps what was left: the new token runs an hour past the old one's end", async () => {
+    const buyer = privateKeyToAccount(generatePrivateKey());
+    await stack.chain.transferUsdc(stack.payer(6).privateKey, buyer.address, 3n * PRICE);
+    // A client without the sign-in hook pays whenever it is asked to (another process of the
+    // same wallet, say, that never saw the first token).
+    const payer = sessionClient(null, { signer: buyer, signIn: false });
+    const claimsOf = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
+    const buy = async (p) => {
+      const res = await payer.fetch(`${worker.url}${p}`);
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(decodeHeader(res.headers.get("payment-response")).success, true, "paid");
+      await res.arrayBuffer();
+      return claimsOf(res.headers.get("x402-session"));
+    };
+    const first = await buy("/kit/one");
+    const left = first.exp - nowSeconds();
+    assert.ok(left > 3600 - 60 && left <= 3600, `the first token runs its hour (${left} s)`);
+    const second = await buy("/kit/two");
+    assert.equal(second.scope, first.scope);
+    assert.equal(second.exp, first.exp + 3600, "the second hour starts where the first ends");
+
+    // The grant itself (not only the token) runs two hours: a sign-in's fresh cookie says so.
+    const signedIn = await worker.fetch("/kit/three", { headers: { [SIWX]: await siwxHeader("/kit/three", { signer: buyer }) } });
+    assert.equal(signedIn.status, 200, await signedIn.clone().text());
+    await signedIn.arrayBuffer();
+    assert.equal(claimsOf(signedIn.headers.get("x402-session")).exp, second.exp);
+    assert.equal(await stack.balanceOf(buyer.address), PRICE, "two payments taken, no more");
   });
 });
 
