@@ -99,8 +99,10 @@
 //!    briefly out of reach, the Worker cut off after the response left) for content that was
 //!    served; forgetting it would give that content away. Settling charges for an error only when
 //!    the origin took longer than the hold *and* then failed, or the withdrawal itself was lost.
-//! 3. **Payer-caused refusal** (insufficient balance or funds, a bad signature, anything
-//!    `invalid_*` that is not transient or the facilitator's own): failed, and for a deferred
+//! 3. **Payer-caused refusal** (insufficient balance or funds, a bad signature, a KYT screen, a
+//!    failed simulation, `invalid_payload`; not an `invalid_*` reason we do not know, which is
+//!    retried as in rule 4, so that a facilitator naming its refusals anew does not make every
+//!    payer delinquent at once): failed, and for a deferred
 //!    entry the wallet becomes delinquent: `owed` grows by the amount and the wallet's next
 //!    admissions are refused with it. `…nonce_already_used`, even on the first attempt, is judged
 //!    by the chain, never on the facilitator's word: a cancelled authorization or a transfer of
@@ -784,7 +786,15 @@ pub fn classify_refusal(reason: &str, message: &str) -> RefusalKind {
     if r.contains("signature") || r.contains("kyt") || r.contains("undeployed") {
         return RefusalKind::Payer { definite: true };
     }
-    if r.starts_with("invalid_") || r.contains("insufficient") || r.contains("simulation") {
+    // The payer's balance, or a transfer the token refused in simulation or on the facilitator's
+    // reading of the payload. Another `invalid_…` is not taken for the payer's fault: a
+    // facilitator that names its refusals anew must not make every payer owe at once.
+    if r.contains("insufficient")
+        || r.contains("simulation")
+        || r.contains("typed_data")
+        || r == "invalid_payload"
+        || r == "invalid_payment"
+    {
         return RefusalKind::Payer { definite: false };
     }
     RefusalKind::Transient

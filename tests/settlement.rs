@@ -2406,6 +2406,22 @@ fn refusals_are_classified() {
             Payer { definite: true },
         ),
         ("", "", Transient),
+        // A reason of the payer's kind that no facilitator gives today is retried, not held
+        // against the payer; the known ones, in whatever facilitator's words, are.
+        ("invalid_exact_evm_payload_something_new", "", Transient),
+        ("invalid_payment_amount", "", Transient),
+        ("invalid_payment", "", Payer { definite: false }),
+        (
+            "invalid_exact_evm_payload_authorization_typed_data_message",
+            "",
+            Payer { definite: false },
+        ),
+        ("transaction_simulation", "", Payer { definite: false }),
+        (
+            "invalid_exact_evm_transaction_simulation_failed",
+            "",
+            Payer { definite: false },
+        ),
         ("settle_timeout", "", Unanswered),
         (
             "unexpected_settle_error",
