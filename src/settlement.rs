@@ -153,7 +153,9 @@
 //!    while is retried with backoff until the deadline, not given up while the chain says the money
 //!    is still there to collect. Past the deadline only a chain read can still settle it (an
 //!    authorization unused once `validBefore` + [`CHAIN_GRACE`] has passed can never move:
-//!    [`EXPIRED_UNSETTLED`]); without RPC it fails with [`SETTLEMENT_UNKNOWN`].
+//!    [`EXPIRED_UNSETTLED`]); without RPC it fails with [`SETTLEMENT_UNKNOWN`]. An attempt whose
+//!    calls the platform refused to make (its limit on one invocation's calls) is none:
+//!    [`Outcome::NotSent`] leaves the entry as it was, due again a second later.
 //! 6. **Immediate entries** (not deferred) are served only if settlement succeeds, as the shell does
 //!    today. So a refusal for cause fails them without delinquency (the client got a 402 and
 //!    nothing). After an Unknown, or a transient refusal (which may come after a broadcast, rule
@@ -505,6 +507,32 @@ pub enum Outcome {
     /// payment still collectable is sent again, as without an RPC URL: a node and a facilitator
     /// both away for a while are no reason to give it up before its deadline.
     ChainUnreadable { why: String },
+    /// The platform refused to make the attempt's calls: the limit on the calls one invocation
+    /// may make was reached ([`refused_by_limit`]). Nothing was asked, nothing is learned: the
+    /// entry is due again at once, for the next invocation, as it was before.
+    NotSent { action: Action },
+}
+
+/// What the shell's calls carry when the platform refused to make them (its limit on the calls
+/// of one invocation).
+pub const LIMIT_MARK: &str = "x402:limit";
+
+/// Whether an attempt's `outcome` may come from calls the platform refused to make, `limited`
+/// saying that it refused some while the attempts of this round ran: a settlement whose own call
+/// was refused (the answer carries [`LIMIT_MARK`]), or a reconciliation that learned nothing for
+/// certain (a read it needed may have been refused). Such an attempt is recorded as
+/// [`Outcome::NotSent`]; one the facilitator or the chain answered is recorded as it came.
+pub fn refused_by_limit(action: Action, outcome: &Outcome, limited: bool) -> bool {
+    limited
+        && match action {
+            Action::Settle => {
+                matches!(outcome, Outcome::Unknown { why } if why.contains(LIMIT_MARK))
+            }
+            Action::Reconcile => matches!(
+                outcome,
+                Outcome::Unknown { .. } | Outcome::ChainUnreadable { .. } | Outcome::OnChainUsed
+            ),
+        }
 }
 
 impl From<SettleOutcome> for Outcome {
@@ -1318,6 +1346,19 @@ impl Entry {
         self.fail(EXPIRED_UNSETTLED, message, false, now)
     }
 
+    /// Nothing was asked ([`Outcome::NotSent`]): due again in a second, as it was.
+    fn not_sent(&mut self, action: Action, now: u64) -> Effect {
+        let due = now.saturating_add(1);
+        self.state = match action {
+            Action::Settle => State::Pending { due },
+            Action::Reconcile => State::Unknown {
+                due,
+                why: "not asked: the platform's limit on calls per run was reached".into(),
+            },
+        };
+        Effect::Retry { at: due }
+    }
+
     fn unknown(&mut self, why: String, policy: &LedgerPolicy, now: u64) -> Effect {
         self.uncertain = true;
         self.unknowns = self.unknowns.saturating_add(1);
@@ -1954,6 +1995,7 @@ impl Ledger {
             Outcome::NoRpc => e.no_rpc(policy, now),
             Outcome::ChainUnreadable { why } => e.chain_unreadable(why, policy, now),
             Outcome::Unknown { why } => e.unknown(why, policy, now),
+            Outcome::NotSent { action } => e.not_sent(action, now),
             Outcome::Refused { reason, message } => e.refused(&reason, &message, policy, now),
         };
         if effect == Effect::Settled {

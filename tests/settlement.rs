@@ -7,12 +7,12 @@ use serde_json::json;
 use x402_edge::facilitator::SettleOutcome;
 use x402_edge::json::{self, Read};
 use x402_edge::settlement::{
-    classify_refusal, refusal_is_uncertain, Action, AdminError, Admission, AdmitError, Effect,
-    Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status, ANSWER_KEPT_SECONDS,
-    AUTHORIZATION_CANCELLED, AUTHORIZATION_USED_BEFORE, AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE,
-    COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_RETRY_ROOM, HOLD_SECONDS, IN_FLIGHT_LEASE,
-    MIN_SAFETY_MARGIN, REPEATABLE_KEPT, REPEAT_SECONDS, REPLAY_GRACE, SETTLEMENT_UNKNOWN,
-    UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
+    classify_refusal, refusal_is_uncertain, refused_by_limit, Action, AdminError, Admission,
+    AdmitError, Effect, Ledger, LedgerPolicy, LedgerView, Outcome, RefusalKind, Status,
+    ANSWER_KEPT_SECONDS, AUTHORIZATION_CANCELLED, AUTHORIZATION_USED_BEFORE,
+    AUTHORIZATION_USED_ELSEWHERE, CHAIN_GRACE, COUNTERS_ROW, EXPIRED_UNSETTLED, HOLD_RETRY_ROOM,
+    HOLD_SECONDS, IN_FLIGHT_LEASE, LIMIT_MARK, MIN_SAFETY_MARGIN, REPEATABLE_KEPT, REPEAT_SECONDS,
+    REPLAY_GRACE, SETTLEMENT_UNKNOWN, UNCONFIRMED_NONCE_USED, UNCONFIRMED_REFUSAL,
 };
 use x402_edge::x402::SettleResponse;
 
@@ -3556,4 +3556,91 @@ fn a_payment_owed_its_content_outlasts_the_settled_history() {
     l.trim(p.settled_history, later + 1);
     assert!(l.entry(&named.id).is_none(), "trimmed once served");
     assert!(l.entry(&bare.id).is_some_and(|e| e.unserved));
+}
+
+/// Calls the platform refused to make (its limit on the calls of one invocation) are no attempt:
+/// the entry is due again a second later as it was, with no unanswered attempt counted, so that a
+/// plan's small allowance can never make a payment look uncertain, or give one up.
+#[test]
+fn calls_the_platform_refused_to_make_count_as_no_attempt() {
+    let p = policy();
+    let limit = Outcome::Unknown {
+        why: format!("facilitator /settle: {LIMIT_MARK} (Error: Too many subrequests.)"),
+    };
+    // Only where the platform refused a call in the round, and only what that can explain.
+    assert!(refused_by_limit(Action::Settle, &limit, true));
+    assert!(!refused_by_limit(Action::Settle, &limit, false));
+    assert!(!refused_by_limit(Action::Settle, &unknown(), true));
+    assert!(!refused_by_limit(
+        Action::Settle,
+        &refused("insufficient_funds"),
+        true
+    ));
+    assert!(!refused_by_limit(Action::Settle, &settled("0xfeed"), true));
+    for vague in [
+        unknown(),
+        Outcome::ChainUnreadable { why: "x".into() },
+        Outcome::OnChainUsed,
+    ] {
+        assert!(refused_by_limit(Action::Reconcile, &vague, true));
+        assert!(!refused_by_limit(Action::Reconcile, &vague, false));
+    }
+    for known in [
+        Outcome::OnChainUnused,
+        Outcome::OnChainCancelled,
+        Outcome::NoRpc,
+        settled("0xfeed"),
+    ] {
+        assert!(!refused_by_limit(Action::Reconcile, &known, true));
+    }
+
+    // A settlement not sent, many times over: due again each second, never uncertain.
+    let (mut l, id, mut now) = one_due(10_000);
+    for _ in 0..20 {
+        let attempt = l.begin(&id, &p, now).unwrap();
+        assert_eq!(attempt.action, Action::Settle);
+        assert_eq!(
+            l.record(
+                &id,
+                Outcome::NotSent {
+                    action: Action::Settle
+                },
+                &p,
+                now
+            ),
+            Effect::Retry { at: now + 1 }
+        );
+        assert!(l.due(now).is_empty());
+        now += 1;
+    }
+    let e = l.entry(&id).unwrap();
+    assert_eq!((e.status, e.unknowns, e.retries), (Status::Pending, 0, 0));
+    l.begin(&id, &p, now).unwrap();
+    assert_eq!(l.record(&id, settled("0xfeed"), &p, now), Effect::Settled);
+
+    // A reconciliation not made: still to be made, the count of unanswered attempts as it was.
+    let (mut l, id, now) = one_due(10_000);
+    l.begin(&id, &p, now).unwrap();
+    l.record(&id, unknown(), &p, now);
+    let later = now + 1;
+    for n in 0..20 {
+        let attempt = l.begin(&id, &p, later + n).unwrap();
+        assert_eq!(attempt.action, Action::Reconcile);
+        l.record(
+            &id,
+            Outcome::NotSent {
+                action: Action::Reconcile,
+            },
+            &p,
+            later + n,
+        );
+    }
+    let e = l.entry(&id).unwrap();
+    assert_eq!((e.status, e.unknowns), (Status::Unknown, 1));
+    assert_eq!(e.due_at, Some(later + 20));
+    l.begin(&id, &p, later + 20).unwrap();
+    assert_eq!(
+        l.record(&id, Outcome::OnChainUnused, &p, later + 20),
+        Effect::Retry { at: later + 20 }
+    );
 }

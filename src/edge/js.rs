@@ -182,8 +182,20 @@ export async function x402_drop_keys(kv, prefix, named) {
   }
   return held;
 }
-export function x402_fetch_by(request, body, limit, cap) {
-  if (!Number.isFinite(cap)) return fetch(request);
+let x402_refused = 0;
+export function x402_refused_calls() {
+  return x402_refused;
+}
+export async function x402_fetch_by(request, body, limit, cap) {
+  if (!Number.isFinite(cap)) {
+    try {
+      return await fetch(request);
+    } catch (e) {
+      if (!/too many subrequests/i.test(e)) throw e;
+      x402_refused++;
+      throw `x402:limit (${e})`;
+    }
+  }
   const stop = new AbortController(), init = { signal: stop.signal };
   let timer, halt, answered = false, due = Date.now();
   const late = () => `the origin did not answer within ${Math.ceil(limit / 1000)} s`;
@@ -269,6 +281,7 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn x402_sleep(ms: u32) -> Result<Promise, JsValue>;
     fn x402_elsewhere(location: &str, base: &str, origin: &str) -> bool;
+    fn x402_refused_calls() -> u32;
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
     fn x402_barred(key: &str, seconds: u32) -> bool;
@@ -419,6 +432,12 @@ pub async fn response_text(response: &web_sys::Response, limit: u32) -> Option<S
         .await
         .ok()
         .flatten()
+}
+
+/// How many calls [`send`] has had refused by the platform in this isolate, for its limit on the
+/// calls of one invocation; such a call fails with [`crate::settlement::LIMIT_MARK`] in its error.
+pub fn refused_calls() -> u32 {
+    x402_refused_calls()
 }
 
 /// Sends a request with the runtime's `fetch`, untimed but for its own signal.

@@ -30,8 +30,8 @@ use crate::config::{Config, Credit};
 use crate::evm::{decimal, Address};
 use crate::json::{self, Read};
 use crate::settlement::{
-    Action, AdminError, Admission, AdmitError, Attempt, Effect, Ledger as Book, LedgerPolicy,
-    Outcome, Row, StorageCall,
+    refused_by_limit, Action, AdminError, Admission, AdmitError, Attempt, Effect, Ledger as Book,
+    LedgerPolicy, Outcome, Row, StorageCall,
 };
 
 /// Where ledgers were stored whole, as one JSON value, before rows: read once, then rewritten.
@@ -864,7 +864,7 @@ impl Ledger {
                 .change(|book| {
                     book.prune(now);
                     let mut attempts = Vec::new();
-                    // A safety valve: the alarm comes back for the rest.
+                    // A safety valve: the alarm comes back for the rest (at once: a new run).
                     if rounds > 200 {
                         return attempts;
                     }
@@ -915,7 +915,12 @@ impl Ledger {
                     Action::Reconcile => reconcile(config, wallet.as_deref(), attempt).await,
                 }
             });
+            // The platform limits the calls one invocation makes (50 on the Workers Free plan):
+            // an attempt whose calls it refused is due again at once, for the next run, which
+            // the alarm starts with a fresh allowance; nothing it did not send is held unknown.
+            let refused = js::refused_calls();
             let outcomes = side_by_side(calls.collect()).await;
+            let limited = js::refused_calls() != refused;
             let now = super::now_seconds();
             let effects = self
                 .change(|book| {
@@ -923,6 +928,13 @@ impl Ledger {
                         .iter()
                         .zip(outcomes)
                         .map(|(attempt, outcome)| {
+                            let outcome = match refused_by_limit(attempt.action, &outcome, limited)
+                            {
+                                true => Outcome::NotSent {
+                                    action: attempt.action,
+                                },
+                                false => outcome,
+                            };
                             let effect = book.record(&attempt.id, outcome, policy, now);
                             let unserved =
                                 effect == Effect::Settled && book.owes_content(&attempt.id);
@@ -934,6 +946,10 @@ impl Ledger {
             for (attempt, (effect, unserved)) in attempts.iter().zip(effects) {
                 self.effects(effect).await;
                 log_settlement(wallet.as_deref(), &attempt.id, effect, unserved);
+            }
+            // The rest waits for the next run (as past the safety valve below).
+            if limited {
+                rounds = 200;
             }
         }
     }

@@ -1321,6 +1321,40 @@ describe("a session paid for whose grant cannot be recorded", () => {
   });
 });
 
+describe("a plan that allows few calls per run", () => {
+  test("with 3 calls out per run of the ledger's alarm, a wallet's 7 deferred payments all settle, none ever taken for unanswered", async () => {
+    // The stand-in (LedgerFewCalls) refuses the alarm's fourth call out in each run, as the
+    // platform refuses the 51st on the Workers Free plan.
+    await withStandIn("LedgerFewCalls", {}, async (w) => {
+      const key = `0x${randomBytes(32).toString("hex")}`;
+      const terms = await termsFor(w);
+      const payloads = [];
+      for (let i = 0; i < 7; i++) payloads.push(await signPayment(terms, key));
+      const address = payloads[0].payload.authorization.from;
+      await stack.chain.transferUsdc(stack.payer(6).privateKey, address, 7n * PRICE);
+      const payTo = await stack.balanceOf(terms.payTo);
+      for (const payload of payloads) {
+        const res = await w.fetch("/api/weather", { headers: paymentHeaders(payload) });
+        assert.equal(res.status, 200, await res.clone().text());
+        await res.arrayBuffer();
+      }
+      const view = async () =>
+        (lastSeen = await (await w.fetch(`/__x402/admin/ledger?wallet=${address}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json());
+      const done = await until("all seven settled", async () => {
+        const v = await view();
+        return v.settled.length === 7 ? v : null;
+      }, { ms: 40_000, every: 250 });
+      assert.deepEqual(done.failed, []);
+      assert.equal(done.delinquent, false);
+      for (const e of done.settled) {
+        assert.deepEqual([e.unknowns, e.retries], [0, 0], "no attempt taken for unanswered or refused");
+      }
+      assert.equal(await stack.balanceOf(address), 0n);
+      assert.equal((await stack.balanceOf(terms.payTo)) - payTo, 7n * PRICE);
+    });
+  });
+});
+
 // Faults of the ledger and of the facilitator that real parts do not produce on demand. The last
 // test is slow: it runs where X402_SLOW_TESTS is set and not empty (scripts/test sets it).
 describe("a ledger that does not answer", () => {

@@ -79,3 +79,29 @@ export class LedgerBlocklistRefused extends Ledger {
     super(ctx, refusing(env, "put", "delinquent:", "stand-in:blocklist-refused"));
   }
 }
+
+// The platform's limit on the calls one invocation makes (50 on the Workers Free plan), which
+// workerd does not enforce: while a LedgerFewCalls alarm runs, `fetch` in this isolate makes
+// `CALLS_PER_RUN` calls, then fails as the platform's does.
+const CALLS_PER_RUN = 3;
+let allowance = Infinity;
+const platformFetch = globalThis.fetch;
+globalThis.fetch = function (...args) {
+  if (allowance <= 0) {
+    return Promise.reject(new Error("stand-in: Too many subrequests by single Worker invocation."));
+  }
+  allowance -= 1;
+  return platformFetch.apply(this, args);
+};
+
+/** Each run of its alarm may make CALLS_PER_RUN calls out (to the facilitator, to the chain). */
+export class LedgerFewCalls extends Ledger {
+  async alarm() {
+    allowance = CALLS_PER_RUN;
+    try {
+      return await super.alarm();
+    } finally {
+      allowance = Infinity;
+    }
+  }
+}
