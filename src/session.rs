@@ -318,7 +318,7 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 /// The requests left on a wallet's counted grants, by grant key: `(left, until)`, and the ends of
-/// its timed grants (`(0, until)`: [`add_timed_grant`]). The ledger keeps it; entries past their
+/// its timed grants (`(0, until)` under the key then `:time`: [`add_timed_grant`]). The ledger keeps it; entries past their
 /// time are dropped when it is read (one used up stays until then).
 pub type GrantCounts = crate::sorted::SortedMap<(u64, u64)>;
 
@@ -362,7 +362,10 @@ pub fn add_counted_grant(
 /// Adds a timed purchase of `seconds` to the grant `key`: it runs `seconds` past the end of the
 /// time still left on it (past `now` if none is left), so that buying again before the last
 /// purchase ends adds to it rather than replacing it. `paid` as for [`add_counted_grant`]: a
-/// payment already counted adds nothing. Returns the grant's end.
+/// payment already counted adds nothing. Returns the grant's end. Its end is kept under its own
+/// entry (`key` then `:time`), apart from any counted grant's under `key`: an offer changed from a
+/// number of requests to a duration does not turn the 30 days of requests bought into 30 days of
+/// access.
 pub fn add_timed_grant(
     counts: &mut GrantCounts,
     key: &str,
@@ -370,9 +373,10 @@ pub fn add_timed_grant(
     paid: Option<&str>,
     now: u64,
 ) -> u64 {
-    let left = counts.get(key).map_or(now, |e| e.1.max(now));
+    let key = format!("{key}:time");
+    let left = counts.get(&key).map_or(now, |e| e.1.max(now));
     let until = left.saturating_add(seconds);
-    if add_counted_grant(counts, key, 0, until, paid, now) {
+    if add_counted_grant(counts, &key, 0, until, paid, now) {
         until
     } else {
         left

@@ -855,6 +855,22 @@ fn a_timed_grant_bought_again_adds_to_the_time_left() {
     );
     // Nothing spends a timed grant.
     assert!(!spend_counted_grant(&mut counts, &key, later));
+    // The offer changed from a duration to a number of requests, or back: the two kinds of
+    // purchase under one grant key stay apart, neither lengthening the other.
+    assert!(add_counted_grant(
+        &mut counts,
+        &key,
+        5,
+        NOW + 30 * 86_400,
+        Some(&paid(9)),
+        later
+    ));
+    assert_eq!(counts.get(&key), Some(&(5, NOW + 30 * 86_400)));
+    assert_eq!(
+        add_timed_grant(&mut counts, &key, 60, Some(&paid(10)), later),
+        NOW + 7260
+    );
+    assert!(spend_counted_grant(&mut counts, &key, later));
     // Once it has ended (and been dropped, or not yet), a purchase runs from its own time.
     let past = NOW + 9000;
     assert_eq!(
