@@ -322,18 +322,19 @@ impl std::error::Error for TokenError {}
 /// time are dropped when it is read (one used up stays until then).
 pub type GrantCounts = crate::sorted::SortedMap<(u64, u64)>;
 
-/// How long a counted purchase is remembered by its payment ([`add_counted_grant`]): far longer
-/// than the request that records it may take to send its command a second time.
-pub const PAID_MARKER_SECONDS: u64 = 600;
+/// How long a purchase is remembered by its payment ([`add_counted_grant`]): far longer than the
+/// request that records it may take to send its command a second time, and longer than a
+/// payment owed its content may be sent again to be served
+/// ([`crate::settlement::REPEAT_SECONDS`]), which records its grant again.
+pub const PAID_MARKER_SECONDS: u64 = crate::settlement::REPEAT_SECONDS + 600;
 
 /// Adds the `requests` a payment bought to the counted grant `key`, which then runs until
 /// `until` at least. Buying again before the last purchase is used up adds to what is left.
 /// `paid` names the payment (its chain, token and authorization's nonce): a payment already
 /// counted adds nothing, so that the command sent again after its answer was lost does not
 /// double the purchase. It is kept beside the grants under a key no grant has (`paid:…`), with one
-/// "request" (which nothing spends), for [`PAID_MARKER_SECONDS`] from `now` (or as
-/// long as its grant, if shorter): the command is only ever sent again by the request that sent
-/// it, and a map that every spend rewrites does not grow with every purchase a wallet ever made.
+/// "request" (which nothing spends), for [`PAID_MARKER_SECONDS`] from `now`, however short the
+/// grant: a map that every spend rewrites does not grow with every purchase a wallet ever made.
 /// Returns whether the requests were added.
 pub fn add_counted_grant(
     counts: &mut GrantCounts,
@@ -348,10 +349,7 @@ pub fn add_counted_grant(
         if counts.contains_key(&seen) {
             return false;
         }
-        counts.insert(
-            seen,
-            (1, until.min(now.saturating_add(PAID_MARKER_SECONDS))),
-        );
+        counts.insert(seen, (1, now.saturating_add(PAID_MARKER_SECONDS)));
     }
     let entry = counts.get_or_insert_with(key, || (0, until));
     entry.0 = entry.0.saturating_add(requests);

@@ -517,11 +517,11 @@ pub enum Outcome {
 /// of one invocation).
 pub const LIMIT_MARK: &str = "x402:limit";
 
-/// Whether an attempt's `outcome` may come from calls the platform refused to make, `limited`
-/// saying that it refused some while the attempts of this round ran: a settlement whose own call
-/// was refused (the answer carries [`LIMIT_MARK`]), or a reconciliation that learned nothing for
-/// certain (a read it needed may have been refused). Such an attempt is recorded as
-/// [`Outcome::NotSent`]; one the facilitator or the chain answered is recorded as it came.
+/// Whether an attempt's `outcome` comes from calls the platform refused to make, `limited`
+/// saying that it refused one of this attempt's calls: a settlement whose own call was refused
+/// (the answer carries [`LIMIT_MARK`]), or a reconciliation that learned nothing for certain (a
+/// read it needed was refused). Such an attempt is recorded as [`Outcome::NotSent`]; one the
+/// facilitator or the chain answered is recorded as it came.
 pub fn refused_by_limit(action: Action, outcome: &Outcome, limited: bool) -> bool {
     limited
         && match action {
@@ -1346,9 +1346,15 @@ impl Entry {
         self.fail(EXPIRED_UNSETTLED, message, false, now)
     }
 
-    /// Nothing was asked ([`Outcome::NotSent`]): due again in a second, as it was.
-    fn not_sent(&mut self, action: Action, now: u64) -> Effect {
+    /// Nothing was asked ([`Outcome::NotSent`]): due again in a second, as it was; a settlement
+    /// not sent by its deadline lapses as any other.
+    fn not_sent(&mut self, action: Action, policy: &LedgerPolicy, now: u64) -> Effect {
         let due = now.saturating_add(1);
+        if action == Action::Settle
+            && (due > self.deadline(policy) || !sendable(self.valid_before, due))
+        {
+            return self.lapse("not sent before the deadline", now);
+        }
         self.state = match action {
             Action::Settle => State::Pending { due },
             Action::Reconcile => State::Unknown {
@@ -1995,7 +2001,7 @@ impl Ledger {
             Outcome::NoRpc => e.no_rpc(policy, now),
             Outcome::ChainUnreadable { why } => e.chain_unreadable(why, policy, now),
             Outcome::Unknown { why } => e.unknown(why, policy, now),
-            Outcome::NotSent { action } => e.not_sent(action, now),
+            Outcome::NotSent { action } => e.not_sent(action, policy, now),
             Outcome::Refused { reason, message } => e.refused(&reason, &message, policy, now),
         };
         if effect == Effect::Settled {

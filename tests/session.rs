@@ -914,10 +914,11 @@ fn a_counted_grant_is_spent_and_given_back_only_while_held() {
     assert!(!spend_counted_grant(&mut counts, &key, NOW + 1));
 }
 
-/// A purchase is remembered by its payment for minutes, not for as long as its grant: the map
-/// of counts, rewritten on every spend, does not grow with each purchase of a long grant.
+/// A purchase is remembered by its payment for a little over an hour, not for as long as its
+/// grant: the map of counts, rewritten on every spend, does not grow with each purchase of a long
+/// grant.
 #[test]
-fn a_counted_purchase_is_remembered_for_minutes() {
+fn a_purchase_is_remembered_by_its_payment_for_an_hour() {
     let mut counts = GrantCounts::new();
     let key = grant_key(&wallet(), "premium");
     let day = NOW + 86_400;
@@ -933,7 +934,8 @@ fn a_counted_purchase_is_remembered_for_minutes() {
         Some("a"),
         NOW + 30
     ));
-    // A grant shorter than that takes its marker with it.
+    // A grant shorter than that keeps its marker as long: a payment owed its content, served by
+    // a repeat up to an hour later, records its grant again, and must not add it twice.
     assert!(add_counted_grant(
         &mut counts,
         &key,
@@ -942,7 +944,16 @@ fn a_counted_purchase_is_remembered_for_minutes() {
         Some("b"),
         NOW
     ));
-    assert_eq!(counts.get("paid:b"), Some(&(1, NOW + 60)));
+    assert_eq!(counts.get("paid:b"), Some(&(1, NOW + PAID_MARKER_SECONDS)));
+    const { assert!(PAID_MARKER_SECONDS > x402_edge::settlement::REPEAT_SECONDS) };
+    assert!(!add_counted_grant(
+        &mut counts,
+        &key,
+        1,
+        NOW + 3_700,
+        Some("b"),
+        NOW + 3_600
+    ));
     assert_eq!(counts.get(&key), Some(&(6, day)));
 }
 

@@ -3615,8 +3615,28 @@ fn calls_the_platform_refused_to_make_count_as_no_attempt() {
     }
     let e = l.entry(&id).unwrap();
     assert_eq!((e.status, e.unknowns, e.retries), (Status::Pending, 0, 0));
+    let mut late = l.clone();
     l.begin(&id, &p, now).unwrap();
     assert_eq!(l.record(&id, settled("0xfeed"), &p, now), Effect::Settled);
+    // Not sent by the deadline (validBefore less the safety margin): it lapses, lost revenue, not
+    // held against the payer, and is not sent inside the margin.
+    let deadline = LONG - 30;
+    late.begin(&id, &p, deadline).unwrap();
+    assert_eq!(
+        late.record(
+            &id,
+            Outcome::NotSent {
+                action: Action::Settle
+            },
+            &p,
+            deadline
+        ),
+        Effect::Failed {
+            became_delinquent: false
+        }
+    );
+    let e = late.entry(&id).unwrap();
+    assert_eq!(e.reason.as_deref(), Some(EXPIRED_UNSETTLED));
 
     // A reconciliation not made: still to be made, the count of unanswered attempts as it was.
     let (mut l, id, now) = one_due(10_000);

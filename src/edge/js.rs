@@ -8,6 +8,7 @@
 //! storage; one page of a KV listing.
 
 use js_sys::{Array, Object, Promise, Reflect};
+use std::cell::Cell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -182,18 +183,12 @@ export async function x402_drop_keys(kv, prefix, named) {
   }
   return held;
 }
-let x402_refused = 0;
-export function x402_refused_calls() {
-  return x402_refused;
-}
 export async function x402_fetch_by(request, body, limit, cap) {
   if (!Number.isFinite(cap)) {
     try {
       return await fetch(request);
     } catch (e) {
-      if (!/too many subrequests/i.test(e)) throw e;
-      x402_refused++;
-      throw `x402:limit (${e})`;
+      throw /too many subrequests/i.test(e) ? `x402:limit (${e})` : e;
     }
   }
   const stop = new AbortController(), init = { signal: stop.signal };
@@ -281,7 +276,6 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn x402_sleep(ms: u32) -> Result<Promise, JsValue>;
     fn x402_elsewhere(location: &str, base: &str, origin: &str) -> bool;
-    fn x402_refused_calls() -> u32;
     #[wasm_bindgen(catch)]
     fn x402_strike(env: &JsValue, key: &str) -> Result<Promise, JsValue>;
     fn x402_barred(key: &str, seconds: u32) -> bool;
@@ -400,8 +394,24 @@ pub fn post_json(
 /// One JSON-RPC call to a chain node; the answer's text, or `None` when the node could not be
 /// reached in 5 s.
 pub async fn rpc(url: &str, body: &str) -> Option<String> {
+    rpc_noting(url, body, &Cell::new(false)).await
+}
+
+/// [`rpc`], setting `refused` when the platform refused to make the call (its limit on the calls
+/// of one invocation: the error carries [`crate::settlement::LIMIT_MARK`]).
+pub async fn rpc_noting(url: &str, body: &str, refused: &Cell<bool>) -> Option<String> {
     let request = post_json(url, body, None, Some(5_000)).ok()?;
-    response_text(&send(&request).await.ok()?, u32::MAX).await
+    match send(&request).await {
+        Ok(response) => response_text(&response, u32::MAX).await,
+        Err(e) => {
+            if e.as_string()
+                .is_some_and(|e| e.contains(crate::settlement::LIMIT_MARK))
+            {
+                refused.set(true);
+            }
+            None
+        }
+    }
 }
 
 /// A copy of the request's body as text, read no further than `limit` bytes: `None` if it is
@@ -432,12 +442,6 @@ pub async fn response_text(response: &web_sys::Response, limit: u32) -> Option<S
         .await
         .ok()
         .flatten()
-}
-
-/// How many calls [`send`] has had refused by the platform in this isolate, for its limit on the
-/// calls of one invocation; such a call fails with [`crate::settlement::LIMIT_MARK`] in its error.
-pub fn refused_calls() -> u32 {
-    x402_refused_calls()
 }
 
 /// Sends a request with the runtime's `fetch`, untimed but for its own signal.

@@ -16,7 +16,7 @@
 //! object keeps the ledger in memory between commands (it is its only writer); a failed write
 //! drops that copy, and the next command reads storage again.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -582,6 +582,9 @@ struct Memory {
     /// How many blocklist writes have failed in this object's life: a retry that began before
     /// another failed does not clear the flag.
     stale_marks: u32,
+    /// Settlement attempts made side by side, fewer after a run the platform's limit on calls
+    /// cut short (0: [`SETTLE_AT_ONCE`]).
+    at_once: usize,
 }
 
 impl Ledger {
@@ -860,6 +863,10 @@ impl Ledger {
         loop {
             rounds += 1;
             let now = super::now_seconds();
+            let at_once = match self.memory.borrow().at_once {
+                0 => SETTLE_AT_ONCE,
+                n => n,
+            };
             let attempts = self
                 .change(|book| {
                     book.prune(now);
@@ -876,7 +883,7 @@ impl Ledger {
                         };
                         if let Some(attempt) = book.begin(&due, policy, now) {
                             attempts.push(attempt);
-                            if attempts.len() == SETTLE_AT_ONCE {
+                            if attempts.len() >= at_once {
                                 break;
                             }
                         }
@@ -885,12 +892,24 @@ impl Ledger {
                 })
                 .await?;
             if attempts.is_empty() {
+                // All done within the platform's allowance: side by side again next time.
+                if rounds <= 200 {
+                    self.memory.borrow_mut().at_once = 0;
+                }
                 self.after_change(now).await?;
                 return Ok(());
             }
+            // The platform limits the calls one invocation makes (50 on the Workers Free plan).
+            // An attempt whose calls it refused (each call says so) is due again at once, for the
+            // next run, which the alarm starts with a fresh allowance: nothing it did not send is
+            // taken for unanswered. Each such round halves the attempts made side by side, so
+            // that one attempt's calls (16 at most) always fit in a run, and every run makes
+            // progress.
             let calls = attempts.iter().map(|attempt| async {
-                match attempt.action {
+                let refused = Cell::new(true);
+                let outcome = match attempt.action {
                     Action::Settle => {
+                        // A refused call's error carries `LIMIT_MARK` into the outcome.
                         let outcome =
                             Outcome::from(client.settle(&attempt.payload.to_string()).await);
                         match &outcome {
@@ -902,7 +921,8 @@ impl Ledger {
                             {
                                 // What the chain shows decides; where it cannot say, the refusal
                                 // is recorded, and the ledger reads the chain again.
-                                match reconcile(config, wallet.as_deref(), attempt).await {
+                                let quiet = Cell::new(false);
+                                match reconcile(config, wallet.as_deref(), attempt, &quiet).await {
                                     shown @ (Outcome::Settled { .. }
                                     | Outcome::OnChainCancelled
                                     | Outcome::OnChainUsedElsewhere { .. }) => shown,
@@ -912,15 +932,22 @@ impl Ledger {
                             _ => outcome,
                         }
                     }
-                    Action::Reconcile => reconcile(config, wallet.as_deref(), attempt).await,
+                    Action::Reconcile => {
+                        refused.set(false);
+                        reconcile(config, wallet.as_deref(), attempt, &refused).await
+                    }
+                };
+                match refused_by_limit(attempt.action, &outcome, refused.get()) {
+                    true => Outcome::NotSent {
+                        action: attempt.action,
+                    },
+                    false => outcome,
                 }
             });
-            // The platform limits the calls one invocation makes (50 on the Workers Free plan):
-            // an attempt whose calls it refused is due again at once, for the next run, which
-            // the alarm starts with a fresh allowance; nothing it did not send is held unknown.
-            let refused = js::refused_calls();
             let outcomes = side_by_side(calls.collect()).await;
-            let limited = js::refused_calls() != refused;
+            let limited = outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::NotSent { .. }));
             let now = super::now_seconds();
             let effects = self
                 .change(|book| {
@@ -928,13 +955,6 @@ impl Ledger {
                         .iter()
                         .zip(outcomes)
                         .map(|(attempt, outcome)| {
-                            let outcome = match refused_by_limit(attempt.action, &outcome, limited)
-                            {
-                                true => Outcome::NotSent {
-                                    action: attempt.action,
-                                },
-                                false => outcome,
-                            };
                             let effect = book.record(&attempt.id, outcome, policy, now);
                             let unserved =
                                 effect == Effect::Settled && book.owes_content(&attempt.id);
@@ -947,8 +967,9 @@ impl Ledger {
                 self.effects(effect).await;
                 log_settlement(wallet.as_deref(), &attempt.id, effect, unserved);
             }
-            // The rest waits for the next run (as past the safety valve below).
+            // The rest waits for the next run (as past the safety valve above), fewer at once.
             if limited {
+                self.memory.borrow_mut().at_once = (at_once / 2).max(1);
                 rounds = 200;
             }
         }
@@ -1060,7 +1081,14 @@ async fn side_by_side<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
 
 /// Asks the chain whether an authorization was used, when an RPC URL is configured for its
 /// network; and if its state says so, whether it paid or was cancelled (the token's logs).
-async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> Outcome {
+/// `refused` is set when the platform refused one of its calls (its limit on one invocation's
+/// calls).
+async fn reconcile(
+    config: &Config,
+    wallet: Option<&str>,
+    attempt: &Attempt,
+    refused: &Cell<bool>,
+) -> Outcome {
     let chain_id = crate::networks::parse_network(&attempt.network).map(|n| n.chain_id);
     let Some(url) = chain_id.and_then(|c| config.rpc_for(c)) else {
         return Outcome::NoRpc;
@@ -1076,13 +1104,13 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
     };
     // The node's newest block first: the state is read as of it, and the logs up to it, so that
     // a node behind another (behind one URL) cannot show a use whose log it does not yet hold.
-    let latest = js::rpc(url, &crate::chain::block_number_request())
+    let latest = js::rpc_noting(url, &crate::chain::block_number_request(), refused)
         .await
         .as_deref()
         .and_then(crate::chain::read_block_number);
     let at = latest.map_or_else(|| "latest".into(), |b| format!("0x{b:x}"));
     let body = crate::chain::authorization_state_request(&token, &from, &nonce, &at);
-    match js::rpc(url, &body)
+    match js::rpc_noting(url, &body, refused)
         .await
         .as_deref()
         .and_then(crate::chain::read_bool_result)
@@ -1113,7 +1141,7 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 let body = crate::chain::authorization_logs_request(
                     &token, &from, &nonce, range.0, range.1,
                 );
-                let read = js::rpc(url, &body).await.and_then(|text| {
+                let read = js::rpc_noting(url, &body, refused).await.and_then(|text| {
                     crate::chain::read_authorization_logs(&text, &token, &from, &nonce)
                 });
                 let to = match read {
@@ -1142,9 +1170,12 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 };
             };
             let body = crate::chain::receipt_request(&transaction);
-            match js::rpc(url, &body).await.as_deref().and_then(|text| {
-                crate::chain::read_receipt_pays(text, &token, &from, &nonce, &to, value)
-            }) {
+            match js::rpc_noting(url, &body, refused)
+                .await
+                .as_deref()
+                .and_then(|text| {
+                    crate::chain::read_receipt_pays(text, &token, &from, &nonce, &to, value)
+                }) {
                 Some(true) => Outcome::Settled { transaction },
                 Some(false) => Outcome::OnChainUsedElsewhere { transaction },
                 None => Outcome::Unknown {
@@ -1154,7 +1185,17 @@ async fn reconcile(config: &Config, wallet: Option<&str>, attempt: &Attempt) -> 
                 },
             }
         }
-        None if used_before(url, &token, &from, &nonce, first, attempt.admitted_at).await => {
+        None if used_before(
+            url,
+            &token,
+            &from,
+            &nonce,
+            first,
+            attempt.admitted_at,
+            refused,
+        )
+        .await =>
+        {
             Outcome::OnChainUsedBefore
         }
         _ => Outcome::OnChainUsed,
@@ -1172,13 +1213,14 @@ async fn used_before(
     nonce: &[u8; 32],
     block: Option<u64>,
     admitted_at: u64,
+    refused: &Cell<bool>,
 ) -> bool {
     let Some(block) = block.filter(|b| *b > 0) else {
         return false;
     };
     let at = format!("0x{block:x}");
     let body = crate::chain::authorization_state_request(token, from, nonce, &at);
-    if js::rpc(url, &body)
+    if js::rpc_noting(url, &body, refused)
         .await
         .as_deref()
         .and_then(crate::chain::read_bool_result)
@@ -1186,7 +1228,7 @@ async fn used_before(
     {
         return false;
     }
-    js::rpc(url, &crate::chain::block_request(block))
+    js::rpc_noting(url, &crate::chain::block_request(block), refused)
         .await
         .as_deref()
         .and_then(crate::chain::read_block_timestamp)
