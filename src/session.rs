@@ -323,10 +323,11 @@ impl std::error::Error for TokenError {}
 pub type GrantCounts = crate::sorted::SortedMap<(u64, u64)>;
 
 /// How long a purchase is remembered by its payment ([`add_counted_grant`]): far longer than the
-/// request that records it may take to send its command a second time, and longer than a
-/// payment owed its content may be sent again to be served
-/// ([`crate::settlement::REPEAT_SECONDS`]), which records its grant again.
-pub const PAID_MARKER_SECONDS: u64 = crate::settlement::REPEAT_SECONDS + 600;
+/// request that records it may take to send its command a second time, or than a client takes to
+/// send again a payment owed its content, whose serving records its grant again. Not longer: a
+/// wallet paying every second on a route that sells a session keeps that many markers in a map
+/// every grant command rewrites.
+pub const PAID_MARKER_SECONDS: u64 = 600;
 
 /// Adds the `requests` a payment bought to the counted grant `key`, which then runs until
 /// `until` at least. Buying again before the last purchase is used up adds to what is left.

@@ -1971,7 +1971,10 @@ impl Ledger {
             };
         }
         self.dirty.entries.push(e.id.clone());
-        e.expire_lease(now);
+        // An attempt not sent is no unanswered one, however long its round took.
+        if !matches!(outcome, Outcome::NotSent { .. }) {
+            e.expire_lease(now);
+        }
         e.held_until = None;
         let micro = e.micro;
         let effect = match outcome {

@@ -3615,6 +3615,23 @@ fn calls_the_platform_refused_to_make_count_as_no_attempt() {
     }
     let e = l.entry(&id).unwrap();
     assert_eq!((e.status, e.unknowns, e.retries), (Status::Pending, 0, 0));
+    // However long the round it was in took (past the in-flight lease), nothing is counted.
+    let mut slow = l.clone();
+    slow.begin(&id, &p, now).unwrap();
+    let after = now + 600;
+    slow.record(
+        &id,
+        Outcome::NotSent {
+            action: Action::Settle,
+        },
+        &p,
+        after,
+    );
+    let e = slow.entry(&id).unwrap();
+    assert_eq!(
+        (e.status, e.unknowns, e.due_at),
+        (Status::Pending, 0, Some(after + 1))
+    );
     let mut late = l.clone();
     l.begin(&id, &p, now).unwrap();
     assert_eq!(l.record(&id, settled("0xfeed"), &p, now), Effect::Settled);

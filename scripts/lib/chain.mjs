@@ -5,7 +5,9 @@
 //
 // Accounts are anvil's ten well-known test accounts (mnemonic "test test ... junk"), by role.
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import os from "node:os";
 import path from "node:path";
 import {
   createPublicClient,
@@ -68,8 +70,16 @@ export function anvilBinary() {
 // Child processes started here, killed (whole process group) if this process exits without stopping them.
 const running = new Set();
 process.on("exit", () => {
-  for (const child of running) killGroup(child, "SIGKILL");
+  for (const child of running) {
+    killGroup(child, "SIGKILL");
+    forget(child.cachePath);
+  }
 });
+
+/** Deletes a chain's directory of states written to disk. */
+function forget(dir) {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
 
 function killGroup(child, signal) {
   try {
@@ -84,14 +94,21 @@ function killGroup(child, signal) {
  * Returns { rpcUrl, port, chainId, pid, stop() }.
  */
 export async function startAnvil({ port = 0, chainId = 31337, verbose = false, args = [] } = {}) {
+  // anvil writes the states of older blocks to disk (over a gigabyte once thousands of blocks are
+  // mined) and leaves them behind: each chain gets its own directory, deleted once it has stopped.
+  const cachePath = mkdtempSync(path.join(os.tmpdir(), "x402-anvil-"));
   const child = spawn(
     anvilBinary(),
-    ["--host", "127.0.0.1", "--port", String(port), "--chain-id", String(chainId), ...args],
+    ["--host", "127.0.0.1", "--port", String(port), "--chain-id", String(chainId), "--cache-path", cachePath, ...args],
     { detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
+  child.cachePath = cachePath;
   running.add(child);
   const exited = new Promise((resolve) => child.once("exit", resolve));
-  exited.then(() => running.delete(child));
+  exited.then(() => {
+    running.delete(child);
+    forget(cachePath);
+  });
 
   let output = "";
   const listening = new Promise((resolve, reject) => {

@@ -582,8 +582,8 @@ struct Memory {
     /// How many blocklist writes have failed in this object's life: a retry that began before
     /// another failed does not clear the flag.
     stale_marks: u32,
-    /// Settlement attempts made side by side, fewer after a run the platform's limit on calls
-    /// cut short (0: [`SETTLE_AT_ONCE`]).
+    /// Settlement attempts made side by side, fewer after a run whose first round the
+    /// platform's limit on calls cut short (0: [`SETTLE_AT_ONCE`]).
     at_once: usize,
 }
 
@@ -892,10 +892,6 @@ impl Ledger {
                 })
                 .await?;
             if attempts.is_empty() {
-                // All done within the platform's allowance: side by side again next time.
-                if rounds <= 200 {
-                    self.memory.borrow_mut().at_once = 0;
-                }
                 self.after_change(now).await?;
                 return Ok(());
             }
@@ -903,8 +899,8 @@ impl Ledger {
             // An attempt whose calls it refused (each call says so) is due again at once, for the
             // next run, which the alarm starts with a fresh allowance: nothing it did not send is
             // taken for unanswered. Each such round halves the attempts made side by side, so
-            // that one attempt's calls (16 at most) always fit in a run, and every run makes
-            // progress.
+            // that one attempt's calls (16 at most) always fit in a run's first round, and every
+            // run makes progress.
             let calls = attempts.iter().map(|attempt| async {
                 let refused = Cell::new(true);
                 let outcome = match attempt.action {
@@ -967,9 +963,16 @@ impl Ledger {
                 self.effects(effect).await;
                 log_settlement(wallet.as_deref(), &attempt.id, effect, unserved);
             }
-            // The rest waits for the next run (as past the safety valve above), fewer at once.
+            // The rest waits for the next run (as past the safety valve above); a run whose first
+            // round was already too much makes half as many attempts at once, one that was not
+            // twice as many (up to SETTLE_AT_ONCE).
+            if rounds == 1 {
+                self.memory.borrow_mut().at_once = match limited {
+                    true => (at_once / 2).max(1),
+                    false => (at_once * 2).min(SETTLE_AT_ONCE),
+                };
+            }
             if limited {
-                self.memory.borrow_mut().at_once = (at_once / 2).max(1);
                 rounds = 200;
             }
         }
