@@ -318,8 +318,8 @@ impl fmt::Display for TokenError {
 impl std::error::Error for TokenError {}
 
 /// The requests left on a wallet's counted grants, by grant key: `(left, until)`, and the ends of
-/// its timed grants (`(0, until)` under the key then `:time`: [`add_timed_grant`]). The ledger keeps it; entries past their
-/// time are dropped when it is read (one used up stays until then).
+/// its timed grants (`(0, until)` under the key then `:time`: [`add_timed_grant`]). The ledger
+/// keeps it; entries past their time are dropped when it is read (one used up stays until then).
 pub type GrantCounts = crate::sorted::SortedMap<(u64, u64)>;
 
 /// How long a purchase is remembered by its payment ([`add_counted_grant`]): far longer than the

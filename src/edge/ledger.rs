@@ -898,9 +898,9 @@ impl Ledger {
             // The platform limits the calls one invocation makes (50 on the Workers Free plan).
             // An attempt whose calls it refused (each call says so) is due again at once, for the
             // next run, which the alarm starts with a fresh allowance: nothing it did not send is
-            // taken for unanswered. Each such round halves the attempts made side by side, so
-            // that one attempt's calls (16 at most) always fit in a run's first round, and every
-            // run makes progress.
+            // taken for unanswered. A run whose first round meets the limit halves the attempts
+            // made side by side (see below), so that one attempt's calls (16 at most) come to fit
+            // in a run's first round, and every run makes progress.
             let calls = attempts.iter().map(|attempt| async {
                 let refused = Cell::new(true);
                 let outcome = match attempt.action {
